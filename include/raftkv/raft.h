@@ -1,0 +1,287 @@
+/*
+ * raftkv Raft core: a deterministic state machine with no I/O, threads, clock, randomness
+ * source or globals of its own.
+ *
+ * The host drives it:
+ *
+ *     raft_tick(r)               once per tick of its clock
+ *     raft_step(r, &msg)         for every message received from a peer
+ *     raft_propose(r, ...)       for every client command (leader only)
+ *
+ * and between those calls collects the work they produced:
+ *
+ *     if (raft_has_ready(r)) {
+ *         struct raft_ready rd;
+ *         raft_ready(r, &rd);
+ *         send rd.msgs                            (may leave before the write below)
+ *         durably write rd.term/vote, truncate at rd.truncate_from, append rd.entries
+ *         send rd.msgs_after_persist              (only once that write is durable)
+ *         apply rd.committed                      (in order)
+ *         raft_advance(r, &rd);
+ *     }
+ *
+ * Everything a raft_ready points to belongs to the core and stays valid until raft_advance;
+ * no other raft_* call may be made on the same core in between.
+ *
+ * Every function that can fail returns an enum raft_err (RAFT_OK = 0).
+ */
+#ifndef RAFTKV_RAFT_H
+#define RAFTKV_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t raft_id;    /* node id; 0 means "none" */
+typedef uint64_t raft_term;  /* 0 is the term before any election */
+typedef uint64_t raft_index; /* log index; the first entry has index 1 */
+
+enum raft_err {
+    RAFT_OK = 0,
+    RAFT_ENOMEM,     /* allocation failed; the core is unchanged */
+    RAFT_EINVAL,     /* bad argument or configuration */
+    RAFT_ENOTLEADER, /* a proposal reached a node that is not the leader */
+    RAFT_ETOOBIG,    /* a proposal larger than the configured maximum */
+    RAFT_ECORRUPT,   /* restored state is inconsistent (e.g. a gap in the log) */
+};
+
+/* A short, static description of an error code. */
+const char *raft_strerror(int err);
+
+enum raft_role {
+    RAFT_FOLLOWER,
+    RAFT_PRE_CANDIDATE, /* running a pre-vote (Raft dissertation §9.6): term not yet raised */
+    RAFT_CANDIDATE,
+    RAFT_LEADER,
+};
+
+const char *raft_role_name(enum raft_role role);
+
+enum raft_entry_type {
+    RAFT_ENTRY_NORMAL = 0,
+    RAFT_ENTRY_NOOP = 1, /* appended by each new leader (Raft §8) so it can commit its term */
+    RAFT_ENTRY_CONFIG = 2,
+};
+
+struct raft_entry {
+    raft_term term;
+    raft_index index;
+    enum raft_entry_type type;
+    size_t len;
+    uint8_t *data; /* len bytes; NULL when len == 0 */
+};
+
+enum raft_msg_type {
+    RAFT_MSG_REQUEST_VOTE,
+    RAFT_MSG_REQUEST_VOTE_RESP,
+    RAFT_MSG_APPEND,
+    RAFT_MSG_APPEND_RESP,
+    RAFT_MSG_INSTALL_SNAPSHOT,
+    RAFT_MSG_INSTALL_SNAPSHOT_RESP,
+};
+
+const char *raft_msg_type_name(enum raft_msg_type type);
+
+struct raft_request_vote {
+    raft_index last_log_index;
+    raft_term last_log_term;
+    bool pre_vote; /* msg.term is then the term the sender would campaign in */
+};
+
+struct raft_request_vote_resp {
+    bool granted;
+    bool pre_vote;
+};
+
+/* An AppendEntries; with no entries it is a heartbeat. */
+struct raft_append {
+    raft_index prev_index;
+    raft_term prev_term;
+    raft_index commit;
+    size_t n_entries;
+    struct raft_entry *entries;
+};
+
+struct raft_append_resp {
+    bool success;
+    raft_index index; /* success: last index matched; rejection: the rejected prev_index */
+    /* Fast back-tracking hint on rejection (Raft §5.3): the follower's term at prev_index
+     * (0 if its log is too short) and the first index it holds of that term (or its last
+     * index + 1 when its log is too short). */
+    raft_term conflict_term;
+    raft_index conflict_index;
+    raft_index last_index; /* the follower's last log index */
+};
+
+struct raft_install_snapshot {
+    raft_index last_index;
+    raft_term last_term;
+    size_t n_voters;
+    raft_id *voters;
+    uint64_t offset;
+    size_t len;
+    uint8_t *data;
+    bool done;
+};
+
+struct raft_install_snapshot_resp {
+    raft_index last_index;
+    uint64_t offset;
+    bool done;
+    bool rejected;
+};
+
+struct raft_msg {
+    enum raft_msg_type type;
+    raft_id from;
+    raft_id to;
+    raft_term term;
+    union {
+        struct raft_request_vote request_vote;
+        struct raft_request_vote_resp request_vote_resp;
+        struct raft_append append;
+        struct raft_append_resp append_resp;
+        struct raft_install_snapshot install_snapshot;
+        struct raft_install_snapshot_resp install_snapshot_resp;
+    };
+};
+
+/* Deep-copies src (entries, data, voters) into dst. Free the copy with raft_msg_free. */
+int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src);
+/* Frees what raft_msg_copy allocated inside msg (not msg itself). */
+void raft_msg_free(struct raft_msg *msg);
+
+/* Supplies randomness to the core (randomized election timeouts). Must return a value in
+ * [0, bound). The host decides where it comes from: a seeded PRNG in tests, any source in
+ * production. */
+typedef uint32_t (*raft_random_fn)(void *arg, uint32_t bound);
+
+struct raft_config {
+    raft_id id;
+    size_t n_voters;
+    const raft_id *voters; /* every voting member, this node included; copied */
+
+    /* Timing, in ticks. Election timeouts are drawn uniformly from [min, max). */
+    unsigned election_ticks_min; /* default 15 */
+    unsigned election_ticks_max; /* default 30 */
+    unsigned heartbeat_ticks;    /* default 5 */
+
+    bool pre_vote;     /* Raft dissertation §9.6; default true */
+    bool check_quorum; /* a leader steps down without a quorum for an election timeout;
+                          default true */
+
+    size_t max_entries_per_msg;   /* default 64 */
+    size_t max_bytes_per_msg;     /* default 1 MiB; at least one entry is always sent */
+    size_t max_inflight_msgs;     /* AppendEntries in flight per follower; default 32 */
+    size_t max_uncommitted_bytes; /* bound on proposals not yet committed; 0 = unbounded */
+    size_t max_entry_bytes;       /* largest proposal; default 8 MiB */
+
+    raft_random_fn random;
+    void *random_arg;
+};
+
+/* Fills cfg with the defaults above (id, voters and random left unset). */
+void raft_config_defaults(struct raft_config *cfg);
+
+/* What a node recovered from stable storage at start. */
+struct raft_restore {
+    raft_term term;
+    raft_id vote;
+    raft_index snapshot_index; /* entries up to here live in a snapshot (0 if none) */
+    raft_term snapshot_term;
+    raft_index applied; /* last index the state machine has applied */
+    size_t n_entries;
+    const struct raft_entry *entries; /* contiguous, starting at snapshot_index + 1; copied */
+};
+
+struct raft;
+
+/* Creates a core in the follower role. restore may be NULL for an empty node. */
+int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
+             struct raft **out);
+void raft_free(struct raft *r);
+
+/* Advances the logical clock by one tick. */
+void raft_tick(struct raft *r);
+
+/* Processes one message from a peer. Messages from unknown senders, addressed to another
+ * node, or otherwise malformed are dropped and counted; they never crash the core. */
+int raft_step(struct raft *r, const struct raft_msg *msg);
+
+/* Appends a normal entry with a copy of data to the leader's log. On success *index and
+ * *term (either may be NULL) say where it went: the proposal succeeded if and when the
+ * entry committed at *index has term *term. */
+int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index,
+                 raft_term *term);
+
+/* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
+void raft_campaign(struct raft *r);
+
+/* The batch of work the core hands to the host. */
+struct raft_ready {
+    /* Hard state to persist with this batch (term and vote always both set). */
+    bool hard_state_changed;
+    raft_term term;
+    raft_id vote;
+
+    /* Delete stable entries with index >= truncate_from before appending (0: none). */
+    raft_index truncate_from;
+    /* Entries to append durably. */
+    size_t n_entries;
+    const struct raft_entry *entries;
+
+    /* Messages that may be sent at once, before the write above is durable (the leader's
+     * AppendEntries, Raft dissertation §10.2.1). */
+    size_t n_msgs;
+    const struct raft_msg *msgs;
+    /* Messages that acknowledge this batch (votes, append responses): send them only once
+     * the write above is durable. */
+    size_t n_msgs_after_persist;
+    const struct raft_msg *msgs_after_persist;
+
+    /* Committed entries to apply, in order. They are always already durable locally. */
+    size_t n_committed;
+    const struct raft_entry *committed;
+
+    /* Soft state, for the host's information. */
+    bool soft_state_changed;
+    enum raft_role role;
+    raft_id leader;
+    raft_index commit;
+};
+
+bool raft_has_ready(const struct raft *r);
+/* Fills rd with the pending work. Call only when raft_has_ready. */
+void raft_ready(struct raft *r, struct raft_ready *rd);
+/* Tells the core the host has durably done everything in rd (and applied rd.committed). */
+void raft_advance(struct raft *r, const struct raft_ready *rd);
+
+/* Read-only views of the core's state. */
+raft_id raft_id_of(const struct raft *r);
+enum raft_role raft_role_of(const struct raft *r);
+raft_term raft_term_of(const struct raft *r);
+raft_id raft_vote_of(const struct raft *r);
+raft_id raft_leader_of(const struct raft *r);
+raft_index raft_commit_of(const struct raft *r);
+raft_index raft_applied_of(const struct raft *r);
+raft_index raft_last_index_of(const struct raft *r);
+raft_index raft_first_index_of(const struct raft *r); /* first index held in memory */
+/* Term of the entry at index, or 0 if it is not held (compacted or beyond the log).
+ * raft_term_at(r, snapshot_index) is the snapshot's term. */
+raft_term raft_term_at(const struct raft *r, raft_index index);
+/* The entry at index, or NULL if it is not held. Valid until the next call into the core. */
+const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
+
+/* Counters of what the core dropped or did, for metrics and tests. */
+struct raft_stats {
+    uint64_t msgs_dropped_unknown_peer;
+    uint64_t msgs_dropped_stale_term;
+    uint64_t msgs_dropped_malformed;
+    uint64_t elections_started;
+    uint64_t pre_votes_started;
+    uint64_t leader_stepped_down_no_quorum;
+    uint64_t append_rejections;
+};
+void raft_stats_of(const struct raft *r, struct raft_stats *out);
+
+#endif /* RAFTKV_RAFT_H */

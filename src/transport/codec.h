@@ -1,0 +1,27 @@
+/* Encoding of raft_msg as a raft.proto Envelope, the only thing peers exchange. */
+#ifndef RAFTKV_CODEC_H
+#define RAFTKV_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+#define RK_WIRE_VERSION 1
+
+/* Packs msg into a malloc'd buffer. */
+int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **out,
+                    size_t *out_len);
+
+enum rk_codec_err {
+    RK_CODEC_OK = 0,
+    RK_CODEC_EMALFORMED, /* not a valid Envelope, or no message inside */
+    RK_CODEC_EVERSION,   /* a wire version this node does not speak */
+    RK_CODEC_ECLUSTER,   /* from another cluster */
+    RK_CODEC_ENOMEM,
+};
+
+/* Unpacks an Envelope into msg (allocations freed by raft_msg_free). */
+int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct raft_msg *msg);
+
+#endif

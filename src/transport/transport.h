@@ -1,0 +1,99 @@
+/*
+ * NNG transport between raftd nodes, for clients and for change streams.
+ *
+ * NNG callbacks never touch node state: they hand what arrived to the on_* callbacks,
+ * which must only queue it for the node's event loop (one owner per piece of state).
+ */
+#ifndef RAFTKV_TRANSPORT_H
+#define RAFTKV_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkv/raft.h"
+
+struct rk_peer {
+    raft_id id;
+    const char *url; /* e.g. tcp://127.0.0.1:7001 */
+};
+
+struct rk_transport_stats {
+    uint64_t sent;
+    uint64_t send_dropped; /* no free context towards the peer, or the peer is down */
+    uint64_t received;
+    uint64_t recv_malformed;     /* undecodable, wrong version or wrong cluster */
+    uint64_t recv_unknown_peer;  /* from or to an id not in the configuration */
+    uint64_t recv_oversized;     /* dropped by the socket's max message size */
+};
+
+/*
+ * Raft RPCs. Every raft_msg (request or response) travels as an NNG req/rep request to the
+ * rep socket of its recipient, which acknowledges it at once with an empty reply: Raft's
+ * messages are one-way and their responses come later, after a durable write. Each peer
+ * has a pool of NNG contexts so several AppendEntries are in flight at once; when all are
+ * busy the message is dropped and counted (Raft tolerates loss). Dialers redial a
+ * restarted peer by themselves.
+ */
+struct rk_transport_options {
+    uint64_t cluster_id;
+    raft_id self;
+    const char *listen_url;
+    size_t n_peers; /* the other nodes */
+    const struct rk_peer *peers;
+    size_t max_msg_bytes;    /* set as NNG_OPT_RECVMAXSZ on every socket; default 64 MiB */
+    size_t contexts_per_peer; /* default 64 */
+    /* Called from an NNG thread with a decoded message from a known peer, addressed to
+     * self. The callee owns msg's allocations (raft_msg_free). */
+    void (*on_msg)(void *arg, struct raft_msg *msg);
+    void *arg;
+};
+
+struct rk_transport;
+
+int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out);
+/* Encodes and sends asynchronously; never blocks. */
+int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg);
+void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
+void rk_transport_stop(struct rk_transport *t);
+
+/*
+ * Client requests: an NNG rep socket with a pool of contexts. Each request (a packed
+ * kv.proto ClientRequest) is handed to on_request with a handle; the node answers it
+ * later, from its event loop, with rk_client_server_reply (exactly once per handle).
+ */
+struct rk_client_call; /* one received request awaiting its reply */
+
+struct rk_client_server_options {
+    const char *listen_url;
+    size_t max_msg_bytes;
+    size_t contexts; /* concurrent requests served; default 1024 */
+    void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req,
+                       size_t len);
+    void *arg;
+};
+
+struct rk_client_server;
+
+int rk_client_server_start(const struct rk_client_server_options *opts,
+                           struct rk_client_server **out);
+/* Sends the reply (the bytes are copied) and re-arms the call's context. */
+void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *call,
+                            const uint8_t *resp, size_t len);
+void rk_client_server_stop(struct rk_client_server *s);
+
+/*
+ * Change stream: an NNG pub socket. Each message is the topic followed by a packed
+ * kv.proto message: "kv/" + ChangeEvent, "leader/" + LeaderEvent. Subscribers filter by
+ * topic prefix.
+ */
+#define RK_TOPIC_KV "kv/"
+#define RK_TOPIC_LEADER "leader/"
+
+struct rk_publisher;
+
+int rk_publisher_start(const char *listen_url, struct rk_publisher **out);
+void rk_publisher_send(struct rk_publisher *p, const char *topic, const uint8_t *payload,
+                       size_t len);
+void rk_publisher_stop(struct rk_publisher *p);
+
+#endif
