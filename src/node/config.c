@@ -1,0 +1,486 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/config.h"
+
+enum value_type {
+    V_ID,    /* positive integer */
+    V_U64,   /* positive integer, decimal or 0x hex */
+    V_STR,   /* non-empty string */
+    V_URL,   /* scheme://address */
+    V_MS,    /* milliseconds: unsigned */
+    V_COUNT, /* positive integer: size_t */
+    V_SIZE,  /* bytes with optional KiB/MiB/GiB suffix: size_t */
+    V_SIZE64,
+    V_LEVEL,
+};
+
+struct key_spec {
+    const char *name;
+    enum value_type type;
+    size_t offset;
+    bool required;
+};
+
+#define KEY(name, type, required)                                                                  \
+    {                                                                                              \
+#name, type, offsetof(struct rk_config, name), required                                    \
+    }
+static const struct key_spec keys[] = {
+    KEY(node_id, V_ID, true),
+    KEY(cluster_id, V_U64, true),
+    KEY(data_dir, V_STR, true),
+    KEY(listen_peer, V_URL, false),
+    KEY(listen_client, V_URL, false),
+    KEY(listen_pub, V_URL, false),
+    KEY(pub_address, V_URL, false),
+    KEY(election_timeout_min_ms, V_MS, false),
+    KEY(election_timeout_max_ms, V_MS, false),
+    KEY(heartbeat_interval_ms, V_MS, false),
+    KEY(max_append_entries, V_COUNT, false),
+    KEY(max_append_bytes, V_SIZE, false),
+    KEY(max_inflight, V_COUNT, false),
+    KEY(max_key_bytes, V_SIZE, false),
+    KEY(max_value_bytes, V_SIZE, false),
+    KEY(max_db_bytes, V_SIZE64, false),
+    KEY(log_level, V_LEVEL, false),
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+/* Where each member's keys were set, for duplicate and consistency messages. */
+struct member_lines {
+    int peer;
+    int client;
+};
+
+struct parser {
+    const char *path;
+    int line;
+    struct rk_config *cfg;
+    int key_line[N_KEYS];
+    struct member_lines *member_lines; /* parallel to cfg->members */
+    char *err;
+    size_t err_len;
+};
+
+static int fail_at(struct parser *p, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Formats "path:line: key: message" (line and key omitted when 0 / NULL). */
+static int fail_at(struct parser *p, int line, const char *key, const char *fmt, ...)
+{
+    int n = line > 0 ? snprintf(p->err, p->err_len, "%s:%d: ", p->path, line)
+                     : snprintf(p->err, p->err_len, "%s: ", p->path);
+    if (key && n >= 0 && (size_t)n < p->err_len)
+        n += snprintf(p->err + n, p->err_len - (size_t)n, "%s: ", key);
+    if (n >= 0 && (size_t)n < p->err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err + n, p->err_len - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static void config_defaults(struct rk_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->election_timeout_min_ms = 150;
+    cfg->election_timeout_max_ms = 300;
+    cfg->heartbeat_interval_ms = 50;
+    cfg->max_append_entries = 64;
+    cfg->max_append_bytes = 1 << 20;
+    cfg->max_inflight = 32;
+    cfg->max_key_bytes = 4096;
+    cfg->max_value_bytes = 1 << 20;
+    cfg->max_db_bytes = 8ULL << 30;
+    cfg->log_level = RK_LOG_INFO;
+}
+
+/* Parses all of s as an unsigned integer (decimal, or hex with 0x when hex_ok); the digits
+ * end at *end, which may hold a suffix. */
+static int parse_uint(const char *s, bool hex_ok, uint64_t *out, const char **end)
+{
+    int base = 10;
+    if (hex_ok && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (!isxdigit((unsigned char)s[0]) || (base == 10 && !isdigit((unsigned char)s[0])))
+        return -1;
+    errno = 0;
+    char *e;
+    unsigned long long v = strtoull(s, &e, base);
+    if (errno == ERANGE)
+        return -1;
+    *out = v;
+    *end = e;
+    return 0;
+}
+
+static int parse_number(const char *s, bool hex_ok, uint64_t *out)
+{
+    const char *end;
+    return parse_uint(s, hex_ok, out, &end) == 0 && *end == '\0' ? 0 : -1;
+}
+
+static int parse_ms(const char *s, uint64_t *out)
+{
+    const char *end;
+    if (parse_uint(s, false, out, &end) != 0 || *out == 0 || *out > 3600 * 1000)
+        return -1;
+    return *end == '\0' || strcmp(end, "ms") == 0 ? 0 : -1;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {{"", 0},   {"B", 0},    {"K", 10}, {"KiB", 10},
+                 {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}};
+    const char *end;
+    uint64_t v;
+    if (parse_uint(s, false, &v, &end) != 0 || v == 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (v > (UINT64_MAX >> units[i].shift))
+                return -1;
+            *out = v << units[i].shift;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool is_url(const char *s)
+{
+    const char *sep = strstr(s, "://");
+    return sep && sep > s && sep[3] != '\0' && !strpbrk(s, " \t");
+}
+
+static const char *type_expectation(enum value_type type)
+{
+    switch (type) {
+    case V_ID:
+        return "expected a node id (a positive integer)";
+    case V_U64:
+    case V_COUNT:
+        return "expected a positive integer";
+    case V_STR:
+        return "expected a value";
+    case V_URL:
+        return "expected an address such as tcp://127.0.0.1:7001";
+    case V_MS:
+        return "expected a number of milliseconds";
+    case V_SIZE:
+    case V_SIZE64:
+        return "expected a size in bytes (e.g. 4096, 64KiB, 1MiB, 8GiB)";
+    case V_LEVEL:
+        return "expected one of error, warn, info, debug";
+    }
+    return "bad value";
+}
+
+/* Stores value into the field of spec; returns -1 if the value does not parse. */
+static int set_value(struct rk_config *cfg, const struct key_spec *spec, const char *value)
+{
+    char *field = (char *)cfg + spec->offset;
+    uint64_t v = 0;
+    int rc = 0;
+    switch (spec->type) {
+    case V_ID:
+    case V_U64:
+    case V_COUNT:
+        rc = parse_number(value, spec->type == V_U64, &v);
+        if (rc == 0 && v == 0)
+            rc = -1;
+        if (rc == 0 && spec->type == V_COUNT && v > SIZE_MAX)
+            rc = -1;
+        if (rc == 0 && spec->type == V_COUNT)
+            *(size_t *)field = (size_t)v;
+        else if (rc == 0)
+            *(uint64_t *)field = v;
+        return rc;
+    case V_STR:
+    case V_URL:
+        if (spec->type == V_URL && !is_url(value))
+            return -1;
+        *(char **)field = strdup(value);
+        return *(char **)field ? 0 : -1;
+    case V_MS:
+        rc = parse_ms(value, &v);
+        if (rc == 0)
+            *(unsigned *)field = (unsigned)v;
+        return rc;
+    case V_SIZE:
+    case V_SIZE64:
+        rc = parse_size(value, &v);
+        if (rc == 0 && spec->type == V_SIZE && v > SIZE_MAX)
+            rc = -1;
+        if (rc == 0 && spec->type == V_SIZE)
+            *(size_t *)field = (size_t)v;
+        else if (rc == 0)
+            *(uint64_t *)field = v;
+        return rc;
+    case V_LEVEL:
+        return rk_log_level_parse(value, (enum rk_log_level *)field);
+    }
+    return -1;
+}
+
+/* The member with this id, added if new; NULL on allocation failure. */
+static struct rk_member *member_get(struct parser *p, raft_id id, struct member_lines **lines)
+{
+    struct rk_config *cfg = p->cfg;
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        if (cfg->members[i].id == id) {
+            *lines = &p->member_lines[i];
+            return &cfg->members[i];
+        }
+    }
+    size_t n = cfg->n_members + 1;
+    struct rk_member *m = realloc(cfg->members, n * sizeof *m);
+    if (!m)
+        return NULL;
+    cfg->members = m;
+    struct member_lines *ml = realloc(p->member_lines, n * sizeof *ml);
+    if (!ml)
+        return NULL;
+    p->member_lines = ml;
+    cfg->n_members = n;
+    m[n - 1] = (struct rk_member){.id = id};
+    ml[n - 1] = (struct member_lines){0};
+    *lines = &ml[n - 1];
+    return &m[n - 1];
+}
+
+/* peer.<id> or client.<id>. Returns 1 if key is not of that form. */
+static int set_member_key(struct parser *p, const char *key, const char *value)
+{
+    bool peer = strncmp(key, "peer.", 5) == 0;
+    bool client = strncmp(key, "client.", 7) == 0;
+    if (!peer && !client)
+        return 1;
+    uint64_t id;
+    if (parse_number(key + (peer ? 5 : 7), false, &id) != 0 || id == 0)
+        return fail_at(p, p->line, key,
+                       "the part after the dot must be a node id (a positive "
+                       "integer)");
+    if (!is_url(value))
+        return fail_at(p, p->line, key, "%s, got \"%s\"", type_expectation(V_URL), value);
+    struct member_lines *lines;
+    struct rk_member *m = member_get(p, id, &lines);
+    if (!m)
+        return fail_at(p, p->line, key, "out of memory");
+    int *line = peer ? &lines->peer : &lines->client;
+    if (*line)
+        return fail_at(p, p->line, key, "duplicate key (first set on line %d)", *line);
+    *line = p->line;
+    char **url = peer ? &m->peer_url : &m->client_url;
+    *url = strdup(value);
+    return *url ? 0 : fail_at(p, p->line, key, "out of memory");
+}
+
+static int set_key(struct parser *p, const char *key, const char *value)
+{
+    int rc = set_member_key(p, key, value);
+    if (rc <= 0)
+        return rc;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(keys[i].name, key) != 0)
+            continue;
+        if (p->key_line[i])
+            return fail_at(p, p->line, key, "duplicate key (first set on line %d)", p->key_line[i]);
+        if (set_value(p->cfg, &keys[i], value) != 0)
+            return fail_at(p, p->line, key, "%s, got \"%s\"", type_expectation(keys[i].type),
+                           value);
+        p->key_line[i] = p->line;
+        return 0;
+    }
+    return fail_at(p, p->line, key, "unknown key");
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/* Cuts a comment: '#' at the start of the line or after whitespace. */
+static void strip_comment(char *s)
+{
+    for (char *c = s; (c = strchr(c, '#')); c++) {
+        if (c == s || isspace((unsigned char)c[-1])) {
+            *c = '\0';
+            return;
+        }
+    }
+}
+
+static int parse_line(struct parser *p, char *line)
+{
+    strip_comment(line);
+    char *s = trim(line);
+    if (*s == '\0')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail_at(p, p->line, NULL, "expected `key = value`, got \"%s\"", s);
+    *eq = '\0';
+    char *key = trim(s);
+    char *value = trim(eq + 1);
+    if (*key == '\0')
+        return fail_at(p, p->line, NULL, "missing key before '='");
+    if (*value == '\0')
+        return fail_at(p, p->line, key, "missing value after '='");
+    return set_key(p, key, value);
+}
+
+static int key_line(const struct parser *p, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return p->key_line[i];
+    return 0;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    raft_id x = ((const struct rk_member *)a)->id, y = ((const struct rk_member *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int dup_default(char **dst, const char *src)
+{
+    if (*dst || !src)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+static int check_members(struct parser *p)
+{
+    struct rk_config *cfg = p->cfg;
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        if (!cfg->members[i].peer_url) {
+            char key[40];
+            snprintf(key, sizeof key, "client.%llu", (unsigned long long)cfg->members[i].id);
+            return fail_at(p, p->member_lines[i].client, key,
+                           "no peer.%llu: every member needs its peer.<id> line",
+                           (unsigned long long)cfg->members[i].id);
+        }
+    }
+    const struct rk_member *self = rk_config_member(cfg, cfg->node_id);
+    if (!self)
+        return fail_at(p, key_line(p, "node_id"), "node_id",
+                       "no peer.%llu line: the members (peer.<id> lines) must include this node",
+                       (unsigned long long)cfg->node_id);
+    if (!cfg->listen_client && !self->client_url)
+        return fail_at(p, 0, "listen_client",
+                       "required: set client.%llu (this node's client address) or listen_client",
+                       (unsigned long long)cfg->node_id);
+    if (dup_default(&cfg->listen_peer, self->peer_url) ||
+        dup_default(&cfg->listen_client, self->client_url) ||
+        dup_default(&cfg->listen_pub, cfg->pub_address))
+        return fail_at(p, 0, NULL, "out of memory");
+    qsort(cfg->members, cfg->n_members, sizeof cfg->members[0], member_cmp);
+    return 0;
+}
+
+static int check_timing(struct parser *p)
+{
+    const struct rk_config *cfg = p->cfg;
+    unsigned min = rk_config_ticks(cfg->election_timeout_min_ms);
+    unsigned max = rk_config_ticks(cfg->election_timeout_max_ms);
+    unsigned hb = rk_config_ticks(cfg->heartbeat_interval_ms);
+    if (min >= max)
+        return fail_at(p, key_line(p, "election_timeout_min_ms"), "election_timeout_min_ms",
+                       "must be less than election_timeout_max_ms (%u) by at least the %u ms tick",
+                       cfg->election_timeout_max_ms, RK_TICK_MS);
+    if (hb >= min)
+        return fail_at(p, key_line(p, "heartbeat_interval_ms"), "heartbeat_interval_ms",
+                       "must be less than election_timeout_min_ms (%u)",
+                       cfg->election_timeout_min_ms);
+    return 0;
+}
+
+static int check_config(struct parser *p)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].required && !p->key_line[i])
+            return fail_at(p, 0, keys[i].name, "required key missing");
+    int rc = check_members(p);
+    return rc ? rc : check_timing(p);
+}
+
+static int parse_file(struct parser *p, FILE *f)
+{
+    char buf[4096];
+    while (fgets(buf, sizeof buf, f)) {
+        p->line++;
+        size_t len = strlen(buf);
+        if (len == sizeof buf - 1 && buf[len - 1] != '\n')
+            return fail_at(p, p->line, NULL, "line longer than %zu bytes", sizeof buf - 2);
+        if (parse_line(p, buf) != 0)
+            return -1;
+    }
+    if (ferror(f))
+        return fail_at(p, 0, NULL, "cannot read: %s", strerror(errno));
+    return check_config(p);
+}
+
+int rk_config_load(const char *path, struct rk_config *out, char *err, size_t err_len)
+{
+    config_defaults(out);
+    struct parser p = {.path = path, .cfg = out, .err = err, .err_len = err_len};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail_at(&p, 0, NULL, "cannot open: %s", strerror(errno));
+    int rc = parse_file(&p, f);
+    fclose(f);
+    free(p.member_lines);
+    if (rc != 0)
+        rk_config_free(out);
+    return rc;
+}
+
+void rk_config_free(struct rk_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        free(cfg->members[i].peer_url);
+        free(cfg->members[i].client_url);
+    }
+    free(cfg->members);
+    free(cfg->data_dir);
+    free(cfg->listen_peer);
+    free(cfg->listen_client);
+    free(cfg->pub_address);
+    free(cfg->listen_pub);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const struct rk_member *rk_config_member(const struct rk_config *cfg, raft_id id)
+{
+    for (size_t i = 0; i < cfg->n_members; i++)
+        if (cfg->members[i].id == id)
+            return &cfg->members[i];
+    return NULL;
+}
+
+unsigned rk_config_ticks(unsigned ms)
+{
+    return (ms + RK_TICK_MS - 1) / RK_TICK_MS;
+}

@@ -1,0 +1,60 @@
+/*
+ * raftd's configuration file: `key = value` lines, `#` starts a comment (at the start of a
+ * line, or after whitespace). deploy/node.conf.example documents every key and default.
+ */
+#ifndef RAFTKV_NODE_CONFIG_H
+#define RAFTKV_NODE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/log.h"
+#include "raftkv/raft.h"
+
+/* The node drives the core with a tick of this period; ms settings are converted to ticks. */
+#define RK_TICK_MS 10
+
+struct rk_member {
+    raft_id id;
+    char *peer_url;   /* peer.<id> */
+    char *client_url; /* client.<id>; NULL when not configured */
+};
+
+struct rk_config {
+    raft_id node_id;
+    uint64_t cluster_id;
+    char *data_dir;
+    size_t n_members; /* sorted by id; self included */
+    struct rk_member *members;
+
+    char *listen_peer;   /* default: peer.<node_id> */
+    char *listen_client; /* default: client.<node_id> */
+    char *pub_address;   /* NULL: no change stream */
+    char *listen_pub;    /* default: pub_address */
+
+    unsigned election_timeout_min_ms;
+    unsigned election_timeout_max_ms;
+    unsigned heartbeat_interval_ms;
+    size_t max_append_entries;
+    size_t max_append_bytes;
+    size_t max_inflight;
+    size_t max_key_bytes;
+    size_t max_value_bytes;
+    uint64_t max_db_bytes;
+    enum rk_log_level log_level;
+};
+
+/* Reads and checks the file at path. On failure returns nonzero and writes into err a
+ * message naming the file, the line and the key, e.g.
+ *   node.conf:7: election_timeout_min_ms: expected a number of milliseconds, got "abc"
+ * *out is then left empty (nothing to free). */
+int rk_config_load(const char *path, struct rk_config *out, char *err, size_t err_len);
+void rk_config_free(struct rk_config *cfg);
+
+/* The member with this id, or NULL. */
+const struct rk_member *rk_config_member(const struct rk_config *cfg, raft_id id);
+
+/* A duration in ms as a whole number of ticks (rounded up). */
+unsigned rk_config_ticks(unsigned ms);
+
+#endif
