@@ -21,7 +21,10 @@
  *     }
  *
  * Everything a raft_ready points to belongs to the core and stays valid until raft_advance;
- * no other raft_* call may be made on the same core in between.
+ * no other raft_* call may be made on the same core in between, except raft_ready again
+ * (it returns the same work, e.g. for a host retrying a failed write). A ready with nothing
+ * to persist (no hard state change, no truncation, no entries) lets msgs_after_persist go
+ * out at once.
  *
  * Every function that can fail returns an enum raft_err (RAFT_OK = 0).
  */
@@ -170,11 +173,10 @@ struct raft_config {
     bool check_quorum; /* a leader steps down without a quorum for an election timeout;
                           default true */
 
-    size_t max_entries_per_msg;   /* default 64 */
-    size_t max_bytes_per_msg;     /* default 1 MiB; at least one entry is always sent */
-    size_t max_inflight_msgs;     /* AppendEntries in flight per follower; default 32 */
-    size_t max_uncommitted_bytes; /* bound on proposals not yet committed; 0 = unbounded */
-    size_t max_entry_bytes;       /* largest proposal; default 8 MiB */
+    size_t max_entries_per_msg; /* default 64 */
+    size_t max_bytes_per_msg;   /* default 1 MiB; at least one entry is always sent */
+    size_t max_inflight_msgs;   /* AppendEntries in flight per follower; default 32 */
+    size_t max_entry_bytes;     /* largest proposal; default 8 MiB */
 
     raft_random_fn random;
     void *random_arg;
@@ -197,8 +199,7 @@ struct raft_restore {
 struct raft;
 
 /* Creates a core in the follower role. restore may be NULL for an empty node. */
-int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
-             struct raft **out);
+int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, struct raft **out);
 void raft_free(struct raft *r);
 
 /* Advances the logical clock by one tick. */
@@ -211,8 +212,7 @@ int raft_step(struct raft *r, const struct raft_msg *msg);
 /* Appends a normal entry with a copy of data to the leader's log. On success *index and
  * *term (either may be NULL) say where it went: the proposal succeeded if and when the
  * entry committed at *index has term *term. */
-int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index,
-                 raft_term *term);
+int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index, raft_term *term);
 
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
 void raft_campaign(struct raft *r);

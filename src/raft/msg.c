@@ -75,8 +75,8 @@ int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src)
     *dst = *src;
     if (src->type == RAFT_MSG_APPEND) {
         const struct raft_append *a = &src->append;
-        dst->append.entries = memdup_or_null(a->entries, a->n_entries * sizeof *a->entries,
-                                             &failed);
+        dst->append.entries =
+            memdup_or_null(a->entries, a->n_entries * sizeof *a->entries, &failed);
         if (failed)
             dst->append.n_entries = 0;
         for (size_t i = 0; i < dst->append.n_entries; i++) {

@@ -1,0 +1,403 @@
+/* The core's lifecycle, term rules, message dispatch and the ready/advance handshake. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/core.h"
+
+void raft_config_defaults(struct raft_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->election_ticks_min = 15;
+    cfg->election_ticks_max = 30;
+    cfg->heartbeat_ticks = 5;
+    cfg->pre_vote = true;
+    cfg->check_quorum = true;
+    cfg->max_entries_per_msg = 64;
+    cfg->max_bytes_per_msg = 1 << 20;
+    cfg->max_inflight_msgs = 32;
+    cfg->max_entry_bytes = 8 << 20;
+}
+
+static bool config_is_valid(const struct raft_config *cfg)
+{
+    if (cfg->id == 0 || cfg->n_voters == 0 || !cfg->voters || !cfg->random)
+        return false;
+    if (cfg->election_ticks_min == 0 || cfg->election_ticks_max <= cfg->election_ticks_min ||
+        cfg->heartbeat_ticks == 0 || cfg->heartbeat_ticks >= cfg->election_ticks_min)
+        return false;
+    if (cfg->max_entries_per_msg == 0 || cfg->max_inflight_msgs == 0)
+        return false;
+    bool self = false;
+    for (size_t i = 0; i < cfg->n_voters; i++) {
+        if (cfg->voters[i] == 0)
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (cfg->voters[j] == cfg->voters[i])
+                return false;
+        self |= cfg->voters[i] == cfg->id;
+    }
+    return self;
+}
+
+int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, struct raft **out)
+{
+    if (!config_is_valid(cfg))
+        return RAFT_EINVAL;
+    struct raft *r = calloc(1, sizeof *r);
+    if (!r)
+        return RAFT_ENOMEM;
+    r->cfg = *cfg;
+    r->n_voters = cfg->n_voters;
+    r->voters = calloc(r->n_voters, sizeof *r->voters);
+    r->progress = calloc(r->n_voters, sizeof *r->progress);
+    r->votes = calloc(r->n_voters, sizeof *r->votes);
+    int rv = (r->voters && r->progress && r->votes) ? RAFT_OK : RAFT_ENOMEM;
+    for (size_t i = 0; rv == RAFT_OK && i < r->n_voters; i++) {
+        r->voters[i] = cfg->voters[i];
+        rv = progress_init(&r->progress[i], cfg->voters[i], cfg->max_inflight_msgs);
+    }
+    if (rv == RAFT_OK)
+        rv = log_init(&r->log, restore);
+    if (rv != RAFT_OK) {
+        raft_free(r);
+        return rv;
+    }
+    r->cfg.voters = r->voters;
+    if (restore) {
+        r->term = r->persisted_term = restore->term;
+        r->vote = r->persisted_vote = restore->vote;
+    }
+    r->role = r->reported_role = RAFT_FOLLOWER;
+    r->reported_commit = r->log.commit;
+    raft_reset_election_timer(r);
+    *out = r;
+    return RAFT_OK;
+}
+
+static void outbox_clear(struct outbox *box)
+{
+    for (size_t i = 0; i < box->n; i++)
+        raft_msg_free(&box->msgs[i]);
+    box->n = 0;
+}
+
+void raft_free(struct raft *r)
+{
+    if (!r)
+        return;
+    outbox_clear(&r->now);
+    outbox_clear(&r->after_persist);
+    free(r->now.msgs);
+    free(r->after_persist.msgs);
+    for (size_t i = 0; r->progress && i < r->n_voters; i++)
+        progress_free(&r->progress[i]);
+    log_free(&r->log);
+    free(r->progress);
+    free(r->votes);
+    free(r->voters);
+    free(r);
+}
+
+size_t raft_quorum(const struct raft *r)
+{
+    return r->n_voters / 2 + 1;
+}
+
+int raft_voter_slot(const struct raft *r, raft_id id)
+{
+    for (size_t i = 0; i < r->n_voters; i++)
+        if (r->voters[i] == id)
+            return (int)i;
+    return -1;
+}
+
+int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
+{
+    if (box->n == box->cap) {
+        size_t cap = box->cap ? box->cap * 2 : 16;
+        struct raft_msg *grown = realloc(box->msgs, cap * sizeof *grown);
+        if (!grown)
+            return RAFT_ENOMEM;
+        box->msgs = grown;
+        box->cap = cap;
+    }
+    int rv = raft_msg_copy(&box->msgs[box->n], msg);
+    if (rv != RAFT_OK)
+        return rv;
+    box->msgs[box->n].from = r->cfg.id;
+    box->msgs[box->n].term = msg->term ? msg->term : r->term;
+    box->n++;
+    return RAFT_OK;
+}
+
+void raft_reset_election_timer(struct raft *r)
+{
+    unsigned span = r->cfg.election_ticks_max - r->cfg.election_ticks_min;
+    r->election_elapsed = 0;
+    r->election_timeout = r->cfg.election_ticks_min + r->cfg.random(r->cfg.random_arg, span);
+}
+
+void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
+{
+    if (term > r->term) {
+        r->term = term;
+        r->vote = 0;
+    }
+    r->role = RAFT_FOLLOWER;
+    r->leader = leader;
+    r->heartbeat_elapsed = 0;
+    raft_reset_election_timer(r);
+}
+
+void raft_tick(struct raft *r)
+{
+    if (r->role == RAFT_LEADER)
+        replication_tick(r);
+    else
+        election_tick(r);
+}
+
+void raft_campaign(struct raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        election_start(r, r->cfg.pre_vote);
+}
+
+/* Rejects what no correct peer sends; the network and the codec are not trusted. */
+static bool msg_is_well_formed(const struct raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        if (m->append.n_entries && !m->append.entries)
+            return false;
+        for (size_t i = 0; i < m->append.n_entries; i++) {
+            const struct raft_entry *e = &m->append.entries[i];
+            raft_term prev_term = i ? m->append.entries[i - 1].term : m->append.prev_term;
+            if (e->index != m->append.prev_index + 1 + i || e->term < prev_term ||
+                e->term > m->term || (e->len && !e->data) || e->type > RAFT_ENTRY_CONFIG)
+                return false;
+        }
+        return true;
+    case RAFT_MSG_REQUEST_VOTE:
+    case RAFT_MSG_REQUEST_VOTE_RESP:
+    case RAFT_MSG_APPEND_RESP:
+        return true;
+    case RAFT_MSG_INSTALL_SNAPSHOT:
+    case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
+        return false; /* not spoken by this version of the core */
+    }
+    return false;
+}
+
+static bool is_vote_request(const struct raft_msg *m)
+{
+    return m->type == RAFT_MSG_REQUEST_VOTE;
+}
+
+/* A node that heard from a live leader within the minimum election timeout does not let a
+ * candidate disrupt it (Raft dissertation §4.2.3; etcd's check-quorum lease). */
+static bool in_leader_lease(const struct raft *r)
+{
+    return r->cfg.check_quorum && r->leader != 0 && r->election_elapsed < r->cfg.election_ticks_min;
+}
+
+/* Raft §5.1: terms order everything; returns false when m must go no further. */
+static bool step_term(struct raft *r, const struct raft_msg *m)
+{
+    if (m->term > r->term) {
+        if (is_vote_request(m) && in_leader_lease(r))
+            return false;
+        bool pre_vote_req = is_vote_request(m) && m->request_vote.pre_vote;
+        bool pre_vote_granted = m->type == RAFT_MSG_REQUEST_VOTE_RESP &&
+                                m->request_vote_resp.pre_vote && m->request_vote_resp.granted;
+        /* A pre-vote is about a future term: it must not change ours. */
+        if (!pre_vote_req && !pre_vote_granted)
+            raft_become_follower(r, m->term, m->type == RAFT_MSG_APPEND ? m->from : 0);
+        return true;
+    }
+    if (m->term < r->term) {
+        r->stats.msgs_dropped_stale_term++;
+        if (m->type == RAFT_MSG_APPEND) {
+            /* Tell a stale leader about the newer term so it steps down (with pre-vote it
+             * would otherwise never learn it from a partitioned-and-healed follower). */
+            struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+            resp.append_resp.index = m->append.prev_index;
+            resp.append_resp.last_index = log_last_index(&r->log);
+            raft_send(r, &r->after_persist, &resp);
+        } else if (is_vote_request(m) && m->request_vote.pre_vote) {
+            struct raft_msg resp = {.type = RAFT_MSG_REQUEST_VOTE_RESP, .to = m->from};
+            resp.request_vote_resp.pre_vote = true;
+            raft_send(r, &r->after_persist, &resp);
+        }
+        return false;
+    }
+    return true;
+}
+
+int raft_step(struct raft *r, const struct raft_msg *m)
+{
+    if (m->to != r->cfg.id || m->from == r->cfg.id || raft_voter_slot(r, m->from) < 0) {
+        r->stats.msgs_dropped_unknown_peer++;
+        return RAFT_EINVAL;
+    }
+    if (!msg_is_well_formed(m)) {
+        r->stats.msgs_dropped_malformed++;
+        return RAFT_EINVAL;
+    }
+    if (!step_term(r, m))
+        return RAFT_OK;
+    switch (m->type) {
+    case RAFT_MSG_REQUEST_VOTE:
+        return election_on_request_vote(r, m);
+    case RAFT_MSG_REQUEST_VOTE_RESP:
+        return election_on_request_vote_resp(r, m);
+    case RAFT_MSG_APPEND:
+        return replication_on_append(r, m);
+    case RAFT_MSG_APPEND_RESP:
+        return replication_on_append_resp(r, m);
+    default:
+        return RAFT_OK;
+    }
+}
+
+int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index, raft_term *term)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (len > r->cfg.max_entry_bytes)
+        return RAFT_ETOOBIG;
+    raft_index at;
+    int rv = replication_propose(r, RAFT_ENTRY_NORMAL, data, len, &at);
+    if (rv != RAFT_OK)
+        return rv;
+    if (index)
+        *index = at;
+    if (term)
+        *term = r->term;
+    return RAFT_OK;
+}
+
+/* Applied entries must be durable here: a state machine ahead of the local log could not
+ * be rebuilt after a crash. */
+static raft_index applicable_index(const struct raft *r)
+{
+    return r->log.commit < r->log.stable ? r->log.commit : r->log.stable;
+}
+
+bool raft_has_ready(const struct raft *r)
+{
+    return r->term != r->persisted_term || r->vote != r->persisted_vote || r->log.truncate_from ||
+           r->log.stable < log_last_index(&r->log) || r->now.n || r->after_persist.n ||
+           r->replicate_pending || r->log.applied < applicable_index(r) ||
+           r->role != r->reported_role || r->leader != r->reported_leader ||
+           r->log.commit != r->reported_commit;
+}
+
+static const struct raft_entry *log_slice(const struct raft_log *l, raft_index from, raft_index to,
+                                          size_t *n)
+{
+    *n = to >= from ? (size_t)(to - from + 1) : 0;
+    return *n ? log_entry_at(l, from) : NULL;
+}
+
+void raft_ready(struct raft *r, struct raft_ready *rd)
+{
+    if (r->replicate_pending)
+        replication_flush(r);
+    memset(rd, 0, sizeof *rd);
+    rd->hard_state_changed = r->term != r->persisted_term || r->vote != r->persisted_vote;
+    rd->term = r->term;
+    rd->vote = r->vote;
+    rd->truncate_from = r->log.truncate_from;
+    rd->entries = log_slice(&r->log, r->log.stable + 1, log_last_index(&r->log), &rd->n_entries);
+    rd->msgs = r->now.msgs;
+    rd->n_msgs = r->now.n;
+    rd->msgs_after_persist = r->after_persist.msgs;
+    rd->n_msgs_after_persist = r->after_persist.n;
+    rd->committed = log_slice(&r->log, r->log.applied + 1, applicable_index(r), &rd->n_committed);
+    rd->soft_state_changed = r->role != r->reported_role || r->leader != r->reported_leader ||
+                             r->log.commit != r->reported_commit;
+    rd->role = r->role;
+    rd->leader = r->leader;
+    rd->commit = r->log.commit;
+}
+
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+    r->persisted_term = rd->term;
+    r->persisted_vote = rd->vote;
+    r->log.truncate_from = 0;
+    if (rd->n_entries)
+        r->log.stable = rd->entries[rd->n_entries - 1].index;
+    if (rd->n_committed)
+        r->log.applied = rd->committed[rd->n_committed - 1].index;
+    r->reported_role = rd->role;
+    r->reported_leader = rd->leader;
+    r->reported_commit = rd->commit;
+    outbox_clear(&r->now);
+    outbox_clear(&r->after_persist);
+    /* The leader counts itself towards a quorum only once its own write is durable
+     * (Raft dissertation §10.2.1). */
+    if (r->role == RAFT_LEADER && rd->n_entries)
+        replication_maybe_commit(r);
+}
+
+raft_id raft_id_of(const struct raft *r)
+{
+    return r->cfg.id;
+}
+
+enum raft_role raft_role_of(const struct raft *r)
+{
+    return r->role;
+}
+
+raft_term raft_term_of(const struct raft *r)
+{
+    return r->term;
+}
+
+raft_id raft_vote_of(const struct raft *r)
+{
+    return r->vote;
+}
+
+raft_id raft_leader_of(const struct raft *r)
+{
+    return r->leader;
+}
+
+raft_index raft_commit_of(const struct raft *r)
+{
+    return r->log.commit;
+}
+
+raft_index raft_applied_of(const struct raft *r)
+{
+    return r->log.applied;
+}
+
+raft_index raft_last_index_of(const struct raft *r)
+{
+    return log_last_index(&r->log);
+}
+
+raft_index raft_first_index_of(const struct raft *r)
+{
+    return r->log.snapshot_index + 1;
+}
+
+raft_term raft_term_at(const struct raft *r, raft_index index)
+{
+    return log_term_at(&r->log, index);
+}
+
+const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
+{
+    return log_entry_at(&r->log, index);
+}
+
+void raft_stats_of(const struct raft *r, struct raft_stats *out)
+{
+    *out = r->stats;
+}

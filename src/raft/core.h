@@ -1,0 +1,135 @@
+/* Internal state of the Raft core, shared by its files; nothing here is public. */
+#ifndef RAFTKV_RAFT_CORE_H
+#define RAFTKV_RAFT_CORE_H
+
+#include "raftkv/raft.h"
+
+/* The log held in memory: everything after the snapshot. */
+struct raft_log {
+    raft_index snapshot_index;
+    raft_term snapshot_term;
+    struct raft_entry *entries; /* entries[i].index == snapshot_index + 1 + i */
+    size_t n;
+    size_t cap;
+    raft_index stable;        /* last index the host has made durable */
+    raft_index truncate_from; /* durable entries from here on must be deleted (0: none) */
+    raft_index commit;
+    raft_index applied;
+};
+
+int log_init(struct raft_log *l, const struct raft_restore *restore);
+void log_free(struct raft_log *l);
+raft_index log_last_index(const struct raft_log *l);
+raft_term log_last_term(const struct raft_log *l);
+/* 0 when index is neither in the log nor the snapshot point. */
+raft_term log_term_at(const struct raft_log *l, raft_index index);
+const struct raft_entry *log_entry_at(const struct raft_log *l, raft_index index);
+/* Appends a copy of e (e->index must be last + 1). */
+int log_append(struct raft_log *l, const struct raft_entry *e);
+/* Deletes entries from index on, remembering a truncation of durable ones for the host. */
+void log_truncate(struct raft_log *l, raft_index index);
+/* Raft §5.4.1: a log ending in (last_index, last_term) is at least as up-to-date as ours. */
+bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term);
+/* The first index of the run of entries with the same term as the entry at index. */
+raft_index log_first_index_of_term_run(const struct raft_log *l, raft_index index);
+/* The largest index <= from whose term is term, or 0. */
+raft_index log_last_index_of_term(const struct raft_log *l, raft_term term, raft_index from);
+
+enum progress_state {
+    PROGRESS_PROBE,     /* next is a guess: one AppendEntries at a time until it matches */
+    PROGRESS_REPLICATE, /* next is known good: stream up to max_inflight_msgs at once */
+};
+
+/* The leader's view of one follower (etcd's Progress). */
+struct progress {
+    raft_id id;
+    raft_index match;
+    raft_index next;
+    enum progress_state state;
+    bool probe_sent;    /* probe: an AppendEntries is out; wait for its answer or a heartbeat */
+    bool recent_active; /* heard from since the last check-quorum round */
+    raft_index match_at_heartbeat; /* match at the previous heartbeat, to detect lost appends */
+    raft_index commit_sent;        /* highest commit index told to this follower */
+    raft_index *inflight;          /* ring of the last index of each AppendEntries in flight */
+    size_t inflight_start;
+    size_t inflight_count;
+    size_t inflight_cap;
+};
+
+int progress_init(struct progress *pr, raft_id id, size_t max_inflight);
+void progress_free(struct progress *pr);
+void progress_reset(struct progress *pr, raft_index last_index);
+void progress_become_probe(struct progress *pr, raft_index next);
+void progress_become_replicate(struct progress *pr);
+bool progress_is_paused(const struct progress *pr);
+void progress_on_sent(struct progress *pr, raft_index last_sent);
+/* Records an acknowledgement of everything up to index; returns whether match moved. */
+bool progress_on_ack(struct progress *pr, raft_index index);
+void progress_free_first_inflight(struct progress *pr);
+
+/* A list of outgoing messages, each owning deep copies of what it carries. */
+struct outbox {
+    struct raft_msg *msgs;
+    size_t n;
+    size_t cap;
+};
+
+enum vote_state { VOTE_UNKNOWN = 0, VOTE_GRANTED, VOTE_REJECTED };
+
+struct raft {
+    struct raft_config cfg; /* cfg.voters points at voters below */
+    raft_id *voters;
+    size_t n_voters;
+
+    raft_term term;
+    raft_id vote;
+    raft_id leader;
+    enum raft_role role;
+    struct raft_log log;
+
+    struct progress *progress; /* per voter, same order as voters; unused unless leader */
+    enum vote_state *votes;    /* per voter, during an election */
+    bool replicate_pending;    /* new entries or acknowledgements: send at the next ready */
+
+    unsigned election_elapsed;
+    unsigned heartbeat_elapsed;
+    unsigned election_timeout; /* randomized, in [election_ticks_min, election_ticks_max) */
+
+    /* What the host has made durable, to tell what the next ready must persist. */
+    raft_term persisted_term;
+    raft_id persisted_vote;
+    /* Soft state last reported in a ready. */
+    enum raft_role reported_role;
+    raft_id reported_leader;
+    raft_index reported_commit;
+
+    struct outbox now;           /* may leave before the ready's write is durable */
+    struct outbox after_persist; /* acknowledge durable state */
+
+    struct raft_stats stats;
+};
+
+/* core.c */
+size_t raft_quorum(const struct raft *r);
+int raft_voter_slot(const struct raft *r, raft_id id); /* -1 if not a voter */
+int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg);
+void raft_become_follower(struct raft *r, raft_term term, raft_id leader);
+void raft_reset_election_timer(struct raft *r);
+
+/* election.c */
+void election_start(struct raft *r, bool pre_vote);
+int election_on_request_vote(struct raft *r, const struct raft_msg *m);
+int election_on_request_vote_resp(struct raft *r, const struct raft_msg *m);
+void election_tick(struct raft *r);
+
+/* replication.c */
+int replication_become_leader(struct raft *r);
+int replication_on_append(struct raft *r, const struct raft_msg *m);
+int replication_on_append_resp(struct raft *r, const struct raft_msg *m);
+void replication_tick(struct raft *r);
+void replication_flush(struct raft *r);
+void replication_maybe_commit(struct raft *r);
+int replication_propose(struct raft *r, enum raft_entry_type type, const void *data, size_t len,
+                        raft_index *index);
+
+#endif

@@ -1,0 +1,308 @@
+/* Log replication (Raft §5.3) and commitment (§5.4.2), with batching and pipelining. */
+#include "raft/core.h"
+
+int replication_propose(struct raft *r, enum raft_entry_type type, const void *data, size_t len,
+                        raft_index *index)
+{
+    struct raft_entry e = {
+        .term = r->term,
+        .index = log_last_index(&r->log) + 1,
+        .type = type,
+        .len = len,
+        .data = (uint8_t *)data,
+    };
+    int rv = log_append(&r->log, &e);
+    if (rv != RAFT_OK)
+        return rv;
+    if (index)
+        *index = e.index;
+    /* Sent at the next ready, so proposals made together travel together. */
+    r->replicate_pending = true;
+    return RAFT_OK;
+}
+
+int replication_become_leader(struct raft *r)
+{
+    r->role = RAFT_LEADER;
+    r->leader = r->cfg.id;
+    r->heartbeat_elapsed = 0;
+    r->election_elapsed = 0;
+    for (size_t i = 0; i < r->n_voters; i++)
+        progress_reset(&r->progress[i], log_last_index(&r->log));
+    /* Raft §8: a leader commits nothing of earlier terms until it commits an entry of its
+     * own, so it appends one at once. */
+    return replication_propose(r, RAFT_ENTRY_NOOP, NULL, 0, NULL);
+}
+
+static struct progress *progress_of(struct raft *r, raft_id id)
+{
+    int slot = raft_voter_slot(r, id);
+    return slot < 0 ? NULL : &r->progress[slot];
+}
+
+static raft_index min_index(raft_index a, raft_index b)
+{
+    return a < b ? a : b;
+}
+
+/* Builds and queues one AppendEntries for pr from pr->next, bounded in count and bytes. */
+static void send_append(struct raft *r, struct progress *pr)
+{
+    raft_index last = log_last_index(&r->log);
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .to = pr->id};
+    m.append.prev_index = pr->next - 1;
+    m.append.prev_term = log_term_at(&r->log, m.append.prev_index);
+    m.append.commit = r->log.commit;
+    size_t bytes = 0;
+    for (raft_index i = pr->next; i <= last && m.append.n_entries < r->cfg.max_entries_per_msg;
+         i++) {
+        size_t len = log_entry_at(&r->log, i)->len;
+        if (m.append.n_entries && bytes + len > r->cfg.max_bytes_per_msg)
+            break;
+        bytes += len;
+        m.append.n_entries++;
+    }
+    if (m.append.n_entries)
+        m.append.entries = (struct raft_entry *)log_entry_at(&r->log, pr->next);
+    if (raft_send(r, &r->now, &m) != RAFT_OK)
+        return; /* as if lost: the heartbeat round resends */
+    raft_index last_sent = m.append.prev_index + m.append.n_entries;
+    if (min_index(m.append.commit, last_sent) > pr->commit_sent)
+        pr->commit_sent = min_index(m.append.commit, last_sent);
+    progress_on_sent(pr, last_sent);
+}
+
+/* An empty AppendEntries at the follower's match point: always consistent, so it asserts
+ * leadership and carries the commit index without risking a spurious rejection. */
+static void send_heartbeat(struct raft *r, struct progress *pr)
+{
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .to = pr->id};
+    m.append.prev_index = pr->match;
+    m.append.prev_term = log_term_at(&r->log, pr->match);
+    m.append.commit = min_index(r->log.commit, pr->match);
+    if (raft_send(r, &r->now, &m) == RAFT_OK && m.append.commit > pr->commit_sent)
+        pr->commit_sent = m.append.commit;
+}
+
+static void replicate_to(struct raft *r, struct progress *pr)
+{
+    raft_index last = log_last_index(&r->log);
+    bool sent = false;
+    while (!progress_is_paused(pr)) {
+        bool pending = pr->next <= last;
+        /* A probe must go out even when empty: it is how the match point is found. */
+        if (!pending && !(pr->state == PROGRESS_PROBE && pr->match < last))
+            break;
+        send_append(r, pr);
+        sent = true;
+        if (pr->state == PROGRESS_PROBE)
+            break;
+    }
+    if (!sent && min_index(r->log.commit, pr->match) > pr->commit_sent)
+        send_heartbeat(r, pr);
+}
+
+void replication_flush(struct raft *r)
+{
+    r->replicate_pending = false;
+    if (r->role != RAFT_LEADER)
+        return;
+    for (size_t i = 0; i < r->n_voters; i++)
+        if (r->voters[i] != r->cfg.id)
+            replicate_to(r, &r->progress[i]);
+}
+
+/* Counts itself once its own write is durable (log.stable), others by their match. */
+void replication_maybe_commit(struct raft *r)
+{
+    raft_index best = r->log.commit;
+    for (size_t i = 0; i < r->n_voters; i++) {
+        raft_index candidate = r->voters[i] == r->cfg.id ? r->log.stable : r->progress[i].match;
+        if (candidate <= best)
+            continue;
+        size_t replicas = 0;
+        for (size_t j = 0; j < r->n_voters; j++) {
+            raft_index m = r->voters[j] == r->cfg.id ? r->log.stable : r->progress[j].match;
+            replicas += m >= candidate;
+        }
+        /* Raft §5.4.2 (Figure 8): only an entry of the current term is committed by
+         * counting replicas; earlier ones are committed indirectly through it. */
+        if (replicas >= raft_quorum(r) && log_term_at(&r->log, candidate) == r->term)
+            best = candidate;
+    }
+    if (best > r->log.commit) {
+        r->log.commit = best;
+        r->replicate_pending = true; /* tell the followers */
+    }
+}
+
+static int respond(struct raft *r, const struct raft_msg *m, bool success, raft_index index)
+{
+    struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
+    resp.append_resp.success = success;
+    resp.append_resp.index = index;
+    resp.append_resp.last_index = log_last_index(&r->log);
+    if (!success) {
+        raft_index prev = m->append.prev_index;
+        if (prev > log_last_index(&r->log)) {
+            resp.append_resp.conflict_index = log_last_index(&r->log) + 1;
+        } else {
+            resp.append_resp.conflict_term = log_term_at(&r->log, prev);
+            resp.append_resp.conflict_index = log_first_index_of_term_run(&r->log, prev);
+        }
+    }
+    /* An acknowledgement speaks for entries that must be durable first. */
+    return raft_send(r, &r->after_persist, &resp);
+}
+
+/* Appends what the leader sent after prev, replacing a conflicting suffix (§5.3). */
+static int append_from_leader(struct raft *r, const struct raft_entry *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &entries[i];
+        if (e->index <= log_last_index(&r->log)) {
+            if (log_term_at(&r->log, e->index) == e->term)
+                continue;
+            if (e->index <= r->log.commit) {
+                r->stats.msgs_dropped_malformed++; /* would rewrite committed history */
+                return RAFT_EINVAL;
+            }
+            log_truncate(&r->log, e->index);
+        }
+        int rv = log_append(&r->log, e);
+        if (rv != RAFT_OK)
+            return rv;
+    }
+    return RAFT_OK;
+}
+
+int replication_on_append(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role == RAFT_LEADER) {
+        r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
+        return RAFT_EINVAL;
+    }
+    if (r->role != RAFT_FOLLOWER)
+        raft_become_follower(r, m->term, m->from);
+    r->leader = m->from;
+    r->election_elapsed = 0;
+
+    const struct raft_append *a = &m->append;
+    raft_index prev = a->prev_index;
+    const struct raft_entry *entries = a->entries;
+    size_t n = a->n_entries;
+    /* The committed prefix matches every leader's log (§5.4): skip over it. */
+    while (prev < r->log.commit && n) {
+        prev++;
+        entries++;
+        n--;
+    }
+    if (prev < r->log.commit)
+        return respond(r, m, true, r->log.commit);
+    raft_term prev_term = entries != a->entries ? entries[-1].term : a->prev_term;
+    if (prev > log_last_index(&r->log) || log_term_at(&r->log, prev) != prev_term)
+        return respond(r, m, false, a->prev_index);
+
+    int rv = append_from_leader(r, entries, n);
+    if (rv != RAFT_OK)
+        return rv;
+    raft_index last_new = prev + n;
+    raft_index commit = min_index(a->commit, last_new);
+    if (commit > r->log.commit)
+        r->log.commit = commit;
+    return respond(r, m, true, last_new);
+}
+
+/* A rejection's hint says where the follower's log may still agree with ours. */
+static raft_index next_after_rejection(const struct raft *r, const struct raft_append_resp *ar)
+{
+    raft_index next = ar->conflict_index;
+    if (ar->conflict_term) {
+        raft_index last_of_term = log_last_index_of_term(&r->log, ar->conflict_term, ar->index);
+        if (last_of_term)
+            next = last_of_term + 1;
+    }
+    return next < ar->index ? next : ar->index;
+}
+
+int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_OK;
+    struct progress *pr = progress_of(r, m->from);
+    const struct raft_append_resp *ar = &m->append_resp;
+    pr->recent_active = true;
+    if (ar->success) {
+        if (progress_on_ack(pr, ar->index)) {
+            if (pr->state == PROGRESS_PROBE)
+                progress_become_replicate(pr);
+            replication_maybe_commit(r);
+        }
+        pr->probe_sent = false;
+        r->replicate_pending = true;
+        return RAFT_OK;
+    }
+    r->stats.append_rejections++;
+    if (ar->last_index < pr->match) {
+        /* The follower lost entries it had acknowledged (its disk was wiped): Raft assumes
+         * this never happens; start over from what it holds so it can catch up. */
+        pr->match = ar->last_index;
+        progress_become_probe(pr, ar->last_index + 1);
+        r->replicate_pending = true;
+        return RAFT_OK;
+    }
+    bool stale =
+        pr->state == PROGRESS_REPLICATE ? ar->index <= pr->match : ar->index != pr->next - 1;
+    if (stale)
+        return RAFT_OK;
+    progress_become_probe(pr, next_after_rejection(r, ar));
+    r->replicate_pending = true;
+    return RAFT_OK;
+}
+
+/* Raft dissertation §6.2: a leader that cannot reach a majority steps down, so that
+ * clients stuck with it look elsewhere. */
+static bool leader_has_quorum(struct raft *r)
+{
+    size_t active = 0;
+    for (size_t i = 0; i < r->n_voters; i++) {
+        struct progress *pr = &r->progress[i];
+        active += r->voters[i] == r->cfg.id || pr->recent_active;
+        pr->recent_active = false;
+    }
+    return active >= raft_quorum(r);
+}
+
+static void heartbeat(struct raft *r)
+{
+    for (size_t i = 0; i < r->n_voters; i++) {
+        struct progress *pr = &r->progress[i];
+        if (pr->id == r->cfg.id)
+            continue;
+        /* No progress for a whole heartbeat with appends in flight: one was lost.
+         * Resend from the match point. */
+        if (pr->state == PROGRESS_REPLICATE && pr->match == pr->match_at_heartbeat &&
+            pr->next - 1 > pr->match)
+            progress_become_probe(pr, pr->match + 1);
+        pr->match_at_heartbeat = pr->match;
+        pr->probe_sent = false;
+        send_heartbeat(r, pr);
+    }
+    r->replicate_pending = true;
+}
+
+void replication_tick(struct raft *r)
+{
+    if (++r->election_elapsed >= r->cfg.election_ticks_min) {
+        r->election_elapsed = 0;
+        if (r->cfg.check_quorum && !leader_has_quorum(r)) {
+            r->stats.leader_stepped_down_no_quorum++;
+            raft_become_follower(r, r->term, 0);
+            return;
+        }
+    }
+    if (++r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
+        r->heartbeat_elapsed = 0;
+        heartbeat(r);
+    }
+}
