@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds raftkv twice (optimised, and with AddressSanitizer + UndefinedBehaviorSanitizer)
+# and runs the whole test suite (ctest) against both. Installs missing packages first.
+#   tests/run.sh            both builds
+#   tests/run.sh --fast     the optimised build only
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/deploy/install-deps.sh"
+jobs=$(nproc)
+run() { # name, cmake flags...
+  local dir=$top/build/$1; shift
+  cmake -S "$top" -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+run release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+[[ ${1:-} == --fast ]] && exit 0
+ASAN_OPTIONS=detect_leaks=1 run asan -DCMAKE_BUILD_TYPE=Debug -DRAFTKV_SANITIZE=ON
