@@ -243,7 +243,9 @@ int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
         return RAFT_OK;
     }
     r->stats.append_rejections++;
-    if (ar->last_index < pr->match) {
+    /* Only a rejection at the match point itself (a heartbeat's) can show lost entries; a
+     * delayed rejection of an older append may also report a shorter log. */
+    if (ar->index == pr->match && ar->last_index < pr->match) {
         /* The follower lost entries it had acknowledged (its disk was wiped): Raft assumes
          * this never happens; start over from what it holds so it can catch up. */
         pr->match = ar->last_index;
