@@ -1,0 +1,800 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv.pb-c.h"
+#include "kv/kv.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/queue.h"
+#include "storage/db.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+
+/* Room kept free in the map: proposals are refused beyond max_db_bytes minus this, so the
+ * node can still persist heartbeats' terms, votes and the entries already in flight. */
+#define FULL_HEADROOM_MIN (8u << 20)
+/* How often a batch that hit a full map is retried. */
+#define FULL_RETRY_MS 1000
+/* A loop that fell this many ticks behind (e.g. a slow fsync) resynchronizes its clock
+ * instead of firing them all at once. */
+#define MAX_TICK_CATCHUP 10
+
+enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST };
+
+struct event {
+    struct rk_queue_item item; /* first: the queue hands back items */
+    enum event_type type;
+    struct raft_msg msg;         /* EV_PEER_MSG; owned */
+    struct rk_client_call *call; /* EV_CLIENT_REQUEST */
+    size_t len;
+    uint8_t data[]; /* the packed ClientRequest */
+};
+
+/* A proposal waiting for its entry to commit: it succeeded iff the entry committed at
+ * index has this term. */
+struct pending {
+    raft_index index;
+    raft_term term;
+    struct rk_client_call *call;
+};
+
+/* The state machine's outputs for one ready, one per committed entry. */
+struct batch {
+    struct rk_node *node;
+    const struct raft_ready *rd;
+    struct rk_bytes *responses;
+    struct rk_bytes *changes;
+};
+
+/* The core's state as of the last raft_advance: answers status requests, drives logging
+ * and leader events, and stays readable while a ready is held back. */
+struct view {
+    enum raft_role role;
+    raft_term term;
+    raft_id leader;
+    raft_index commit;
+    raft_index applied;
+    raft_index last_index;
+};
+
+struct rk_node {
+    const struct rk_config *cfg;
+    struct rk_db *db;
+    struct rk_storage *storage;
+    struct rk_kv *kv;
+    struct raft *raft;
+    struct rk_transport *transport;
+    struct rk_client_server *clients;
+    struct rk_publisher *pub;
+    struct rk_queue queue;
+    bool queue_ready;
+    atomic_bool stop;
+    uint64_t rng;
+
+    struct pending *pending; /* FIFO by index, from pending_head */
+    size_t pending_head, n_pending, pending_cap;
+
+    struct view view;
+    raft_id published_leader;
+    raft_term published_term;
+
+    /* A ready whose write hit a full map: the core may not be called until it is written
+     * and advanced, so it is retried and the node answers "storage full" meanwhile. */
+    bool held;
+    struct raft_ready held_rd;
+    struct timespec retry_at;
+    bool refusing_full; /* proposals refused: the map is within the headroom of full */
+    size_t max_request_bytes;
+    int fatal;
+};
+
+static void ts_add_ms(struct timespec *ts, unsigned ms)
+{
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
+
+static bool ts_reached(const struct timespec *now, const struct timespec *t)
+{
+    return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+static struct timespec mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts;
+}
+
+/* xorshift64*: election timeouts only need to differ between nodes, not be secret. */
+static uint32_t node_random(void *arg, uint32_t bound)
+{
+    struct rk_node *n = arg;
+    n->rng ^= n->rng >> 12;
+    n->rng ^= n->rng << 25;
+    n->rng ^= n->rng >> 27;
+    return bound ? (uint32_t)((n->rng * 0x2545F4914F6CDD1DULL) >> 32) % bound : 0;
+}
+
+static uint64_t random_seed(raft_id id)
+{
+    uint64_t seed = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed)
+            seed = 0;
+        close(fd);
+    }
+    struct timespec ts = mono_now();
+    seed ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (id * 0x9E3779B97F4A7C15ULL);
+    return seed ? seed : 1;
+}
+
+/* ---- Called from NNG threads: queue and return. ---- */
+
+static void on_peer_msg(void *arg, struct raft_msg *msg)
+{
+    struct rk_node *n = arg;
+    struct event *ev = malloc(sizeof *ev);
+    if (!ev) {
+        raft_msg_free(msg);
+        return; /* Raft tolerates a lost message. */
+    }
+    ev->type = EV_PEER_MSG;
+    ev->msg = *msg;
+    rk_queue_push(&n->queue, &ev->item);
+}
+
+static void on_client_request(void *arg, struct rk_client_call *call, const uint8_t *req,
+                              size_t len)
+{
+    struct rk_node *n = arg;
+    struct event *ev = malloc(sizeof *ev + len);
+    if (!ev) {
+        /* Without memory there is no reply to build either; the client's request times
+         * out and it retries. */
+        rk_error("out of memory queueing a client request");
+        return;
+    }
+    ev->type = EV_CLIENT_REQUEST;
+    ev->call = call;
+    ev->len = len;
+    if (len)
+        memcpy(ev->data, req, len);
+    rk_queue_push(&n->queue, &ev->item);
+}
+
+/* ---- Replies to clients. ---- */
+
+static void reply_response(struct rk_node *n, struct rk_client_call *call,
+                           const Raftkv__Kv__ClientResponse *resp)
+{
+    size_t len = raftkv__kv__client_response__get_packed_size(resp);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        rk_error("out of memory packing a client response");
+        rk_client_server_reply(n->clients, call, NULL, 0);
+        return;
+    }
+    raftkv__kv__client_response__pack(resp, buf);
+    rk_client_server_reply(n->clients, call, buf, len);
+    free(buf);
+}
+
+static void reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Kv__Code code,
+                        const char *error)
+{
+    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    resp.code = code;
+    resp.error = (char *)error;
+    reply_response(n, call, &resp);
+}
+
+static void reply_not_leader(struct rk_node *n, struct rk_client_call *call)
+{
+    Raftkv__Kv__NotLeader nl = RAFTKV__KV__NOT_LEADER__INIT;
+    nl.leader_id = n->view.leader;
+    const struct rk_member *m = rk_config_member(n->cfg, n->view.leader);
+    if (m && m->client_url)
+        nl.leader_address = m->client_url;
+    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    resp.code = RAFTKV__KV__CODE__NOT_LEADER;
+    resp.not_leader = &nl;
+    resp.error = n->view.leader ? "not the leader" : "no leader known yet";
+    reply_response(n, call, &resp);
+}
+
+static void reply_status(struct rk_node *n, struct rk_client_call *call)
+{
+    Raftkv__Kv__NodeStatus st = RAFTKV__KV__NODE_STATUS__INIT;
+    st.id = n->cfg->node_id;
+    st.role = (char *)raft_role_name(n->view.role);
+    st.term = n->view.term;
+    st.leader_id = n->view.leader;
+    st.commit_index = n->view.commit;
+    st.applied_index = n->view.applied;
+    st.last_log_index = n->view.last_index;
+    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    resp.status = &st;
+    reply_response(n, call, &resp);
+}
+
+static void reply_bytes(struct rk_node *n, struct rk_client_call *call, const struct rk_bytes *b)
+{
+    if (b->len)
+        rk_client_server_reply(n->clients, call, b->data, b->len);
+    else
+        reply_error(n, call, RAFTKV__KV__CODE__INTERNAL, "the state machine gave no answer");
+}
+
+/* ---- Proposals awaiting commit. ---- */
+
+static int pending_push(struct rk_node *n, raft_index index, raft_term term,
+                        struct rk_client_call *call)
+{
+    if (n->pending_head + n->n_pending == n->pending_cap) {
+        if (n->pending_head > 0) {
+            memmove(n->pending, n->pending + n->pending_head, n->n_pending * sizeof n->pending[0]);
+            n->pending_head = 0;
+        } else {
+            size_t cap = n->pending_cap ? 2 * n->pending_cap : 64;
+            struct pending *p = realloc(n->pending, cap * sizeof *p);
+            if (!p)
+                return -1;
+            n->pending = p;
+            n->pending_cap = cap;
+        }
+    }
+    n->pending[n->pending_head + n->n_pending++] = (struct pending){index, term, call};
+    return 0;
+}
+
+static struct pending *pending_front(struct rk_node *n)
+{
+    return n->n_pending ? &n->pending[n->pending_head] : NULL;
+}
+
+static void pending_pop(struct rk_node *n)
+{
+    n->pending_head++;
+    if (--n->n_pending == 0)
+        n->pending_head = 0;
+}
+
+static void pending_fail_all(struct rk_node *n, const char *why)
+{
+    if (n->n_pending)
+        rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending, why);
+    while (n->n_pending) {
+        reply_error(n, pending_front(n)->call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+        pending_pop(n);
+    }
+}
+
+/* Answers the proposals that the committed entry e settles. */
+static void pending_settle(struct rk_node *n, const struct raft_entry *e,
+                           const struct rk_bytes *response)
+{
+    struct pending *p;
+    while ((p = pending_front(n)) && p->index <= e->index) {
+        if (p->index == e->index && p->term == e->term)
+            reply_bytes(n, p->call, response);
+        else
+            reply_error(n, p->call, RAFTKV__KV__CODE__UNAVAILABLE, "leadership changed, retry");
+        pending_pop(n);
+    }
+}
+
+/* ---- Client requests. ---- */
+
+static bool storage_nearly_full(struct rk_node *n)
+{
+    struct rk_db_stats st;
+    rk_db_stats(n->db, &st);
+    uint64_t max = n->cfg->max_db_bytes;
+    uint64_t headroom = max / 20 > FULL_HEADROOM_MIN ? max / 20 : FULL_HEADROOM_MIN;
+    bool full = st.used_bytes + headroom >= max;
+    if (full != n->refusing_full)
+        full ? rk_error("storage nearly full (%zu of %llu bytes used): refusing writes; raise "
+                        "max_db_bytes and restart",
+                        st.used_bytes, (unsigned long long)max)
+             : rk_info("storage has room again: accepting writes");
+    n->refusing_full = full;
+    return full;
+}
+
+/* The request's operation as a replicated Command (same fields, without status). */
+static int command_pack(const Raftkv__Kv__ClientRequest *req, uint8_t **out, size_t *out_len)
+{
+    Raftkv__Kv__Command cmd = RAFTKV__KV__COMMAND__INIT;
+    cmd.client_id = req->client_id;
+    cmd.sequence = req->sequence;
+    switch (req->op_case) {
+    case RAFTKV__KV__CLIENT_REQUEST__OP_PUT:
+        cmd.op_case = RAFTKV__KV__COMMAND__OP_PUT;
+        cmd.put = req->put;
+        break;
+    case RAFTKV__KV__CLIENT_REQUEST__OP_GET:
+        cmd.op_case = RAFTKV__KV__COMMAND__OP_GET;
+        cmd.get = req->get;
+        break;
+    case RAFTKV__KV__CLIENT_REQUEST__OP_DELETE:
+        cmd.op_case = RAFTKV__KV__COMMAND__OP_DELETE;
+        cmd.delete_ = req->delete_;
+        break;
+    case RAFTKV__KV__CLIENT_REQUEST__OP_CAS:
+        cmd.op_case = RAFTKV__KV__COMMAND__OP_CAS;
+        cmd.cas = req->cas;
+        break;
+    default:
+        return -1;
+    }
+    *out_len = raftkv__kv__command__get_packed_size(&cmd);
+    *out = malloc(*out_len ? *out_len : 1);
+    if (!*out)
+        return -1;
+    raftkv__kv__command__pack(&cmd, *out);
+    return 0;
+}
+
+static void propose_request(struct rk_node *n, struct event *ev,
+                            const Raftkv__Kv__ClientRequest *req)
+{
+    struct rk_bytes invalid = {0};
+    if (rk_kv_validate(n->kv, ev->data, ev->len, &invalid) != 0) {
+        reply_bytes(n, ev->call, &invalid);
+        rk_bytes_free(&invalid);
+        return;
+    }
+    uint8_t *cmd;
+    size_t len;
+    if (command_pack(req, &cmd, &len) != 0) {
+        reply_error(n, ev->call, RAFTKV__KV__CODE__INTERNAL, "out of memory");
+        return;
+    }
+    raft_index index;
+    raft_term term;
+    int rc = raft_propose(n->raft, cmd, len, &index, &term);
+    free(cmd);
+    if (rc == RAFT_ENOTLEADER)
+        reply_not_leader(n, ev->call);
+    else if (rc == RAFT_ETOOBIG)
+        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "request too large");
+    else if (rc != RAFT_OK)
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, raft_strerror(rc));
+    else if (pending_push(n, index, term, ev->call) != 0)
+        /* The entry may still commit; the client retries and sees the result then. */
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+}
+
+static void handle_client_request(struct rk_node *n, struct event *ev)
+{
+    Raftkv__Kv__ClientRequest *req = raftkv__kv__client_request__unpack(NULL, ev->len, ev->data);
+    if (!req) {
+        rk_debug("malformed client request (%zu bytes)", ev->len);
+        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "malformed request");
+        return;
+    }
+    if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
+        reply_status(n, ev->call);
+    else if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP__NOT_SET)
+        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "request without an operation");
+    else if (n->held)
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
+    else if (raft_role_of(n->raft) != RAFT_LEADER)
+        reply_not_leader(n, ev->call);
+    else if (storage_nearly_full(n))
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
+    else
+        propose_request(n, ev, req);
+    raftkv__kv__client_request__free_unpacked(req, NULL);
+}
+
+static void handle_event(struct rk_node *n, struct event *ev)
+{
+    if (ev->type == EV_CLIENT_REQUEST) {
+        handle_client_request(n, ev);
+    } else {
+        /* While a ready is held the core may not be called: the message is lost, which
+         * Raft tolerates. */
+        if (!n->held) {
+            int rc = raft_step(n->raft, &ev->msg);
+            if (rc != RAFT_OK)
+                rk_debug("dropped %s from %llu: %s", raft_msg_type_name(ev->msg.type),
+                         (unsigned long long)ev->msg.from, raft_strerror(rc));
+        }
+        raft_msg_free(&ev->msg);
+    }
+    free(ev);
+}
+
+/* ---- The ready: persist, apply, answer. ---- */
+
+static void batch_reset(struct batch *b)
+{
+    for (size_t i = 0; i < b->rd->n_committed; i++) {
+        rk_bytes_free(&b->responses[i]);
+        rk_bytes_free(&b->changes[i]);
+    }
+}
+
+/* Runs inside rk_db_write, possibly more than once: it starts from empty outputs. */
+static int batch_write(MDB_txn *txn, void *arg)
+{
+    struct batch *b = arg;
+    struct rk_node *n = b->node;
+    batch_reset(b);
+    int rc = n->storage->ops->save(n->storage, b->rd);
+    for (size_t i = 0; rc == 0 && i < b->rd->n_committed; i++)
+        rc = rk_kv_apply(n->kv, txn, &b->rd->committed[i], &b->responses[i], &b->changes[i]);
+    return rc;
+}
+
+static void send_msgs(struct rk_node *n, const struct raft_msg *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int rc = rk_transport_send(n->transport, &msgs[i]);
+        if (rc != 0)
+            rk_debug("send %s to %llu failed (%d)", raft_msg_type_name(msgs[i].type),
+                     (unsigned long long)msgs[i].to, rc);
+    }
+}
+
+static void publish_changes(struct rk_node *n, const struct batch *b)
+{
+    if (!n->pub)
+        return;
+    for (size_t i = 0; i < b->rd->n_committed; i++)
+        if (b->changes[i].len)
+            rk_publisher_send(n->pub, RK_TOPIC_KV, b->changes[i].data, b->changes[i].len);
+}
+
+static void publish_leader(struct rk_node *n)
+{
+    if (n->published_leader == n->view.leader && n->published_term == n->view.term)
+        return;
+    n->published_leader = n->view.leader;
+    n->published_term = n->view.term;
+    if (n->view.leader)
+        rk_info("leader is %llu", (unsigned long long)n->view.leader);
+    if (!n->pub)
+        return;
+    Raftkv__Kv__LeaderEvent ev = RAFTKV__KV__LEADER_EVENT__INIT;
+    ev.term = n->view.term;
+    ev.leader_id = n->view.leader;
+    uint8_t buf[32];
+    size_t len = raftkv__kv__leader_event__pack(&ev, buf);
+    rk_publisher_send(n->pub, RK_TOPIC_LEADER, buf, len);
+}
+
+/* Takes in the core's state after an advance (or at start). */
+static void view_update(struct rk_node *n)
+{
+    struct view old = n->view;
+    struct raft *r = n->raft;
+    n->view = (struct view){raft_role_of(r),   raft_term_of(r),    raft_leader_of(r),
+                            raft_commit_of(r), raft_applied_of(r), raft_last_index_of(r)};
+    rk_log_set_node(n->cfg->node_id, n->view.term, raft_role_name(n->view.role));
+    if (old.role != n->view.role || old.term != n->view.term)
+        rk_info("now %s in term %llu", raft_role_name(n->view.role),
+                (unsigned long long)n->view.term);
+    if (n->view.role != RAFT_LEADER)
+        pending_fail_all(n, "leadership changed, retry");
+    publish_leader(n);
+}
+
+/* What follows a durable write of rd: acknowledgements, answers, events, advance. */
+static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch *b)
+{
+    send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
+    for (size_t i = 0; i < rd->n_committed; i++)
+        pending_settle(n, &rd->committed[i], &b->responses[i]);
+    publish_changes(n, b);
+    rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs", rd->n_entries, rd->n_committed,
+             rd->n_msgs, rd->n_msgs_after_persist);
+    raft_advance(n->raft, rd);
+    view_update(n);
+}
+
+/* Writes rd and, once durable, finishes it. Returns false if rd is held back. */
+static bool ready_write(struct rk_node *n, struct raft_ready *rd)
+{
+    size_t k = rd->n_committed ? rd->n_committed : 1;
+    struct batch b = {n, rd, calloc(k, sizeof(struct rk_bytes)),
+                      calloc(k, sizeof(struct rk_bytes))};
+    int rc = b.responses && b.changes ? rk_db_write(n->db, batch_write, &b) : RK_DB_ENOMEM;
+    if (rc == RK_DB_OK) {
+        ready_finish(n, rd, &b);
+        n->held = false;
+    } else if (rc == RK_DB_EFULL || rc == RK_DB_ENOMEM) {
+        if (!n->held)
+            rk_error("cannot persist a batch (%s): holding it, retrying every %d ms; raise "
+                     "max_db_bytes and restart if this persists",
+                     rc == RK_DB_EFULL ? "storage full" : "out of memory", FULL_RETRY_MS);
+        n->held = true;
+        n->held_rd = *rd;
+        n->retry_at = mono_now();
+        ts_add_ms(&n->retry_at, FULL_RETRY_MS);
+        pending_fail_all(n, "storage full");
+    } else {
+        rk_error("synced write failed: %s; stopping", rk_db_errmsg(n->db));
+        n->fatal = RK_NODE_ESTORAGE;
+    }
+    if (b.responses && b.changes)
+        batch_reset(&b);
+    free(b.responses);
+    free(b.changes);
+    return rc == RK_DB_OK;
+}
+
+static void process_ready(struct rk_node *n)
+{
+    if (n->held) {
+        struct timespec now = mono_now();
+        if (!ts_reached(&now, &n->retry_at) || !ready_write(n, &n->held_rd))
+            return;
+        rk_info("storage accepted the held batch again");
+    }
+    while (!n->fatal && raft_has_ready(n->raft)) {
+        struct raft_ready rd;
+        raft_ready(n->raft, &rd);
+        /* The leader's appends may leave before its own write (Raft §10.2.1). */
+        send_msgs(n, rd.msgs, rd.n_msgs);
+        if (!ready_write(n, &rd))
+            return;
+    }
+}
+
+/* ---- The loop. ---- */
+
+static void tick_due(struct rk_node *n, struct timespec *next_tick)
+{
+    struct timespec now = mono_now();
+    for (int i = 0; ts_reached(&now, next_tick); i++) {
+        if (i == MAX_TICK_CATCHUP) {
+            *next_tick = now;
+            ts_add_ms(next_tick, RK_TICK_MS);
+            break;
+        }
+        if (!n->held)
+            raft_tick(n->raft);
+        ts_add_ms(next_tick, RK_TICK_MS);
+    }
+}
+
+/* Takes what is queued without waiting; answers client requests with why (when given). */
+static void answer_queued(struct rk_node *n, const char *why)
+{
+    struct timespec now = mono_now();
+    struct rk_queue_item *it = rk_queue_take_all(&n->queue, &now);
+    while (it) {
+        struct event *ev = (struct event *)it;
+        it = it->next;
+        if (ev->type == EV_PEER_MSG)
+            raft_msg_free(&ev->msg);
+        else if (why)
+            reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+        free(ev);
+    }
+}
+
+static void drain(struct rk_node *n, const struct timespec *deadline)
+{
+    struct rk_queue_item *it = rk_queue_take_all(&n->queue, deadline);
+    while (it) {
+        struct rk_queue_item *next = it->next;
+        handle_event(n, (struct event *)it);
+        it = next;
+    }
+}
+
+int rk_node_run(struct rk_node *n)
+{
+    struct timespec next_tick = mono_now();
+    ts_add_ms(&next_tick, RK_TICK_MS);
+    rk_info("running: client %s, peer %s%s%s", n->cfg->listen_client, n->cfg->listen_peer,
+            n->cfg->listen_pub ? ", pub " : "", n->cfg->listen_pub ? n->cfg->listen_pub : "");
+    while (!atomic_load(&n->stop) && !n->fatal) {
+        drain(n, &next_tick);
+        tick_due(n, &next_tick);
+        process_ready(n);
+    }
+    pending_fail_all(n, "node shutting down");
+    answer_queued(n, "node shutting down");
+    rk_info("stopping");
+    return n->fatal;
+}
+
+void rk_node_request_stop(struct rk_node *n)
+{
+    atomic_store(&n->stop, true);
+}
+
+/* ---- Start and stop. ---- */
+
+static int open_db(struct rk_node *n)
+{
+    const struct rk_config *cfg = n->cfg;
+    struct rk_db_options opts = {
+        .path = cfg->data_dir,
+        .cluster_id = cfg->cluster_id,
+        .node_id = cfg->node_id,
+        .initial_map_bytes = cfg->max_db_bytes < (64u << 20) ? cfg->max_db_bytes : 64u << 20,
+        .max_map_bytes = cfg->max_db_bytes,
+    };
+    int rc = rk_db_open(&opts, &n->db);
+    if (rc != RK_DB_OK) {
+        rk_error("cannot open data dir %s: %s", cfg->data_dir,
+                 n->db ? rk_db_errmsg(n->db) : "out of memory");
+        return RK_NODE_EDB;
+    }
+    if (rk_lmdb_storage_new(n->db, &n->storage) != 0) {
+        rk_error("cannot open the raft log in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    struct rk_kv_limits limits = {cfg->max_key_bytes, cfg->max_value_bytes};
+    if (rk_kv_open(n->db, &limits, &n->kv) != 0) {
+        rk_error("cannot open the key-value data in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    return RK_NODE_OK;
+}
+
+static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id *voters)
+{
+    const struct rk_config *cfg = n->cfg;
+    raft_config_defaults(rc);
+    for (size_t i = 0; i < cfg->n_members; i++)
+        voters[i] = cfg->members[i].id;
+    rc->id = cfg->node_id;
+    rc->n_voters = cfg->n_members;
+    rc->voters = voters;
+    rc->election_ticks_min = rk_config_ticks(cfg->election_timeout_min_ms);
+    rc->election_ticks_max = rk_config_ticks(cfg->election_timeout_max_ms);
+    rc->heartbeat_ticks = rk_config_ticks(cfg->heartbeat_interval_ms);
+    rc->max_entries_per_msg = cfg->max_append_entries;
+    rc->max_bytes_per_msg = cfg->max_append_bytes;
+    rc->max_inflight_msgs = cfg->max_inflight;
+    rc->max_entry_bytes = n->max_request_bytes;
+    rc->random = node_random;
+    rc->random_arg = n;
+}
+
+static int start_raft(struct rk_node *n)
+{
+    struct raft_restore restore;
+    int rc = n->storage->ops->load(n->storage, &restore);
+    if (rc != 0) {
+        rk_error("cannot read the raft log: %s", rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    if (rk_kv_applied_index(n->kv, &restore.applied) != 0) {
+        rk_storage_restore_free(&restore);
+        rk_error("cannot read the applied index: %s", rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    rk_info("restored term %llu, vote %llu, %zu log entries after index %llu, applied %llu",
+            (unsigned long long)restore.term, (unsigned long long)restore.vote, restore.n_entries,
+            (unsigned long long)restore.snapshot_index, (unsigned long long)restore.applied);
+    raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
+    struct raft_config rcfg;
+    rc = voters ? RAFT_OK : RAFT_ENOMEM;
+    if (rc == RAFT_OK) {
+        raft_config_fill(n, &rcfg, voters);
+        rc = raft_new(&rcfg, &restore, &n->raft);
+    }
+    free(voters);
+    rk_storage_restore_free(&restore);
+    if (rc != RAFT_OK) {
+        rk_error("cannot start the raft core: %s", raft_strerror(rc));
+        return RK_NODE_ERAFT;
+    }
+    view_update(n);
+    return RK_NODE_OK;
+}
+
+static int start_sockets(struct rk_node *n)
+{
+    const struct rk_config *cfg = n->cfg;
+    struct rk_peer *peers = calloc(cfg->n_members, sizeof *peers);
+    if (!peers)
+        return RK_NODE_ENOMEM;
+    size_t n_peers = 0;
+    for (size_t i = 0; i < cfg->n_members; i++)
+        if (cfg->members[i].id != cfg->node_id)
+            peers[n_peers++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
+    struct rk_transport_options topts = {
+        .cluster_id = cfg->cluster_id,
+        .self = cfg->node_id,
+        .listen_url = cfg->listen_peer,
+        .n_peers = n_peers,
+        .peers = peers,
+        /* At least one entry always goes out, whatever max_append_bytes says. */
+        .max_msg_bytes = cfg->max_append_bytes + n->max_request_bytes + (64u << 10),
+        .on_msg = on_peer_msg,
+        .arg = n,
+    };
+    int rc = rk_transport_start(&topts, &n->transport);
+    free(peers);
+    if (rc != 0) {
+        rk_error("cannot listen for peers on %s (%d)", cfg->listen_peer, rc);
+        return RK_NODE_ETRANSPORT;
+    }
+    struct rk_client_server_options copts = {
+        .listen_url = cfg->listen_client,
+        .max_msg_bytes = n->max_request_bytes + (4u << 10),
+        .on_request = on_client_request,
+        .arg = n,
+    };
+    if (rk_client_server_start(&copts, &n->clients) != 0) {
+        rk_error("cannot listen for clients on %s", cfg->listen_client);
+        return RK_NODE_ETRANSPORT;
+    }
+    if (cfg->listen_pub && rk_publisher_start(cfg->listen_pub, &n->pub) != 0) {
+        rk_error("cannot listen for subscribers on %s", cfg->listen_pub);
+        return RK_NODE_ETRANSPORT;
+    }
+    return RK_NODE_OK;
+}
+
+int rk_node_start(const struct rk_config *cfg, struct rk_node **out)
+{
+    *out = NULL;
+    struct rk_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return RK_NODE_ENOMEM;
+    n->cfg = cfg;
+    atomic_init(&n->stop, false);
+    n->rng = random_seed(cfg->node_id);
+    /* A CAS carries two values; protobuf framing adds little beyond that. */
+    n->max_request_bytes = cfg->max_key_bytes + 2 * cfg->max_value_bytes + 1024;
+    rk_log_set_node(cfg->node_id, 0, "follower");
+    int rc = rk_queue_init(&n->queue) == 0 ? RK_NODE_OK : RK_NODE_ENOMEM;
+    n->queue_ready = rc == RK_NODE_OK;
+    if (rc == RK_NODE_OK)
+        rc = open_db(n);
+    if (rc == RK_NODE_OK)
+        rc = start_raft(n);
+    if (rc == RK_NODE_OK)
+        rc = start_sockets(n);
+    if (rc != RK_NODE_OK) {
+        rk_node_free(n);
+        return rc;
+    }
+    *out = n;
+    return RK_NODE_OK;
+}
+
+void rk_node_free(struct rk_node *n)
+{
+    if (!n)
+        return;
+    /* Sockets first: once they are closed no NNG thread can queue anything more. */
+    if (n->clients)
+        rk_client_server_stop(n->clients);
+    if (n->transport)
+        rk_transport_stop(n->transport);
+    if (n->pub)
+        rk_publisher_stop(n->pub);
+    if (n->queue_ready) {
+        answer_queued(n, NULL);
+        rk_queue_destroy(&n->queue);
+    }
+    if (n->raft)
+        raft_free(n->raft);
+    if (n->kv)
+        rk_kv_close(n->kv);
+    if (n->storage)
+        n->storage->ops->close(n->storage);
+    if (n->db)
+        rk_db_close(n->db);
+    free(n->pending);
+    free(n);
+}
