@@ -173,10 +173,12 @@ struct raft_config {
     bool check_quorum; /* a leader steps down without a quorum for an election timeout;
                           default true */
 
-    size_t max_entries_per_msg; /* default 64 */
-    size_t max_bytes_per_msg;   /* default 1 MiB; at least one entry is always sent */
-    size_t max_inflight_msgs;   /* AppendEntries in flight per follower; default 32 */
-    size_t max_entry_bytes;     /* largest proposal; default 8 MiB */
+    size_t max_entries_per_msg;  /* default 64 */
+    size_t max_bytes_per_msg;    /* default 1 MiB; at least one entry is always sent */
+    size_t max_inflight_msgs;    /* AppendEntries in flight per follower; default 32 */
+    size_t snapshot_chunk_bytes; /* InstallSnapshot chunk size; default 1 MiB */
+    size_t max_inflight_chunks;  /* InstallSnapshot chunks in flight per follower; default 4 */
+    size_t max_entry_bytes;      /* largest proposal; default 8 MiB */
 
     raft_random_fn random;
     void *random_arg;
@@ -185,13 +187,23 @@ struct raft_config {
 /* Fills cfg with the defaults above (id, voters and random left unset). */
 void raft_config_defaults(struct raft_config *cfg);
 
+/* A snapshot of the state machine: its state after applying every entry up to index. The
+ * host holds its bytes (size of them) and can read any range of them. */
+struct raft_snapshot_meta {
+    raft_index index; /* 0: no snapshot */
+    raft_term term;   /* term of the entry at index */
+    uint64_t size;
+};
+
 /* What a node recovered from stable storage at start. */
 struct raft_restore {
     raft_term term;
     raft_id vote;
-    raft_index snapshot_index; /* entries up to here live in a snapshot (0 if none) */
+    /* Entries up to here were compacted away; they live in the snapshot (0 if none). */
+    raft_index snapshot_index;
     raft_term snapshot_term;
-    raft_index applied; /* last index the state machine has applied */
+    struct raft_snapshot_meta snapshot; /* the latest snapshot, index >= snapshot_index */
+    raft_index applied;                 /* last index the state machine has applied */
     size_t n_entries;
     const struct raft_entry *entries; /* contiguous, starting at snapshot_index + 1; copied */
 };
@@ -217,12 +229,37 @@ int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
 void raft_campaign(struct raft *r);
 
+/* Tells the core the host has taken a snapshot (meta.index <= applied) and dropped the
+ * log entries up to compact_to (<= meta.index; the host keeps a trailing margin for slow
+ * followers) from its storage. The core drops them from memory; followers that need them
+ * get the snapshot instead. Call it between raft_advance and the next raft_ready. */
+int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, raft_index compact_to);
+
+/* A piece of a snapshot received from the leader, in order: offset 0 starts a new one. */
+struct raft_snapshot_chunk {
+    raft_index index; /* the snapshot it belongs to */
+    raft_term term;
+    uint64_t offset;
+    size_t len;
+    const uint8_t *data;
+    bool done; /* the last chunk: the snapshot is complete */
+};
+
 /* The batch of work the core hands to the host. */
 struct raft_ready {
     /* Hard state to persist with this batch (term and vote always both set). */
     bool hard_state_changed;
     raft_term term;
     raft_id vote;
+
+    /* Snapshot chunks to write, in order, to the snapshot being received. */
+    size_t n_snapshot_chunks;
+    const struct raft_snapshot_chunk *snapshot_chunks;
+    /* When install_snapshot is set, the received snapshot is complete: before anything else
+     * in this ready, atomically replace the state machine with it (applied = its index),
+     * delete every log entry and make (index, term) the log's starting point. */
+    bool install_snapshot;
+    struct raft_snapshot_meta snapshot;
 
     /* Delete stable entries with index >= truncate_from before appending (0: none). */
     raft_index truncate_from;
@@ -231,7 +268,9 @@ struct raft_ready {
     const struct raft_entry *entries;
 
     /* Messages that may be sent at once, before the write above is durable (the leader's
-     * AppendEntries, Raft dissertation §10.2.1). */
+     * AppendEntries, Raft dissertation §10.2.1). An InstallSnapshot among them comes with
+     * data == NULL: the host fills it with bytes [offset, offset + len) of its snapshot
+     * (install_snapshot.last_index) before sending. */
     size_t n_msgs;
     const struct raft_msg *msgs;
     /* Messages that acknowledge this batch (votes, append responses): send them only once
@@ -281,6 +320,8 @@ struct raft_stats {
     uint64_t pre_votes_started;
     uint64_t leader_stepped_down_no_quorum;
     uint64_t append_rejections;
+    uint64_t snapshots_sent;
+    uint64_t snapshots_installed;
 };
 void raft_stats_of(const struct raft *r, struct raft_stats *out);
 

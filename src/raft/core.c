@@ -15,6 +15,8 @@ void raft_config_defaults(struct raft_config *cfg)
     cfg->max_entries_per_msg = 64;
     cfg->max_bytes_per_msg = 1 << 20;
     cfg->max_inflight_msgs = 32;
+    cfg->snapshot_chunk_bytes = 1 << 20;
+    cfg->max_inflight_chunks = 4;
     cfg->max_entry_bytes = 8 << 20;
 }
 
@@ -25,7 +27,8 @@ static bool config_is_valid(const struct raft_config *cfg)
     if (cfg->election_ticks_min == 0 || cfg->election_ticks_max <= cfg->election_ticks_min ||
         cfg->heartbeat_ticks == 0 || cfg->heartbeat_ticks >= cfg->election_ticks_min)
         return false;
-    if (cfg->max_entries_per_msg == 0 || cfg->max_inflight_msgs == 0)
+    if (cfg->max_entries_per_msg == 0 || cfg->max_inflight_msgs == 0 ||
+        cfg->snapshot_chunk_bytes == 0 || cfg->max_inflight_chunks == 0)
         return false;
     bool self = false;
     for (size_t i = 0; i < cfg->n_voters; i++) {
@@ -66,6 +69,7 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
     if (restore) {
         r->term = r->persisted_term = restore->term;
         r->vote = r->persisted_vote = restore->vote;
+        r->snapshot = restore->snapshot;
     }
     r->role = r->reported_role = RAFT_FOLLOWER;
     r->reported_commit = r->log.commit;
@@ -89,6 +93,8 @@ void raft_free(struct raft *r)
     outbox_clear(&r->after_persist);
     free(r->now.msgs);
     free(r->after_persist.msgs);
+    snapshot_clear_chunks(r);
+    free(r->chunks);
     for (size_t i = 0; r->progress && i < r->n_voters; i++)
         progress_free(&r->progress[i]);
     log_free(&r->log);
@@ -178,13 +184,14 @@ static bool msg_is_well_formed(const struct raft_msg *m)
                 return false;
         }
         return true;
+    case RAFT_MSG_INSTALL_SNAPSHOT:
+        return m->install_snapshot.last_index > 0 && m->install_snapshot.last_term <= m->term &&
+               (m->install_snapshot.len == 0 || m->install_snapshot.data);
     case RAFT_MSG_REQUEST_VOTE:
     case RAFT_MSG_REQUEST_VOTE_RESP:
     case RAFT_MSG_APPEND_RESP:
-        return true;
-    case RAFT_MSG_INSTALL_SNAPSHOT:
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
-        return false; /* not spoken by this version of the core */
+        return true;
     }
     return false;
 }
@@ -211,8 +218,9 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
         bool pre_vote_granted = m->type == RAFT_MSG_REQUEST_VOTE_RESP &&
                                 m->request_vote_resp.pre_vote && m->request_vote_resp.granted;
         /* A pre-vote is about a future term: it must not change ours. */
+        bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_INSTALL_SNAPSHOT;
         if (!pre_vote_req && !pre_vote_granted)
-            raft_become_follower(r, m->term, m->type == RAFT_MSG_APPEND ? m->from : 0);
+            raft_become_follower(r, m->term, from_leader ? m->from : 0);
         return true;
     }
     if (m->term < r->term) {
@@ -223,6 +231,11 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
             struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
             resp.append_resp.index = m->append.prev_index;
             resp.append_resp.last_index = log_last_index(&r->log);
+            raft_send(r, &r->after_persist, &resp);
+        } else if (m->type == RAFT_MSG_INSTALL_SNAPSHOT) {
+            struct raft_msg resp = {.type = RAFT_MSG_INSTALL_SNAPSHOT_RESP, .to = m->from};
+            resp.install_snapshot_resp.last_index = m->install_snapshot.last_index;
+            resp.install_snapshot_resp.rejected = true;
             raft_send(r, &r->after_persist, &resp);
         } else if (is_vote_request(m) && m->request_vote.pre_vote) {
             struct raft_msg resp = {.type = RAFT_MSG_REQUEST_VOTE_RESP, .to = m->from};
@@ -255,9 +268,12 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         return replication_on_append(r, m);
     case RAFT_MSG_APPEND_RESP:
         return replication_on_append_resp(r, m);
-    default:
-        return RAFT_OK;
+    case RAFT_MSG_INSTALL_SNAPSHOT:
+        return snapshot_on_install(r, m);
+    case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
+        return snapshot_on_install_resp(r, m);
     }
+    return RAFT_OK;
 }
 
 int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index, raft_term *term)
@@ -287,10 +303,10 @@ static raft_index applicable_index(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return r->term != r->persisted_term || r->vote != r->persisted_vote || r->log.truncate_from ||
-           r->log.stable < log_last_index(&r->log) || r->now.n || r->after_persist.n ||
-           r->replicate_pending || r->log.applied < applicable_index(r) ||
-           r->role != r->reported_role || r->leader != r->reported_leader ||
-           r->log.commit != r->reported_commit;
+           r->n_chunks || r->install_pending || r->log.stable < log_last_index(&r->log) ||
+           r->now.n || r->after_persist.n || r->replicate_pending ||
+           r->log.applied < applicable_index(r) || r->role != r->reported_role ||
+           r->leader != r->reported_leader || r->log.commit != r->reported_commit;
 }
 
 static const struct raft_entry *log_slice(const struct raft_log *l, raft_index from, raft_index to,
@@ -308,6 +324,10 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->hard_state_changed = r->term != r->persisted_term || r->vote != r->persisted_vote;
     rd->term = r->term;
     rd->vote = r->vote;
+    rd->snapshot_chunks = r->chunks;
+    rd->n_snapshot_chunks = r->n_chunks;
+    rd->install_snapshot = r->install_pending;
+    rd->snapshot = r->snapshot;
     rd->truncate_from = r->log.truncate_from;
     rd->entries = log_slice(&r->log, r->log.stable + 1, log_last_index(&r->log), &rd->n_entries);
     rd->msgs = r->now.msgs;
@@ -336,6 +356,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->reported_commit = rd->commit;
     outbox_clear(&r->now);
     outbox_clear(&r->after_persist);
+    snapshot_clear_chunks(r);
+    r->install_pending = false;
     /* The leader counts itself towards a quorum only once its own write is durable
      * (Raft dissertation §10.2.1). */
     if (r->role == RAFT_LEADER && rd->n_entries)

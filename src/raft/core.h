@@ -28,6 +28,11 @@ const struct raft_entry *log_entry_at(const struct raft_log *l, raft_index index
 int log_append(struct raft_log *l, const struct raft_entry *e);
 /* Deletes entries from index on, remembering a truncation of durable ones for the host. */
 void log_truncate(struct raft_log *l, raft_index index);
+/* Drops the entries up to index (durable, applied ones) from memory. */
+void log_compact(struct raft_log *l, raft_index index);
+/* Empties the log and restarts it after (index, term), the point of an installed snapshot,
+ * which also becomes the commit and applied index. */
+void log_reset(struct raft_log *l, raft_index index, raft_term term);
 /* Raft §5.4.1: a log ending in (last_index, last_term) is at least as up-to-date as ours. */
 bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term);
 /* The first index of the run of entries with the same term as the entry at index. */
@@ -38,6 +43,17 @@ raft_index log_last_index_of_term(const struct raft_log *l, raft_term term, raft
 enum progress_state {
     PROGRESS_PROBE,     /* next is a guess: one AppendEntries at a time until it matches */
     PROGRESS_REPLICATE, /* next is known good: stream up to max_inflight_msgs at once */
+    PROGRESS_SNAPSHOT,  /* the entries it needs are compacted: sending the snapshot */
+};
+
+/* A snapshot on its way to one follower, in chunks. */
+struct snapshot_transfer {
+    struct raft_snapshot_meta meta;
+    uint64_t sent;  /* offset of the next chunk to send */
+    uint64_t acked; /* bytes the follower holds */
+    uint64_t acked_at_heartbeat;
+    size_t inflight; /* chunks sent and not yet answered */
+    bool done_sent;  /* the last chunk is out */
 };
 
 /* The leader's view of one follower (etcd's Progress). */
@@ -50,6 +66,7 @@ struct progress {
     bool recent_active; /* heard from since the last check-quorum round */
     raft_index match_at_heartbeat; /* match at the previous heartbeat, to detect lost appends */
     raft_index commit_sent;        /* highest commit index told to this follower */
+    struct snapshot_transfer snap; /* in PROGRESS_SNAPSHOT */
     raft_index *inflight;          /* ring of the last index of each AppendEntries in flight */
     size_t inflight_start;
     size_t inflight_count;
@@ -103,6 +120,14 @@ struct raft {
     raft_id reported_leader;
     raft_index reported_commit;
 
+    struct raft_snapshot_meta snapshot; /* the latest snapshot the host holds */
+    /* Follower: the snapshot being received, and what this batch received of it. */
+    struct raft_snapshot_meta incoming; /* size = bytes received so far */
+    struct raft_snapshot_chunk *chunks; /* data owned */
+    size_t n_chunks;
+    size_t cap_chunks;
+    bool install_pending;
+
     struct outbox now;           /* may leave before the ready's write is durable */
     struct outbox after_persist; /* acknowledge durable state */
 
@@ -121,6 +146,14 @@ void election_start(struct raft *r, bool pre_vote);
 int election_on_request_vote(struct raft *r, const struct raft_msg *m);
 int election_on_request_vote_resp(struct raft *r, const struct raft_msg *m);
 void election_tick(struct raft *r);
+
+/* snapshot.c */
+void snapshot_start_transfer(struct raft *r, struct progress *pr);
+void snapshot_send_chunks(struct raft *r, struct progress *pr);
+void snapshot_on_heartbeat(struct progress *pr);
+int snapshot_on_install(struct raft *r, const struct raft_msg *m);
+int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m);
+void snapshot_clear_chunks(struct raft *r);
 
 /* replication.c */
 int replication_become_leader(struct raft *r);

@@ -129,3 +129,27 @@ raft_index log_last_index_of_term(const struct raft_log *l, raft_term term, raft
     }
     return 0;
 }
+
+void log_compact(struct raft_log *l, raft_index index)
+{
+    if (index <= l->snapshot_index)
+        return;
+    size_t drop = (size_t)(index - l->snapshot_index);
+    l->snapshot_term = log_term_at(l, index);
+    for (size_t i = 0; i < drop; i++)
+        free(l->entries[i].data);
+    memmove(l->entries, l->entries + drop, (l->n - drop) * sizeof *l->entries);
+    l->n -= drop;
+    l->snapshot_index = index;
+}
+
+void log_reset(struct raft_log *l, raft_index index, raft_term term)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->entries[i].data);
+    l->n = 0;
+    l->snapshot_index = index;
+    l->snapshot_term = term;
+    l->stable = l->commit = l->applied = index;
+    l->truncate_from = 0; /* the install deletes every entry anyway */
+}

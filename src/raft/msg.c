@@ -91,7 +91,8 @@ int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src)
         const struct raft_install_snapshot *s = &src->install_snapshot;
         dst->install_snapshot.voters =
             memdup_or_null(s->voters, s->n_voters * sizeof *s->voters, &failed);
-        dst->install_snapshot.data = memdup_or_null(s->data, s->len, &failed);
+        /* A chunk the core asks the host to fill has no data yet. */
+        dst->install_snapshot.data = s->data ? memdup_or_null(s->data, s->len, &failed) : NULL;
     }
     if (failed) {
         raft_msg_free(dst);

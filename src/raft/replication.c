@@ -88,6 +88,13 @@ static void replicate_to(struct raft *r, struct progress *pr)
 {
     raft_index last = log_last_index(&r->log);
     bool sent = false;
+    /* Raft §7: what it needs next was compacted away; only the snapshot has it. */
+    if (pr->state != PROGRESS_SNAPSHOT && pr->next <= r->log.snapshot_index)
+        snapshot_start_transfer(r, pr);
+    if (pr->state == PROGRESS_SNAPSHOT) {
+        snapshot_send_chunks(r, pr);
+        return;
+    }
     while (!progress_is_paused(pr)) {
         bool pending = pr->next <= last;
         /* A probe must go out even when empty: it is how the match point is found. */
@@ -232,6 +239,8 @@ int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     struct progress *pr = progress_of(r, m->from);
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
+    if (pr->state == PROGRESS_SNAPSHOT)
+        return RAFT_OK; /* about appends sent before the transfer began */
     if (ar->success) {
         if (progress_on_ack(pr, ar->index)) {
             if (pr->state == PROGRESS_PROBE)
@@ -281,6 +290,10 @@ static void heartbeat(struct raft *r)
         struct progress *pr = &r->progress[i];
         if (pr->id == r->cfg.id)
             continue;
+        if (pr->state == PROGRESS_SNAPSHOT) {
+            snapshot_on_heartbeat(pr);
+            continue; /* its chunks keep it from campaigning */
+        }
         /* No progress for a whole heartbeat with appends in flight: one was lost.
          * Resend from the match point. */
         if (pr->state == PROGRESS_REPLICATE && pr->match == pr->match_at_heartbeat &&

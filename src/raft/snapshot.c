@@ -1,0 +1,191 @@
+/* Log compaction and InstallSnapshot (Raft §7), chunked by byte offset with a bounded
+ * window per follower. The core never touches snapshot bytes it sends: the host fills
+ * each outgoing chunk from its own copy of the snapshot. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/core.h"
+
+int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, raft_index compact_to)
+{
+    if (meta->index == 0 || meta->index > r->log.applied || compact_to > meta->index ||
+        raft_term_at(r, meta->index) != meta->term)
+        return RAFT_EINVAL;
+    r->snapshot = *meta;
+    log_compact(&r->log, compact_to);
+    /* The host keeps only its latest snapshot: transfers of an older one start over. */
+    for (size_t i = 0; i < r->n_voters; i++)
+        if (r->progress[i].state == PROGRESS_SNAPSHOT)
+            snapshot_start_transfer(r, &r->progress[i]);
+    return RAFT_OK;
+}
+
+void snapshot_start_transfer(struct raft *r, struct progress *pr)
+{
+    pr->state = PROGRESS_SNAPSHOT;
+    memset(&pr->snap, 0, sizeof pr->snap);
+    pr->snap.meta = r->snapshot;
+}
+
+void snapshot_send_chunks(struct raft *r, struct progress *pr)
+{
+    struct snapshot_transfer *t = &pr->snap;
+    while (t->inflight < r->cfg.max_inflight_chunks && !t->done_sent) {
+        uint64_t left = t->meta.size - t->sent;
+        struct raft_msg m = {.type = RAFT_MSG_INSTALL_SNAPSHOT, .to = pr->id};
+        struct raft_install_snapshot *s = &m.install_snapshot;
+        s->last_index = t->meta.index;
+        s->last_term = t->meta.term;
+        s->n_voters = r->n_voters;
+        s->voters = r->voters;
+        s->offset = t->sent;
+        s->len = left < r->cfg.snapshot_chunk_bytes ? (size_t)left : r->cfg.snapshot_chunk_bytes;
+        s->done = s->len == left;
+        if (raft_send(r, &r->now, &m) != RAFT_OK)
+            return; /* as if lost: the heartbeat round resends */
+        t->sent += s->len;
+        t->inflight++;
+        t->done_sent = s->done;
+    }
+}
+
+/* A heartbeat round without progress means chunks were lost: resend from what is held. */
+void snapshot_on_heartbeat(struct progress *pr)
+{
+    struct snapshot_transfer *t = &pr->snap;
+    if (t->acked == t->acked_at_heartbeat) {
+        t->sent = t->acked;
+        t->inflight = 0;
+        t->done_sent = false;
+    }
+    t->acked_at_heartbeat = t->acked;
+}
+
+static int respond(struct raft *r, const struct raft_msg *m, bool done, bool rejected)
+{
+    struct raft_msg resp = {.type = RAFT_MSG_INSTALL_SNAPSHOT_RESP, .to = m->from};
+    resp.install_snapshot_resp.last_index = m->install_snapshot.last_index;
+    resp.install_snapshot_resp.offset = r->incoming.size;
+    resp.install_snapshot_resp.done = done;
+    resp.install_snapshot_resp.rejected = rejected;
+    /* Acknowledged bytes must be written first, and a done must be installed. */
+    return raft_send(r, &r->after_persist, &resp);
+}
+
+static int queue_chunk(struct raft *r, const struct raft_install_snapshot *s)
+{
+    if (r->n_chunks == r->cap_chunks) {
+        size_t cap = r->cap_chunks ? r->cap_chunks * 2 : 8;
+        struct raft_snapshot_chunk *grown = realloc(r->chunks, cap * sizeof *grown);
+        if (!grown)
+            return RAFT_ENOMEM;
+        r->chunks = grown;
+        r->cap_chunks = cap;
+    }
+    uint8_t *data = NULL;
+    if (s->len) {
+        data = malloc(s->len);
+        if (!data)
+            return RAFT_ENOMEM;
+        memcpy(data, s->data, s->len);
+    }
+    r->chunks[r->n_chunks++] = (struct raft_snapshot_chunk){
+        .index = s->last_index,
+        .term = s->last_term,
+        .offset = s->offset,
+        .len = s->len,
+        .data = data,
+        .done = s->done,
+    };
+    return RAFT_OK;
+}
+
+void snapshot_clear_chunks(struct raft *r)
+{
+    for (size_t i = 0; i < r->n_chunks; i++)
+        free((void *)r->chunks[i].data);
+    r->n_chunks = 0;
+}
+
+/* Raft §7: the snapshot replaces the whole log; the state machine is reset to it. */
+static void install(struct raft *r)
+{
+    log_reset(&r->log, r->incoming.index, r->incoming.term);
+    r->snapshot = r->incoming;
+    r->install_pending = true;
+    memset(&r->incoming, 0, sizeof r->incoming);
+    r->stats.snapshots_installed++;
+}
+
+int snapshot_on_install(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role == RAFT_LEADER) {
+        r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
+        return RAFT_EINVAL;
+    }
+    if (r->role != RAFT_FOLLOWER)
+        raft_become_follower(r, m->term, m->from);
+    r->leader = m->from;
+    r->election_elapsed = 0;
+
+    const struct raft_install_snapshot *s = &m->install_snapshot;
+    if (s->last_index <= r->log.commit)
+        return respond(r, m, true, false); /* we already hold all of it */
+    if (s->offset == 0)
+        r->incoming = (struct raft_snapshot_meta){.index = s->last_index, .term = s->last_term};
+    bool in_order = r->incoming.index == s->last_index && r->incoming.term == s->last_term &&
+                    r->incoming.size == s->offset;
+    if (!in_order) {
+        if (r->incoming.index != s->last_index || r->incoming.term != s->last_term)
+            memset(&r->incoming, 0, sizeof r->incoming);
+        return respond(r, m, false, true); /* says where to resume */
+    }
+    int rv = queue_chunk(r, s);
+    if (rv != RAFT_OK)
+        return rv;
+    r->incoming.size += s->len;
+    if (s->done) {
+        install(r);
+        r->incoming.size = r->snapshot.size; /* the answer reports the whole size */
+        rv = respond(r, m, true, false);
+        r->incoming.size = 0;
+        return rv;
+    }
+    return respond(r, m, false, false);
+}
+
+int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_OK;
+    int slot = raft_voter_slot(r, m->from);
+    struct progress *pr = &r->progress[slot];
+    const struct raft_install_snapshot_resp *resp = &m->install_snapshot_resp;
+    pr->recent_active = true;
+    if (resp->done) {
+        /* Whether it just installed it or already held it, it has everything up to there. */
+        bool moved = progress_on_ack(pr, resp->last_index);
+        if (pr->state == PROGRESS_SNAPSHOT && pr->snap.meta.index == resp->last_index)
+            r->stats.snapshots_sent++;
+        if (moved || pr->state == PROGRESS_SNAPSHOT) {
+            progress_become_probe(pr, pr->match + 1);
+            replication_maybe_commit(r);
+        }
+        r->replicate_pending = true;
+        return RAFT_OK;
+    }
+    struct snapshot_transfer *t = &pr->snap;
+    if (pr->state != PROGRESS_SNAPSHOT || t->meta.index != resp->last_index)
+        return RAFT_OK; /* about a transfer that is over */
+    if (resp->rejected && resp->offset <= t->meta.size) {
+        t->sent = t->acked = resp->offset;
+        t->inflight = 0;
+        t->done_sent = false;
+    } else if (resp->offset > t->acked) {
+        t->acked = resp->offset;
+        if (t->inflight)
+            t->inflight--;
+    }
+    r->replicate_pending = true;
+    return RAFT_OK;
+}
