@@ -19,11 +19,15 @@ struct rk_peer {
 
 struct rk_transport_stats {
     uint64_t sent;
-    uint64_t send_dropped; /* no free context towards the peer, or the peer is down */
+    uint64_t send_dropped; /* no free context towards the peer, the peer is down, or the
+                              message is over max_msg_bytes (refused before sending) */
     uint64_t received;
-    uint64_t recv_malformed;     /* undecodable, wrong version or wrong cluster */
-    uint64_t recv_unknown_peer;  /* from or to an id not in the configuration */
-    uint64_t recv_oversized;     /* dropped by the socket's max message size */
+    uint64_t recv_malformed;    /* undecodable, wrong version or wrong cluster */
+    uint64_t recv_unknown_peer; /* from or to an id not in the configuration */
+    /* Dropped by the socket's max message size. Always 0 with NNG 1.5.2: it closes the
+     * connection on such a message without telling the socket's user. Senders refuse
+     * messages over their own max_msg_bytes instead (send_dropped, RAFT_ETOOBIG). */
+    uint64_t recv_oversized;
 };
 
 /*
@@ -40,10 +44,11 @@ struct rk_transport_options {
     const char *listen_url;
     size_t n_peers; /* the other nodes */
     const struct rk_peer *peers;
-    size_t max_msg_bytes;    /* set as NNG_OPT_RECVMAXSZ on every socket; default 64 MiB */
+    size_t max_msg_bytes;     /* set as NNG_OPT_RECVMAXSZ on every socket; default 64 MiB */
     size_t contexts_per_peer; /* default 64 */
     /* Called from an NNG thread with a decoded message from a known peer, addressed to
-     * self. The callee owns msg's allocations (raft_msg_free). */
+     * self. The callee owns msg's allocations (raft_msg_free); the struct itself is valid
+     * only during the call, so queue a shallow copy of *msg. */
     void (*on_msg)(void *arg, struct raft_msg *msg);
     void *arg;
 };
@@ -51,7 +56,9 @@ struct rk_transport_options {
 struct rk_transport;
 
 int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out);
-/* Encodes and sends asynchronously; never blocks. */
+/* Encodes and sends asynchronously; never blocks. Returns RAFT_OK also when the message is
+ * dropped for lack of a free context (counted), RAFT_EINVAL when msg->to is not a peer,
+ * RAFT_ETOOBIG when encoded it exceeds max_msg_bytes, RAFT_ENOMEM. */
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg);
 void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
 void rk_transport_stop(struct rk_transport *t);
@@ -65,10 +72,10 @@ struct rk_client_call; /* one received request awaiting its reply */
 
 struct rk_client_server_options {
     const char *listen_url;
-    size_t max_msg_bytes;
-    size_t contexts; /* concurrent requests served; default 1024 */
-    void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req,
-                       size_t len);
+    size_t max_msg_bytes; /* NNG_OPT_RECVMAXSZ; default 64 MiB */
+    size_t contexts;      /* concurrent requests served; default 1024 */
+    /* req is valid only during the call. */
+    void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len);
     void *arg;
 };
 

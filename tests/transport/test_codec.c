@@ -1,0 +1,195 @@
+/* Codec: every message type survives a round trip; bad input is rejected, never crashes. */
+#include <stdlib.h>
+
+#include "../test.h"
+#include "msg_util.h"
+#include "raft.pb-c.h"
+#include "transport/codec.h"
+
+#define CLUSTER 0xC1C1u
+
+static int round_trip(uint64_t seq, size_t n_entries_max)
+{
+    struct raft_msg in, out;
+    test_make_msg(seq, 1, 2, n_entries_max, &in);
+    uint8_t *buf;
+    size_t len;
+    int rc = rk_codec_encode(&in, CLUSTER, &buf, &len);
+    if (rc == RK_CODEC_OK) {
+        rc = rk_codec_decode(buf, len, CLUSTER, &out);
+        if (rc == RK_CODEC_OK) {
+            rc = test_msg_equal(&in, &out) ? 0 : -1;
+            raft_msg_free(&out);
+        }
+        free(buf);
+    }
+    raft_msg_free(&in);
+    return rc;
+}
+
+TEST(every_message_type_round_trips)
+{
+    for (uint64_t seq = 0; seq < 600; seq++)
+        CHECK_EQ(round_trip(seq, 64), 0);
+}
+
+TEST(append_with_many_entries_round_trips)
+{
+    /* seq 2000 is an AppendEntries; 2000 % 5001 = 2000 entries. */
+    CHECK_EQ(2000 % 6, 2);
+    CHECK_EQ(round_trip(2000, 5000), 0);
+}
+
+TEST(empty_append_and_snapshot_round_trip)
+{
+    struct raft_msg in = {.type = RAFT_MSG_APPEND, .from = 3, .to = 4, .term = 9};
+    struct raft_msg snap = {.type = RAFT_MSG_INSTALL_SNAPSHOT, .from = 3, .to = 4};
+    const struct raft_msg *cases[] = {&in, &snap};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t *buf;
+        size_t len;
+        struct raft_msg out;
+        CHECK_EQ(rk_codec_encode(cases[i], CLUSTER, &buf, &len), RK_CODEC_OK);
+        CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out), RK_CODEC_OK);
+        free(buf);
+        bool same = test_msg_equal(cases[i], &out);
+        raft_msg_free(&out);
+        CHECK(same);
+    }
+}
+
+/* Packs a hand-made Envelope, for inputs the encoder would never produce. */
+static int decode_envelope(Raftkv__Raft__Envelope *env, uint64_t cluster)
+{
+    size_t len = raftkv__raft__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(len + 1);
+    raftkv__raft__envelope__pack(env, buf);
+    struct raft_msg out;
+    int rc = rk_codec_decode(buf, len, cluster, &out);
+    if (rc == RK_CODEC_OK)
+        raft_msg_free(&out);
+    free(buf);
+    return rc;
+}
+
+TEST(rejects_wrong_version_cluster_and_empty_oneof)
+{
+    Raftkv__Raft__RequestVote rv = RAFTKV__RAFT__REQUEST_VOTE__INIT;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.version = RK_WIRE_VERSION;
+    env.cluster_id = CLUSTER;
+    env.from = 1;
+    env.to = 2;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_REQUEST_VOTE;
+    env.request_vote = &rv;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_OK);
+    CHECK_EQ(decode_envelope(&env, CLUSTER + 1), RK_CODEC_ECLUSTER);
+    env.version = RK_WIRE_VERSION + 1;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EVERSION);
+    env.version = 0;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EVERSION);
+    env.version = RK_WIRE_VERSION;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG__NOT_SET;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EMALFORMED);
+    struct raft_msg out;
+    CHECK_EQ(rk_codec_decode(NULL, 0, CLUSTER, &out), RK_CODEC_EVERSION);
+}
+
+TEST(rejects_unknown_entry_type)
+{
+    Raftkv__Raft__Entry good = RAFTKV__RAFT__ENTRY__INIT, bad = RAFTKV__RAFT__ENTRY__INIT;
+    bad.type = (Raftkv__Raft__EntryType)3;
+    uint8_t data[4] = {1, 2, 3, 4};
+    good.data.data = data;
+    good.data.len = sizeof data;
+    Raftkv__Raft__Entry *entries[] = {&good, &bad};
+    Raftkv__Raft__AppendEntries ae = RAFTKV__RAFT__APPEND_ENTRIES__INIT;
+    ae.n_entries = 2;
+    ae.entries = entries;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.version = RK_WIRE_VERSION;
+    env.cluster_id = CLUSTER;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_APPEND_ENTRIES;
+    env.append_entries = &ae;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EMALFORMED);
+    bad.type = (Raftkv__Raft__EntryType)-1;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EMALFORMED);
+    bad.type = RAFTKV__RAFT__ENTRY_TYPE__ENTRY_CONFIG;
+    CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_OK);
+}
+
+static bool is_codec_err(int rc)
+{
+    return rc == RK_CODEC_OK || rc == RK_CODEC_EMALFORMED || rc == RK_CODEC_EVERSION ||
+           rc == RK_CODEC_ECLUSTER || rc == RK_CODEC_ENOMEM;
+}
+
+TEST(truncations_never_crash_and_mostly_fail)
+{
+    struct raft_msg in;
+    test_make_msg(62, 1, 2, 64, &in); /* an AppendEntries with 62 entries */
+    uint8_t *buf;
+    size_t len;
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, &buf, &len), RK_CODEC_OK);
+    raft_msg_free(&in);
+    size_t failed = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = malloc(cut + 1); /* exact size so ASan sees any over-read */
+        memcpy(copy, buf, cut);
+        struct raft_msg out;
+        int rc = rk_codec_decode(copy, cut, CLUSTER, &out);
+        free(copy);
+        if (!is_codec_err(rc))
+            break;
+        if (rc == RK_CODEC_OK)
+            raft_msg_free(&out);
+        else
+            failed++;
+    }
+    free(buf);
+    /* A cut on a field boundary is a valid, shorter Envelope; most cuts are not. */
+    CHECK(failed > len / 2);
+}
+
+TEST(random_and_mutated_bytes_never_crash)
+{
+    srand(12345);
+    struct raft_msg in;
+    test_make_msg(8, 1, 2, 64, &in);
+    uint8_t *valid;
+    size_t valid_len;
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, &valid, &valid_len), RK_CODEC_OK);
+    raft_msg_free(&in);
+    size_t ok = 0, bad = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        bool mutate = iter % 2 == 0;
+        size_t len = mutate ? valid_len : (size_t)(rand() % 512);
+        uint8_t *buf = malloc(len + 1);
+        if (mutate)
+            memcpy(buf, valid, len);
+        for (size_t i = 0; i < len; i++) {
+            if (!mutate || rand() % 64 == 0)
+                buf[i] = (uint8_t)rand();
+        }
+        struct raft_msg out;
+        int rc = rk_codec_decode(buf, len, CLUSTER, &out);
+        free(buf);
+        CHECK(is_codec_err(rc));
+        if (rc == RK_CODEC_OK) {
+            CHECK(out.type <= RAFT_MSG_INSTALL_SNAPSHOT_RESP);
+            raft_msg_free(&out);
+            ok++;
+        } else {
+            bad++;
+        }
+    }
+    free(valid);
+    CHECK(bad > 0);
+    printf("  random/mutated inputs: %zu decoded, %zu rejected\n", ok, bad);
+}
+
+TEST_MAIN(TEST_REF(every_message_type_round_trips), TEST_REF(append_with_many_entries_round_trips),
+          TEST_REF(empty_append_and_snapshot_round_trip),
+          TEST_REF(rejects_wrong_version_cluster_and_empty_oneof),
+          TEST_REF(rejects_unknown_entry_type), TEST_REF(truncations_never_crash_and_mostly_fail),
+          TEST_REF(random_and_mutated_bytes_never_crash))

@@ -1,0 +1,372 @@
+/* Peer transport over loopback TCP: delivery, redial, and what it drops. */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "../test.h"
+#include "peer_util.h"
+#include "transport/codec.h"
+
+#define DEADLINE_MS 15000
+
+/* Probes are RequestVotes with term 0; test_make_msg never makes one. */
+static bool is_probe(const struct raft_msg *m)
+{
+    return m->type == RAFT_MSG_REQUEST_VOTE && m->term == 0;
+}
+
+/* Sends probes from a to b until b has received one more: the link is up. */
+static bool wait_link(struct test_node *a, struct test_node *b)
+{
+    struct raft_msg probe = {.type = RAFT_MSG_REQUEST_VOTE, .from = a->id, .to = b->id};
+    size_t start = test_node_count(b);
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    while (test_now_ms() < deadline) {
+        if (rk_transport_send(a->t, &probe) != RAFT_OK)
+            return false;
+        for (uint64_t until = test_now_ms() + 100; test_now_ms() < until;) {
+            if (test_node_count(b) > start)
+                return true;
+            test_pause();
+        }
+    }
+    return false;
+}
+
+static bool wait_count(struct test_node *n, size_t want)
+{
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    while (test_node_count(n) < want && test_now_ms() < deadline)
+        test_pause();
+    return test_node_count(n) >= want;
+}
+
+static bool wait_stat(struct rk_transport *t, size_t offset, uint64_t want)
+{
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    for (;;) {
+        struct rk_transport_stats s = test_stats(t);
+        uint64_t v;
+        memcpy(&v, (const char *)&s + offset, sizeof v);
+        if (v >= want)
+            return true;
+        if (test_now_ms() > deadline)
+            return false;
+        test_pause();
+    }
+}
+
+#define WAIT_STAT(t, field, want) wait_stat(t, offsetof(struct rk_transport_stats, field), want)
+
+/* Checks that n holds, besides probes, exactly one intact copy of messages 0..count-1 from
+ * every sender in from[]. */
+static bool verify_received(struct test_node *n, const raft_id *from, size_t n_from, uint64_t count)
+{
+    bool ok = true;
+    uint8_t *seen = calloc(n_from * count, 1);
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->n_msgs && ok; i++) {
+        const struct raft_msg *m = &n->msgs[i];
+        if (is_probe(m))
+            continue;
+        size_t k = 0;
+        while (k < n_from && from[k] != m->from)
+            k++;
+        uint64_t seq = m->term - 1;
+        ok = k < n_from && seq < count && !seen[k * count + seq];
+        if (ok) {
+            seen[k * count + seq] = 1;
+            struct raft_msg want;
+            test_make_msg(seq, m->from, n->id, 200, &want);
+            ok = test_msg_equal(&want, m);
+            raft_msg_free(&want);
+        }
+        if (!ok)
+            fprintf(stderr,
+                    "bad message %zu at node %" PRIu64 ": from %" PRIu64 " term %" PRIu64 "\n", i,
+                    n->id, m->from, m->term);
+    }
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < n_from * count && ok; i++)
+        ok = seen[i];
+    free(seen);
+    return ok;
+}
+
+/* Every node sends count messages to every other, interleaved; all must arrive intact. */
+static bool exchange(struct test_node **nodes, size_t n, uint64_t count)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) {
+            if (i != j && !wait_link(nodes[i], nodes[j]))
+                return false;
+        }
+    }
+    size_t base[8];
+    for (size_t i = 0; i < n; i++)
+        base[i] = test_node_count(nodes[i]);
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    for (uint64_t seq = 0; seq < count; seq++) {
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < n; j++) {
+                if (i == j)
+                    continue;
+                struct raft_msg m;
+                test_make_msg(seq, nodes[i]->id, nodes[j]->id, 200, &m);
+                bool sent = test_send(nodes[i]->t, &m, deadline);
+                raft_msg_free(&m);
+                if (!sent)
+                    return false;
+            }
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        raft_id from[8];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i != j)
+                from[k++] = nodes[i]->id;
+        }
+        if (!wait_count(nodes[j], base[j] + k * count) ||
+            !verify_received(nodes[j], from, k, count))
+            return false;
+    }
+    return true;
+}
+
+TEST(two_transports_exchange_every_message_type)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
+    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+    bool ok = exchange(all, 2, 3000);
+    struct rk_transport_stats sa = test_stats(a.t), sb = test_stats(b.t);
+    test_node_stop(&a);
+    test_node_stop(&b);
+    CHECK(ok);
+    CHECK_EQ(sb.received, sa.sent);
+    CHECK_EQ(sa.recv_malformed + sa.recv_unknown_peer, 0);
+    CHECK_EQ(sb.recv_malformed + sb.recv_unknown_peer, 0);
+}
+
+TEST(three_transports_exchange_all_pairs)
+{
+    struct test_node a, b, c;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    test_node_init(&c, 3);
+    struct test_node *all[] = {&a, &b, &c};
+    /* Few contexts, so that sending often finds them all busy and retries. */
+    CHECK_EQ(test_node_start(&a, all, 3, 0, 4), RAFT_OK);
+    CHECK_EQ(test_node_start(&b, all, 3, 0, 4), RAFT_OK);
+    CHECK_EQ(test_node_start(&c, all, 3, 0, 4), RAFT_OK);
+    bool ok = exchange(all, 3, 1000);
+    test_node_stop(&a);
+    test_node_stop(&b);
+    test_node_stop(&c);
+    CHECK(ok);
+}
+
+TEST(restarted_peer_is_redialed)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
+    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+    CHECK(wait_link(&a, &b));
+    for (int round = 0; round < 3; round++) {
+        test_node_stop(&b);
+        /* Messages to the dead peer are dropped or time out; sending never blocks. */
+        struct raft_msg m;
+        test_make_msg(1, a.id, b.id, 0, &m);
+        for (int i = 0; i < 200; i++)
+            CHECK_EQ(rk_transport_send(a.t, &m), RAFT_OK);
+        CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+        CHECK(wait_link(&a, &b));
+        CHECK(wait_link(&b, &a));
+    }
+    test_node_stop(&a);
+    test_node_stop(&b);
+}
+
+TEST(unknown_sender_and_wrong_recipient_are_dropped)
+{
+    struct test_node a, b, stranger, misaddressed;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    test_node_init(&stranger, 9);
+    test_node_init(&misaddressed, 1);
+    struct test_node *ab[] = {&a, &b};
+    CHECK_EQ(test_node_start(&b, ab, 2, 0, 0), RAFT_OK); /* knows only a */
+    struct test_node *sb[] = {&stranger, &b};
+    CHECK_EQ(test_node_start(&stranger, sb, 2, 0, 0), RAFT_OK);
+    /* Believes id 5 lives at b's address. */
+    struct test_node five;
+    test_node_init(&five, 5);
+    strcpy(five.url, b.url);
+    struct test_node *mf[] = {&misaddressed, &five};
+    CHECK_EQ(test_node_start(&misaddressed, mf, 2, 0, 0), RAFT_OK);
+
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    struct raft_msg from_stranger = {.type = RAFT_MSG_APPEND, .from = 9, .to = 2, .term = 3};
+    struct raft_msg to_five = {.type = RAFT_MSG_APPEND, .from = 1, .to = 5, .term = 3};
+    while (test_stats(b.t).recv_unknown_peer < 2 && test_now_ms() < deadline) {
+        rk_transport_send(stranger.t, &from_stranger);
+        rk_transport_send(misaddressed.t, &to_five);
+        for (uint64_t until = test_now_ms() + 50; test_now_ms() < until;)
+            test_pause();
+    }
+    struct rk_transport_stats s = test_stats(b.t);
+    size_t delivered = test_node_count(&b);
+    test_node_stop(&stranger);
+    test_node_stop(&misaddressed);
+    test_node_stop(&b);
+    CHECK(s.recv_unknown_peer >= 2);
+    CHECK_EQ(s.received, 0);
+    CHECK_EQ(delivered, 0);
+}
+
+/* Sends raw bytes to url as a peer would and waits for the acknowledgement. */
+static bool send_raw(const char *url, const void *buf, size_t len)
+{
+    nng_socket s;
+    if (nng_req0_open(&s) != 0)
+        return false;
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, DEADLINE_MS);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, DEADLINE_MS);
+    bool ok = nng_dial(s, url, NULL, 0) == 0 && nng_send(s, (void *)buf, len, 0) == 0;
+    char *reply = NULL;
+    size_t reply_len = 0;
+    ok = ok && nng_recv(s, &reply, &reply_len, NNG_FLAG_ALLOC) == 0 && reply_len == 0;
+    if (reply)
+        nng_free(reply, reply_len);
+    nng_close(s);
+    return ok;
+}
+
+TEST(malformed_and_foreign_envelopes_are_counted_and_acked)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
+    const char garbage[] = "\xff\xff\xff\xff not an envelope";
+    CHECK(send_raw(b.url, garbage, sizeof garbage));
+    CHECK(send_raw(b.url, "", 0));
+    struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 1, .to = 2, .term = 4};
+    uint8_t *buf;
+    size_t len;
+    CHECK_EQ(rk_codec_encode(&m, TEST_CLUSTER + 1, &buf, &len), RK_CODEC_OK);
+    bool foreign_acked = send_raw(b.url, buf, len);
+    free(buf);
+    CHECK(foreign_acked);
+    CHECK_EQ(test_stats(b.t).recv_malformed, 3);
+    CHECK_EQ(test_node_count(&b), 0);
+    CHECK(wait_link(&a, &b)); /* b still serves its real peers */
+    test_node_stop(&a);
+    test_node_stop(&b);
+}
+
+TEST(oversized_message_is_dropped_and_receiver_keeps_serving)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);        /* 64 MiB limit */
+    CHECK_EQ(test_node_start(&b, all, 2, 64 << 10, 0), RAFT_OK); /* 64 KiB limit */
+    CHECK(wait_link(&a, &b));
+    struct raft_entry big = {.term = 1, .index = 1, .len = 1 << 20};
+    big.data = calloc(1, big.len);
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1};
+    m.append.n_entries = 1;
+    m.append.entries = &big;
+    uint64_t sent_before = test_stats(a.t).sent;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(rk_transport_send(a.t, &m), RAFT_OK);
+    free(big.data);
+    CHECK(WAIT_STAT(a.t, sent, sent_before + 3));
+    CHECK(wait_link(&a, &b)); /* redialed after b's NNG closed the connection */
+    bool any_big = false;
+    pthread_mutex_lock(&b.mu);
+    for (size_t i = 0; i < b.n_msgs; i++)
+        any_big |= !is_probe(&b.msgs[i]);
+    pthread_mutex_unlock(&b.mu);
+    test_node_stop(&a);
+    test_node_stop(&b);
+    CHECK(!any_big);
+}
+
+TEST(sender_refuses_message_over_its_own_limit)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&a, all, 2, 4096, 0), RAFT_OK);
+    struct raft_entry big = {.term = 1, .index = 1, .len = 8192};
+    big.data = calloc(1, big.len);
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1};
+    m.append.n_entries = 1;
+    m.append.entries = &big;
+    int rc = rk_transport_send(a.t, &m);
+    free(big.data);
+    struct raft_msg unknown = {.type = RAFT_MSG_APPEND, .from = 1, .to = 42};
+    int rc_unknown = rk_transport_send(a.t, &unknown);
+    struct rk_transport_stats s = test_stats(a.t);
+    test_node_stop(&a);
+    CHECK_EQ(rc, RAFT_ETOOBIG);
+    CHECK_EQ(rc_unknown, RAFT_EINVAL);
+    CHECK_EQ(s.send_dropped, 1);
+    CHECK_EQ(s.sent, 0);
+}
+
+TEST(send_to_dead_peer_never_blocks_and_frees_contexts)
+{
+    struct test_node a, dead;
+    test_node_init(&a, 1);
+    test_node_init(&dead, 2); /* nothing ever listens at its address */
+    struct test_node *all[] = {&a, &dead};
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 8), RAFT_OK);
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1};
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(rk_transport_send(a.t, &m), RAFT_OK);
+    CHECK(test_stats(a.t).send_dropped >= 92);
+    /* The 8 waiting contexts give up after their timeout and take new messages. */
+    bool freed = WAIT_STAT(a.t, send_dropped, 100);
+    CHECK_EQ(rk_transport_send(a.t, &m), RAFT_OK);
+    uint64_t dropped = test_stats(a.t).send_dropped;
+    test_node_stop(&a);
+    CHECK(freed);
+    CHECK_EQ(dropped, 100); /* the last send found a free context */
+}
+
+TEST(start_fails_cleanly_on_busy_address)
+{
+    struct test_node a, b;
+    test_node_init(&a, 1);
+    test_node_init(&b, 2);
+    struct test_node *all[] = {&a, &b};
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
+    strcpy(b.url, a.url);
+    CHECK(test_node_start(&b, all, 2, 0, 0) != RAFT_OK);
+    CHECK(b.t == NULL);
+    strcpy(b.url, "nonsense://");
+    CHECK(test_node_start(&b, all, 2, 0, 0) != RAFT_OK);
+    test_node_stop(&a);
+}
+
+TEST_MAIN(TEST_REF(two_transports_exchange_every_message_type),
+          TEST_REF(three_transports_exchange_all_pairs), TEST_REF(restarted_peer_is_redialed),
+          TEST_REF(unknown_sender_and_wrong_recipient_are_dropped),
+          TEST_REF(malformed_and_foreign_envelopes_are_counted_and_acked),
+          TEST_REF(oversized_message_is_dropped_and_receiver_keeps_serving),
+          TEST_REF(sender_refuses_message_over_its_own_limit),
+          TEST_REF(send_to_dead_peer_never_blocks_and_frees_contexts),
+          TEST_REF(start_fails_cleanly_on_busy_address))
