@@ -7,6 +7,7 @@
 #define RAFTKV_DB_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,17 +20,19 @@ enum rk_db_err {
     RK_DB_EIDENTITY = 3, /* data dir belongs to another cluster or node id */
     RK_DB_EFORMAT = 4,   /* data dir written by a newer on-disk format */
     RK_DB_ENOMEM = 5,
+    RK_DB_ECORRUPT = 6, /* stored data is inconsistent (a gap in the log, a malformed record) */
 };
 
 struct rk_db_options {
-    const char *path;        /* data dir; created if missing */
-    uint64_t cluster_id;     /* stamped on first open, checked on every later open */
-    raft_id node_id;         /* likewise */
-    size_t initial_map_bytes; /* default 64 MiB */
+    const char *path;         /* data dir; created if missing */
+    uint64_t cluster_id;      /* stamped on first open, checked on every later open */
+    raft_id node_id;          /* likewise */
+    size_t initial_map_bytes; /* default 64 MiB; a reopened env keeps the size it grew to */
     size_t max_map_bytes;     /* default 8 GiB; the map doubles when full, up to this */
 };
 
 struct rk_db;
+struct rk_storage;
 
 int rk_db_open(const struct rk_db_options *opts, struct rk_db **out);
 /* On failure of rk_db_open *out is still set (or NULL on ENOMEM) so the message can be
@@ -39,10 +42,18 @@ void rk_db_close(struct rk_db *db);
 
 MDB_env *rk_db_env(struct rk_db *db);
 
+/* Opens (creating if missing) the named database `name` in the environment, for modules
+ * that keep their own data (the log, the KV store). Handles stay valid until rk_db_close.
+ * Call at setup, never inside rk_db_write. */
+int rk_db_dbi(struct rk_db *db, const char *name, MDB_dbi *out);
+
 /* Runs fn inside one write transaction and commits it with fsync. If the map fills, the
  * transaction is aborted, the map grown and fn run again from scratch, so fn must only
  * write to the transaction (no side effects elsewhere). Returns RK_DB_EFULL when the map
- * cannot grow further. fn returns 0 or an rk_db_err. */
+ * cannot grow further. fn returns 0 or an rk_db_err: RK_DB_EFULL from fn means "the map
+ * filled" (rk_db_check maps MDB_MAP_FULL to it), any other error aborts and is returned.
+ * Calls must not overlap (one writer thread), and a thread must not hold a read
+ * transaction across rk_db_write (growing the map waits for every reader to end). */
 typedef int (*rk_db_write_fn)(MDB_txn *txn, void *arg);
 int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
 
@@ -50,8 +61,40 @@ int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
  * write into the batch (the LMDB storage, the KV store) take it from here. */
 MDB_txn *rk_db_current_txn(struct rk_db *db);
 
-/* A read-only transaction; end with mdb_txn_abort. */
+/* A read-only transaction; end it with rk_db_read_end (not mdb_txn_abort): growing the
+ * map remaps the file, which LMDB allows only while no transaction is open. */
 int rk_db_read_begin(struct rk_db *db, MDB_txn **txn);
+void rk_db_read_end(struct rk_db *db, MDB_txn *txn);
+
+/* Small records in the "meta" database: n uint64 values under a name, stored big-endian.
+ * get fills vals with zeros when the record is absent (*found, if not NULL, says which)
+ * and returns RK_DB_ECORRUPT when its size is not n values. */
+int rk_db_meta_get(struct rk_db *db, MDB_txn *txn, const char *name, uint64_t *vals, size_t n,
+                   bool *found);
+int rk_db_meta_put(struct rk_db *db, MDB_txn *txn, const char *name, const uint64_t *vals,
+                   size_t n);
+
+/* Error helpers for code working in db's transactions: rk_db_check maps an LMDB return
+ * code to an rk_db_err (MDB_MAP_FULL -> RK_DB_EFULL, so rk_db_write grows the map) and
+ * records "what: reason" as the message; rk_db_fail records a formatted message and
+ * returns code. Both return 0 for success. */
+int rk_db_check(struct rk_db *db, int mdb_rc, const char *what);
+int rk_db_fail(struct rk_db *db, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Big-endian uint64 keys sort in index order under LMDB's default memcmp comparison. */
+static inline void rk_db_encode_u64(uint8_t *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+static inline uint64_t rk_db_decode_u64(const uint8_t *in)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
 
 struct rk_db_stats {
     size_t map_bytes;
@@ -61,7 +104,10 @@ struct rk_db_stats {
 };
 void rk_db_stats(struct rk_db *db, struct rk_db_stats *out);
 
-/* LMDB-backed Raft storage (storage.h) in db's environment. */
+/* LMDB-backed Raft storage (storage.h) in db's environment: entries in the "log" database,
+ * term/vote and the snapshot position in "meta". save must run inside rk_db_write (it
+ * writes into rk_db_current_txn) and, like load, returns rk_db_err codes, so the host's
+ * write fn can return save's result as is. Call at setup, never inside rk_db_write. */
 int rk_lmdb_storage_new(struct rk_db *db, struct rk_storage **out);
 
 #endif

@@ -1,0 +1,348 @@
+/*
+ * The KV state machine on LMDB. The "kv" database maps the raw key bytes to a record:
+ * create revision and mod revision (big-endian uint64, the raft indexes that created and
+ * last modified the key) followed by the value bytes. The applied index is a meta record
+ * written in the same transaction as the effects of the entry it counts.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.pb-c.h"
+#include "kv/kv.h"
+
+#define RECORD_HEADER 16
+#define DEFAULT_MAX_VALUE ((size_t)1 << 20)
+
+static const char APPLIED[] = "kv_applied";
+
+struct rk_kv {
+    struct rk_db *db;
+    MDB_dbi data;
+    struct rk_kv_limits limits;
+};
+
+/* One entry being applied: what it answers and what it changed. */
+struct apply {
+    struct rk_kv *kv;
+    MDB_txn *txn;
+    raft_index index;
+    Raftkv__Kv__ClientResponse resp;
+    Raftkv__Kv__ChangeEvent change;
+    bool changed;
+    char why[160];
+};
+
+struct record {
+    bool found;
+    uint64_t create;
+    uint64_t mod;
+    ProtobufCBinaryData value; /* points into the map: valid until the next write */
+};
+
+void rk_bytes_free(struct rk_bytes *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+}
+
+void rk_kv_limits_defaults(struct rk_kv_limits *l)
+{
+    l->max_key_bytes = 511;
+    l->max_value_bytes = DEFAULT_MAX_VALUE;
+}
+
+int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out)
+{
+    struct rk_kv *kv = calloc(1, sizeof *kv);
+    *out = NULL;
+    if (!kv)
+        return rk_db_fail(db, RK_DB_ENOMEM, "out of memory");
+    kv->db = db;
+    if (limits)
+        kv->limits = *limits;
+    else
+        rk_kv_limits_defaults(&kv->limits);
+    /* Longer keys cannot be stored at all: LMDB's key size is fixed when it is built. */
+    size_t lmdb_max = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
+    if (kv->limits.max_key_bytes > lmdb_max)
+        kv->limits.max_key_bytes = lmdb_max;
+    int rc = rk_db_dbi(db, "kv", &kv->data);
+    if (rc) {
+        free(kv);
+        return rc;
+    }
+    *out = kv;
+    return RK_DB_OK;
+}
+
+void rk_kv_close(struct rk_kv *kv)
+{
+    free(kv);
+}
+
+int rk_kv_applied_index(struct rk_kv *kv, raft_index *out)
+{
+    MDB_txn *txn;
+    uint64_t applied = 0;
+    int rc = rk_db_read_begin(kv->db, &txn);
+    if (rc)
+        return rc;
+    rc = rk_db_meta_get(kv->db, txn, APPLIED, &applied, 1, NULL);
+    rk_db_read_end(kv->db, txn);
+    *out = applied;
+    return rc;
+}
+
+static int pack(const ProtobufCMessage *m, struct rk_bytes *out)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    out->data = NULL;
+    out->len = 0;
+    if (n == 0)
+        return RK_DB_OK;
+    out->data = malloc(n);
+    if (!out->data)
+        return RK_DB_ENOMEM;
+    out->len = protobuf_c_message_pack(m, out->data);
+    return RK_DB_OK;
+}
+
+/* The key, and the value a write would store, of a put/get/delete/cas. Command and
+ * ClientRequest number these ops alike (fields 10-13), so one function reads both. */
+static bool op_fields(int op_case, void *op, ProtobufCBinaryData *key, ProtobufCBinaryData *value)
+{
+    *value = (ProtobufCBinaryData){0, NULL};
+    switch (op_case) {
+    case RAFTKV__KV__COMMAND__OP_PUT:
+        *key = ((Raftkv__Kv__Put *)op)->key;
+        *value = ((Raftkv__Kv__Put *)op)->value;
+        return true;
+    case RAFTKV__KV__COMMAND__OP_GET:
+        *key = ((Raftkv__Kv__Get *)op)->key;
+        return true;
+    case RAFTKV__KV__COMMAND__OP_DELETE:
+        *key = ((Raftkv__Kv__Delete *)op)->key;
+        return true;
+    case RAFTKV__KV__COMMAND__OP_CAS:
+        *key = ((Raftkv__Kv__CompareAndSwap *)op)->key;
+        *value = ((Raftkv__Kv__CompareAndSwap *)op)->new_value;
+        /* expected is held to the value limit too: a longer one could never match */
+        if (((Raftkv__Kv__CompareAndSwap *)op)->expected.len > value->len)
+            *value = ((Raftkv__Kv__CompareAndSwap *)op)->expected;
+        return true;
+    }
+    return false;
+}
+
+/* Fills why and returns false when the op's key or value breaks a limit. */
+static bool check_sizes(ProtobufCBinaryData key, ProtobufCBinaryData value, size_t max_key,
+                        size_t max_value, const char *limit_names, char *why, size_t why_len)
+{
+    if (key.len == 0)
+        snprintf(why, why_len, "empty key");
+    else if (key.len > max_key)
+        snprintf(why, why_len, "key is %zu bytes, over the %zu-byte key limit (%s)", key.len,
+                 max_key, limit_names);
+    else if (value.len > max_value)
+        snprintf(why, why_len, "value is %zu bytes, over the %zu-byte value limit (%s)", value.len,
+                 max_value, limit_names);
+    else
+        return true;
+    return false;
+}
+
+int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response)
+{
+    *response = (struct rk_bytes){NULL, 0};
+    Raftkv__Kv__ClientRequest *r = raftkv__kv__client_request__unpack(NULL, len, req);
+    char why[160] = "malformed request: not a kv.proto ClientRequest";
+    ProtobufCBinaryData key, value;
+    bool ok = false;
+    if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
+        ok = true;
+    else if (r && !op_fields(r->op_case, r->put, &key, &value))
+        snprintf(why, sizeof why, "request has no operation");
+    else if (r)
+        ok = check_sizes(key, value, kv->limits.max_key_bytes, kv->limits.max_value_bytes,
+                         "max_key_bytes / max_value_bytes", why, sizeof why);
+    if (r)
+        raftkv__kv__client_request__free_unpacked(r, NULL);
+    if (ok)
+        return RK_DB_OK;
+    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    resp.code = RAFTKV__KV__CODE__INVALID;
+    resp.error = why;
+    return pack(&resp.base, response) ? RK_DB_ENOMEM : RK_KV_EINVALID;
+}
+
+static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r)
+{
+    MDB_val k = {key.len, key.data}, v;
+    memset(r, 0, sizeof *r);
+    int rc = mdb_get(a->txn, a->kv->data, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return RK_DB_OK;
+    if (rc != MDB_SUCCESS)
+        return rk_db_check(a->kv->db, rc, "read key");
+    if (v.mv_size < RECORD_HEADER)
+        return rk_db_fail(a->kv->db, RK_DB_ECORRUPT, "malformed kv record (%zu bytes)", v.mv_size);
+    const uint8_t *p = v.mv_data;
+    r->found = true;
+    r->create = rk_db_decode_u64(p);
+    r->mod = rk_db_decode_u64(p + 8);
+    r->value = (ProtobufCBinaryData){v.mv_size - RECORD_HEADER, (uint8_t *)p + RECORD_HEADER};
+    return RK_DB_OK;
+}
+
+static void answer_found(struct apply *a, const struct record *r)
+{
+    a->resp.value = r->value;
+    a->resp.create_revision = r->create;
+    a->resp.mod_revision = r->mod;
+}
+
+static void record_change(struct apply *a, Raftkv__Kv__ChangeEvent__Kind kind,
+                          ProtobufCBinaryData key, ProtobufCBinaryData value)
+{
+    a->resp.revision = a->index;
+    a->change.kind = kind;
+    a->change.key = key;
+    a->change.value = value;
+    a->change.revision = a->index;
+    a->changed = true;
+}
+
+/* Stores value under key; r is what the key held before. */
+static int write_value(struct apply *a, ProtobufCBinaryData key, ProtobufCBinaryData value,
+                       const struct record *r)
+{
+    MDB_val k = {key.len, key.data}, v = {RECORD_HEADER + value.len, NULL};
+    int rc = mdb_put(a->txn, a->kv->data, &k, &v, MDB_RESERVE);
+    if (rc != MDB_SUCCESS)
+        return rk_db_check(a->kv->db, rc, "write key");
+    uint8_t *p = v.mv_data;
+    a->resp.create_revision = r->found ? r->create : a->index;
+    a->resp.mod_revision = a->index;
+    rk_db_encode_u64(p, a->resp.create_revision);
+    rk_db_encode_u64(p + 8, a->index);
+    if (value.len)
+        memcpy(p + RECORD_HEADER, value.data, value.len);
+    record_change(a, RAFTKV__KV__CHANGE_EVENT__KIND__PUT, key, value);
+    return RK_DB_OK;
+}
+
+static int op_delete(struct apply *a, ProtobufCBinaryData key, const struct record *r)
+{
+    if (!r->found) {
+        a->resp.code = RAFTKV__KV__CODE__NOT_FOUND;
+        return RK_DB_OK;
+    }
+    MDB_val k = {key.len, key.data};
+    int rc = mdb_del(a->txn, a->kv->data, &k, NULL);
+    if (rc != MDB_SUCCESS)
+        return rk_db_check(a->kv->db, rc, "delete key");
+    record_change(a, RAFTKV__KV__CHANGE_EVENT__KIND__DELETE, key, (ProtobufCBinaryData){0, 0});
+    return RK_DB_OK;
+}
+
+/* A mismatch answers with the current value and revisions; a missing key answers with
+ * revisions 0, which tells it apart from a key holding an empty value. */
+static int op_cas(struct apply *a, const Raftkv__Kv__CompareAndSwap *cas, const struct record *r)
+{
+    bool match = cas->expect_absent
+                     ? !r->found
+                     : r->found && r->value.len == cas->expected.len &&
+                           (r->value.len == 0 ||
+                            memcmp(r->value.data, cas->expected.data, r->value.len) == 0);
+    if (match)
+        return write_value(a, cas->key, cas->new_value, r);
+    a->resp.code = RAFTKV__KV__CODE__CAS_MISMATCH;
+    answer_found(a, r);
+    return RK_DB_OK;
+}
+
+static int run_command(struct apply *a, const Raftkv__Kv__Command *c)
+{
+    ProtobufCBinaryData key, value;
+    struct record r;
+    if (!op_fields(c->op_case, c->put, &key, &value)) {
+        snprintf(a->why, sizeof a->why, "command has no operation");
+        return RK_DB_OK;
+    }
+    /* Only limits every node shares: the configured ones were checked at proposal, and a
+     * node configured differently must still apply exactly what the others do. */
+    size_t lmdb_max = (size_t)mdb_env_get_maxkeysize(rk_db_env(a->kv->db));
+    if (!check_sizes(key, value, lmdb_max, SIZE_MAX, "LMDB key size", a->why, sizeof a->why))
+        return RK_DB_OK;
+    int rc = record_get(a, key, &r);
+    if (rc)
+        return rc;
+    switch (c->op_case) {
+    case RAFTKV__KV__COMMAND__OP_PUT:
+        return write_value(a, key, value, &r);
+    case RAFTKV__KV__COMMAND__OP_GET:
+        if (r.found)
+            answer_found(a, &r);
+        else
+            a->resp.code = RAFTKV__KV__CODE__NOT_FOUND;
+        return RK_DB_OK;
+    case RAFTKV__KV__COMMAND__OP_DELETE:
+        return op_delete(a, key, &r);
+    default:
+        return op_cas(a, c->cas, &r);
+    }
+}
+
+/* Runs the command and packs the answers. Packing happens before any further write, as
+ * the response may point into the map. */
+static int apply_command(struct apply *a, const struct raft_entry *e, struct rk_bytes *response,
+                         struct rk_bytes *change)
+{
+    Raftkv__Kv__Command *c = raftkv__kv__command__unpack(NULL, e->len, e->data);
+    int rc = RK_DB_OK;
+    if (c)
+        rc = run_command(a, c);
+    else
+        snprintf(a->why, sizeof a->why, "malformed command: not a kv.proto Command");
+    if (a->why[0]) {
+        a->resp.code = RAFTKV__KV__CODE__INVALID;
+        a->resp.error = a->why;
+    }
+    if (!rc)
+        rc = pack(&a->resp.base, response);
+    if (!rc && a->changed)
+        rc = pack(&a->change.base, change);
+    if (c)
+        raftkv__kv__command__free_unpacked(c, NULL);
+    return rc;
+}
+
+int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
+                struct rk_bytes *response, struct rk_bytes *change)
+{
+    *response = (struct rk_bytes){NULL, 0};
+    *change = (struct rk_bytes){NULL, 0};
+    uint64_t applied;
+    int rc = rk_db_meta_get(kv->db, txn, APPLIED, &applied, 1, NULL);
+    if (rc || e->index <= applied)
+        return rc;
+    struct apply a = {
+        .kv = kv,
+        .txn = txn,
+        .index = e->index,
+        .resp = RAFTKV__KV__CLIENT_RESPONSE__INIT,
+        .change = RAFTKV__KV__CHANGE_EVENT__INIT,
+    };
+    if (e->type == RAFT_ENTRY_NORMAL)
+        rc = apply_command(&a, e, response, change);
+    if (!rc)
+        rc = rk_db_meta_put(kv->db, txn, APPLIED, &e->index, 1);
+    if (rc) {
+        rk_bytes_free(response);
+        rk_bytes_free(change);
+    }
+    return rc;
+}

@@ -1,0 +1,476 @@
+/* The KV state machine: command semantics, revisions, atomic applied index, validation. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.pb-c.h"
+#include "kv/kv.h"
+#include "test.h"
+#include "storage/tmp_dir.h"
+
+#define B(s) ((ProtobufCBinaryData){strlen(s), (uint8_t *)(s)})
+
+struct fixture {
+    struct tmp_dir dir;
+    struct rk_db *db;
+    struct rk_kv *kv;
+};
+
+static bool fixture_open(struct fixture *f, const struct rk_kv_limits *limits)
+{
+    struct rk_db_options o = {.path = f->dir.path, .cluster_id = 1, .node_id = 1};
+    if (rk_db_open(&o, &f->db)) {
+        fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(f->db));
+        return false;
+    }
+    return rk_kv_open(f->db, limits, &f->kv) == 0;
+}
+
+static bool fixture_start(struct fixture *f, const struct rk_kv_limits *limits)
+{
+    return tmp_dir_make(&f->dir) && fixture_open(f, limits);
+}
+
+static void fixture_close(struct fixture *f)
+{
+    rk_kv_close(f->kv);
+    rk_db_close(f->db);
+}
+
+static void fixture_end(struct fixture *f)
+{
+    fixture_close(f);
+    tmp_dir_remove(&f->dir);
+}
+
+/* A packed Command or ClientRequest (same field numbers) with one op. */
+static struct rk_bytes pack_request(const ProtobufCMessage *m)
+{
+    struct rk_bytes b = {NULL, protobuf_c_message_get_packed_size(m)};
+    b.data = malloc(b.len ? b.len : 1);
+    protobuf_c_message_pack(m, b.data);
+    return b;
+}
+
+static struct rk_bytes cmd_put(const char *key, const char *value)
+{
+    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
+    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    put.key = B(key);
+    put.value = B(value);
+    c.op_case = RAFTKV__KV__COMMAND__OP_PUT;
+    c.put = &put;
+    return pack_request(&c.base);
+}
+
+static struct rk_bytes cmd_get(const char *key)
+{
+    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
+    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    get.key = B(key);
+    c.op_case = RAFTKV__KV__COMMAND__OP_GET;
+    c.get = &get;
+    return pack_request(&c.base);
+}
+
+static struct rk_bytes cmd_delete(const char *key)
+{
+    Raftkv__Kv__Delete del = RAFTKV__KV__DELETE__INIT;
+    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    del.key = B(key);
+    c.op_case = RAFTKV__KV__COMMAND__OP_DELETE;
+    c.delete_ = &del;
+    return pack_request(&c.base);
+}
+
+/* expected == NULL means expect_absent. */
+static struct rk_bytes cmd_cas(const char *key, const char *expected, const char *new_value)
+{
+    Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
+    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    cas.key = B(key);
+    cas.expect_absent = expected == NULL;
+    cas.expected = B(expected ? expected : "");
+    cas.new_value = B(new_value);
+    c.op_case = RAFTKV__KV__COMMAND__OP_CAS;
+    c.cas = &cas;
+    return pack_request(&c.base);
+}
+
+struct applied {
+    int rc;
+    Raftkv__Kv__ClientResponse *resp; /* NULL when the response was empty */
+    Raftkv__Kv__ChangeEvent *change;  /* NULL when nothing changed */
+};
+
+static void applied_free(struct applied *a)
+{
+    if (a->resp)
+        raftkv__kv__client_response__free_unpacked(a->resp, NULL);
+    if (a->change)
+        raftkv__kv__change_event__free_unpacked(a->change, NULL);
+}
+
+struct apply_arg {
+    struct rk_kv *kv;
+    const struct raft_entry *e;
+    struct rk_bytes response, change;
+    bool then_fail; /* make the write fn fail after applying */
+};
+
+static int apply_fn(MDB_txn *txn, void *arg)
+{
+    struct apply_arg *a = arg;
+    /* a retry after the map grew starts from scratch */
+    rk_bytes_free(&a->response);
+    rk_bytes_free(&a->change);
+    int rc = rk_kv_apply(a->kv, txn, a->e, &a->response, &a->change);
+    return rc ? rc : a->then_fail ? RK_DB_EIO : RK_DB_OK;
+}
+
+static struct applied apply_entry(struct fixture *f, const struct raft_entry *e, bool then_fail)
+{
+    struct apply_arg a = {.kv = f->kv, .e = e, .then_fail = then_fail};
+    struct applied out = {0};
+    out.rc = rk_db_write(f->db, apply_fn, &a);
+    if (a.response.len)
+        out.resp = raftkv__kv__client_response__unpack(NULL, a.response.len, a.response.data);
+    if (a.change.len)
+        out.change = raftkv__kv__change_event__unpack(NULL, a.change.len, a.change.data);
+    rk_bytes_free(&a.response);
+    rk_bytes_free(&a.change);
+    return out;
+}
+
+/* Applies a normal entry holding cmd (consumed) at index. */
+static struct applied apply_cmd(struct fixture *f, raft_index index, struct rk_bytes cmd)
+{
+    struct raft_entry e = {
+        .term = 1, .index = index, .type = RAFT_ENTRY_NORMAL, .len = cmd.len, .data = cmd.data};
+    struct applied out = apply_entry(f, &e, false);
+    free(cmd.data);
+    return out;
+}
+
+static bool bytes_eq(ProtobufCBinaryData b, const char *s)
+{
+    return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);
+}
+
+static raft_index applied_index(struct fixture *f)
+{
+    raft_index i = 0;
+    return rk_kv_applied_index(f->kv, &i) ? UINT64_MAX : i;
+}
+
+TEST(put_get_revisions)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    struct applied a = apply_cmd(&f, 1, cmd_put("k", "v1"));
+    CHECK_EQ(a.rc, 0);
+    CHECK(a.resp && a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->revision, 1);
+    CHECK_EQ(a.resp->create_revision, 1);
+    CHECK_EQ(a.resp->mod_revision, 1);
+    CHECK_EQ(a.change->kind, RAFTKV__KV__CHANGE_EVENT__KIND__PUT);
+    CHECK(bytes_eq(a.change->key, "k") && bytes_eq(a.change->value, "v1"));
+    CHECK_EQ(a.change->revision, 1);
+    applied_free(&a);
+
+    a = apply_cmd(&f, 2, cmd_put("k", "v2"));
+    CHECK(a.resp);
+    CHECK_EQ(a.resp->create_revision, 1);
+    CHECK_EQ(a.resp->mod_revision, 2);
+    applied_free(&a);
+
+    a = apply_cmd(&f, 3, cmd_get("k"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK(bytes_eq(a.resp->value, "v2"));
+    CHECK_EQ(a.resp->create_revision, 1);
+    CHECK_EQ(a.resp->mod_revision, 2);
+    applied_free(&a);
+
+    a = apply_cmd(&f, 4, cmd_get("missing"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__NOT_FOUND);
+    applied_free(&a);
+
+    /* an empty value is a value */
+    a = apply_cmd(&f, 5, cmd_put("e", ""));
+    applied_free(&a);
+    a = apply_cmd(&f, 6, cmd_get("e"));
+    CHECK(a.resp);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->value.len, 0);
+    CHECK_EQ(a.resp->create_revision, 5);
+    applied_free(&a);
+    CHECK_EQ(applied_index(&f), 6);
+    fixture_end(&f);
+}
+
+TEST(delete_semantics)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    struct applied a = apply_cmd(&f, 1, cmd_delete("k"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__NOT_FOUND);
+    applied_free(&a);
+    a = apply_cmd(&f, 2, cmd_put("k", "v"));
+    applied_free(&a);
+    a = apply_cmd(&f, 3, cmd_delete("k"));
+    CHECK(a.resp && a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->revision, 3);
+    CHECK_EQ(a.change->kind, RAFTKV__KV__CHANGE_EVENT__KIND__DELETE);
+    CHECK(bytes_eq(a.change->key, "k"));
+    CHECK_EQ(a.change->revision, 3);
+    applied_free(&a);
+    a = apply_cmd(&f, 4, cmd_get("k"));
+    CHECK(a.resp);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__NOT_FOUND);
+    applied_free(&a);
+    /* recreated: a new create revision */
+    a = apply_cmd(&f, 5, cmd_put("k", "w"));
+    CHECK(a.resp);
+    CHECK_EQ(a.resp->create_revision, 5);
+    applied_free(&a);
+    fixture_end(&f);
+}
+
+TEST(cas_semantics)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    /* expected value on a missing key: mismatch, revisions 0 say "absent" */
+    struct applied a = apply_cmd(&f, 1, cmd_cas("k", "x", "y"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__CAS_MISMATCH);
+    CHECK_EQ(a.resp->create_revision, 0);
+    applied_free(&a);
+    /* expect_absent on a missing key creates it */
+    a = apply_cmd(&f, 2, cmd_cas("k", NULL, "v1"));
+    CHECK(a.resp && a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->revision, 2);
+    CHECK_EQ(a.resp->create_revision, 2);
+    CHECK(bytes_eq(a.change->value, "v1"));
+    applied_free(&a);
+    /* expect_absent on a present key: mismatch with the current value */
+    a = apply_cmd(&f, 3, cmd_cas("k", NULL, "v2"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__CAS_MISMATCH);
+    CHECK(bytes_eq(a.resp->value, "v1"));
+    CHECK_EQ(a.resp->mod_revision, 2);
+    applied_free(&a);
+    /* wrong expected value (a prefix of the real one must not match) */
+    a = apply_cmd(&f, 4, cmd_cas("k", "v", "v2"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__CAS_MISMATCH);
+    CHECK(bytes_eq(a.resp->value, "v1"));
+    applied_free(&a);
+    /* right expected value swaps, keeping the create revision */
+    a = apply_cmd(&f, 5, cmd_cas("k", "v1", "v2"));
+    CHECK(a.resp && a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->revision, 5);
+    CHECK_EQ(a.resp->create_revision, 2);
+    CHECK_EQ(a.resp->mod_revision, 5);
+    CHECK_EQ(a.change->kind, RAFTKV__KV__CHANGE_EVENT__KIND__PUT);
+    applied_free(&a);
+    a = apply_cmd(&f, 6, cmd_get("k"));
+    CHECK(a.resp);
+    CHECK(bytes_eq(a.resp->value, "v2"));
+    applied_free(&a);
+    fixture_end(&f);
+}
+
+TEST(malformed_and_noop_entries_advance_applied_index)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    struct rk_bytes b = {malloc(sizeof junk), sizeof junk};
+    memcpy(b.data, junk, sizeof junk);
+    struct applied a = apply_cmd(&f, 1, b);
+    CHECK_EQ(a.rc, 0);
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__INVALID);
+    CHECK(strstr(a.resp->error, "malformed"));
+    applied_free(&a);
+    CHECK_EQ(applied_index(&f), 1);
+
+    a = apply_cmd(&f, 2, cmd_put("", "v"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__INVALID);
+    CHECK(strstr(a.resp->error, "empty key"));
+    applied_free(&a);
+
+    /* a key longer than LMDB can store is answered, the same on every node */
+    char key[600];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    a = apply_cmd(&f, 3, cmd_put(key, "v"));
+    CHECK(a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__INVALID);
+    CHECK(strstr(a.resp->error, "key limit"));
+    applied_free(&a);
+
+    struct raft_entry noop = {.term = 2, .index = 4, .type = RAFT_ENTRY_NOOP};
+    a = apply_entry(&f, &noop, false);
+    CHECK_EQ(a.rc, 0);
+    CHECK(!a.resp && !a.change);
+    CHECK_EQ(applied_index(&f), 4);
+    fixture_end(&f);
+}
+
+TEST(applied_index_is_atomic_with_effects)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    struct applied a = apply_cmd(&f, 1, cmd_put("k", "v1"));
+    applied_free(&a);
+
+    /* the batch fails after the apply: neither the effect nor the index may remain */
+    struct rk_bytes cmd = cmd_put("k", "v2");
+    struct raft_entry e = {.term = 1, .index = 2, .len = cmd.len, .data = cmd.data};
+    a = apply_entry(&f, &e, true);
+    CHECK_EQ(a.rc, RK_DB_EIO);
+    applied_free(&a);
+    CHECK_EQ(applied_index(&f), 1);
+
+    /* reopen: the same applied index and data */
+    fixture_close(&f);
+    CHECK(fixture_open(&f, NULL));
+    CHECK_EQ(applied_index(&f), 1);
+    /* an entry at or below the applied index is never applied twice */
+    e.index = 1;
+    a = apply_entry(&f, &e, false);
+    CHECK_EQ(a.rc, 0);
+    CHECK(!a.resp && !a.change);
+    free(cmd.data);
+    a = apply_cmd(&f, 2, cmd_get("k"));
+    CHECK(a.resp);
+    CHECK(bytes_eq(a.resp->value, "v1"));
+    CHECK_EQ(a.resp->mod_revision, 1);
+    applied_free(&a);
+    CHECK_EQ(applied_index(&f), 2);
+    fixture_end(&f);
+}
+
+TEST(applies_across_map_growth)
+{
+    struct fixture f;
+    CHECK(tmp_dir_make(&f.dir));
+    struct rk_db_options o = {.path = f.dir.path,
+                              .cluster_id = 1,
+                              .node_id = 1,
+                              .initial_map_bytes = 64 << 10,
+                              .max_map_bytes = 16 << 20};
+    CHECK_EQ(rk_db_open(&o, &f.db), 0);
+    CHECK_EQ(rk_kv_open(f.db, NULL, &f.kv), 0);
+    char key[32], value[2048];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    for (raft_index i = 1; i <= 500; i++) {
+        snprintf(key, sizeof key, "key-%05" PRIu64, i);
+        struct applied a = apply_cmd(&f, i, cmd_put(key, value));
+        CHECK_EQ(a.rc, 0);
+        CHECK(a.resp);
+        CHECK_EQ(a.resp->revision, i);
+        applied_free(&a);
+    }
+    struct rk_db_stats st;
+    rk_db_stats(f.db, &st);
+    CHECK(st.map_grows > 0);
+    struct applied a = apply_cmd(&f, 501, cmd_get("key-00007"));
+    CHECK(a.resp);
+    CHECK(bytes_eq(a.resp->value, value));
+    CHECK_EQ(a.resp->create_revision, 7);
+    applied_free(&a);
+    fixture_end(&f);
+}
+
+static struct rk_bytes request(int op_case, ProtobufCBinaryData key, ProtobufCBinaryData value)
+{
+    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
+    Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
+    Raftkv__Kv__StatusRequest status = RAFTKV__KV__STATUS_REQUEST__INIT;
+    Raftkv__Kv__ClientRequest r = RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r.op_case = op_case;
+    if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_PUT) {
+        put.key = key;
+        put.value = value;
+        r.put = &put;
+    } else if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CAS) {
+        cas.key = key;
+        cas.expected = value;
+        cas.new_value = B("x");
+        r.cas = &cas;
+    } else {
+        r.status = &status;
+    }
+    return pack_request(&r.base);
+}
+
+/* rk_kv_validate's verdict; on rejection checks the response names why. */
+static int validate(struct rk_kv *kv, struct rk_bytes req, const char *why)
+{
+    struct rk_bytes resp;
+    int rc = rk_kv_validate(kv, req.data, req.len, &resp);
+    free(req.data);
+    if (rc == RK_KV_EINVALID) {
+        Raftkv__Kv__ClientResponse *r =
+            raftkv__kv__client_response__unpack(NULL, resp.len, resp.data);
+        if (!r || r->code != RAFTKV__KV__CODE__INVALID || !why || !strstr(r->error, why))
+            rc = -1;
+        if (r)
+            raftkv__kv__client_response__free_unpacked(r, NULL);
+    }
+    rk_bytes_free(&resp);
+    return rc;
+}
+
+TEST(validate_limits)
+{
+    struct fixture f;
+    struct rk_kv_limits lim = {.max_key_bytes = 16, .max_value_bytes = 32};
+    CHECK(fixture_start(&f, &lim));
+    const int PUT = RAFTKV__KV__CLIENT_REQUEST__OP_PUT, CAS = RAFTKV__KV__CLIENT_REQUEST__OP_CAS;
+    char big[64];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ProtobufCBinaryData k16 = {16, (uint8_t *)big}, k17 = {17, (uint8_t *)big};
+    ProtobufCBinaryData v32 = {32, (uint8_t *)big}, v33 = {33, (uint8_t *)big};
+    CHECK_EQ(validate(f.kv, request(PUT, k16, v32), NULL), 0);
+    CHECK_EQ(validate(f.kv, request(PUT, B(""), v32), "empty key"), RK_KV_EINVALID);
+    CHECK_EQ(validate(f.kv, request(PUT, k17, v32), "17 bytes, over the 16-byte key limit"),
+             RK_KV_EINVALID);
+    CHECK_EQ(validate(f.kv, request(PUT, k16, v33), "max_value_bytes"), RK_KV_EINVALID);
+    CHECK_EQ(validate(f.kv, request(CAS, k16, v33), "33 bytes, over the 32-byte value"),
+             RK_KV_EINVALID);
+    CHECK_EQ(validate(f.kv, request(RAFTKV__KV__CLIENT_REQUEST__OP_STATUS, B(""), B("")), NULL), 0);
+    CHECK_EQ(validate(f.kv, request(0, B(""), B("")), "no operation"), RK_KV_EINVALID);
+    uint8_t junk[] = {0x52, 0xff, 0xff};
+    struct rk_bytes j = {malloc(sizeof junk), sizeof junk};
+    memcpy(j.data, junk, sizeof junk);
+    CHECK_EQ(validate(f.kv, j, "malformed"), RK_KV_EINVALID);
+    fixture_end(&f);
+
+    /* a configured key limit above what LMDB can store is capped to it */
+    lim.max_key_bytes = 100000;
+    CHECK(fixture_start(&f, &lim));
+    char key[600];
+    memset(key, 'k', sizeof key);
+    ProtobufCBinaryData k600 = {sizeof key, (uint8_t *)key};
+    CHECK_EQ(validate(f.kv, request(PUT, k600, B("v")), "key limit"), RK_KV_EINVALID);
+    fixture_end(&f);
+}
+
+TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_semantics),
+          TEST_REF(malformed_and_noop_entries_advance_applied_index),
+          TEST_REF(applied_index_is_atomic_with_effects), TEST_REF(applies_across_map_growth),
+          TEST_REF(validate_limits))

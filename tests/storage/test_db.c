@@ -1,0 +1,433 @@
+/* The LMDB environment (identity, format, growth, full map) and the LMDB Raft log. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/db.h"
+#include "storage/storage.h"
+#include "test.h"
+#include "storage/tmp_dir.h"
+
+static struct rk_db_options options(const char *path, uint64_t cluster, raft_id node)
+{
+    struct rk_db_options o = {.path = path, .cluster_id = cluster, .node_id = node};
+    return o;
+}
+
+static struct rk_db *open_ok(const struct rk_db_options *o)
+{
+    struct rk_db *db;
+    int rc = rk_db_open(o, &db);
+    if (rc) {
+        fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(db));
+        rk_db_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* Saves one ready (inside rk_db_write, as the host does). */
+struct save {
+    struct rk_storage *s;
+    const struct raft_ready *rd;
+};
+
+static int save_fn(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct save *sv = arg;
+    return sv->s->ops->save(sv->s, sv->rd);
+}
+
+static int save_ready(struct rk_db *db, struct rk_storage *s, const struct raft_ready *rd)
+{
+    struct save sv = {s, rd};
+    return rk_db_write(db, save_fn, &sv);
+}
+
+/* n entries from index first, term term, each with len bytes derived from its index. */
+static struct raft_entry *make_entries(raft_index first, size_t n, raft_term term, size_t len)
+{
+    struct raft_entry *es = calloc(n, sizeof *es);
+    for (size_t i = 0; i < n; i++) {
+        es[i].index = first + i;
+        es[i].term = term;
+        es[i].type = (first + i) % 3 == 0 ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL;
+        es[i].len = es[i].type == RAFT_ENTRY_NOOP ? 0 : len;
+        if (es[i].len) {
+            es[i].data = malloc(len);
+            memset(es[i].data, (int)(first + i), len);
+        }
+    }
+    return es;
+}
+
+static void free_entries(struct raft_entry *es, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(es[i].data);
+    free(es);
+}
+
+static int append(struct rk_db *db, struct rk_storage *s, raft_index first, size_t n,
+                  raft_term term, size_t len)
+{
+    struct raft_entry *es = make_entries(first, n, term, len);
+    struct raft_ready rd = {.n_entries = n, .entries = es};
+    int rc = save_ready(db, s, &rd);
+    free_entries(es, n);
+    return rc;
+}
+
+static bool entry_matches(const struct raft_entry *e, raft_index index, raft_term term, size_t len)
+{
+    struct raft_entry *want = make_entries(index, 1, term, len);
+    bool ok = e->index == want->index && e->term == want->term && e->type == want->type &&
+              e->len == want->len && (e->len == 0 || memcmp(e->data, want->data, e->len) == 0);
+    free_entries(want, 1);
+    return ok;
+}
+
+TEST(open_creates_dir_and_reopens)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    char path[128];
+    snprintf(path, sizeof path, "%s/a/b", d.path);
+    struct rk_db_options o = options(path, 7, 2);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    rk_db_close(db);
+    db = open_ok(&o);
+    CHECK(db);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+static void check_refused(bool *test_failed_, uint64_t cluster, raft_id node, const char *msg)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 7, 2);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    rk_db_close(db);
+    o = options(d.path, cluster, node);
+    CHECK_EQ(rk_db_open(&o, &db), RK_DB_EIDENTITY);
+    CHECK(strstr(rk_db_errmsg(db), msg));
+    CHECK(strstr(rk_db_errmsg(db), d.path));
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST(refuses_other_cluster)
+{
+    check_refused(test_failed_, 8, 2, "belongs to cluster 7 node 2, this node is cluster 8 node 2");
+}
+
+TEST(refuses_other_node)
+{
+    check_refused(test_failed_, 7, 3, "belongs to cluster 7 node 2, this node is cluster 7 node 3");
+}
+
+/* Rewrites the format record with raw LMDB, as a newer build would have left it. */
+static int poke_format(const char *path, uint64_t format)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t v[8];
+    rk_db_encode_u64(v, format);
+    MDB_val k = {6, "format"}, val = {8, v};
+    int rc = mdb_env_create(&env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(env, 4);
+    if (!rc)
+        rc = mdb_env_open(env, path, 0, 0600);
+    if (!rc)
+        rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (!rc) {
+        rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+        if (!rc)
+            rc = mdb_put(txn, dbi, &k, &val, 0);
+        rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return rc;
+}
+
+TEST(refuses_newer_format)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 7, 2);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    rk_db_close(db);
+    CHECK_EQ(poke_format(d.path, 2), 0);
+    CHECK_EQ(rk_db_open(&o, &db), RK_DB_EFORMAT);
+    CHECK(strstr(rk_db_errmsg(db), "format 2"));
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST(log_round_trip_with_truncation_and_hard_state)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, 0);
+    CHECK_EQ(r.term, 0);
+
+    struct raft_entry *es = make_entries(1, 5, 1, 10);
+    struct raft_ready rd = {
+        .hard_state_changed = true, .term = 1, .vote = 3, .n_entries = 5, .entries = es};
+    CHECK_EQ(save_ready(db, s, &rd), 0);
+    free_entries(es, 5);
+    /* Conflicting suffix from a new leader: replace 3.. with two entries of term 2; the hard
+     * state is not marked changed, so the stored one must stay. */
+    es = make_entries(3, 2, 2, 20);
+    rd = (struct raft_ready){
+        .term = 9, .vote = 9, .truncate_from = 3, .n_entries = 2, .entries = es};
+    CHECK_EQ(save_ready(db, s, &rd), 0);
+    free_entries(es, 2);
+
+    s->ops->close(s);
+    rk_db_close(db);
+    db = open_ok(&o);
+    CHECK(db);
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.term, 1);
+    CHECK_EQ(r.vote, 3);
+    CHECK_EQ(r.snapshot_index, 0);
+    CHECK_EQ(r.n_entries, 4);
+    CHECK(entry_matches(&r.entries[0], 1, 1, 10));
+    CHECK(entry_matches(&r.entries[1], 2, 1, 10));
+    CHECK(entry_matches(&r.entries[2], 3, 2, 20));
+    CHECK(entry_matches(&r.entries[3], 4, 2, 20));
+    rk_storage_restore_free(&r);
+
+    /* Truncating everything leaves an empty log that accepts index 1 again. */
+    rd = (struct raft_ready){.hard_state_changed = true, .term = 5, .truncate_from = 1};
+    CHECK_EQ(save_ready(db, s, &rd), 0);
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, 0);
+    CHECK_EQ(r.term, 5);
+    CHECK_EQ(r.vote, 0);
+    CHECK_EQ(append(db, s, 1, 1, 5, 3), 0);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST(save_refuses_gap_and_overlap_and_changes_nothing)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(append(db, s, 1, 3, 1, 8), 0);
+    CHECK_EQ(append(db, s, 5, 1, 1, 8), RK_DB_ECORRUPT); /* gap */
+    CHECK(strstr(rk_db_errmsg(db), "entry 5 after entry 3"));
+    CHECK_EQ(append(db, s, 3, 1, 1, 8), RK_DB_ECORRUPT); /* overlap without truncation */
+    /* A failed batch is atomic: the hard state saved with it is gone too. */
+    struct raft_entry *es = make_entries(9, 1, 2, 8);
+    struct raft_ready rd = {.hard_state_changed = true, .term = 2, .n_entries = 1, .entries = es};
+    CHECK_EQ(save_ready(db, s, &rd), RK_DB_ECORRUPT);
+    free_entries(es, 1);
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, 3);
+    CHECK_EQ(r.term, 0);
+    rk_storage_restore_free(&r);
+    /* save outside a write transaction is refused, not crashed on */
+    rd = (struct raft_ready){.hard_state_changed = true, .term = 4};
+    CHECK_EQ(s->ops->save(s, &rd), RK_DB_EIO);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+static int delete_index_2(MDB_txn *txn, void *arg)
+{
+    uint8_t key[8];
+    rk_db_encode_u64(key, 2);
+    MDB_val k = {8, key};
+    return mdb_del(txn, *(MDB_dbi *)arg, &k, NULL) ? RK_DB_EIO : RK_DB_OK;
+}
+
+TEST(load_detects_gap)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(append(db, s, 1, 4, 1, 8), 0);
+    MDB_dbi log;
+    CHECK_EQ(rk_db_dbi(db, "log", &log), 0);
+    CHECK_EQ(rk_db_write(db, delete_index_2, &log), 0);
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(db), "gap"));
+    CHECK_EQ(r.n_entries, 0);
+    CHECK(r.entries == NULL);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST(map_grows_and_reopen_keeps_grown_size)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    o.initial_map_bytes = 64 << 10;
+    o.max_map_bytes = 64 << 20;
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_db_stats st;
+    rk_db_stats(db, &st);
+    CHECK_EQ(st.map_bytes, 64 << 10);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    /* ~1.3 MiB of entries (a third are empty no-ops) in batches of 50: from 64 KiB the map
+     * must double at least 5 times. */
+    for (raft_index i = 1; i <= 2000; i += 50)
+        CHECK_EQ(append(db, s, i, 50, 1, 1000), 0);
+    rk_db_stats(db, &st);
+    CHECK(st.map_grows >= 5);
+    CHECK_EQ(st.map_bytes, (size_t)(64 << 10) << st.map_grows);
+    CHECK(st.used_bytes > (1 << 20));
+    CHECK(st.used_bytes <= st.map_bytes);
+    size_t grown = st.map_bytes;
+    s->ops->close(s);
+    rk_db_close(db);
+
+    db = open_ok(&o);
+    CHECK(db);
+    rk_db_stats(db, &st);
+    CHECK_EQ(st.map_bytes, grown);
+    CHECK_EQ(st.map_grows, 0);
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, 2000);
+    for (size_t i = 0; i < r.n_entries; i++)
+        CHECK(entry_matches(&r.entries[i], i + 1, 1, 1000));
+    rk_storage_restore_free(&r);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST(full_at_max_refuses_writes_and_keeps_reads)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    o.initial_map_bytes = 64 << 10;
+    o.max_map_bytes = 256 << 10;
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    raft_index next = 1;
+    int rc;
+    while ((rc = append(db, s, next, 10, 1, 1000)) == 0 && next < 10000)
+        next += 10;
+    CHECK_EQ(rc, RK_DB_EFULL);
+    CHECK(strstr(rk_db_errmsg(db), "max_map_bytes"));
+    struct rk_db_stats st;
+    rk_db_stats(db, &st);
+    CHECK_EQ(st.map_bytes, 256 << 10);
+    CHECK_EQ(st.map_grows, 2);
+    CHECK_EQ(append(db, s, next, 1, 1, 1000), RK_DB_EFULL);
+
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, next - 1);
+    CHECK(r.n_entries > 0);
+    CHECK(entry_matches(&r.entries[r.n_entries - 1], next - 1, 1, 1000));
+    rk_storage_restore_free(&r);
+    s->ops->close(s);
+    rk_db_close(db);
+
+    /* A full data dir still opens, and a larger maximum lets it grow again. */
+    o.max_map_bytes = 1 << 20;
+    db = open_ok(&o);
+    CHECK(db);
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(append(db, s, next, 10, 1, 1000), 0);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+static int fail_after_put(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    uint64_t v = 42;
+    int rc = rk_db_meta_put(arg, rk_db_current_txn(arg), "test", &v, 1);
+    return rc ? rc : RK_DB_EIO;
+}
+
+static int put_test(MDB_txn *txn, void *arg)
+{
+    uint64_t v = 43;
+    return rk_db_meta_put(arg, txn, "test", &v, 1);
+}
+
+TEST(write_fn_error_aborts_and_commit_is_counted)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_db_stats before, after;
+    rk_db_stats(db, &before);
+    CHECK(rk_db_current_txn(db) == NULL);
+    CHECK_EQ(rk_db_write(db, fail_after_put, db), RK_DB_EIO);
+    MDB_txn *txn;
+    uint64_t v;
+    bool found;
+    CHECK_EQ(rk_db_read_begin(db, &txn), 0);
+    CHECK_EQ(rk_db_meta_get(db, txn, "test", &v, 1, &found), 0);
+    rk_db_read_end(db, txn);
+    CHECK(!found);
+    CHECK_EQ(rk_db_write(db, put_test, db), 0);
+    rk_db_stats(db, &after);
+    CHECK_EQ(after.commits, before.commits + 1);
+    CHECK_EQ(rk_db_read_begin(db, &txn), 0);
+    CHECK_EQ(rk_db_meta_get(db, txn, "test", &v, 1, &found), 0);
+    CHECK(found);
+    CHECK_EQ(v, 43);
+    /* a record of the wrong size is reported, not misread */
+    uint64_t two[2];
+    CHECK_EQ(rk_db_meta_get(db, txn, "test", two, 2, NULL), RK_DB_ECORRUPT);
+    rk_db_read_end(db, txn);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster),
+          TEST_REF(refuses_other_node), TEST_REF(refuses_newer_format),
+          TEST_REF(log_round_trip_with_truncation_and_hard_state),
+          TEST_REF(save_refuses_gap_and_overlap_and_changes_nothing), TEST_REF(load_detects_gap),
+          TEST_REF(map_grows_and_reopen_keeps_grown_size),
+          TEST_REF(full_at_max_refuses_writes_and_keeps_reads),
+          TEST_REF(write_fn_error_aborts_and_commit_is_counted))
