@@ -1,0 +1,335 @@
+/*
+ * Restart from stable storage (Figure 2 "persistent state"), configuration and proposal
+ * errors, and hostile input: what the core must refuse without crashing or changing state.
+ */
+#include "fixture.h"
+
+static struct raft_stats stats_of(const struct fx *f)
+{
+    struct raft_stats st;
+    raft_stats_of(f->r, &st);
+    return st;
+}
+
+static uint64_t drops_of(const struct fx *f)
+{
+    struct raft_stats st = stats_of(f);
+    return st.msgs_dropped_unknown_peer + st.msgs_dropped_malformed + st.msgs_dropped_stale_term;
+}
+
+/* Figure 2: currentTerm, votedFor and log[] survive a restart; a server that restarts never
+ * votes twice in a term. */
+TEST(restart_restores_term_vote_and_log)
+{
+    struct fx *f = fx_new(
+        1, &(struct fx_opts){.term = 5, .vote = 3, .log = (raft_term[]){1, 3, 5}, .n_log = 3},
+        NULL);
+    CHECK(f);
+    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
+    CHECK_EQ(raft_term_of(f->r), 5);
+    CHECK_EQ(raft_vote_of(f->r), 3);
+    CHECK_EQ(raft_first_index_of(f->r), 1);
+    CHECK_EQ(raft_last_index_of(f->r), 3);
+    CHECK_EQ(raft_term_at(f->r, 2), 3);
+    CHECK_EQ(raft_entry_at(f->r, 3)->term, 5);
+    fx_vote_req(f, 2, 5, 3, 5, false);
+    const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_REQUEST_VOTE_RESP);
+    CHECK(!s || !s->m.request_vote_resp.granted);
+    fx_vote_req(f, 3, 5, 3, 5, false);
+    s = fx_last(f, 3, RAFT_MSG_REQUEST_VOTE_RESP);
+    CHECK(s && s->m.request_vote_resp.granted);
+    CHECK_EQ(raft_vote_of(f->r), 3);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* A restarted server campaigns with its restored log and term. */
+TEST(restart_campaigns_with_restored_log)
+{
+    struct fx *f =
+        fx_new(1, &(struct fx_opts){.term = 3, .log = (raft_term[]){1, 3}, .n_log = 2}, NULL);
+    CHECK(f);
+    fx_campaign(f);
+    const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_REQUEST_VOTE);
+    CHECK(s);
+    CHECK_EQ(s->m.term, 4);
+    CHECK_EQ(s->m.request_vote.last_log_index, 2);
+    CHECK_EQ(s->m.request_vote.last_log_term, 3);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* Entries the state machine applied before the restart are not handed out again. */
+TEST(restart_does_not_reapply_applied_entries)
+{
+    struct fx *f = fx_new(
+        1, &(struct fx_opts){.term = 1, .log = (raft_term[]){1, 1, 1}, .n_log = 3, .applied = 2},
+        NULL);
+    CHECK(f);
+    CHECK_EQ(raft_applied_of(f->r), 2);
+    CHECK(raft_commit_of(f->r) >= 2);
+    CHECK_EQ(f->n_applied, 0);
+    fx_append(f, 2, 1, 3, 1, 3, NULL, 0);
+    CHECK_EQ(f->n_applied, 1);
+    CHECK_EQ(f->applied[0].index, 3);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* After a snapshot the log starts at snapshot_index + 1, and the snapshot's last term still
+ * answers the consistency check at snapshot_index. */
+TEST(restart_from_snapshot_starts_log_after_it)
+{
+    struct fx *f = fx_new(1,
+                          &(struct fx_opts){.term = 3,
+                                            .snapshot_index = 5,
+                                            .snapshot_term = 2,
+                                            .applied = 5,
+                                            .log = (raft_term[]){2, 3},
+                                            .n_log = 2},
+                          NULL);
+    CHECK(f);
+    CHECK_EQ(raft_first_index_of(f->r), 6);
+    CHECK_EQ(raft_last_index_of(f->r), 7);
+    CHECK_EQ(raft_term_at(f->r, 5), 2);
+    CHECK(raft_entry_at(f->r, 5) == NULL);
+    CHECK_EQ(raft_term_at(f->r, 7), 3);
+    fx_append(f, 2, 3, 5, 2, 7, (raft_term[]){2, 3, 3}, 3);
+    const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_APPEND_RESP);
+    CHECK(s && s->m.append_resp.success);
+    CHECK_EQ(raft_last_index_of(f->r), 8);
+    CHECK_EQ(f->last_truncate_from, 0);
+    CHECK_EQ(f->n_applied, 2);
+    CHECK_EQ(f->applied[0].index, 6);
+    FX_CHECK_CONTRACT(f);
+}
+
+static uint32_t zero_random(void *arg, uint32_t bound)
+{
+    (void)arg;
+    (void)bound;
+    return 0;
+}
+
+static int new_with_entries(const struct raft_entry *entries, size_t n, raft_index snapshot)
+{
+    static const raft_id voters[] = {1, 2, 3};
+    struct raft_config cfg;
+    raft_config_defaults(&cfg);
+    cfg.id = 1;
+    cfg.n_voters = 3;
+    cfg.voters = voters;
+    cfg.random = zero_random;
+    struct raft_restore rs = {.term = 9,
+                              .snapshot_index = snapshot,
+                              .snapshot_term = 1,
+                              .applied = snapshot,
+                              .n_entries = n,
+                              .entries = entries};
+    struct raft *r = NULL;
+    int rc = raft_new(&cfg, &rs, &r);
+    if (rc == RAFT_OK)
+        raft_free(r);
+    return rc;
+}
+
+/* raft.h: RAFT_ECORRUPT for a restored log that cannot be one Raft wrote. */
+TEST(restore_of_inconsistent_log_is_rejected)
+{
+    const struct raft_entry gap[] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
+    const struct raft_entry late_start[] = {{.term = 1, .index = 2}, {.term = 1, .index = 3}};
+    const struct raft_entry after_snapshot[] = {{.term = 1, .index = 4}};
+    const struct raft_entry falling_terms[] = {{.term = 2, .index = 1}, {.term = 1, .index = 2}};
+    CHECK_EQ(new_with_entries(gap, 2, 0), RAFT_ECORRUPT);
+    CHECK_EQ(new_with_entries(late_start, 2, 0), RAFT_ECORRUPT);
+    CHECK_EQ(new_with_entries(after_snapshot, 1, 2), RAFT_ECORRUPT);
+    CHECK_EQ(new_with_entries(falling_terms, 2, 0), RAFT_ECORRUPT);
+}
+
+static int new_with_config(raft_id id, const raft_id *voters, size_t n, unsigned min, unsigned max)
+{
+    struct raft_config cfg;
+    raft_config_defaults(&cfg);
+    cfg.id = id;
+    cfg.n_voters = n;
+    cfg.voters = voters;
+    cfg.election_ticks_min = min;
+    cfg.election_ticks_max = max;
+    cfg.random = zero_random;
+    struct raft *r = NULL;
+    int rc = raft_new(&cfg, NULL, &r);
+    if (rc == RAFT_OK)
+        raft_free(r);
+    return rc;
+}
+
+TEST(new_rejects_invalid_configuration)
+{
+    static const raft_id voters[] = {1, 2, 3};
+    CHECK_EQ(new_with_config(1, voters, 3, 10, 20), RAFT_OK);
+    CHECK_EQ(new_with_config(4, voters, 3, 10, 20), RAFT_EINVAL); /* not a voter */
+    CHECK_EQ(new_with_config(0, voters, 3, 10, 20), RAFT_EINVAL);
+    CHECK_EQ(new_with_config(1, voters, 0, 10, 20), RAFT_EINVAL);
+    CHECK_EQ(new_with_config(1, voters, 3, 20, 10), RAFT_EINVAL);
+}
+
+/* §5.1: "The leader handles all client requests"; the others say so instead of appending. */
+TEST(propose_on_non_leader_returns_enotleader)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK_EQ(raft_propose(f->r, "x", 1, NULL, NULL), RAFT_ENOTLEADER);
+    fx_campaign(f);
+    CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
+    CHECK_EQ(raft_propose(f->r, "x", 1, NULL, NULL), RAFT_ENOTLEADER);
+    fx_vote_resp(f, 2, 1, true, true);
+    CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
+    CHECK_EQ(raft_propose(f->r, "x", 1, NULL, NULL), RAFT_ENOTLEADER);
+    CHECK_EQ(raft_last_index_of(f->r), 0);
+    CHECK(!raft_has_ready(f->r));
+    FX_CHECK_CONTRACT(f);
+}
+
+/* raft_propose says where the entry went and keeps its own copy of the data. */
+TEST(propose_returns_index_and_term_and_copies_data)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    char buf[] = "hello";
+    raft_index index = 0;
+    raft_term term = 0;
+    CHECK_EQ(raft_propose(f->r, buf, 5, &index, &term), RAFT_OK);
+    memcpy(buf, "XXXXX", 5);
+    CHECK_EQ(index, 2);
+    CHECK_EQ(term, raft_term_of(f->r));
+    const struct raft_entry *e = raft_entry_at(f->r, 2);
+    CHECK(e);
+    CHECK_EQ(e->type, RAFT_ENTRY_NORMAL);
+    CHECK_EQ(e->len, 5);
+    CHECK(memcmp(e->data, "hello", 5) == 0);
+    fx_drain(f);
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST(propose_larger_than_max_entry_bytes_is_rejected)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.max_entry_bytes = 64}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    static uint8_t buf[65];
+    raft_index last = raft_last_index_of(f->r);
+    CHECK_EQ(raft_propose(f->r, buf, 65, NULL, NULL), RAFT_ETOOBIG);
+    CHECK_EQ(raft_last_index_of(f->r), last);
+    CHECK_EQ(raft_propose(f->r, buf, 64, NULL, NULL), RAFT_OK);
+    fx_drain(f);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* A message from a server outside the configuration must not move the term or the log, or a
+ * stray process could depose the leader. */
+TEST(message_from_unknown_peer_is_dropped_and_counted)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
+    CHECK(f);
+    fx_append(f, 9, 7, 0, 0, 1, (raft_term[]){7}, 1);
+    fx_vote_req(f, 9, 8, 5, 5, false);
+    fx_append(f, 0, 7, 0, 0, 1, (raft_term[]){7}, 1);
+    CHECK(stats_of(f).msgs_dropped_unknown_peer >= 2); /* id 0 may count as malformed */
+    CHECK_EQ(drops_of(f), 3);
+    CHECK_EQ(raft_term_of(f->r), 2);
+    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_EQ(raft_last_index_of(f->r), 0);
+    CHECK_EQ(f->n_out, 0);
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST(message_addressed_to_another_node_is_dropped_and_counted)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
+    CHECK(f);
+    struct raft_msg m = {.type = RAFT_MSG_REQUEST_VOTE, .from = 2, .to = 3, .term = 3};
+    fx_step(f, &m);
+    CHECK_EQ(drops_of(f), 1);
+    CHECK_EQ(raft_term_of(f->r), 2);
+    CHECK_EQ(f->n_out, 0);
+    FX_CHECK_CONTRACT(f);
+}
+
+static void step_append(struct fx *f, raft_index prev, raft_term prev_term,
+                        struct raft_entry *entries, size_t n)
+{
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2};
+    m.append = (struct raft_append){prev, prev_term, 0, n, entries};
+    fx_step(f, &m);
+}
+
+/* AppendEntries that no correct leader sends are dropped whole: nothing appended, nothing
+ * acknowledged, no crash (ASan checks the latter). */
+TEST(malformed_append_is_dropped_and_counted)
+{
+    struct fx *f =
+        fx_new(1, &(struct fx_opts){.term = 2, .log = (raft_term[]){1}, .n_log = 1}, NULL);
+    CHECK(f);
+    struct raft_entry gap[] = {{.term = 2, .index = 2}, {.term = 2, .index = 4}};
+    struct raft_entry wrong_start[] = {{.term = 2, .index = 5}};
+    struct raft_entry future_term[] = {{.term = 3, .index = 2}};
+    struct raft_entry falling_term[] = {{.term = 2, .index = 2}, {.term = 1, .index = 3}};
+    struct raft_entry below_prev_term[] = {{.term = 0, .index = 2}};
+    struct raft_entry no_data[] = {{.term = 2, .index = 2, .len = 8, .data = NULL}};
+    step_append(f, 1, 1, gap, 2);
+    step_append(f, 1, 1, wrong_start, 1);
+    step_append(f, 1, 1, future_term, 1);
+    step_append(f, 1, 1, falling_term, 2);
+    step_append(f, 1, 1, below_prev_term, 1);
+    step_append(f, 1, 1, no_data, 1);
+    step_append(f, 1, 1, NULL, 3);
+    CHECK_EQ(stats_of(f).msgs_dropped_malformed, 7);
+    CHECK_EQ(raft_last_index_of(f->r), 1);
+    CHECK_EQ(f->log_last, 1);
+    for (size_t i = 0; i < f->n_out; i++)
+        CHECK(f->out[i].m.type != RAFT_MSG_APPEND_RESP || !f->out[i].m.append_resp.success);
+    /* A well-formed one still works afterwards. */
+    step_append(f, 1, 1, (struct raft_entry[]){{.term = 2, .index = 2}}, 1);
+    CHECK_EQ(raft_last_index_of(f->r), 2);
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST(message_of_unknown_type_is_dropped_and_counted)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
+    CHECK(f);
+    struct raft_msg m = {.type = (enum raft_msg_type)77, .from = 2, .to = 1, .term = 9};
+    fx_step(f, &m);
+    CHECK_EQ(stats_of(f).msgs_dropped_malformed, 1);
+    CHECK_EQ(raft_term_of(f->r), 2);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* An acknowledgement of entries the leader never had cannot commit anything. */
+TEST(ack_beyond_leader_log_cannot_commit)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    raft_index last = raft_last_index_of(f->r);
+    fx_append_ok(f, 2, 100);
+    fx_append_ok(f, 3, 100);
+    CHECK(raft_commit_of(f->r) <= last);
+    CHECK(f->last_applied <= last);
+    CHECK_EQ(fx_propose(f, "x", NULL), RAFT_OK);
+    CHECK(raft_commit_of(f->r) <= raft_last_index_of(f->r));
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST_MAIN(TEST_REF(restart_restores_term_vote_and_log),
+          TEST_REF(restart_campaigns_with_restored_log),
+          TEST_REF(restart_does_not_reapply_applied_entries),
+          TEST_REF(restart_from_snapshot_starts_log_after_it),
+          TEST_REF(restore_of_inconsistent_log_is_rejected),
+          TEST_REF(new_rejects_invalid_configuration),
+          TEST_REF(propose_on_non_leader_returns_enotleader),
+          TEST_REF(propose_returns_index_and_term_and_copies_data),
+          TEST_REF(propose_larger_than_max_entry_bytes_is_rejected),
+          TEST_REF(message_from_unknown_peer_is_dropped_and_counted),
+          TEST_REF(message_addressed_to_another_node_is_dropped_and_counted),
+          TEST_REF(malformed_append_is_dropped_and_counted),
+          TEST_REF(message_of_unknown_type_is_dropped_and_counted),
+          TEST_REF(ack_beyond_leader_log_cannot_commit))
