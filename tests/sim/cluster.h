@@ -1,0 +1,233 @@
+/*
+ * A deterministic in-memory Raft cluster: N cores, each with mem storage, driven exactly as
+ * raft.h's host loop says, over a simulated network whose every fault is chosen by one
+ * seeded PRNG. Used by raft-sim and by the named scenario tests.
+ *
+ * The fixture checks the Raft safety properties itself, after every step of every node,
+ * so any scenario that drives it is also a safety test:
+ *   - Election Safety: at most one leader per term, over the whole history.
+ *   - Leader Append-Only: a leader never truncates its log or shrinks it.
+ *   - Log Matching: every (index, term) ever persisted anywhere has one content and one
+ *     predecessor term, which by induction makes equal (index, term) imply equal prefixes.
+ *   - Leader Completeness: a new leader holds every entry committed so far.
+ *   - State Machine Safety: every node applies, in order, a prefix of one global sequence.
+ *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
+ *     are durable before they are applied, a vote is durable before it is granted, a
+ *     persisted term never goes back and a persisted vote never changes within a term,
+ *     and a proposal lands where raft_propose said it would.
+ * The first violation is kept in cluster.violation and recorded in the event trace.
+ */
+#ifndef RAFTKV_SIM_CLUSTER_H
+#define RAFTKV_SIM_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "raftkv/raft.h"
+#include "storage/storage.h"
+
+#define CLUSTER_MAX_NODES 7
+#define CLUSTER_RING 256 /* events kept for the failure report */
+
+struct cluster_opts {
+    size_t n_nodes; /* node ids are 1..n_nodes */
+    uint64_t seed;
+    unsigned election_ticks_min, election_ticks_max, heartbeat_ticks;
+    bool pre_vote, check_quorum;
+    size_t max_entries_per_msg, max_inflight_msgs;
+};
+
+/* Defaults for tests: 3 nodes, election 10-20 ticks, heartbeat 2, pre-vote and check-quorum
+ * on, 8 entries per message. */
+void cluster_opts_defaults(struct cluster_opts *o);
+
+/* The network's faults, applied as each message is sent. */
+struct cluster_net {
+    unsigned drop_permille;
+    unsigned dup_permille;
+    unsigned delay_min, delay_max; /* ticks, delay_min >= 1; uniform in [min, max] */
+    unsigned long_delay_permille;  /* a message held far longer than usual */
+    unsigned long_delay_max;
+};
+
+/* Where a crash requested with cluster_crash_at hits the node's next ready. */
+enum cluster_crash_point {
+    CRASH_NONE,
+    CRASH_BEFORE_PERSIST, /* rd.msgs already sent, nothing written */
+    CRASH_AFTER_PERSIST,  /* written, nothing acknowledged or applied */
+};
+
+struct cluster_logent {
+    raft_term term;
+    uint64_t hash; /* of type and data */
+};
+
+struct cluster_node {
+    raft_id id;
+    struct raft *r; /* NULL while crashed */
+    struct rk_storage *st;
+    /* Mirror of what storage holds durably, kept to check the core against. */
+    raft_term hs_term;
+    raft_id hs_vote;
+    struct cluster_logent *log;
+    size_t log_n, log_cap;
+    /* The node's state machine: how far it applied and a hash chain of what. */
+    raft_index applied;
+    uint64_t sm_hash;
+    /* Observed state, to see transitions. */
+    enum raft_role role;
+    raft_term term;
+    raft_term lead_term; /* term in which it is leader (0: not leader) */
+    raft_index lead_last;
+    enum cluster_crash_point crash_at;
+    uint64_t crashes;
+};
+
+struct cluster_pending {
+    uint64_t at, seq;
+    struct raft_msg m;
+};
+
+/* One committed entry of the global applied sequence. */
+struct cluster_committed {
+    raft_term term;
+    enum raft_entry_type type;
+    size_t len;
+    uint8_t *data;
+    uint64_t chain; /* hash chain over the sequence up to here, to compare state machines */
+};
+
+struct cluster_proposal {
+    raft_id node;
+    raft_index index;
+    raft_term term;
+    raft_index applied_at; /* 0 until some node applies it */
+};
+
+enum cluster_event_kind {
+    EV_SEND,
+    EV_DELIVER,
+    EV_DROP,
+    EV_PERSIST,
+    EV_APPLY,
+    EV_ROLE,
+    EV_PROPOSE,
+    EV_CRASH,
+    EV_RESTART,
+    EV_NET,
+    EV_NOTE,
+    EV_VIOLATION,
+};
+
+struct cluster_event {
+    uint64_t tick;
+    raft_id node;
+    enum cluster_event_kind kind;
+    uint64_t a, b, c, d, e; /* meaning depends on kind */
+    const char *note;       /* a static string, for EV_NOTE */
+    struct {
+        enum raft_msg_type type;
+        raft_id from, to;
+        raft_term term;
+        uint64_t x, y, z, w, v; /* the fields worth showing of each type */
+        bool flag1, flag2;
+    } msg;
+};
+
+struct cluster_lm; /* Log Matching registry, private */
+
+struct cluster {
+    struct cluster_opts opts;
+    struct raft_config cfg;
+    raft_id voters[CLUSTER_MAX_NODES];
+    struct cluster_node nodes[CLUSTER_MAX_NODES + 1]; /* indexed by id; [0] unused */
+    uint64_t now;
+    uint64_t rng[4];
+    struct cluster_net net;
+    bool blocked[CLUSTER_MAX_NODES + 1][CLUSTER_MAX_NODES + 1]; /* [from][to] */
+
+    struct cluster_pending *pending;
+    size_t n_pending, cap_pending;
+    struct cluster_pending *due; /* scratch for the messages being delivered */
+    size_t cap_due;
+    uint64_t next_seq;
+
+    /* History the checks run against. */
+    raft_id *leader_of_term;
+    size_t n_terms;
+    struct cluster_committed *committed; /* committed[i - 1] is index i */
+    size_t n_committed, cap_committed;
+    struct cluster_proposal *proposals; /* by command number */
+    size_t n_proposals, cap_proposals;
+    struct cluster_lm *lm;
+
+    char violation[512];
+    bool failed;
+
+    struct cluster_event ring[CLUSTER_RING];
+    uint64_t n_events;
+    FILE *trace; /* when set, every event is printed here as it happens */
+
+    uint64_t stats_delivered, stats_dropped, stats_elections_won;
+};
+
+int cluster_new(const struct cluster_opts *opts, struct cluster **out);
+void cluster_free(struct cluster *c);
+
+/* The fixture's PRNG, also handed to the cores. */
+uint64_t cluster_rand(struct cluster *c);
+uint32_t cluster_rand_below(struct cluster *c, uint32_t bound);
+
+/* One tick of time: deliver the messages due now, then tick every live node. */
+void cluster_tick(struct cluster *c);
+void cluster_ticks(struct cluster *c, unsigned n);
+/* Delivers every pending message, ignoring delays, until none are left (or a bound on the
+ * number of rounds is hit). Returns the number delivered. */
+size_t cluster_deliver_all(struct cluster *c);
+/* Discards every message in flight. */
+void cluster_drop_all(struct cluster *c);
+
+/* Blocks all traffic between side[] and the other nodes, both ways. */
+void cluster_partition(struct cluster *c, const raft_id *side, size_t n);
+void cluster_block(struct cluster *c, raft_id from, raft_id to);
+void cluster_heal(struct cluster *c);
+
+/* Crashes a node now: the core is freed, everything not saved is lost. */
+void cluster_crash(struct cluster *c, raft_id id);
+/* Crashes the node in the middle of its next ready. */
+void cluster_crash_at(struct cluster *c, raft_id id, enum cluster_crash_point at);
+/* Restarts a crashed node from its storage (applied 0: its state machine is rebuilt). */
+int cluster_restart(struct cluster *c, raft_id id);
+bool cluster_is_up(const struct cluster *c, raft_id id);
+
+/* raft_campaign on a node, then the host loop. */
+void cluster_campaign(struct cluster *c, raft_id id);
+/* Proposes a unique command; *cmd gets its number. Returns raft_propose's result. */
+int cluster_propose_cmd(struct cluster *c, raft_id id, uint64_t *cmd);
+/* True once some node applied command cmd. */
+bool cluster_cmd_applied(const struct cluster *c, uint64_t cmd);
+
+/* The live leader of the highest term, or 0. */
+raft_id cluster_leader(const struct cluster *c);
+/* A leader that every live node follows in the same term, or 0. */
+raft_id cluster_stable_leader(const struct cluster *c);
+/* True when every live node applied everything any node applied. */
+bool cluster_converged(const struct cluster *c);
+/* Ticks until pred holds or max_ticks passed; returns whether it held. */
+bool cluster_run_until(struct cluster *c, bool (*pred)(const struct cluster *c),
+                       unsigned max_ticks);
+
+/* The durable log as storage holds it: term at index (0 if absent). */
+raft_term cluster_stored_term(const struct cluster *c, raft_id id, raft_index index);
+raft_index cluster_stored_last(const struct cluster *c, raft_id id);
+
+/* Records a violation (only the first is kept), e.g. of liveness, found by the driver. */
+__attribute__((format(printf, 3, 4))) void cluster_fail(struct cluster *c, raft_id node,
+                                                        const char *fmt, ...);
+/* Records a free-form note in the trace. */
+void cluster_note(struct cluster *c, const char *what, uint64_t a, uint64_t b);
+/* Prints the last events kept (all of them up to CLUSTER_RING). */
+void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last);
+
+#endif

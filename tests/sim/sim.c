@@ -1,0 +1,440 @@
+/*
+ * raft-sim: seeded random runs of a whole cluster under message loss, delay, reordering,
+ * duplication, symmetric and one-way partitions and crashes that lose unpersisted work,
+ * with clients proposing throughout. The cluster fixture checks safety after every step;
+ * this driver adds liveness once the faults heal for the last part of the run.
+ *
+ *     raft-sim --seed S [--trace]            one run; --trace prints every event
+ *     raft-sim --seeds N [--start S]         N runs from seed S (default 1)
+ *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+#define ELECTION_MIN 10
+#define ELECTION_MAX 20
+/* After the faults heal: a leader that every node follows must exist within this many
+ * ticks (several randomized election rounds, with pre-vote and check-quorum interplay)... */
+#define LEADER_BOUND (10 * ELECTION_MAX)
+#define SETTLE (2 * ELECTION_MAX)
+/* ...and once clients stop, every node must apply everything within this many ticks plus
+ * time to stream the backlog. */
+#define QUIESCE 100
+#define MIN_HEAL (LEADER_BOUND + 100)
+#define TRACE_TAIL 200
+
+struct sim_opts {
+    uint64_t start, count;
+    size_t nodes;
+    unsigned ticks, jobs;
+    bool trace;
+};
+
+/* How hostile one run is; drawn per seed so the seeds cover calm and stormy runs alike. */
+struct profile {
+    unsigned net_change_permille; /* per tick */
+    unsigned crash_permille;      /* per tick */
+    unsigned campaign_permille;   /* per tick: a node times out early */
+    unsigned client_permille;     /* per tick */
+    unsigned max_downtime;
+    struct cluster_net net;
+};
+
+static uint64_t pick(uint64_t *x, const unsigned *choices, size_t n)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ULL;
+    z ^= z >> 29;
+    return choices[z % n];
+}
+
+#define PICK(x, ...)                                                                               \
+    pick(x, (const unsigned[]){__VA_ARGS__},                                                       \
+         sizeof((const unsigned[]){__VA_ARGS__}) / sizeof(unsigned))
+
+static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, struct profile *p)
+{
+    uint64_t x = seed ^ 0x5851f42d4c957f2dULL;
+    cluster_opts_defaults(o);
+    o->n_nodes = nodes;
+    o->seed = seed;
+    o->election_ticks_min = ELECTION_MIN;
+    o->election_ticks_max = ELECTION_MAX;
+    o->heartbeat_ticks = (unsigned)PICK(&x, 2, 3);
+    o->pre_vote = PICK(&x, 0, 1);
+    o->check_quorum = PICK(&x, 0, 1);
+    o->max_entries_per_msg = PICK(&x, 1, 2, 4, 16, 64);
+    o->max_inflight_msgs = PICK(&x, 1, 4, 32);
+    p->net_change_permille = (unsigned)PICK(&x, 5, 15, 40);
+    p->crash_permille = (unsigned)PICK(&x, 0, 3, 10, 30);
+    p->campaign_permille = (unsigned)PICK(&x, 0, 3, 15);
+    p->client_permille = (unsigned)PICK(&x, 100, 300, 800);
+    p->max_downtime = (unsigned)PICK(&x, 10, 40, 120);
+    p->net.drop_permille = (unsigned)PICK(&x, 0, 20, 100, 250);
+    p->net.dup_permille = (unsigned)PICK(&x, 0, 20, 100);
+    p->net.delay_min = 1;
+    p->net.delay_max = (unsigned)PICK(&x, 1, 2, 5, 15);
+    p->net.long_delay_permille = (unsigned)PICK(&x, 0, 10, 50);
+    p->net.long_delay_max = 3 * ELECTION_MAX;
+}
+
+static raft_id random_node(struct cluster *c)
+{
+    return 1 + cluster_rand_below(c, (uint32_t)c->opts.n_nodes);
+}
+
+static void change_network(struct cluster *c)
+{
+    size_t n = c->opts.n_nodes;
+    raft_id side[CLUSTER_MAX_NODES];
+    size_t k = 0;
+    raft_id leader = cluster_leader(c);
+    cluster_heal(c);
+    switch (cluster_rand_below(c, 6)) {
+    case 0: /* all links up */
+        return;
+    case 1: /* a random split */
+        for (raft_id id = 1; id <= n; id++)
+            if (cluster_rand_below(c, 2))
+                side[k++] = id;
+        break;
+    case 2: /* the leader alone */
+        side[k++] = leader ? leader : random_node(c);
+        break;
+    case 3: /* the leader and one follower in a minority */
+        side[k++] = leader ? leader : random_node(c);
+        side[k++] = random_node(c);
+        break;
+    case 4: /* some links fail in one direction only */
+        for (unsigned i = 0, links = 1 + cluster_rand_below(c, (uint32_t)n); i < links; i++)
+            cluster_block(c, random_node(c), random_node(c));
+        return;
+    default: /* any one node alone */
+        side[k++] = random_node(c);
+        break;
+    }
+    cluster_partition(c, side, k);
+}
+
+static void crash_someone(struct cluster *c)
+{
+    raft_id leader = cluster_leader(c);
+    raft_id id = leader && cluster_rand_below(c, 5) < 2 ? leader : random_node(c);
+    if (!cluster_is_up(c, id))
+        return;
+    switch (cluster_rand_below(c, 3)) {
+    case 0:
+        cluster_crash(c, id);
+        break;
+    case 1:
+        cluster_crash_at(c, id, CRASH_BEFORE_PERSIST);
+        break;
+    default:
+        cluster_crash_at(c, id, CRASH_AFTER_PERSIST);
+        break;
+    }
+}
+
+static bool roll(struct cluster *c, unsigned permille)
+{
+    return permille && cluster_rand_below(c, 1000) < permille;
+}
+
+static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *restart_at)
+{
+    if (roll(c, p->net_change_permille))
+        change_network(c);
+    if (roll(c, p->crash_permille))
+        crash_someone(c);
+    if (roll(c, p->campaign_permille))
+        cluster_campaign(c, random_node(c));
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        if (cluster_is_up(c, id)) {
+            restart_at[id] = 0;
+        } else if (!restart_at[id]) {
+            restart_at[id] = c->now + 1 + cluster_rand_below(c, p->max_downtime);
+        } else if (c->now >= restart_at[id]) {
+            cluster_restart(c, id);
+            restart_at[id] = 0;
+        }
+    }
+}
+
+static void heal_everything(struct cluster *c)
+{
+    cluster_heal(c);
+    c->net = (struct cluster_net){.delay_min = 1, .delay_max = 2};
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        c->nodes[id].crash_at = CRASH_NONE;
+        if (!cluster_is_up(c, id))
+            cluster_restart(c, id);
+    }
+    cluster_note(c, "faults healed", 0, 0);
+}
+
+static void client_propose(struct cluster *c)
+{
+    raft_id to = cluster_leader(c);
+    /* Some commands go to arbitrary nodes, which must refuse them unless they lead. */
+    if (!to || cluster_rand_below(c, 10) == 0)
+        to = random_node(c);
+    cluster_propose_cmd(c, to, NULL);
+}
+
+static bool settled(const struct cluster *c, raft_id stable)
+{
+    struct raft *r = c->nodes[stable].r;
+    return cluster_stable_leader(c) == stable && raft_commit_of(r) == raft_last_index_of(r) &&
+           cluster_converged(c);
+}
+
+/* After the heal and the clients stop: within a bound that allows the slowest profile
+ * (one entry per message, one message in flight, so one entry per round trip of at most
+ * 4 ticks) to stream the backlog, everything proposed to the stable leader is applied on
+ * every node and the leader never changed. */
+static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd_after_stable)
+{
+    raft_index lowest = raft_last_index_of(c->nodes[stable].r);
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++)
+        if (c->nodes[id].applied < lowest)
+            lowest = c->nodes[id].applied;
+    uint64_t bound = QUIESCE + 5 * (raft_last_index_of(c->nodes[stable].r) - lowest);
+    for (uint64_t t = 0; t < bound && !settled(c, stable) && !c->failed; t++)
+        cluster_tick(c);
+    if (c->failed)
+        return;
+    raft_id now_stable = cluster_stable_leader(c);
+    if (now_stable != stable) {
+        cluster_fail(c, 0,
+                     "Liveness: leadership moved from n%" PRIu64 " to n%" PRIu64
+                     " on a healed network",
+                     stable, now_stable);
+        return;
+    }
+    struct raft *r = c->nodes[stable].r;
+    if (raft_commit_of(r) != raft_last_index_of(r)) {
+        cluster_fail(c, stable,
+                     "Liveness: leader n%" PRIu64 " commit %" PRIu64 " short of its last %" PRIu64
+                     " after %" PRIu64 " quiet ticks",
+                     stable, raft_commit_of(r), raft_last_index_of(r), bound);
+        return;
+    }
+    for (uint64_t cmd = first_cmd_after_stable; cmd < c->n_proposals; cmd++)
+        if (!cluster_cmd_applied(c, cmd)) {
+            cluster_fail(c, 0,
+                         "Liveness: command %" PRIu64 " accepted after the heal was never applied",
+                         cmd);
+            return;
+        }
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++)
+        if (c->nodes[id].applied != c->n_committed) {
+            cluster_fail(c, id,
+                         "Liveness: n%" PRIu64 " applied %" PRIu64 " of %zu committed entries "
+                         "after %" PRIu64 " quiet ticks",
+                         id, c->nodes[id].applied, c->n_committed, bound);
+            return;
+        }
+}
+
+struct run_result {
+    bool failed;
+    uint64_t committed, elections;
+};
+
+/* One seeded run. On failure prints the seed, the violation and the trace tail when loud. */
+static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool loud)
+{
+    struct cluster_opts o;
+    struct profile p;
+    draw_profile(seed, so->nodes, &o, &p);
+    struct cluster *c;
+    if (cluster_new(&o, &c) != RAFT_OK) {
+        fprintf(stderr, "seed %" PRIu64 ": cannot create cluster\n", seed);
+        return (struct run_result){.failed = true};
+    }
+    if (so->trace) {
+        c->trace = stdout;
+        printf("seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
+               "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
+               "net=%u campaign=%u client=%u downtime<=%u\n",
+               seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
+               o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
+               p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
+               p.campaign_permille, p.client_permille, p.max_downtime);
+    }
+    c->net = p.net;
+    unsigned heal_ticks = so->ticks / 4 > MIN_HEAL ? so->ticks / 4 : MIN_HEAL;
+    uint64_t heal_at = so->ticks - heal_ticks;
+    uint64_t restart_at[CLUSTER_MAX_NODES + 1] = {0};
+    raft_id stable = 0, candidate = 0;
+    uint64_t first_cmd_after_stable = 0, since = 0;
+    for (uint64_t t = 0; t < so->ticks && !c->failed; t++) {
+        if (t < heal_at)
+            inject_faults(c, &p, restart_at);
+        else if (t == heal_at)
+            heal_everything(c);
+        if (roll(c, p.client_permille))
+            client_propose(c);
+        cluster_tick(c);
+        if (t >= heal_at && !stable) {
+            raft_id s = cluster_stable_leader(c);
+            if (s != candidate)
+                since = t;
+            candidate = s;
+            /* A leader isolated until the heal may still step down (check-quorum), so
+             * leadership counts as settled once it has held for a while. */
+            if (candidate && t - since >= SETTLE) {
+                stable = candidate;
+                first_cmd_after_stable = c->n_proposals;
+            }
+            if (!stable && t - heal_at >= LEADER_BOUND)
+                cluster_fail(c, 0,
+                             "Liveness: no leader followed by all within %d ticks of the heal",
+                             LEADER_BOUND);
+        }
+    }
+    if (!c->failed)
+        check_final(c, stable, first_cmd_after_stable);
+    struct run_result res = {c->failed, c->n_committed, c->stats_elections_won};
+    if (c->failed && (loud || so->trace)) {
+        printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
+        if (!so->trace) {
+            printf("last %d events (replay: raft-sim --seed %" PRIu64 " --nodes %zu --ticks %u "
+                   "--trace):\n",
+                   TRACE_TAIL, seed, so->nodes, so->ticks);
+            cluster_dump_trace(c, stdout, TRACE_TAIL);
+        }
+    } else if (c->failed) {
+        printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
+    } else if (so->count == 1) {
+        printf("seed %" PRIu64 " ok: %zu entries committed, %" PRIu64 " elections won\n", seed,
+               c->n_committed, c->stats_elections_won);
+    }
+    fflush(stdout);
+    cluster_free(c);
+    return res;
+}
+
+struct totals {
+    uint64_t runs, failed, first_failed, committed, elections;
+};
+
+static void run_range(uint64_t start, uint64_t stride, const struct sim_opts *so, struct totals *t)
+{
+    for (uint64_t s = start; s < so->start + so->count; s += stride) {
+        struct run_result r = run_seed(s, so, t->failed == 0);
+        t->runs++;
+        t->committed += r.committed;
+        t->elections += r.elections;
+        if (r.failed && !t->failed++)
+            t->first_failed = s;
+    }
+}
+
+/* Splits the seeds over forked workers, which report their totals through a pipe. */
+static void run_parallel(const struct sim_opts *so, struct totals *t)
+{
+    int fds[2];
+    if (so->jobs <= 1 || pipe(fds) != 0) {
+        run_range(so->start, 1, so, t);
+        return;
+    }
+    for (unsigned j = 0; j < so->jobs; j++) {
+        fflush(stdout);
+        if (fork() == 0) {
+            struct totals mine = {0};
+            close(fds[0]);
+            run_range(so->start + j, so->jobs, so, &mine);
+            ssize_t w = write(fds[1], &mine, sizeof mine);
+            _exit(w == (ssize_t)sizeof mine ? 0 : 1);
+        }
+    }
+    close(fds[1]);
+    struct totals part;
+    while (read(fds[0], &part, sizeof part) == (ssize_t)sizeof part) {
+        t->runs += part.runs;
+        t->committed += part.committed;
+        t->elections += part.elections;
+        if (part.failed && (!t->failed || part.first_failed < t->first_failed))
+            t->first_failed = part.first_failed;
+        t->failed += part.failed;
+    }
+    close(fds[0]);
+    while (wait(NULL) > 0)
+        ;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: raft-sim (--seed S [--trace] | --seeds N [--start S] [--jobs J])\n"
+                    "                [--nodes 3|5] [--ticks T]\n");
+    return 2;
+}
+
+static bool parse_args(int argc, char **argv, struct sim_opts *so)
+{
+    bool single = false, many = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--trace")) {
+            so->trace = true;
+            continue;
+        }
+        if (!v)
+            return false;
+        unsigned long long n = strtoull(v, NULL, 10);
+        i++;
+        if (!strcmp(a, "--seed")) {
+            so->start = n;
+            so->count = 1;
+            single = true;
+        } else if (!strcmp(a, "--seeds")) {
+            so->count = n;
+            many = true;
+        } else if (!strcmp(a, "--start")) {
+            so->start = n;
+        } else if (!strcmp(a, "--nodes")) {
+            so->nodes = (size_t)n;
+        } else if (!strcmp(a, "--ticks")) {
+            so->ticks = (unsigned)n;
+        } else if (!strcmp(a, "--jobs")) {
+            so->jobs = (unsigned)n;
+        } else {
+            return false;
+        }
+    }
+    return single != many && (so->nodes == 3 || so->nodes == 5) && so->ticks >= MIN_HEAL + 100 &&
+           !(so->trace && many) && so->jobs >= 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct sim_opts so = {.start = 1, .nodes = 3, .ticks = 2000, .jobs = 1};
+    if (!parse_args(argc, argv, &so))
+        return usage();
+    if (so.count == 1)
+        return run_seed(so.start, &so, true).failed ? 1 : 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct totals t = {0};
+    run_parallel(&so, &t);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("raft-sim: %" PRIu64 " seeds from %" PRIu64 " (nodes=%zu ticks=%u jobs=%u): %" PRIu64
+           " passed, %" PRIu64 " failed",
+           t.runs, so.start, so.nodes, so.ticks, so.jobs, t.runs - t.failed, t.failed);
+    if (t.failed)
+        printf(", first failing seed %" PRIu64, t.first_failed);
+    printf("; %.1f s, %.0f seeds/s; %.0f entries committed and %.1f elections per run\n", secs,
+           secs > 0 ? (double)t.runs / secs : 0.0, t.runs ? (double)t.committed / t.runs : 0.0,
+           t.runs ? (double)t.elections / t.runs : 0.0);
+    return t.failed || t.runs != so.count ? 1 : 0;
+}
