@@ -105,9 +105,10 @@ struct rk_db_stats {
 void rk_db_stats(struct rk_db *db, struct rk_db_stats *out);
 
 /* LMDB-backed Raft storage (storage.h) in db's environment: entries in the "log" database,
- * term/vote and the snapshot position in "meta". save must run inside rk_db_write (it
- * writes into rk_db_current_txn) and, like load, returns rk_db_err codes, so the host's
- * write fn can return save's result as is. Call at setup, never inside rk_db_write. */
+ * term/vote and the snapshot position in "meta" (set by a ready's install_snapshot, which
+ * also clears the log; the state machine side of a snapshot is the host's). save must run inside
+ * rk_db_write (it writes into rk_db_current_txn) and, like load, returns rk_db_err codes, so the
+ * host's write fn can return save's result as is. Call at setup, never inside rk_db_write. */
 int rk_lmdb_storage_new(struct rk_db *db, struct rk_storage **out);
 
 #endif

@@ -72,6 +72,14 @@ static int append_entry(struct lmdb_storage *ls, MDB_cursor *cur, const struct r
     return RK_DB_OK;
 }
 
+/* An installed snapshot replaces the whole log: it becomes the log's starting point. */
+static int install_snapshot(struct lmdb_storage *ls, MDB_txn *txn, const struct raft_ready *rd)
+{
+    int rc = rk_db_check(ls->db, mdb_drop(txn, ls->log, 0), "clear log for snapshot");
+    uint64_t snap[2] = {rd->snapshot.index, rd->snapshot.term};
+    return rc ? rc : rk_db_meta_put(ls->db, txn, SNAPSHOT, snap, 2);
+}
+
 static int save_log(struct lmdb_storage *ls, MDB_cursor *cur, const struct raft_ready *rd)
 {
     int rc = rd->truncate_from ? truncate_log(ls, cur, rd->truncate_from) : RK_DB_OK;
@@ -102,6 +110,8 @@ static int lmdb_save(struct rk_storage *s, const struct raft_ready *rd)
         uint64_t hs[2] = {rd->term, rd->vote};
         rc = rk_db_meta_put(ls->db, txn, HARD_STATE, hs, 2);
     }
+    if (!rc && rd->install_snapshot)
+        rc = install_snapshot(ls, txn, rd);
     if (rc || (!rd->truncate_from && !rd->n_entries))
         return rc;
     MDB_cursor *cur;

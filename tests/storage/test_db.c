@@ -259,6 +259,37 @@ TEST(save_refuses_gap_and_overlap_and_changes_nothing)
     tmp_dir_remove(&d);
 }
 
+TEST(installed_snapshot_replaces_the_log)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(append(db, s, 1, 5, 1, 8), 0);
+    struct raft_entry *es = make_entries(21, 2, 3, 8);
+    struct raft_ready rd = {.install_snapshot = true,
+                            .snapshot = {.index = 20, .term = 3},
+                            .n_entries = 2,
+                            .entries = es};
+    CHECK_EQ(save_ready(db, s, &rd), 0);
+    free_entries(es, 2);
+    CHECK_EQ(append(db, s, 24, 1, 3, 8), RK_DB_ECORRUPT); /* continues at 23, not 24 */
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.snapshot_index, 20);
+    CHECK_EQ(r.snapshot_term, 3);
+    CHECK_EQ(r.n_entries, 2);
+    CHECK(entry_matches(&r.entries[0], 21, 3, 8));
+    CHECK(entry_matches(&r.entries[1], 22, 3, 8));
+    rk_storage_restore_free(&r);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
 static int delete_index_2(MDB_txn *txn, void *arg)
 {
     uint8_t key[8];
@@ -428,6 +459,7 @@ TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster
           TEST_REF(refuses_other_node), TEST_REF(refuses_newer_format),
           TEST_REF(log_round_trip_with_truncation_and_hard_state),
           TEST_REF(save_refuses_gap_and_overlap_and_changes_nothing), TEST_REF(load_detects_gap),
+          TEST_REF(installed_snapshot_replaces_the_log),
           TEST_REF(map_grows_and_reopen_keeps_grown_size),
           TEST_REF(full_at_max_refuses_writes_and_keeps_reads),
           TEST_REF(write_fn_error_aborts_and_commit_is_counted))

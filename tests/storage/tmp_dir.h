@@ -14,7 +14,7 @@ struct tmp_dir {
 
 static inline bool tmp_dir_make(struct tmp_dir *d)
 {
-    strcpy(d->path, "/tmp/raftkv-test-XXXXXX");
+    strcpy(d->path, "/tmp/raftkv-storage-test-XXXXXX");
     return mkdtemp(d->path) != NULL;
 }
 
