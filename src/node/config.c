@@ -96,7 +96,7 @@ static void config_defaults(struct rk_config *cfg)
     cfg->max_append_entries = 64;
     cfg->max_append_bytes = 1 << 20;
     cfg->max_inflight = 32;
-    cfg->max_key_bytes = 4096;
+    cfg->max_key_bytes = 511; /* LMDB's key limit in Debian's build */
     cfg->max_value_bytes = 1 << 20;
     cfg->max_db_bytes = 8ULL << 30;
     cfg->log_level = RK_LOG_INFO;

@@ -348,11 +348,14 @@ static void propose_request(struct rk_node *n, struct event *ev,
                             const Raftkv__Kv__ClientRequest *req)
 {
     struct rk_bytes invalid = {0};
-    if (rk_kv_validate(n->kv, ev->data, ev->len, &invalid) != 0) {
+    int rc = rk_kv_validate(n->kv, ev->data, ev->len, &invalid);
+    if (rc == RK_KV_EINVALID)
         reply_bytes(n, ev->call, &invalid);
-        rk_bytes_free(&invalid);
+    else if (rc != 0)
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+    rk_bytes_free(&invalid);
+    if (rc != 0)
         return;
-    }
     uint8_t *cmd;
     size_t len;
     if (command_pack(req, &cmd, &len) != 0) {
@@ -361,7 +364,7 @@ static void propose_request(struct rk_node *n, struct event *ev,
     }
     raft_index index;
     raft_term term;
-    int rc = raft_propose(n->raft, cmd, len, &index, &term);
+    rc = raft_propose(n->raft, cmd, len, &index, &term);
     free(cmd);
     if (rc == RAFT_ENOTLEADER)
         reply_not_leader(n, ev->call);
@@ -545,6 +548,13 @@ static void process_ready(struct rk_node *n)
     while (!n->fatal && raft_has_ready(n->raft)) {
         struct raft_ready rd;
         raft_ready(n->raft, &rd);
+        /* raftd never calls raft_compact, so the core never sends a snapshot; one coming
+         * from elsewhere cannot be installed yet, and skipping it would lose data. */
+        if (rd.install_snapshot || rd.n_snapshot_chunks) {
+            rk_error("received a snapshot, which this raftd cannot install; stopping");
+            n->fatal = RK_NODE_ESTORAGE;
+            return;
+        }
         /* The leader's appends may leave before its own write (Raft §10.2.1). */
         send_msgs(n, rd.msgs, rd.n_msgs);
         if (!ready_write(n, &rd))
@@ -644,6 +654,10 @@ static int open_db(struct rk_node *n)
         rk_error("cannot open the key-value data in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
         return RK_NODE_ESTORAGE;
     }
+    size_t lmdb_max_key = (size_t)mdb_env_get_maxkeysize(rk_db_env(n->db));
+    if (cfg->max_key_bytes > lmdb_max_key)
+        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
+                cfg->max_key_bytes, lmdb_max_key);
     return RK_NODE_OK;
 }
 

@@ -82,7 +82,7 @@ TEST(minimal_config_gets_defaults)
     CHECK_EQ(cfg.max_append_entries, 64);
     CHECK_EQ(cfg.max_append_bytes, 1 << 20);
     CHECK_EQ(cfg.max_inflight, 32);
-    CHECK_EQ(cfg.max_key_bytes, 4096);
+    CHECK_EQ(cfg.max_key_bytes, 511);
     CHECK_EQ(cfg.max_value_bytes, 1 << 20);
     CHECK_EQ(cfg.max_db_bytes, 8ULL << 30);
     CHECK_EQ(cfg.log_level, RK_LOG_INFO);

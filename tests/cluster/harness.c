@@ -1,0 +1,285 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define POLL_MS 20
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Picks count distinct free ports: all are bound to port 0 at once, then released. */
+static bool pick_ports(int *ports, int count)
+{
+    int fds[3 * CLUSTER_MAX_NODES];
+    bool ok = true;
+    int opened = 0;
+    for (; opened < count && ok; opened++) {
+        fds[opened] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof sa;
+        ok = fds[opened] >= 0 && bind(fds[opened], (struct sockaddr *)&sa, sizeof sa) == 0 &&
+             getsockname(fds[opened], (struct sockaddr *)&sa, &len) == 0;
+        ports[opened] = ntohs(sa.sin_port);
+    }
+    for (int i = 0; i < opened; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return ok;
+}
+
+static bool write_config(const struct cluster *c, const struct cnode *node, const int *ports,
+                         const char *extra)
+{
+    FILE *f = fopen(node->conf, "w");
+    if (!f)
+        return false;
+    fprintf(f, "node_id = %llu\ncluster_id = 99\ndata_dir = %s\n", (unsigned long long)node->id,
+            node->data);
+    for (int i = 0; i < c->n; i++)
+        fprintf(f, "peer.%d = tcp://127.0.0.1:%d\nclient.%d = %s\n", i + 1, ports[3 * i], i + 1,
+                c->nodes[i].client_url);
+    fprintf(f, "pub_address = %s\n%s\n", node->pub_url, extra ? extra : "");
+    return fclose(f) == 0;
+}
+
+struct raftkv_client *cluster_client(struct cluster *c, int id, unsigned timeout_ms)
+{
+    return cluster_client_opts(c, id, timeout_ms, 300);
+}
+
+struct raftkv_client *cluster_client_opts(struct cluster *c, int id, unsigned timeout_ms,
+                                          unsigned request_timeout_ms)
+{
+    struct raftkv_client_options opts;
+    raftkv_client_options_defaults(&opts);
+    opts.n_endpoints = id ? 1 : (size_t)c->n;
+    opts.endpoints = id ? &c->endpoints[id - 1] : c->endpoints;
+    opts.timeout_ms = timeout_ms;
+    opts.request_timeout_ms = request_timeout_ms;
+    opts.retry_delay_ms = 10;
+    opts.attempts = 1000;
+    struct raftkv_client *client;
+    return raftkv_client_open(&opts, &client) == RAFTKV_OK ? client : NULL;
+}
+
+bool cluster_init(struct cluster *c, int n, const char *extra_conf)
+{
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    strcpy(c->dir, "/tmp/raftkv-cluster-XXXXXX");
+    int ports[3 * CLUSTER_MAX_NODES];
+    REQUIRE(n >= 1 && n <= CLUSTER_MAX_NODES);
+    REQUIRE(mkdtemp(c->dir));
+    REQUIRE(pick_ports(ports, 3 * n));
+    for (int i = 0; i < n; i++) {
+        struct cnode *node = &c->nodes[i];
+        node->id = (uint64_t)i + 1;
+        snprintf(node->conf, sizeof node->conf, "%s/node%d.conf", c->dir, i + 1);
+        snprintf(node->data, sizeof node->data, "%s/data%d", c->dir, i + 1);
+        snprintf(node->log, sizeof node->log, "%s/node%d.log", c->dir, i + 1);
+        snprintf(node->client_url, sizeof node->client_url, "tcp://127.0.0.1:%d", ports[3 * i + 1]);
+        snprintf(node->pub_url, sizeof node->pub_url, "tcp://127.0.0.1:%d", ports[3 * i + 2]);
+        c->endpoints[i] = node->client_url;
+    }
+    for (int i = 0; i < n; i++)
+        REQUIRE(write_config(c, &c->nodes[i], ports, extra_conf));
+    c->client = cluster_client(c, 0, 5000);
+    REQUIRE(c->client);
+    return true;
+}
+
+static void print_log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char lines[20][512];
+    int n = 0;
+    while (fgets(lines[n % 20], sizeof lines[0], f))
+        n++;
+    fclose(f);
+    fprintf(stderr, "---- %s (last lines)\n", path);
+    for (int i = n > 20 ? n - 20 : 0; i < n; i++)
+        fputs(lines[i % 20], stderr);
+}
+
+void cluster_destroy(struct cluster *c, bool keep)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i].pid)
+            cluster_stop(c, i + 1, SIGKILL);
+    if (c->client)
+        raftkv_client_close(c->client);
+    c->client = NULL;
+    if (keep) {
+        for (int i = 0; i < c->n; i++)
+            print_log_tail(c->nodes[i].log);
+        fprintf(stderr, "cluster kept in %s\n", c->dir);
+        return;
+    }
+    const char *argv[] = {"rm", "-rf", c->dir, NULL};
+    run_capture(argv, "/dev/null");
+}
+
+static pid_t spawn(const char *const *argv, const char *out_path, bool append)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(out_path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    execv(argv[0], (char *const *)argv);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int run_capture(const char *const *argv, const char *out_path)
+{
+    pid_t pid = spawn(argv, out_path, false);
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool cluster_spawn(struct cluster *c, int id)
+{
+    struct cnode *node = &c->nodes[id - 1];
+    REQUIRE(node->pid == 0);
+    const char *argv[] = {RAFTD_PATH, "--config", node->conf, NULL};
+    node->pid = spawn(argv, node->log, true);
+    REQUIRE(node->pid > 0);
+    return true;
+}
+
+bool cluster_start(struct cluster *c, int id)
+{
+    struct cnode *node = &c->nodes[id - 1];
+    REQUIRE(cluster_spawn(c, id));
+    /* Up when it answers a status request, or failed if it exited first. */
+    uint64_t deadline = now_ms() + 10000;
+    struct raftkv_node_status st;
+    while (!cluster_status(c, id, &st)) {
+        int status;
+        if (waitpid(node->pid, &status, WNOHANG) == node->pid) {
+            node->pid = 0;
+            fprintf(stderr, "node %d exited during start (status %d)\n", id, status);
+            return false;
+        }
+        REQUIRE(now_ms() < deadline);
+        sleep_ms(POLL_MS);
+    }
+    return true;
+}
+
+bool cluster_start_all(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        REQUIRE(cluster_start(c, i + 1));
+    return true;
+}
+
+int cluster_stop(struct cluster *c, int id, int sig)
+{
+    struct cnode *node = &c->nodes[id - 1];
+    if (!node->pid)
+        return -1;
+    kill(node->pid, sig);
+    int status;
+    pid_t rc;
+    while ((rc = waitpid(node->pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    node->pid = 0;
+    return rc > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool cluster_wipe(struct cluster *c, int id)
+{
+    REQUIRE(c->nodes[id - 1].pid == 0);
+    const char *argv[] = {"rm", "-rf", c->nodes[id - 1].data, NULL};
+    return run_capture(argv, "/dev/null") == 0;
+}
+
+bool cluster_status(struct cluster *c, int id, struct raftkv_node_status *st)
+{
+    return raftkv_status(c->client, (size_t)id - 1, st) == RAFTKV_OK;
+}
+
+uint64_t cluster_wait_leader(struct cluster *c, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    do {
+        uint64_t leader = 0;
+        bool agreed = true;
+        for (int i = 0; i < c->n && agreed; i++) {
+            struct raftkv_node_status st;
+            if (!c->nodes[i].pid)
+                continue;
+            agreed = cluster_status(c, i + 1, &st) && st.leader_id != 0 &&
+                     (leader == 0 || leader == st.leader_id);
+            leader = st.leader_id;
+        }
+        if (agreed && leader && c->nodes[leader - 1].pid)
+            return leader;
+        sleep_ms(POLL_MS);
+    } while (now_ms() < deadline);
+    return 0;
+}
+
+bool cluster_wait_applied(struct cluster *c, int id, uint64_t index, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    do {
+        struct raftkv_node_status st;
+        if (cluster_status(c, id, &st) && st.applied_index >= index)
+            return true;
+        sleep_ms(POLL_MS);
+    } while (now_ms() < deadline);
+    fprintf(stderr, "node %d did not apply index %llu within %u ms\n", id,
+            (unsigned long long)index, timeout_ms);
+    return false;
+}
+
+bool cluster_put_retry(struct cluster *c, const char *key, const char *value, unsigned timeout_ms,
+                       uint64_t *revision)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    do {
+        struct raftkv_result res;
+        memset(&res, 0, sizeof res);
+        int rc = raftkv_put(c->client, key, strlen(key), value, strlen(value), &res);
+        if (rc == RAFTKV_OK && revision)
+            *revision = res.revision;
+        raftkv_result_free(&res);
+        if (rc == RAFTKV_OK)
+            return true;
+        sleep_ms(POLL_MS);
+    } while (now_ms() < deadline);
+    return false;
+}

@@ -1,0 +1,83 @@
+/*
+ * Real-process raftkv clusters for tests and measurements: raftd processes on 127.0.0.1
+ * with ports picked by binding port 0, configs and data in a fresh temporary directory.
+ * Every wait is a poll with a deadline.
+ */
+#ifndef RAFTKV_TEST_HARNESS_H
+#define RAFTKV_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "raftkv/client.h"
+
+#define CLUSTER_MAX_NODES 5
+
+/* Like CHECK, for helpers that return bool: prints where and returns false. */
+#define REQUIRE(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond);         \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+struct cnode {
+    uint64_t id;
+    pid_t pid; /* 0 when not running */
+    char conf[256];
+    char data[256];
+    char log[256];
+    char client_url[64];
+    char pub_url[64];
+};
+
+struct cluster {
+    char dir[64];
+    int n;
+    struct cnode nodes[CLUSTER_MAX_NODES]; /* nodes[i].id == i + 1 */
+    const char *endpoints[CLUSTER_MAX_NODES];
+    struct raftkv_client *client; /* all endpoints */
+};
+
+/* Writes configs for n nodes (extra_conf, if not NULL, is appended to each) and opens a
+ * client on every endpoint. Starts nothing. */
+bool cluster_init(struct cluster *c, int n, const char *extra_conf);
+/* Kills what runs, closes the client; deletes the directory unless keep (then prints it,
+ * with the tail of each node's log). */
+void cluster_destroy(struct cluster *c, bool keep);
+
+/* Starts raftd for node id and waits until it answers a status request. */
+bool cluster_start(struct cluster *c, int id);
+/* Starts raftd for node id without waiting. */
+bool cluster_spawn(struct cluster *c, int id);
+bool cluster_start_all(struct cluster *c);
+/* Sends sig and reaps the process; returns its exit status (-1 if killed by a signal). */
+int cluster_stop(struct cluster *c, int id, int sig);
+/* Deletes the node's data dir (the node must be stopped). */
+bool cluster_wipe(struct cluster *c, int id);
+
+/* Status of one node (false if it did not answer). */
+bool cluster_status(struct cluster *c, int id, struct raftkv_node_status *st);
+/* Waits until the running nodes agree on one leader; returns its id, 0 on timeout. */
+uint64_t cluster_wait_leader(struct cluster *c, unsigned timeout_ms);
+/* Waits until node id has applied at least index. */
+bool cluster_wait_applied(struct cluster *c, int id, uint64_t index, unsigned timeout_ms);
+/* Retries a put until it succeeds or timeout_ms passes. */
+bool cluster_put_retry(struct cluster *c, const char *key, const char *value, unsigned timeout_ms,
+                       uint64_t *revision);
+
+/* A client on one endpoint, or on all when id == 0. */
+struct raftkv_client *cluster_client(struct cluster *c, int id, unsigned timeout_ms);
+struct raftkv_client *cluster_client_opts(struct cluster *c, int id, unsigned timeout_ms,
+                                          unsigned request_timeout_ms);
+
+/* Runs path with args (NULL-terminated, argv[0] included), stderr and stdout to out_path;
+ * returns the exit status or -1. */
+int run_capture(const char *const *argv, const char *out_path);
+
+uint64_t now_ms(void);
+void sleep_ms(unsigned ms);
+
+#endif

@@ -1,0 +1,469 @@
+/*
+ * raftd clusters of real processes on 127.0.0.1: election, replication, crashes (kill -9),
+ * recovery from disk, a wiped node, a single node, config errors and the change stream.
+ * Run one scenario by giving (part of) its name as the argument.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "kv.pb-c.h"
+#include "test.h"
+
+#define WAIT_MS 10000
+
+/* ---- Change stream subscribers. ---- */
+
+struct sub {
+    nng_socket sock;
+};
+
+static bool sub_open(struct sub *s, const char *url)
+{
+    REQUIRE(nng_sub0_open(&s->sock) == 0);
+    REQUIRE(nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "kv/", 3) == 0);
+    REQUIRE(nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 50) == 0);
+    /* Non-blocking: the node may not listen yet; the dialer retries by itself. */
+    REQUIRE(nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK) == 0);
+    return true;
+}
+
+/* The next change within timeout_ms, or NULL. */
+static Raftkv__Kv__ChangeEvent *sub_next(struct sub *s, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    do {
+        char *buf;
+        size_t len;
+        if (nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
+            continue;
+        Raftkv__Kv__ChangeEvent *ev = NULL;
+        if (len >= 3 && memcmp(buf, "kv/", 3) == 0)
+            ev = raftkv__kv__change_event__unpack(NULL, len - 3, (uint8_t *)buf + 3);
+        nng_free(buf, len);
+        if (ev)
+            return ev;
+        fprintf(stderr, "undecodable change event (%zu bytes)\n", len);
+        return NULL;
+    } while (now_ms() < deadline);
+    return NULL;
+}
+
+static bool change_is(const Raftkv__Kv__ChangeEvent *ev, const char *key, const char *value)
+{
+    return ev && ev->key.len == strlen(key) && memcmp(ev->key.data, key, ev->key.len) == 0 &&
+           ev->value.len == strlen(value) && memcmp(ev->value.data, value, ev->value.len) == 0;
+}
+
+/* Puts sync keys until every subscriber has seen one, then drains them: from here on each
+ * subscriber sees every change. Returns the revision of the last sync put. */
+static bool subs_sync(struct cluster *c, struct sub *subs, int n, uint64_t *last_rev)
+{
+    bool seen[CLUSTER_MAX_NODES] = {0};
+    int n_seen = 0;
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (n_seen < n) {
+        REQUIRE(now_ms() < deadline);
+        REQUIRE(cluster_put_retry(c, "sync", "x", WAIT_MS, last_rev));
+        for (int i = 0; i < n; i++) {
+            Raftkv__Kv__ChangeEvent *ev;
+            while ((ev = sub_next(&subs[i], 100))) {
+                if (!seen[i] && ev->revision == *last_rev) {
+                    seen[i] = true;
+                    n_seen++;
+                }
+                raftkv__kv__change_event__free_unpacked(ev, NULL);
+                if (seen[i])
+                    break;
+            }
+        }
+    }
+    return true;
+}
+
+static void subs_close(struct sub *subs, int n)
+{
+    for (int i = 0; i < n; i++)
+        nng_close(subs[i].sock);
+}
+
+/* ---- Scenarios: each returns false at the first failed requirement. ---- */
+
+static bool get_is(struct raftkv_client *client, const char *key, const char *value)
+{
+    struct raftkv_result res;
+    memset(&res, 0, sizeof res);
+    int rc = raftkv_get(client, key, strlen(key), &res);
+    bool ok = rc == RAFTKV_OK && res.value_len == strlen(value) &&
+              memcmp(res.value, value, res.value_len) == 0;
+    if (!ok)
+        fprintf(stderr, "get %s: status %d (%s), want \"%s\"\n", key, rc, res.error, value);
+    raftkv_result_free(&res);
+    return ok;
+}
+
+static bool put_ok(struct raftkv_client *client, const char *key, const char *value,
+                   uint64_t *revision)
+{
+    struct raftkv_result res;
+    memset(&res, 0, sizeof res);
+    int rc = raftkv_put(client, key, strlen(key), value, strlen(value), &res);
+    if (rc != RAFTKV_OK)
+        fprintf(stderr, "put %s: status %d (%s)\n", key, rc, res.error);
+    if (revision)
+        *revision = res.revision;
+    raftkv_result_free(&res);
+    return rc == RAFTKV_OK;
+}
+
+static bool scenario_replicate(struct cluster *c)
+{
+    struct sub subs[3];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(sub_open(&subs[i], c->nodes[i].pub_url));
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    uint64_t sync_rev;
+    bool ok = subs_sync(c, subs, 3, &sync_rev);
+    char key[3][16], value[3][16];
+    uint64_t rev[3];
+    /* A put through each endpoint, then a get of every key through each endpoint. */
+    for (int i = 0; ok && i < 3; i++) {
+        snprintf(key[i], sizeof key[i], "key-%d", i + 1);
+        snprintf(value[i], sizeof value[i], "value-%d", i + 1);
+        struct raftkv_client *one = cluster_client(c, i + 1, WAIT_MS);
+        ok = one && put_ok(one, key[i], value[i], &rev[i]);
+        for (int j = 0; ok && j < 3; j++)
+            ok = j > i || get_is(one, key[j], value[j]);
+        if (one)
+            raftkv_client_close(one);
+    }
+    /* Every node applied every put, in order, with its value: each publishes what it
+     * applies. */
+    for (int i = 0; ok && i < 3; i++) {
+        for (int j = 0; ok && j < 3; j++) {
+            Raftkv__Kv__ChangeEvent *ev = sub_next(&subs[i], WAIT_MS);
+            ok = change_is(ev, key[j], value[j]) && ev->revision == rev[j];
+            if (!ok)
+                fprintf(stderr, "node %d: change %d is not %s=%s at %llu\n", i + 1, j, key[j],
+                        value[j], (unsigned long long)rev[j]);
+            if (ev)
+                raftkv__kv__change_event__free_unpacked(ev, NULL);
+        }
+    }
+    subs_close(subs, 3);
+    return ok;
+}
+
+static bool scenario_failover(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    char key[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "before-%d", i);
+        REQUIRE(put_ok(c->client, key, key, NULL));
+    }
+    REQUIRE(cluster_stop(c, (int)leader, SIGKILL) == -1);
+    uint64_t rev;
+    REQUIRE(cluster_put_retry(c, "after", "failover", WAIT_MS, &rev));
+    uint64_t new_leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(new_leader && new_leader != leader);
+    REQUIRE(get_is(c->client, "before-19", "before-19"));
+    /* The old leader comes back as a follower and catches up. */
+    REQUIRE(cluster_start(c, (int)leader));
+    REQUIRE(cluster_wait_applied(c, (int)leader, rev, WAIT_MS));
+    REQUIRE(put_ok(c->client, "later", "x", &rev));
+    for (int i = 1; i <= 3; i++)
+        REQUIRE(cluster_wait_applied(c, i, rev, WAIT_MS));
+    return true;
+}
+
+#define WRITERS 4
+#define MAX_PUTS 100000
+
+struct writer {
+    struct cluster *c;
+    int id;
+    atomic_bool *stop;
+    atomic_int acked; /* puts 0 .. acked-1 were acknowledged */
+    pthread_t thread;
+};
+
+static void writer_kv(int w, int i, char *key, char *value, size_t len)
+{
+    snprintf(key, len, "w%d-%d", w, i);
+    snprintf(value, len, "value-%d-%d-%x", w, i, (unsigned)(i * 2654435761u));
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct raftkv_client *client = cluster_client(w->c, 0, 2000);
+    char key[64], value[64];
+    for (int i = 0; client && i < MAX_PUTS && !atomic_load(w->stop); i++) {
+        writer_kv(w->id, i, key, value, sizeof key);
+        if (!put_ok(client, key, value, NULL))
+            break;
+        atomic_store(&w->acked, i + 1);
+    }
+    if (client)
+        raftkv_client_close(client);
+    return NULL;
+}
+
+static int total_acked(struct writer *w)
+{
+    int sum = 0;
+    for (int i = 0; i < WRITERS; i++)
+        sum += atomic_load(&w[i].acked);
+    return sum;
+}
+
+static bool scenario_crash_all(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    atomic_bool stop = false;
+    struct writer w[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (struct writer){.c = c, .id = i, .stop = &stop};
+        atomic_init(&w[i].acked, 0);
+        REQUIRE(pthread_create(&w[i].thread, NULL, writer_main, &w[i]) == 0);
+    }
+    uint64_t deadline = now_ms() + 15000;
+    while (total_acked(w) < 400 && now_ms() < deadline)
+        sleep_ms(5);
+    int at_kill = total_acked(w);
+    /* Every node dies at once, with puts in flight. */
+    for (int i = 0; i < c->n; i++)
+        kill(c->nodes[i].pid, SIGKILL);
+    for (int i = 1; i <= c->n; i++)
+        cluster_stop(c, i, SIGKILL);
+    atomic_store(&stop, true);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i].thread, NULL);
+    fprintf(stderr, "  %d puts acknowledged when the nodes were killed, %d in total\n", at_kill,
+            total_acked(w));
+    REQUIRE(at_kill >= 400);
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    char key[64], value[64];
+    for (int t = 0; t < WRITERS; t++) {
+        for (int i = 0; i < atomic_load(&w[t].acked); i++) {
+            writer_kv(t, i, key, value, sizeof key);
+            REQUIRE(get_is(c->client, key, value));
+        }
+    }
+    return true;
+}
+
+static bool scenario_wiped_node(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    int follower = leader == 1 ? 2 : 1;
+    char key[32];
+    uint64_t rev = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        REQUIRE(put_ok(c->client, key, key, &rev));
+    }
+    REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
+    REQUIRE(cluster_stop(c, follower, SIGKILL) == -1);
+    REQUIRE(cluster_wipe(c, follower));
+    REQUIRE(cluster_start(c, follower));
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, follower, &st));
+    REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
+    REQUIRE(put_ok(c->client, "after-wipe", "y", &rev));
+    REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
+    return true;
+}
+
+static bool scenario_single(struct cluster *c)
+{
+    REQUIRE(cluster_start(c, 1));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS) == 1);
+    REQUIRE(put_ok(c->client, "solo", "one", NULL));
+    REQUIRE(get_is(c->client, "solo", "one"));
+    /* SIGTERM is a clean stop; the data is there after a restart. */
+    REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
+    REQUIRE(cluster_start(c, 1));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS) == 1);
+    REQUIRE(get_is(c->client, "solo", "one"));
+    REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
+    return true;
+}
+
+/* Runs raftd on a config with text; checks the exit status and that its output holds
+ * want (with "%s" standing for the config's path). */
+static bool raftd_fails(const char *dir, const char *text, int status, const char *want)
+{
+    char conf[128], out[128], expected[512], got[2048] = "";
+    snprintf(conf, sizeof conf, "%s/bad.conf", dir);
+    snprintf(out, sizeof out, "%s/bad.out", dir);
+    FILE *f = fopen(conf, "w");
+    REQUIRE(f && fputs(text, f) >= 0 && fclose(f) == 0);
+    const char *argv[] = {RAFTD_PATH, "--config", conf, NULL};
+    int rc = run_capture(argv, out);
+    f = fopen(out, "r");
+    REQUIRE(f);
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = '\0';
+    fclose(f);
+    snprintf(expected, sizeof expected, want, conf);
+    if (rc != status || !strstr(got, expected))
+        fprintf(stderr, "raftd exited %d (want %d) saying:\n%s\nwanted: %s\n", rc, status, got,
+                expected);
+    return rc == status && strstr(got, expected);
+}
+
+static bool scenario_bad_config(struct cluster *c)
+{
+    const char *base = "node_id = 1\ncluster_id = 5\n";
+    char text[512];
+    snprintf(text, sizeof text, "%selection_timeout_min_ms = abc\n", base);
+    REQUIRE(raftd_fails(c->dir, text, 2,
+                        "%s:3: election_timeout_min_ms: expected a number of milliseconds, got "
+                        "\"abc\""));
+    snprintf(text, sizeof text, "%snode_id = 2\n", base);
+    REQUIRE(raftd_fails(c->dir, text, 2, "%s:3: node_id: duplicate key (first set on line 1)"));
+    snprintf(text, sizeof text, "%sbogus = 1\n", base);
+    REQUIRE(raftd_fails(c->dir, text, 2, "%s:3: bogus: unknown key"));
+    REQUIRE(raftd_fails(c->dir, base, 2, "%s: data_dir: required key missing"));
+    const char *argv[] = {RAFTD_PATH, "--config", "/nonexistent/raftd.conf", NULL};
+    char out[128];
+    snprintf(out, sizeof out, "%s/missing.out", c->dir);
+    REQUIRE(run_capture(argv, out) == 2);
+    /* A data dir stamped by another cluster is refused at start (status 1). */
+    REQUIRE(cluster_start(c, 1));
+    REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
+    snprintf(text, sizeof text,
+             "node_id = 1\ncluster_id = 12345\ndata_dir = %s\npeer.1 = tcp://127.0.0.1:1\n"
+             "client.1 = tcp://127.0.0.1:2\n",
+             c->nodes[0].data);
+    REQUIRE(raftd_fails(c->dir, text, 1, "cannot open data dir"));
+    return true;
+}
+
+static bool scenario_change_stream(struct cluster *c)
+{
+    struct sub subs[3];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(sub_open(&subs[i], c->nodes[i].pub_url));
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    uint64_t sync_rev;
+    bool ok = subs_sync(c, subs, 3, &sync_rev);
+    enum { N = 100 };
+    uint64_t rev[N];
+    char key[32], value[32];
+    for (int i = 0; ok && i < N; i++) {
+        snprintf(key, sizeof key, "s%d", i % 10); /* keys are overwritten: 10 keys */
+        snprintf(value, sizeof value, "v%d", i);
+        ok = put_ok(c->client, key, value, &rev[i]);
+    }
+    for (int s = 0; ok && s < 3; s++) {
+        for (int i = 0; ok && i < N; i++) {
+            Raftkv__Kv__ChangeEvent *ev = sub_next(&subs[s], WAIT_MS);
+            snprintf(key, sizeof key, "s%d", i % 10);
+            snprintf(value, sizeof value, "v%d", i);
+            ok = change_is(ev, key, value) && ev->revision == rev[i] &&
+                 ev->kind == RAFTKV__KV__CHANGE_EVENT__KIND__PUT;
+            if (!ok)
+                fprintf(stderr, "node %d: change %d: want %s=%s at %llu, got %s\n", s + 1, i, key,
+                        value, (unsigned long long)rev[i], ev ? "another" : "none");
+            if (ev)
+                raftkv__kv__change_event__free_unpacked(ev, NULL);
+        }
+    }
+    /* A delete is published too, and nothing is published twice. */
+    struct raftkv_result res;
+    memset(&res, 0, sizeof res);
+    ok = ok && raftkv_delete(c->client, "s0", 2, &res) == RAFTKV_OK;
+    raftkv_result_free(&res);
+    for (int s = 0; ok && s < 3; s++) {
+        Raftkv__Kv__ChangeEvent *ev = sub_next(&subs[s], WAIT_MS);
+        ok = ev && ev->kind == RAFTKV__KV__CHANGE_EVENT__KIND__DELETE && ev->revision > rev[N - 1];
+        if (ev)
+            raftkv__kv__change_event__free_unpacked(ev, NULL);
+        ev = sub_next(&subs[s], 300);
+        ok = ok && ev == NULL;
+        if (ev)
+            raftkv__kv__change_event__free_unpacked(ev, NULL);
+    }
+    subs_close(subs, 3);
+    return ok;
+}
+
+/* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
+static bool with_cluster(int n, bool (*fn)(struct cluster *c))
+{
+    struct cluster c;
+    if (!cluster_init(&c, n, NULL)) {
+        cluster_destroy(&c, true);
+        return false;
+    }
+    uint64_t start = now_ms();
+    bool ok = fn(&c);
+    fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
+    cluster_destroy(&c, !ok);
+    return ok;
+}
+
+TEST(replicate_three_nodes)
+{
+    CHECK(with_cluster(3, scenario_replicate));
+}
+
+TEST(failover_kill_leader)
+{
+    CHECK(with_cluster(3, scenario_failover));
+}
+
+TEST(crash_all_keeps_acknowledged)
+{
+    CHECK(with_cluster(3, scenario_crash_all));
+}
+
+TEST(wiped_node_rejoins)
+{
+    CHECK(with_cluster(3, scenario_wiped_node));
+}
+
+TEST(single_node)
+{
+    CHECK(with_cluster(1, scenario_single));
+}
+
+TEST(bad_config)
+{
+    CHECK(with_cluster(1, scenario_bad_config));
+}
+
+TEST(change_stream)
+{
+    CHECK(with_cluster(3, scenario_change_stream));
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    static const struct test_case cases[] = {TEST_REF(replicate_three_nodes),
+                                             TEST_REF(failover_kill_leader),
+                                             TEST_REF(crash_all_keeps_acknowledged),
+                                             TEST_REF(wiped_node_rejoins),
+                                             TEST_REF(single_node),
+                                             TEST_REF(bad_config),
+                                             TEST_REF(change_stream)};
+    return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
+}
