@@ -4,6 +4,24 @@
  * Usable from any C program; link with raftkv_client.
  *
  * Every function returns an enum raftkv_status; RAFTKV_OK = 0.
+ *
+ * How an operation is tried: it goes first to the node that last answered as leader (at
+ * the start: the first endpoint that is connected, else the first one). A node that is not
+ * the leader names the leader's address; the client goes there at once, also when that
+ * address is not among the configured endpoints. A timeout, a connection failure, an
+ * UNAVAILABLE answer or a refusal without a hint moves on to the next endpoint (preferring
+ * ones with a live connection) after a backoff of retry_delay_ms, doubling up to 1 s. Each
+ * single request may take request_timeout_ms, so a dead leader is left promptly. Near the
+ * deadline a backoff shrinks to half the time left. After `attempts` tries, or when
+ * timeout_ms is used up, the operation ends with RAFTKV_UNAVAILABLE and the last failure
+ * in result.error.
+ *
+ * A retried write may have been applied by the first node that received it (the answer
+ * was lost): every request carries this client's random 64-bit id and a per-operation
+ * sequence number, kept across retries, so that the cluster can recognise duplicates.
+ *
+ * One client may be used from several threads at once; requests then run concurrently.
+ * Sockets (one per endpoint used, redialing by themselves) live until raftkv_client_close.
  */
 #ifndef RAFTKV_CLIENT_H
 #define RAFTKV_CLIENT_H
@@ -25,9 +43,11 @@ enum raftkv_status {
 
 const char *raftkv_status_str(int status);
 
+/* A field left 0 takes its default. */
 struct raftkv_client_options {
     size_t n_endpoints;
-    const char *const *endpoints; /* client addresses, e.g. tcp://127.0.0.1:7101 */
+    const char *const *endpoints; /* client addresses, e.g. tcp://127.0.0.1:7101; copied;
+                                   * malformed or duplicate ones make open fail (EUSAGE) */
     unsigned attempts;            /* tries before giving up; default 20 */
     unsigned retry_delay_ms;      /* first backoff delay, doubled per try up to 1 s; default 20 */
     unsigned timeout_ms;          /* overall deadline per operation; default 5000 */
@@ -36,13 +56,17 @@ struct raftkv_client_options {
 
 void raftkv_client_options_defaults(struct raftkv_client_options *opts);
 
+/* Filled by every key operation (res may be NULL to ignore it). It is overwritten, not
+ * freed: call raftkv_result_free before reusing one. Responses are at most 65 MiB. */
 struct raftkv_result {
-    uint8_t *value; /* get: the value; CAS mismatch: the current value (malloc'd) */
+    uint8_t *value; /* get: the value; CAS mismatch: the current value (malloc'd; NULL when
+                     * empty: a key's create_revision is 0 when it does not exist) */
     size_t value_len;
     uint64_t create_revision;
     uint64_t mod_revision;
     uint64_t revision; /* writes: the raft index at which it applied */
-    char error[256];   /* a human-readable reason when not OK */
+    char error[256];   /* a human-readable reason when not OK: the node's text for
+                        * INVALID, the last failure for UNAVAILABLE */
 };
 
 void raftkv_result_free(struct raftkv_result *res);
@@ -59,13 +83,16 @@ struct raftkv_node_status {
 
 struct raftkv_client;
 
+/* Fails with RAFTKV_EUSAGE on no endpoints, or a malformed or duplicate one. Connects
+ * lazily: no node needs to be up yet. */
 int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out);
 void raftkv_client_close(struct raftkv_client *c);
 
+/* Keys must not be empty (RAFTKV_EUSAGE). Writes report their revision in res.
+ * get/delete of a missing key return RAFTKV_NOT_FOUND. */
 int raftkv_put(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
                size_t value_len, struct raftkv_result *res);
-int raftkv_get(struct raftkv_client *c, const void *key, size_t key_len,
-               struct raftkv_result *res);
+int raftkv_get(struct raftkv_client *c, const void *key, size_t key_len, struct raftkv_result *res);
 int raftkv_delete(struct raftkv_client *c, const void *key, size_t key_len,
                   struct raftkv_result *res);
 /* Sets key to new_value if it currently equals expected; expected == NULL means "only if
@@ -73,7 +100,9 @@ int raftkv_delete(struct raftkv_client *c, const void *key, size_t key_len,
 int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
                size_t expected_len, const void *new_value, size_t new_len,
                struct raftkv_result *res);
-/* Asks one endpoint (by its position in the options) for its status, without retries. */
+/* Asks one endpoint (by its position in the options) for its status: one request, no
+ * retries, at most min(request_timeout_ms, timeout_ms). RAFTKV_UNAVAILABLE if it did not
+ * answer. */
 int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out);
 
 #endif

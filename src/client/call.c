@@ -1,0 +1,426 @@
+#include "client/call.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/req.h>
+
+/* Leader hints come from the network: bound how many new addresses they can make us dial. */
+#define RK_MAX_ENDPOINTS 64
+#define RK_MAX_URL_BYTES 512
+/* The largest value a node accepts is well below this; the rest is headroom for framing. */
+#define RK_MAX_RESPONSE_BYTES ((size_t)65 << 20)
+#define RK_BACKOFF_CAP_MS 1000u
+#define RK_RECONNECT_MIN_MS 20
+#define RK_RECONNECT_MAX_MS 1000
+
+struct rk_endpoint {
+    char *url;
+    nng_socket sock;
+    bool open;
+    /* Pipes between ADD_PRE and REM_POST: NNG reports REM_POST exactly for pipes that saw
+     * ADD_PRE, so the count is exact. Used only to prefer nodes we are connected to. */
+    atomic_int pipes;
+};
+
+enum rk_call_state { RK_CALL_SEND, RK_CALL_RECV, RK_CALL_SLEEP };
+
+struct rk_call {
+    struct raftkv_client *c;
+    uint8_t *req;
+    size_t req_len;
+    bool single; /* one attempt at a fixed endpoint (status) */
+    size_t ep;
+    size_t prev_ep;
+    unsigned tries;
+    unsigned backoffs;
+    nng_time deadline;
+    nng_time attempt_deadline;
+    enum rk_call_state state;
+    nng_aio *aio;
+    nng_ctx ctx;
+    bool ctx_open;
+    rk_call_done_fn done;
+    void *done_arg;
+    struct rk_call_result res;
+};
+
+static void endpoint_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct rk_endpoint *e = arg;
+    (void)p;
+    atomic_fetch_add(&e->pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
+}
+
+/* Opens the endpoint's socket on first use. The dialer is non-blocking so it keeps
+ * redialing a node that is down or restarts, in the background. Called with c->mu held. */
+static int endpoint_open(struct rk_endpoint *e)
+{
+    if (e->open)
+        return 0;
+    int rv = nng_req0_open(&e->sock);
+    if (rv)
+        return rv;
+    /* Retries are ours: the protocol must never resend a request by itself. */
+    if ((rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+        (rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, RK_MAX_RESPONSE_BYTES)) ||
+        (rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMINT, RK_RECONNECT_MIN_MS)) ||
+        (rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMAXT, RK_RECONNECT_MAX_MS)) ||
+        (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_PRE, endpoint_on_pipe, e)) ||
+        (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_REM_POST, endpoint_on_pipe, e)) ||
+        (rv = nng_dial(e->sock, e->url, NULL, NNG_FLAG_NONBLOCK))) {
+        nng_close(e->sock);
+        return rv;
+    }
+    e->open = true;
+    return 0;
+}
+
+int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
+{
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (strcmp(c->eps[i]->url, url) == 0) {
+            *index = i;
+            return RAFTKV_OK;
+        }
+    }
+    if (c->n_eps == RK_MAX_ENDPOINTS || strlen(url) > RK_MAX_URL_BYTES)
+        return RAFTKV_EUSAGE;
+    struct rk_endpoint **eps = realloc(c->eps, (c->n_eps + 1) * sizeof *eps);
+    if (!eps)
+        return RAFTKV_ENOMEM;
+    c->eps = eps;
+    struct rk_endpoint *e = calloc(1, sizeof *e);
+    if (!e || !(e->url = strdup(url))) {
+        free(e);
+        return RAFTKV_ENOMEM;
+    }
+    atomic_init(&e->pipes, 0);
+    *index = c->n_eps;
+    eps[c->n_eps++] = e;
+    return RAFTKV_OK;
+}
+
+void rk_endpoints_close(struct raftkv_client *c)
+{
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (c->eps[i]->open)
+            nng_close(c->eps[i]->sock);
+        free(c->eps[i]->url);
+        free(c->eps[i]);
+    }
+    free(c->eps);
+    c->eps = NULL;
+    c->n_eps = 0;
+}
+
+/* The endpoint to try after `after` (RK_NO_ENDPOINT: from the start): the next one in
+ * order that is connected, else simply the next one, so a dead node is skipped without
+ * waiting for its timeout whenever another node is known to be up. Called with c->mu held. */
+static size_t endpoint_pick(struct raftkv_client *c, size_t after)
+{
+    size_t n = c->n_eps, first = after == RK_NO_ENDPOINT ? 0 : (after + 1) % n;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (first + k) % n;
+        if (i != after && c->eps[i]->open && atomic_load(&c->eps[i]->pipes) > 0)
+            return i;
+    }
+    return first;
+}
+
+static nng_duration ms_until(nng_time t)
+{
+    nng_time now = nng_clock();
+    return t > now ? (nng_duration)(t - now) : 1;
+}
+
+static void call_finish(struct rk_call *call, int status)
+{
+    if (status == RAFTKV_UNAVAILABLE) {
+        char last[sizeof call->res.error];
+        memcpy(last, call->res.error, sizeof last);
+        snprintf(call->res.error, sizeof call->res.error, "gave up after %u %s; last: %.200s",
+                 call->tries, call->tries == 1 ? "attempt" : "attempts", last);
+    }
+    call->res.status = status;
+    call->done(call, call->done_arg);
+}
+
+static void call_retry(struct rk_call *call, size_t next, bool backoff);
+
+static void call_fail(struct rk_call *call, const char *what)
+{
+    struct raftkv_client *c = call->c;
+    nng_mtx_lock(c->mu);
+    snprintf(call->res.error, sizeof call->res.error, "%s: %s", c->eps[call->ep]->url, what);
+    if (c->leader == call->ep)
+        c->leader = RK_NO_ENDPOINT;
+    size_t next = endpoint_pick(c, call->ep);
+    nng_mtx_unlock(c->mu);
+    call_retry(call, next, true);
+}
+
+static void call_attempt(struct rk_call *call)
+{
+    struct raftkv_client *c = call->c;
+    call->tries++;
+    nng_mtx_lock(c->mu);
+    struct rk_endpoint *e = c->eps[call->ep];
+    int rv = endpoint_open(e);
+    nng_socket sock = e->sock;
+    nng_mtx_unlock(c->mu);
+    nng_msg *msg = NULL;
+    if (rv || (rv = nng_ctx_open(&call->ctx, sock))) {
+        call_fail(call, nng_strerror(rv));
+        return;
+    }
+    call->ctx_open = true;
+    if ((rv = nng_msg_alloc(&msg, 0)) || (rv = nng_msg_append(msg, call->req, call->req_len))) {
+        nng_msg_free(msg);
+        call_fail(call, nng_strerror(rv));
+        return;
+    }
+    call->attempt_deadline = nng_clock() + c->opts.request_timeout_ms;
+    if (call->attempt_deadline > call->deadline)
+        call->attempt_deadline = call->deadline;
+    call->state = RK_CALL_SEND;
+    nng_aio_set_msg(call->aio, msg);
+    nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
+    nng_ctx_send(call->ctx, call->aio);
+}
+
+/* Moves on to endpoint `next`, after a backoff unless we follow a fresh leader hint. */
+static void call_retry(struct rk_call *call, size_t next, bool backoff)
+{
+    if (call->ctx_open) {
+        nng_ctx_close(call->ctx);
+        call->ctx_open = false;
+    }
+    nng_time now = nng_clock();
+    if (call->single || call->tries >= call->c->opts.attempts || now >= call->deadline) {
+        call_finish(call, RAFTKV_UNAVAILABLE);
+        return;
+    }
+    call->prev_ep = call->ep;
+    call->ep = next;
+    if (!backoff) {
+        call_attempt(call);
+        return;
+    }
+    unsigned delay = call->c->opts.retry_delay_ms;
+    for (unsigned i = 0; i < call->backoffs && delay < RK_BACKOFF_CAP_MS; i++)
+        delay *= 2;
+    if (delay > RK_BACKOFF_CAP_MS)
+        delay = RK_BACKOFF_CAP_MS;
+    /* Near the deadline, sleep half of what is left so one more try fits, until even that
+     * would be shorter than the first backoff. */
+    uint64_t left = call->deadline - now;
+    if (delay > left / 2) {
+        if (left / 2 < call->c->opts.retry_delay_ms) {
+            call_finish(call, RAFTKV_UNAVAILABLE);
+            return;
+        }
+        delay = (unsigned)(left / 2);
+    }
+    call->backoffs++;
+    call->state = RK_CALL_SLEEP;
+    /* A timeout left on the aio from the last request would cut the sleep short. */
+    nng_aio_set_timeout(call->aio, NNG_DURATION_DEFAULT);
+    nng_sleep_aio((nng_duration)delay, call->aio);
+}
+
+/* A NOT_LEADER answer: go to the hinted leader at once, unless the hint is missing,
+ * unusable or sends us straight back where we came from (stale hints during an election). */
+static void call_follow_hint(struct rk_call *call, const char *hint)
+{
+    struct raftkv_client *c = call->c;
+    size_t hinted = RK_NO_ENDPOINT;
+    nng_mtx_lock(c->mu);
+    if (hint && hint[0] && rk_endpoints_add(c, hint, &hinted) == RAFTKV_OK)
+        c->leader = hinted;
+    bool fresh = hinted != RK_NO_ENDPOINT && hinted != call->ep && hinted != call->prev_ep;
+    size_t next =
+        hinted != RK_NO_ENDPOINT && hinted != call->ep ? hinted : endpoint_pick(c, call->ep);
+    if (c->leader == call->ep)
+        c->leader = RK_NO_ENDPOINT;
+    snprintf(call->res.error, sizeof call->res.error, "%s: not the leader (%s)",
+             c->eps[call->ep]->url, hinted != RK_NO_ENDPOINT ? c->eps[hinted]->url : "no hint");
+    nng_mtx_unlock(c->mu);
+    call_retry(call, next, !fresh);
+}
+
+static void call_on_response(struct rk_call *call, nng_msg *msg)
+{
+    Raftkv__Kv__ClientResponse *resp =
+        raftkv__kv__client_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    nng_msg_free(msg);
+    if (!resp) {
+        call_fail(call, "malformed response");
+        return;
+    }
+    if (resp->code == RAFTKV__KV__CODE__NOT_LEADER) {
+        char hint[RK_MAX_URL_BYTES + 1] = "";
+        if (resp->not_leader && resp->not_leader->leader_address)
+            snprintf(hint, sizeof hint, "%s", resp->not_leader->leader_address);
+        raftkv__kv__client_response__free_unpacked(resp, NULL);
+        call_follow_hint(call, hint);
+        return;
+    }
+    if (resp->code == RAFTKV__KV__CODE__UNAVAILABLE) {
+        char why[200];
+        snprintf(why, sizeof why, "unavailable: %s", resp->error ? resp->error : "");
+        raftkv__kv__client_response__free_unpacked(resp, NULL);
+        call_fail(call, why);
+        return;
+    }
+    int status;
+    switch (resp->code) {
+    case RAFTKV__KV__CODE__OK:
+        status = RAFTKV_OK;
+        break;
+    case RAFTKV__KV__CODE__NOT_FOUND:
+        status = RAFTKV_NOT_FOUND;
+        break;
+    case RAFTKV__KV__CODE__CAS_MISMATCH:
+        status = RAFTKV_CAS_MISMATCH;
+        break;
+    case RAFTKV__KV__CODE__INVALID:
+        status = RAFTKV_INVALID;
+        break;
+    default: /* INTERNAL or a code newer than us: not safe to retry a write blindly */
+        status = RAFTKV_EINTERNAL;
+        break;
+    }
+    nng_ctx_close(call->ctx);
+    call->ctx_open = false;
+    struct raftkv_client *c = call->c;
+    nng_mtx_lock(c->mu);
+    if (!call->single)
+        c->leader = call->ep;
+    nng_mtx_unlock(c->mu);
+    call->res.resp = resp;
+    snprintf(call->res.error, sizeof call->res.error, "%s", resp->error ? resp->error : "");
+    call_finish(call, status);
+}
+
+static void call_on_aio(void *arg)
+{
+    struct rk_call *call = arg;
+    int rv = nng_aio_result(call->aio);
+    switch (call->state) {
+    case RK_CALL_SEND:
+        if (rv) {
+            nng_msg_free(nng_aio_get_msg(call->aio));
+            call_fail(call, nng_strerror(rv));
+            return;
+        }
+        call->state = RK_CALL_RECV;
+        nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
+        nng_ctx_recv(call->ctx, call->aio);
+        return;
+    case RK_CALL_RECV:
+        if (rv)
+            call_fail(call, nng_strerror(rv));
+        else
+            call_on_response(call, nng_aio_get_msg(call->aio));
+        return;
+    case RK_CALL_SLEEP:
+        call_attempt(call);
+        return;
+    }
+}
+
+int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
+                  rk_call_done_fn done, void *arg, struct rk_call **out)
+{
+    struct rk_call *call = calloc(1, sizeof *call);
+    if (!call) {
+        free(req);
+        return RAFTKV_ENOMEM;
+    }
+    call->c = c;
+    call->req = req;
+    call->req_len = len;
+    call->done = done;
+    call->done_arg = arg;
+    call->prev_ep = RK_NO_ENDPOINT;
+    if (nng_aio_alloc(&call->aio, call_on_aio, call)) {
+        rk_call_free(call);
+        return RAFTKV_ENOMEM;
+    }
+    call->deadline = nng_clock() + c->opts.timeout_ms;
+    call->single = endpoint != RK_NO_ENDPOINT;
+    nng_mtx_lock(c->mu);
+    if (call->single)
+        call->ep = endpoint;
+    else
+        call->ep = c->leader != RK_NO_ENDPOINT ? c->leader : endpoint_pick(c, RK_NO_ENDPOINT);
+    nng_mtx_unlock(c->mu);
+    *out = call;
+    call_attempt(call);
+    return RAFTKV_OK;
+}
+
+const struct rk_call_result *rk_call_result(const struct rk_call *call)
+{
+    return &call->res;
+}
+
+void rk_call_free(struct rk_call *call)
+{
+    if (!call)
+        return;
+    /* Waits for a callback still returning from call_finish. */
+    if (call->aio)
+        nng_aio_free(call->aio);
+    if (call->ctx_open)
+        nng_ctx_close(call->ctx);
+    if (call->res.resp)
+        raftkv__kv__client_response__free_unpacked(call->res.resp, NULL);
+    free(call->req);
+    free(call);
+}
+
+struct rk_call_waiter {
+    nng_mtx *mu;
+    nng_cv *cv;
+    bool done;
+};
+
+static void call_wake(struct rk_call *call, void *arg)
+{
+    struct rk_call_waiter *w = arg;
+    (void)call;
+    nng_mtx_lock(w->mu);
+    w->done = true;
+    nng_cv_wake(w->cv);
+    nng_mtx_unlock(w->mu);
+}
+
+int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
+                struct rk_call **out)
+{
+    struct rk_call_waiter w = {0};
+    int rv;
+    if (nng_mtx_alloc(&w.mu)) {
+        free(req);
+        return RAFTKV_ENOMEM;
+    }
+    if (nng_cv_alloc(&w.cv, w.mu)) {
+        nng_mtx_free(w.mu);
+        free(req);
+        return RAFTKV_ENOMEM;
+    }
+    rv = rk_call_start(c, req, len, endpoint, call_wake, &w, out);
+    if (rv == RAFTKV_OK) {
+        nng_mtx_lock(w.mu);
+        while (!w.done)
+            nng_cv_wait(w.cv);
+        nng_mtx_unlock(w.mu);
+    }
+    nng_cv_free(w.cv);
+    nng_mtx_free(w.mu);
+    return rv;
+}

@@ -1,0 +1,66 @@
+/*
+ * Internal to the client library: the client's connections and one retrying request.
+ *
+ * A call is a small state machine driven entirely by NNG aio callbacks (send, receive,
+ * backoff sleep), so any number of calls can be in flight on one client without a thread
+ * each. The synchronous API waits on a call; an asynchronous API only has to pass its own
+ * completion callback.
+ */
+#ifndef RAFTKV_CLIENT_CALL_H
+#define RAFTKV_CLIENT_CALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "kv.pb-c.h"
+#include "raftkv/client.h"
+
+struct rk_endpoint;
+
+struct raftkv_client {
+    struct raftkv_client_options opts; /* endpoints point into eps[] urls */
+    uint64_t client_id;
+    nng_mtx *mu;              /* guards everything below */
+    struct rk_endpoint **eps; /* the configured endpoints first, then leader hints learned */
+    size_t n_eps;
+    size_t n_configured;
+    size_t leader; /* index into eps, or RK_NO_ENDPOINT */
+    uint64_t sequence;
+};
+
+#define RK_NO_ENDPOINT SIZE_MAX
+
+struct rk_call;
+
+/* Called once when the call has finished; the call is then the callee's to free. */
+typedef void (*rk_call_done_fn)(struct rk_call *call, void *arg);
+
+/* How a call ended. status is a raftkv_status; resp is the decoded answer when status is
+ * one the cluster gave (OK, NOT_FOUND, CAS_MISMATCH, INVALID, EINTERNAL from a node). */
+struct rk_call_result {
+    int status;
+    Raftkv__Kv__ClientResponse *resp; /* owned by the call; may be NULL */
+    char error[256];
+};
+
+/* Takes ownership of req (a packed ClientRequest, malloc'd). With endpoint ==
+ * RK_NO_ENDPOINT the call looks for the leader and retries; otherwise it makes exactly one
+ * attempt at that endpoint. */
+int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
+                  rk_call_done_fn done, void *arg, struct rk_call **out);
+const struct rk_call_result *rk_call_result(const struct rk_call *call);
+/* Never from the call's own done callback. */
+void rk_call_free(struct rk_call *call);
+
+/* Runs a call to completion on the calling thread. *out gets the finished call. */
+int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
+                struct rk_call **out);
+
+int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
+void rk_endpoints_close(struct raftkv_client *c);
+
+#endif
