@@ -1,0 +1,176 @@
+/* The raft-kv binary against fake nodes: exit codes, plain and --json output. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "fake_node.h"
+#include "test.h"
+
+/* Runs raft-kv with the given arguments (shell words), captures stdout; returns the exit
+ * status, or -1 if it did not exit normally. */
+static int run(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#include <stdarg.h>
+
+static int run(char *out, size_t size, const char *fmt, ...)
+{
+    char cmd[1024];
+    int n = snprintf(cmd, sizeof cmd, "'%s' ", RAFT_KV_BIN);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t len = fread(out, 1, size - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(put_get_delete_plain_and_json)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK,
+                          .value = "hello",
+                          .value_len = 5,
+                          .create_revision = 2,
+                          .mod_revision = 6,
+                          .revision = 6};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s put k v", a.url), 0);
+    CHECK(strcmp(out, "OK\n") == 0);
+    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_PUT);
+    CHECK_EQ(run(out, sizeof out, "get k --endpoints=%s", a.url), 0);
+    CHECK(strcmp(out, "hello\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s get k", a.url), 0);
+    CHECK(strcmp(out, "{\"result\":\"ok\",\"key\":\"k\",\"value\":\"hello\","
+                      "\"create_revision\":2,\"mod_revision\":6}\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s delete k", a.url), 0);
+    CHECK(strcmp(out, "{\"result\":\"ok\",\"key\":\"k\",\"revision\":6}\n") == 0);
+    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
+    fake_node_stop(&a);
+}
+
+TEST(json_escapes_text_and_base64s_binary)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK, .value = "a\"b\\c\nd\x01", .value_len = 8};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s get 'k\xc3\xa9'", a.url), 0);
+    CHECK(strstr(out, "\"key\":\"k\xc3\xa9\""));
+    CHECK(strstr(out, "\"value\":\"a\\\"b\\\\c\\nd\\u0001\""));
+    fake_node_stop(&a);
+    struct fake_node b = {.code = RAFTKV__KV__CODE__OK, .value = "\xff\0ab", .value_len = 4};
+    CHECK_EQ(fake_node_start(&b), 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s get k", b.url), 0);
+    CHECK(strstr(out, "\"value\":\"/wBhYg==\",\"value_encoding\":\"base64\""));
+    fake_node_stop(&b);
+}
+
+TEST(missing_key_and_cas_mismatch_exit_1)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_FOUND};
+    struct fake_node b = {.code = RAFTKV__KV__CODE__CAS_MISMATCH,
+                          .value = "cur",
+                          .value_len = 3,
+                          .create_revision = 1,
+                          .mod_revision = 4};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s get k", a.url), 1);
+    CHECK(out[0] == '\0');
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s get k", a.url), 1);
+    CHECK(strcmp(out, "{\"result\":\"not_found\",\"key\":\"k\"}\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s cas k old new", b.url), 1);
+    CHECK(strcmp(out, "{\"result\":\"cas_mismatch\",\"key\":\"k\",\"exists\":true,"
+                      "\"value\":\"cur\",\"create_revision\":1,\"mod_revision\":4}\n") == 0);
+    CHECK(!b.last_expect_absent);
+    CHECK(strcmp(b.last_expected, "old") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s cas --absent k new", b.url), 1);
+    CHECK(b.last_expect_absent);
+    CHECK(strcmp(out, "cur\n") == 0);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(usage_errors_exit_2)
+{
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "frobnicate k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "get a b 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "put k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--timeout abc get k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--timeout 0 get k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--absent put k v 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--endpoints nonsense get k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--bogus get k 2>/dev/null"), 2);
+    CHECK_EQ(run(out, sizeof out, "--help"), 0);
+    CHECK(strstr(out, "cas --absent KEY NEW"));
+    CHECK_EQ(run(out, sizeof out, "--version"), 0);
+    CHECK(strstr(out, RAFTKV_VERSION));
+}
+
+TEST(rejected_request_exits_2_with_the_reason)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__INVALID, .error = "value too large"};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s put k v", a.url), 2);
+    CHECK(strcmp(out, "{\"result\":\"invalid\",\"key\":\"k\",\"error\":\"value too large\"}\n") ==
+          0);
+    fake_node_stop(&a);
+}
+
+TEST(unavailable_cluster_exits_3)
+{
+    char dead[64], out[4096];
+    fake_dead_url(dead, sizeof dead);
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s put k v 2>/dev/null", dead), 3);
+    CHECK_EQ(run(out, sizeof out, "--json --timeout 300 --endpoints %s get k", dead), 3);
+    const char *want = "{\"result\":\"unavailable\",\"key\":\"k\",\"error\":\"gave up after ";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s status", dead), 3);
+    CHECK(strstr(out, "unreachable"));
+}
+
+TEST(status_lists_every_endpoint)
+{
+    char dead[64], out[4096];
+    fake_dead_url(dead, sizeof dead);
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK, .answer_status = true, .status_id = 2};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(run(out, sizeof out, "--timeout 1000 --endpoints %s,%s status", a.url, dead), 0);
+    CHECK(strstr(out, "ENDPOINT") && strstr(out, "leader") && strstr(out, "unreachable"));
+    CHECK_EQ(run(out, sizeof out, "--json --timeout 1000 --endpoints %s,%s status", a.url, dead),
+             0);
+    char want[512];
+    snprintf(want, sizeof want,
+             "{\"nodes\":[{\"reachable\":true,\"endpoint\":\"%s\",\"role\":\"leader\",\"id\":2,"
+             "\"term\":4,\"leader\":2,\"commit\":10,\"applied\":9,\"last_index\":11},"
+             "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
+             a.url, dead);
+    CHECK(strcmp(out, want) == 0);
+    fake_node_stop(&a);
+}
+
+TEST(endpoints_come_from_the_environment)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(setenv("RAFTKV_ENDPOINTS", a.url, 1), 0);
+    CHECK_EQ(run(out, sizeof out, "put k v"), 0);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    unsetenv("RAFTKV_ENDPOINTS");
+    fake_node_stop(&a);
+}
+
+TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
+          TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
+          TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
+          TEST_REF(status_lists_every_endpoint), TEST_REF(endpoints_come_from_the_environment))

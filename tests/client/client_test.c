@@ -1,0 +1,293 @@
+/* The client library against fake nodes (fake_node.h): leader discovery, failover, backoff
+ * and the mapping of every answer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_node.h"
+#include "raftkv/client.h"
+#include "test.h"
+
+#define OK_CODE RAFTKV__KV__CODE__OK
+
+/* request_timeout_ms: short where a hung or dead node must be left, generous elsewhere so
+ * a loaded machine cannot turn an answer into a timeout. */
+static struct raftkv_client *client_for(const char *const *urls, size_t n, unsigned attempts,
+                                        unsigned timeout_ms, unsigned request_timeout_ms)
+{
+    struct raftkv_client_options o;
+    raftkv_client_options_defaults(&o);
+    o.endpoints = urls;
+    o.n_endpoints = n;
+    o.attempts = attempts;
+    o.timeout_ms = timeout_ms;
+    o.request_timeout_ms = request_timeout_ms;
+    o.retry_delay_ms = 5;
+    struct raftkv_client *c = NULL;
+    return raftkv_client_open(&o, &c) == RAFTKV_OK ? c : NULL;
+}
+
+TEST(follows_leader_hint_outside_the_endpoint_list)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node b = {.code = OK_CODE, .revision = 7};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    a.hint = b.url;
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_OK);
+    CHECK_EQ(res.revision, 7);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_requests(&b), 1);
+    /* The retry carried the operation's identity unchanged. */
+    CHECK(a.last_client_id != 0);
+    CHECK_EQ(a.last_client_id, b.last_client_id);
+    CHECK_EQ(a.last_sequence, b.last_sequence);
+    CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_PUT);
+    /* The leader is remembered: the next operation goes straight there, with a new sequence. */
+    CHECK_EQ(raftkv_put(c, "k", 1, "w", 1, &res), RAFTKV_OK);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_requests(&b), 2);
+    CHECK_EQ(b.last_sequence, a.last_sequence + 1);
+    raftkv_result_free(&res);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(not_leader_without_hint_tries_the_next_endpoint)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node b = {.code = OK_CODE};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    const char *urls[] = {a.url, b.url};
+    struct raftkv_client *c = client_for(urls, 2, 5, 5000, 3000);
+    CHECK(c);
+    CHECK_EQ(raftkv_delete(c, "k", 1, NULL), RAFTKV_OK);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_requests(&b), 1);
+    CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(fails_over_from_a_dead_endpoint)
+{
+    char dead[64];
+    fake_dead_url(dead, sizeof dead);
+    struct fake_node b = {.code = OK_CODE, .value = "v1", .value_len = 2, .mod_revision = 3};
+    CHECK_EQ(fake_node_start(&b), 0);
+    const char *urls[] = {dead, b.url};
+    struct raftkv_client *c = client_for(urls, 2, 10, 10000, 300);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_get(c, "k", 1, &res), RAFTKV_OK);
+    CHECK_EQ(res.value_len, 2);
+    CHECK(memcmp(res.value, "v1", 2) == 0);
+    CHECK_EQ(res.mod_revision, 3);
+    raftkv_result_free(&res);
+    raftkv_client_close(c);
+    fake_node_stop(&b);
+}
+
+TEST(fails_over_from_a_hung_endpoint)
+{
+    struct fake_node a = {.silent = true};
+    struct fake_node b = {.code = OK_CODE};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    const char *urls[] = {a.url, b.url};
+    struct raftkv_client *c = client_for(urls, 2, 10, 10000, 300);
+    CHECK(c);
+    /* Only b ever answers; exact counts would depend on how fast this machine is. */
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK);
+    CHECK(fake_node_requests(&a) >= 1);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(gives_up_after_the_attempts)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__UNAVAILABLE, .error = "no leader"};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 3, 30000, 3000);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+    CHECK_EQ(fake_node_requests(&a), 3);
+    CHECK(strstr(res.error, "3 attempts") && strstr(res.error, "no leader"));
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST(backoff_gives_up_within_the_overall_timeout)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__UNAVAILABLE};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client_options o;
+    raftkv_client_options_defaults(&o);
+    o.endpoints = urls;
+    o.n_endpoints = 1;
+    o.attempts = 1000;
+    o.retry_delay_ms = 50;
+    o.timeout_ms = 1000;
+    struct raftkv_client *c = NULL;
+    CHECK_EQ(raftkv_client_open(&o, &c), RAFTKV_OK);
+    /* Sleeps of 50, 100, 200, 400 ms, then halves of what is left down to 50 ms: about 8
+     * tries of the 1000 allowed; without backoff there would be hundreds. */
+    CHECK_EQ(raftkv_get(c, "k", 1, NULL), RAFTKV_UNAVAILABLE);
+    unsigned tries = fake_node_requests(&a);
+    CHECK(tries >= 2);
+    CHECK(tries < 30);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST(cas_mismatch_returns_the_current_value)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__CAS_MISMATCH,
+                          .value = "current",
+                          .value_len = 7,
+                          .create_revision = 2,
+                          .mod_revision = 5};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_cas(c, "k", 1, "old", 3, "new", 3, &res), RAFTKV_CAS_MISMATCH);
+    CHECK_EQ(res.value_len, 7);
+    CHECK(memcmp(res.value, "current", 7) == 0);
+    CHECK_EQ(res.create_revision, 2);
+    CHECK_EQ(res.mod_revision, 5);
+    CHECK(!a.last_expect_absent);
+    CHECK(strcmp(a.last_expected, "old") == 0);
+    raftkv_result_free(&res);
+    /* NULL expected asks for "only if absent". */
+    CHECK_EQ(raftkv_cas(c, "k", 1, NULL, 0, "new", 3, &res), RAFTKV_CAS_MISMATCH);
+    CHECK(a.last_expect_absent);
+    raftkv_result_free(&res);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST(not_found_and_invalid_are_answers_not_retried)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_FOUND};
+    struct fake_node b = {.code = RAFTKV__KV__CODE__INVALID, .error = "key over 4096 bytes"};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    const char *ua[] = {a.url}, *ub[] = {b.url};
+    struct raftkv_client *ca = client_for(ua, 1, 5, 5000, 3000),
+                         *cb = client_for(ub, 1, 5, 5000, 3000);
+    CHECK(ca && cb);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_get(ca, "k", 1, &res), RAFTKV_NOT_FOUND);
+    CHECK_EQ(res.value_len, 0);
+    CHECK_EQ(raftkv_put(cb, "k", 1, "v", 1, &res), RAFTKV_INVALID);
+    CHECK(strcmp(res.error, "key over 4096 bytes") == 0);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_requests(&b), 1);
+    raftkv_client_close(ca);
+    raftkv_client_close(cb);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(status_asks_one_endpoint_once)
+{
+    char dead[64];
+    fake_dead_url(dead, sizeof dead);
+    struct fake_node a = {.code = OK_CODE, .answer_status = true, .status_id = 3};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url, dead};
+    struct raftkv_client *c = client_for(urls, 2, 5, 5000, 1000);
+    CHECK(c);
+    struct raftkv_node_status s;
+    CHECK_EQ(raftkv_status(c, 0, &s), RAFTKV_OK);
+    CHECK_EQ(s.id, 3);
+    CHECK(strcmp(s.role, "leader") == 0);
+    CHECK_EQ(s.term, 4);
+    CHECK_EQ(s.commit_index, 10);
+    CHECK_EQ(s.applied_index, 9);
+    CHECK_EQ(s.last_log_index, 11);
+    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_STATUS);
+    CHECK_EQ(raftkv_status(c, 1, &s), RAFTKV_UNAVAILABLE);
+    CHECK_EQ(raftkv_status(c, 2, &s), RAFTKV_EUSAGE);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST(bad_arguments_are_usage_errors)
+{
+    struct raftkv_client_options o;
+    raftkv_client_options_defaults(&o);
+    struct raftkv_client *c = NULL;
+    CHECK_EQ(raftkv_client_open(&o, &c), RAFTKV_EUSAGE);
+    const char *dup[] = {"tcp://127.0.0.1:1", "tcp://127.0.0.1:1"};
+    o.endpoints = dup;
+    o.n_endpoints = 2;
+    CHECK_EQ(raftkv_client_open(&o, &c), RAFTKV_EUSAGE);
+    const char *bad[] = {"127.0.0.1:1"};
+    o.endpoints = bad;
+    o.n_endpoints = 1;
+    CHECK_EQ(raftkv_client_open(&o, &c), RAFTKV_EUSAGE);
+    o.endpoints = dup;
+    CHECK_EQ(raftkv_client_open(&o, &c), RAFTKV_OK);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_get(c, "", 0, &res), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_put(c, "k", 1, NULL, 3, &res), RAFTKV_EUSAGE);
+    raftkv_client_close(c);
+}
+
+struct worker {
+    struct raftkv_client *c;
+    int failures;
+};
+
+static void worker_run(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 50; i++)
+        w->failures += raftkv_put(w->c, "k", 1, "v", 1, NULL) != RAFTKV_OK;
+}
+
+TEST(one_client_serves_several_threads)
+{
+    struct fake_node a = {.code = OK_CODE};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 10000, 3000);
+    CHECK(c);
+    struct worker w[4];
+    nng_thread *t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){.c = c};
+        CHECK_EQ(nng_thread_create(&t[i], worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        nng_thread_destroy(t[i]);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(w[i].failures, 0);
+    CHECK_EQ(fake_node_requests(&a), 200);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
+          TEST_REF(not_leader_without_hint_tries_the_next_endpoint),
+          TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_endpoint),
+          TEST_REF(gives_up_after_the_attempts),
+          TEST_REF(backoff_gives_up_within_the_overall_timeout),
+          TEST_REF(cas_mismatch_returns_the_current_value),
+          TEST_REF(not_found_and_invalid_are_answers_not_retried),
+          TEST_REF(status_asks_one_endpoint_once), TEST_REF(bad_arguments_are_usage_errors),
+          TEST_REF(one_client_serves_several_threads))

@@ -1,0 +1,123 @@
+#include "fake_node.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+
+static void fake_record(struct fake_node *n, const Raftkv__Kv__ClientRequest *req)
+{
+    nng_mtx_lock(n->mu);
+    n->requests++;
+    n->last_client_id = req->client_id;
+    n->last_sequence = req->sequence;
+    n->last_op = req->op_case;
+    if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CAS) {
+        n->last_expect_absent = req->cas->expect_absent;
+        snprintf(n->last_expected, sizeof n->last_expected, "%.*s", (int)req->cas->expected.len,
+                 (const char *)req->cas->expected.data);
+    }
+    nng_mtx_unlock(n->mu);
+}
+
+static void fake_answer(struct fake_node *n)
+{
+    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    Raftkv__Kv__NotLeader nl = RAFTKV__KV__NOT_LEADER__INIT;
+    Raftkv__Kv__NodeStatus st = RAFTKV__KV__NODE_STATUS__INIT;
+    resp.code = n->code;
+    resp.value.data = (uint8_t *)n->value;
+    resp.value.len = n->value_len;
+    resp.error = (char *)(n->error ? n->error : "");
+    resp.create_revision = n->create_revision;
+    resp.mod_revision = n->mod_revision;
+    resp.revision = n->revision;
+    if (n->code == RAFTKV__KV__CODE__NOT_LEADER) {
+        nl.leader_address = (char *)(n->hint ? n->hint : "");
+        resp.not_leader = &nl;
+    }
+    if (n->answer_status) {
+        st.id = n->status_id;
+        st.role = "leader";
+        st.term = 4;
+        st.leader_id = n->status_id;
+        st.commit_index = 10;
+        st.applied_index = 9;
+        st.last_log_index = 11;
+        resp.status = &st;
+    }
+    nng_msg *msg;
+    size_t len = raftkv__kv__client_response__get_packed_size(&resp);
+    if (nng_msg_alloc(&msg, len))
+        return;
+    raftkv__kv__client_response__pack(&resp, nng_msg_body(msg));
+    if (nng_sendmsg(n->sock, msg, 0))
+        nng_msg_free(msg);
+}
+
+static void fake_serve(void *arg)
+{
+    struct fake_node *n = arg;
+    nng_msg *msg;
+    while (nng_recvmsg(n->sock, &msg, 0) == 0) {
+        Raftkv__Kv__ClientRequest *req =
+            raftkv__kv__client_request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+        nng_msg_free(msg);
+        if (!req)
+            continue;
+        fake_record(n, req);
+        raftkv__kv__client_request__free_unpacked(req, NULL);
+        if (!n->silent)
+            fake_answer(n);
+    }
+}
+
+static int fake_listen(nng_socket sock, char *url, size_t size)
+{
+    nng_listener l;
+    int port, rv = nng_listen(sock, "tcp://127.0.0.1:0", &l, 0);
+    if (rv || (rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port)))
+        return rv;
+    snprintf(url, size, "tcp://127.0.0.1:%d", port);
+    return 0;
+}
+
+int fake_node_start(struct fake_node *n)
+{
+    int rv = nng_mtx_alloc(&n->mu);
+    if (rv)
+        return rv;
+    if ((rv = nng_rep0_open(&n->sock)))
+        return rv;
+    if ((rv = fake_listen(n->sock, n->url, sizeof n->url)) ||
+        (rv = nng_thread_create(&n->thread, fake_serve, n))) {
+        nng_close(n->sock);
+        return rv;
+    }
+    return 0;
+}
+
+void fake_node_stop(struct fake_node *n)
+{
+    nng_close(n->sock); /* ends the thread's recv with NNG_ECLOSED */
+    nng_thread_destroy(n->thread);
+    nng_mtx_free(n->mu);
+}
+
+unsigned fake_node_requests(struct fake_node *n)
+{
+    nng_mtx_lock(n->mu);
+    unsigned r = n->requests;
+    nng_mtx_unlock(n->mu);
+    return r;
+}
+
+void fake_dead_url(char *buf, size_t size)
+{
+    nng_socket s;
+    snprintf(buf, size, "tcp://127.0.0.1:1");
+    if (nng_rep0_open(&s))
+        return;
+    fake_listen(s, buf, size);
+    nng_close(s);
+}

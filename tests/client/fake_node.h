@@ -1,0 +1,47 @@
+/*
+ * A fake raftkv node for client tests: a raw NNG rep0 socket on 127.0.0.1 (port chosen by
+ * the kernel) and a thread answering every request with the canned response configured
+ * in it. It records what it received so tests can check what the client sent.
+ */
+#ifndef RAFTKV_TEST_FAKE_NODE_H
+#define RAFTKV_TEST_FAKE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "kv.pb-c.h"
+
+struct fake_node {
+    char url[64];
+    /* The canned answer; set before clients talk to the node (or under mu). */
+    bool silent; /* receive, never answer: a hung node */
+    Raftkv__Kv__Code code;
+    const char *value; /* with value_len */
+    size_t value_len;
+    const char *error;
+    const char *hint; /* NOT_LEADER: the leader's address, NULL for none */
+    uint64_t create_revision, mod_revision, revision;
+    bool answer_status; /* attach a NodeStatus with id = status_id */
+    uint64_t status_id;
+    /* What arrived, under mu. */
+    nng_mtx *mu;
+    unsigned requests;
+    uint64_t last_client_id, last_sequence;
+    Raftkv__Kv__ClientRequest__OpCase last_op;
+    bool last_expect_absent;
+    char last_expected[64];
+    nng_socket sock;
+    nng_thread *thread;
+};
+
+/* Starts listening and answering; returns 0 or an NNG error. */
+int fake_node_start(struct fake_node *n);
+void fake_node_stop(struct fake_node *n);
+unsigned fake_node_requests(struct fake_node *n);
+/* An address nobody listens on: a port the kernel just handed out and that was closed. */
+void fake_dead_url(char *buf, size_t size);
+
+#endif
