@@ -8,7 +8,9 @@ struct mem_storage {
     struct rk_storage base;
     raft_term term;
     raft_id vote;
-    struct raft_entry *entries; /* entries[i] has index i + 1 */
+    raft_index snapshot_index; /* the log starts after an installed snapshot */
+    raft_term snapshot_term;
+    struct raft_entry *entries; /* entries[i] has index snapshot_index + 1 + i */
     size_t n_entries;
     size_t cap;
 };
@@ -44,6 +46,8 @@ static int mem_load(struct rk_storage *s, struct raft_restore *out)
     memset(out, 0, sizeof *out);
     out->term = m->term;
     out->vote = m->vote;
+    out->snapshot_index = m->snapshot_index;
+    out->snapshot_term = m->snapshot_term;
     if (m->n_entries == 0)
         return RAFT_OK;
     struct raft_entry *copy = malloc(m->n_entries * sizeof *copy);
@@ -79,11 +83,13 @@ static int reserve(struct mem_storage *m, size_t need)
 static int mem_save(struct rk_storage *s, const struct raft_ready *rd)
 {
     struct mem_storage *m = (struct mem_storage *)s;
-    size_t keep = m->n_entries;
-    if (rd->truncate_from > 0 && rd->truncate_from <= keep)
-        keep = rd->truncate_from - 1;
+    /* An installed snapshot replaces the whole log: it becomes the log's starting point. */
+    raft_index base = rd->install_snapshot ? rd->snapshot.index : m->snapshot_index;
+    size_t keep = rd->install_snapshot ? 0 : m->n_entries;
+    if (rd->truncate_from > base && rd->truncate_from <= base + keep)
+        keep = rd->truncate_from - base - 1;
     /* A gap or overlap would silently corrupt the log: the core must never ask for one. */
-    if (rd->n_entries > 0 && rd->entries[0].index != keep + 1)
+    if (rd->n_entries > 0 && rd->entries[0].index != base + keep + 1)
         return RAFT_ECORRUPT;
     for (size_t i = 1; i < rd->n_entries; i++)
         if (rd->entries[i].index != rd->entries[i - 1].index + 1)
@@ -105,6 +111,10 @@ static int mem_save(struct rk_storage *s, const struct raft_ready *rd)
     if (rd->hard_state_changed) {
         m->term = rd->term;
         m->vote = rd->vote;
+    }
+    if (rd->install_snapshot) {
+        m->snapshot_index = rd->snapshot.index;
+        m->snapshot_term = rd->snapshot.term;
     }
     entries_free(m->entries + keep, m->n_entries - keep);
     if (fresh)

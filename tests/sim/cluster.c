@@ -431,8 +431,10 @@ static void send_msgs(struct cluster *c, const struct cluster_node *n, const str
             continue;
         }
         enqueue(c, m, c->now + pick_delay(c), false);
-        if (roll_permille(c, c->net.dup_permille))
+        if (roll_permille(c, c->net.dup_permille)) {
             enqueue(c, m, c->now + pick_delay(c), true);
+            c->stats_duplicated++;
+        }
     }
 }
 
@@ -539,8 +541,10 @@ static void node_persist(struct cluster *c, struct cluster_node *n, const struct
     }
     if (rd->hard_state_changed)
         check_hard_state(c, n, rd);
-    if (rd->truncate_from && rd->truncate_from <= n->log_n)
+    if (rd->truncate_from && rd->truncate_from <= n->log_n) {
         n->log_n = rd->truncate_from - 1;
+        c->stats_truncations++;
+    }
     grow((void **)&n->log, &n->log_cap, n->log_n + rd->n_entries, sizeof *n->log);
     for (size_t i = 0; i < rd->n_entries; i++) {
         const struct raft_entry *e = &rd->entries[i];
@@ -678,7 +682,7 @@ static bool node_valid(const struct cluster *c, raft_id id)
     return id >= 1 && id <= c->opts.n_nodes;
 }
 
-static void deliver_one(struct cluster *c, const struct raft_msg *m)
+static void deliver_one(struct cluster *c, const struct raft_msg *m, uint64_t seq)
 {
     if (!node_valid(c, m->to) || !node_valid(c, m->from) || c->blocked[m->from][m->to]) {
         ev_msg(c, EV_DROP, m, 1, 0);
@@ -693,6 +697,10 @@ static void deliver_one(struct cluster *c, const struct raft_msg *m)
     }
     ev_msg(c, EV_DELIVER, m, 0, 0);
     c->stats_delivered++;
+    if (seq < c->last_seq[m->from][m->to])
+        c->stats_reordered++;
+    else
+        c->last_seq[m->from][m->to] = seq;
     raft_step(n->r, m);
     node_drain(c, n);
 }
@@ -713,7 +721,7 @@ static size_t deliver_due(struct cluster *c, uint64_t upto)
     if (n_due > 1)
         qsort(c->due, n_due, sizeof *c->due, pending_cmp);
     for (size_t i = 0; i < n_due; i++) {
-        deliver_one(c, &c->due[i].m);
+        deliver_one(c, &c->due[i].m, c->due[i].seq);
         raft_msg_free(&c->due[i].m);
     }
     return n_due;

@@ -169,7 +169,9 @@ struct cluster {
     uint64_t n_events;
     FILE *trace; /* when set, every event is printed here as it happens */
 
-    uint64_t stats_delivered, stats_dropped, stats_elections_won;
+    uint64_t last_seq[CLUSTER_MAX_NODES + 1][CLUSTER_MAX_NODES + 1]; /* delivered, per link */
+    uint64_t stats_delivered, stats_dropped, stats_reordered, stats_duplicated;
+    uint64_t stats_elections_won, stats_truncations;
 };
 
 int cluster_new(const struct cluster_opts *opts, struct cluster **out);

@@ -1,0 +1,274 @@
+/*
+ * Named, deterministic cluster scenarios. Each drives the fixture into one situation Raft
+ * must survive and asserts the outcome; the fixture checks every safety property on the
+ * way (a violation fails the test through cluster.failed).
+ */
+#include <stdlib.h>
+
+#include "cluster.h"
+#include "test.h"
+
+#define MAX_CMDS 400
+
+static struct cluster *make_cluster(size_t nodes, bool check_quorum, uint64_t seed)
+{
+    struct cluster_opts o;
+    cluster_opts_defaults(&o);
+    o.n_nodes = nodes;
+    o.seed = seed;
+    o.check_quorum = check_quorum;
+    struct cluster *c = NULL;
+    if (cluster_new(&o, &c) != RAFT_OK)
+        return NULL;
+    if (getenv("SIM_TRACE"))
+        c->trace = stderr;
+    return c;
+}
+
+static void report(const struct cluster *c)
+{
+    if (c->failed) {
+        fprintf(stderr, "violation: %s\n", c->violation);
+        cluster_dump_trace(c, stderr, 60);
+    }
+}
+
+static bool has_leader(const struct cluster *c)
+{
+    return cluster_leader(c) != 0;
+}
+
+static bool settled(const struct cluster *c)
+{
+    raft_id l = cluster_stable_leader(c);
+    if (!l || !cluster_converged(c))
+        return false;
+    const struct raft *r = c->nodes[l].r;
+    return raft_commit_of(r) == raft_last_index_of(r) && c->nodes[l].applied == raft_commit_of(r);
+}
+
+/* Ticks until some node other than the excluded one leads in a term above min_term. */
+static raft_id await_other_leader(struct cluster *c, raft_id excluded, raft_term min_term)
+{
+    for (int i = 0; i < 1000; i++) {
+        for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+            const struct raft *r = c->nodes[id].r;
+            if (id != excluded && r && raft_role_of(r) == RAFT_LEADER && raft_term_of(r) > min_term)
+                return id;
+        }
+        cluster_tick(c);
+    }
+    return 0;
+}
+
+/* Proposes n commands at the leader and delivers until they are replicated. */
+static bool propose_n(struct cluster *c, raft_id leader, size_t n, uint64_t *cmds)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cluster_propose_cmd(c, leader, &cmds[i]) != RAFT_OK)
+            return false;
+    cluster_deliver_all(c);
+    return true;
+}
+
+/* Logs of all live nodes hold the same terms at every index up to upto. */
+static bool logs_agree(const struct cluster *c, raft_index upto)
+{
+    for (raft_id id = 2; id <= c->opts.n_nodes; id++)
+        for (raft_index i = 1; i <= upto; i++)
+            if (cluster_stored_term(c, id, i) != cluster_stored_term(c, 1, i))
+                return false;
+    return true;
+}
+
+TEST(reordering_loss_and_duplication_still_commit)
+{
+    struct cluster *c = make_cluster(5, true, 11);
+    CHECK(c);
+    c->net = (struct cluster_net){.drop_permille = 200,
+                                  .dup_permille = 150,
+                                  .delay_min = 1,
+                                  .delay_max = 8,
+                                  .long_delay_permille = 30,
+                                  .long_delay_max = 40};
+    size_t accepted = 0, applied_under_faults = 0;
+    uint64_t cmds[MAX_CMDS];
+    for (int round = 0; round < 3000 && accepted < 150; round++) {
+        raft_id l = cluster_leader(c);
+        if (l && cluster_propose_cmd(c, l, &cmds[accepted]) == RAFT_OK)
+            accepted++;
+        cluster_ticks(c, 2);
+    }
+    for (size_t i = 0; i < accepted; i++)
+        applied_under_faults += cluster_cmd_applied(c, cmds[i]);
+    /* The faults really happened... */
+    CHECK(c->stats_dropped > 100);
+    CHECK(c->stats_duplicated > 100);
+    CHECK(c->stats_reordered > 100);
+    /* ...and the cluster still made progress through them. */
+    CHECK_EQ(accepted, 150);
+    CHECK(applied_under_faults >= 100);
+    c->net = (struct cluster_net){.delay_min = 1, .delay_max = 1};
+    CHECK(cluster_run_until(c, settled, 2000));
+    report(c);
+    CHECK(!c->failed);
+    CHECK(c->n_committed >= applied_under_faults);
+    CHECK(logs_agree(c, c->n_committed));
+    cluster_free(c);
+}
+
+TEST(stale_leader_steps_down_and_loses_uncommitted_entries)
+{
+    /* Without check-quorum, so that the cut-off leader keeps believing it leads. */
+    struct cluster *c = make_cluster(5, false, 12);
+    CHECK(c);
+    cluster_campaign(c, 1);
+    cluster_deliver_all(c);
+    CHECK_EQ(cluster_leader(c), 1);
+    uint64_t committed[5], stale[3], fresh[4];
+    CHECK(propose_n(c, 1, 5, committed));
+    for (int i = 0; i < 5; i++)
+        CHECK(cluster_cmd_applied(c, committed[i]));
+    raft_term old_term = raft_term_of(c->nodes[1].r);
+    raft_id cut[] = {1};
+    cluster_partition(c, cut, 1);
+    CHECK(propose_n(c, 1, 3, stale));
+    raft_index stale_first = c->proposals[stale[0]].index;
+    raft_index stale_last = c->proposals[stale[2]].index;
+    raft_id l = await_other_leader(c, 1, old_term);
+    CHECK(l);
+    raft_term new_term = raft_term_of(c->nodes[l].r);
+    CHECK(new_term > old_term);
+    /* Two leaders at once, in different terms: the old one does not know yet. */
+    CHECK_EQ(raft_role_of(c->nodes[1].r), RAFT_LEADER);
+    CHECK(propose_n(c, l, 4, fresh));
+    for (int i = 0; i < 4; i++)
+        CHECK(cluster_cmd_applied(c, fresh[i]));
+    cluster_heal(c);
+    CHECK(cluster_run_until(c, settled, 500));
+    report(c);
+    CHECK(!c->failed);
+    CHECK_EQ(raft_role_of(c->nodes[1].r), RAFT_FOLLOWER);
+    CHECK(raft_term_of(c->nodes[1].r) >= new_term);
+    for (int i = 0; i < 3; i++)
+        CHECK(!cluster_cmd_applied(c, stale[i]));
+    /* The old leader's own storage no longer holds its term-old_term suffix. */
+    for (raft_index i = stale_first; i <= stale_last; i++)
+        CHECK(cluster_stored_term(c, 1, i) > old_term);
+    CHECK(c->stats_truncations >= 1);
+    CHECK(logs_agree(c, c->n_committed));
+    cluster_free(c);
+}
+
+TEST(conflicting_suffixes_are_truncated_by_the_new_leader)
+{
+    struct cluster *c = make_cluster(5, false, 13);
+    CHECK(c);
+    cluster_campaign(c, 1);
+    cluster_deliver_all(c);
+    CHECK_EQ(cluster_leader(c), 1);
+    uint64_t base[3], minority[6], majority[2];
+    CHECK(propose_n(c, 1, 3, base));
+    raft_term t1 = raft_term_of(c->nodes[1].r);
+    raft_id side[] = {1, 2};
+    cluster_partition(c, side, 2);
+    /* Nodes 1 and 2 grow a suffix that can never commit. */
+    CHECK(propose_n(c, 1, 6, minority));
+    raft_index first = c->proposals[minority[0]].index, last = c->proposals[minority[5]].index;
+    for (raft_index i = first; i <= last; i++) {
+        CHECK_EQ(cluster_stored_term(c, 1, i), t1);
+        CHECK_EQ(cluster_stored_term(c, 2, i), t1);
+    }
+    raft_id l = await_other_leader(c, 1, t1);
+    CHECK(l >= 3);
+    CHECK(propose_n(c, l, 2, majority));
+    uint64_t truncations_before = c->stats_truncations;
+    cluster_heal(c);
+    CHECK(cluster_run_until(c, settled, 500));
+    report(c);
+    CHECK(!c->failed);
+    /* Both minority nodes threw their suffix away and hold the new leader's entries. */
+    CHECK(c->stats_truncations >= truncations_before + 2);
+    for (int i = 0; i < 6; i++)
+        CHECK(!cluster_cmd_applied(c, minority[i]));
+    for (int i = 0; i < 2; i++)
+        CHECK(cluster_cmd_applied(c, majority[i]));
+    for (raft_index i = first; i <= cluster_stored_last(c, l); i++)
+        CHECK(cluster_stored_term(c, 1, i) > t1 && cluster_stored_term(c, 2, i) > t1);
+    CHECK_EQ(cluster_stored_last(c, 1), cluster_stored_last(c, l));
+    CHECK(logs_agree(c, cluster_stored_last(c, l)));
+    cluster_free(c);
+}
+
+TEST(node_offline_while_entries_commit_catches_up_on_rejoin)
+{
+    struct cluster *c = make_cluster(3, true, 14);
+    CHECK(c);
+    CHECK(cluster_run_until(c, has_leader, 200));
+    raft_id l = cluster_leader(c);
+    raft_id away = l == 3 ? 2 : 3;
+    uint64_t cmds[MAX_CMDS];
+    CHECK(propose_n(c, l, 5, cmds));
+    raft_index away_last = cluster_stored_last(c, away);
+    cluster_crash(c, away);
+    size_t n = 0;
+    while (n < 300) {
+        CHECK_EQ(cluster_leader(c), l);
+        CHECK_EQ(cluster_propose_cmd(c, l, &cmds[n]), RAFT_OK);
+        n++;
+        cluster_ticks(c, 1);
+    }
+    CHECK(cluster_run_until(c, cluster_converged, 200));
+    for (size_t i = 0; i < n; i++)
+        CHECK(cluster_cmd_applied(c, cmds[i]));
+    CHECK_EQ(cluster_stored_last(c, away), away_last);
+    cluster_ticks(c, 50); /* a delayed rejoin */
+    CHECK_EQ(cluster_restart(c, away), RAFT_OK);
+    CHECK(cluster_run_until(c, settled, 1000));
+    report(c);
+    CHECK(!c->failed);
+    /* It replayed what it missed: same log, same applied sequence, same state. */
+    CHECK_EQ(cluster_stored_last(c, away), cluster_stored_last(c, l));
+    CHECK(logs_agree(c, cluster_stored_last(c, l)));
+    CHECK_EQ(c->nodes[away].applied, c->nodes[l].applied);
+    CHECK_EQ(c->nodes[away].sm_hash, c->nodes[l].sm_hash);
+    CHECK(c->nodes[away].applied >= away_last + 300);
+    cluster_free(c);
+}
+
+TEST(leader_crash_before_persisting_its_own_entry_commits_through_followers)
+{
+    struct cluster *c = make_cluster(3, true, 15);
+    CHECK(c);
+    cluster_campaign(c, 1);
+    cluster_deliver_all(c);
+    CHECK_EQ(cluster_leader(c), 1);
+    uint64_t warm[2], cmd;
+    CHECK(propose_n(c, 1, 2, warm));
+    raft_index stored = cluster_stored_last(c, 1);
+    /* The leader sends its AppendEntries, then dies before its own write. */
+    cluster_crash_at(c, 1, CRASH_BEFORE_PERSIST);
+    CHECK_EQ(cluster_propose_cmd(c, 1, &cmd), RAFT_OK);
+    CHECK(!cluster_is_up(c, 1));
+    CHECK_EQ(cluster_stored_last(c, 1), stored);
+    cluster_deliver_all(c);
+    /* Both followers hold it: a majority, so the next leader must carry it. */
+    raft_index at = c->proposals[cmd].index;
+    CHECK_EQ(cluster_stored_term(c, 2, at), c->proposals[cmd].term);
+    CHECK_EQ(cluster_stored_term(c, 3, at), c->proposals[cmd].term);
+    CHECK(await_other_leader(c, 1, c->proposals[cmd].term));
+    CHECK_EQ(cluster_restart(c, 1), RAFT_OK);
+    CHECK(cluster_run_until(c, settled, 1000));
+    report(c);
+    CHECK(!c->failed);
+    CHECK(cluster_cmd_applied(c, cmd));
+    CHECK_EQ(c->nodes[1].applied, c->n_committed);
+    CHECK(logs_agree(c, c->n_committed));
+    cluster_free(c);
+}
+
+TEST_MAIN(TEST_REF(reordering_loss_and_duplication_still_commit),
+          TEST_REF(stale_leader_steps_down_and_loses_uncommitted_entries),
+          TEST_REF(conflicting_suffixes_are_truncated_by_the_new_leader),
+          TEST_REF(node_offline_while_entries_commit_catches_up_on_rejoin),
+          TEST_REF(leader_crash_before_persisting_its_own_entry_commits_through_followers))
