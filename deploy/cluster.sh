@@ -70,12 +70,13 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A base port whose 3 ranges of $nodes ports all look free. Bind races remain possible;
-# tests that must not flake pick ports by binding port 0 instead.
+# A base port whose 3 ranges of $nodes ports all look free. The ranges stay below Linux's
+# ephemeral ports (32768 and up): a node listening there could find its port taken, after
+# a restart, by some connection's local end.
 pick_base_port() {
     local tries=0 b i busy
     while [ $tries -lt 50 ]; do
-        b=$((20000 + (RANDOM % 400) * 100))
+        b=$((20000 + (RANDOM % 120) * 100))
         busy=0
         for ((i = 1; i <= nodes; i++)); do
             if port_in_use $((b + i)) || port_in_use $((b + 100 + i)) ||
@@ -137,7 +138,7 @@ start_node() {
         return
     fi
     # wait_running reads only what this run logs.
-    wc -c <"$dir/node$i/raftd.log" >"$dir/node$i/log_offset" 2>/dev/null || echo 0 >"$dir/node$i/log_offset"
+    { wc -c <"$dir/node$i/raftd.log" || echo 0; } >"$dir/node$i/log_offset" 2>/dev/null
     "$raftd" --config "$dir/node$i/node.conf" >>"$dir/node$i/raftd.log" 2>&1 &
     echo $! >"$dir/node$i/pid"
 }
@@ -192,22 +193,20 @@ endpoints() {
 
 status() {
     local i pid cli=${RAFTKV_CLI:-}
-    if [ -z "$cli" ]; then
-        find_raftd 2>/dev/null || true
-        [ -n "$raftd" ] && [ -x "$(dirname "$raftd")/raft-kv" ] && cli=$(dirname "$raftd")/raft-kv
-    fi
     for i in $(all_ids); do
         if pid=$(pid_of "$i"); then
-            printf 'node %s: running (pid %s) ' "$i" "$pid"
-            if [ -n "$cli" ]; then
-                "$cli" --endpoints "tcp://127.0.0.1:$((base_port + 100 + i))" status 2>&1 |
-                    tail -n 1 | tr -s " " || true
-            fi
-            echo
+            echo "node $i: running (pid $pid)"
         else
             echo "node $i: stopped"
         fi
     done
+    if [ -z "$cli" ]; then
+        find_raftd 2>/dev/null || true
+        [ -n "$raftd" ] && [ -x "$(dirname "$raftd")/raft-kv" ] && cli=$(dirname "$raftd")/raft-kv
+    fi
+    if [ -n "$cli" ]; then
+        "$cli" --endpoints "$(endpoints)" status || true
+    fi
 }
 
 case $cmd in

@@ -28,25 +28,53 @@ void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* Picks count distinct free ports: all are bound to port 0 at once, then released. */
+/* The first port of the kernel's ephemeral range. */
+static int ephemeral_low(void)
+{
+    int low = 32768, high;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* Binds a free port in [10000, ephemeral_low) picked at random; returns the socket. The
+ * ports stay below the ephemeral range: a listener there could find its port taken, after
+ * a restart, by some connection's local end. */
+static int bind_free_port(int *port)
+{
+    int span = ephemeral_low() - 10000;
+    for (int tries = 0; span > 0 && tries < 1000; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        *port = 10000 + (int)((unsigned)rand() % (unsigned)span);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            return fd;
+        close(fd);
+    }
+    return -1;
+}
+
+/* Picks count distinct free ports: all are held bound at once, then released. */
 static bool pick_ports(int *ports, int count)
 {
+    static bool seeded;
+    if (!seeded)
+        srand((unsigned)(now_ms() ^ ((uint64_t)getpid() << 16)));
+    seeded = true;
     int fds[3 * CLUSTER_MAX_NODES];
-    bool ok = true;
     int opened = 0;
-    for (; opened < count && ok; opened++) {
-        fds[opened] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof sa;
-        ok = fds[opened] >= 0 && bind(fds[opened], (struct sockaddr *)&sa, sizeof sa) == 0 &&
-             getsockname(fds[opened], (struct sockaddr *)&sa, &len) == 0;
-        ports[opened] = ntohs(sa.sin_port);
-    }
+    while (opened < count && (fds[opened] = bind_free_port(&ports[opened])) >= 0)
+        opened++;
     for (int i = 0; i < opened; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    return ok;
+        close(fds[i]);
+    return opened == count;
 }
 
 static bool write_config(const struct cluster *c, const struct cnode *node, const int *ports,
