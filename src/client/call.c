@@ -25,7 +25,7 @@ struct rk_endpoint {
     atomic_int pipes;
 };
 
-enum rk_call_state { RK_CALL_SEND, RK_CALL_RECV, RK_CALL_SLEEP };
+enum rk_call_state { RK_CALL_SEND, RK_CALL_RECV };
 
 struct rk_call {
     struct raftkv_client *c;
@@ -40,6 +40,9 @@ struct rk_call {
     nng_time attempt_deadline;
     enum rk_call_state state;
     nng_aio *aio;
+    /* Backoffs sleep on their own aio: NNG 1.5 leaves an aio that once slept marked as
+     * sleeping, and a later request on it then "succeeds" when it times out. */
+    nng_aio *sleep_aio;
     nng_ctx ctx;
     bool ctx_open;
     rk_call_done_fn done;
@@ -78,15 +81,28 @@ static int endpoint_open(struct rk_endpoint *e)
     return 0;
 }
 
+/* Rejects what NNG could never dial, so a typo fails at open (or a bad hint is ignored)
+ * rather than costing a try. */
+static bool url_valid(const char *url)
+{
+    nng_url *u = NULL;
+    if (!url || !url[0] || strlen(url) > RK_MAX_URL_BYTES || nng_url_parse(&u, url))
+        return false;
+    nng_url_free(u);
+    return true;
+}
+
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
 {
+    if (!url_valid(url))
+        return RAFTKV_EUSAGE;
     for (size_t i = 0; i < c->n_eps; i++) {
         if (strcmp(c->eps[i]->url, url) == 0) {
             *index = i;
             return RAFTKV_OK;
         }
     }
-    if (c->n_eps == RK_MAX_ENDPOINTS || strlen(url) > RK_MAX_URL_BYTES)
+    if (c->n_eps == RK_MAX_ENDPOINTS)
         return RAFTKV_EUSAGE;
     struct rk_endpoint **eps = realloc(c->eps, (c->n_eps + 1) * sizeof *eps);
     if (!eps)
@@ -225,10 +241,7 @@ static void call_retry(struct rk_call *call, size_t next, bool backoff)
         delay = (unsigned)(left / 2);
     }
     call->backoffs++;
-    call->state = RK_CALL_SLEEP;
-    /* A timeout left on the aio from the last request would cut the sleep short. */
-    nng_aio_set_timeout(call->aio, NNG_DURATION_DEFAULT);
-    nng_sleep_aio((nng_duration)delay, call->aio);
+    nng_sleep_aio((nng_duration)delay, call->sleep_aio);
 }
 
 /* A NOT_LEADER answer: go to the hinted leader at once, unless the hint is missing,
@@ -326,10 +339,12 @@ static void call_on_aio(void *arg)
         else
             call_on_response(call, nng_aio_get_msg(call->aio));
         return;
-    case RK_CALL_SLEEP:
-        call_attempt(call);
-        return;
     }
+}
+
+static void call_on_sleep(void *arg)
+{
+    call_attempt(arg);
 }
 
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
@@ -346,7 +361,8 @@ int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endp
     call->done = done;
     call->done_arg = arg;
     call->prev_ep = RK_NO_ENDPOINT;
-    if (nng_aio_alloc(&call->aio, call_on_aio, call)) {
+    if (nng_aio_alloc(&call->aio, call_on_aio, call) ||
+        nng_aio_alloc(&call->sleep_aio, call_on_sleep, call)) {
         rk_call_free(call);
         return RAFTKV_ENOMEM;
     }
@@ -375,6 +391,8 @@ void rk_call_free(struct rk_call *call)
     /* Waits for a callback still returning from call_finish. */
     if (call->aio)
         nng_aio_free(call->aio);
+    if (call->sleep_aio)
+        nng_aio_free(call->sleep_aio);
     if (call->ctx_open)
         nng_ctx_close(call->ctx);
     if (call->res.resp)

@@ -60,6 +60,7 @@ void rk_call_free(struct rk_call *call);
 int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                 struct rk_call **out);
 
+/* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
 void rk_endpoints_close(struct raftkv_client *c);
 

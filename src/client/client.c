@@ -51,16 +51,6 @@ static void options_fill_defaults(struct raftkv_client_options *o)
     o->request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : d.request_timeout_ms;
 }
 
-/* Rejects what NNG could never dial, so a typo fails at open rather than as a timeout. */
-static int endpoint_check(const char *url)
-{
-    nng_url *u = NULL;
-    if (!url || !url[0] || nng_url_parse(&u, url))
-        return RAFTKV_EUSAGE;
-    nng_url_free(u);
-    return RAFTKV_OK;
-}
-
 int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out)
 {
     if (!opts || !out || !opts->n_endpoints || !opts->endpoints)
@@ -77,9 +67,7 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
     int rv = nng_mtx_alloc(&c->mu) ? RAFTKV_ENOMEM : RAFTKV_OK;
     for (size_t i = 0; rv == RAFTKV_OK && i < opts->n_endpoints; i++) {
         size_t index;
-        rv = endpoint_check(opts->endpoints[i]);
-        if (rv == RAFTKV_OK)
-            rv = rk_endpoints_add(c, opts->endpoints[i], &index);
+        rv = rk_endpoints_add(c, opts->endpoints[i], &index);
         if (rv == RAFTKV_OK && index != i)
             rv = RAFTKV_EUSAGE; /* a duplicate would make endpoint positions ambiguous */
     }

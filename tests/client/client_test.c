@@ -71,6 +71,14 @@ TEST(not_leader_without_hint_tries_the_next_endpoint)
     CHECK_EQ(fake_node_requests(&b), 1);
     CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
     raftkv_client_close(c);
+    /* A hint that is no address counts as no hint. */
+    a.hint = "not an address";
+    c = client_for(urls, 2, 5, 5000, 3000);
+    CHECK(c);
+    CHECK_EQ(raftkv_delete(c, "k", 1, NULL), RAFTKV_OK);
+    CHECK_EQ(fake_node_requests(&a), 2);
+    CHECK_EQ(fake_node_requests(&b), 2);
+    raftkv_client_close(c);
     fake_node_stop(&a);
     fake_node_stop(&b);
 }
@@ -109,6 +117,22 @@ TEST(fails_over_from_a_hung_endpoint)
     raftkv_client_close(c);
     fake_node_stop(&a);
     fake_node_stop(&b);
+}
+
+/* Every try after a backoff must time out as a timeout, not end early or oddly. */
+TEST(hung_node_times_out_on_every_try)
+{
+    struct fake_node a = {.silent = true};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 3, 30000, 100);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+    CHECK(strstr(res.error, "3 attempts") && strstr(res.error, "Timed out"));
+    CHECK(fake_node_requests(&a) <= 3);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
 }
 
 TEST(gives_up_after_the_attempts)
@@ -285,7 +309,7 @@ TEST(one_client_serves_several_threads)
 TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(not_leader_without_hint_tries_the_next_endpoint),
           TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_endpoint),
-          TEST_REF(gives_up_after_the_attempts),
+          TEST_REF(hung_node_times_out_on_every_try), TEST_REF(gives_up_after_the_attempts),
           TEST_REF(backoff_gives_up_within_the_overall_timeout),
           TEST_REF(cas_mismatch_returns_the_current_value),
           TEST_REF(not_found_and_invalid_are_answers_not_retried),
