@@ -127,8 +127,12 @@ void fx_clear(struct fx *f)
 static void fx_check_ack(struct fx *f, const struct fx_msg *s)
 {
     const struct raft_msg *m = &s->m;
+    /* A vote binds its term only: once a later term is durable the node can never vote again
+     * in the earlier one. */
+    bool vote_durable =
+        s->durable_term > m->term || (s->durable_term == m->term && s->durable_vote == m->to);
     if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted &&
-        !m->request_vote_resp.pre_vote && (s->durable_term != m->term || s->durable_vote != m->to))
+        !m->request_vote_resp.pre_vote && !vote_durable)
         fx_violate(f, "vote for %" PRIu64 " in term %" PRIu64 " sent before durable (%s)", m->to,
                    m->term, s->after_persist ? "after_persist" : "msgs");
     if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success &&

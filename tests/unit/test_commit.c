@@ -154,6 +154,56 @@ TEST(follower_applies_retransmitted_entries_once)
     FX_CHECK_CONTRACT(f);
 }
 
+/* Acknowledgements can arrive out of order; an older one must not make the leader forget how
+ * far a follower has matched, or commitment would stall or regress. */
+TEST(reordered_acks_never_lower_a_followers_match)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.n_voters = 5, .no_check_quorum = true}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_ack_all(f);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(fx_propose(f, "x", NULL), RAFT_OK); /* indices 2..5 */
+    fx_append_ok(f, 2, 5);
+    fx_append_ok(f, 2, 3); /* delayed */
+    fx_append_ok(f, 3, 5);
+    CHECK_EQ(raft_commit_of(f->r), 5); /* leader, 2 and 3 hold 5 */
+    FX_CHECK_CONTRACT(f);
+}
+
+/* A majority of an even cluster is more than half: 3 of 4. */
+TEST(even_cluster_commits_with_more_than_half)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.n_voters = 4}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_append_ok(f, 2, 1);
+    CHECK_EQ(raft_commit_of(f->r), 0);
+    fx_append_ok(f, 4, 1);
+    CHECK_EQ(raft_commit_of(f->r), 1);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* A cluster of one is its own majority: it elects itself at once and commits what it has made
+ * durable. */
+TEST(single_voter_commits_once_its_own_write_is_durable)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.n_voters = 1}, NULL);
+    CHECK(f);
+    fx_campaign(f);
+    CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
+    CHECK_EQ(raft_term_of(f->r), 1);
+    CHECK_EQ(raft_commit_of(f->r), 1);
+    CHECK_EQ(raft_propose(f->r, "solo", 4, NULL, NULL), RAFT_OK);
+    CHECK_EQ(raft_commit_of(f->r), 1);
+    fx_drain(f);
+    CHECK_EQ(raft_commit_of(f->r), 2);
+    CHECK_EQ(f->last_applied, 2);
+    CHECK(memcmp(f->applied[1].head, "solo", 4) == 0);
+    CHECK_EQ(f->n_out, 0);
+    FX_CHECK_CONTRACT(f);
+}
+
 /* A leader cut off by a partition keeps its term and accepts proposals it cannot commit. When
  * it hears from the leader the others elected meanwhile (§5.1) it steps down, and the new
  * leader's log overwrites its uncommitted entries (§5.3) - they are never applied. */
@@ -212,4 +262,7 @@ TEST_MAIN(TEST_REF(leader_commits_entry_replicated_on_majority),
           TEST_REF(leader_counts_itself_only_after_persisting),
           TEST_REF(committed_entries_are_applied_in_order_exactly_once),
           TEST_REF(follower_applies_retransmitted_entries_once),
+          TEST_REF(reordered_acks_never_lower_a_followers_match),
+          TEST_REF(even_cluster_commits_with_more_than_half),
+          TEST_REF(single_voter_commits_once_its_own_write_is_durable),
           TEST_REF(stale_leader_rejoins_steps_down_and_loses_uncommitted_entries))

@@ -406,6 +406,40 @@ TEST(leader_reverts_to_follower_on_response_with_higher_term)
     FX_CHECK_CONTRACT(f);
 }
 
+/* §5.1: a request with a stale term is rejected - and for AppendEntries the answer carries the
+ * newer term, so a deposed leader learns it must step down. */
+TEST(stale_term_append_is_answered_with_current_term)
+{
+    struct fx *f =
+        fx_new(1, &(struct fx_opts){.term = 5, .log = (raft_term[]){1}, .n_log = 1}, NULL);
+    CHECK(f);
+    fx_append(f, 2, 3, 1, 1, 1, (raft_term[]){3}, 1);
+    const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_APPEND_RESP);
+    CHECK(s);
+    CHECK_EQ(s->m.term, 5);
+    CHECK(!s->m.append_resp.success);
+    CHECK_EQ(raft_term_of(f->r), 5);
+    CHECK_EQ(raft_leader_of(f->r), 0);
+    CHECK_EQ(raft_last_index_of(f->r), 1);
+    CHECK_EQ(raft_commit_of(f->r), 0);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* §5.1 without check-quorum's lease: a leader that sees a RequestVote of a higher term steps
+ * down and, the candidate's log being up to date, votes for it. */
+TEST(leader_without_check_quorum_steps_down_for_higher_term_candidate)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.no_check_quorum = true}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    raft_term t = raft_term_of(f->r);
+    fx_vote_req(f, 2, t + 1, raft_last_index_of(f->r), t, false);
+    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
+    CHECK_EQ(raft_term_of(f->r), t + 1);
+    CHECK(granted_to(f, 2));
+    FX_CHECK_CONTRACT(f);
+}
+
 /* A vote from an earlier term says nothing about this election. */
 TEST(vote_response_of_older_term_is_ignored)
 {
@@ -556,6 +590,8 @@ TEST_MAIN(TEST_REF(election_timeout_starts_pre_vote),
           TEST_REF(follower_adopts_higher_term_from_any_message),
           TEST_REF(candidate_reverts_to_follower_on_higher_term),
           TEST_REF(leader_reverts_to_follower_on_response_with_higher_term),
+          TEST_REF(stale_term_append_is_answered_with_current_term),
+          TEST_REF(leader_without_check_quorum_steps_down_for_higher_term_candidate),
           TEST_REF(vote_response_of_older_term_is_ignored),
           TEST_REF(follower_ignores_votes_while_leader_is_alive),
           TEST_REF(follower_votes_again_after_leader_silent_for_election_timeout),

@@ -108,7 +108,7 @@ static uint32_t zero_random(void *arg, uint32_t bound)
     return 0;
 }
 
-static int new_with_entries(const struct raft_entry *entries, size_t n, raft_index snapshot)
+static int new_with_restore(const struct raft_restore *rs)
 {
     static const raft_id voters[] = {1, 2, 3};
     struct raft_config cfg;
@@ -117,17 +117,22 @@ static int new_with_entries(const struct raft_entry *entries, size_t n, raft_ind
     cfg.n_voters = 3;
     cfg.voters = voters;
     cfg.random = zero_random;
+    struct raft *r = NULL;
+    int rc = raft_new(&cfg, rs, &r);
+    if (rc == RAFT_OK)
+        raft_free(r);
+    return rc;
+}
+
+static int new_with_entries(const struct raft_entry *entries, size_t n, raft_index snapshot)
+{
     struct raft_restore rs = {.term = 9,
                               .snapshot_index = snapshot,
                               .snapshot_term = 1,
                               .applied = snapshot,
                               .n_entries = n,
                               .entries = entries};
-    struct raft *r = NULL;
-    int rc = raft_new(&cfg, &rs, &r);
-    if (rc == RAFT_OK)
-        raft_free(r);
-    return rc;
+    return new_with_restore(&rs);
 }
 
 /* raft.h: RAFT_ECORRUPT for a restored log that cannot be one Raft wrote. */
@@ -141,6 +146,24 @@ TEST(restore_of_inconsistent_log_is_rejected)
     CHECK_EQ(new_with_entries(late_start, 2, 0), RAFT_ECORRUPT);
     CHECK_EQ(new_with_entries(after_snapshot, 1, 2), RAFT_ECORRUPT);
     CHECK_EQ(new_with_entries(falling_terms, 2, 0), RAFT_ECORRUPT);
+    const struct raft_entry two[] = {{.term = 1, .index = 1}, {.term = 1, .index = 2}};
+    struct raft_restore applied_beyond_log = {
+        .term = 1, .applied = 3, .n_entries = 2, .entries = two};
+    CHECK_EQ(new_with_restore(&applied_beyond_log), RAFT_ECORRUPT);
+}
+
+/* currentTerm is durable no later than any entry a node accepted (the host writes both in one
+ * transaction), so a log with entries of a term above the restored term is corrupt; starting
+ * from it the node could lead a lower term and append behind higher-term entries. */
+TEST(restore_with_entries_newer_than_term_is_rejected)
+{
+    struct raft_restore rs = {
+        .term = 1,
+        .n_entries = 2,
+        .entries = (const struct raft_entry[]){{.term = 1, .index = 1}, {.term = 3, .index = 2}}};
+    CHECK_EQ(new_with_restore(&rs), RAFT_ECORRUPT);
+    struct raft_restore snap = {.term = 1, .snapshot_index = 4, .snapshot_term = 2, .applied = 4};
+    CHECK_EQ(new_with_restore(&snap), RAFT_ECORRUPT);
 }
 
 static int new_with_config(raft_id id, const raft_id *voters, size_t n, unsigned min, unsigned max)
@@ -168,6 +191,9 @@ TEST(new_rejects_invalid_configuration)
     CHECK_EQ(new_with_config(0, voters, 3, 10, 20), RAFT_EINVAL);
     CHECK_EQ(new_with_config(1, voters, 0, 10, 20), RAFT_EINVAL);
     CHECK_EQ(new_with_config(1, voters, 3, 20, 10), RAFT_EINVAL);
+    /* Duplicates would make a quorum of fewer distinct servers than a majority. */
+    static const raft_id twice[] = {1, 2, 2};
+    CHECK_EQ(new_with_config(1, twice, 3, 10, 20), RAFT_EINVAL);
 }
 
 /* §5.1: "The leader handles all client requests"; the others say so instead of appending. */
@@ -219,6 +245,34 @@ TEST(propose_larger_than_max_entry_bytes_is_rejected)
     CHECK_EQ(raft_propose(f->r, buf, 65, NULL, NULL), RAFT_ETOOBIG);
     CHECK_EQ(raft_last_index_of(f->r), last);
     CHECK_EQ(raft_propose(f->r, buf, 64, NULL, NULL), RAFT_OK);
+    fx_drain(f);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* raft.h: until raft_advance, raft_ready hands out the same work again (a host retrying a
+ * failed write must not lose or duplicate anything). */
+TEST(ready_returns_same_work_until_advance)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_ack_all(f);
+    CHECK_EQ(raft_propose(f->r, "x", 1, NULL, NULL), RAFT_OK);
+    CHECK(raft_has_ready(f->r));
+    struct raft_ready a, b;
+    raft_ready(f->r, &a);
+    size_t n_entries = a.n_entries, n_msgs = a.n_msgs, n_after = a.n_msgs_after_persist;
+    raft_index first = n_entries ? a.entries[0].index : 0;
+    raft_ready(f->r, &b);
+    CHECK_EQ(b.n_entries, n_entries);
+    CHECK_EQ(b.n_msgs, n_msgs);
+    CHECK_EQ(b.n_msgs_after_persist, n_after);
+    CHECK_EQ(n_entries, 1);
+    CHECK_EQ(b.entries[0].index, first);
+    CHECK_EQ(b.term, a.term);
+    raft_advance(f->r, &b);
+    f->log[first] = b.entries[0].term; /* the fixture's mirror of what the host wrote */
+    f->log_last = first;
     fx_drain(f);
     FX_CHECK_CONTRACT(f);
 }
@@ -324,10 +378,12 @@ TEST_MAIN(TEST_REF(restart_restores_term_vote_and_log),
           TEST_REF(restart_does_not_reapply_applied_entries),
           TEST_REF(restart_from_snapshot_starts_log_after_it),
           TEST_REF(restore_of_inconsistent_log_is_rejected),
+          TEST_REF(restore_with_entries_newer_than_term_is_rejected),
           TEST_REF(new_rejects_invalid_configuration),
           TEST_REF(propose_on_non_leader_returns_enotleader),
           TEST_REF(propose_returns_index_and_term_and_copies_data),
           TEST_REF(propose_larger_than_max_entry_bytes_is_rejected),
+          TEST_REF(ready_returns_same_work_until_advance),
           TEST_REF(message_from_unknown_peer_is_dropped_and_counted),
           TEST_REF(message_addressed_to_another_node_is_dropped_and_counted),
           TEST_REF(malformed_append_is_dropped_and_counted),

@@ -169,6 +169,52 @@ TEST(follower_does_not_commit_entries_leader_has_not_vouched_for)
     FX_CHECK_CONTRACT(f);
 }
 
+/* A host steps every message that arrived before asking for a ready. If a newer leader's
+ * AppendEntries replaces entries an older one sent in the same batch, the acknowledgement of the
+ * replaced entries must not go out: after the write they are not on disk. */
+TEST(ack_is_not_sent_for_entries_replaced_before_persisting)
+{
+    struct fx *f = fx_new(
+        1, &(struct fx_opts){.n_voters = 5, .term = 1, .log = (raft_term[]){1}, .n_log = 1}, NULL);
+    CHECK(f);
+    struct raft_entry old[] = {{.term = 1, .index = 2}, {.term = 1, .index = 3}};
+    struct raft_msg a = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1};
+    a.append = (struct raft_append){1, 1, 0, 2, old};
+    raft_step(f->r, &a);
+    struct raft_entry newer[] = {{.term = 2, .index = 2}};
+    struct raft_msg b = {.type = RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 2};
+    b.append = (struct raft_append){1, 1, 0, 1, newer};
+    raft_step(f->r, &b);
+    fx_drain(f);
+    CHECK_EQ(f->log_last, 2);
+    CHECK_EQ(f->log[2], 2);
+    const struct fx_msg *s = fx_last(f, 3, RAFT_MSG_APPEND_RESP);
+    CHECK(s && s->m.append_resp.success);
+    CHECK_EQ(s->m.append_resp.index, 2);
+    for (size_t i = 0; i < f->n_out; i++) {
+        const struct raft_msg *m = &f->out[i].m;
+        if (m->type == RAFT_MSG_APPEND_RESP && m->to == 2 && m->append_resp.success)
+            CHECK(m->append_resp.index < 2);
+    }
+    FX_CHECK_CONTRACT(f);
+}
+
+/* The same for a vote: granted, then overtaken by a newer term in the same batch. The grant
+ * may still leave, because the newer term on disk forbids any other vote in the old one. */
+TEST(vote_overtaken_by_newer_term_before_persisting_stays_safe)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.term = 4}, NULL);
+    CHECK(f);
+    struct raft_msg v = {.type = RAFT_MSG_REQUEST_VOTE, .from = 2, .to = 1, .term = 5};
+    raft_step(f->r, &v);
+    struct raft_msg a = {.type = RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 6};
+    raft_step(f->r, &a);
+    fx_drain(f);
+    CHECK_EQ(f->hs_term, 6);
+    CHECK_EQ(raft_leader_of(f->r), 3);
+    FX_CHECK_CONTRACT(f);
+}
+
 /* §5.3: "After a rejection, the leader decrements nextIndex and retries"; with the conflict hint
  * it skips a whole conflicting term (or the missing tail) per round trip. */
 TEST(leader_backtracks_with_conflict_hint)
@@ -284,6 +330,26 @@ TEST(leader_pipelines_up_to_max_inflight_appends)
     FX_CHECK_CONTRACT(f);
 }
 
+/* §5.3: "if network packets are lost, the leader retries AppendEntries RPCs indefinitely". */
+TEST(leader_retries_lost_append_entries)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.no_check_quorum = true}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_ack_all(f);
+    raft_index x;
+    CHECK_EQ(fx_propose(f, "x", &x), RAFT_OK);
+    CHECK_EQ(first_index_sent(f, 2), x);
+    fx_clear(f); /* lost, and node 2 stays silent */
+    unsigned ticks = 0;
+    while (ticks < 4 * FX_HEARTBEAT && first_index_sent(f, 2) != x) {
+        fx_tick(f, 1);
+        ticks++;
+    }
+    CHECK_EQ(first_index_sent(f, 2), x);
+    FX_CHECK_CONTRACT(f);
+}
+
 /* Batching: a lagging follower is caught up in AppendEntries of at most max_entries_per_msg. */
 TEST(append_carries_at_most_max_entries_per_msg)
 {
@@ -388,10 +454,13 @@ TEST_MAIN(TEST_REF(new_leader_appends_noop_of_its_term),
           TEST_REF(conflicting_entries_are_truncated), TEST_REF(matching_entries_are_not_truncated),
           TEST_REF(follower_commit_follows_leader_up_to_last_new_entry),
           TEST_REF(follower_does_not_commit_entries_leader_has_not_vouched_for),
+          TEST_REF(ack_is_not_sent_for_entries_replaced_before_persisting),
+          TEST_REF(vote_overtaken_by_newer_term_before_persisting_stays_safe),
           TEST_REF(leader_backtracks_with_conflict_hint),
           TEST_REF(leader_probes_follower_one_append_at_a_time),
           TEST_REF(leader_returns_to_probing_after_rejection),
           TEST_REF(leader_pipelines_up_to_max_inflight_appends),
+          TEST_REF(leader_retries_lost_append_entries),
           TEST_REF(append_carries_at_most_max_entries_per_msg),
           TEST_REF(append_respects_max_bytes_per_msg_but_sends_at_least_one_entry),
           TEST_REF(leader_sends_heartbeat_every_heartbeat_ticks))
