@@ -319,6 +319,37 @@ TEST(pre_vote_rejected_when_candidate_log_is_behind)
     check_up_to_date_rule(test_failed_, true);
 }
 
+/* §5.2: a candidate has voted for itself, so it refuses a rival of the same term. */
+TEST(candidate_rejects_rival_candidate_of_its_term)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    CHECK(f);
+    fx_campaign(f);
+    fx_vote_req(f, 2, 1, 5, 1, false);
+    CHECK(!granted_to(f, 2));
+    CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
+    CHECK_EQ(raft_vote_of(f->r), 1);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* With check-quorum a leader that hears from a majority is not deposed by a RequestVote of a
+ * higher term (dissertation §4.2.3): it keeps its term and role. */
+TEST(leader_with_quorum_ignores_higher_term_vote_request)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_ack_all(f);
+    raft_term t = raft_term_of(f->r);
+    fx_vote_req(f, 2, t + 1, 99, t, false);
+    fx_vote_req(f, 3, t + 1, 99, t, true);
+    CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
+    CHECK_EQ(raft_term_of(f->r), t);
+    CHECK(!granted_to(f, 2));
+    CHECK(!granted_to(f, 3));
+    FX_CHECK_CONTRACT(f);
+}
+
 /* Figure 2, RequestVote receiver: "Reply false if term < currentTerm". */
 TEST(vote_rejected_for_candidate_of_older_term)
 {
@@ -585,6 +616,8 @@ TEST_MAIN(TEST_REF(election_timeout_starts_pre_vote),
           TEST_REF(vote_is_durable_before_it_is_sent),
           TEST_REF(vote_rejected_when_candidate_log_is_behind),
           TEST_REF(pre_vote_rejected_when_candidate_log_is_behind),
+          TEST_REF(candidate_rejects_rival_candidate_of_its_term),
+          TEST_REF(leader_with_quorum_ignores_higher_term_vote_request),
           TEST_REF(vote_rejected_for_candidate_of_older_term),
           TEST_REF(pre_vote_granted_without_changing_term_or_vote),
           TEST_REF(follower_adopts_higher_term_from_any_message),
