@@ -77,9 +77,10 @@ static bool pick_ports(int *ports, int count)
     return opened == count;
 }
 
-static bool write_config(const struct cluster *c, const struct cnode *node, const int *ports,
-                         const char *extra)
+bool cluster_configure(struct cluster *c, int id, const char *extra)
 {
+    const struct cnode *node = &c->nodes[id - 1];
+    const int *ports = c->ports;
     FILE *f = fopen(node->conf, "w");
     if (!f)
         return false;
@@ -117,7 +118,7 @@ bool cluster_init(struct cluster *c, int n, const char *extra_conf)
     memset(c, 0, sizeof *c);
     c->n = n;
     strcpy(c->dir, "/tmp/raftkv-cluster-XXXXXX");
-    int ports[3 * CLUSTER_MAX_NODES];
+    int *ports = c->ports;
     REQUIRE(n >= 1 && n <= CLUSTER_MAX_NODES);
     REQUIRE(mkdtemp(c->dir));
     REQUIRE(pick_ports(ports, 3 * n));
@@ -132,7 +133,7 @@ bool cluster_init(struct cluster *c, int n, const char *extra_conf)
         c->endpoints[i] = node->client_url;
     }
     for (int i = 0; i < n; i++)
-        REQUIRE(write_config(c, &c->nodes[i], ports, extra_conf));
+        REQUIRE(cluster_configure(c, i + 1, extra_conf));
     c->client = cluster_client(c, 0, 5000);
     REQUIRE(c->client);
     return true;

@@ -37,6 +37,7 @@ struct cluster {
     char dir[64];
     int n;
     struct cnode nodes[CLUSTER_MAX_NODES]; /* nodes[i].id == i + 1 */
+    int ports[3 * CLUSTER_MAX_NODES];      /* peer, client, pub of each node */
     const char *endpoints[CLUSTER_MAX_NODES];
     struct raftkv_client *client; /* all endpoints */
 };
@@ -49,6 +50,9 @@ bool cluster_init(struct cluster *c, int n, const char *extra_conf);
 void cluster_destroy(struct cluster *c, bool keep);
 
 /* Starts raftd for node id and waits until it answers a status request. */
+/* Rewrites node id's config with extra (may be NULL) appended; takes effect at its next
+ * start. */
+bool cluster_configure(struct cluster *c, int id, const char *extra_conf);
 bool cluster_start(struct cluster *c, int id);
 /* Starts raftd for node id without waiting. */
 bool cluster_spawn(struct cluster *c, int id);

@@ -304,6 +304,81 @@ static bool scenario_single(struct cluster *c)
     return true;
 }
 
+/* Near max_db_bytes the leader refuses writes with "storage full" and keeps serving
+ * status; raftd keeps running. */
+static bool scenario_storage_full(struct cluster *c)
+{
+    REQUIRE(cluster_start(c, 1));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS) == 1);
+    struct raftkv_client *client = cluster_client(c, 1, 500);
+    REQUIRE(client);
+    static uint8_t value[256 << 10];
+    memset(value, 'x', sizeof value);
+    int rc = RAFTKV_OK, puts = 0;
+    struct raftkv_result res;
+    memset(&res, 0, sizeof res);
+    for (; rc == RAFTKV_OK && puts < 200; puts++) {
+        raftkv_result_free(&res);
+        memset(&res, 0, sizeof res);
+        rc = raftkv_put(client, "big", 3, value, sizeof value, &res);
+    }
+    fprintf(stderr, "  put %d: status %d: %s\n", puts, rc, res.error);
+    bool full = rc == RAFTKV_UNAVAILABLE && strstr(res.error, "storage full");
+    raftkv_result_free(&res);
+    raftkv_client_close(client);
+    REQUIRE(full && puts > 1);
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, 1, &st) && strcmp(st.role, "leader") == 0);
+    REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
+    return true;
+}
+
+static bool log_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* A follower whose map fills holds its batch and drops out; the others go on. Given room
+ * (a larger max_db_bytes) and a restart, it catches up. */
+static bool scenario_follower_full(struct cluster *c)
+{
+    REQUIRE(cluster_configure(c, 3, "max_db_bytes = 12MiB"));
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    for (int i = 0; leader == 3 && i < 5; i++) {
+        REQUIRE(cluster_stop(c, 3, SIGTERM) == 0);
+        leader = cluster_wait_leader(c, WAIT_MS);
+        REQUIRE(cluster_start(c, 3));
+    }
+    REQUIRE(leader && leader != 3);
+    static uint8_t value[256 << 10];
+    memset(value, 'x', sizeof value);
+    uint64_t rev = 0;
+    for (int i = 0; i < 80; i++) {
+        struct raftkv_result res;
+        memset(&res, 0, sizeof res);
+        int rc = raftkv_put(c->client, "big", 3, value, sizeof value, &res);
+        rev = res.revision;
+        raftkv_result_free(&res);
+        REQUIRE(rc == RAFTKV_OK);
+    }
+    REQUIRE(log_contains(c->nodes[2].log, "cannot persist a batch (storage full)"));
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, 3, &st) && st.applied_index < rev);
+    REQUIRE(cluster_stop(c, 3, SIGTERM) == 0);
+    REQUIRE(cluster_configure(c, 3, "max_db_bytes = 1GiB"));
+    REQUIRE(cluster_start(c, 3));
+    REQUIRE(cluster_wait_applied(c, 3, rev, WAIT_MS));
+    return true;
+}
+
 /* Runs raftd on a config with text; checks the exit status and that its output holds
  * want (with "%s" standing for the config's path). */
 static bool raftd_fails(const char *dir, const char *text, int status, const char *want)
@@ -406,10 +481,10 @@ static bool scenario_change_stream(struct cluster *c)
 }
 
 /* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
-static bool with_cluster(int n, bool (*fn)(struct cluster *c))
+static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
 {
     struct cluster c;
-    if (!cluster_init(&c, n, NULL)) {
+    if (!cluster_init(&c, n, extra_conf)) {
         cluster_destroy(&c, true);
         return false;
     }
@@ -418,6 +493,11 @@ static bool with_cluster(int n, bool (*fn)(struct cluster *c))
     fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
     cluster_destroy(&c, !ok);
     return ok;
+}
+
+static bool with_cluster(int n, bool (*fn)(struct cluster *c))
+{
+    return with_cluster_conf(n, NULL, fn);
 }
 
 TEST(replicate_three_nodes)
@@ -450,6 +530,16 @@ TEST(bad_config)
     CHECK(with_cluster(1, scenario_bad_config));
 }
 
+TEST(storage_full)
+{
+    CHECK(with_cluster_conf(1, "max_db_bytes = 16MiB", scenario_storage_full));
+}
+
+TEST(follower_full)
+{
+    CHECK(with_cluster(3, scenario_follower_full));
+}
+
 TEST(change_stream)
 {
     CHECK(with_cluster(3, scenario_change_stream));
@@ -464,6 +554,8 @@ int main(int argc, char **argv)
                                              TEST_REF(wiped_node_rejoins),
                                              TEST_REF(single_node),
                                              TEST_REF(bad_config),
+                                             TEST_REF(storage_full),
+                                             TEST_REF(follower_full),
                                              TEST_REF(change_stream)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
