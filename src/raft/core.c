@@ -61,6 +61,10 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
     }
     if (rv == RAFT_OK)
         rv = log_init(&r->log, restore);
+    /* The host persists a term before any entry or snapshot of it. */
+    if (rv == RAFT_OK && restore &&
+        (log_last_term(&r->log) > restore->term || restore->snapshot_term > restore->term))
+        rv = RAFT_ECORRUPT;
     if (rv != RAFT_OK) {
         raft_free(r);
         return rv;
@@ -134,6 +138,23 @@ int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
     box->msgs[box->n].term = msg->term ? msg->term : r->term;
     box->n++;
     return RAFT_OK;
+}
+
+void raft_drop_acks_from(struct raft *r, raft_index index)
+{
+    struct outbox *box = &r->after_persist;
+    size_t kept = 0;
+    for (size_t i = 0; i < box->n; i++) {
+        const struct raft_msg *m = &box->msgs[i];
+        /* An ack says "I store these entries": once they are replaced before being written,
+         * sending it could let an older leader count us towards committing them. */
+        if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success &&
+            m->append_resp.index >= index)
+            raft_msg_free(&box->msgs[i]);
+        else
+            box->msgs[kept++] = box->msgs[i];
+    }
+    box->n = kept;
 }
 
 void raft_reset_election_timer(struct raft *r)

@@ -175,6 +175,7 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
                 return RAFT_EINVAL;
             }
             log_truncate(&r->log, e->index);
+            raft_drop_acks_from(r, e->index);
         }
         int rv = log_append(&r->log, e);
         if (rv != RAFT_OK)
