@@ -710,6 +710,9 @@ static int start_raft(struct rk_node *n)
         rk_error("cannot start the raft core: %s", raft_strerror(rc));
         return RK_NODE_ERAFT;
     }
+    /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
+    if (n->cfg->n_members == 1)
+        raft_campaign(n->raft);
     view_update(n);
     return RK_NODE_OK;
 }

@@ -79,5 +79,7 @@ for i in 1 2 3; do
     awk '/: running: /{s=0} /: stopping$/{s=1} END{exit !s}' "$work/c/node$i/raftd.log" ||
         fail "node $i did not stop cleanly"
 done
+# Sanitizer builds report leaks and errors at exit into the logs.
+if grep -l "Sanitizer" "$work"/c/node*/raftd.log; then fail "sanitizer report in a node log"; fi
 ok=1
 echo "cluster.sh test passed"
