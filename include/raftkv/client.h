@@ -5,12 +5,13 @@
  *
  * Every function returns an enum raftkv_status; RAFTKV_OK = 0.
  *
- * How an operation is tried: it goes first to the node that last answered as leader (at
- * the start: the first endpoint that is connected, else the first one). A node that is not
- * the leader names the leader's address; the client goes there at once, also when that
- * address is not among the configured endpoints. A timeout, a connection failure, an
- * UNAVAILABLE answer or a refusal without a hint moves on to the next endpoint (preferring
- * ones with a live connection) after a backoff of retry_delay_ms, doubling up to 1 s. Each
+ * How an operation is tried: it goes to the node that last answered as leader; while no
+ * leader is known, to whichever configured endpoint has a live connection (the client
+ * dials them all, so a dead node is never waited on). A node that is not the leader names
+ * the leader's address; the client goes there at once, also when that address is not
+ * among the configured endpoints (but not to a hinted node whose connection is down). A
+ * timeout, a connection failure, an UNAVAILABLE answer or a refusal without a usable hint
+ * moves on to another live node after a backoff of retry_delay_ms, doubling up to 1 s. Each
  * single request may take request_timeout_ms, so a dead leader is left promptly. Near the
  * deadline a backoff shrinks to half the time left. After `attempts` tries, or when
  * timeout_ms is used up, the operation ends with RAFTKV_UNAVAILABLE and the last failure
@@ -21,7 +22,8 @@
  * sequence number, kept across retries, so that the cluster can recognise duplicates.
  *
  * One client may be used from several threads at once; requests then run concurrently.
- * Sockets (one per endpoint used, redialing by themselves) live until raftkv_client_close.
+ * Sockets (one per node addressed directly, one to all endpoints, redialing by themselves)
+ * live until raftkv_client_close.
  */
 #ifndef RAFTKV_CLIENT_H
 #define RAFTKV_CLIENT_H

@@ -21,7 +21,7 @@ struct rk_endpoint {
     nng_socket sock;
     bool open;
     /* Pipes between ADD_PRE and REM_POST: NNG reports REM_POST exactly for pipes that saw
-     * ADD_PRE, so the count is exact. Used only to prefer nodes we are connected to. */
+     * ADD_PRE, so the count is exact. Tells a leader hint to a node we cannot reach. */
     atomic_int pipes;
 };
 
@@ -32,7 +32,7 @@ struct rk_call {
     uint8_t *req;
     size_t req_len;
     bool single; /* one attempt at a fixed endpoint (status) */
-    size_t ep;
+    size_t ep;   /* this attempt's target, RK_ANY_ENDPOINT for the any socket */
     size_t prev_ep;
     unsigned tries;
     unsigned backoffs;
@@ -57,21 +57,30 @@ static void endpoint_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     atomic_fetch_add(&e->pipes, ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1);
 }
 
-/* Opens the endpoint's socket on first use. The dialer is non-blocking so it keeps
+static int req_socket_open(nng_socket *s)
+{
+    int rv = nng_req0_open(s);
+    if (rv)
+        return rv;
+    /* Retries are ours: the protocol must never resend a request by itself. */
+    if ((rv = nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+        (rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, RK_MAX_RESPONSE_BYTES)) ||
+        (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, RK_RECONNECT_MIN_MS)) ||
+        (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, RK_RECONNECT_MAX_MS)))
+        nng_close(*s);
+    return rv;
+}
+
+/* Opens the endpoint's socket on first use. Dialers are non-blocking so they keep
  * redialing a node that is down or restarts, in the background. Called with c->mu held. */
 static int endpoint_open(struct rk_endpoint *e)
 {
     if (e->open)
         return 0;
-    int rv = nng_req0_open(&e->sock);
+    int rv = req_socket_open(&e->sock);
     if (rv)
         return rv;
-    /* Retries are ours: the protocol must never resend a request by itself. */
-    if ((rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
-        (rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, RK_MAX_RESPONSE_BYTES)) ||
-        (rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMINT, RK_RECONNECT_MIN_MS)) ||
-        (rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMAXT, RK_RECONNECT_MAX_MS)) ||
-        (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_PRE, endpoint_on_pipe, e)) ||
+    if ((rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_PRE, endpoint_on_pipe, e)) ||
         (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_REM_POST, endpoint_on_pipe, e)) ||
         (rv = nng_dial(e->sock, e->url, NULL, NNG_FLAG_NONBLOCK))) {
         nng_close(e->sock);
@@ -79,6 +88,42 @@ static int endpoint_open(struct rk_endpoint *e)
     }
     e->open = true;
     return 0;
+}
+
+/* Opens the any socket on first use; fails only if no configured endpoint can be dialed
+ * at all (e.g. all use a transport NNG lacks). Called with c->mu held. */
+static int any_open(struct raftkv_client *c)
+{
+    if (c->any_open)
+        return 0;
+    c->any_dialers = calloc(c->n_configured, sizeof *c->any_dialers);
+    if (!c->any_dialers)
+        return NNG_ENOMEM;
+    int rv = req_socket_open(&c->any), dialed = 0, last = 0;
+    if (rv)
+        return rv;
+    for (size_t i = 0; i < c->n_configured; i++) {
+        c->any_dialers[i] = (nng_dialer)NNG_DIALER_INITIALIZER;
+        last = nng_dial(c->any, c->eps[i]->url, &c->any_dialers[i], NNG_FLAG_NONBLOCK);
+        dialed += last == 0;
+    }
+    if (!dialed) {
+        nng_close(c->any);
+        return last;
+    }
+    c->any_open = true;
+    return 0;
+}
+
+/* Which configured endpoint a reply on the any socket came from. c->mu held. */
+static size_t any_endpoint_of(struct raftkv_client *c, nng_pipe p)
+{
+    int id = nng_dialer_id(nng_pipe_dialer(p));
+    for (size_t i = 0; id > 0 && i < c->n_configured; i++) {
+        if (nng_dialer_id(c->any_dialers[i]) == id)
+            return i;
+    }
+    return RK_ANY_ENDPOINT;
 }
 
 /* Rejects what NNG could never dial, so a typo fails at open (or a bad hint is ignored)
@@ -121,6 +166,11 @@ int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
 
 void rk_endpoints_close(struct raftkv_client *c)
 {
+    if (c->any_open)
+        nng_close(c->any);
+    c->any_open = false;
+    free(c->any_dialers);
+    c->any_dialers = NULL;
     for (size_t i = 0; i < c->n_eps; i++) {
         if (c->eps[i]->open)
             nng_close(c->eps[i]->sock);
@@ -132,18 +182,10 @@ void rk_endpoints_close(struct raftkv_client *c)
     c->n_eps = 0;
 }
 
-/* The endpoint to try after `after` (RK_NO_ENDPOINT: from the start): the next one in
- * order that is connected, else simply the next one, so a dead node is skipped without
- * waiting for its timeout whenever another node is known to be up. Called with c->mu held. */
-static size_t endpoint_pick(struct raftkv_client *c, size_t after)
+/* For messages: the url of a target. c->mu held. */
+static const char *endpoint_name(struct raftkv_client *c, size_t ep)
 {
-    size_t n = c->n_eps, first = after == RK_NO_ENDPOINT ? 0 : (after + 1) % n;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (first + k) % n;
-        if (i != after && c->eps[i]->open && atomic_load(&c->eps[i]->pipes) > 0)
-            return i;
-    }
-    return first;
+    return ep == RK_ANY_ENDPOINT ? "any endpoint" : c->eps[ep]->url;
 }
 
 static nng_duration ms_until(nng_time t)
@@ -170,12 +212,11 @@ static void call_fail(struct rk_call *call, const char *what)
 {
     struct raftkv_client *c = call->c;
     nng_mtx_lock(c->mu);
-    snprintf(call->res.error, sizeof call->res.error, "%s: %s", c->eps[call->ep]->url, what);
+    snprintf(call->res.error, sizeof call->res.error, "%s: %s", endpoint_name(c, call->ep), what);
     if (c->leader == call->ep)
-        c->leader = RK_NO_ENDPOINT;
-    size_t next = endpoint_pick(c, call->ep);
+        c->leader = RK_ANY_ENDPOINT;
     nng_mtx_unlock(c->mu);
-    call_retry(call, next, true);
+    call_retry(call, RK_ANY_ENDPOINT, true);
 }
 
 static void call_attempt(struct rk_call *call)
@@ -183,9 +224,22 @@ static void call_attempt(struct rk_call *call)
     struct raftkv_client *c = call->c;
     call->tries++;
     nng_mtx_lock(c->mu);
-    struct rk_endpoint *e = c->eps[call->ep];
-    int rv = endpoint_open(e);
-    nng_socket sock = e->sock;
+    /* A known leader whose connection has dropped is likely dead: do not wait on it. */
+    if (!call->single && call->ep != RK_ANY_ENDPOINT && c->eps[call->ep]->open &&
+        atomic_load(&c->eps[call->ep]->pipes) == 0) {
+        if (c->leader == call->ep)
+            c->leader = RK_ANY_ENDPOINT;
+        call->ep = RK_ANY_ENDPOINT;
+    }
+    nng_socket sock;
+    int rv;
+    if (call->ep == RK_ANY_ENDPOINT) {
+        rv = any_open(c);
+        sock = c->any;
+    } else {
+        rv = endpoint_open(c->eps[call->ep]);
+        sock = c->eps[call->ep]->sock;
+    }
     nng_mtx_unlock(c->mu);
     nng_msg *msg = NULL;
     if (rv || (rv = nng_ctx_open(&call->ctx, sock))) {
@@ -244,28 +298,41 @@ static void call_retry(struct rk_call *call, size_t next, bool backoff)
     nng_sleep_aio((nng_duration)delay, call->sleep_aio);
 }
 
-/* A NOT_LEADER answer: go to the hinted leader at once, unless the hint is missing,
- * unusable or sends us straight back where we came from (stale hints during an election). */
-static void call_follow_hint(struct rk_call *call, const char *hint)
+/* A NOT_LEADER answer from endpoint `from`: go to the hinted leader, at once unless that
+ * sends us straight back where we came from (stale hints during an election). A hint
+ * that is missing, malformed, names the answering node or a node whose connection is
+ * down sends us to the any socket after a backoff. */
+static void call_follow_hint(struct rk_call *call, size_t from, const char *hint)
 {
     struct raftkv_client *c = call->c;
-    size_t hinted = RK_NO_ENDPOINT;
+    size_t hinted = RK_ANY_ENDPOINT;
     nng_mtx_lock(c->mu);
-    if (hint && hint[0] && rk_endpoints_add(c, hint, &hinted) == RAFTKV_OK)
-        c->leader = hinted;
-    bool fresh = hinted != RK_NO_ENDPOINT && hinted != call->ep && hinted != call->prev_ep;
-    size_t next =
-        hinted != RK_NO_ENDPOINT && hinted != call->ep ? hinted : endpoint_pick(c, call->ep);
-    if (c->leader == call->ep)
-        c->leader = RK_NO_ENDPOINT;
+    if (c->leader == from || c->leader == call->ep)
+        c->leader = RK_ANY_ENDPOINT;
+    if (hint[0] && rk_endpoints_add(c, hint, &hinted) == RAFTKV_OK) {
+        struct rk_endpoint *e = c->eps[hinted];
+        if (hinted == from || (e->open && atomic_load(&e->pipes) == 0))
+            hinted = RK_ANY_ENDPOINT;
+        else
+            c->leader = hinted;
+    }
     snprintf(call->res.error, sizeof call->res.error, "%s: not the leader (%s)",
-             c->eps[call->ep]->url, hinted != RK_NO_ENDPOINT ? c->eps[hinted]->url : "no hint");
+             endpoint_name(c, from), hint[0] ? hint : "no hint");
     nng_mtx_unlock(c->mu);
-    call_retry(call, next, !fresh);
+    bool fresh = hinted != RK_ANY_ENDPOINT && hinted != call->prev_ep;
+    call_retry(call, hinted, !fresh);
 }
 
+/* Decodes a reply and finishes the call, or moves it on. */
 static void call_on_response(struct rk_call *call, nng_msg *msg)
 {
+    struct raftkv_client *c = call->c;
+    size_t from = call->ep;
+    if (from == RK_ANY_ENDPOINT) {
+        nng_mtx_lock(c->mu);
+        from = any_endpoint_of(c, nng_msg_get_pipe(msg));
+        nng_mtx_unlock(c->mu);
+    }
     Raftkv__Kv__ClientResponse *resp =
         raftkv__kv__client_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
     nng_msg_free(msg);
@@ -278,7 +345,7 @@ static void call_on_response(struct rk_call *call, nng_msg *msg)
         if (resp->not_leader && resp->not_leader->leader_address)
             snprintf(hint, sizeof hint, "%s", resp->not_leader->leader_address);
         raftkv__kv__client_response__free_unpacked(resp, NULL);
-        call_follow_hint(call, hint);
+        call_follow_hint(call, from, hint);
         return;
     }
     if (resp->code == RAFTKV__KV__CODE__UNAVAILABLE) {
@@ -308,11 +375,11 @@ static void call_on_response(struct rk_call *call, nng_msg *msg)
     }
     nng_ctx_close(call->ctx);
     call->ctx_open = false;
-    struct raftkv_client *c = call->c;
-    nng_mtx_lock(c->mu);
-    if (!call->single)
-        c->leader = call->ep;
-    nng_mtx_unlock(c->mu);
+    if (!call->single && from != RK_ANY_ENDPOINT) {
+        nng_mtx_lock(c->mu);
+        c->leader = from;
+        nng_mtx_unlock(c->mu);
+    }
     call->res.resp = resp;
     snprintf(call->res.error, sizeof call->res.error, "%s", resp->error ? resp->error : "");
     call_finish(call, status);
@@ -360,19 +427,16 @@ int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endp
     call->req_len = len;
     call->done = done;
     call->done_arg = arg;
-    call->prev_ep = RK_NO_ENDPOINT;
+    call->prev_ep = RK_ANY_ENDPOINT;
     if (nng_aio_alloc(&call->aio, call_on_aio, call) ||
         nng_aio_alloc(&call->sleep_aio, call_on_sleep, call)) {
         rk_call_free(call);
         return RAFTKV_ENOMEM;
     }
     call->deadline = nng_clock() + c->opts.timeout_ms;
-    call->single = endpoint != RK_NO_ENDPOINT;
+    call->single = endpoint != RK_ANY_ENDPOINT;
     nng_mtx_lock(c->mu);
-    if (call->single)
-        call->ep = endpoint;
-    else
-        call->ep = c->leader != RK_NO_ENDPOINT ? c->leader : endpoint_pick(c, RK_NO_ENDPOINT);
+    call->ep = call->single ? endpoint : c->leader;
     nng_mtx_unlock(c->mu);
     *out = call;
     call_attempt(call);

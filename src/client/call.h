@@ -21,6 +21,13 @@
 
 struct rk_endpoint;
 
+/*
+ * Sockets: one req0 socket per endpoint used, for requests to one node (the leader, or a
+ * status query), and one "any" socket dialed to every configured endpoint. NNG sends on
+ * the any socket only over connections that are up, so a request whose leader is unknown
+ * goes to whichever node is reachable first, never waits on a dead one, and successive
+ * ones rotate over the live nodes.
+ */
 struct raftkv_client {
     struct raftkv_client_options opts; /* endpoints point into eps[] urls */
     uint64_t client_id;
@@ -28,11 +35,15 @@ struct raftkv_client {
     struct rk_endpoint **eps; /* the configured endpoints first, then leader hints learned */
     size_t n_eps;
     size_t n_configured;
-    size_t leader; /* index into eps, or RK_NO_ENDPOINT */
+    nng_socket any;
+    bool any_open;
+    nng_dialer *any_dialers; /* one per configured endpoint */
+    size_t leader;           /* index into eps, or RK_ANY_ENDPOINT while unknown */
     uint64_t sequence;
 };
 
-#define RK_NO_ENDPOINT SIZE_MAX
+/* As a call's target: the any socket. */
+#define RK_ANY_ENDPOINT SIZE_MAX
 
 struct rk_call;
 
@@ -48,7 +59,7 @@ struct rk_call_result {
 };
 
 /* Takes ownership of req (a packed ClientRequest, malloc'd). With endpoint ==
- * RK_NO_ENDPOINT the call looks for the leader and retries; otherwise it makes exactly one
+ * RK_ANY_ENDPOINT the call looks for the leader and retries; otherwise it makes exactly one
  * attempt at that endpoint. */
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out);
@@ -62,6 +73,7 @@ int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoi
 
 /* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
+/* Closes every socket and frees the endpoints. */
 void rk_endpoints_close(struct raftkv_client *c);
 
 #endif

@@ -61,7 +61,7 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
     c->opts = *opts;
     c->opts.endpoints = NULL; /* the caller's strings are copied into eps */
     options_fill_defaults(&c->opts);
-    c->leader = RK_NO_ENDPOINT;
+    c->leader = RK_ANY_ENDPOINT;
     c->client_id = ((uint64_t)nng_random() << 32) | nng_random();
     c->client_id += c->client_id == 0; /* 0 reads as "no client" on the wire */
     int rv = nng_mtx_alloc(&c->mu) ? RAFTKV_ENOMEM : RAFTKV_OK;
@@ -143,7 +143,7 @@ static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
     if (!res)
         res = &discard;
     struct rk_call *call;
-    int rv = client_call(c, req, RK_NO_ENDPOINT, &call);
+    int rv = client_call(c, req, RK_ANY_ENDPOINT, &call);
     if (rv == RAFTKV_OK)
         rv = result_fill(rk_call_result(call), res);
     rk_call_free(call);

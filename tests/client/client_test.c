@@ -57,7 +57,7 @@ TEST(follows_leader_hint_outside_the_endpoint_list)
     fake_node_stop(&b);
 }
 
-TEST(not_leader_without_hint_tries_the_next_endpoint)
+TEST(not_leader_without_hint_tries_another_node)
 {
     struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER};
     struct fake_node b = {.code = OK_CODE};
@@ -67,20 +67,33 @@ TEST(not_leader_without_hint_tries_the_next_endpoint)
     struct raftkv_client *c = client_for(urls, 2, 5, 5000, 3000);
     CHECK(c);
     CHECK_EQ(raftkv_delete(c, "k", 1, NULL), RAFTKV_OK);
-    CHECK_EQ(fake_node_requests(&a), 1);
     CHECK_EQ(fake_node_requests(&b), 1);
     CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
     raftkv_client_close(c);
-    /* A hint that is no address counts as no hint. */
-    a.hint = "not an address";
-    c = client_for(urls, 2, 5, 5000, 3000);
-    CHECK(c);
-    CHECK_EQ(raftkv_delete(c, "k", 1, NULL), RAFTKV_OK);
-    CHECK_EQ(fake_node_requests(&a), 2);
-    CHECK_EQ(fake_node_requests(&b), 2);
-    raftkv_client_close(c);
     fake_node_stop(&a);
     fake_node_stop(&b);
+}
+
+/* Hints that cannot help are not followed: every try goes back to a node that answers. */
+TEST(useless_hints_are_ignored)
+{
+    char dead[64];
+    fake_dead_url(dead, sizeof dead);
+    const char *hints[] = {NULL, "not an address", dead};
+    for (size_t i = 0; i < 3; i++) {
+        struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER, .hint = hints[i]};
+        CHECK_EQ(fake_node_start(&a), 0);
+        const char *urls[] = {a.url};
+        struct raftkv_client *c = client_for(urls, 1, 4, 30000, 300);
+        CHECK(c);
+        struct raftkv_result res;
+        CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+        CHECK(strstr(res.error, "not the leader"));
+        /* The dead leader costs one try; once its connection is known down, no more. */
+        CHECK_EQ(fake_node_requests(&a), hints[i] == dead ? 3 : 4);
+        raftkv_client_close(c);
+        fake_node_stop(&a);
+    }
 }
 
 TEST(fails_over_from_a_dead_endpoint)
@@ -102,20 +115,44 @@ TEST(fails_over_from_a_dead_endpoint)
     fake_node_stop(&b);
 }
 
-TEST(fails_over_from_a_hung_endpoint)
+TEST(fails_over_from_a_hung_leader)
 {
-    struct fake_node a = {.silent = true};
-    struct fake_node b = {.code = OK_CODE};
+    struct fake_node a = {.code = OK_CODE};
+    struct fake_node b = {.code = RAFTKV__KV__CODE__NOT_LEADER};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
+    b.hint = a.url;
     const char *urls[] = {a.url, b.url};
     struct raftkv_client *c = client_for(urls, 2, 10, 10000, 300);
     CHECK(c);
-    /* Only b ever answers; exact counts would depend on how fast this machine is. */
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK); /* a is now the known leader */
+    unsigned before = fake_node_requests(&a);
+    /* The leader hangs and b takes over; set between requests, so the nodes see it. */
+    a.silent = true;
+    b.code = OK_CODE;
     CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK);
-    CHECK(fake_node_requests(&a) >= 1);
+    CHECK(fake_node_requests(&a) > before); /* the known leader was tried first */
     raftkv_client_close(c);
     fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(fails_over_from_a_dead_leader)
+{
+    struct fake_node a = {.code = OK_CODE};
+    struct fake_node b = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    b.hint = a.url;
+    const char *urls[] = {a.url, b.url};
+    struct raftkv_client *c = client_for(urls, 2, 10, 10000, 300);
+    CHECK(c);
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK); /* a is now the known leader */
+    fake_node_stop(&a);
+    b.hint = NULL;
+    b.code = OK_CODE;
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK);
+    raftkv_client_close(c);
     fake_node_stop(&b);
 }
 
@@ -307,9 +344,10 @@ TEST(one_client_serves_several_threads)
 }
 
 TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
-          TEST_REF(not_leader_without_hint_tries_the_next_endpoint),
-          TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_endpoint),
-          TEST_REF(hung_node_times_out_on_every_try), TEST_REF(gives_up_after_the_attempts),
+          TEST_REF(not_leader_without_hint_tries_another_node), TEST_REF(useless_hints_are_ignored),
+          TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_leader),
+          TEST_REF(fails_over_from_a_dead_leader), TEST_REF(hung_node_times_out_on_every_try),
+          TEST_REF(gives_up_after_the_attempts),
           TEST_REF(backoff_gives_up_within_the_overall_timeout),
           TEST_REF(cas_mismatch_returns_the_current_value),
           TEST_REF(not_found_and_invalid_are_answers_not_retried),
