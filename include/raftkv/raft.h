@@ -101,6 +101,7 @@ struct raft_append {
     raft_index prev_index;
     raft_term prev_term;
     raft_index commit;
+    uint64_t context; /* echoed in the response (ReadIndex rounds) */
     size_t n_entries;
     struct raft_entry *entries;
 };
@@ -114,6 +115,7 @@ struct raft_append_resp {
     raft_term conflict_term;
     raft_index conflict_index;
     raft_index last_index; /* the follower's last log index */
+    uint64_t context;      /* the request's */
 };
 
 struct raft_install_snapshot {
@@ -226,6 +228,14 @@ int raft_step(struct raft *r, const struct raft_msg *msg);
  * entry committed at *index has term *term. */
 int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index, raft_term *term);
 
+/* Asks for a linearizable read (ReadIndex, Raft dissertation §6.4). The leader notes its
+ * commit index (once it has committed an entry of its term), confirms with a round of
+ * heartbeats that it still leads, and then hands back (ctx, index) in raft_ready's
+ * read_states: the host serves the read once it has applied up to index. A read pending
+ * when the node stops leading is forgotten: the host fails it when the role changes.
+ * Returns RAFT_ENOTLEADER on a follower. */
+int raft_read_index(struct raft *r, uint64_t ctx);
+
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
 void raft_campaign(struct raft *r);
 
@@ -243,6 +253,11 @@ struct raft_snapshot_chunk {
     size_t len;
     const uint8_t *data;
     bool done; /* the last chunk: the snapshot is complete */
+};
+
+struct raft_read_state {
+    uint64_t ctx;
+    raft_index index;
 };
 
 /* The batch of work the core hands to the host. */
@@ -277,6 +292,10 @@ struct raft_ready {
      * the write above is durable. */
     size_t n_msgs_after_persist;
     const struct raft_msg *msgs_after_persist;
+
+    /* Reads confirmed since the last ready: serve each once applied >= index. */
+    size_t n_read_states;
+    const struct raft_read_state *read_states;
 
     /* Committed entries to apply, in order. They are always already durable locally. */
     size_t n_committed;

@@ -99,6 +99,8 @@ void raft_free(struct raft *r)
     free(r->after_persist.msgs);
     snapshot_clear_chunks(r);
     free(r->chunks);
+    free(r->reads);
+    free(r->read_states);
     for (size_t i = 0; r->progress && i < r->n_voters; i++)
         progress_free(&r->progress[i]);
     log_free(&r->log);
@@ -170,6 +172,8 @@ void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
         r->term = term;
         r->vote = 0;
     }
+    if (r->role == RAFT_LEADER)
+        read_index_forget(r);
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->heartbeat_elapsed = 0;
@@ -324,10 +328,11 @@ static raft_index applicable_index(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return r->term != r->persisted_term || r->vote != r->persisted_vote || r->log.truncate_from ||
-           r->n_chunks || r->install_pending || r->log.stable < log_last_index(&r->log) ||
-           r->now.n || r->after_persist.n || r->replicate_pending ||
-           r->log.applied < applicable_index(r) || r->role != r->reported_role ||
-           r->leader != r->reported_leader || r->log.commit != r->reported_commit;
+           r->n_chunks || r->install_pending || r->n_read_states ||
+           r->log.stable < log_last_index(&r->log) || r->now.n || r->after_persist.n ||
+           r->replicate_pending || r->log.applied < applicable_index(r) ||
+           r->role != r->reported_role || r->leader != r->reported_leader ||
+           r->log.commit != r->reported_commit;
 }
 
 static const struct raft_entry *log_slice(const struct raft_log *l, raft_index from, raft_index to,
@@ -355,6 +360,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_msgs = r->now.n;
     rd->msgs_after_persist = r->after_persist.msgs;
     rd->n_msgs_after_persist = r->after_persist.n;
+    rd->read_states = r->read_states;
+    rd->n_read_states = r->n_read_states;
     rd->committed = log_slice(&r->log, r->log.applied + 1, applicable_index(r), &rd->n_committed);
     rd->soft_state_changed = r->role != r->reported_role || r->leader != r->reported_leader ||
                              r->log.commit != r->reported_commit;
@@ -379,6 +386,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     outbox_clear(&r->after_persist);
     snapshot_clear_chunks(r);
     r->install_pending = false;
+    r->n_read_states = 0;
     /* The leader counts itself towards a quorum only once its own write is durable
      * (Raft dissertation §10.2.1). */
     if (r->role == RAFT_LEADER && rd->n_entries)

@@ -66,6 +66,8 @@ struct progress {
     bool recent_active; /* heard from since the last check-quorum round */
     raft_index match_at_heartbeat; /* match at the previous heartbeat, to detect lost appends */
     raft_index commit_sent;        /* highest commit index told to this follower */
+    uint64_t round_sent;           /* latest ReadIndex round sent to this follower */
+    uint64_t round_acked;          /* latest ReadIndex round it answered */
     struct snapshot_transfer snap; /* in PROGRESS_SNAPSHOT */
     raft_index *inflight;          /* ring of the last index of each AppendEntries in flight */
     size_t inflight_start;
@@ -89,6 +91,13 @@ struct outbox {
     struct raft_msg *msgs;
     size_t n;
     size_t cap;
+};
+
+/* A read waiting for its leadership round to be confirmed by a quorum. */
+struct pending_read {
+    uint64_t ctx;
+    raft_index index; /* 0 until the leader has committed an entry of its term */
+    uint64_t round;
 };
 
 enum vote_state { VOTE_UNKNOWN = 0, VOTE_GRANTED, VOTE_REJECTED };
@@ -128,6 +137,16 @@ struct raft {
     size_t cap_chunks;
     bool install_pending;
 
+    /* ReadIndex: every AppendEntries carries the current round; a read is confirmed once
+     * a quorum has answered a round at least as new as its own. */
+    uint64_t read_round;
+    struct pending_read *reads;
+    size_t n_reads;
+    size_t cap_reads;
+    struct raft_read_state *read_states; /* confirmed, for the next ready */
+    size_t n_read_states;
+    size_t cap_read_states;
+
     struct outbox now;           /* may leave before the ready's write is durable */
     struct outbox after_persist; /* acknowledge durable state */
 
@@ -156,6 +175,11 @@ void snapshot_on_heartbeat(struct progress *pr);
 int snapshot_on_install(struct raft *r, const struct raft_msg *m);
 int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_clear_chunks(struct raft *r);
+
+/* read_index.c */
+void read_index_on_commit(struct raft *r);
+void read_index_confirm(struct raft *r);
+void read_index_forget(struct raft *r);
 
 /* replication.c */
 int replication_become_leader(struct raft *r);

@@ -53,6 +53,7 @@ static void send_append(struct raft *r, struct progress *pr)
     m.append.prev_index = pr->next - 1;
     m.append.prev_term = log_term_at(&r->log, m.append.prev_index);
     m.append.commit = r->log.commit;
+    m.append.context = r->read_round;
     size_t bytes = 0;
     for (raft_index i = pr->next; i <= last && m.append.n_entries < r->cfg.max_entries_per_msg;
          i++) {
@@ -66,6 +67,7 @@ static void send_append(struct raft *r, struct progress *pr)
         m.append.entries = (struct raft_entry *)log_entry_at(&r->log, pr->next);
     if (raft_send(r, &r->now, &m) != RAFT_OK)
         return; /* as if lost: the heartbeat round resends */
+    pr->round_sent = m.append.context;
     raft_index last_sent = m.append.prev_index + m.append.n_entries;
     if (min_index(m.append.commit, last_sent) > pr->commit_sent)
         pr->commit_sent = min_index(m.append.commit, last_sent);
@@ -80,7 +82,11 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
     m.append.prev_index = pr->match;
     m.append.prev_term = log_term_at(&r->log, pr->match);
     m.append.commit = min_index(r->log.commit, pr->match);
-    if (raft_send(r, &r->now, &m) == RAFT_OK && m.append.commit > pr->commit_sent)
+    m.append.context = r->read_round;
+    if (raft_send(r, &r->now, &m) != RAFT_OK)
+        return;
+    pr->round_sent = m.append.context;
+    if (m.append.commit > pr->commit_sent)
         pr->commit_sent = m.append.commit;
 }
 
@@ -105,7 +111,9 @@ static void replicate_to(struct raft *r, struct progress *pr)
         if (pr->state == PROGRESS_PROBE)
             break;
     }
-    if (!sent && min_index(r->log.commit, pr->match) > pr->commit_sent)
+    /* Nothing else carries the new commit index or the latest read round to it. */
+    if (!sent &&
+        (min_index(r->log.commit, pr->match) > pr->commit_sent || pr->round_sent < r->read_round))
         send_heartbeat(r, pr);
 }
 
@@ -140,6 +148,7 @@ void replication_maybe_commit(struct raft *r)
     if (best > r->log.commit) {
         r->log.commit = best;
         r->replicate_pending = true; /* tell the followers */
+        read_index_on_commit(r);
     }
 }
 
@@ -149,6 +158,7 @@ static int respond(struct raft *r, const struct raft_msg *m, bool success, raft_
     resp.append_resp.success = success;
     resp.append_resp.index = index;
     resp.append_resp.last_index = log_last_index(&r->log);
+    resp.append_resp.context = m->append.context;
     if (!success) {
         raft_index prev = m->append.prev_index;
         if (prev > log_last_index(&r->log)) {
@@ -240,6 +250,11 @@ int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     struct progress *pr = progress_of(r, m->from);
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
+    /* Any answer in our term, even a rejection, shows it still follows us. */
+    if (ar->context > pr->round_acked) {
+        pr->round_acked = ar->context;
+        read_index_confirm(r);
+    }
     if (pr->state == PROGRESS_SNAPSHOT)
         return RAFT_OK; /* about appends sent before the transfer began */
     if (ar->success) {

@@ -61,8 +61,12 @@ static inline void test_make_msg(uint64_t seq, raft_id from, raft_id to, size_t 
         break;
     }
     case RAFT_MSG_APPEND_RESP:
-        m->append_resp =
-            (struct raft_append_resp){seq % 2 == 0, seq * 13, seq / 2, seq * 17, UINT64_MAX - seq};
+        m->append_resp = (struct raft_append_resp){.success = seq % 2 == 0,
+                                                   .index = seq * 13,
+                                                   .conflict_term = seq / 2,
+                                                   .conflict_index = seq * 17,
+                                                   .last_index = UINT64_MAX - seq,
+                                                   .context = seq * 3};
         break;
     case RAFT_MSG_INSTALL_SNAPSHOT: {
         struct raft_install_snapshot *s = &m->install_snapshot;

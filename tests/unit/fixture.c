@@ -243,6 +243,8 @@ void fx_drain(struct fx *f)
         fx_persist_entries(f, &rd);
         fx_collect(f, rd.msgs_after_persist, rd.n_msgs_after_persist, true);
         fx_apply(f, &rd);
+        for (size_t i = 0; i < rd.n_read_states && f->n_reads < FX_MAX_READS; i++)
+            f->reads[f->n_reads++] = rd.read_states[i];
         raft_advance(f->r, &rd);
     }
     if (raft_term_of(f->r) != f->hs_term || raft_vote_of(f->r) != f->hs_vote)
@@ -309,7 +311,11 @@ int fx_append(struct fx *f, raft_id from, raft_term term, raft_index prev_index,
     for (size_t i = 0; i < n; i++)
         entries[i] = (struct raft_entry){.term = terms[i], .index = prev_index + 1 + i};
     struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND, from, term);
-    m.append = (struct raft_append){prev_index, prev_term, commit, n, n ? entries : NULL};
+    m.append = (struct raft_append){.prev_index = prev_index,
+                                    .prev_term = prev_term,
+                                    .commit = commit,
+                                    .n_entries = n,
+                                    .entries = n ? entries : NULL};
     return fx_step(f, &m);
 }
 
@@ -324,8 +330,11 @@ int fx_append_reject(struct fx *f, raft_id from, raft_index rejected_prev, raft_
                      raft_index conflict_index, raft_index last_index)
 {
     struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND_RESP, from, raft_term_of(f->r));
-    m.append_resp =
-        (struct raft_append_resp){false, rejected_prev, conflict_term, conflict_index, last_index};
+    m.append_resp = (struct raft_append_resp){.success = false,
+                                              .index = rejected_prev,
+                                              .conflict_term = conflict_term,
+                                              .conflict_index = conflict_index,
+                                              .last_index = last_index};
     return fx_step(f, &m);
 }
 

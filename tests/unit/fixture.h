@@ -16,6 +16,7 @@
 
 #define FX_MAX_MSGS 2048
 #define FX_MAX_LOG 512
+#define FX_MAX_READS 64
 
 /* Timing every fixture core uses, in ticks. */
 #define FX_ELECTION_MIN 10
@@ -77,6 +78,9 @@ struct fx {
     struct fx_applied applied[FX_MAX_LOG];
     size_t n_applied;
     raft_index last_applied;
+
+    struct raft_read_state reads[FX_MAX_READS]; /* confirmed reads handed out */
+    size_t n_reads;
 
     unsigned readies;
     char violation[256]; /* empty while the core kept the contract */

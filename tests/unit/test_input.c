@@ -311,7 +311,8 @@ static void step_append(struct fx *f, raft_index prev, raft_term prev_term,
                         struct raft_entry *entries, size_t n)
 {
     struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2};
-    m.append = (struct raft_append){prev, prev_term, 0, n, entries};
+    m.append = (struct raft_append){
+        .prev_index = prev, .prev_term = prev_term, .n_entries = n, .entries = entries};
     fx_step(f, &m);
 }
 

@@ -179,11 +179,13 @@ TEST(ack_is_not_sent_for_entries_replaced_before_persisting)
     CHECK(f);
     struct raft_entry old[] = {{.term = 1, .index = 2}, {.term = 1, .index = 3}};
     struct raft_msg a = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 1};
-    a.append = (struct raft_append){1, 1, 0, 2, old};
+    a.append =
+        (struct raft_append){.prev_index = 1, .prev_term = 1, .n_entries = 2, .entries = old};
     raft_step(f->r, &a);
     struct raft_entry newer[] = {{.term = 2, .index = 2}};
     struct raft_msg b = {.type = RAFT_MSG_APPEND, .from = 3, .to = 1, .term = 2};
-    b.append = (struct raft_append){1, 1, 0, 1, newer};
+    b.append =
+        (struct raft_append){.prev_index = 1, .prev_term = 1, .n_entries = 1, .entries = newer};
     raft_step(f->r, &b);
     fx_drain(f);
     CHECK_EQ(f->log_last, 2);
