@@ -10,18 +10,14 @@
 #include <string.h>
 
 #include "kv.pb-c.h"
-#include "kv/kv.h"
+#include "kv/kv_private.h"
 
-#define RECORD_HEADER 16
+#define RECORD_HEADER RK_KV_RECORD_HEADER
 #define DEFAULT_MAX_VALUE ((size_t)1 << 20)
 
-static const char APPLIED[] = "kv_applied";
-
-struct rk_kv {
-    struct rk_db *db;
-    MDB_dbi data;
-    struct rk_kv_limits limits;
-};
+static const char APPLIED[] = RK_KV_APPLIED;
+static const char NO_CUSTOM[] = "the KV store has no custom operations";
+static const struct raftkv_fsm_ops fsm_ops;
 
 /* One entry being applied: what it answers and what it changed. */
 struct apply {
@@ -60,6 +56,7 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
     *out = NULL;
     if (!kv)
         return rk_db_fail(db, RK_DB_ENOMEM, "out of memory");
+    kv->base.ops = &fsm_ops;
     kv->db = db;
     if (limits)
         kv->limits = *limits;
@@ -85,8 +82,14 @@ void rk_kv_close(struct rk_kv *kv)
 
 int rk_kv_applied_index(struct rk_kv *kv, raft_index *out)
 {
-    MDB_txn *txn;
+    /* Inside a batch its own transaction is the only one this thread may use. */
+    MDB_txn *txn = rk_db_current_txn(kv->db);
     uint64_t applied = 0;
+    if (txn) {
+        int rc = rk_db_meta_get(kv->db, txn, APPLIED, &applied, 1, NULL);
+        *out = applied;
+        return rc;
+    }
     int rc = rk_db_read_begin(kv->db, &txn);
     if (rc)
         return rc;
@@ -163,6 +166,8 @@ int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_b
     bool ok = false;
     if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
         ok = true;
+    else if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM)
+        snprintf(why, sizeof why, "%s", NO_CUSTOM);
     else if (r && !op_fields(r->op_case, r->put, &key, &value))
         snprintf(why, sizeof why, "request has no operation");
     else if (r)
@@ -269,7 +274,9 @@ static int run_command(struct apply *a, const Raftkv__Kv__Command *c)
     ProtobufCBinaryData key, value;
     struct record r;
     if (!op_fields(c->op_case, c->put, &key, &value)) {
-        snprintf(a->why, sizeof a->why, "command has no operation");
+        snprintf(a->why, sizeof a->why, "%s",
+                 c->op_case == RAFTKV__KV__COMMAND__OP_CUSTOM ? NO_CUSTOM
+                                                              : "command has no operation");
         return RK_DB_OK;
     }
     /* Only limits every node shares: the configured ones were checked at proposal, and a
@@ -344,5 +351,93 @@ int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
         rk_bytes_free(response);
         rk_bytes_free(change);
     }
+    return rc;
+}
+
+/* The fsm path (kv.h): thin adapters over the functions above and kv_snapshot.c. */
+
+static struct raftkv_buf to_buf(struct rk_bytes b)
+{
+    return (struct raftkv_buf){b.data, b.len};
+}
+
+static int fsm_validate(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                        struct raftkv_buf *result)
+{
+    struct rk_bytes b;
+    int rc = rk_kv_validate((struct rk_kv *)fsm, request, len, &b);
+    *result = to_buf(b);
+    return rc;
+}
+
+static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
+                     struct raftkv_buf *result, struct raftkv_buf *event)
+{
+    struct rk_kv *kv = (struct rk_kv *)fsm;
+    MDB_txn *txn = rk_db_current_txn(kv->db);
+    struct rk_bytes r = {NULL, 0}, c = {NULL, 0};
+    int rc = txn ? rk_kv_apply(kv, txn, entry, &r, &c)
+                 : rk_db_fail(kv->db, RK_DB_EIO, "kv apply outside rk_db_write");
+    *result = to_buf(r);
+    *event = to_buf(c);
+    return rc;
+}
+
+static int fsm_applied_index(struct raftkv_fsm *fsm, raft_index *index)
+{
+    return rk_kv_applied_index((struct rk_kv *)fsm, index);
+}
+
+static int fsm_snapshot(struct raftkv_fsm *fsm, raftkv_snapshot_emit_fn emit, void *arg,
+                        raft_index *index)
+{
+    return rk_kv_snapshot((struct rk_kv *)fsm, emit, arg, index);
+}
+
+static int fsm_restore(struct raftkv_fsm *fsm, raft_index index, raftkv_snapshot_read_fn read,
+                       void *arg)
+{
+    struct rk_kv *kv = (struct rk_kv *)fsm;
+    MDB_txn *txn = rk_db_current_txn(kv->db);
+    if (!txn)
+        return rk_db_fail(kv->db, RK_DB_EIO, "kv restore outside rk_db_write");
+    return rk_kv_restore(kv, txn, index, read, arg);
+}
+
+static const char *fsm_strerror(struct raftkv_fsm *fsm, int err)
+{
+    (void)fsm;
+    switch (err) {
+    case RK_KV_EINVALID:
+        return "the request is invalid";
+    case RK_KV_ESNAPSHOT:
+        return "the snapshot is malformed, truncated or fails its checksum";
+    case RK_KV_ECALLBACK:
+        return "the snapshot's emit or read function failed";
+    default:
+        return rk_db_strerror(err);
+    }
+}
+
+static void fsm_close(struct raftkv_fsm *fsm)
+{
+    rk_kv_close((struct rk_kv *)fsm);
+}
+
+static const struct raftkv_fsm_ops fsm_ops = {
+    .validate = fsm_validate,
+    .apply = fsm_apply,
+    .applied_index = fsm_applied_index,
+    .snapshot = fsm_snapshot,
+    .restore = fsm_restore,
+    .strerror = fsm_strerror,
+    .close = fsm_close,
+};
+
+int rk_kv_fsm_open(struct rk_db *db, const struct rk_kv_limits *limits, struct raftkv_fsm **out)
+{
+    struct rk_kv *kv;
+    int rc = rk_kv_open(db, limits, &kv);
+    *out = rc ? NULL : &kv->base;
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftkv/fsm.h"
 #include "raftkv/raft.h"
 #include "storage/db.h"
 
@@ -24,16 +25,59 @@ struct rk_kv_limits {
 };
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
+/* Error codes of the KV store beyond the rk_db_err ones it also returns. */
+#define RK_KV_EINVALID 100  /* validate rejected the request (the answer is in *response) */
+#define RK_KV_ESNAPSHOT 101 /* restore: the stream is malformed, truncated or fails its CRC */
+#define RK_KV_ECALLBACK 102 /* the snapshot's emit or restore's read function failed */
+
+/*
+ * THE FSM PATH: the KV store as a raftkv_fsm (include/raftkv/fsm.h). The node moves to it;
+ * the rk_kv_* functions below are the older direct API, kept while the node still calls
+ * them, and are what the fsm ops run (one implementation, two entry points).
+ *
+ *   validate       rk_kv_validate.
+ *   apply          rk_kv_apply in rk_db_current_txn(db) (RK_DB_EIO outside rk_db_write).
+ *                  A Command's custom op is answered INVALID: "the KV store has no custom
+ *                  operations".
+ *   applied_index  rk_kv_applied_index.
+ *   snapshot       call on a background thread (see rk_db_read_begin: emit must never wait
+ *                  for the thread that runs rk_db_write). Streams the store in the format
+ *                  below, as of the applied index of one LMDB read transaction, without
+ *                  blocking writers. A failing emit ends it with RK_KV_ECALLBACK.
+ *   restore        call inside rk_db_write, on its thread. Empties the store, loads the
+ *                  stream, checking it as it goes, and sets the applied index to index. A
+ *                  malformed stream, or one whose header names another index, returns
+ *                  RK_KV_ESNAPSHOT (details in rk_db_errmsg): the caller aborts the
+ *                  transaction and the old state stays. rk_db_write may run its fn again
+ *                  after growing the map, so the caller's write fn must restart read from
+ *                  the first byte each time it is called. Peak space: LMDB does not reuse the
+ *                  pages of the emptied store within the restoring transaction, so the map
+ *                  needs room for the old and the new state at once.
+ *   strerror       static text per code; rk_db_errmsg has details of errors on the writer
+ *                  thread.
+ *
+ * Snapshot format, version 1. Integers are big-endian.
+ *   header  32 bytes: magic "raftkvKV" (8 bytes), format version u32 (1), flags u32 (0),
+ *           applied index u64, record count u64
+ *   record  per key, in ascending memcmp key order (no duplicates): key length u32
+ *           (1..LMDB's key limit), value length u32, create revision u64, mod revision u64
+ *           (1 <= create <= mod <= applied index), key bytes, value bytes
+ *   trailer CRC-32C (Castagnoli) u32 of every byte before it
+ * Its size is 36 + the sum over records of 24 + key length + value length.
+ */
+int rk_kv_fsm_open(struct rk_db *db, const struct rk_kv_limits *limits, struct raftkv_fsm **out);
+
+#define RK_KV_SNAPSHOT_VERSION 1
+
+/* The older direct API (see above). */
 struct rk_kv;
 
 int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out);
 void rk_kv_close(struct rk_kv *kv);
 
-/* The last applied index, as stored. */
+/* The last applied index, as stored; inside rk_db_write (on its thread) as the batch
+ * left it so far. */
 int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
-
-/* rk_kv_validate's answer for a rejected request (distinct from every rk_db_err). */
-#define RK_KV_EINVALID 100
 
 /* Checks a packed kv.proto ClientRequest against the limits before it is proposed.
  * Returns 0 if acceptable; otherwise RK_KV_EINVALID with *response filled with a packed

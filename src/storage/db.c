@@ -59,6 +59,28 @@ const char *rk_db_errmsg(const struct rk_db *db)
     return db ? db->err : "out of memory";
 }
 
+const char *rk_db_strerror(int err)
+{
+    switch (err) {
+    case RK_DB_OK:
+        return "ok";
+    case RK_DB_EIO:
+        return "storage I/O error";
+    case RK_DB_EFULL:
+        return "storage full";
+    case RK_DB_EIDENTITY:
+        return "data dir belongs to another cluster or node";
+    case RK_DB_EFORMAT:
+        return "data dir written by a newer on-disk format";
+    case RK_DB_ENOMEM:
+        return "out of memory";
+    case RK_DB_ECORRUPT:
+        return "stored data is inconsistent";
+    default:
+        return "unknown error";
+    }
+}
+
 MDB_env *rk_db_env(struct rk_db *db)
 {
     return db->env;

@@ -38,6 +38,8 @@ int rk_db_open(const struct rk_db_options *opts, struct rk_db **out);
 /* On failure of rk_db_open *out is still set (or NULL on ENOMEM) so the message can be
  * read; rk_db_close it afterwards. */
 const char *rk_db_errmsg(const struct rk_db *db);
+/* A short, static description of an rk_db_err (rk_db_errmsg has the details). */
+const char *rk_db_strerror(int err);
 void rk_db_close(struct rk_db *db);
 
 MDB_env *rk_db_env(struct rk_db *db);
@@ -62,7 +64,13 @@ int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
 MDB_txn *rk_db_current_txn(struct rk_db *db);
 
 /* A read-only transaction; end it with rk_db_read_end (not mdb_txn_abort): growing the
- * map remaps the file, which LMDB allows only while no transaction is open. */
+ * map remaps the file, which LMDB allows only while no transaction is open. A long read
+ * (a state machine snapshot on a background thread) never blocks writers (LMDB MVCC),
+ * except that an rk_db_write whose map must grow waits, inside rk_db_write, until that
+ * read ends. So a thread holding a read transaction must never wait for the writer thread,
+ * or the two deadlock once the map fills. While a read is open, LMDB cannot reuse the
+ * pages freed since it began: the file grows by what is written meanwhile. LMDB ties a
+ * read transaction to its thread: one per thread, and not while that thread writes. */
 int rk_db_read_begin(struct rk_db *db, MDB_txn **txn);
 void rk_db_read_end(struct rk_db *db, MDB_txn *txn);
 
@@ -105,10 +113,14 @@ struct rk_db_stats {
 void rk_db_stats(struct rk_db *db, struct rk_db_stats *out);
 
 /* LMDB-backed Raft storage (storage.h) in db's environment: entries in the "log" database,
- * term/vote and the snapshot position in "meta" (set by a ready's install_snapshot, which
- * also clears the log; the state machine side of a snapshot is the host's). save must run inside
- * rk_db_write (it writes into rk_db_current_txn) and, like load, returns rk_db_err codes, so the
- * host's write fn can return save's result as is. Call at setup, never inside rk_db_write. */
+ * term/vote, the log's starting point and the latest snapshot's meta in "meta" (set by a
+ * ready's install_snapshot, which also clears the log, and by compact; the state machine
+ * side of a snapshot is the host's). save and compact must run inside rk_db_write (they
+ * write into rk_db_current_txn) and, like load, return rk_db_err codes, so the host's write
+ * fn can return their result as is. compact only moves the log start and the snapshot meta
+ * forward (an older one is ignored) and refuses (RK_DB_ECORRUPT) a compact_to past
+ * meta->index or whose stored entry has another term than compact_term. Call at setup,
+ * never inside rk_db_write. */
 int rk_lmdb_storage_new(struct rk_db *db, struct rk_storage **out);
 
 #endif

@@ -3,8 +3,12 @@
  * entry index, so keys sort in log order and appends can use MDB_APPEND (no tree search,
  * packed pages). A value is a fixed 9-byte header, term (big-endian uint64) and type (one
  * byte), followed by the entry's data: no decoding library, no allocation on the write
- * path (MDB_RESERVE), and the index is not stored twice. Term/vote and the snapshot
- * position are meta records.
+ * path (MDB_RESERVE), and the index is not stored twice. Term/vote, the log's starting
+ * point and the latest snapshot's meta are meta records.
+ *
+ * Compaction deletes entries from the front of the tree. LMDB puts their pages on its free
+ * list and reuses them once no reader still sees them, so a log that is appended to and
+ * compacted keeps a bounded file (tests/storage checks it); the file itself never shrinks.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -16,7 +20,10 @@
 #define ENTRY_HEADER 9
 
 static const char HARD_STATE[] = "hard_state"; /* term, vote */
-static const char SNAPSHOT[] = "snapshot";     /* index, term */
+/* The log's starting point: entries up to its index were compacted away. The record
+ * name predates snapshots' meta, hence "snapshot". */
+static const char SNAPSHOT[] = "snapshot";           /* index, term */
+static const char SNAPSHOT_META[] = "snapshot_meta"; /* index, term, size */
 
 struct lmdb_storage {
     struct rk_storage base;
@@ -72,12 +79,21 @@ static int append_entry(struct lmdb_storage *ls, MDB_cursor *cur, const struct r
     return RK_DB_OK;
 }
 
+static int put_snapshot_meta(struct lmdb_storage *ls, MDB_txn *txn,
+                             const struct raft_snapshot_meta *m)
+{
+    uint64_t vals[3] = {m->index, m->term, m->size};
+    return rk_db_meta_put(ls->db, txn, SNAPSHOT_META, vals, 3);
+}
+
 /* An installed snapshot replaces the whole log: it becomes the log's starting point. */
 static int install_snapshot(struct lmdb_storage *ls, MDB_txn *txn, const struct raft_ready *rd)
 {
     int rc = rk_db_check(ls->db, mdb_drop(txn, ls->log, 0), "clear log for snapshot");
     uint64_t snap[2] = {rd->snapshot.index, rd->snapshot.term};
-    return rc ? rc : rk_db_meta_put(ls->db, txn, SNAPSHOT, snap, 2);
+    if (!rc)
+        rc = rk_db_meta_put(ls->db, txn, SNAPSHOT, snap, 2);
+    return rc ? rc : put_snapshot_meta(ls, txn, &rd->snapshot);
 }
 
 static int save_log(struct lmdb_storage *ls, MDB_cursor *cur, const struct raft_ready *rd)
@@ -121,6 +137,60 @@ static int lmdb_save(struct rk_storage *s, const struct raft_ready *rd)
     rc = save_log(ls, cur, rd);
     mdb_cursor_close(cur);
     return rc;
+}
+
+/* Deletes the entries up to compact_to from the front, checking the last one deleted has
+ * compact_term: a mismatch means the caller's view of the log is not what is stored. */
+static int delete_prefix(struct lmdb_storage *ls, MDB_cursor *cur, raft_index compact_to,
+                         raft_term compact_term)
+{
+    MDB_val k, v;
+    int rc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == MDB_SUCCESS &&
+           rk_db_decode_u64(k.mv_data) <= compact_to) {
+        if (rk_db_decode_u64(k.mv_data) == compact_to &&
+            (v.mv_size < ENTRY_HEADER || rk_db_decode_u64(v.mv_data) != compact_term))
+            return rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                              "refusing to compact to entry %" PRIu64 " of term %" PRIu64
+                              ": the stored entry has another term",
+                              compact_to, compact_term);
+        if ((rc = mdb_cursor_del(cur, 0)) != MDB_SUCCESS)
+            break;
+    }
+    return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? RK_DB_OK
+                                                   : rk_db_check(ls->db, rc, "compact log");
+}
+
+/* A compaction older than what is stored (e.g. a local snapshot that finished after a newer
+ * one was installed) moves nothing back: the log start and the snapshot meta only advance. */
+static int lmdb_compact(struct rk_storage *s, const struct raft_snapshot_meta *meta,
+                        raft_index compact_to, raft_term compact_term)
+{
+    struct lmdb_storage *ls = (struct lmdb_storage *)s;
+    MDB_txn *txn = rk_db_current_txn(ls->db);
+    if (!txn)
+        return rk_db_fail(ls->db, RK_DB_EIO, "log compact outside rk_db_write");
+    if (compact_to > meta->index)
+        return rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                          "refusing to compact to %" PRIu64 ", past the snapshot at %" PRIu64,
+                          compact_to, meta->index);
+    uint64_t start[2], stored[3];
+    int rc = rk_db_meta_get(ls->db, txn, SNAPSHOT, start, 2, NULL);
+    if (!rc)
+        rc = rk_db_meta_get(ls->db, txn, SNAPSHOT_META, stored, 3, NULL);
+    if (!rc && meta->index > stored[0])
+        rc = put_snapshot_meta(ls, txn, meta);
+    if (rc || compact_to <= start[0])
+        return rc;
+    MDB_cursor *cur;
+    rc = rk_db_check(ls->db, mdb_cursor_open(txn, ls->log, &cur), "open log cursor");
+    if (rc)
+        return rc;
+    rc = delete_prefix(ls, cur, compact_to, compact_term);
+    mdb_cursor_close(cur);
+    start[0] = compact_to;
+    start[1] = compact_term;
+    return rc ? rc : rk_db_meta_put(ls->db, txn, SNAPSHOT, start, 2);
 }
 
 /* Decodes one stored entry into e (copying its data), checking it follows prev. */
@@ -190,14 +260,23 @@ static int lmdb_load(struct rk_storage *s, struct raft_restore *out)
     int rc = rk_db_read_begin(ls->db, &txn);
     if (rc)
         return rc;
-    uint64_t hs[2] = {0}, snap[2] = {0};
+    uint64_t hs[2] = {0}, snap[2] = {0}, meta[3] = {0};
     rc = rk_db_meta_get(ls->db, txn, HARD_STATE, hs, 2, NULL);
     if (!rc)
         rc = rk_db_meta_get(ls->db, txn, SNAPSHOT, snap, 2, NULL);
+    if (!rc)
+        rc = rk_db_meta_get(ls->db, txn, SNAPSHOT_META, meta, 3, NULL);
     out->term = hs[0];
     out->vote = hs[1];
     out->snapshot_index = snap[0];
     out->snapshot_term = snap[1];
+    out->snapshot = (struct raft_snapshot_meta){meta[0], meta[1], meta[2]};
+    /* Compacted entries live only in a snapshot: without one they are lost. */
+    if (!rc && meta[0] < snap[0])
+        rc = rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                        "the log starts after entry %" PRIu64
+                        " but the latest snapshot is at %" PRIu64,
+                        snap[0], meta[0]);
     if (!rc)
         rc = load_log(ls, txn, out);
     rk_db_read_end(ls->db, txn);
@@ -214,6 +293,7 @@ static void lmdb_close(struct rk_storage *s)
 static const struct rk_storage_ops lmdb_ops = {
     .load = lmdb_load,
     .save = lmdb_save,
+    .compact = lmdb_compact,
     .close = lmdb_close,
 };
 

@@ -5,10 +5,9 @@
 
 #include "kv.pb-c.h"
 #include "kv/kv.h"
+#include "kv_commands.h"
 #include "test.h"
 #include "storage/tmp_dir.h"
-
-#define B(s) ((ProtobufCBinaryData){strlen(s), (uint8_t *)(s)})
 
 struct fixture {
     struct tmp_dir dir;
@@ -41,60 +40,6 @@ static void fixture_end(struct fixture *f)
 {
     fixture_close(f);
     tmp_dir_remove(&f->dir);
-}
-
-/* A packed Command or ClientRequest (same field numbers) with one op. */
-static struct rk_bytes pack_request(const ProtobufCMessage *m)
-{
-    struct rk_bytes b = {NULL, protobuf_c_message_get_packed_size(m)};
-    b.data = malloc(b.len ? b.len : 1);
-    protobuf_c_message_pack(m, b.data);
-    return b;
-}
-
-static struct rk_bytes cmd_put(const char *key, const char *value)
-{
-    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    put.key = B(key);
-    put.value = B(value);
-    c.op_case = RAFTKV__KV__COMMAND__OP_PUT;
-    c.put = &put;
-    return pack_request(&c.base);
-}
-
-static struct rk_bytes cmd_get(const char *key)
-{
-    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    get.key = B(key);
-    c.op_case = RAFTKV__KV__COMMAND__OP_GET;
-    c.get = &get;
-    return pack_request(&c.base);
-}
-
-static struct rk_bytes cmd_delete(const char *key)
-{
-    Raftkv__Kv__Delete del = RAFTKV__KV__DELETE__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    del.key = B(key);
-    c.op_case = RAFTKV__KV__COMMAND__OP_DELETE;
-    c.delete_ = &del;
-    return pack_request(&c.base);
-}
-
-/* expected == NULL means expect_absent. */
-static struct rk_bytes cmd_cas(const char *key, const char *expected, const char *new_value)
-{
-    Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    cas.key = B(key);
-    cas.expect_absent = expected == NULL;
-    cas.expected = B(expected ? expected : "");
-    cas.new_value = B(new_value);
-    c.op_case = RAFTKV__KV__COMMAND__OP_CAS;
-    c.cas = &cas;
-    return pack_request(&c.base);
 }
 
 struct applied {
@@ -150,11 +95,6 @@ static struct applied apply_cmd(struct fixture *f, raft_index index, struct rk_b
     struct applied out = apply_entry(f, &e, false);
     free(cmd.data);
     return out;
-}
-
-static bool bytes_eq(ProtobufCBinaryData b, const char *s)
-{
-    return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);
 }
 
 static raft_index applied_index(struct fixture *f)

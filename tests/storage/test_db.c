@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "storage/db.h"
 #include "storage/storage.h"
@@ -271,7 +272,7 @@ TEST(installed_snapshot_replaces_the_log)
     CHECK_EQ(append(db, s, 1, 5, 1, 8), 0);
     struct raft_entry *es = make_entries(21, 2, 3, 8);
     struct raft_ready rd = {.install_snapshot = true,
-                            .snapshot = {.index = 20, .term = 3},
+                            .snapshot = {.index = 20, .term = 3, .size = 777},
                             .n_entries = 2,
                             .entries = es};
     CHECK_EQ(save_ready(db, s, &rd), 0);
@@ -281,6 +282,9 @@ TEST(installed_snapshot_replaces_the_log)
     CHECK_EQ(s->ops->load(s, &r), 0);
     CHECK_EQ(r.snapshot_index, 20);
     CHECK_EQ(r.snapshot_term, 3);
+    CHECK_EQ(r.snapshot.index, 20);
+    CHECK_EQ(r.snapshot.term, 3);
+    CHECK_EQ(r.snapshot.size, 777);
     CHECK_EQ(r.n_entries, 2);
     CHECK(entry_matches(&r.entries[0], 21, 3, 8));
     CHECK(entry_matches(&r.entries[1], 22, 3, 8));
@@ -408,6 +412,165 @@ TEST(full_at_max_refuses_writes_and_keeps_reads)
     tmp_dir_remove(&d);
 }
 
+struct compact {
+    struct rk_storage *s;
+    struct raft_snapshot_meta meta;
+    raft_index to;
+    raft_term term;
+};
+
+static int compact_fn(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct compact *c = arg;
+    return c->s->ops->compact(c->s, &c->meta, c->to, c->term);
+}
+
+static int compact(struct rk_db *db, struct rk_storage *s, raft_index snap_index,
+                   raft_term snap_term, uint64_t size, raft_index to, raft_term term)
+{
+    struct compact c = {s, {snap_index, snap_term, size}, to, term};
+    return rk_db_write(db, compact_fn, &c);
+}
+
+/* load reports the log start, the snapshot meta and the entries after the start. */
+static bool loads(struct rk_storage *s, raft_index start, raft_term start_term,
+                  raft_index snap_index, raft_term snap_term, uint64_t size, raft_index last)
+{
+    struct raft_restore r;
+    if (s->ops->load(s, &r) != 0)
+        return false;
+    bool ok = r.snapshot_index == start && r.snapshot_term == start_term &&
+              r.snapshot.index == snap_index && r.snapshot.term == snap_term &&
+              r.snapshot.size == size && r.n_entries == last - start;
+    for (size_t i = 0; ok && i < r.n_entries; i++)
+        ok = entry_matches(&r.entries[i], start + 1 + i, start + 1 + i <= 50 ? 1 : 2, 16);
+    if (!ok)
+        fprintf(stderr,
+                "loaded start %" PRIu64 "/%" PRIu64 " snapshot %" PRIu64 "/%" PRIu64 "/%" PRIu64
+                ", %zu entries\n",
+                r.snapshot_index, r.snapshot_term, r.snapshot.index, r.snapshot.term,
+                r.snapshot.size, r.n_entries);
+    rk_storage_restore_free(&r);
+    return ok;
+}
+
+TEST(compact_then_reopen_reports_log_start_snapshot_and_entries)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(append(db, s, 1, 50, 1, 16), 0);
+    CHECK_EQ(append(db, s, 51, 10, 2, 16), 0);
+    CHECK(loads(s, 0, 0, 0, 0, 0, 60));
+    /* snapshot at 55, keeping entries 46.. for slow followers */
+    CHECK_EQ(compact(db, s, 55, 2, 12345, 45, 1), 0);
+    s->ops->close(s);
+    rk_db_close(db);
+    db = open_ok(&o);
+    CHECK(db);
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+
+    /* refused, changing nothing: a wrong term for compact_to, compact_to past the snapshot */
+    CHECK_EQ(compact(db, s, 58, 2, 1, 50, 2), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(db), "another term"));
+    CHECK_EQ(compact(db, s, 58, 2, 1, 59, 2), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(db), "past the snapshot"));
+    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+    /* an older snapshot moves nothing back */
+    CHECK_EQ(compact(db, s, 40, 1, 9, 30, 1), 0);
+    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+    /* outside a write transaction: refused */
+    struct raft_snapshot_meta meta = {58, 2, 1};
+    CHECK_EQ(s->ops->compact(s, &meta, 50, 1), RK_DB_EIO);
+
+    /* compacting the whole log: it goes on at the next index */
+    CHECK_EQ(compact(db, s, 60, 2, 777, 60, 2), 0);
+    CHECK(loads(s, 60, 2, 60, 2, 777, 60));
+    CHECK_EQ(append(db, s, 62, 1, 2, 16), RK_DB_ECORRUPT);
+    CHECK_EQ(append(db, s, 61, 3, 2, 16), 0);
+    CHECK(loads(s, 60, 2, 60, 2, 777, 63));
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+static int put_log_start(MDB_txn *txn, void *arg)
+{
+    uint64_t start[2] = {10, 1};
+    return rk_db_meta_put(arg, txn, "snapshot", start, 2);
+}
+
+TEST(load_refuses_a_log_start_without_a_snapshot)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(rk_db_write(db, put_log_start, db), 0);
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(db), "latest snapshot is at 0"));
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
+static off_t file_size(const char *dir)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* LMDB reuses the pages compaction frees: a log appended to and compacted for a long time
+ * stays the size of what it holds, not of what went through it (40 MiB here). */
+TEST(append_and_compact_keep_the_file_bounded)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    o.max_map_bytes = 256 << 20;
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    const size_t per_round = 40, entry = 4096, keep = 20;
+    off_t warm = 0;
+    struct rk_db_stats st;
+    for (size_t round = 1; round <= 250; round++) {
+        raft_index first = (round - 1) * per_round + 1, last = round * per_round;
+        CHECK_EQ(append(db, s, first, per_round, 1, entry), 0);
+        CHECK_EQ(compact(db, s, last, 1, 1, last - keep, 1), 0);
+        if (round == 25)
+            warm = file_size(d.path);
+    }
+    off_t end = file_size(d.path);
+    rk_db_stats(db, &st);
+    fprintf(stderr, "data.mdb: %lld bytes after 25 rounds, %lld after 250 (%zu used)\n",
+            (long long)warm, (long long)end, st.used_bytes);
+    CHECK(warm > 0);
+    CHECK(end <= 2 * warm);
+    CHECK(end < (4 << 20));
+    struct raft_restore r;
+    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(r.n_entries, keep);
+    CHECK_EQ(r.snapshot_index, 250 * per_round - keep);
+    rk_storage_restore_free(&r);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
 static int fail_after_put(MDB_txn *txn, void *arg)
 {
     (void)txn;
@@ -462,4 +625,7 @@ TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster
           TEST_REF(installed_snapshot_replaces_the_log),
           TEST_REF(map_grows_and_reopen_keeps_grown_size),
           TEST_REF(full_at_max_refuses_writes_and_keeps_reads),
-          TEST_REF(write_fn_error_aborts_and_commit_is_counted))
+          TEST_REF(write_fn_error_aborts_and_commit_is_counted),
+          TEST_REF(compact_then_reopen_reports_log_start_snapshot_and_entries),
+          TEST_REF(load_refuses_a_log_start_without_a_snapshot),
+          TEST_REF(append_and_compact_keep_the_file_bounded))
