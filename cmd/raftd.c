@@ -1,119 +1,27 @@
-/* raftd: one member of a raftkv cluster. */
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+/* raftd: one member of a raftkv cluster, with the key-value store as its state machine. */
+#include <lmdb.h>
 
-#include "node/config.h"
+#include "kv/kv.h"
+#include "node/daemon.h"
 #include "node/log.h"
-#include "node/node.h"
 
-/* Exit statuses: 0 clean stop, 1 runtime failure, 2 usage or configuration error. */
-enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
-
-static struct rk_node *volatile running_node;
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
+static int open_kv(struct rk_db *db, const struct rk_config *cfg, void *arg,
+                   struct raftkv_fsm **out)
 {
-    (void)sig;
-    stop_requested = 1;
-    struct rk_node *n = running_node;
-    if (n)
-        rk_node_request_stop(n);
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: raftd --config FILE\n"
-                 "       raftd --version | --help\n"
-                 "\n"
-                 "Runs one node of a raftkv cluster as described by FILE (see\n"
-                 "deploy/node.conf.example for every key). Stops cleanly on SIGTERM or SIGINT.\n"
-                 "Environment: RAFT_LOG=error|warn|info|debug raises the configured log_level.\n"
-                 "Exit status: 0 stopped, 1 runtime failure, 2 bad usage or configuration.\n");
-}
-
-/* Returns the config path, or NULL after printing what to do (status in *exit_code). */
-static const char *parse_args(int argc, char **argv, int *exit_code)
-{
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            *exit_code = 0;
-            return NULL;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("raftd %s\n", RAFTKV_VERSION);
-            *exit_code = 0;
-            return NULL;
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && !path) {
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0 && !path) {
-            path = argv[i] + 9;
-        } else {
-            fprintf(stderr, "raftd: unexpected argument \"%s\"\n", argv[i]);
-            usage(stderr);
-            *exit_code = EXIT_CONFIG;
-            return NULL;
-        }
+    (void)arg;
+    struct rk_kv_limits limits = {cfg->max_key_bytes, cfg->max_value_bytes};
+    if (rk_kv_fsm_open(db, &limits, out) != 0) {
+        rk_error("cannot open the key-value data in %s: %s", cfg->data_dir, rk_db_errmsg(db));
+        return -1;
     }
-    if (!path) {
-        fprintf(stderr, "raftd: --config FILE is required\n");
-        usage(stderr);
-        *exit_code = EXIT_CONFIG;
-    }
-    return path;
-}
-
-static void set_log_level(const struct rk_config *cfg)
-{
-    enum rk_log_level level = cfg->log_level, env;
-    const char *s = getenv("RAFT_LOG");
-    if (s && rk_log_level_parse(s, &env) == 0 && env > level)
-        level = env;
-    else if (s && *s && rk_log_level_parse(s, &env) != 0)
-        fprintf(stderr, "raftd: ignoring RAFT_LOG=\"%s\" (not error, warn, info or debug)\n", s);
-    rk_log_set_level(level);
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    size_t lmdb_max_key = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
+    if (cfg->max_key_bytes > lmdb_max_key)
+        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
+                cfg->max_key_bytes, lmdb_max_key);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    int exit_code = 0;
-    const char *path = parse_args(argc, argv, &exit_code);
-    if (!path)
-        return exit_code;
-    struct rk_config cfg;
-    char err[1024];
-    if (rk_config_load(path, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "raftd: %s\n", err);
-        return EXIT_CONFIG;
-    }
-    set_log_level(&cfg);
-    /* Signals first: a SIGTERM during start must still stop the node once it runs. */
-    install_signals();
-    struct rk_node *node;
-    int rc = rk_node_start(&cfg, &node);
-    if (rc == 0) {
-        running_node = node;
-        if (stop_requested)
-            rk_node_request_stop(node);
-        rc = rk_node_run(node);
-        running_node = NULL;
-        rk_node_free(node);
-    }
-    rk_config_free(&cfg);
-    return rc == 0 ? 0 : EXIT_RUNTIME;
+    return rk_daemon_main(argc, argv, "raftd", open_kv, NULL);
 }

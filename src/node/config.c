@@ -9,13 +9,14 @@
 #include "node/config.h"
 
 enum value_type {
-    V_ID,    /* positive integer */
-    V_U64,   /* positive integer, decimal or 0x hex */
-    V_STR,   /* non-empty string */
-    V_URL,   /* scheme://address */
-    V_MS,    /* milliseconds: unsigned */
-    V_COUNT, /* positive integer: size_t */
-    V_SIZE,  /* bytes with optional KiB/MiB/GiB suffix: size_t */
+    V_ID,     /* positive integer */
+    V_U64,    /* positive integer, decimal or 0x hex */
+    V_STR,    /* non-empty string */
+    V_URL,    /* scheme://address */
+    V_MS,     /* milliseconds: unsigned */
+    V_COUNT,  /* positive integer: size_t */
+    V_COUNT0, /* integer, 0 included: size_t */
+    V_SIZE,   /* bytes with optional KiB/MiB/GiB suffix: size_t */
     V_SIZE64,
     V_LEVEL,
 };
@@ -48,6 +49,11 @@ static const struct key_spec keys[] = {
     KEY(max_key_bytes, V_SIZE, false),
     KEY(max_value_bytes, V_SIZE, false),
     KEY(max_db_bytes, V_SIZE64, false),
+    KEY(snapshot_entries, V_COUNT, false),
+    KEY(snapshot_bytes, V_SIZE, false),
+    KEY(snapshot_trailing_entries, V_COUNT0, false),
+    KEY(snapshot_chunk_bytes, V_SIZE, false),
+    KEY(snapshot_max_inflight_chunks, V_COUNT, false),
     KEY(log_level, V_LEVEL, false),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -99,6 +105,11 @@ static void config_defaults(struct rk_config *cfg)
     cfg->max_key_bytes = 511; /* LMDB's key limit in Debian's build */
     cfg->max_value_bytes = 1 << 20;
     cfg->max_db_bytes = 8ULL << 30;
+    cfg->snapshot_entries = 10000;
+    cfg->snapshot_bytes = 64u << 20;
+    cfg->snapshot_trailing_entries = 5000;
+    cfg->snapshot_chunk_bytes = 1u << 20;
+    cfg->snapshot_max_inflight_chunks = 4;
     cfg->log_level = RK_LOG_INFO;
 }
 
@@ -175,6 +186,8 @@ static const char *type_expectation(enum value_type type)
     case V_U64:
     case V_COUNT:
         return "expected a positive integer";
+    case V_COUNT0:
+        return "expected a whole number (0 or more)";
     case V_STR:
         return "expected a value";
     case V_URL:
@@ -200,12 +213,13 @@ static int set_value(struct rk_config *cfg, const struct key_spec *spec, const c
     case V_ID:
     case V_U64:
     case V_COUNT:
+    case V_COUNT0:
         rc = parse_number(value, spec->type == V_U64, &v);
-        if (rc == 0 && v == 0)
+        if (rc == 0 && v == 0 && spec->type != V_COUNT0)
             rc = -1;
-        if (rc == 0 && spec->type == V_COUNT && v > SIZE_MAX)
+        if (rc == 0 && (spec->type == V_COUNT || spec->type == V_COUNT0) && v > SIZE_MAX)
             rc = -1;
-        if (rc == 0 && spec->type == V_COUNT)
+        if (rc == 0 && (spec->type == V_COUNT || spec->type == V_COUNT0))
             *(size_t *)field = (size_t)v;
         else if (rc == 0)
             *(uint64_t *)field = v;
@@ -417,13 +431,30 @@ static int check_timing(struct parser *p)
     return 0;
 }
 
+/* Largest InstallSnapshot chunk: it travels in one message. */
+#define MAX_SNAPSHOT_CHUNK_BYTES (64u << 20)
+
+static int check_snapshots(struct parser *p)
+{
+    const struct rk_config *cfg = p->cfg;
+    if (cfg->snapshot_trailing_entries > cfg->snapshot_entries)
+        return fail_at(p, key_line(p, "snapshot_trailing_entries"), "snapshot_trailing_entries",
+                       "must not be more than snapshot_entries (%zu)", cfg->snapshot_entries);
+    if (cfg->snapshot_chunk_bytes > MAX_SNAPSHOT_CHUNK_BYTES)
+        return fail_at(p, key_line(p, "snapshot_chunk_bytes"), "snapshot_chunk_bytes",
+                       "must be at most 64MiB");
+    return 0;
+}
+
 static int check_config(struct parser *p)
 {
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].required && !p->key_line[i])
             return fail_at(p, 0, keys[i].name, "required key missing");
     int rc = check_members(p);
-    return rc ? rc : check_timing(p);
+    if (rc == 0)
+        rc = check_timing(p);
+    return rc ? rc : check_snapshots(p);
 }
 
 static int parse_file(struct parser *p, FILE *f)

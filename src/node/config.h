@@ -41,6 +41,11 @@ struct rk_config {
     size_t max_key_bytes;
     size_t max_value_bytes;
     uint64_t max_db_bytes;
+    size_t snapshot_entries;
+    size_t snapshot_bytes;
+    size_t snapshot_trailing_entries;
+    size_t snapshot_chunk_bytes;
+    size_t snapshot_max_inflight_chunks;
     enum rk_log_level log_level;
 };
 

@@ -1,4 +1,6 @@
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,10 +10,10 @@
 #include <unistd.h>
 
 #include "kv.pb-c.h"
-#include "kv/kv.h"
 #include "node/log.h"
 #include "node/node.h"
 #include "node/queue.h"
+#include "node/snapshot.h"
 #include "storage/db.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
@@ -24,8 +26,13 @@
 /* A loop that fell this many ticks behind (e.g. a slow fsync) resynchronizes its clock
  * instead of firing them all at once. */
 #define MAX_TICK_CATCHUP 10
+/* How long after a failed snapshot the next is tried. */
+#define SNAPSHOT_RETRY_MS 5000
+/* What an entry costs in the log beyond its data (key, term, type, LMDB node), for
+ * snapshot_bytes. */
+#define ENTRY_OVERHEAD 32
 
-enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST };
+enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST, EV_SNAPSHOT_DONE };
 
 struct event {
     struct rk_queue_item item; /* first: the queue hands back items */
@@ -48,8 +55,9 @@ struct pending {
 struct batch {
     struct rk_node *node;
     const struct raft_ready *rd;
-    struct rk_bytes *responses;
-    struct rk_bytes *changes;
+    struct raftkv_buf *responses;
+    struct raftkv_buf *changes;
+    int fsm_err; /* the state machine's error that ended the write, if any */
 };
 
 /* The core's state as of the last raft_advance: answers status requests, drives logging
@@ -67,7 +75,7 @@ struct rk_node {
     const struct rk_config *cfg;
     struct rk_db *db;
     struct rk_storage *storage;
-    struct rk_kv *kv;
+    struct raftkv_fsm *fsm;
     struct raft *raft;
     struct rk_transport *transport;
     struct rk_client_server *clients;
@@ -92,6 +100,18 @@ struct rk_node {
     bool refusing_full; /* proposals refused: the map is within the headroom of full */
     size_t max_request_bytes;
     int fatal;
+
+    struct rk_snapdir snapdir;
+    bool snapdir_open;
+    uint8_t *chunk_buf; /* fills outgoing InstallSnapshot chunks */
+    int install_fd;     /* the received snapshot being installed, until adopted */
+    /* The producer: at most one snapshot in progress. */
+    struct rk_snap_job job;
+    bool job_running;
+    struct event *job_event; /* posted by the job when it ends */
+    struct timespec snapshot_retry_at;
+    /* Entry bytes applied after the latest snapshot (or the log start). */
+    uint64_t applied_bytes;
 };
 
 static void ts_add_ms(struct timespec *ts, unsigned ms)
@@ -226,7 +246,7 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     reply_response(n, call, &resp);
 }
 
-static void reply_bytes(struct rk_node *n, struct rk_client_call *call, const struct rk_bytes *b)
+static void reply_bytes(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *b)
 {
     if (b->len)
         rk_client_server_reply(n->clients, call, b->data, b->len);
@@ -280,7 +300,7 @@ static void pending_fail_all(struct rk_node *n, const char *why)
 
 /* Answers the proposals that the committed entry e settles. */
 static void pending_settle(struct rk_node *n, const struct raft_entry *e,
-                           const struct rk_bytes *response)
+                           const struct raftkv_buf *response)
 {
     struct pending *p;
     while ((p = pending_front(n)) && p->index <= e->index) {
@@ -333,6 +353,10 @@ static int command_pack(const Raftkv__Kv__ClientRequest *req, uint8_t **out, siz
         cmd.op_case = RAFTKV__KV__COMMAND__OP_CAS;
         cmd.cas = req->cas;
         break;
+    case RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM:
+        cmd.op_case = RAFTKV__KV__COMMAND__OP_CUSTOM;
+        cmd.custom = req->custom;
+        break;
     default:
         return -1;
     }
@@ -347,13 +371,13 @@ static int command_pack(const Raftkv__Kv__ClientRequest *req, uint8_t **out, siz
 static void propose_request(struct rk_node *n, struct event *ev,
                             const Raftkv__Kv__ClientRequest *req)
 {
-    struct rk_bytes invalid = {0};
-    int rc = rk_kv_validate(n->kv, ev->data, ev->len, &invalid);
-    if (rc == RK_KV_EINVALID)
+    struct raftkv_buf invalid = {0};
+    int rc = n->fsm->ops->validate(n->fsm, ev->data, ev->len, &invalid);
+    if (rc != 0 && invalid.len)
         reply_bytes(n, ev->call, &invalid);
     else if (rc != 0)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
-    rk_bytes_free(&invalid);
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, n->fsm->ops->strerror(n->fsm, rc));
+    free(invalid.data);
     if (rc != 0)
         return;
     uint8_t *cmd;
@@ -400,53 +424,70 @@ static void handle_client_request(struct rk_node *n, struct event *ev)
     raftkv__kv__client_request__free_unpacked(req, NULL);
 }
 
-static void handle_event(struct rk_node *n, struct event *ev)
-{
-    if (ev->type == EV_CLIENT_REQUEST) {
-        handle_client_request(n, ev);
-    } else {
-        /* While a ready is held the core may not be called: the message is lost, which
-         * Raft tolerates. */
-        if (!n->held) {
-            int rc = raft_step(n->raft, &ev->msg);
-            if (rc != RAFT_OK)
-                rk_debug("dropped %s from %llu: %s", raft_msg_type_name(ev->msg.type),
-                         (unsigned long long)ev->msg.from, raft_strerror(rc));
-        }
-        raft_msg_free(&ev->msg);
-    }
-    free(ev);
-}
-
 /* ---- The ready: persist, apply, answer. ---- */
 
 static void batch_reset(struct batch *b)
 {
     for (size_t i = 0; i < b->rd->n_committed; i++) {
-        rk_bytes_free(&b->responses[i]);
-        rk_bytes_free(&b->changes[i]);
+        free(b->responses[i].data);
+        free(b->changes[i].data);
+        b->responses[i] = b->changes[i] = (struct raftkv_buf){0};
     }
+    b->fsm_err = 0;
 }
 
-/* Runs inside rk_db_write, possibly more than once: it starts from empty outputs. */
+/* Runs inside rk_db_write, possibly more than once: it starts from empty outputs, and a
+ * snapshot to install is read again from its first byte. The state machine is restored
+ * first: the ready's entries come after the snapshot. */
 static int batch_write(MDB_txn *txn, void *arg)
 {
+    (void)txn;
     struct batch *b = arg;
     struct rk_node *n = b->node;
+    struct raftkv_fsm *fsm = n->fsm;
     batch_reset(b);
-    int rc = n->storage->ops->save(n->storage, b->rd);
+    int rc = 0;
+    if (b->rd->install_snapshot) {
+        struct rk_snap_reader reader = {n->install_fd, 0};
+        b->fsm_err = rc = fsm->ops->restore(fsm, b->rd->snapshot.index, rk_snap_read_fn, &reader);
+    }
+    if (rc == 0)
+        rc = n->storage->ops->save(n->storage, b->rd);
     for (size_t i = 0; rc == 0 && i < b->rd->n_committed; i++)
-        rc = rk_kv_apply(n->kv, txn, &b->rd->committed[i], &b->responses[i], &b->changes[i]);
+        b->fsm_err = rc =
+            fsm->ops->apply(fsm, &b->rd->committed[i], &b->responses[i], &b->changes[i]);
+    return rc;
+}
+
+/* An InstallSnapshot from the core carries no bytes: they come from the snapshot file. */
+static int fill_chunk(struct rk_node *n, struct raft_msg *m)
+{
+    struct raft_install_snapshot *s = &m->install_snapshot;
+    if (s->data || s->len == 0)
+        return 0;
+    if (s->len > n->cfg->snapshot_chunk_bytes)
+        return EINVAL;
+    int rc = rk_snap_read(&n->snapdir, s->last_index, s->offset, n->chunk_buf, s->len);
+    s->data = n->chunk_buf;
     return rc;
 }
 
 static void send_msgs(struct rk_node *n, const struct raft_msg *msgs, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
-        int rc = rk_transport_send(n->transport, &msgs[i]);
+        struct raft_msg m = msgs[i];
+        int rc = m.type == RAFT_MSG_INSTALL_SNAPSHOT ? fill_chunk(n, &m) : 0;
+        if (rc != 0) {
+            /* The core resends what is not acknowledged. */
+            rk_debug("cannot send snapshot %" PRIu64 " bytes %" PRIu64 "+%zu to %" PRIu64 ": %s",
+                     m.install_snapshot.last_index, m.install_snapshot.offset,
+                     m.install_snapshot.len, m.to, strerror(rc));
+            continue;
+        }
+        rc = rk_transport_send(n->transport, &m);
         if (rc != 0)
-            rk_debug("send %s to %llu failed (%d)", raft_msg_type_name(msgs[i].type),
-                     (unsigned long long)msgs[i].to, rc);
+            rk_debug("send %s to %llu failed (%d)", raft_msg_type_name(m.type),
+                     (unsigned long long)m.to, rc);
     }
 }
 
@@ -493,12 +534,27 @@ static void view_update(struct rk_node *n)
     publish_leader(n);
 }
 
+/* The received snapshot in rd is now the node's state: its file is the latest. */
+static void install_finish(struct rk_node *n, const struct raft_ready *rd)
+{
+    rk_snap_adopt(&n->snapdir, &rd->snapshot, n->install_fd);
+    n->install_fd = -1;
+    n->applied_bytes = 0;
+    rk_info("installed the snapshot at index %" PRIu64 " (term %" PRIu64 ", %" PRIu64
+            " bytes) from the leader",
+            rd->snapshot.index, rd->snapshot.term, rd->snapshot.size);
+}
+
 /* What follows a durable write of rd: acknowledgements, answers, events, advance. */
 static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch *b)
 {
+    if (rd->install_snapshot)
+        install_finish(n, rd);
     send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
-    for (size_t i = 0; i < rd->n_committed; i++)
+    for (size_t i = 0; i < rd->n_committed; i++) {
         pending_settle(n, &rd->committed[i], &b->responses[i]);
+        n->applied_bytes += rd->committed[i].len + ENTRY_OVERHEAD;
+    }
     publish_changes(n, b);
     rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs", rd->n_entries, rd->n_committed,
              rd->n_msgs, rd->n_msgs_after_persist);
@@ -506,12 +562,17 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     view_update(n);
 }
 
+static const char *write_error(struct rk_node *n, const struct batch *b, int rc)
+{
+    return b->fsm_err == rc ? n->fsm->ops->strerror(n->fsm, rc) : rk_db_errmsg(n->db);
+}
+
 /* Writes rd and, once durable, finishes it. Returns false if rd is held back. */
 static bool ready_write(struct rk_node *n, struct raft_ready *rd)
 {
     size_t k = rd->n_committed ? rd->n_committed : 1;
-    struct batch b = {n, rd, calloc(k, sizeof(struct rk_bytes)),
-                      calloc(k, sizeof(struct rk_bytes))};
+    struct batch b = {n, rd, calloc(k, sizeof(struct raftkv_buf)),
+                      calloc(k, sizeof(struct raftkv_buf)), 0};
     int rc = b.responses && b.changes ? rk_db_write(n->db, batch_write, &b) : RK_DB_ENOMEM;
     if (rc == RK_DB_OK) {
         ready_finish(n, rd, &b);
@@ -527,7 +588,8 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
         ts_add_ms(&n->retry_at, FULL_RETRY_MS);
         pending_fail_all(n, "storage full");
     } else {
-        rk_error("synced write failed: %s; stopping", rk_db_errmsg(n->db));
+        rk_error("synced write%s failed: %s; stopping",
+                 rd->install_snapshot ? " installing a snapshot" : "", write_error(n, &b, rc));
         n->fatal = RK_NODE_ESTORAGE;
     }
     if (b.responses && b.changes)
@@ -535,6 +597,25 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     free(b.responses);
     free(b.changes);
     return rc == RK_DB_OK;
+}
+
+/* The snapshot bytes of rd go to their file, durably, before the write that acknowledges
+ * them; a complete one is renamed to its final name, to be installed by the write. */
+static int ready_files(struct rk_node *n, const struct raft_ready *rd)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < rd->n_snapshot_chunks; i++)
+        rc = rk_snap_write_chunk(&n->snapdir, &rd->snapshot_chunks[i]);
+    if (rc == 0 && rd->n_snapshot_chunks)
+        rc = rk_snap_sync_incoming(&n->snapdir);
+    if (rc == 0 && rd->install_snapshot)
+        rc = rk_snap_publish(&n->snapdir, true, rd->snapshot.index, &n->install_fd);
+    if (rc != 0) {
+        rk_error("cannot write the snapshot received from the leader in %s: %s; stopping",
+                 n->snapdir.dir, strerror(rc));
+        n->fatal = RK_NODE_ESTORAGE;
+    }
+    return rc;
 }
 
 static void process_ready(struct rk_node *n)
@@ -548,21 +629,174 @@ static void process_ready(struct rk_node *n)
     while (!n->fatal && raft_has_ready(n->raft)) {
         struct raft_ready rd;
         raft_ready(n->raft, &rd);
-        /* raftd never calls raft_compact, so the core never sends a snapshot; one coming
-         * from elsewhere cannot be installed yet, and skipping it would lose data. */
-        if (rd.install_snapshot || rd.n_snapshot_chunks) {
-            rk_error("received a snapshot, which this raftd cannot install; stopping");
-            n->fatal = RK_NODE_ESTORAGE;
-            return;
-        }
         /* The leader's appends may leave before its own write (Raft §10.2.1). */
         send_msgs(n, rd.msgs, rd.n_msgs);
-        if (!ready_write(n, &rd))
+        if (ready_files(n, &rd) != 0 || !ready_write(n, &rd))
             return;
     }
 }
 
+/* ---- Snapshots of the state machine and log compaction. ---- */
+
+/* Bytes of the entries applied after index, as far as the core still holds them. */
+static uint64_t applied_bytes_after(struct rk_node *n, raft_index index)
+{
+    uint64_t sum = 0;
+    for (raft_index i = index + 1; i <= raft_applied_of(n->raft); i++) {
+        const struct raft_entry *e = raft_entry_at(n->raft, i);
+        sum += e ? e->len + ENTRY_OVERHEAD : 0;
+    }
+    return sum;
+}
+
+/* The point the next snapshot is measured from: the latest one, or the log start when
+ * its file is missing. */
+static raft_index snapshot_base(struct rk_node *n)
+{
+    raft_index start = raft_first_index_of(n->raft) - 1;
+    return n->snapdir.latest.index > start ? n->snapdir.latest.index : start;
+}
+
+static void snapshot_done(void *arg)
+{
+    struct rk_node *n = arg;
+    rk_queue_push(&n->queue, &n->job_event->item);
+    n->job_event = NULL;
+}
+
+static void snapshot_retry_later(struct rk_node *n)
+{
+    n->snapshot_retry_at = mono_now();
+    ts_add_ms(&n->snapshot_retry_at, SNAPSHOT_RETRY_MS);
+}
+
+static void snapshot_maybe_start(struct rk_node *n)
+{
+    const struct rk_config *cfg = n->cfg;
+    raft_index applied = raft_applied_of(n->raft), base = snapshot_base(n);
+    /* Without a file for the stored snapshot the node has nothing to send: take one. */
+    bool missing = n->snapdir.latest.index == 0 && base > 0;
+    bool due = applied - base >= cfg->snapshot_entries || n->applied_bytes >= cfg->snapshot_bytes;
+    struct timespec now = mono_now();
+    if (n->job_running || n->held || applied == 0 || !(due || missing) ||
+        !ts_reached(&now, &n->snapshot_retry_at))
+        return;
+    n->job_event = calloc(1, sizeof *n->job_event);
+    int rc = n->job_event ? rk_snap_produce_start(&n->snapdir, &n->job, n->fsm, snapshot_done, n)
+                          : ENOMEM;
+    if (rc != 0) {
+        rk_error("cannot start a snapshot: %s", strerror(rc));
+        free(n->job_event);
+        n->job_event = NULL;
+        snapshot_retry_later(n);
+        return;
+    }
+    n->job_event->type = EV_SNAPSHOT_DONE;
+    n->job_running = true;
+    rk_debug("taking a snapshot: %" PRIu64 " entries, %" PRIu64 " bytes applied since %" PRIu64,
+             applied - base, n->applied_bytes, base);
+}
+
+struct compaction {
+    struct rk_node *node;
+    const struct raft_snapshot_meta *meta;
+    raft_index compact_to;
+    raft_term compact_term;
+};
+
+static int compaction_write(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct compaction *c = arg;
+    struct rk_storage *s = c->node->storage;
+    return s->ops->compact(s, c->meta, c->compact_to, c->compact_term);
+}
+
+/* Records the snapshot at meta (published as fd) in storage, then in the core, deleting
+ * the log up to it less the trailing margin. */
+static int snapshot_compact(struct rk_node *n, const struct raft_snapshot_meta *meta, int fd)
+{
+    raft_index start = raft_first_index_of(n->raft) - 1;
+    raft_index trailing = n->cfg->snapshot_trailing_entries;
+    raft_index to = meta->index > start + trailing ? meta->index - trailing : start;
+    struct compaction c = {n, meta, to, raft_term_at(n->raft, to)};
+    int rc = rk_db_write(n->db, compaction_write, &c);
+    if (rc != RK_DB_OK) {
+        rk_error("cannot record the snapshot at index %" PRIu64 ": %s", meta->index,
+                 rk_db_errmsg(n->db));
+        if (rc != RK_DB_EFULL && rc != RK_DB_ENOMEM)
+            n->fatal = RK_NODE_ESTORAGE;
+        return rc;
+    }
+    rc = raft_compact(n->raft, meta, to);
+    if (rc != RAFT_OK) {
+        /* Storage is compacted already: the core and storage would disagree. */
+        rk_error("the core refused the snapshot at index %" PRIu64 ": %s; stopping", meta->index,
+                 raft_strerror(rc));
+        n->fatal = RK_NODE_ERAFT;
+        return rc;
+    }
+    rk_snap_adopt(&n->snapdir, meta, fd);
+    n->applied_bytes = applied_bytes_after(n, meta->index);
+    rk_info("log compacted up to index %" PRIu64 " (snapshot at %" PRIu64 ")", to, meta->index);
+    return 0;
+}
+
+/* The producer ended: keep its snapshot if it is newer than the latest and can be used. */
+static void snapshot_finish(struct rk_node *n)
+{
+    struct rk_snap_job *job = &n->job;
+    rk_snap_produce_join(job);
+    n->job_running = false;
+    struct raft_snapshot_meta meta = {job->index, raft_term_at(n->raft, job->index), job->size};
+    double secs = (double)job->elapsed_us / 1e6;
+    if (job->rc != 0) {
+        rk_error("snapshot failed: %s",
+                 job->errno_failed ? strerror(job->rc) : n->fsm->ops->strerror(n->fsm, job->rc));
+        rk_snap_discard(&n->snapdir, false, 0, -1);
+        snapshot_retry_later(n);
+        return;
+    }
+    /* Older than what was installed meanwhile, or the core cannot be called now. */
+    if (meta.index <= n->snapdir.latest.index || meta.term == 0 || n->held) {
+        rk_snap_discard(&n->snapdir, false, 0, -1);
+        return;
+    }
+    rk_info("snapshot at index %" PRIu64 ": %" PRIu64 " bytes in %.3f s (%.1f MB/s)", meta.index,
+            meta.size, secs, secs > 0 ? (double)meta.size / 1e6 / secs : 0.0);
+    int fd;
+    int rc = rk_snap_publish(&n->snapdir, false, meta.index, &fd);
+    if (rc != 0)
+        rk_error("cannot keep the snapshot at index %" PRIu64 ": %s", meta.index, strerror(rc));
+    if (rc == 0)
+        rc = snapshot_compact(n, &meta, fd);
+    if (rc != 0) {
+        rk_snap_discard(&n->snapdir, false, fd >= 0 ? meta.index : 0, fd);
+        snapshot_retry_later(n);
+    }
+}
+
 /* ---- The loop. ---- */
+
+static void handle_event(struct rk_node *n, struct event *ev)
+{
+    if (ev->type == EV_CLIENT_REQUEST) {
+        handle_client_request(n, ev);
+    } else if (ev->type == EV_SNAPSHOT_DONE) {
+        snapshot_finish(n);
+    } else {
+        /* While a ready is held the core may not be called: the message is lost, which
+         * Raft tolerates. */
+        if (!n->held) {
+            int rc = raft_step(n->raft, &ev->msg);
+            if (rc != RAFT_OK)
+                rk_debug("dropped %s from %llu: %s", raft_msg_type_name(ev->msg.type),
+                         (unsigned long long)ev->msg.from, raft_strerror(rc));
+        }
+        raft_msg_free(&ev->msg);
+    }
+    free(ev);
+}
 
 static void tick_due(struct rk_node *n, struct timespec *next_tick)
 {
@@ -589,7 +823,7 @@ static void answer_queued(struct rk_node *n, const char *why)
         it = it->next;
         if (ev->type == EV_PEER_MSG)
             raft_msg_free(&ev->msg);
-        else if (why)
+        else if (ev->type == EV_CLIENT_REQUEST && why)
             reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, why);
         free(ev);
     }
@@ -615,6 +849,7 @@ int rk_node_run(struct rk_node *n)
         drain(n, &next_tick);
         tick_due(n, &next_tick);
         process_ready(n);
+        snapshot_maybe_start(n);
     }
     pending_fail_all(n, "node shutting down");
     answer_queued(n, "node shutting down");
@@ -629,7 +864,7 @@ void rk_node_request_stop(struct rk_node *n)
 
 /* ---- Start and stop. ---- */
 
-static int open_db(struct rk_node *n)
+static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
 {
     const struct rk_config *cfg = n->cfg;
     struct rk_db_options opts = {
@@ -649,16 +884,7 @@ static int open_db(struct rk_node *n)
         rk_error("cannot open the raft log in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
         return RK_NODE_ESTORAGE;
     }
-    struct rk_kv_limits limits = {cfg->max_key_bytes, cfg->max_value_bytes};
-    if (rk_kv_open(n->db, &limits, &n->kv) != 0) {
-        rk_error("cannot open the key-value data in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
-        return RK_NODE_ESTORAGE;
-    }
-    size_t lmdb_max_key = (size_t)mdb_env_get_maxkeysize(rk_db_env(n->db));
-    if (cfg->max_key_bytes > lmdb_max_key)
-        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
-                cfg->max_key_bytes, lmdb_max_key);
-    return RK_NODE_OK;
+    return open_fsm(n->db, cfg, arg, &n->fsm) == 0 ? RK_NODE_OK : RK_NODE_ESTORAGE;
 }
 
 static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id *voters)
@@ -677,6 +903,8 @@ static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id 
     rc->max_bytes_per_msg = cfg->max_append_bytes;
     rc->max_inflight_msgs = cfg->max_inflight;
     rc->max_entry_bytes = n->max_request_bytes;
+    rc->snapshot_chunk_bytes = cfg->snapshot_chunk_bytes;
+    rc->max_inflight_chunks = cfg->snapshot_max_inflight_chunks;
     rc->random = node_random;
     rc->random_arg = n;
 }
@@ -689,14 +917,23 @@ static int start_raft(struct rk_node *n)
         rk_error("cannot read the raft log: %s", rk_db_errmsg(n->db));
         return RK_NODE_ESTORAGE;
     }
-    if (rk_kv_applied_index(n->kv, &restore.applied) != 0) {
+    rc = n->fsm->ops->applied_index(n->fsm, &restore.applied);
+    if (rc != 0) {
         rk_storage_restore_free(&restore);
-        rk_error("cannot read the applied index: %s", rk_db_errmsg(n->db));
+        rk_error("cannot read the applied index: %s", n->fsm->ops->strerror(n->fsm, rc));
         return RK_NODE_ESTORAGE;
     }
-    rk_info("restored term %llu, vote %llu, %zu log entries after index %llu, applied %llu",
-            (unsigned long long)restore.term, (unsigned long long)restore.vote, restore.n_entries,
-            (unsigned long long)restore.snapshot_index, (unsigned long long)restore.applied);
+    rc = rk_snap_open_dir(n->cfg->data_dir, &restore.snapshot, &n->snapdir);
+    n->snapdir_open = rc == 0;
+    if (rc != 0) {
+        rk_storage_restore_free(&restore);
+        rk_error("cannot open the snapshot directory in %s: %s", n->cfg->data_dir, strerror(rc));
+        return RK_NODE_ESTORAGE;
+    }
+    rk_info("restored term %" PRIu64 ", vote %" PRIu64 ", %zu log entries after index %" PRIu64
+            ", applied %" PRIu64 ", snapshot at %" PRIu64,
+            restore.term, restore.vote, restore.n_entries, restore.snapshot_index, restore.applied,
+            restore.snapshot.index);
     raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
     struct raft_config rcfg;
     rc = voters ? RAFT_OK : RAFT_ENOMEM;
@@ -713,6 +950,7 @@ static int start_raft(struct rk_node *n)
     /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
     if (n->cfg->n_members == 1)
         raft_campaign(n->raft);
+    n->applied_bytes = applied_bytes_after(n, snapshot_base(n));
     view_update(n);
     return RK_NODE_OK;
 }
@@ -734,7 +972,10 @@ static int start_sockets(struct rk_node *n)
         .n_peers = n_peers,
         .peers = peers,
         /* At least one entry always goes out, whatever max_append_bytes says. */
-        .max_msg_bytes = cfg->max_append_bytes + n->max_request_bytes + (64u << 10),
+        .max_msg_bytes = (cfg->max_append_bytes + n->max_request_bytes > cfg->snapshot_chunk_bytes
+                              ? cfg->max_append_bytes + n->max_request_bytes
+                              : cfg->snapshot_chunk_bytes) +
+                         (64u << 10),
         .on_msg = on_peer_msg,
         .arg = n,
     };
@@ -761,22 +1002,25 @@ static int start_sockets(struct rk_node *n)
     return RK_NODE_OK;
 }
 
-int rk_node_start(const struct rk_config *cfg, struct rk_node **out)
+int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, void *arg,
+                  struct rk_node **out)
 {
     *out = NULL;
     struct rk_node *n = calloc(1, sizeof *n);
     if (!n)
         return RK_NODE_ENOMEM;
     n->cfg = cfg;
+    n->install_fd = -1;
     atomic_init(&n->stop, false);
     n->rng = random_seed(cfg->node_id);
     /* A CAS carries two values; protobuf framing adds little beyond that. */
     n->max_request_bytes = cfg->max_key_bytes + 2 * cfg->max_value_bytes + 1024;
     rk_log_set_node(cfg->node_id, 0, "follower");
-    int rc = rk_queue_init(&n->queue) == 0 ? RK_NODE_OK : RK_NODE_ENOMEM;
+    n->chunk_buf = malloc(cfg->snapshot_chunk_bytes);
+    int rc = n->chunk_buf && rk_queue_init(&n->queue) == 0 ? RK_NODE_OK : RK_NODE_ENOMEM;
     n->queue_ready = rc == RK_NODE_OK;
     if (rc == RK_NODE_OK)
-        rc = open_db(n);
+        rc = open_db(n, open_fsm, arg);
     if (rc == RK_NODE_OK)
         rc = start_raft(n);
     if (rc == RK_NODE_OK)
@@ -800,14 +1044,24 @@ void rk_node_free(struct rk_node *n)
         rk_transport_stop(n->transport);
     if (n->pub)
         rk_publisher_stop(n->pub);
+    /* The producer holds a read of the state machine: it ends before the machine closes. */
+    if (n->job_running) {
+        atomic_store(&n->job.cancel, true);
+        rk_snap_produce_join(&n->job);
+    }
     if (n->queue_ready) {
         answer_queued(n, NULL);
         rk_queue_destroy(&n->queue);
     }
     if (n->raft)
         raft_free(n->raft);
-    if (n->kv)
-        rk_kv_close(n->kv);
+    if (n->fsm)
+        n->fsm->ops->close(n->fsm);
+    if (n->install_fd >= 0)
+        close(n->install_fd);
+    if (n->snapdir_open)
+        rk_snap_close_dir(&n->snapdir);
+    free(n->chunk_buf);
     if (n->storage)
         n->storage->ops->close(n->storage);
     if (n->db)

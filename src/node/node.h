@@ -1,13 +1,22 @@
 /*
- * A raftd node: one event loop thread owns the Raft core, the LMDB environment and the KV
- * state machine. NNG threads only queue what arrives (peer messages, client requests); the
- * loop drains the whole queue, then writes the core's ready in ONE synced transaction, so
- * everything that arrived during the previous fsync is committed together (group commit).
+ * A raftd node: one event loop thread owns the Raft core, the LMDB environment and the
+ * state machine (a raftkv_fsm: the KV store in raftd, any other in a program of its own).
+ * NNG threads only queue what arrives (peer messages, client requests); the loop drains the
+ * whole queue, then writes the core's ready in ONE synced transaction, so everything that
+ * arrived during the previous fsync is committed together (group commit).
+ *
+ * Snapshots: once snapshot_entries entries (or snapshot_bytes bytes of them) were applied
+ * since the latest snapshot, a background thread streams the state machine into a file
+ * (node/snapshot.h); the loop then deletes the log up to the snapshot less
+ * snapshot_trailing_entries and serves the file to followers that need it in chunks.
  */
 #ifndef RAFTKV_NODE_H
 #define RAFTKV_NODE_H
 
 #include "node/config.h"
+#include "raftkv/fsm.h"
+
+struct rk_db;
 
 enum rk_node_err {
     RK_NODE_OK = 0,
@@ -20,9 +29,15 @@ enum rk_node_err {
 
 struct rk_node;
 
-/* Opens the data dir, restores the core and starts listening. Errors are logged.
- * cfg must outlive the node. */
-int rk_node_start(const struct rk_config *cfg, struct rk_node **out);
+/* Opens the state machine in the node's LMDB environment (at start, outside rk_db_write).
+ * Returns 0 or nonzero after logging why. The node closes it with fsm->ops->close. */
+typedef int (*rk_node_fsm_open_fn)(struct rk_db *db, const struct rk_config *cfg, void *arg,
+                                   struct raftkv_fsm **out);
+
+/* Opens the data dir and the state machine through open_fsm, restores the core and starts
+ * listening. Errors are logged. cfg must outlive the node. */
+int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, void *arg,
+                  struct rk_node **out);
 
 /* Runs the event loop until rk_node_request_stop, then answers what is still waiting and
  * returns RK_NODE_OK; returns RK_NODE_ESTORAGE if a synced write failed (the node stops:
