@@ -400,23 +400,46 @@ static uint64_t pick_delay(struct cluster *c)
     return d ? d : 1;
 }
 
+/* A successful append response says "my log matches yours up to index": the entry there
+ * must be durable and be the one the leader of that term holds (while it still leads). */
+static void check_append_ack(struct cluster *c, const struct cluster_node *n, raft_term term,
+                             raft_index index)
+{
+    if (index > n->log_n) {
+        cluster_fail(c, n->id,
+                     "append acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
+                     " but storage holds up to %zu",
+                     n->id, index, n->log_n);
+        return;
+    }
+    raft_id l = term < c->n_terms ? c->leader_of_term[term] : 0;
+    const struct cluster_node *ln = l ? &c->nodes[l] : NULL;
+    if (!index || !ln || !ln->r || ln->lead_term != term)
+        return;
+    raft_term want = raft_term_at(ln->r, index);
+    if (want && want != n->log[index - 1].term)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " acks index %" PRIu64 " to the leader of term %" PRIu64
+                     " but stores term %" PRIu64 " there where the leader has term %" PRIu64,
+                     n->id, index, term, n->log[index - 1].term, want);
+}
+
 /* A node acknowledges only what is durable: a granted vote and a successful append response
  * promise state that a crash must not lose (raft.h: msgs_after_persist). */
 static void check_ack_durable(struct cluster *c, const struct cluster_node *n,
                               const struct raft_msg *m)
 {
+    /* A vote is safe once the node can never vote otherwise in that term: it stored the
+     * vote, or already a later term. */
     if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted &&
-        !m->request_vote_resp.pre_vote && (n->hs_term != m->term || n->hs_vote != m->to))
+        !m->request_vote_resp.pre_vote && n->hs_term <= m->term &&
+        (n->hs_term != m->term || n->hs_vote != m->to))
         cluster_fail(c, n->id,
                      "vote granted before it was durable: n%" PRIu64 " votes for n%" PRIu64
                      " in term %" PRIu64 " but storage holds term %" PRIu64 " vote %" PRIu64,
                      n->id, m->to, m->term, n->hs_term, n->hs_vote);
-    if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success &&
-        m->append_resp.index > n->log_n)
-        cluster_fail(c, n->id,
-                     "append acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
-                     " but storage holds up to %zu",
-                     n->id, m->append_resp.index, n->log_n);
+    if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success)
+        check_append_ack(c, n, m->term, m->append_resp.index);
 }
 
 static void send_msgs(struct cluster *c, const struct cluster_node *n, const struct raft_msg *msgs,
@@ -450,6 +473,7 @@ static void node_crash(struct cluster *c, struct cluster_node *n, enum cluster_c
     n->lead_term = 0;
     n->role = RAFT_FOLLOWER;
     n->crash_at = CRASH_NONE;
+    n->dirty = false;
     n->crashes++;
     ev_simple(c, n->id, EV_CRASH, at, 0, 0, 0, 0);
 }
@@ -644,10 +668,15 @@ static void node_apply(struct cluster *c, struct cluster_node *n, const struct r
 /* Runs the host loop of raft.h until the core has no more work. */
 static void node_drain(struct cluster *c, struct cluster_node *n)
 {
+    n->dirty = false;
     if (!n->r)
         return;
     node_observe(c, n);
-    while (raft_has_ready(n->r)) {
+    for (int rounds = 0; raft_has_ready(n->r); rounds++) {
+        if (rounds == 1000) {
+            cluster_fail(c, n->id, "n%" PRIu64 " keeps reporting work after 1000 readies", n->id);
+            return;
+        }
         struct raft_ready rd;
         raft_ready(n->r, &rd);
         send_msgs(c, n, rd.msgs, rd.n_msgs);
@@ -702,7 +731,10 @@ static void deliver_one(struct cluster *c, const struct raft_msg *m, uint64_t se
     else
         c->last_seq[m->from][m->to] = seq;
     raft_step(n->r, m);
-    node_drain(c, n);
+    if (roll_permille(c, c->batch_permille))
+        n->dirty = true;
+    else
+        node_drain(c, n);
 }
 
 /* Delivers every message due by upto, in order of arrival time. */
@@ -724,6 +756,9 @@ static size_t deliver_due(struct cluster *c, uint64_t upto)
         deliver_one(c, &c->due[i].m, c->due[i].seq);
         raft_msg_free(&c->due[i].m);
     }
+    for (size_t i = 1; i <= c->opts.n_nodes; i++)
+        if (c->nodes[i].dirty)
+            node_drain(c, &c->nodes[i]);
     return n_due;
 }
 

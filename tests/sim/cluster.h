@@ -81,6 +81,7 @@ struct cluster_node {
     raft_term lead_term; /* term in which it is leader (0: not leader) */
     raft_index lead_last;
     enum cluster_crash_point crash_at;
+    bool dirty; /* stepped, ready not yet processed */
     uint64_t crashes;
 };
 
@@ -145,6 +146,10 @@ struct cluster {
     uint64_t now;
     uint64_t rng[4];
     struct cluster_net net;
+    /* How often a delivered message is left unprocessed until the tick's deliveries are
+     * done, so that the core sees several steps before one ready, as a real host batching
+     * its group commit does. */
+    unsigned batch_permille;
     bool blocked[CLUSTER_MAX_NODES + 1][CLUSTER_MAX_NODES + 1]; /* [from][to] */
 
     struct cluster_pending *pending;

@@ -9,6 +9,7 @@
  *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1)
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct profile {
     unsigned campaign_permille;   /* per tick: a node times out early */
     unsigned client_permille;     /* per tick */
     unsigned max_downtime;
+    unsigned batch_permille;
     struct cluster_net net;
 };
 
@@ -77,6 +79,7 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->campaign_permille = (unsigned)PICK(&x, 0, 3, 15);
     p->client_permille = (unsigned)PICK(&x, 100, 300, 800);
     p->max_downtime = (unsigned)PICK(&x, 10, 40, 120);
+    p->batch_permille = (unsigned)PICK(&x, 0, 300, 1000);
     p->net.drop_permille = (unsigned)PICK(&x, 0, 20, 100, 250);
     p->net.dup_permille = (unsigned)PICK(&x, 0, 20, 100);
     p->net.delay_min = 1;
@@ -243,6 +246,33 @@ static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd_af
         }
 }
 
+/* A core that never returns would stall the whole run without a word: after WATCHDOG_SECS
+ * on one seed, report it with its trace and stop. */
+#define WATCHDOG_SECS 20
+static struct cluster *watched;
+static uint64_t watched_seed;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    /* Not async-signal-safe, but the process is stuck inside the core, not in stdio, and
+     * is about to exit: the report is worth the risk. */
+    printf("seed %" PRIu64 " HUNG: no progress for %d s at tick %" PRIu64 "\n", watched_seed,
+           WATCHDOG_SECS, watched->now);
+    cluster_dump_trace(watched, stdout, TRACE_TAIL);
+    fflush(stdout);
+    _exit(3);
+}
+
+static void watch(struct cluster *c, uint64_t seed)
+{
+    watched = c;
+    watched_seed = seed;
+    if (c)
+        signal(SIGALRM, on_alarm);
+    alarm(c ? WATCHDOG_SECS : 0);
+}
+
 struct run_result {
     bool failed;
     uint64_t committed, elections;
@@ -263,13 +293,15 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         c->trace = stdout;
         printf("seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
                "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
-               "net=%u campaign=%u client=%u downtime<=%u\n",
+               "net=%u campaign=%u client=%u downtime<=%u batch=%u\n",
                seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
                o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
                p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
-               p.campaign_permille, p.client_permille, p.max_downtime);
+               p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille);
     }
     c->net = p.net;
+    c->batch_permille = p.batch_permille;
+    watch(c, seed);
     unsigned heal_ticks = so->ticks / 4 > MIN_HEAL ? so->ticks / 4 : MIN_HEAL;
     uint64_t heal_at = so->ticks - heal_ticks;
     uint64_t restart_at[CLUSTER_MAX_NODES + 1] = {0};
@@ -318,6 +350,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
                c->n_committed, c->stats_elections_won);
     }
     fflush(stdout);
+    watch(NULL, 0);
     cluster_free(c);
     return res;
 }
