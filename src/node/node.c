@@ -103,8 +103,10 @@ struct rk_node {
 
     struct rk_snapdir snapdir;
     bool snapdir_open;
-    uint8_t *chunk_buf; /* fills outgoing InstallSnapshot chunks */
-    int install_fd;     /* the received snapshot being installed, until adopted */
+    uint8_t *chunk_buf;            /* fills outgoing InstallSnapshot chunks */
+    int install_fd;                /* the received snapshot being installed, until adopted */
+    struct timespec receive_start; /* when the snapshot being received started */
+    uint64_t install_write_us;     /* how long its install's write took */
     /* The producer: at most one snapshot in progress. */
     struct rk_snap_job job;
     bool job_running;
@@ -540,9 +542,16 @@ static void install_finish(struct rk_node *n, const struct raft_ready *rd)
     rk_snap_adopt(&n->snapdir, &rd->snapshot, n->install_fd);
     n->install_fd = -1;
     n->applied_bytes = 0;
+    struct timespec now = mono_now();
+    double total = (double)(now.tv_sec - n->receive_start.tv_sec) +
+                   (double)(now.tv_nsec - n->receive_start.tv_nsec) / 1e9;
+    double write = (double)n->install_write_us / 1e6;
+    double mb = (double)rd->snapshot.size / 1e6;
     rk_info("installed the snapshot at index %" PRIu64 " (term %" PRIu64 ", %" PRIu64
-            " bytes) from the leader",
-            rd->snapshot.index, rd->snapshot.term, rd->snapshot.size);
+            " bytes) from the leader: received and installed in %.3f s (%.1f MB/s), of which "
+            "the install's write %.3f s (%.1f MB/s)",
+            rd->snapshot.index, rd->snapshot.term, rd->snapshot.size, total,
+            total > 0 ? mb / total : 0.0, write, write > 0 ? mb / write : 0.0);
 }
 
 /* What follows a durable write of rd: acknowledgements, answers, events, advance. */
@@ -573,7 +582,11 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     size_t k = rd->n_committed ? rd->n_committed : 1;
     struct batch b = {n, rd, calloc(k, sizeof(struct raftkv_buf)),
                       calloc(k, sizeof(struct raftkv_buf)), 0};
+    struct timespec start = mono_now();
     int rc = b.responses && b.changes ? rk_db_write(n->db, batch_write, &b) : RK_DB_ENOMEM;
+    struct timespec end = mono_now();
+    n->install_write_us =
+        (uint64_t)((end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L);
     if (rc == RK_DB_OK) {
         ready_finish(n, rd, &b);
         n->held = false;
@@ -604,8 +617,11 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
 static int ready_files(struct rk_node *n, const struct raft_ready *rd)
 {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < rd->n_snapshot_chunks; i++)
+    for (size_t i = 0; rc == 0 && i < rd->n_snapshot_chunks; i++) {
+        if (rd->snapshot_chunks[i].offset == 0)
+            n->receive_start = mono_now();
         rc = rk_snap_write_chunk(&n->snapdir, &rd->snapshot_chunks[i]);
+    }
     if (rc == 0 && rd->n_snapshot_chunks)
         rc = rk_snap_sync_incoming(&n->snapdir);
     if (rc == 0 && rd->install_snapshot)
@@ -909,6 +925,47 @@ static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id 
     rc->random_arg = n;
 }
 
+struct fsm_restore {
+    struct raftkv_fsm *fsm;
+    raft_index index;
+    int fd;
+};
+
+static int fsm_restore_write(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct fsm_restore *fr = arg;
+    struct rk_snap_reader reader = {fr->fd, 0};
+    return fr->fsm->ops->restore(fr->fsm, fr->index, rk_snap_read_fn, &reader);
+}
+
+/* A state machine behind the latest snapshot (one kept in memory starts empty) is restored
+ * from it: the log before it may be gone. */
+static int fsm_catch_up(struct rk_node *n, struct raft_restore *restore)
+{
+    const struct raft_snapshot_meta *snap = &restore->snapshot;
+    if (restore->applied >= snap->index)
+        return RK_NODE_OK;
+    if (n->snapdir.latest.index != snap->index) {
+        if (restore->applied >= restore->snapshot_index)
+            return RK_NODE_OK; /* the log still holds what it misses */
+        rk_error("the state machine applied %" PRIu64 " but the log starts after %" PRIu64
+                 " and the snapshot file is missing: wipe the data dir to rejoin",
+                 restore->applied, restore->snapshot_index);
+        return RK_NODE_ESTORAGE;
+    }
+    struct fsm_restore fr = {n->fsm, snap->index, n->snapdir.latest_fd};
+    int rc = rk_db_write(n->db, fsm_restore_write, &fr);
+    if (rc != 0) {
+        rk_error("cannot restore the state machine from the snapshot at %" PRIu64 ": %s",
+                 snap->index, n->fsm->ops->strerror(n->fsm, rc));
+        return RK_NODE_ESTORAGE;
+    }
+    rk_info("state machine restored from the snapshot at index %" PRIu64, snap->index);
+    restore->applied = snap->index;
+    return RK_NODE_OK;
+}
+
 static int start_raft(struct rk_node *n)
 {
     struct raft_restore restore;
@@ -929,6 +986,11 @@ static int start_raft(struct rk_node *n)
         rk_storage_restore_free(&restore);
         rk_error("cannot open the snapshot directory in %s: %s", n->cfg->data_dir, strerror(rc));
         return RK_NODE_ESTORAGE;
+    }
+    rc = fsm_catch_up(n, &restore);
+    if (rc != RK_NODE_OK) {
+        rk_storage_restore_free(&restore);
+        return rc;
     }
     rk_info("restored term %" PRIu64 ", vote %" PRIu64 ", %zu log entries after index %" PRIu64
             ", applied %" PRIu64 ", snapshot at %" PRIu64,

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +118,7 @@ struct raftkv_client *cluster_client_opts(struct cluster *c, int id, unsigned ti
 bool cluster_init(struct cluster *c, int n, const char *extra_conf)
 {
     memset(c, 0, sizeof *c);
+    c->daemon = RAFTD_PATH;
     c->n = n;
     strcpy(c->dir, "/tmp/raftkv-cluster-XXXXXX");
     int *ports = c->ports;
@@ -201,7 +204,7 @@ bool cluster_spawn(struct cluster *c, int id)
 {
     struct cnode *node = &c->nodes[id - 1];
     REQUIRE(node->pid == 0);
-    const char *argv[] = {RAFTD_PATH, "--config", node->conf, NULL};
+    const char *argv[] = {c->daemon, "--config", node->conf, NULL};
     node->pid = spawn(argv, node->log, true);
     REQUIRE(node->pid > 0);
     return true;
@@ -311,4 +314,103 @@ bool cluster_put_retry(struct cluster *c, const char *key, const char *value, un
         sleep_ms(POLL_MS);
     } while (now_ms() < deadline);
     return false;
+}
+
+bool cluster_log_contains(struct cluster *c, int id, const char *text)
+{
+    FILE *f = fopen(c->nodes[id - 1].log, "r");
+    char line[1024];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value)
+{
+    struct raftkv_result res;
+    memset(&res, 0, sizeof res);
+    int rc = raftkv_get(client, key, strlen(key), &res);
+    bool ok = rc == RAFTKV_OK && res.value_len == strlen(value) &&
+              memcmp(res.value, value, res.value_len) == 0;
+    if (!ok)
+        fprintf(stderr, "get %s: status %d (%s), want \"%s\"\n", key, rc, res.error, value);
+    raftkv_result_free(&res);
+    return ok;
+}
+
+void cluster_value(int key, int round, char *out, size_t len)
+{
+    /* ~40 bytes that differ per key and round. */
+    snprintf(out, len, "value-%d-%d-%08x-%08x", key, round, (unsigned)key * 2654435761u,
+             (unsigned)round * 40503u);
+}
+
+struct key_writer {
+    struct cluster *c;
+    const char *prefix;
+    int first, step, n_keys, first_round, end_round;
+    atomic_bool *failed;
+    uint64_t max_rev;
+    pthread_t thread;
+};
+
+static void *key_writer_main(void *arg)
+{
+    struct key_writer *w = arg;
+    struct raftkv_client *client = cluster_client_opts(w->c, 0, 20000, 1000);
+    char key[64], value[64];
+    for (int r = w->first_round; client && r < w->end_round; r++) {
+        for (int i = w->first; i < w->n_keys && !atomic_load(w->failed); i += w->step) {
+            snprintf(key, sizeof key, "%s%d", w->prefix, i);
+            cluster_value(i, r, value, sizeof value);
+            struct raftkv_result res;
+            memset(&res, 0, sizeof res);
+            int rc = raftkv_put(client, key, strlen(key), value, strlen(value), &res);
+            if (rc != RAFTKV_OK) {
+                fprintf(stderr, "put %s: status %d (%s)\n", key, rc, res.error);
+                atomic_store(w->failed, true);
+            } else if (res.revision > w->max_rev) {
+                w->max_rev = res.revision;
+            }
+            raftkv_result_free(&res);
+        }
+    }
+    if (!client)
+        atomic_store(w->failed, true);
+    else
+        raftkv_client_close(client);
+    return NULL;
+}
+
+bool cluster_write_keys(struct cluster *c, const char *prefix, int n_keys, int first_round,
+                        int end_round, int threads, uint64_t *max_rev)
+{
+    struct key_writer *w = calloc((size_t)threads, sizeof *w);
+    REQUIRE(w);
+    atomic_bool failed = false;
+    int started = 0;
+    for (; started < threads; started++) {
+        w[started] = (struct key_writer){.c = c,
+                                         .prefix = prefix,
+                                         .first = started,
+                                         .step = threads,
+                                         .n_keys = n_keys,
+                                         .first_round = first_round,
+                                         .end_round = end_round,
+                                         .failed = &failed};
+        if (pthread_create(&w[started].thread, NULL, key_writer_main, &w[started]) != 0)
+            break;
+    }
+    *max_rev = 0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(w[i].thread, NULL);
+        if (w[i].max_rev > *max_rev)
+            *max_rev = w[i].max_rev;
+    }
+    free(w);
+    REQUIRE(started == threads && !atomic_load(&failed));
+    return true;
 }

@@ -34,6 +34,7 @@ struct cnode {
 };
 
 struct cluster {
+    const char *daemon; /* the node program: RAFTD_PATH unless changed after cluster_init */
     char dir[64];
     int n;
     struct cnode nodes[CLUSTER_MAX_NODES]; /* nodes[i].id == i + 1 */
@@ -71,6 +72,19 @@ bool cluster_wait_applied(struct cluster *c, int id, uint64_t index, unsigned ti
 /* Retries a put until it succeeds or timeout_ms passes. */
 bool cluster_put_retry(struct cluster *c, const char *key, const char *value, unsigned timeout_ms,
                        uint64_t *revision);
+
+/* Whether node id's log has a line containing text. */
+bool cluster_log_contains(struct cluster *c, int id, const char *text);
+/* A get through client that must return value (prints what it got otherwise). */
+bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value);
+
+/* Writes keys "<prefix><i>" for i in [0, n_keys), once per round r in [first_round,
+ * end_round) (round r writes cluster_value(i, r)), from `threads` concurrent clients.
+ * *max_rev gets the highest revision acknowledged. Fails at the first put not
+ * acknowledged within the timeout. */
+bool cluster_write_keys(struct cluster *c, const char *prefix, int n_keys, int first_round,
+                        int end_round, int threads, uint64_t *max_rev);
+void cluster_value(int key, int round, char *out, size_t len);
 
 /* A client on one endpoint, or on all when id == 0. */
 struct raftkv_client *cluster_client(struct cluster *c, int id, unsigned timeout_ms);

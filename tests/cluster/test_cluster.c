@@ -95,19 +95,6 @@ static void subs_close(struct sub *subs, int n)
 
 /* ---- Scenarios: each returns false at the first failed requirement. ---- */
 
-static bool get_is(struct raftkv_client *client, const char *key, const char *value)
-{
-    struct raftkv_result res;
-    memset(&res, 0, sizeof res);
-    int rc = raftkv_get(client, key, strlen(key), &res);
-    bool ok = rc == RAFTKV_OK && res.value_len == strlen(value) &&
-              memcmp(res.value, value, res.value_len) == 0;
-    if (!ok)
-        fprintf(stderr, "get %s: status %d (%s), want \"%s\"\n", key, rc, res.error, value);
-    raftkv_result_free(&res);
-    return ok;
-}
-
 static bool put_ok(struct raftkv_client *client, const char *key, const char *value,
                    uint64_t *revision)
 {
@@ -140,7 +127,7 @@ static bool scenario_replicate(struct cluster *c)
         struct raftkv_client *one = cluster_client(c, i + 1, WAIT_MS);
         ok = one && put_ok(one, key[i], value[i], &rev[i]);
         for (int j = 0; ok && j < 3; j++)
-            ok = j > i || get_is(one, key[j], value[j]);
+            ok = j > i || cluster_get_is(one, key[j], value[j]);
         if (one)
             raftkv_client_close(one);
     }
@@ -176,7 +163,7 @@ static bool scenario_failover(struct cluster *c)
     REQUIRE(cluster_put_retry(c, "after", "failover", WAIT_MS, &rev));
     uint64_t new_leader = cluster_wait_leader(c, WAIT_MS);
     REQUIRE(new_leader && new_leader != leader);
-    REQUIRE(get_is(c->client, "before-19", "before-19"));
+    REQUIRE(cluster_get_is(c->client, "before-19", "before-19"));
     /* The old leader comes back as a follower and catches up. */
     REQUIRE(cluster_start(c, (int)leader));
     REQUIRE(cluster_wait_applied(c, (int)leader, rev, WAIT_MS));
@@ -259,7 +246,7 @@ static bool scenario_crash_all(struct cluster *c)
     for (int t = 0; t < WRITERS; t++) {
         for (int i = 0; i < atomic_load(&w[t].acked); i++) {
             writer_kv(t, i, key, value, sizeof key);
-            REQUIRE(get_is(c->client, key, value));
+            REQUIRE(cluster_get_is(c->client, key, value));
         }
     }
     return true;
@@ -294,12 +281,12 @@ static bool scenario_single(struct cluster *c)
     REQUIRE(cluster_start(c, 1));
     REQUIRE(cluster_wait_leader(c, WAIT_MS) == 1);
     REQUIRE(put_ok(c->client, "solo", "one", NULL));
-    REQUIRE(get_is(c->client, "solo", "one"));
+    REQUIRE(cluster_get_is(c->client, "solo", "one"));
     /* SIGTERM is a clean stop; the data is there after a restart. */
     REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
     REQUIRE(cluster_start(c, 1));
     REQUIRE(cluster_wait_leader(c, WAIT_MS) == 1);
-    REQUIRE(get_is(c->client, "solo", "one"));
+    REQUIRE(cluster_get_is(c->client, "solo", "one"));
     REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
     return true;
 }
@@ -333,18 +320,6 @@ static bool scenario_storage_full(struct cluster *c)
     return true;
 }
 
-static bool log_contains(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 /* A follower whose map fills holds its batch and drops out; the others go on. Given room
  * (a larger max_db_bytes) and a restart, it catches up. */
 static bool scenario_follower_full(struct cluster *c)
@@ -369,7 +344,7 @@ static bool scenario_follower_full(struct cluster *c)
         raftkv_result_free(&res);
         REQUIRE(rc == RAFTKV_OK);
     }
-    REQUIRE(log_contains(c->nodes[2].log, "cannot persist a batch (storage full)"));
+    REQUIRE(cluster_log_contains(c, 3, "cannot persist a batch (storage full)"));
     struct raftkv_node_status st;
     REQUIRE(cluster_status(c, 3, &st) && st.applied_index < rev);
     REQUIRE(cluster_stop(c, 3, SIGTERM) == 0);
