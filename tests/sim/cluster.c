@@ -414,7 +414,10 @@ static void check_append_ack(struct cluster *c, const struct cluster_node *n, ra
     }
     raft_id l = term < c->n_terms ? c->leader_of_term[term] : 0;
     const struct cluster_node *ln = l ? &c->nodes[l] : NULL;
-    if (!index || !ln || !ln->r || ln->lead_term != term)
+    /* Asked of the core, not of what was last observed: with batching the leader may have
+     * stepped down in a step whose ready is still pending. */
+    if (!index || !ln || !ln->r || raft_role_of(ln->r) != RAFT_LEADER ||
+        raft_term_of(ln->r) != term)
         return;
     raft_term want = raft_term_at(ln->r, index);
     if (want && want != n->log[index - 1].term)
@@ -731,6 +734,7 @@ static void deliver_one(struct cluster *c, const struct raft_msg *m, uint64_t se
     else
         c->last_seq[m->from][m->to] = seq;
     raft_step(n->r, m);
+    node_observe(c, n); /* every leader is seen, even one that lasts a single step */
     if (roll_permille(c, c->batch_permille))
         n->dirty = true;
     else

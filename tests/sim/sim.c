@@ -400,8 +400,11 @@ static void run_parallel(const struct sim_opts *so, struct totals *t)
         t->failed += part.failed;
     }
     close(fds[0]);
-    while (wait(NULL) > 0)
-        ;
+    int status;
+    while (wait(&status) > 0)
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            printf("raft-sim: a worker stopped early (hung or crashed; see its report above): "
+                   "its seeds are not counted\n");
 }
 
 static int usage(void)
