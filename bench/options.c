@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,20 +334,19 @@ void options_mix(const struct bench_options *o, char *out, size_t size)
     snprintf(out, size, "put=%u,get=%u,cas=%u", o->mix[OP_PUT], o->mix[OP_GET], o->mix[OP_CAS]);
 }
 
-/* Appends with a separating space, if it fits. */
-static void append(char *out, size_t size, const char *fmt, const char *a, double d, uint64_t u)
+/* Appends a space and the formatted text, if it fits. */
+__attribute__((format(printf, 3, 4))) static void append(char *out, size_t size, const char *fmt,
+                                                         ...)
 {
     size_t n = strlen(out);
     if (n + 1 >= size)
         return;
     out[n++] = ' ';
     out[n] = '\0';
-    if (a)
-        snprintf(out + n, size - n, fmt, a);
-    else if (strstr(fmt, "%g"))
-        snprintf(out + n, size - n, fmt, d);
-    else
-        snprintf(out + n, size - n, fmt, (unsigned long long)u);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, size - n, fmt, ap);
+    va_end(ap);
 }
 
 void options_command(const struct bench_options *o, const char *prog, char *out, size_t size)
@@ -355,33 +355,30 @@ void options_command(const struct bench_options *o, const char *prog, char *out,
     options_mix(o, mix, sizeof mix);
     snprintf(out, size, "%s", prog);
     if (o->spawn)
-        append(out, size, "--spawn %llu", NULL, 0, (uint64_t)o->spawn);
+        append(out, size, "--spawn %d", o->spawn);
     else
-        append(out, size, "--endpoints %s", o->endpoints, 0, 0);
-    append(out, size, "--clients %llu", NULL, 0, o->clients);
-    append(out, size, "--conns %llu", NULL, 0, o->conns);
+        append(out, size, "--endpoints %s", o->endpoints);
+    append(out, size, "--clients %u --conns %u", o->clients, o->conns);
     if (o->ops)
-        append(out, size, "--ops %llu", NULL, 0, o->ops);
+        append(out, size, "--ops %llu", (unsigned long long)o->ops);
     else
-        append(out, size, "--duration %g", NULL, o->duration_s, 0);
-    append(out, size, "--value-size %llu", NULL, 0, o->value_size);
-    append(out, size, "--keys %llu", NULL, 0, o->keys);
+        append(out, size, "--duration %g", o->duration_s);
+    append(out, size, "--value-size %u --keys %llu", o->value_size, (unsigned long long)o->keys);
     if (o->zipf > 0)
-        append(out, size, "--zipf %g", NULL, o->zipf, 0);
-    append(out, size, "--mix %s", mix, 0, 0);
+        append(out, size, "--zipf %g", o->zipf);
+    append(out, size, "--mix %s", mix);
     if (o->prefill)
-        append(out, size, "--prefill", NULL, 0, 0);
+        append(out, size, "--prefill");
     if (o->workers)
-        append(out, size, "--workers %llu", NULL, 0, o->workers);
-    append(out, size, "--timeout %llu", NULL, 0, o->timeout_ms);
-    append(out, size, "--request-timeout %llu", NULL, 0, o->request_timeout_ms);
-    append(out, size, "--seed %llu", NULL, 0, o->seed);
+        append(out, size, "--workers %u", o->workers);
+    append(out, size, "--timeout %u --request-timeout %u --seed %llu", o->timeout_ms,
+           o->request_timeout_ms, (unsigned long long)o->seed);
     if (o->kill_at_s >= 0)
-        append(out, size, "--kill-leader-at %g", NULL, o->kill_at_s, 0);
+        append(out, size, "--kill-leader-at %g", o->kill_at_s);
     else if (o->verify)
-        append(out, size, "--verify", NULL, 0, 0);
+        append(out, size, "--verify");
     if (o->plot)
-        append(out, size, "--plot %s", o->plot, 0, 0);
+        append(out, size, "--plot %s", o->plot);
     if (o->json)
-        append(out, size, "--json", NULL, 0, 0);
+        append(out, size, "--json");
 }

@@ -92,13 +92,15 @@ static int write_data(const struct timeline *t, const char *path, double end_s)
     for (size_t i = 0; i < t->n_buckets && (double)i * width_s < end_s; i++) {
         const struct timeline_bucket *b = t->buckets[i];
         uint64_t ok = b ? hist_count(&b->latency_us) : 0, err = b ? b->errors : 0;
+        /* The last bucket is cut short by the end of the run. */
+        double span = end_s - (double)i * width_s < width_s ? end_s - (double)i * width_s : width_s;
+        fprintf(f, "%.3f %.1f %.1f ", (double)i * width_s, (double)ok / span, (double)err / span);
         /* A bucket without successes has no latency: a gap in the line, not a zero. */
         if (ok)
-            fprintf(f, "%.3f %.1f %.1f %.3f %.3f\n", (double)i * width_s, (double)ok / width_s,
-                    (double)err / width_s, (double)hist_quantile(&b->latency_us, 0.5) / 1e3,
+            fprintf(f, "%.3f %.3f\n", (double)hist_quantile(&b->latency_us, 0.5) / 1e3,
                     (double)hist_quantile(&b->latency_us, 0.99) / 1e3);
         else
-            fprintf(f, "%.3f 0 %.1f NaN NaN\n", (double)i * width_s, (double)err / width_s);
+            fprintf(f, "NaN NaN\n");
     }
     return fclose(f) == 0 ? 0 : -1;
 }

@@ -316,6 +316,17 @@ int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg)
     }
 }
 
+int rk_db_reserve(struct rk_db *db, size_t bytes)
+{
+    struct rk_db_stats st;
+    rk_db_stats(db, &st);
+    size_t need = st.used_bytes + bytes < st.used_bytes ? SIZE_MAX : st.used_bytes + bytes;
+    int rc = RK_DB_OK;
+    while (!rc && map_bytes(db) < need)
+        rc = grow_map(db);
+    return rc;
+}
+
 struct dbi_open {
     struct rk_db *db;
     const char *name;

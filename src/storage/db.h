@@ -59,6 +59,13 @@ int rk_db_dbi(struct rk_db *db, const char *name, MDB_dbi *out);
 typedef int (*rk_db_write_fn)(MDB_txn *txn, void *arg);
 int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
 
+/* Grows the map as rk_db_write would (doubling, up to max_map_bytes) until bytes more than
+ * are in use fit, so that one large write (restoring a snapshot of known size) fills no map
+ * on the way and is not run again after each doubling. Call outside rk_db_write, on its
+ * thread; like a growing rk_db_write, it waits for open read transactions to end. Returns
+ * RK_DB_EFULL (map grown to the maximum) when they cannot fit. */
+int rk_db_reserve(struct rk_db *db, size_t bytes);
+
 /* The write transaction of the rk_db_write in progress (NULL outside one). Modules that
  * write into the batch (the LMDB storage, the KV store) take it from here. */
 MDB_txn *rk_db_current_txn(struct rk_db *db);

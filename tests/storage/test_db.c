@@ -571,6 +571,40 @@ TEST(append_and_compact_keep_the_file_bounded)
     tmp_dir_remove(&d);
 }
 
+TEST(reserve_grows_the_map_ahead_of_a_large_write)
+{
+    struct tmp_dir d;
+    CHECK(tmp_dir_make(&d));
+    struct rk_db_options o = options(d.path, 1, 1);
+    o.initial_map_bytes = 64 << 10;
+    o.max_map_bytes = 8 << 20;
+    struct rk_db *db = open_ok(&o);
+    CHECK(db);
+    struct rk_db_stats before, after;
+    rk_db_stats(db, &before);
+    CHECK_EQ(rk_db_reserve(db, 1000), 0); /* fits already */
+    rk_db_stats(db, &after);
+    CHECK_EQ(after.map_grows, 0);
+    CHECK_EQ(rk_db_reserve(db, 3 << 20), 0);
+    rk_db_stats(db, &after);
+    CHECK(after.map_bytes >= after.used_bytes + (3 << 20));
+    CHECK_EQ(after.map_bytes, (size_t)4 << 20); /* doubled from 64 KiB, no further */
+    /* ~1.3 MiB of entries then need no growth */
+    struct rk_storage *s;
+    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    uint64_t grows = after.map_grows;
+    CHECK_EQ(append(db, s, 1, 2000, 1, 1000), 0);
+    rk_db_stats(db, &after);
+    CHECK_EQ(after.map_grows, grows);
+    CHECK_EQ(rk_db_reserve(db, 16 << 20), RK_DB_EFULL);
+    CHECK(strstr(rk_db_errmsg(db), "max_map_bytes"));
+    rk_db_stats(db, &after);
+    CHECK_EQ(after.map_bytes, (size_t)8 << 20);
+    s->ops->close(s);
+    rk_db_close(db);
+    tmp_dir_remove(&d);
+}
+
 static int fail_after_put(MDB_txn *txn, void *arg)
 {
     (void)txn;
@@ -628,4 +662,5 @@ TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster
           TEST_REF(write_fn_error_aborts_and_commit_is_counted),
           TEST_REF(compact_then_reopen_reports_log_start_snapshot_and_entries),
           TEST_REF(load_refuses_a_log_start_without_a_snapshot),
-          TEST_REF(append_and_compact_keep_the_file_bounded))
+          TEST_REF(append_and_compact_keep_the_file_bounded),
+          TEST_REF(reserve_grows_the_map_ahead_of_a_large_write))

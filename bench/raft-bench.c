@@ -1,0 +1,351 @@
+/*
+ * raft-bench: drives a raftkv cluster through the C client library's asynchronous API
+ * and reports throughput and latency (see options.c for the interface).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "options.h"
+#include "report.h"
+#include "spawn.h"
+#include "timeline.h"
+
+#define EXIT_VERIFY 1
+#define EXIT_CLUSTER 3
+#define READY_TIMEOUT_MS 30000
+#define LEADER_SEARCH_MS 5000
+#define MAX_ENDPOINTS 64
+#define WARMUP_KEY "raft-bench-warmup"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct bench {
+    struct bench_options o;
+    struct spawned cluster;
+    bool spawned;
+    char *endpoint_buf;
+    const char *urls[MAX_ENDPOINTS];
+    size_t n_urls;
+    struct raftkv_client **conns;
+    struct raftkv_client *admin; /* status queries, warm-up */
+    struct driver d;
+    struct timeline timeline;
+    struct run_summary sum;
+    bool tty;
+    bool kill_pending;
+    uint64_t next_progress_ns;
+};
+
+static int split_endpoints(struct bench *b, const char *list)
+{
+    b->endpoint_buf = strdup(list);
+    if (!b->endpoint_buf)
+        return -1;
+    char *save = NULL;
+    for (char *t = strtok_r(b->endpoint_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (b->n_urls == MAX_ENDPOINTS) {
+            fprintf(stderr, "raft-bench: at most %d endpoints\n", MAX_ENDPOINTS);
+            return -1;
+        }
+        b->urls[b->n_urls++] = t;
+    }
+    if (!b->n_urls)
+        fprintf(stderr, "raft-bench: no endpoints given\n");
+    return b->n_urls ? 0 : -1;
+}
+
+static struct raftkv_client *client_open(struct bench *b, unsigned timeout_ms,
+                                         unsigned request_timeout_ms)
+{
+    struct raftkv_client_options co;
+    raftkv_client_options_defaults(&co);
+    co.endpoints = b->urls;
+    co.n_endpoints = b->n_urls;
+    co.timeout_ms = timeout_ms;
+    co.request_timeout_ms = request_timeout_ms;
+    struct raftkv_client *c = NULL;
+    int rv = raftkv_client_open(&co, &c);
+    if (rv)
+        fprintf(stderr, "raft-bench: client: %s\n", raftkv_status_str(rv));
+    return rv ? NULL : c;
+}
+
+/* Waits until the cluster acknowledges a write, then connects every client instance and
+ * has each find the leader, so the measured run starts warm. */
+static int connect_all(struct bench *b)
+{
+    b->admin = client_open(b, READY_TIMEOUT_MS, 500);
+    b->conns = calloc(b->o.conns, sizeof *b->conns);
+    if (!b->admin || !b->conns)
+        return -1;
+    struct raftkv_result res;
+    int rv = raftkv_put(b->admin, WARMUP_KEY, strlen(WARMUP_KEY), "x", 1, &res);
+    raftkv_result_free(&res);
+    if (rv != RAFTKV_OK) {
+        fprintf(stderr, "raft-bench: the cluster did not accept a write within %d s: %s (%s)\n",
+                READY_TIMEOUT_MS / 1000, raftkv_status_str(rv), res.error);
+        return -1;
+    }
+    for (unsigned i = 0; i < b->o.conns; i++) {
+        b->conns[i] = client_open(b, b->o.timeout_ms, b->o.request_timeout_ms);
+        if (!b->conns[i])
+            return -1;
+        rv = raftkv_get(b->conns[i], WARMUP_KEY, strlen(WARMUP_KEY), &res);
+        raftkv_result_free(&res);
+        if (rv != RAFTKV_OK) {
+            fprintf(stderr, "raft-bench: warm-up read failed: %s (%s)\n", raftkv_status_str(rv),
+                    res.error);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The node that says it leads, in the highest term; 0 if none within the deadline. */
+static uint64_t find_leader(struct bench *b)
+{
+    uint64_t deadline = now_ns() + (uint64_t)LEADER_SEARCH_MS * 1000000u;
+    while (now_ns() < deadline && !interrupted) {
+        uint64_t leader = 0, term = 0;
+        for (size_t i = 0; i < b->n_urls; i++) {
+            struct raftkv_node_status st;
+            if (raftkv_status(b->admin, i, &st) == RAFTKV_OK && !strcmp(st.role, "leader") &&
+                st.term >= term) {
+                leader = st.id;
+                term = st.term;
+            }
+        }
+        if (leader)
+            return leader;
+        nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    }
+    return 0;
+}
+
+static void kill_leader(struct bench *b, struct driver *d)
+{
+    b->kill_pending = false;
+    uint64_t leader = find_leader(b);
+    pid_t pid;
+    if (!leader) {
+        fprintf(stderr, "raft-bench: no leader found to kill\n");
+        return;
+    }
+    uint64_t t = now_ns();
+    driver_mark_kill(d, t);
+    if (spawn_kill(&b->cluster, leader, &pid) != 0) {
+        atomic_store(&d->kill_ns, 0);
+        return;
+    }
+    b->sum.killed = true;
+    b->sum.killed_node = leader;
+    b->sum.kill_s = (double)(t - d->start_ns) / 1e9;
+}
+
+static const char *phase_name(enum phase p)
+{
+    return p == PHASE_PREFILL ? "prefill" : p == PHASE_RUN ? "run" : "verify";
+}
+
+static void progress(struct driver *d, uint64_t now, bool last)
+{
+    double secs = (double)(now - d->start_ns) / 1e9;
+    uint64_t n = d->phase == PHASE_RUN ? driver_ops(d) : atomic_load(&d->next);
+    if (d->phase != PHASE_RUN && n > d->o->keys)
+        n = d->o->keys;
+    fprintf(stderr, "\r\033[K[%s %5.1f s] ", phase_name(d->phase), secs);
+    if (d->phase == PHASE_RUN)
+        fprintf(stderr, "%" PRIu64 " ops, %.0f ops/s, %" PRIu64 " errors", n,
+                secs > 0 ? (double)n / secs : 0.0, driver_errors(d));
+    else
+        fprintf(stderr, "%" PRIu64 " of %" PRIu64 " keys", n, d->o->keys);
+    if (last)
+        fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}
+
+static void tick(struct driver *d, void *arg)
+{
+    struct bench *b = arg;
+    uint64_t now = now_ns();
+    if (interrupted)
+        atomic_store(&d->stop, true);
+    if (d->phase == PHASE_RUN && b->kill_pending &&
+        now >= d->start_ns + (uint64_t)(b->o.kill_at_s * 1e9))
+        kill_leader(b, d);
+    bool over = d->active == 0;
+    if (b->tty && (over || now >= b->next_progress_ns)) {
+        progress(d, now, over);
+        b->next_progress_ns = now + 1000000000u;
+    }
+}
+
+/* Busy and total CPU ticks of the machine, from /proc/stat (busy: all but idle, iowait). */
+static void machine_ticks(uint64_t *busy, uint64_t *total)
+{
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                    &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+        for (int i = 0; i < 8; i++)
+            *total += v[i];
+        *busy = *total - v[3] - v[4];
+    }
+    if (f)
+        fclose(f);
+}
+
+static double process_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The gap still open at the end of the run counts too: no success after it. */
+static void summarise_kill(struct bench *b, struct driver *d)
+{
+    struct run_summary *r = &b->sum;
+    uint64_t kill = atomic_load(&d->kill_ns), first = atomic_load(&d->first_ok_after_kill_ns);
+    uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
+    uint64_t from = d->gap_from_ns, to = d->gap_to_ns;
+    if (last < end && end - last > to - from) {
+        from = last;
+        to = end;
+    }
+    r->recovered = first != 0;
+    r->gap_ms = (double)(to - from) / 1e6;
+    r->gap_from_s = ((double)from - (double)d->start_ns) / 1e9;
+    r->gap_to_s = ((double)to - (double)d->start_ns) / 1e9;
+    r->recovery_ms = first ? (double)(first - kill) / 1e6 : -1;
+}
+
+static int run_phases(struct bench *b)
+{
+    struct driver *d = &b->d;
+    b->sum.prefill_s = -1;
+    if (b->o.prefill) {
+        driver_run(d, PHASE_PREFILL, tick, b);
+        b->sum.prefill_s = (double)(d->phase_end_ns - d->start_ns) / 1e9;
+    }
+    if (b->o.plot) {
+        unsigned width_ms = b->o.duration_s > 0 && b->o.duration_s <= 120 ? 100 : 1000;
+        if (timeline_init(&b->timeline, now_ns(), width_ms, 3600 * 4))
+            return -1;
+        d->timeline = &b->timeline;
+    }
+    b->kill_pending = b->o.kill_at_s >= 0;
+    uint64_t busy0, total0, busy1, total1;
+    machine_ticks(&busy0, &total0);
+    double cpu0 = process_cpu_s();
+    if (d->timeline)
+        d->timeline->start_ns = now_ns();
+    driver_run(d, PHASE_RUN, tick, b);
+    machine_ticks(&busy1, &total1);
+    b->sum.elapsed_s = (double)(d->phase_end_ns - d->start_ns) / 1e9;
+    b->sum.client_cores = (process_cpu_s() - cpu0) / b->sum.elapsed_s;
+    b->sum.machine_cpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    b->sum.machine_cores = total1 > total0 ? (double)b->sum.machine_cpus * (double)(busy1 - busy0) /
+                                                 (double)(total1 - total0)
+                                           : -1;
+    if (b->sum.killed)
+        summarise_kill(b, d);
+    if (b->o.verify && !interrupted) {
+        b->sum.unknown_writes = d->ledger.n_unknown;
+        driver_run(d, PHASE_VERIFY, tick, b);
+        b->sum.verified = true;
+        b->sum.verify_ok = !d->verdicts[LEDGER_LOST] && !d->verdicts[LEDGER_UNEXPECTED] &&
+                           !d->unverified && !d->stop;
+    }
+    return 0;
+}
+
+static int plot(struct bench *b)
+{
+    char title[256];
+    char mix[96];
+    options_mix(&b->o, mix, sizeof mix);
+    snprintf(title, sizeof title, "raftkv %s, %u clients%s", mix, b->o.clients,
+             b->sum.killed ? ", kill -9 leader" : "");
+    return timeline_plot(&b->timeline, b->o.plot, title, b->sum.elapsed_s,
+                         b->sum.killed ? b->sum.kill_s : -1);
+}
+
+static void teardown(struct bench *b, bool keep)
+{
+    for (unsigned i = 0; b->conns && i < b->o.conns; i++)
+        raftkv_client_close(b->conns[i]);
+    free(b->conns);
+    if (b->admin)
+        raftkv_client_close(b->admin);
+    if (b->spawned)
+        spawn_destroy(&b->cluster, keep);
+    if (b->d.o)
+        driver_free(&b->d);
+    if (b->timeline.buckets)
+        timeline_free(&b->timeline);
+    free(b->endpoint_buf);
+}
+
+static int bench_main(struct bench *b, const char *prog)
+{
+    if (b->o.plot && !timeline_gnuplot_found()) {
+        fprintf(stderr, "raft-bench: --plot needs gnuplot, which is not installed: on Debian "
+                        "'apt-get install gnuplot-nox', or run without --plot\n");
+        return 2;
+    }
+    if (b->o.spawn) {
+        if (spawn_start(&b->cluster, b->o.script, b->o.raftd, b->o.spawn))
+            return EXIT_CLUSTER;
+        b->spawned = true;
+        b->sum.nodes = b->o.spawn;
+    }
+    const char *eps = b->spawned ? b->cluster.endpoints : b->o.endpoints;
+    b->sum.endpoints = eps;
+    if (split_endpoints(b, eps) || connect_all(b))
+        return EXIT_CLUSTER;
+    if (driver_init(&b->d, &b->o, b->conns) || run_phases(b))
+        return EXIT_CLUSTER;
+    static char command[4096];
+    options_command(&b->o, prog, command, sizeof command);
+    b->sum.command = command;
+    if (b->o.json)
+        report_json(stdout, &b->d, &b->sum);
+    else
+        report_text(stdout, &b->d, &b->sum);
+    fflush(stdout);
+    if (b->o.plot && plot(b) == 0)
+        fprintf(stderr, "raft-bench: plot in %s, figures in %s.dat\n", b->o.plot, b->o.plot);
+    return b->sum.verified && !b->sum.verify_ok ? EXIT_VERIFY : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench b;
+    int rv = options_parse(&b.o, argc, argv);
+    if (rv)
+        return rv == 1 ? 0 : rv;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    b.tty = isatty(STDERR_FILENO);
+    rv = bench_main(&b, argv[0]);
+    teardown(&b, b.o.keep || rv == EXIT_CLUSTER);
+    return rv;
+}
