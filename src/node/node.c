@@ -677,7 +677,6 @@ static void snapshot_done(void *arg)
 {
     struct rk_node *n = arg;
     rk_queue_push(&n->queue, &n->job_event->item);
-    n->job_event = NULL;
 }
 
 static void snapshot_retry_later(struct rk_node *n)
@@ -697,7 +696,10 @@ static void snapshot_maybe_start(struct rk_node *n)
     if (n->job_running || n->held || applied == 0 || !(due || missing) ||
         !ts_reached(&now, &n->snapshot_retry_at))
         return;
+    /* Ready before the thread starts: it may end (and post it) at once. */
     n->job_event = calloc(1, sizeof *n->job_event);
+    if (n->job_event)
+        n->job_event->type = EV_SNAPSHOT_DONE;
     int rc = n->job_event ? rk_snap_produce_start(&n->snapdir, &n->job, n->fsm, snapshot_done, n)
                           : ENOMEM;
     if (rc != 0) {
@@ -707,7 +709,6 @@ static void snapshot_maybe_start(struct rk_node *n)
         snapshot_retry_later(n);
         return;
     }
-    n->job_event->type = EV_SNAPSHOT_DONE;
     n->job_running = true;
     rk_debug("taking a snapshot: %" PRIu64 " entries, %" PRIu64 " bytes applied since %" PRIu64,
              applied - base, n->applied_bytes, base);
@@ -764,6 +765,7 @@ static void snapshot_finish(struct rk_node *n)
     struct rk_snap_job *job = &n->job;
     rk_snap_produce_join(job);
     n->job_running = false;
+    n->job_event = NULL; /* handle_event frees it */
     struct raft_snapshot_meta meta = {job->index, raft_term_at(n->raft, job->index), job->size};
     double secs = (double)job->elapsed_us / 1e6;
     if (job->rc != 0) {
