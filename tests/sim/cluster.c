@@ -668,6 +668,26 @@ static void node_apply(struct cluster *c, struct cluster_node *n, const struct r
         ev_simple(c, n->id, EV_APPLY, rd->committed[0].index, n->applied, rd->commit, 0, 0);
 }
 
+static void check_reads(struct cluster *c, struct cluster_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_read_states; i++) {
+        const struct raft_read_state *rs = &rd->read_states[i];
+        struct cluster_read *rq = rs->ctx < c->n_reads ? &c->reads[rs->ctx] : NULL;
+        if (!rq || rq->node != n->id || rq->index) {
+            cluster_fail(c, n->id, "n%" PRIu64 " answered read %" PRIu64 " it was not asked", n->id,
+                         rs->ctx);
+            continue;
+        }
+        if (rs->index < rq->min_index)
+            cluster_fail(c, n->id,
+                         "Linearizability: n%" PRIu64 " answered read %" PRIu64 " at index %" PRIu64
+                         " but %" PRIu64 " was committed before the read was asked",
+                         n->id, rs->ctx, rs->index, rq->min_index);
+        rq->index = rs->index;
+        cluster_note(c, "read confirmed (ctx, index)", rs->ctx, rs->index);
+    }
+}
+
 /* Runs the host loop of raft.h until the core has no more work. */
 static void node_drain(struct cluster *c, struct cluster_node *n)
 {
@@ -694,6 +714,7 @@ static void node_drain(struct cluster *c, struct cluster_node *n)
         }
         send_msgs(c, n, rd.msgs_after_persist, rd.n_msgs_after_persist);
         node_apply(c, n, &rd);
+        check_reads(c, n, &rd);
         raft_advance(n->r, &rd);
         node_observe(c, n);
     }
@@ -936,6 +957,22 @@ int cluster_propose_cmd(struct cluster *c, raft_id id, uint64_t *cmd)
     return RAFT_OK;
 }
 
+int cluster_read(struct cluster *c, raft_id id, uint64_t *ctx)
+{
+    uint64_t number = c->n_reads;
+    int rc = cluster_is_up(c, id) ? raft_read_index(c->nodes[id].r, number) : RAFT_ENOTLEADER;
+    cluster_note(c, rc ? "read refused (ctx, err)" : "read asked (ctx, min index)", number,
+                 rc ? (uint64_t)rc : c->n_committed);
+    if (rc != RAFT_OK)
+        return rc;
+    grow((void **)&c->reads, &c->cap_reads, c->n_reads + 1, sizeof *c->reads);
+    c->reads[c->n_reads++] = (struct cluster_read){id, c->n_committed, 0};
+    if (ctx)
+        *ctx = number;
+    node_drain(c, &c->nodes[id]);
+    return RAFT_OK;
+}
+
 bool cluster_cmd_applied(const struct cluster *c, uint64_t cmd)
 {
     return cmd < c->n_proposals && c->proposals[cmd].applied_at;
@@ -1090,6 +1127,7 @@ void cluster_free(struct cluster *c)
         free(c->committed[i].data);
     free(c->committed);
     free(c->proposals);
+    free(c->reads);
     free(c->lm->slots);
     free(c->lm);
     free(c);

@@ -11,6 +11,8 @@
  *     predecessor term, which by induction makes equal (index, term) imply equal prefixes.
  *   - Leader Completeness: a new leader holds every entry committed so far.
  *   - State Machine Safety: every node applies, in order, a prefix of one global sequence.
+ *   - Linearizable reads: a read index is never below an entry committed before the read
+ *     was asked for, and only the node asked answers.
  *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
  *     are durable before they are applied, a vote is durable before it is granted, a
  *     persisted term never goes back and a persisted vote never changes within a term,
@@ -99,6 +101,12 @@ struct cluster_committed {
     uint64_t chain; /* hash chain over the sequence up to here, to compare state machines */
 };
 
+struct cluster_read {
+    raft_id node;
+    raft_index min_index; /* everything up to here was committed when the read was issued */
+    raft_index index;     /* 0 until the node confirms the read */
+};
+
 struct cluster_proposal {
     raft_id node;
     raft_index index;
@@ -165,6 +173,8 @@ struct cluster {
     size_t n_committed, cap_committed;
     struct cluster_proposal *proposals; /* by command number */
     size_t n_proposals, cap_proposals;
+    struct cluster_read *reads; /* by ctx */
+    size_t n_reads, cap_reads;
     struct cluster_lm *lm;
 
     char violation[512];
@@ -212,6 +222,8 @@ bool cluster_is_up(const struct cluster *c, raft_id id);
 void cluster_campaign(struct cluster *c, raft_id id);
 /* Proposes a unique command; *cmd gets its number. Returns raft_propose's result. */
 int cluster_propose_cmd(struct cluster *c, raft_id id, uint64_t *cmd);
+/* Asks a node for a linearizable read (raft_read_index); *ctx gets its number. */
+int cluster_read(struct cluster *c, raft_id id, uint64_t *ctx);
 /* True once some node applied command cmd. */
 bool cluster_cmd_applied(const struct cluster *c, uint64_t cmd);
 

@@ -182,18 +182,25 @@ static void heal_everything(struct cluster *c)
     cluster_note(c, "faults healed", 0, 0);
 }
 
-static void client_propose(struct cluster *c)
+/* A client writes (three times in four) or reads through ReadIndex. */
+static void client_request(struct cluster *c)
 {
     raft_id to = cluster_leader(c);
-    /* Some commands go to arbitrary nodes, which must refuse them unless they lead. */
+    /* Some requests go to arbitrary nodes, which must refuse them unless they lead. */
     if (!to || cluster_rand_below(c, 10) == 0)
         to = random_node(c);
-    cluster_propose_cmd(c, to, NULL);
+    if (cluster_rand_below(c, 4))
+        cluster_propose_cmd(c, to, NULL);
+    else
+        cluster_read(c, to, NULL);
 }
 
-static bool settled(const struct cluster *c, raft_id stable)
+static bool settled(const struct cluster *c, raft_id stable, uint64_t first_read)
 {
     struct raft *r = c->nodes[stable].r;
+    for (uint64_t ctx = first_read; ctx < c->n_reads; ctx++)
+        if (!c->reads[ctx].index)
+            return false;
     return cluster_stable_leader(c) == stable && raft_commit_of(r) == raft_last_index_of(r) &&
            cluster_converged(c);
 }
@@ -202,14 +209,14 @@ static bool settled(const struct cluster *c, raft_id stable)
  * (one entry per message, one message in flight, so one entry per round trip of at most
  * 4 ticks) to stream the backlog, everything proposed to the stable leader is applied on
  * every node and the leader never changed. */
-static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd_after_stable)
+static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd, uint64_t first_read)
 {
     raft_index lowest = raft_last_index_of(c->nodes[stable].r);
     for (raft_id id = 1; id <= c->opts.n_nodes; id++)
         if (c->nodes[id].applied < lowest)
             lowest = c->nodes[id].applied;
     uint64_t bound = QUIESCE + 5 * (raft_last_index_of(c->nodes[stable].r) - lowest);
-    for (uint64_t t = 0; t < bound && !settled(c, stable) && !c->failed; t++)
+    for (uint64_t t = 0; t < bound && !settled(c, stable, first_read) && !c->failed; t++)
         cluster_tick(c);
     if (c->failed)
         return;
@@ -229,7 +236,13 @@ static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd_af
                      stable, raft_commit_of(r), raft_last_index_of(r), bound);
         return;
     }
-    for (uint64_t cmd = first_cmd_after_stable; cmd < c->n_proposals; cmd++)
+    for (uint64_t ctx = first_read; ctx < c->n_reads; ctx++)
+        if (!c->reads[ctx].index) {
+            cluster_fail(c, 0, "Liveness: read %" PRIu64 " asked after the heal never confirmed",
+                         ctx);
+            return;
+        }
+    for (uint64_t cmd = first_cmd; cmd < c->n_proposals; cmd++)
         if (!cluster_cmd_applied(c, cmd)) {
             cluster_fail(c, 0,
                          "Liveness: command %" PRIu64 " accepted after the heal was never applied",
@@ -306,14 +319,14 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     uint64_t heal_at = so->ticks - heal_ticks;
     uint64_t restart_at[CLUSTER_MAX_NODES + 1] = {0};
     raft_id stable = 0, candidate = 0;
-    uint64_t first_cmd_after_stable = 0, since = 0;
+    uint64_t first_cmd_after_stable = 0, first_read_after_stable = 0, since = 0;
     for (uint64_t t = 0; t < so->ticks && !c->failed; t++) {
         if (t < heal_at)
             inject_faults(c, &p, restart_at);
         else if (t == heal_at)
             heal_everything(c);
         if (roll(c, p.client_permille))
-            client_propose(c);
+            client_request(c);
         cluster_tick(c);
         if (t >= heal_at && !stable) {
             raft_id s = cluster_stable_leader(c);
@@ -325,6 +338,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
             if (candidate && t - since >= SETTLE) {
                 stable = candidate;
                 first_cmd_after_stable = c->n_proposals;
+                first_read_after_stable = c->n_reads;
             }
             if (!stable && t - heal_at >= LEADER_BOUND)
                 cluster_fail(c, 0,
@@ -333,7 +347,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         }
     }
     if (!c->failed)
-        check_final(c, stable, first_cmd_after_stable);
+        check_final(c, stable, first_cmd_after_stable, first_read_after_stable);
     struct run_result res = {c->failed, c->n_committed, c->stats_elections_won};
     if (c->failed && (loud || so->trace)) {
         printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
