@@ -13,12 +13,6 @@
 #include "raftkv/raft.h"
 #include "storage/db.h"
 
-struct rk_bytes {
-    uint8_t *data; /* malloc'd; NULL when len == 0 */
-    size_t len;
-};
-void rk_bytes_free(struct rk_bytes *b);
-
 struct rk_kv_limits {
     size_t max_key_bytes;   /* default and most: LMDB's key limit (511 bytes in Debian's build) */
     size_t max_value_bytes; /* default 1 MiB */
@@ -26,14 +20,13 @@ struct rk_kv_limits {
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
-#define RK_KV_EINVALID 100  /* validate rejected the request (the answer is in *response) */
+#define RK_KV_EINVALID 100  /* validate rejected the request (the answer is in *result) */
 #define RK_KV_ESNAPSHOT 101 /* restore: the stream is malformed, truncated or fails its CRC */
 #define RK_KV_ECALLBACK 102 /* the snapshot's emit or restore's read function failed */
 
 /*
- * THE FSM PATH: the KV store as a raftkv_fsm (include/raftkv/fsm.h). The node moves to it;
- * the rk_kv_* functions below are the older direct API, kept while the node still calls
- * them, and are what the fsm ops run (one implementation, two entry points).
+ * The KV store as a raftkv_fsm (include/raftkv/fsm.h): the node's only way in. The ops
+ * are thin adapters over the functions of kv_private.h (which tests/kv also call directly):
  *
  *   validate       rk_kv_validate.
  *   apply          rk_kv_apply in rk_db_current_txn(db) (RK_DB_EIO outside rk_db_write).
@@ -50,9 +43,10 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
  *                  RK_KV_ESNAPSHOT (details in rk_db_errmsg): the caller aborts the
  *                  transaction and the old state stays. rk_db_write may run its fn again
  *                  after growing the map, so the caller's write fn must restart read from
- *                  the first byte each time it is called. Peak space: LMDB does not reuse the
- *                  pages of the emptied store within the restoring transaction, so the map
- *                  needs room for the old and the new state at once.
+ *                  the first byte each time it is called (rk_db_reserve with about 1.25x the
+ *                  snapshot's size first avoids those reruns). Peak space: LMDB does not
+ *                  reuse the pages of the emptied store within the restoring transaction, so
+ *                  the map needs room for the old and the new state at once.
  *   strerror       static text per code; rk_db_errmsg has details of errors on the writer
  *                  thread.
  *
@@ -68,30 +62,5 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
 int rk_kv_fsm_open(struct rk_db *db, const struct rk_kv_limits *limits, struct raftkv_fsm **out);
 
 #define RK_KV_SNAPSHOT_VERSION 1
-
-/* The older direct API (see above). */
-struct rk_kv;
-
-int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out);
-void rk_kv_close(struct rk_kv *kv);
-
-/* The last applied index, as stored; inside rk_db_write (on its thread) as the batch
- * left it so far. */
-int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
-
-/* Checks a packed kv.proto ClientRequest against the limits before it is proposed.
- * Returns 0 if acceptable; otherwise RK_KV_EINVALID with *response filled with a packed
- * ClientResponse (code INVALID, a clear error) for the client, or RK_DB_ENOMEM. */
-int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response);
-
-/* Applies one committed entry inside the current rk_db_write transaction: normal entries
- * carry a packed Command; no-op and config entries only move the applied index. An entry
- * at or below the applied index is skipped (nothing returned). Returns an rk_db_err (the
- * write fn can return it as is); on error nothing is returned in response/change.
- * *response gets the packed ClientResponse for the proposing client (empty for no-ops);
- * *change gets a packed ChangeEvent when the entry changed a key (empty otherwise).
- * A malformed command is answered INVALID and applied as a no-op: every node does the same. */
-int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
-                struct rk_bytes *response, struct rk_bytes *change);
 
 #endif

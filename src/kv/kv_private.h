@@ -1,4 +1,5 @@
-/* Internals shared by the KV store's sources (kv.c: apply; kv_snapshot.c: the snapshot). */
+/* Internals of the KV store (kv.c: apply; kv_snapshot.c: the snapshot), for its sources and
+ * its tests. */
 #ifndef RAFTKV_KV_PRIVATE_H
 #define RAFTKV_KV_PRIVATE_H
 
@@ -8,6 +9,37 @@
 #define RK_KV_RECORD_HEADER 16
 /* The meta record holding the applied index. */
 #define RK_KV_APPLIED "kv_applied"
+
+struct rk_bytes {
+    uint8_t *data; /* malloc'd; NULL when len == 0 */
+    size_t len;
+};
+void rk_bytes_free(struct rk_bytes *b);
+
+/* The functions the fsm ops run (kv.h documents the ops), on an rk_kv handle. */
+struct rk_kv;
+
+int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out);
+void rk_kv_close(struct rk_kv *kv);
+
+/* The last applied index, as stored; inside rk_db_write (on its thread) as the batch
+ * left it so far. */
+int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
+
+/* Checks a packed kv.proto ClientRequest against the limits before it is proposed.
+ * Returns 0 if acceptable; otherwise RK_KV_EINVALID with *response filled with a packed
+ * ClientResponse (code INVALID, a clear error) for the client, or RK_DB_ENOMEM. */
+int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response);
+
+/* Applies one committed entry inside the current rk_db_write transaction: normal entries
+ * carry a packed Command; no-op and config entries only move the applied index. An entry
+ * at or below the applied index is skipped (nothing returned). Returns an rk_db_err (the
+ * write fn can return it as is); on error nothing is returned in response/change.
+ * *response gets the packed ClientResponse for the proposing client (empty for no-ops);
+ * *change gets a packed ChangeEvent when the entry changed a key (empty otherwise).
+ * A malformed command is answered INVALID and applied as a no-op: every node does the same. */
+int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
+                struct rk_bytes *response, struct rk_bytes *change);
 
 struct rk_kv {
     struct raftkv_fsm base; /* first, so the fsm ops can cast */

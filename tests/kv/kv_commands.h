@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "kv.pb-c.h"
-#include "kv/kv.h"
+#include "kv/kv_private.h"
 
 #define B(s) ((ProtobufCBinaryData){strlen(s), (uint8_t *)(s)})
 

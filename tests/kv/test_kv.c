@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "kv.pb-c.h"
-#include "kv/kv.h"
+#include "kv/kv_private.h"
 #include "kv_commands.h"
 #include "test.h"
 #include "storage/tmp_dir.h"
