@@ -190,8 +190,9 @@ int main(int argc, char **argv)
 
     if (open_node(dst, &db2, &fsm2))
         return 1;
-    /* room for the records as LMDB packs them (about 5% over the stream) and branch pages */
-    if (reserve && rk_db_reserve(db2, bytes + bytes / 4))
+    /* room for the records as LMDB packs them: 5% (100-byte values) to 32% (1000-byte) over
+     * the stream, page fill depending on the value size */
+    if (reserve && rk_db_reserve(db2, bytes + bytes / 2))
         return fprintf(stderr, "reserve: %s\n", rk_db_errmsg(db2)), 1;
     struct restore r = {fsm2, index, fopen(snap, "rb"), 0};
     if (!r.in)

@@ -43,7 +43,7 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
  *                  RK_KV_ESNAPSHOT (details in rk_db_errmsg): the caller aborts the
  *                  transaction and the old state stays. rk_db_write may run its fn again
  *                  after growing the map, so the caller's write fn must restart read from
- *                  the first byte each time it is called (rk_db_reserve with about 1.25x the
+ *                  the first byte each time it is called (rk_db_reserve with about 1.5x the
  *                  snapshot's size first avoids those reruns). Peak space: LMDB does not
  *                  reuse the pages of the emptied store within the restoring transaction, so
  *                  the map needs room for the old and the new state at once.
