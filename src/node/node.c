@@ -631,6 +631,11 @@ static int ready_files(struct rk_node *n, const struct raft_ready *rd)
                  n->snapdir.dir, strerror(rc));
         n->fatal = RK_NODE_ESTORAGE;
     }
+    /* Room for the restored state (with LMDB's overhead) at once, rather than a restore
+     * run again after each doubling of the map. A map that cannot grow enough fails the
+     * write, which reports it. */
+    if (rc == 0 && rd->install_snapshot)
+        rk_db_reserve(n->db, rd->snapshot.size + rd->snapshot.size / 4);
     return rc;
 }
 

@@ -86,6 +86,11 @@ TEST(minimal_config_gets_defaults)
     CHECK_EQ(cfg.max_value_bytes, 1 << 20);
     CHECK_EQ(cfg.max_db_bytes, 8ULL << 30);
     CHECK_EQ(cfg.log_level, RK_LOG_INFO);
+    CHECK_EQ(cfg.snapshot_entries, 10000);
+    CHECK_EQ(cfg.snapshot_bytes, 64 << 20);
+    CHECK_EQ(cfg.snapshot_trailing_entries, 5000);
+    CHECK_EQ(cfg.snapshot_chunk_bytes, 1 << 20);
+    CHECK_EQ(cfg.snapshot_max_inflight_chunks, 4);
     rk_config_free(&cfg);
 }
 
@@ -219,6 +224,36 @@ TEST(timing_must_be_consistent)
                      "(150)"));
 }
 
+TEST(snapshot_keys)
+{
+    struct rk_config cfg;
+    char err[512];
+    int rc = load(BASE "snapshot_entries = 100\nsnapshot_bytes = 1MiB\n"
+                       "snapshot_trailing_entries = 0\nsnapshot_chunk_bytes = 16KiB\n"
+                       "snapshot_max_inflight_chunks = 1\n",
+                  &cfg, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "  %s\n", err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(cfg.snapshot_entries, 100);
+    CHECK_EQ(cfg.snapshot_bytes, 1 << 20);
+    CHECK_EQ(cfg.snapshot_trailing_entries, 0);
+    CHECK_EQ(cfg.snapshot_chunk_bytes, 16 << 10);
+    CHECK_EQ(cfg.snapshot_max_inflight_chunks, 1);
+    if (rc == 0)
+        rk_config_free(&cfg);
+    CHECK(fails_with(BASE "snapshot_entries = 100\nsnapshot_trailing_entries = 101\n",
+                     ":8: snapshot_trailing_entries: must not be more than snapshot_entries "
+                     "(100)"));
+    CHECK(fails_with(BASE "snapshot_trailing_entries = -1\n",
+                     ":7: snapshot_trailing_entries: expected a whole number (0 or more), got "
+                     "\"-1\""));
+    CHECK(fails_with(BASE "snapshot_chunk_bytes = 65MiB\n",
+                     ":7: snapshot_chunk_bytes: must be at most 64MiB"));
+    CHECK(fails_with(BASE "snapshot_max_inflight_chunks = 0\n",
+                     ":7: snapshot_max_inflight_chunks: expected a positive integer, got \"0\""));
+}
+
 TEST(missing_file)
 {
     struct rk_config cfg;
@@ -230,4 +265,4 @@ TEST(missing_file)
 TEST_MAIN(TEST_REF(minimal_config_gets_defaults), TEST_REF(every_key_parses),
           TEST_REF(hex_cluster_id), TEST_REF(bad_number_names_file_line_and_key),
           TEST_REF(unknown_and_duplicate_keys), TEST_REF(missing_keys_and_membership),
-          TEST_REF(timing_must_be_consistent), TEST_REF(missing_file))
+          TEST_REF(timing_must_be_consistent), TEST_REF(snapshot_keys), TEST_REF(missing_file))
