@@ -298,10 +298,15 @@ static void ev_msg(struct cluster *c, enum cluster_event_kind kind, const struct
     ev_push(c, &ev);
 }
 
+static void note_at(struct cluster *c, raft_id node, const char *what, uint64_t a, uint64_t b)
+{
+    struct cluster_event ev = {.node = node, .kind = EV_NOTE, .note = what, .a = a, .b = b};
+    ev_push(c, &ev);
+}
+
 void cluster_note(struct cluster *c, const char *what, uint64_t a, uint64_t b)
 {
-    struct cluster_event ev = {.kind = EV_NOTE, .note = what, .a = a, .b = b};
-    ev_push(c, &ev);
+    note_at(c, 0, what, a, b);
 }
 
 void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last)
@@ -400,31 +405,48 @@ static uint64_t pick_delay(struct cluster *c)
     return d ? d : 1;
 }
 
+static raft_index stored_last(const struct cluster_node *n)
+{
+    return n->log_base + n->log_n;
+}
+
+static const struct cluster_logent *stored_at(const struct cluster_node *n, raft_index index)
+{
+    return index > n->log_base && index <= stored_last(n) ? &n->log[index - n->log_base - 1] : NULL;
+}
+
+static raft_term stored_term_at(const struct cluster_node *n, raft_index index)
+{
+    const struct cluster_logent *e = stored_at(n, index);
+    return e ? e->term : index == n->log_base ? n->base_term : 0;
+}
+
 /* A successful append response says "my log matches yours up to index": the entry there
  * must be durable and be the one the leader of that term holds (while it still leads). */
 static void check_append_ack(struct cluster *c, const struct cluster_node *n, raft_term term,
                              raft_index index)
 {
-    if (index > n->log_n) {
+    if (index > stored_last(n)) {
         cluster_fail(c, n->id,
                      "append acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
-                     " but storage holds up to %zu",
-                     n->id, index, n->log_n);
+                     " but storage holds up to %" PRIu64,
+                     n->id, index, stored_last(n));
         return;
     }
     raft_id l = term < c->n_terms ? c->leader_of_term[term] : 0;
     const struct cluster_node *ln = l ? &c->nodes[l] : NULL;
     /* Asked of the core, not of what was last observed: with batching the leader may have
      * stepped down in a step whose ready is still pending. */
-    if (!index || !ln || !ln->r || raft_role_of(ln->r) != RAFT_LEADER ||
+    if (index <= n->log_base || !ln || !ln->r || raft_role_of(ln->r) != RAFT_LEADER ||
         raft_term_of(ln->r) != term)
         return;
     raft_term want = raft_term_at(ln->r, index);
-    if (want && want != n->log[index - 1].term)
+    raft_term have = stored_term_at(n, index);
+    if (want && want != have)
         cluster_fail(c, n->id,
                      "n%" PRIu64 " acks index %" PRIu64 " to the leader of term %" PRIu64
                      " but stores term %" PRIu64 " there where the leader has term %" PRIu64,
-                     n->id, index, term, n->log[index - 1].term, want);
+                     n->id, index, term, have, want);
 }
 
 /* A node acknowledges only what is durable: a granted vote and a successful append response
@@ -445,11 +467,154 @@ static void check_ack_durable(struct cluster *c, const struct cluster_node *n,
         check_append_ack(c, n, m->term, m->append_resp.index);
 }
 
+/* ---- snapshots of the simulated state machine ---- */
+
+#define SNAP_HEADER 24 /* index, term, hash chain */
+
+static void snap_swap(struct cluster_snapshot *a, struct cluster_snapshot *b)
+{
+    struct cluster_snapshot t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The state machine becomes the one in n->snap: on restart, or on installing a snapshot. */
+static void sm_restore(struct cluster *c, struct cluster_node *n)
+{
+    const struct cluster_snapshot *sn = &n->snap;
+    raft_index index = 0;
+    raft_term term = 0;
+    uint64_t chain = 0;
+    if (sn->meta.size >= SNAP_HEADER) {
+        memcpy(&index, sn->data, 8);
+        memcpy(&term, sn->data + 8, 8);
+        memcpy(&chain, sn->data + 16, 8);
+    }
+    if (index != sn->meta.index || term != sn->meta.term) {
+        cluster_fail(c, n->id,
+                     "snapshot of n%" PRIu64 " says %" PRIu64 "/t%" PRIu64
+                     " but its bytes hold %" PRIu64 "/t%" PRIu64,
+                     n->id, sn->meta.index, sn->meta.term, index, term);
+        return;
+    }
+    if (index > c->n_committed || c->committed[index - 1].chain != chain ||
+        c->committed[index - 1].term != term)
+        cluster_fail(c, n->id,
+                     "State Machine Safety: n%" PRIu64 " restores a snapshot at %" PRIu64
+                     "/t%" PRIu64 " whose state no node applied",
+                     n->id, index, term);
+    n->applied = index;
+    n->sm_hash = chain;
+}
+
+/* Snapshots the state machine and compacts the log, as raftd does every so many entries. */
+static void node_maybe_compact(struct cluster *c, struct cluster_node *n)
+{
+    unsigned every = c->opts.snapshot_every;
+    if (!every || !n->r || n->applied < n->snap.meta.index + every)
+        return;
+    struct cluster_snapshot *sn = &n->snap;
+    raft_index index = n->applied;
+    raft_term term = stored_term_at(n, index);
+    size_t size = SNAP_HEADER + cluster_rand_below(c, 320);
+    grow((void **)&sn->data, &sn->cap, size, 1);
+    memcpy(sn->data, &index, 8);
+    memcpy(sn->data + 8, &term, 8);
+    memcpy(sn->data + 16, &n->sm_hash, 8);
+    for (size_t i = SNAP_HEADER; i < size; i++)
+        sn->data[i] = (uint8_t)(n->sm_hash >> (8 * (i % 8)));
+    sn->meta = (struct raft_snapshot_meta){index, term, size};
+    raft_index to = index > c->opts.compact_margin ? index - c->opts.compact_margin : 0;
+    int rc = raft_compact(n->r, &sn->meta, to);
+    note_at(c, n->id, "snapshot taken (index, compact to)", index, to);
+    if (rc != RAFT_OK)
+        cluster_fail(c, n->id,
+                     "raft_compact refused n%" PRIu64 "'s snapshot at applied %" PRIu64 "/t%" PRIu64
+                     ": %s",
+                     n->id, index, term, raft_strerror(rc));
+    c->stats_snapshots_taken++;
+}
+
+/* An outgoing InstallSnapshot leaves the core without bytes: the host fills them in. */
+static bool fill_chunk(struct cluster *c, const struct cluster_node *n, struct raft_msg *m)
+{
+    struct raft_install_snapshot *is = &m->install_snapshot;
+    const struct cluster_snapshot *sn = &n->snap;
+    if (sn->meta.index != is->last_index || sn->meta.term != is->last_term ||
+        is->offset + is->len > sn->meta.size ||
+        is->done != (is->offset + is->len == sn->meta.size)) {
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " asked to send bytes %" PRIu64 "+%zu%s of snapshot %" PRIu64
+                     "/t%" PRIu64 " but holds %" PRIu64 "/t%" PRIu64 " of %" PRIu64 " bytes",
+                     n->id, is->offset, is->len, is->done ? " (done)" : "", is->last_index,
+                     is->last_term, sn->meta.index, sn->meta.term, sn->meta.size);
+        return false;
+    }
+    is->data = is->len ? sn->data + is->offset : NULL;
+    return true;
+}
+
+/* Writes received chunks, in order, into the snapshot being received. */
+static void receive_chunks(struct cluster *c, struct cluster_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_snapshot_chunks; i++) {
+        const struct raft_snapshot_chunk *ch = &rd->snapshot_chunks[i];
+        struct cluster_snapshot *in = &n->incoming;
+        if (ch->offset == 0)
+            in->meta = (struct raft_snapshot_meta){ch->index, ch->term, 0};
+        if (in->meta.index != ch->index || in->meta.term != ch->term ||
+            in->meta.size != ch->offset) {
+            cluster_fail(c, n->id,
+                         "n%" PRIu64 " handed chunk at %" PRIu64 " of snapshot %" PRIu64
+                         "/t%" PRIu64 " after %" PRIu64 " bytes of %" PRIu64 "/t%" PRIu64,
+                         n->id, ch->offset, ch->index, ch->term, in->meta.size, in->meta.index,
+                         in->meta.term);
+            return;
+        }
+        grow((void **)&in->data, &in->cap, ch->offset + ch->len, 1);
+        if (ch->len)
+            memcpy(in->data + ch->offset, ch->data, ch->len);
+        in->meta.size += ch->len;
+        if (ch->done) {
+            snap_swap(&n->received, in);
+            in->meta = (struct raft_snapshot_meta){0};
+        }
+    }
+}
+
+static void install_snapshot(struct cluster *c, struct cluster_node *n, const struct raft_ready *rd)
+{
+    const struct raft_snapshot_meta *want = &rd->snapshot;
+    const struct raft_snapshot_meta *got = &n->received.meta;
+    if (got->index != want->index || got->term != want->term || got->size != want->size) {
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " told to install snapshot %" PRIu64 "/t%" PRIu64
+                     " but received %" PRIu64 "/t%" PRIu64,
+                     n->id, want->index, want->term, got->index, got->term);
+        return;
+    }
+    if (want->index < n->applied)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " installs snapshot %" PRIu64 " below its applied %" PRIu64, n->id,
+                     want->index, n->applied);
+    snap_swap(&n->snap, &n->received);
+    n->received.meta = (struct raft_snapshot_meta){0};
+    n->log_base = want->index;
+    n->base_term = want->term;
+    n->log_n = 0;
+    sm_restore(c, n);
+    c->stats_snapshots_installed++;
+    note_at(c, n->id, "snapshot installed (index, term)", want->index, want->term);
+}
+
 static void send_msgs(struct cluster *c, const struct cluster_node *n, const struct raft_msg *msgs,
                       size_t count)
 {
     for (size_t i = 0; i < count; i++) {
-        const struct raft_msg *m = &msgs[i];
+        struct raft_msg filled = msgs[i];
+        const struct raft_msg *m = &filled;
+        if (m->type == RAFT_MSG_INSTALL_SNAPSHOT && !fill_chunk(c, n, &filled))
+            continue;
         check_ack_durable(c, n, m);
         if (roll_permille(c, c->net.drop_permille)) {
             ev_msg(c, EV_DROP, m, 0, 0);
@@ -494,7 +659,9 @@ static void became_leader(struct cluster *c, struct cluster_node *n, raft_term t
                      "Election Safety: n%" PRIu64 " and n%" PRIu64 " both leaders of term %" PRIu64,
                      c->leader_of_term[term], n->id, term);
     c->leader_of_term[term] = n->id;
-    for (raft_index i = 1; i <= c->n_committed; i++) {
+    /* Compacted entries live in the snapshot, which was checked when it was taken. */
+    raft_index first = raft_first_index_of(n->r);
+    for (raft_index i = first > 1 ? first - 1 : 1; i <= c->n_committed; i++) {
         raft_term t = raft_term_at(n->r, i);
         if (t != c->committed[i - 1].term) {
             cluster_fail(c, n->id,
@@ -553,7 +720,7 @@ static void check_hard_state(struct cluster *c, struct cluster_node *n, const st
 
 static void node_persist(struct cluster *c, struct cluster_node *n, const struct raft_ready *rd)
 {
-    if (n->lead_term && rd->truncate_from && rd->truncate_from <= n->log_n)
+    if (n->lead_term && rd->truncate_from && rd->truncate_from <= stored_last(n))
         cluster_fail(c, n->id,
                      "Leader Append-Only: leader n%" PRIu64 " truncates its log at %" PRIu64, n->id,
                      rd->truncate_from);
@@ -561,15 +728,18 @@ static void node_persist(struct cluster *c, struct cluster_node *n, const struct
     if (rc != RAFT_OK) {
         cluster_fail(c, n->id,
                      "storage refused the ready of n%" PRIu64 " (%s): truncate_from=%" PRIu64
-                     " first entry=%" PRIu64 " stored last=%zu",
+                     " first entry=%" PRIu64 " stored last=%" PRIu64,
                      n->id, raft_strerror(rc), rd->truncate_from,
-                     rd->n_entries ? rd->entries[0].index : 0, n->log_n);
+                     rd->n_entries ? rd->entries[0].index : 0, stored_last(n));
         return;
     }
+    receive_chunks(c, n, rd);
+    if (rd->install_snapshot)
+        install_snapshot(c, n, rd);
     if (rd->hard_state_changed)
         check_hard_state(c, n, rd);
-    if (rd->truncate_from && rd->truncate_from <= n->log_n) {
-        n->log_n = rd->truncate_from - 1;
+    if (rd->truncate_from > n->log_base && rd->truncate_from <= stored_last(n)) {
+        n->log_n = rd->truncate_from - n->log_base - 1;
         c->stats_truncations++;
     }
     grow((void **)&n->log, &n->log_cap, n->log_n + rd->n_entries, sizeof *n->log);
@@ -580,7 +750,7 @@ static void node_persist(struct cluster *c, struct cluster_node *n, const struct
                          "n%" PRIu64 " persisted entry %" PRIu64 "/t%" PRIu64
                          " from beyond its term %" PRIu64,
                          n->id, e->index, e->term, n->hs_term);
-        raft_term prev = e->index > 1 ? n->log[e->index - 2].term : 0;
+        raft_term prev = stored_term_at(n, e->index - 1);
         uint64_t h = entry_hash(e);
         lm_check(c, n->id, e, prev, h);
         n->log[n->log_n++] = (struct cluster_logent){e->term, h};
@@ -654,12 +824,12 @@ static void node_apply(struct cluster *c, struct cluster_node *n, const struct r
                          e->index, n->applied);
             return;
         }
-        if (e->index > n->log_n || n->log[e->index - 1].term != e->term ||
-            n->log[e->index - 1].hash != h)
+        const struct cluster_logent *se = stored_at(n, e->index);
+        if (!se || se->term != e->term || se->hash != h)
             cluster_fail(c, n->id,
                          "n%" PRIu64 " applied %" PRIu64 "/t%" PRIu64
-                         " which its storage does not hold (stored last %zu)",
-                         n->id, e->index, e->term, n->log_n);
+                         " which its storage does not hold (stored last %" PRIu64 ")",
+                         n->id, e->index, e->term, stored_last(n));
         apply_global(c, n->id, e, h);
         n->applied = e->index;
         n->sm_hash = chain_step(n->sm_hash, h);
@@ -684,7 +854,7 @@ static void check_reads(struct cluster *c, struct cluster_node *n, const struct 
                          " but %" PRIu64 " was committed before the read was asked",
                          n->id, rs->ctx, rs->index, rq->min_index);
         rq->index = rs->index;
-        cluster_note(c, "read confirmed (ctx, index)", rs->ctx, rs->index);
+        note_at(c, n->id, "read confirmed (ctx, index)", rs->ctx, rs->index);
     }
 }
 
@@ -717,6 +887,7 @@ static void node_drain(struct cluster *c, struct cluster_node *n)
         check_reads(c, n, &rd);
         raft_advance(n->r, &rd);
         node_observe(c, n);
+        node_maybe_compact(c, n);
     }
 }
 
@@ -885,9 +1056,10 @@ void cluster_crash_at(struct cluster *c, raft_id id, enum cluster_crash_point at
 static void check_restore(struct cluster *c, const struct cluster_node *n,
                           const struct raft_restore *rs)
 {
-    bool ok = rs->term == n->hs_term && rs->vote == n->hs_vote && rs->n_entries == n->log_n;
+    bool ok = rs->term == n->hs_term && rs->vote == n->hs_vote && rs->n_entries == n->log_n &&
+              rs->snapshot_index == n->log_base && rs->snapshot_term == n->base_term;
     for (size_t i = 0; ok && i < rs->n_entries; i++)
-        ok = rs->entries[i].index == i + 1 && rs->entries[i].term == n->log[i].term &&
+        ok = rs->entries[i].index == n->log_base + 1 + i && rs->entries[i].term == n->log[i].term &&
              entry_hash(&rs->entries[i]) == n->log[i].hash;
     if (!ok)
         cluster_fail(c, n->id, "storage of n%" PRIu64 " gave back something other than was saved",
@@ -901,6 +1073,11 @@ static int node_start(struct cluster *c, struct cluster_node *n)
     if (rc != RAFT_OK)
         return rc;
     check_restore(c, n, &rs);
+    /* The state machine comes back from the host's latest snapshot, if any. */
+    rs.snapshot = n->snap.meta;
+    rs.applied = n->snap.meta.index;
+    if (rs.applied)
+        sm_restore(c, n);
     struct raft_config cfg = c->cfg;
     cfg.id = n->id;
     rc = raft_new(&cfg, &rs, &n->r);
@@ -961,8 +1138,8 @@ int cluster_read(struct cluster *c, raft_id id, uint64_t *ctx)
 {
     uint64_t number = c->n_reads;
     int rc = cluster_is_up(c, id) ? raft_read_index(c->nodes[id].r, number) : RAFT_ENOTLEADER;
-    cluster_note(c, rc ? "read refused (ctx, err)" : "read asked (ctx, min index)", number,
-                 rc ? (uint64_t)rc : c->n_committed);
+    note_at(c, id, rc ? "read refused (ctx, err)" : "read asked (ctx, min index)", number,
+            rc ? (uint64_t)rc : c->n_committed);
     if (rc != RAFT_OK)
         return rc;
     grow((void **)&c->reads, &c->cap_reads, c->n_reads + 1, sizeof *c->reads);
@@ -1031,14 +1208,12 @@ bool cluster_run_until(struct cluster *c, bool (*pred)(const struct cluster *c),
 
 raft_term cluster_stored_term(const struct cluster *c, raft_id id, raft_index index)
 {
-    if (!node_valid(c, id) || index == 0 || index > c->nodes[id].log_n)
-        return 0;
-    return c->nodes[id].log[index - 1].term;
+    return node_valid(c, id) ? stored_term_at(&c->nodes[id], index) : 0;
 }
 
 raft_index cluster_stored_last(const struct cluster *c, raft_id id)
 {
-    return node_valid(c, id) ? c->nodes[id].log_n : 0;
+    return node_valid(c, id) ? stored_last(&c->nodes[id]) : 0;
 }
 
 /* ---- life cycle ---- */
@@ -1089,6 +1264,10 @@ int cluster_new(const struct cluster_opts *opts, struct cluster **out)
     c->cfg.check_quorum = opts->check_quorum;
     c->cfg.max_entries_per_msg = opts->max_entries_per_msg;
     c->cfg.max_inflight_msgs = opts->max_inflight_msgs;
+    if (opts->snapshot_chunk_bytes)
+        c->cfg.snapshot_chunk_bytes = opts->snapshot_chunk_bytes;
+    if (opts->max_inflight_chunks)
+        c->cfg.max_inflight_chunks = opts->max_inflight_chunks;
     c->cfg.random = core_random;
     c->cfg.random_arg = c;
     for (size_t i = 1; i <= opts->n_nodes; i++) {
@@ -1117,6 +1296,9 @@ void cluster_free(struct cluster *c)
         if (n->st)
             n->st->ops->close(n->st);
         free(n->log);
+        free(n->snap.data);
+        free(n->incoming.data);
+        free(n->received.data);
     }
     c->trace = NULL;
     cluster_drop_all(c);

@@ -38,6 +38,10 @@ struct cluster_opts {
     unsigned election_ticks_min, election_ticks_max, heartbeat_ticks;
     bool pre_vote, check_quorum;
     size_t max_entries_per_msg, max_inflight_msgs;
+    size_t snapshot_chunk_bytes, max_inflight_chunks;
+    /* Log compaction: every this many applied entries (0: never) a node snapshots its state
+     * machine and compacts its log, keeping the last compact_margin entries. */
+    unsigned snapshot_every, compact_margin;
 };
 
 /* Defaults for tests: 3 nodes, election 10-20 ticks, heartbeat 2, pre-vote and check-quorum
@@ -65,6 +69,14 @@ struct cluster_logent {
     uint64_t hash; /* of type and data */
 };
 
+/* A snapshot of the simulated state machine: bytes holding (index, term, hash chain of the
+ * applied sequence) and filler, so that transfers take several chunks. */
+struct cluster_snapshot {
+    struct raft_snapshot_meta meta; /* meta.size bytes of data (while receiving: so far) */
+    uint8_t *data;
+    size_t cap;
+};
+
 struct cluster_node {
     raft_id id;
     struct raft *r; /* NULL while crashed */
@@ -72,8 +84,13 @@ struct cluster_node {
     /* Mirror of what storage holds durably, kept to check the core against. */
     raft_term hs_term;
     raft_id hs_vote;
-    struct cluster_logent *log;
+    raft_index log_base; /* the stored log starts after an installed snapshot at this index */
+    raft_term base_term;
+    struct cluster_logent *log; /* log[i] is index log_base + 1 + i */
     size_t log_n, log_cap;
+    /* The host's durable snapshot files: the latest one held, the one being received and
+     * the last one received complete (until installed). */
+    struct cluster_snapshot snap, incoming, received;
     /* The node's state machine: how far it applied and a hash chain of what. */
     raft_index applied;
     uint64_t sm_hash;
@@ -186,7 +203,8 @@ struct cluster {
 
     uint64_t last_seq[CLUSTER_MAX_NODES + 1][CLUSTER_MAX_NODES + 1]; /* delivered, per link */
     uint64_t stats_delivered, stats_dropped, stats_reordered, stats_duplicated;
-    uint64_t stats_elections_won, stats_truncations;
+    uint64_t stats_elections_won, stats_truncations, stats_snapshots_taken,
+        stats_snapshots_installed;
 };
 
 int cluster_new(const struct cluster_opts *opts, struct cluster **out);
@@ -237,7 +255,8 @@ bool cluster_converged(const struct cluster *c);
 bool cluster_run_until(struct cluster *c, bool (*pred)(const struct cluster *c),
                        unsigned max_ticks);
 
-/* The durable log as storage holds it: term at index (0 if absent). */
+/* The durable log as storage holds it: term at index (0 if absent; the snapshot's term at
+ * the index the stored log starts after). */
 raft_term cluster_stored_term(const struct cluster *c, raft_id id, raft_index index);
 raft_index cluster_stored_last(const struct cluster *c, raft_id id);
 

@@ -80,6 +80,10 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->client_permille = (unsigned)PICK(&x, 100, 300, 800);
     p->max_downtime = (unsigned)PICK(&x, 10, 40, 120);
     p->batch_permille = (unsigned)PICK(&x, 0, 300, 1000);
+    o->snapshot_every = (unsigned)PICK(&x, 0, 0, 10, 50);
+    o->compact_margin = (unsigned)PICK(&x, 0, 3, 30);
+    o->snapshot_chunk_bytes = PICK(&x, 16, 64, 4096);
+    o->max_inflight_chunks = PICK(&x, 1, 4);
     p->net.drop_permille = (unsigned)PICK(&x, 0, 20, 100, 250);
     p->net.dup_permille = (unsigned)PICK(&x, 0, 20, 100);
     p->net.delay_min = 1;
@@ -306,11 +310,13 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         c->trace = stdout;
         printf("seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
                "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
-               "net=%u campaign=%u client=%u downtime<=%u batch=%u\n",
+               "net=%u campaign=%u client=%u downtime<=%u batch=%u | snapshot every %u, "
+               "margin %u, chunk %zu, chunks in flight %zu\n",
                seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
                o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
                p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
-               p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille);
+               p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille,
+               o.snapshot_every, o.compact_margin, o.snapshot_chunk_bytes, o.max_inflight_chunks);
     }
     c->net = p.net;
     c->batch_permille = p.batch_permille;
@@ -360,8 +366,10 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     } else if (c->failed) {
         printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
     } else if (so->count == 1) {
-        printf("seed %" PRIu64 " ok: %zu entries committed, %" PRIu64 " elections won\n", seed,
-               c->n_committed, c->stats_elections_won);
+        printf("seed %" PRIu64 " ok: %zu entries committed, %" PRIu64 " elections won, %" PRIu64
+               " snapshots taken, %" PRIu64 " installed\n",
+               seed, c->n_committed, c->stats_elections_won, c->stats_snapshots_taken,
+               c->stats_snapshots_installed);
     }
     fflush(stdout);
     watch(NULL, 0);
