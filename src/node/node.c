@@ -635,7 +635,7 @@ static int ready_files(struct rk_node *n, const struct raft_ready *rd)
      * run again after each doubling of the map. A map that cannot grow enough fails the
      * write, which reports it. */
     if (rc == 0 && rd->install_snapshot)
-        rk_db_reserve(n->db, rd->snapshot.size + rd->snapshot.size / 4);
+        rk_db_reserve(n->db, rd->snapshot.size + rd->snapshot.size / 2);
     return rc;
 }
 

@@ -328,6 +328,21 @@ bool cluster_log_contains(struct cluster *c, int id, const char *text)
     return found;
 }
 
+bool cluster_logs_clean(struct cluster *c)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          "runtime error:"};
+    for (int i = 1; i <= c->n; i++) {
+        for (size_t r = 0; r < sizeof reports / sizeof reports[0]; r++) {
+            if (cluster_log_contains(c, i, reports[r])) {
+                fprintf(stderr, "node %d's log has a sanitizer report (%s)\n", i, reports[r]);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value)
 {
     struct raftkv_result res;

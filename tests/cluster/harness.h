@@ -75,6 +75,8 @@ bool cluster_put_retry(struct cluster *c, const char *key, const char *value, un
 
 /* Whether node id's log has a line containing text. */
 bool cluster_log_contains(struct cluster *c, int id, const char *text);
+/* No node's log holds a sanitizer report (ASan, LSan, UBSan); prints the first found. */
+bool cluster_logs_clean(struct cluster *c);
 /* A get through client that must return value (prints what it got otherwise). */
 bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value);
 

@@ -209,6 +209,10 @@ TEST(lifecycle_machine_in_cluster)
     bool ok = cluster_init(&c, 3, SNAPSHOT_OFTEN);
     c.daemon = LIFECYCLED_PATH;
     ok = ok && scenario_lifecycle(&c);
+    for (int i = 1; i <= c.n; i++)
+        if (c.nodes[i - 1].pid)
+            cluster_stop(&c, i, SIGTERM);
+    ok = cluster_logs_clean(&c) && ok;
     cluster_destroy(&c, !ok);
     CHECK(ok);
 }

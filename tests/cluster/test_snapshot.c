@@ -278,7 +278,7 @@ static bool scenario_install(struct cluster *c)
  * (15,000, plus what is in flight) log entries of ~100 bytes with LMDB's pages (~2 MB),
  * 1,000 keys (~0.1 MB), one or two snapshot files (60 KB each), and the pages freed while
  * a snapshot's read is open: under 6 MiB (measured: 1.6 MiB). Without compaction the log
- * would hold all 200,000 entries (see cluster_snapshot_bench for the figure). */
+ * holds all 200,000 entries: 16.4 MiB measured by cluster_snapshot_bench. */
 #define DATA_DIR_BOUND (6u << 20)
 #define GROWTH_SLACK (1u << 20)
 
@@ -319,6 +319,10 @@ static bool with_cluster(const char *conf, bool (*fn)(struct cluster *c))
     uint64_t start = now_ms();
     bool ok = fn(&c);
     fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
+    for (int i = 1; i <= c.n; i++)
+        if (c.nodes[i - 1].pid)
+            cluster_stop(&c, i, SIGTERM);
+    ok = cluster_logs_clean(&c) && ok;
     cluster_destroy(&c, !ok);
     return ok;
 }
