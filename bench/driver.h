@@ -53,7 +53,7 @@ struct driver {
     unsigned mix_total;
     bool mix_writes; /* the mix has puts or cas */
 
-    enum phase phase; /* changed only while no slot runs */
+    enum phase phase;      /* changed only while no slot runs */
     _Atomic uint64_t next; /* prefill, verify: next key; run with --ops: ops issued */
     uint64_t start_ns, end_ns;
     atomic_bool stop; /* end the phase early (SIGINT) */

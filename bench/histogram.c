@@ -54,9 +54,8 @@ void hist_record(struct histogram *h, uint64_t value)
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, value, memory_order_relaxed);
     uint64_t m = atomic_load_explicit(&h->max, memory_order_relaxed);
-    while (value > m &&
-           !atomic_compare_exchange_weak_explicit(&h->max, &m, value, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (value > m && !atomic_compare_exchange_weak_explicit(
+                            &h->max, &m, value, memory_order_relaxed, memory_order_relaxed))
         ;
 }
 

@@ -199,8 +199,8 @@ static void machine_ticks(uint64_t *busy, uint64_t *total)
     *busy = *total = 0;
     FILE *f = fopen("/proc/stat", "r");
     unsigned long long v[8] = {0};
-    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                    &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+    if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                    &v[4], &v[5], &v[6], &v[7]) == 8) {
         for (int i = 0; i < 8; i++)
             *total += v[i];
         *busy = *total - v[3] - v[4];

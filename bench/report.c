@@ -12,8 +12,9 @@ static void text_kind(FILE *f, const char *name, const struct kind_stats *st, do
 {
     const struct histogram *h = &st->latency_us;
     uint64_t n = hist_count(h);
-    fprintf(f, "%-5s %10.1f %9" PRIu64 " %7" PRIu64 " %9" PRIu64 " %8" PRIu64
-               " %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+    fprintf(f,
+            "%-5s %10.1f %9" PRIu64 " %7" PRIu64 " %9" PRIu64 " %8" PRIu64
+            " %8.3f %8.3f %8.3f %8.3f %8.3f\n",
             name, secs > 0 ? (double)n / secs : 0.0, n, (uint64_t)st->errors,
             (uint64_t)st->not_found, (uint64_t)st->mismatch, ms(hist_quantile(h, 0.5)),
             ms(hist_quantile(h, 0.9)), ms(hist_quantile(h, 0.99)), ms(hist_quantile(h, 0.999)),
@@ -41,7 +42,8 @@ static void text_verify(FILE *f, const struct driver *d, const struct run_summar
     uint64_t checked = v[LEDGER_INTACT] + v[LEDGER_UNKNOWN_APPLIED] + v[LEDGER_ABSENT] +
                        v[LEDGER_LOST] + v[LEDGER_UNEXPECTED];
     fprintf(f,
-            "verify: %" PRIu64 " keys read back: %" PRIu64 " hold their last acknowledged write, %" PRIu64
+            "verify: %" PRIu64 " keys read back: %" PRIu64
+            " hold their last acknowledged write, %" PRIu64
             " an unknown write that did apply, %" PRIu64 " absent and never acknowledged; %" PRIu64
             " lost, %" PRIu64 " unexpected, %" PRIu64 " could not be read\n",
             checked, (uint64_t)v[LEDGER_INTACT], (uint64_t)v[LEDGER_UNKNOWN_APPLIED],
@@ -82,7 +84,8 @@ void report_text(FILE *f, const struct driver *d, const struct run_summary *r)
     fprintf(f, "raft-bench: %s; ", mix);
     if (r->nodes)
         fprintf(f, "%d nodes (spawned), ", r->nodes);
-    fprintf(f, "%u clients over %u conns, %" PRIu64 " keys %s, %u-byte values, linearizable reads\n",
+    fprintf(f,
+            "%u clients over %u conns, %" PRIu64 " keys %s, %u-byte values, linearizable reads\n",
             o->clients, o->conns, o->keys, o->zipf > 0 ? "zipf" : "uniform", o->value_size);
     if (r->prefill_s >= 0)
         fprintf(f, "prefill: %" PRIu64 " keys in %.2f s, %" PRIu64 " errors\n", o->keys,
@@ -101,8 +104,8 @@ void report_text(FILE *f, const struct driver *d, const struct run_summary *r)
         text_kind(f, "all", &all, r->elapsed_s);
         hist_free(&all.latency_us);
     }
-    fprintf(f, "cpu: raft-bench %.2f cores; whole machine busy %.2f of %u cores\n",
-            r->client_cores, r->machine_cores, r->machine_cpus);
+    fprintf(f, "cpu: raft-bench %.2f cores; whole machine busy %.2f of %u cores\n", r->client_cores,
+            r->machine_cores, r->machine_cpus);
     for (unsigned i = 0; i < d->errors.n; i++)
         fprintf(f, "error x%" PRIu64 ": %s\n", d->errors.msgs[i].count, d->errors.msgs[i].text);
     if (d->errors.others)
@@ -167,8 +170,9 @@ void report_json(FILE *f, const struct driver *d, const struct run_summary *r)
     json_str(f, r->command);
     fprintf(f, ",\"endpoints\":");
     json_str(f, r->endpoints);
-    fprintf(f, ",\"nodes\":%d,\"mix\":\"%s\",\"clients\":%u,\"conns\":%u,\"keys\":%" PRIu64
-               ",\"zipf\":%g,\"value_size\":%u,\"consistency\":\"linearizable\"",
+    fprintf(f,
+            ",\"nodes\":%d,\"mix\":\"%s\",\"clients\":%u,\"conns\":%u,\"keys\":%" PRIu64
+            ",\"zipf\":%g,\"value_size\":%u,\"consistency\":\"linearizable\"",
             r->nodes, mix, o->clients, o->conns, o->keys, o->zipf, o->value_size);
     if (r->prefill_s >= 0)
         fprintf(f, ",\"prefill_s\":%.3f,\"prefill_errors\":%" PRIu64, r->prefill_s,

@@ -20,14 +20,14 @@ struct run_summary {
     /* --kill-leader-at */
     bool killed;
     uint64_t killed_node;
-    double kill_s;       /* into the run */
-    bool recovered;      /* a success came after the kill */
-    double gap_ms;       /* largest gap between successes ending after the kill */
-    double gap_from_s;   /* into the run */
+    double kill_s;     /* into the run */
+    bool recovered;    /* a success came after the kill */
+    double gap_ms;     /* largest gap between successes ending after the kill */
+    double gap_from_s; /* into the run */
     double gap_to_s;
-    double recovery_ms;  /* kill -> first success */
-    bool verified;       /* verification ran */
-    bool verify_ok;      /* every acknowledged write survived, every key checked */
+    double recovery_ms; /* kill -> first success */
+    bool verified;      /* verification ran */
+    bool verify_ok;     /* every acknowledged write survived, every key checked */
     uint64_t unknown_writes;
 };
 

@@ -127,8 +127,9 @@ int timeline_plot(const struct timeline *t, const char *path, const char *title,
                "set yrange [0:*]\nset y2range [0:*]\nset grid\nset key top left\n"
                "set datafile missing 'NaN'\n");
     if (kill_s >= 0)
-        fprintf(g, "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc 'red'\n"
-                   "set label 'kill -9 leader' at %.3f, graph 0.95 textcolor 'red' offset 1,0\n",
+        fprintf(g,
+                "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc 'red'\n"
+                "set label 'kill -9 leader' at %.3f, graph 0.95 textcolor 'red' offset 1,0\n",
                 kill_s, kill_s, kill_s);
     fprintf(g,
             "plot '%s' using 1:2 with steps lw 2 title 'ops/s', "

@@ -24,6 +24,12 @@
  * One client may be used from several threads at once; requests then run concurrently.
  * Sockets (one per node addressed directly, one to all endpoints, redialing by themselves)
  * live until raftkv_client_close.
+ *
+ * Every key operation also exists in an asynchronous form (raftkv_put_async, ...): it
+ * returns at once and reports through a callback. Any number of them may be in flight on
+ * one client; each is a small state machine driven by NNG's own threads (one NNG context
+ * per attempt), not a thread of its own. The synchronous calls are the same operation with
+ * a wait at the end.
  */
 #ifndef RAFTKV_CLIENT_H
 #define RAFTKV_CLIENT_H
@@ -88,6 +94,10 @@ struct raftkv_client;
 /* Fails with RAFTKV_EUSAGE on no endpoints, or a malformed or duplicate one. Connects
  * lazily: no node needs to be up yet. */
 int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out);
+/* Ends every operation still in flight with RAFTKV_UNAVAILABLE ("client closed") and
+ * returns once all of them have returned from their callbacks (at once for requests on
+ * the wire; an operation pausing between retries ends when its pause does, at most 1 s).
+ * Must not be called from an async callback, nor together with new operations. */
 void raftkv_client_close(struct raftkv_client *c);
 
 /* Keys must not be empty (RAFTKV_EUSAGE). Writes report their revision in res.
@@ -106,5 +116,32 @@ int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len, const v
  * retries, at most min(request_timeout_ms, timeout_ms). RAFTKV_UNAVAILABLE if it did not
  * answer. */
 int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out);
+
+/*
+ * Asynchronous operations. Each takes the arguments of its synchronous twin and, instead
+ * of a result, a callback with its argument. The key and values are copied before the
+ * function returns.
+ *
+ * Returns RAFTKV_OK when the operation started: cb then runs exactly once, with the status
+ * the synchronous call would have returned and the result it would have filled. Any other
+ * return (RAFTKV_EUSAGE for bad arguments, RAFTKV_ENOMEM): cb never runs.
+ *
+ * cb runs on an NNG thread, or on the calling thread before the function returns when the
+ * operation fails at once (e.g. the client is closing). It may start new operations, also
+ * on the same client, but must not block for long: it holds up other completions. res and
+ * everything it points to (the value) belong to the library and are valid only during the
+ * call: copy what you keep; do not call raftkv_result_free on it.
+ */
+typedef void (*raftkv_callback)(int status, const struct raftkv_result *res, void *arg);
+
+int raftkv_put_async(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
+                     size_t value_len, raftkv_callback cb, void *arg);
+int raftkv_get_async(struct raftkv_client *c, const void *key, size_t key_len, raftkv_callback cb,
+                     void *arg);
+int raftkv_delete_async(struct raftkv_client *c, const void *key, size_t key_len,
+                        raftkv_callback cb, void *arg);
+int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
+                     size_t expected_len, const void *new_value, size_t new_len, raftkv_callback cb,
+                     void *arg);
 
 #endif

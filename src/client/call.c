@@ -164,16 +164,44 @@ int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
     return RAFTKV_OK;
 }
 
+/* Closing a socket fails every request on it at once (NNG closes its contexts). Sockets
+ * are closed outside c->mu: NNG waits for callbacks that may be waiting for it. */
+static void endpoints_shut(struct raftkv_client *c)
+{
+    nng_socket socks[RK_MAX_ENDPOINTS + 1];
+    size_t n = 0;
+    nng_mtx_lock(c->mu);
+    if (c->any_open)
+        socks[n++] = c->any;
+    c->any_open = false;
+    for (size_t i = 0; i < c->n_eps; i++) {
+        if (c->eps[i]->open)
+            socks[n++] = c->eps[i]->sock;
+        c->eps[i]->open = false;
+    }
+    nng_mtx_unlock(c->mu);
+    for (size_t i = 0; i < n; i++)
+        nng_close(socks[i]);
+}
+
+void rk_calls_end(struct raftkv_client *c)
+{
+    nng_mtx_lock(c->mu);
+    atomic_store(&c->closing, true);
+    nng_mtx_unlock(c->mu);
+    endpoints_shut(c);
+    nng_mtx_lock(c->mu);
+    while (c->in_flight)
+        nng_cv_wait(c->idle);
+    nng_mtx_unlock(c->mu);
+}
+
 void rk_endpoints_close(struct raftkv_client *c)
 {
-    if (c->any_open)
-        nng_close(c->any);
-    c->any_open = false;
+    endpoints_shut(c);
     free(c->any_dialers);
     c->any_dialers = NULL;
     for (size_t i = 0; i < c->n_eps; i++) {
-        if (c->eps[i]->open)
-            nng_close(c->eps[i]->sock);
         free(c->eps[i]->url);
         free(c->eps[i]);
     }
@@ -224,6 +252,12 @@ static void call_attempt(struct rk_call *call)
     struct raftkv_client *c = call->c;
     call->tries++;
     nng_mtx_lock(c->mu);
+    if (atomic_load(&c->closing)) {
+        nng_mtx_unlock(c->mu);
+        snprintf(call->res.error, sizeof call->res.error, "client closed");
+        call_retry(call, RK_ANY_ENDPOINT, false);
+        return;
+    }
     /* A known leader whose connection has dropped is likely dead: do not wait on it. */
     if (!call->single && call->ep != RK_ANY_ENDPOINT && c->eps[call->ep]->open &&
         atomic_load(&c->eps[call->ep]->pipes) == 0) {
@@ -269,7 +303,8 @@ static void call_retry(struct rk_call *call, size_t next, bool backoff)
         call->ctx_open = false;
     }
     nng_time now = nng_clock();
-    if (call->single || call->tries >= call->c->opts.attempts || now >= call->deadline) {
+    if (call->single || call->tries >= call->c->opts.attempts || now >= call->deadline ||
+        atomic_load(&call->c->closing)) {
         call_finish(call, RAFTKV_UNAVAILABLE);
         return;
     }
@@ -428,16 +463,17 @@ int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endp
     call->done = done;
     call->done_arg = arg;
     call->prev_ep = RK_ANY_ENDPOINT;
+    call->single = endpoint != RK_ANY_ENDPOINT;
+    nng_mtx_lock(c->mu);
+    c->in_flight++;
+    call->ep = call->single ? endpoint : c->leader;
+    nng_mtx_unlock(c->mu);
     if (nng_aio_alloc(&call->aio, call_on_aio, call) ||
         nng_aio_alloc(&call->sleep_aio, call_on_sleep, call)) {
         rk_call_free(call);
         return RAFTKV_ENOMEM;
     }
     call->deadline = nng_clock() + c->opts.timeout_ms;
-    call->single = endpoint != RK_ANY_ENDPOINT;
-    nng_mtx_lock(c->mu);
-    call->ep = call->single ? endpoint : c->leader;
-    nng_mtx_unlock(c->mu);
     *out = call;
     call_attempt(call);
     return RAFTKV_OK;
@@ -452,17 +488,23 @@ void rk_call_free(struct rk_call *call)
 {
     if (!call)
         return;
-    /* Waits for a callback still returning from call_finish. */
+    struct raftkv_client *c = call->c;
+    /* Reaped, not freed: nng_aio_free would wait for the callback that may be running this
+     * (a done callback freeing its call). Nothing touches the call after call_finish. */
     if (call->aio)
-        nng_aio_free(call->aio);
+        nng_aio_reap(call->aio);
     if (call->sleep_aio)
-        nng_aio_free(call->sleep_aio);
+        nng_aio_reap(call->sleep_aio);
     if (call->ctx_open)
         nng_ctx_close(call->ctx);
     if (call->res.resp)
         raftkv__kv__client_response__free_unpacked(call->res.resp, NULL);
     free(call->req);
     free(call);
+    nng_mtx_lock(c->mu);
+    if (--c->in_flight == 0)
+        nng_cv_wake(c->idle);
+    nng_mtx_unlock(c->mu);
 }
 
 struct rk_call_waiter {

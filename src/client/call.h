@@ -9,6 +9,7 @@
 #ifndef RAFTKV_CLIENT_CALL_H
 #define RAFTKV_CLIENT_CALL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,9 @@ struct raftkv_client {
     nng_dialer *any_dialers; /* one per configured endpoint */
     size_t leader;           /* index into eps, or RK_ANY_ENDPOINT while unknown */
     uint64_t sequence;
+    size_t in_flight; /* calls started and not yet freed */
+    nng_cv *idle;     /* signalled when in_flight drops to 0 */
+    atomic_bool closing;
 };
 
 /* As a call's target: the any socket. */
@@ -47,7 +51,8 @@ struct raftkv_client {
 
 struct rk_call;
 
-/* Called once when the call has finished; the call is then the callee's to free. */
+/* Called once when the call has finished; the call is then the callee's to free, also
+ * from within this callback. */
 typedef void (*rk_call_done_fn)(struct rk_call *call, void *arg);
 
 /* How a call ended. status is a raftkv_status; resp is the decoded answer when status is
@@ -60,11 +65,12 @@ struct rk_call_result {
 
 /* Takes ownership of req (a packed ClientRequest, malloc'd). With endpoint ==
  * RK_ANY_ENDPOINT the call looks for the leader and retries; otherwise it makes exactly one
- * attempt at that endpoint. */
+ * attempt at that endpoint. done may run before this returns (a call that fails at once);
+ * *out is set before that, so it dangles if done frees the call. */
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out);
 const struct rk_call_result *rk_call_result(const struct rk_call *call);
-/* Never from the call's own done callback. */
+/* Only once the call has finished (from its done callback or after it). */
 void rk_call_free(struct rk_call *call);
 
 /* Runs a call to completion on the calling thread. *out gets the finished call. */
@@ -73,6 +79,9 @@ int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoi
 
 /* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
+/* Makes every call in flight end with RAFTKV_UNAVAILABLE and waits until all have been
+ * freed. Calls started meanwhile end at once. */
+void rk_calls_end(struct raftkv_client *c);
 /* Closes every socket and frees the endpoints. */
 void rk_endpoints_close(struct raftkv_client *c);
 

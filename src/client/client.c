@@ -1,5 +1,5 @@
-/* The public synchronous API: builds requests, runs them as calls (call.h), and turns the
- * answers into raftkv_result. */
+/* The public API: builds requests, runs them as calls (call.h), and turns the answers into
+ * raftkv_result; synchronously (waiting for the call) or asynchronously (a callback). */
 #include "raftkv/client.h"
 
 #include <stdio.h>
@@ -64,7 +64,14 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
     c->leader = RK_ANY_ENDPOINT;
     c->client_id = ((uint64_t)nng_random() << 32) | nng_random();
     c->client_id += c->client_id == 0; /* 0 reads as "no client" on the wire */
-    int rv = nng_mtx_alloc(&c->mu) ? RAFTKV_ENOMEM : RAFTKV_OK;
+    atomic_init(&c->closing, false);
+    if (nng_mtx_alloc(&c->mu) || nng_cv_alloc(&c->idle, c->mu)) {
+        if (c->mu)
+            nng_mtx_free(c->mu);
+        free(c);
+        return RAFTKV_ENOMEM;
+    }
+    int rv = RAFTKV_OK;
     for (size_t i = 0; rv == RAFTKV_OK && i < opts->n_endpoints; i++) {
         size_t index;
         rv = rk_endpoints_add(c, opts->endpoints[i], &index);
@@ -84,9 +91,10 @@ void raftkv_client_close(struct raftkv_client *c)
 {
     if (!c)
         return;
+    rk_calls_end(c);
     rk_endpoints_close(c);
-    if (c->mu)
-        nng_mtx_free(c->mu);
+    nng_cv_free(c->idle);
+    nng_mtx_free(c->mu);
     free(c);
 }
 
@@ -100,25 +108,37 @@ void raftkv_result_free(struct raftkv_result *res)
 }
 
 /* Stamps the request with this client's identity and the next sequence number (retries of
- * one operation keep theirs, so a node can recognise a duplicate), packs it and runs it. */
-static int client_call(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req, size_t endpoint,
-                       struct rk_call **out)
+ * one operation keep theirs, so a node can recognise a duplicate) and packs it. */
+static int request_pack(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req, uint8_t **buf,
+                        size_t *len)
 {
-    *out = NULL;
     nng_mtx_lock(c->mu);
     req->sequence = ++c->sequence;
     nng_mtx_unlock(c->mu);
     req->client_id = c->client_id;
-    size_t len = raftkv__kv__client_request__get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    *len = raftkv__kv__client_request__get_packed_size(req);
+    *buf = malloc(*len ? *len : 1);
+    if (!*buf)
         return RAFTKV_ENOMEM;
-    raftkv__kv__client_request__pack(req, buf);
-    return rk_call_run(c, buf, len, endpoint, out);
+    raftkv__kv__client_request__pack(req, *buf);
+    return RAFTKV_OK;
 }
 
-static int result_fill(const struct rk_call_result *r, struct raftkv_result *res)
+/* Packs and runs a request to completion; *out gets the finished call (or NULL). */
+static int client_call(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req, size_t endpoint,
+                       struct rk_call **out)
 {
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    int rv = request_pack(c, req, &buf, &len);
+    return rv ? rv : rk_call_run(c, buf, len, endpoint, out);
+}
+
+/* Fills res from a finished call; res->value points into the call's response. */
+static int result_view(const struct rk_call_result *r, struct raftkv_result *res)
+{
+    memset(res, 0, sizeof *res);
     snprintf(res->error, sizeof res->error, "%s", r->error);
     const Raftkv__Kv__ClientResponse *resp = r->resp;
     if (!resp)
@@ -127,13 +147,24 @@ static int result_fill(const struct rk_call_result *r, struct raftkv_result *res
     res->mod_revision = resp->mod_revision;
     res->revision = resp->revision;
     if (resp->value.len) {
-        res->value = malloc(resp->value.len);
-        if (!res->value)
-            return RAFTKV_ENOMEM;
-        memcpy(res->value, resp->value.data, resp->value.len);
+        res->value = resp->value.data;
         res->value_len = resp->value.len;
     }
     return r->status;
+}
+
+/* Like result_view, with a value of the caller's own. */
+static int result_fill(const struct rk_call_result *r, struct raftkv_result *res)
+{
+    int status = result_view(r, res);
+    if (!res->value)
+        return status;
+    uint8_t *v = malloc(res->value_len);
+    if (v)
+        memcpy(v, res->value, res->value_len);
+    res->value = v;
+    res->value_len = v ? res->value_len : 0;
+    return v ? status : RAFTKV_ENOMEM;
 }
 
 static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
@@ -149,6 +180,39 @@ static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
     rk_call_free(call);
     if (res == &discard)
         raftkv_result_free(res);
+    return rv;
+}
+
+struct async_op {
+    raftkv_callback cb;
+    void *arg;
+};
+
+static void async_done(struct rk_call *call, void *arg)
+{
+    struct async_op op = *(struct async_op *)arg;
+    free(arg);
+    struct raftkv_result res;
+    int status = result_view(rk_call_result(call), &res);
+    op.cb(status, &res, op.arg);
+    rk_call_free(call);
+}
+
+static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
+                              raftkv_callback cb, void *arg)
+{
+    struct async_op *op = malloc(sizeof *op);
+    uint8_t *buf;
+    size_t len;
+    if (!op)
+        return RAFTKV_ENOMEM;
+    *op = (struct async_op){cb, arg};
+    int rv = request_pack(c, req, &buf, &len);
+    struct rk_call *call;
+    if (rv == RAFTKV_OK)
+        rv = rk_call_start(c, buf, len, RK_ANY_ENDPOINT, async_done, op, &call);
+    if (rv != RAFTKV_OK)
+        free(op);
     return rv;
 }
 
@@ -171,60 +235,142 @@ static ProtobufCBinaryData bytes(const void *p, size_t len)
     return (ProtobufCBinaryData){.len = len, .data = (uint8_t *)p};
 }
 
+/* A key operation's request, built once for the sync and the async call. */
+struct kv_request {
+    Raftkv__Kv__ClientRequest req;
+    union {
+        Raftkv__Kv__Put put;
+        Raftkv__Kv__Get get;
+        Raftkv__Kv__Delete del;
+        Raftkv__Kv__CompareAndSwap cas;
+    } op;
+};
+
+static bool request_put(struct kv_request *r, const void *key, size_t key_len, const void *value,
+                        size_t value_len)
+{
+    if (!value && value_len)
+        return false;
+    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->op.put = (Raftkv__Kv__Put)RAFTKV__KV__PUT__INIT;
+    r->op.put.key = bytes(key, key_len);
+    r->op.put.value = bytes(value, value_len);
+    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_PUT;
+    r->req.put = &r->op.put;
+    return true;
+}
+
+static void request_get(struct kv_request *r, const void *key, size_t key_len)
+{
+    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->op.get = (Raftkv__Kv__Get)RAFTKV__KV__GET__INIT;
+    r->op.get.key = bytes(key, key_len);
+    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_GET;
+    r->req.get = &r->op.get;
+}
+
+static void request_delete(struct kv_request *r, const void *key, size_t key_len)
+{
+    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->op.del = (Raftkv__Kv__Delete)RAFTKV__KV__DELETE__INIT;
+    r->op.del.key = bytes(key, key_len);
+    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_DELETE;
+    r->req.delete_ = &r->op.del;
+}
+
+static bool request_cas(struct kv_request *r, const void *key, size_t key_len, const void *expected,
+                        size_t expected_len, const void *new_value, size_t new_len)
+{
+    if ((!new_value && new_len) || (!expected && expected_len))
+        return false;
+    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->op.cas = (Raftkv__Kv__CompareAndSwap)RAFTKV__KV__COMPARE_AND_SWAP__INIT;
+    r->op.cas.key = bytes(key, key_len);
+    r->op.cas.expect_absent = expected == NULL;
+    r->op.cas.expected = bytes(expected, expected_len);
+    r->op.cas.new_value = bytes(new_value, new_len);
+    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_CAS;
+    r->req.cas = &r->op.cas;
+    return true;
+}
+
 int raftkv_put(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
                size_t value_len, struct raftkv_result *res)
 {
-    if (!args_ok(c, key, key_len, res) || (!value && value_len))
+    struct kv_request r;
+    if (!args_ok(c, key, key_len, res) || !request_put(&r, key, key_len, value, value_len))
         return RAFTKV_EUSAGE;
-    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
-    put.key = bytes(key, key_len);
-    put.value = bytes(value, value_len);
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_PUT;
-    req.put = &put;
-    return client_kv_op(c, &req, res);
+    return client_kv_op(c, &r.req, res);
 }
 
 int raftkv_get(struct raftkv_client *c, const void *key, size_t key_len, struct raftkv_result *res)
 {
+    struct kv_request r;
     if (!args_ok(c, key, key_len, res))
         return RAFTKV_EUSAGE;
-    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
-    get.key = bytes(key, key_len);
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_GET;
-    req.get = &get;
-    return client_kv_op(c, &req, res);
+    request_get(&r, key, key_len);
+    return client_kv_op(c, &r.req, res);
 }
 
 int raftkv_delete(struct raftkv_client *c, const void *key, size_t key_len,
                   struct raftkv_result *res)
 {
+    struct kv_request r;
     if (!args_ok(c, key, key_len, res))
         return RAFTKV_EUSAGE;
-    Raftkv__Kv__Delete del = RAFTKV__KV__DELETE__INIT;
-    del.key = bytes(key, key_len);
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_DELETE;
-    req.delete_ = &del;
-    return client_kv_op(c, &req, res);
+    request_delete(&r, key, key_len);
+    return client_kv_op(c, &r.req, res);
 }
 
 int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
                size_t expected_len, const void *new_value, size_t new_len,
                struct raftkv_result *res)
 {
-    if (!args_ok(c, key, key_len, res) || (!new_value && new_len) || (!expected && expected_len))
+    struct kv_request r;
+    if (!args_ok(c, key, key_len, res) ||
+        !request_cas(&r, key, key_len, expected, expected_len, new_value, new_len))
         return RAFTKV_EUSAGE;
-    Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
-    cas.key = bytes(key, key_len);
-    cas.expect_absent = expected == NULL;
-    cas.expected = bytes(expected, expected_len);
-    cas.new_value = bytes(new_value, new_len);
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_CAS;
-    req.cas = &cas;
-    return client_kv_op(c, &req, res);
+    return client_kv_op(c, &r.req, res);
+}
+
+int raftkv_put_async(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
+                     size_t value_len, raftkv_callback cb, void *arg)
+{
+    struct kv_request r;
+    if (!cb || !args_ok(c, key, key_len, NULL) || !request_put(&r, key, key_len, value, value_len))
+        return RAFTKV_EUSAGE;
+    return client_kv_op_async(c, &r.req, cb, arg);
+}
+
+int raftkv_get_async(struct raftkv_client *c, const void *key, size_t key_len, raftkv_callback cb,
+                     void *arg)
+{
+    struct kv_request r;
+    if (!cb || !args_ok(c, key, key_len, NULL))
+        return RAFTKV_EUSAGE;
+    request_get(&r, key, key_len);
+    return client_kv_op_async(c, &r.req, cb, arg);
+}
+
+int raftkv_delete_async(struct raftkv_client *c, const void *key, size_t key_len,
+                        raftkv_callback cb, void *arg)
+{
+    struct kv_request r;
+    if (!cb || !args_ok(c, key, key_len, NULL))
+        return RAFTKV_EUSAGE;
+    request_delete(&r, key, key_len);
+    return client_kv_op_async(c, &r.req, cb, arg);
+}
+
+int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
+                     size_t expected_len, const void *new_value, size_t new_len, raftkv_callback cb,
+                     void *arg)
+{
+    struct kv_request r;
+    if (!cb || !args_ok(c, key, key_len, NULL) ||
+        !request_cas(&r, key, key_len, expected, expected_len, new_value, new_len))
+        return RAFTKV_EUSAGE;
+    return client_kv_op_async(c, &r.req, cb, arg);
 }
 
 int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out)
