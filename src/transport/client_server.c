@@ -79,8 +79,14 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
 
 static void server_free(struct rk_client_server *s)
 {
-    /* Closing the socket fails every pending operation with NNG_ECLOSED; nng_aio_free then
-     * waits for each callback, so none runs after this returns. */
+    /* Our operations are cancelled before the socket closes: with them still pending,
+     * NNG 1.5.2's nng_close sometimes never returns (its reaper waits forever on a task;
+     * nanomsg/nng#1543, #1813, fixed in 1.8). nng_aio_stop also waits for each callback, so
+     * none runs after this returns. */
+    for (size_t i = 0; i < s->n_calls; i++) {
+        if (s->calls[i].aio)
+            nng_aio_stop(s->calls[i].aio);
+    }
     nng_close(s->sock);
     for (size_t i = 0; i < s->n_calls; i++) {
         if (s->calls[i].aio)

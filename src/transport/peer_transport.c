@@ -161,7 +161,8 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
     int rc = encode_msg(t, msg, &m);
     if (rc != RAFT_OK) {
         slot_release(sl);
-        note_drop(&t->send_dropped, raft_strerror(rc), msg->from, msg->to);
+        note_drop(&t->send_dropped, rc == RAFT_ETOOBIG ? "over max_msg_bytes" : raft_strerror(rc),
+                  msg->from, msg->to);
         return rc;
     }
     sl->awaiting_ack = false;
@@ -223,11 +224,10 @@ static int link_configure(nng_socket sock, size_t max_msg_bytes)
     return rv;
 }
 
-static int link_open(struct rk_transport *t, struct peer_link *l, const struct rk_peer *peer,
-                     size_t n_slots)
+static int link_open(struct rk_transport *t, struct peer_link *l, raft_id id, size_t n_slots)
 {
     l->t = t;
-    l->id = peer->id;
+    l->id = id;
     l->slots = calloc(n_slots, sizeof *l->slots);
     l->free_slots = calloc(n_slots, sizeof *l->free_slots);
     if (!l->slots || !l->free_slots)
@@ -245,19 +245,30 @@ static int link_open(struct rk_transport *t, struct peer_link *l, const struct r
         if (rv == 0)
             l->free_slots[l->n_free++] = sl;
     }
-    /* Non-blocking: a peer that is down now is dialed again and again until it is up. */
-    if (rv == 0)
-        rv = nng_dial(l->sock, peer->url, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0)
-        fprintf(stderr, "raftkv transport: cannot set up peer %" PRIu64 " at %s: %s\n", peer->id,
-                peer->url, nng_strerror(rv));
     return rv;
+}
+
+/* Dials every peer. Non-blocking: a peer that is down now is dialed again and again until it
+ * is up. */
+static int links_dial(struct rk_transport *t, const struct rk_peer *peers)
+{
+    for (size_t i = 0; i < t->n_links; i++) {
+        int rv = nng_dial(t->links[i].sock, peers[i].url, NULL, NNG_FLAG_NONBLOCK);
+        if (rv != 0) {
+            fprintf(stderr, "raftkv transport: cannot dial peer %" PRIu64 " at %s: %s\n",
+                    peers[i].id, peers[i].url, nng_strerror(rv));
+            return rv;
+        }
+    }
+    return 0;
 }
 
 static void link_close(struct peer_link *l)
 {
-    /* Fails pending operations with NNG_ECLOSED; nng_aio_free waits for their callbacks. A
-     * socket that never opened has id 0, which nng_close rejects harmlessly. */
+    /* Fails pending operations with NNG_ECLOSED; nng_aio_free waits for their callbacks. (Not
+     * stopped first as the server's are: cancelling a request whose copy is still being
+     * written makes NNG 1.5.2 leak that message more often.) A socket that never opened has
+     * id 0, which nng_close rejects harmlessly. */
     nng_close(l->sock);
     for (size_t i = 0; i < l->n_slots; i++) {
         if (l->slots[i].aio)
@@ -300,9 +311,10 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     int rv = t->links ? 0 : NNG_ENOMEM;
     for (size_t i = 0; i < opts->n_peers && rv == 0; i++) {
         t->n_links = i + 1;
-        rv = link_open(t, &t->links[i], &opts->peers[i], per_peer);
+        rv = link_open(t, &t->links[i], opts->peers[i].id, per_peer);
     }
     if (rv != 0) {
+        fprintf(stderr, "raftkv transport: cannot set up peer sockets: %s\n", nng_strerror(rv));
         transport_free(t);
         return rk_nng_err(rv);
     }
@@ -314,7 +326,11 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         .on_request = on_peer_request,
         .arg = t,
     };
+    /* Listen before dialing: a busy address then fails the start before any connection is
+     * made, and NNG 1.5.2 leaks a socket closed while its dial is mid-handshake. */
     int rc = rk_client_server_start(&so, &t->server);
+    if (rc == RAFT_OK)
+        rc = rk_nng_err(links_dial(t, opts->peers));
     if (rc != RAFT_OK) {
         transport_free(t);
         return rc;

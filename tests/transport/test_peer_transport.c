@@ -1,4 +1,7 @@
 /* Peer transport over loopback TCP: delivery, redial, and what it drops. */
+#include <errno.h>
+#include <sys/time.h>
+
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -273,34 +276,63 @@ TEST(malformed_and_foreign_envelopes_are_counted_and_acked)
     test_node_stop(&b);
 }
 
+/* Speaks NNG's TCP framing as a req0 peer and announces a message of claimed_len bytes,
+ * sending up to `body` bytes of it. Returns whether the receiver closed the connection. (A
+ * raw socket rather than a second transport: NNG 1.5.2 sometimes leaks a message whose
+ * connection the receiver resets mid-write, which would fail the sanitizer build.) */
+static bool send_oversized(const char *url, uint64_t claimed_len, size_t body)
+{
+    int port = 0;
+    sscanf(url, "tcp://127.0.0.1:%d", &port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {DEADLINE_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30 /* req0 */, 0, 0};
+    uint8_t peer_hello[8], header[8];
+    for (int i = 0; i < 8; i++)
+        header[i] = (uint8_t)(claimed_len >> (56 - 8 * i));
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+              send(fd, hello, sizeof hello, MSG_NOSIGNAL) == sizeof hello &&
+              recv(fd, peer_hello, sizeof peer_hello, MSG_WAITALL) == sizeof peer_hello &&
+              send(fd, header, sizeof header, MSG_NOSIGNAL) == sizeof header;
+    uint8_t *junk = calloc(1, body + 4);
+    junk[0] = 0x80; /* a well-formed request id: only the size is wrong */
+    junk[3] = 1;
+    if (ok && body > 0)
+        (void)send(fd, junk, body, MSG_NOSIGNAL); /* may fail once the receiver hangs up */
+    free(junk);
+    uint8_t buf[256];
+    ssize_t n = 1;
+    while (ok && n > 0)
+        n = recv(fd, buf, sizeof buf, 0);
+    /* 0 is an orderly close, ECONNRESET an abortive one; a timeout means it never closed. */
+    bool closed = ok && (n == 0 || errno == ECONNRESET);
+    close(fd);
+    return closed;
+}
+
 TEST(oversized_message_is_dropped_and_receiver_keeps_serving)
 {
     struct test_node a, b;
     test_node_init(&a, 1);
     test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
-    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);        /* 64 MiB limit */
+    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
     CHECK_EQ(test_node_start(&b, all, 2, 64 << 10, 0), RAFT_OK); /* 64 KiB limit */
     CHECK(wait_link(&a, &b));
-    struct raft_entry big = {.term = 1, .index = 1, .len = 1 << 20};
-    big.data = calloc(1, big.len);
-    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1};
-    m.append.n_entries = 1;
-    m.append.entries = &big;
-    uint64_t sent_before = test_stats(a.t).sent;
-    for (int i = 0; i < 3; i++)
-        CHECK_EQ(rk_transport_send(a.t, &m), RAFT_OK);
-    free(big.data);
-    CHECK(WAIT_STAT(a.t, sent, sent_before + 3));
-    CHECK(wait_link(&a, &b)); /* redialed after b's NNG closed the connection */
-    bool any_big = false;
+    CHECK(send_oversized(b.url, (1 << 20) + 4, 1 << 20));
+    CHECK(send_oversized(b.url, UINT64_MAX, 0)); /* must not try to allocate it */
+    CHECK(wait_link(&a, &b));                    /* b still serves its real peer */
+    bool any_other = false;
     pthread_mutex_lock(&b.mu);
     for (size_t i = 0; i < b.n_msgs; i++)
-        any_big |= !is_probe(&b.msgs[i]);
+        any_other |= !is_probe(&b.msgs[i]);
     pthread_mutex_unlock(&b.mu);
     test_node_stop(&a);
     test_node_stop(&b);
-    CHECK(!any_big);
+    CHECK(!any_other);
 }
 
 TEST(sender_refuses_message_over_its_own_limit)
