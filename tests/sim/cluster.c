@@ -211,7 +211,8 @@ static void print_blocked(FILE *out, uint64_t mask)
 
 static const char *const DROP_REASONS[] = {"random", "partition", "node down", "discarded"};
 static const char *const CRASH_POINTS[] = {"now", "after sending, before persisting",
-                                           "after persisting, before acking"};
+                                           "after persisting, before acking",
+                                           "right after granting a vote"};
 
 static void print_event(const struct cluster *c, const struct cluster_event *ev, FILE *out)
 {
@@ -858,6 +859,17 @@ static void check_reads(struct cluster *c, struct cluster_node *n, const struct 
     }
 }
 
+static bool granted_vote(const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_msgs_after_persist; i++) {
+        const struct raft_msg *m = &rd->msgs_after_persist[i];
+        if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted &&
+            !m->request_vote_resp.pre_vote)
+            return true;
+    }
+    return false;
+}
+
 /* Runs the host loop of raft.h until the core has no more work. */
 static void node_drain(struct cluster *c, struct cluster_node *n)
 {
@@ -883,6 +895,10 @@ static void node_drain(struct cluster *c, struct cluster_node *n)
             return;
         }
         send_msgs(c, n, rd.msgs_after_persist, rd.n_msgs_after_persist);
+        if (granted_vote(&rd) && roll_permille(c, c->vote_crash_permille)) {
+            node_crash(c, n, CRASH_AFTER_VOTE);
+            return;
+        }
         node_apply(c, n, &rd);
         check_reads(c, n, &rd);
         raft_advance(n->r, &rd);

@@ -62,6 +62,7 @@ enum cluster_crash_point {
     CRASH_NONE,
     CRASH_BEFORE_PERSIST, /* rd.msgs already sent, nothing written */
     CRASH_AFTER_PERSIST,  /* written, nothing acknowledged or applied */
+    CRASH_AFTER_VOTE,     /* (internal) just sent a granted vote: see vote_crash_permille */
 };
 
 struct cluster_logent {
@@ -175,6 +176,9 @@ struct cluster {
      * done, so that the core sees several steps before one ready, as a real host batching
      * its group commit does. */
     unsigned batch_permille;
+    /* How often a node crashes right after granting a vote: a restart that forgot the vote
+     * could then vote again in the same term. */
+    unsigned vote_crash_permille;
     bool blocked[CLUSTER_MAX_NODES + 1][CLUSTER_MAX_NODES + 1]; /* [from][to] */
 
     struct cluster_pending *pending;

@@ -46,6 +46,7 @@ struct profile {
     unsigned client_permille;     /* per tick */
     unsigned max_downtime;
     unsigned batch_permille;
+    unsigned vote_crash_permille;
     struct cluster_net net;
 };
 
@@ -80,6 +81,7 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->client_permille = (unsigned)PICK(&x, 100, 300, 800);
     p->max_downtime = (unsigned)PICK(&x, 10, 40, 120);
     p->batch_permille = (unsigned)PICK(&x, 0, 300, 1000);
+    p->vote_crash_permille = (unsigned)PICK(&x, 0, 0, 200);
     o->snapshot_every = (unsigned)PICK(&x, 0, 0, 10, 50);
     o->compact_margin = (unsigned)PICK(&x, 0, 3, 30);
     o->snapshot_chunk_bytes = PICK(&x, 16, 64, 4096);
@@ -178,6 +180,7 @@ static void heal_everything(struct cluster *c)
 {
     cluster_heal(c);
     c->net = (struct cluster_net){.delay_min = 1, .delay_max = 2};
+    c->vote_crash_permille = 0;
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         c->nodes[id].crash_at = CRASH_NONE;
         if (!cluster_is_up(c, id))
@@ -308,18 +311,21 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     }
     if (so->trace) {
         c->trace = stdout;
-        printf("seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
-               "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
-               "net=%u campaign=%u client=%u downtime<=%u batch=%u | snapshot every %u, "
-               "margin %u, chunk %zu, chunks in flight %zu\n",
-               seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
-               o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
-               p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
-               p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille,
-               o.snapshot_every, o.compact_margin, o.snapshot_chunk_bytes, o.max_inflight_chunks);
+        printf(
+            "seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
+            "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
+            "net=%u campaign=%u client=%u downtime<=%u batch=%u vote_crash=%u | snapshot every %u, "
+            "margin %u, chunk %zu, chunks in flight %zu\n",
+            seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
+            o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
+            p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
+            p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille,
+            p.vote_crash_permille, o.snapshot_every, o.compact_margin, o.snapshot_chunk_bytes,
+            o.max_inflight_chunks);
     }
     c->net = p.net;
     c->batch_permille = p.batch_permille;
+    c->vote_crash_permille = p.vote_crash_permille;
     watch(c, seed);
     unsigned heal_ticks = so->ticks / 4 > MIN_HEAL ? so->ticks / 4 : MIN_HEAL;
     uint64_t heal_at = so->ticks - heal_ticks;
