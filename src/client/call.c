@@ -425,22 +425,33 @@ static void call_on_aio(void *arg)
     struct rk_call *call = arg;
     int rv = nng_aio_result(call->aio);
     switch (call->state) {
-    case RK_CALL_SEND:
-        if (rv) {
-            nng_msg_free(nng_aio_get_msg(call->aio));
-            call_fail(call, nng_strerror(rv));
+    case RK_CALL_SEND: {
+        /* A request NNG accepted is no longer on the aio. One still there was not sent,
+         * whatever the result says (NNG 1.5 can report a timed-out operation as a success
+         * on an aio that once slept): it is ours to free, or it leaks. */
+        nng_msg *unsent = nng_aio_get_msg(call->aio);
+        nng_aio_set_msg(call->aio, NULL);
+        if (rv || unsent) {
+            nng_msg_free(unsent);
+            call_fail(call, rv ? nng_strerror(rv) : "request not sent");
             return;
         }
         call->state = RK_CALL_RECV;
         nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
         nng_ctx_recv(call->ctx, call->aio);
         return;
-    case RK_CALL_RECV:
-        if (rv)
-            call_fail(call, nng_strerror(rv));
-        else
-            call_on_response(call, nng_aio_get_msg(call->aio));
+    }
+    case RK_CALL_RECV: {
+        nng_msg *reply = nng_aio_get_msg(call->aio);
+        nng_aio_set_msg(call->aio, NULL); /* no stale pointer for the next send's check */
+        if (rv || !reply) {
+            nng_msg_free(reply);
+            call_fail(call, rv ? nng_strerror(rv) : "no reply");
+        } else {
+            call_on_response(call, reply);
+        }
         return;
+    }
     }
 }
 
