@@ -29,6 +29,7 @@ static int fill_append(struct envelope_parts *p, const struct raft_append *a, ra
     p->ae.prev_log_index = a->prev_index;
     p->ae.prev_log_term = a->prev_term;
     p->ae.leader_commit = a->commit;
+    p->ae.context = a->context;
     if (a->n_entries == 0)
         return RK_CODEC_OK;
     p->entries = calloc(a->n_entries, sizeof *p->entries);
@@ -100,6 +101,7 @@ static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
         p->aer.conflict_term = m->append_resp.conflict_term;
         p->aer.conflict_index = m->append_resp.conflict_index;
         p->aer.last_log_index = m->append_resp.last_index;
+        p->aer.context = m->append_resp.context;
         p->env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_APPEND_ENTRIES_RESPONSE;
         p->env.append_entries_response = &p->aer;
         return RK_CODEC_OK;
@@ -164,6 +166,7 @@ static int decode_append(const Raftkv__Raft__AppendEntries *ae, struct raft_msg 
     m->append.prev_index = ae->prev_log_index;
     m->append.prev_term = ae->prev_log_term;
     m->append.commit = ae->leader_commit;
+    m->append.context = ae->context;
     for (size_t i = 0; i < ae->n_entries; i++) {
         Raftkv__Raft__EntryType type = ae->entries[i]->type;
         /* protobuf-c keeps unknown enum values as they came; the core must never see one. */
@@ -242,6 +245,7 @@ static int decode_body(const Raftkv__Raft__Envelope *env, struct raft_msg *m)
         m->append_resp.conflict_term = r->conflict_term;
         m->append_resp.conflict_index = r->conflict_index;
         m->append_resp.last_index = r->last_log_index;
+        m->append_resp.context = r->context;
         return RK_CODEC_OK;
     }
     case RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT:

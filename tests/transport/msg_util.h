@@ -48,6 +48,7 @@ static inline void test_make_msg(uint64_t seq, raft_id from, raft_id to, size_t 
         a->prev_index = seq * 11;
         a->prev_term = seq;
         a->commit = seq * 7;
+        a->context = seq * 19;
         a->n_entries = n_entries_max ? seq % (n_entries_max + 1) : 0;
         a->entries = a->n_entries ? calloc(a->n_entries, sizeof *a->entries) : NULL;
         for (size_t i = 0; i < a->n_entries; i++) {
@@ -97,7 +98,7 @@ static inline bool test_bytes_equal(const uint8_t *a, size_t alen, const uint8_t
 static inline bool test_entries_equal(const struct raft_append *a, const struct raft_append *b)
 {
     if (a->prev_index != b->prev_index || a->prev_term != b->prev_term || a->commit != b->commit ||
-        a->n_entries != b->n_entries)
+        a->context != b->context || a->n_entries != b->n_entries)
         return false;
     for (size_t i = 0; i < a->n_entries; i++) {
         const struct raft_entry *x = &a->entries[i], *y = &b->entries[i];
@@ -127,7 +128,8 @@ static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_ms
                a->append_resp.index == b->append_resp.index &&
                a->append_resp.conflict_term == b->append_resp.conflict_term &&
                a->append_resp.conflict_index == b->append_resp.conflict_index &&
-               a->append_resp.last_index == b->append_resp.last_index;
+               a->append_resp.last_index == b->append_resp.last_index &&
+               a->append_resp.context == b->append_resp.context;
     case RAFT_MSG_INSTALL_SNAPSHOT: {
         const struct raft_install_snapshot *x = &a->install_snapshot, *y = &b->install_snapshot;
         return x->last_index == y->last_index && x->last_term == y->last_term &&
