@@ -28,6 +28,12 @@
 #define MAX_TICK_CATCHUP 10
 /* How long after a failed snapshot the next is tried. */
 #define SNAPSHOT_RETRY_MS 5000
+/* A new snapshot restarts every transfer of the old one (the node keeps only its latest):
+ * while one is being sent (a chunk left within this time), the next waits, until the log
+ * since the latest grows to SNAPSHOT_DEFER_FACTOR times the thresholds. So a follower
+ * that needs longer than a snapshot interval to receive one still gets it. */
+#define SNAPSHOT_SENDING_MS 1000
+#define SNAPSHOT_DEFER_FACTOR 4
 /* What an entry costs in the log beyond its data (key, term, type, LMDB node), for
  * snapshot_bytes. */
 #define ENTRY_OVERHEAD 32
@@ -107,6 +113,7 @@ struct rk_node {
     int install_fd;                /* the received snapshot being installed, until adopted */
     struct timespec receive_start; /* when the snapshot being received started */
     uint64_t install_write_us;     /* how long its install's write took */
+    struct timespec chunk_sent_at; /* when this node last sent a snapshot chunk */
     /* The producer: at most one snapshot in progress. */
     struct rk_snap_job job;
     bool job_running;
@@ -486,6 +493,8 @@ static void send_msgs(struct rk_node *n, const struct raft_msg *msgs, size_t cou
                      m.install_snapshot.len, m.to, strerror(rc));
             continue;
         }
+        if (m.type == RAFT_MSG_INSTALL_SNAPSHOT)
+            n->chunk_sent_at = mono_now();
         rc = rk_transport_send(n->transport, &m);
         if (rc != 0)
             rk_debug("send %s to %llu failed (%d)", raft_msg_type_name(m.type),
@@ -696,8 +705,14 @@ static void snapshot_maybe_start(struct rk_node *n)
     raft_index applied = raft_applied_of(n->raft), base = snapshot_base(n);
     /* Without a file for the stored snapshot the node has nothing to send: take one. */
     bool missing = n->snapdir.latest.index == 0 && base > 0;
-    bool due = applied - base >= cfg->snapshot_entries || n->applied_bytes >= cfg->snapshot_bytes;
-    struct timespec now = mono_now();
+    raft_index entries = applied > base ? applied - base : 0;
+    unsigned factor = 1;
+    struct timespec now = mono_now(), sending_until = n->chunk_sent_at;
+    ts_add_ms(&sending_until, SNAPSHOT_SENDING_MS);
+    if (!ts_reached(&now, &sending_until))
+        factor = SNAPSHOT_DEFER_FACTOR;
+    bool due = entries >= factor * cfg->snapshot_entries ||
+               n->applied_bytes >= factor * (uint64_t)cfg->snapshot_bytes;
     if (n->job_running || n->held || applied == 0 || !(due || missing) ||
         !ts_reached(&now, &n->snapshot_retry_at))
         return;
