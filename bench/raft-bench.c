@@ -224,15 +224,16 @@ static void summarise_kill(struct bench *b, struct driver *d)
     uint64_t kill = atomic_load(&d->kill_ns), first = atomic_load(&d->first_ok_after_kill_ns);
     uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
     uint64_t from = d->gap_from_ns, to = d->gap_to_ns;
-    if (last < end && end - last > to - from) {
+    bool open_at_end = last < end && end - last > to - from;
+    if (open_at_end) {
         from = last;
         to = end;
     }
-    r->recovered = first != 0;
+    r->recovered = first != 0 && !open_at_end;
     r->gap_ms = (double)(to - from) / 1e6;
     r->gap_from_s = ((double)from - (double)d->start_ns) / 1e9;
     r->gap_to_s = ((double)to - (double)d->start_ns) / 1e9;
-    r->recovery_ms = first ? (double)(first - kill) / 1e6 : -1;
+    r->recovery_ms = r->recovered ? ((double)to - (double)kill) / 1e6 : -1;
 }
 
 static int run_phases(struct bench *b)

@@ -64,15 +64,15 @@ static void text_kill(FILE *f, const struct run_summary *r)
 {
     if (!r->recovered) {
         fprintf(f,
-                "kill -9 leader (node %" PRIu64 ") at %.2f s: no successful write after it "
-                "(unavailable for the rest of the run, %.0f ms)\n",
+                "kill -9 leader (node %" PRIu64 ") at %.2f s: writes did not resume before the "
+                "end of the run (the last gap: %.0f ms)\n",
                 r->killed_node, r->kill_s, r->gap_ms);
         return;
     }
     fprintf(f,
             "kill -9 leader (node %" PRIu64 ") at %.3f s: unavailable %.1f ms (largest gap "
-            "between successful writes after the kill: %.3f s .. %.3f s); first write "
-            "acknowledged %.1f ms after the kill\n",
+            "between successful writes ending after the kill: %.3f s .. %.3f s); writes "
+            "resumed %.1f ms after the kill\n",
             r->killed_node, r->kill_s, r->gap_ms, r->gap_from_s, r->gap_to_s, r->recovery_ms);
 }
 
@@ -209,7 +209,7 @@ void report_json(FILE *f, const struct driver *d, const struct run_summary *r)
         fprintf(f,
                 ",\"kill\":{\"node\":%" PRIu64 ",\"at_s\":%.3f,\"recovered\":%s,"
                 "\"unavailable_ms\":%.1f,\"gap_from_s\":%.3f,\"gap_to_s\":%.3f,"
-                "\"kill_to_first_success_ms\":%.1f}",
+                "\"kill_to_recovery_ms\":%.1f}",
                 r->killed_node, r->kill_s, r->recovered ? "true" : "false", r->gap_ms,
                 r->gap_from_s, r->gap_to_s, r->recovery_ms);
     if (r->verified)

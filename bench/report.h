@@ -25,7 +25,7 @@ struct run_summary {
     double gap_ms;     /* largest gap between successes ending after the kill */
     double gap_from_s; /* into the run */
     double gap_to_s;
-    double recovery_ms; /* kill -> first success */
+    double recovery_ms; /* kill -> the end of that gap: successes resumed */
     bool verified;      /* verification ran */
     bool verify_ok;     /* every acknowledged write survived, every key checked */
     uint64_t unknown_writes;
