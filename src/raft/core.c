@@ -199,7 +199,8 @@ static bool msg_is_well_formed(const struct raft_msg *m)
 {
     switch (m->type) {
     case RAFT_MSG_APPEND:
-        if (m->append.n_entries && !m->append.entries)
+        if ((m->append.n_entries && !m->append.entries) ||
+            (m->append.prev_index == 0 && m->append.prev_term != 0))
             return false;
         for (size_t i = 0; i < m->append.n_entries; i++) {
             const struct raft_entry *e = &m->append.entries[i];

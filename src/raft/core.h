@@ -132,6 +132,8 @@ struct raft {
     struct raft_snapshot_meta snapshot; /* the latest snapshot the host holds */
     /* Follower: the snapshot being received, and what this batch received of it. */
     struct raft_snapshot_meta incoming; /* size = bytes received so far */
+    raft_id incoming_from;              /* the leader sending it ... */
+    raft_term incoming_msg_term;        /* ... and in which term */
     struct raft_snapshot_chunk *chunks; /* data owned */
     size_t n_chunks;
     size_t cap_chunks;

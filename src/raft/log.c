@@ -111,7 +111,7 @@ bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_ter
 raft_index log_first_index_of_term_run(const struct raft_log *l, raft_index index)
 {
     raft_term term = log_term_at(l, index);
-    while (index - 1 > l->snapshot_index && log_term_at(l, index - 1) == term)
+    while (index > l->snapshot_index + 1 && log_term_at(l, index - 1) == term)
         index--;
     return index;
 }

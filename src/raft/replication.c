@@ -79,9 +79,11 @@ static void send_append(struct raft *r, struct progress *pr)
 static void send_heartbeat(struct raft *r, struct progress *pr)
 {
     struct raft_msg m = {.type = RAFT_MSG_APPEND, .to = pr->id};
-    m.append.prev_index = pr->match;
-    m.append.prev_term = log_term_at(&r->log, pr->match);
-    m.append.commit = min_index(r->log.commit, pr->match);
+    /* Below our first entry the match point's term is gone; index 0 matches any log. */
+    raft_index prev = pr->match >= r->log.snapshot_index ? pr->match : 0;
+    m.append.prev_index = prev;
+    m.append.prev_term = log_term_at(&r->log, prev);
+    m.append.commit = min_index(r->log.commit, prev);
     m.append.context = r->read_round;
     if (raft_send(r, &r->now, &m) != RAFT_OK)
         return;

@@ -110,6 +110,7 @@ void snapshot_clear_chunks(struct raft *r)
 /* Raft §7: the snapshot replaces the whole log; the state machine is reset to it. */
 static void install(struct raft *r)
 {
+    raft_drop_acks_from(r, r->incoming.index + 1);
     log_reset(&r->log, r->incoming.index, r->incoming.term);
     r->snapshot = r->incoming;
     r->install_pending = true;
@@ -131,12 +132,19 @@ int snapshot_on_install(struct raft *r, const struct raft_msg *m)
     const struct raft_install_snapshot *s = &m->install_snapshot;
     if (s->last_index <= r->log.commit)
         return respond(r, m, true, false); /* we already hold all of it */
-    if (s->offset == 0)
+    /* Two leaders' snapshots at the same index need not be the same bytes: a transfer
+     * resumes only from the leader (and term) it began with. */
+    bool same_sender = r->incoming_from == m->from && r->incoming_msg_term == m->term;
+    if (s->offset == 0) {
         r->incoming = (struct raft_snapshot_meta){.index = s->last_index, .term = s->last_term};
-    bool in_order = r->incoming.index == s->last_index && r->incoming.term == s->last_term &&
-                    r->incoming.size == s->offset;
+        r->incoming_from = m->from;
+        r->incoming_msg_term = m->term;
+        same_sender = true;
+    }
+    bool in_order = same_sender && r->incoming.index == s->last_index &&
+                    r->incoming.term == s->last_term && r->incoming.size == s->offset;
     if (!in_order) {
-        if (r->incoming.index != s->last_index || r->incoming.term != s->last_term)
+        if (!same_sender || r->incoming.index != s->last_index || r->incoming.term != s->last_term)
             memset(&r->incoming, 0, sizeof r->incoming);
         return respond(r, m, false, true); /* says where to resume */
     }
@@ -175,9 +183,15 @@ int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
         return RAFT_OK;
     }
     struct snapshot_transfer *t = &pr->snap;
-    if (pr->state != PROGRESS_SNAPSHOT || t->meta.index != resp->last_index)
-        return RAFT_OK; /* about a transfer that is over */
-    if (resp->rejected && resp->offset <= t->meta.size) {
+    if (pr->state != PROGRESS_SNAPSHOT || t->meta.index != resp->last_index ||
+        resp->offset > t->meta.size)
+        return RAFT_OK; /* about a transfer that is over, or another leader's */
+    if (resp->rejected) {
+        /* Chunks sent after our last rewind are already on their way from this offset;
+         * the rejections of older ones must not rewind again, or each would multiply
+         * the traffic by the window. */
+        if (resp->offset == t->acked && t->sent > t->acked)
+            return RAFT_OK;
         t->sent = t->acked = resp->offset;
         t->inflight = 0;
         t->done_sent = false;
