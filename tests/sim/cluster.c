@@ -155,10 +155,15 @@ static void msg_summary(struct cluster_event *ev, const struct raft_msg *m)
     case RAFT_MSG_INSTALL_SNAPSHOT:
         ev->msg.x = m->install_snapshot.last_index;
         ev->msg.y = m->install_snapshot.last_term;
+        ev->msg.z = m->install_snapshot.offset;
+        ev->msg.w = m->install_snapshot.len;
+        ev->msg.flag1 = m->install_snapshot.done;
         break;
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         ev->msg.x = m->install_snapshot_resp.last_index;
+        ev->msg.z = m->install_snapshot_resp.offset;
         ev->msg.flag1 = m->install_snapshot_resp.rejected;
+        ev->msg.flag2 = m->install_snapshot_resp.done;
         break;
     }
 }
@@ -190,8 +195,12 @@ static void print_msg(FILE *out, const struct cluster_event *ev)
                     ev->msg.x, ev->msg.y, ev->msg.z, ev->msg.w);
         break;
     case RAFT_MSG_INSTALL_SNAPSHOT:
+        fprintf(out, " snapshot=%" PRIu64 "/t%" PRIu64 " bytes %" PRIu64 "+%" PRIu64 "%s",
+                ev->msg.x, ev->msg.y, ev->msg.z, ev->msg.w, ev->msg.flag1 ? " done" : "");
+        break;
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
-        fprintf(out, " last=%" PRIu64, ev->msg.x);
+        fprintf(out, " snapshot=%" PRIu64 " offset=%" PRIu64 "%s%s", ev->msg.x, ev->msg.z,
+                ev->msg.flag1 ? " rejected" : "", ev->msg.flag2 ? " done" : "");
         break;
     }
 }
@@ -383,8 +392,18 @@ static void lm_check(struct cluster *c, raft_id node, const struct raft_entry *e
 
 /* ---- the network ---- */
 
+/* More in flight than any sane exchange produces: a core amplifying traffic. */
+#define STORM_MSGS 200000
+
 static void enqueue(struct cluster *c, const struct raft_msg *m, uint64_t at, bool duplicate)
 {
+    if (c->n_pending >= STORM_MSGS) {
+        cluster_fail(c, m->from,
+                     "message storm: %d messages in flight (last: %s from n%" PRIu64 " to n%" PRIu64
+                     ")",
+                     STORM_MSGS, raft_msg_type_name(m->type), m->from, m->to);
+        return;
+    }
     grow((void **)&c->pending, &c->cap_pending, c->n_pending + 1, sizeof *c->pending);
     struct cluster_pending *p = &c->pending[c->n_pending];
     if (raft_msg_copy(&p->m, m) != RAFT_OK)
