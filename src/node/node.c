@@ -63,7 +63,8 @@ struct batch {
     const struct raft_ready *rd;
     struct raftkv_buf *responses;
     struct raftkv_buf *changes;
-    int fsm_err; /* the state machine's error that ended the write, if any */
+    int fsm_err;  /* the state machine's error that ended the write, if any */
+    bool settled; /* the proposals of rd.committed are answered */
 };
 
 /* The core's state as of the last raft_advance: answers status requests, drives logging
@@ -465,6 +466,15 @@ static int batch_write(MDB_txn *txn, void *arg)
     for (size_t i = 0; rc == 0 && i < b->rd->n_committed; i++)
         b->fsm_err = rc =
             fsm->ops->apply(fsm, &b->rd->committed[i], &b->responses[i], &b->changes[i]);
+    /* The answers rest on the entries being committed, durable on a majority, not on this
+     * transaction: a crash before it commits re-applies them from the log, to the same
+     * results. So the clients need not wait for this fsync. Were the write run again (the
+     * map grew), its results would be the same: they are answered once. */
+    if (rc == 0 && !b->settled) {
+        for (size_t i = 0; i < b->rd->n_committed; i++)
+            pending_settle(n, &b->rd->committed[i], &b->responses[i]);
+        b->settled = true;
+    }
     return rc;
 }
 
@@ -569,10 +579,8 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     if (rd->install_snapshot)
         install_finish(n, rd);
     send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
-    for (size_t i = 0; i < rd->n_committed; i++) {
-        pending_settle(n, &rd->committed[i], &b->responses[i]);
+    for (size_t i = 0; i < rd->n_committed; i++)
         n->applied_bytes += rd->committed[i].len + ENTRY_OVERHEAD;
-    }
     publish_changes(n, b);
     rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs", rd->n_entries, rd->n_committed,
              rd->n_msgs, rd->n_msgs_after_persist);
@@ -589,8 +597,9 @@ static const char *write_error(struct rk_node *n, const struct batch *b, int rc)
 static bool ready_write(struct rk_node *n, struct raft_ready *rd)
 {
     size_t k = rd->n_committed ? rd->n_committed : 1;
-    struct batch b = {n, rd, calloc(k, sizeof(struct raftkv_buf)),
-                      calloc(k, sizeof(struct raftkv_buf)), 0};
+    struct batch b = {
+        n, rd,   calloc(k, sizeof(struct raftkv_buf)), calloc(k, sizeof(struct raftkv_buf)),
+        0, false};
     struct timespec start = mono_now();
     int rc = b.responses && b.changes ? rk_db_write(n->db, batch_write, &b) : RK_DB_ENOMEM;
     struct timespec end = mono_now();

@@ -65,7 +65,6 @@ struct progress {
     bool probe_sent;    /* probe: an AppendEntries is out; wait for its answer or a heartbeat */
     bool recent_active; /* heard from since the last check-quorum round */
     raft_index match_at_heartbeat; /* match at the previous heartbeat, to detect lost appends */
-    raft_index commit_sent;        /* highest commit index told to this follower */
     uint64_t round_sent;           /* latest ReadIndex round sent to this follower */
     uint64_t round_acked;          /* latest ReadIndex round it answered */
     struct snapshot_transfer snap; /* in PROGRESS_SNAPSHOT */

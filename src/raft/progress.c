@@ -23,7 +23,6 @@ void progress_reset(struct progress *pr, raft_index last_index)
 {
     pr->match = 0;
     pr->match_at_heartbeat = 0;
-    pr->commit_sent = 0;
     pr->round_sent = pr->round_acked = 0;
     pr->recent_active = true; /* a new leader gives everyone an election timeout to answer */
     progress_become_probe(pr, last_index + 1);

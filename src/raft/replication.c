@@ -68,10 +68,7 @@ static void send_append(struct raft *r, struct progress *pr)
     if (raft_send(r, &r->now, &m) != RAFT_OK)
         return; /* as if lost: the heartbeat round resends */
     pr->round_sent = m.append.context;
-    raft_index last_sent = m.append.prev_index + m.append.n_entries;
-    if (min_index(m.append.commit, last_sent) > pr->commit_sent)
-        pr->commit_sent = min_index(m.append.commit, last_sent);
-    progress_on_sent(pr, last_sent);
+    progress_on_sent(pr, m.append.prev_index + m.append.n_entries);
 }
 
 /* An empty AppendEntries at the follower's match point: always consistent, so it asserts
@@ -85,11 +82,8 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
     m.append.prev_term = log_term_at(&r->log, prev);
     m.append.commit = min_index(r->log.commit, prev);
     m.append.context = r->read_round;
-    if (raft_send(r, &r->now, &m) != RAFT_OK)
-        return;
-    pr->round_sent = m.append.context;
-    if (m.append.commit > pr->commit_sent)
-        pr->commit_sent = m.append.commit;
+    if (raft_send(r, &r->now, &m) == RAFT_OK)
+        pr->round_sent = m.append.context;
 }
 
 static void replicate_to(struct raft *r, struct progress *pr)
@@ -113,9 +107,10 @@ static void replicate_to(struct raft *r, struct progress *pr)
         if (pr->state == PROGRESS_PROBE)
             break;
     }
-    /* Nothing else carries the new commit index or the latest read round to it. */
-    if (!sent &&
-        (min_index(r->log.commit, pr->match) > pr->commit_sent || pr->round_sent < r->read_round))
+    /* A read waits for this round. A new commit index alone does not warrant a message:
+     * the next append or heartbeat carries it, and a follower that got one now would
+     * spend a synced write on applying just when the next append needs the disk. */
+    if (!sent && pr->round_sent < r->read_round)
         send_heartbeat(r, pr);
 }
 
@@ -149,7 +144,6 @@ void replication_maybe_commit(struct raft *r)
     }
     if (best > r->log.commit) {
         r->log.commit = best;
-        r->replicate_pending = true; /* tell the followers */
         read_index_on_commit(r);
     }
 }
