@@ -46,8 +46,15 @@ struct raftkv_fsm_ops {
      * must do the same. A non-zero return means the node could not apply it (e.g. storage
      * full) and will retry the whole batch. Entries at or below the applied index are
      * ignored. */
-    int (*apply)(struct raftkv_fsm *fsm, const struct raft_entry *entry,
-                 struct raftkv_buf *result, struct raftkv_buf *event);
+    int (*apply)(struct raftkv_fsm *fsm, const struct raft_entry *entry, struct raftkv_buf *result,
+                 struct raftkv_buf *event);
+    /* Answers a read-only request (a packed ClientRequest the machine reads without
+     * writing: for the KV store, a get) from the state applied so far, without the log.
+     * The node calls it, outside any batch, once a ReadIndex round has confirmed that
+     * the state covers every write acknowledged before the request arrived. NULL for a
+     * machine whose requests all go through the log. */
+    int (*query)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                 struct raftkv_buf *result);
     /* The last applied index, as stored. */
     int (*applied_index)(struct raftkv_fsm *fsm, raft_index *index);
     /* Streams the whole state, as of one applied index reported in *index, through emit. */

@@ -383,6 +383,36 @@ static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
     return rc;
 }
 
+/* A get served from a read transaction, answered as its apply would answer it. */
+static int fsm_query(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                     struct raftkv_buf *result)
+{
+    struct rk_kv *kv = (struct rk_kv *)fsm;
+    Raftkv__Kv__ClientRequest *req = raftkv__kv__client_request__unpack(NULL, len, request);
+    if (!req || req->op_case != RAFTKV__KV__CLIENT_REQUEST__OP_GET) {
+        if (req)
+            raftkv__kv__client_request__free_unpacked(req, NULL);
+        return RK_KV_EINVALID; /* only gets are read-only */
+    }
+    struct apply a = {.kv = kv, .resp = RAFTKV__KV__CLIENT_RESPONSE__INIT};
+    struct record r;
+    struct rk_bytes packed = {NULL, 0};
+    int rc = rk_db_read_begin(kv->db, &a.txn);
+    if (rc == RK_DB_OK) {
+        rc = record_get(&a, req->get->key, &r);
+        if (rc == RK_DB_OK && r.found)
+            answer_found(&a, &r);
+        else if (rc == RK_DB_OK)
+            a.resp.code = RAFTKV__KV__CODE__NOT_FOUND;
+        if (rc == RK_DB_OK)
+            rc = pack(&a.resp.base, &packed); /* before the value's pages go away */
+        rk_db_read_end(kv->db, a.txn);
+    }
+    raftkv__kv__client_request__free_unpacked(req, NULL);
+    *result = to_buf(packed);
+    return rc;
+}
+
 static int fsm_applied_index(struct raftkv_fsm *fsm, raft_index *index)
 {
     return rk_kv_applied_index((struct rk_kv *)fsm, index);
@@ -427,6 +457,7 @@ static void fsm_close(struct raftkv_fsm *fsm)
 static const struct raftkv_fsm_ops fsm_ops = {
     .validate = fsm_validate,
     .apply = fsm_apply,
+    .query = fsm_query,
     .applied_index = fsm_applied_index,
     .snapshot = fsm_snapshot,
     .restore = fsm_restore,

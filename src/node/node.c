@@ -49,6 +49,16 @@ struct event {
     uint8_t data[]; /* the packed ClientRequest */
 };
 
+/* A read-only request waiting for its ReadIndex round (index 0 until confirmed), then for
+ * the state machine to have applied up to index. */
+struct read {
+    uint64_t ctx;
+    raft_index index;
+    struct rk_client_call *call;
+    uint8_t *request;
+    size_t len;
+};
+
 /* A proposal waiting for its entry to commit: it succeeded iff the entry committed at
  * index has this term. */
 struct pending {
@@ -92,6 +102,9 @@ struct rk_node {
     atomic_bool stop;
     uint64_t rng;
 
+    struct read *reads; /* FIFO by ctx: confirmed ones first */
+    size_t n_reads, cap_reads;
+    uint64_t last_read_ctx;
     struct pending *pending; /* FIFO by index, from pending_head */
     size_t pending_head, n_pending, pending_cap;
 
@@ -308,6 +321,83 @@ static void pending_fail_all(struct rk_node *n, const char *why)
     }
 }
 
+static void read_pop(struct rk_node *n, size_t i)
+{
+    free(n->reads[i].request);
+    memmove(&n->reads[i], &n->reads[i + 1], (n->n_reads - i - 1) * sizeof n->reads[0]);
+    n->n_reads--;
+}
+
+/* Fails the reads still waiting for a round (all of them with all set). A confirmed read
+ * stays valid after a change of leader: its state was current when it was confirmed. */
+static void reads_fail(struct rk_node *n, const char *why, bool all)
+{
+    for (size_t i = n->n_reads; i-- > 0;) {
+        if (all || n->reads[i].index == 0) {
+            reply_error(n, n->reads[i].call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+            read_pop(n, i);
+        }
+    }
+}
+
+static void reads_confirm(struct rk_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_read_states; i++)
+        for (size_t j = 0; j < n->n_reads; j++)
+            if (n->reads[j].ctx == rd->read_states[i].ctx)
+                n->reads[j].index = rd->read_states[i].index;
+}
+
+/* Answers the confirmed reads whose index the state machine has reached. */
+static void reads_serve(struct rk_node *n)
+{
+    raft_index applied = raft_applied_of(n->raft);
+    while (n->n_reads && n->reads[0].index && n->reads[0].index <= applied) {
+        struct read *rd = &n->reads[0];
+        struct raftkv_buf result = {0};
+        int rc = n->fsm->ops->query(n->fsm, rd->request, rd->len, &result);
+        if (rc == 0)
+            reply_bytes(n, rd->call, &result);
+        else
+            reply_error(n, rd->call, RAFTKV__KV__CODE__UNAVAILABLE,
+                        n->fsm->ops->strerror(n->fsm, rc));
+        free(result.data);
+        read_pop(n, 0);
+    }
+}
+
+/* Raft dissertation §6.4: a read needs no log write, only a confirmation that this node
+ * still leads (raft_read_index) and a state machine caught up to the commit index. */
+static void read_request(struct rk_node *n, struct event *ev)
+{
+    if (n->n_reads == n->cap_reads) {
+        size_t cap = n->cap_reads ? 2 * n->cap_reads : 64;
+        struct read *grown = realloc(n->reads, cap * sizeof *grown);
+        if (!grown) {
+            reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+            return;
+        }
+        n->reads = grown;
+        n->cap_reads = cap;
+    }
+    uint8_t *copy = malloc(ev->len ? ev->len : 1);
+    if (!copy) {
+        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+        return;
+    }
+    memcpy(copy, ev->data, ev->len);
+    int rc = raft_read_index(n->raft, ++n->last_read_ctx);
+    if (rc != RAFT_OK) {
+        free(copy);
+        if (rc == RAFT_ENOTLEADER)
+            reply_not_leader(n, ev->call);
+        else
+            reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, raft_strerror(rc));
+        return;
+    }
+    n->reads[n->n_reads++] = (struct read){n->last_read_ctx, 0, ev->call, copy, ev->len};
+}
+
 /* Answers the proposals that the committed entry e settles. */
 static void pending_settle(struct rk_node *n, const struct raft_entry *e,
                            const struct raftkv_buf *response)
@@ -427,6 +517,8 @@ static void handle_client_request(struct rk_node *n, struct event *ev)
         reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
     else if (raft_role_of(n->raft) != RAFT_LEADER)
         reply_not_leader(n, ev->call);
+    else if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_GET && n->fsm->ops->query)
+        read_request(n, ev); /* served even when storage is full: it writes nothing */
     else if (storage_nearly_full(n))
         reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
     else
@@ -550,8 +642,10 @@ static void view_update(struct rk_node *n)
     if (old.role != n->view.role || old.term != n->view.term)
         rk_info("now %s in term %llu", raft_role_name(n->view.role),
                 (unsigned long long)n->view.term);
-    if (n->view.role != RAFT_LEADER)
+    if (n->view.role != RAFT_LEADER) {
         pending_fail_all(n, "leadership changed, retry");
+        reads_fail(n, "leadership changed, retry", false);
+    }
     publish_leader(n);
 }
 
@@ -584,8 +678,10 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     publish_changes(n, b);
     rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs", rd->n_entries, rd->n_committed,
              rd->n_msgs, rd->n_msgs_after_persist);
+    reads_confirm(n, rd);
     raft_advance(n->raft, rd);
     view_update(n);
+    reads_serve(n);
 }
 
 static const char *write_error(struct rk_node *n, const struct batch *b, int rc)
@@ -618,6 +714,7 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
         n->retry_at = mono_now();
         ts_add_ms(&n->retry_at, FULL_RETRY_MS);
         pending_fail_all(n, "storage full");
+        reads_fail(n, "storage full", true);
     } else {
         rk_error("synced write%s failed: %s; stopping",
                  rd->install_snapshot ? " installing a snapshot" : "", write_error(n, &b, rc));
@@ -899,6 +996,7 @@ int rk_node_run(struct rk_node *n)
         snapshot_maybe_start(n);
     }
     pending_fail_all(n, "node shutting down");
+    reads_fail(n, "node shutting down", true);
     answer_queued(n, "node shutting down");
     rk_info("stopping");
     return n->fatal;
@@ -1160,5 +1258,6 @@ void rk_node_free(struct rk_node *n)
     if (n->db)
         rk_db_close(n->db);
     free(n->pending);
+    free(n->reads);
     free(n);
 }
