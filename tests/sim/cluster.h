@@ -13,6 +13,9 @@
  *   - State Machine Safety: every node applies, in order, a prefix of one global sequence.
  *   - Linearizable reads: a read index is never below an entry committed before the read
  *     was asked for, and only the node asked answers.
+ *   - Snapshots: a snapshot taken, installed or restored holds exactly the state of the
+ *     committed sequence at its index; the core only asks the host for bytes of the
+ *     snapshot it holds, and hands it chunks in order.
  *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
  *     are durable before they are applied, a vote is durable before it is granted, a
  *     persisted term never goes back and a persisted vote never changes within a term,

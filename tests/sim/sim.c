@@ -1,8 +1,12 @@
 /*
  * raft-sim: seeded random runs of a whole cluster under message loss, delay, reordering,
- * duplication, symmetric and one-way partitions and crashes that lose unpersisted work,
- * with clients proposing throughout. The cluster fixture checks safety after every step;
- * this driver adds liveness once the faults heal for the last part of the run.
+ * duplication, symmetric and one-way partitions, forced elections and crashes that lose
+ * unpersisted work (at rest, between sending and persisting, after persisting, right after
+ * granting a vote), with hosts that batch several steps per ready, compact their logs and
+ * ship snapshots in chunks, and clients writing and reading (ReadIndex) throughout. Each
+ * seed draws its own mix of these (and of the core's options). The cluster fixture checks
+ * safety after every step; this driver adds liveness once the faults heal for the last
+ * part of the run.
  *
  *     raft-sim --seed S [--trace]            one run; --trace prints every event
  *     raft-sim --seeds N [--start S]         N runs from seed S (default 1)
