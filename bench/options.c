@@ -46,8 +46,8 @@ static void usage(FILE *f)
             "  --mix put=P,get=G,cas=C  weights of the operations (default put=100); a cas\n"
             "                         expects the key's last value this run acknowledged\n"
             "                         (absent if none), so concurrent writers make it miss\n"
-            "  --consistency linearizable  the only read level today: every get goes through\n"
-            "                         the Raft log\n"
+            "  --consistency linearizable  the only read level today: every get is\n"
+            "                         linearizable (ReadIndex at the leader, no log write)\n"
             "  --prefill              put every key once before the measured run\n"
             "  --workers N            issue requests from N worker threads instead of from the\n"
             "                         completion callback (default 0: from the callback)\n"
@@ -233,8 +233,8 @@ static int parse_valued(struct bench_options *o, int argc, char **argv, int *i, 
             return BAD("needs put=P,get=G,cas=C with integer weights, not all 0");
     } else if (OPT("--consistency")) {
         if (!v || strcmp(v, "linearizable") != 0)
-            return usage_error("%s: only 'linearizable' exists: every read goes through the "
-                               "Raft log (no serializable or lease reads yet)",
+            return usage_error("%s: only 'linearizable' exists: every read is a ReadIndex read "
+                               "at the leader (no serializable or lease reads yet)",
                                a);
     } else if (OPT("--workers")) {
         if (!parse_uint(v, 0, 256, &o->workers))
