@@ -1,3 +1,4 @@
+#include "cli_options.h"
 #include "options.h"
 
 #include <errno.h>
@@ -160,22 +161,6 @@ static bool parse_mix(const char *s, unsigned mix[N_KINDS])
     return total > 0;
 }
 
-/* Matches "--name VALUE" and "--name=VALUE"; *value is NULL if the value is missing. */
-static bool option_with_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return false;
-    if (argv[*i][n] == '=') {
-        *value = argv[*i] + n + 1;
-        return true;
-    }
-    if (argv[*i][n] != '\0')
-        return false;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return true;
-}
-
 static void defaults(struct bench_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -199,7 +184,7 @@ static int parse_valued(struct bench_options *o, int argc, char **argv, int *i, 
 {
     const char *v, *a = argv[*i];
     uint64_t u;
-#define OPT(name) option_with_value(argc, argv, i, name, &v)
+#define OPT(name) rk_cli_option(argc, argv, i, name, &v)
 #define BAD(what) usage_error("%s " what, a)
     if (OPT("--endpoints"))
         o->endpoints = v && *v ? v : NULL;

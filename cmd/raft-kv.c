@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_options.h"
 #include "raftkv/client.h"
 
 #define EXIT_MISS 1        /* key not found, CAS mismatch */
@@ -88,22 +89,6 @@ static int parse_ms(const char *name, const char *s, unsigned *out)
     return 0;
 }
 
-/* Matches "--name VALUE" and "--name=VALUE"; *value is NULL if the value is missing. */
-static bool option_with_value(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return false;
-    if (argv[*i][n] == '=') {
-        *value = argv[*i] + n + 1;
-        return true;
-    }
-    if (argv[*i][n] != '\0')
-        return false;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return true;
-}
-
 static int parse_option(struct cli *cli, int argc, char **argv, int *i)
 {
     const char *v;
@@ -112,18 +97,18 @@ static int parse_option(struct cli *cli, int argc, char **argv, int *i)
         cli->json = true;
     else if (!strcmp(a, "--absent"))
         cli->absent = true;
-    else if (option_with_value(argc, argv, i, "--endpoints", &v)) {
+    else if (rk_cli_option(argc, argv, i, "--endpoints", &v)) {
         if (!v || !*v)
             return usage_error("%s needs a list of addresses", a);
         free(cli->endpoints);
         cli->endpoints = strdup(v);
-    } else if (option_with_value(argc, argv, i, "--timeout", &v))
+    } else if (rk_cli_option(argc, argv, i, "--timeout", &v))
         return parse_ms("--timeout", v, &cli->opts.timeout_ms);
-    else if (option_with_value(argc, argv, i, "--request-timeout", &v))
+    else if (rk_cli_option(argc, argv, i, "--request-timeout", &v))
         return parse_ms("--request-timeout", v, &cli->opts.request_timeout_ms);
-    else if (option_with_value(argc, argv, i, "--attempts", &v))
+    else if (rk_cli_option(argc, argv, i, "--attempts", &v))
         return parse_ms("--attempts", v, &cli->opts.attempts);
-    else if (option_with_value(argc, argv, i, "--retry-delay", &v))
+    else if (rk_cli_option(argc, argv, i, "--retry-delay", &v))
         return parse_ms("--retry-delay", v, &cli->opts.retry_delay_ms);
     else
         return usage_error("unknown option %s", a);

@@ -180,6 +180,19 @@ void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
     raft_reset_election_timer(r);
 }
 
+bool raft_follow(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role == RAFT_LEADER) {
+        r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
+        return false;
+    }
+    if (r->role != RAFT_FOLLOWER)
+        raft_become_follower(r, m->term, m->from);
+    r->leader = m->from;
+    r->election_elapsed = 0;
+    return true;
+}
+
 void raft_tick(struct raft *r)
 {
     if (r->role == RAFT_LEADER)

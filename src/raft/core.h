@@ -159,6 +159,9 @@ size_t raft_quorum(const struct raft *r);
 int raft_voter_slot(const struct raft *r, raft_id id); /* -1 if not a voter */
 int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg);
 void raft_become_follower(struct raft *r, raft_term term, raft_id leader);
+/* Takes m (AppendEntries or InstallSnapshot of our term) as from the leader; false when
+ * we lead this term ourselves. */
+bool raft_follow(struct raft *r, const struct raft_msg *m);
 /* Withdraws queued acknowledgements of entries from index on, which were just replaced. */
 void raft_drop_acks_from(struct raft *r, raft_index index);
 void raft_reset_election_timer(struct raft *r);

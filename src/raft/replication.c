@@ -192,14 +192,8 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
 
 int replication_on_append(struct raft *r, const struct raft_msg *m)
 {
-    if (r->role == RAFT_LEADER) {
-        r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
+    if (!raft_follow(r, m))
         return RAFT_EINVAL;
-    }
-    if (r->role != RAFT_FOLLOWER)
-        raft_become_follower(r, m->term, m->from);
-    r->leader = m->from;
-    r->election_elapsed = 0;
 
     const struct raft_append *a = &m->append;
     raft_index prev = a->prev_index;

@@ -120,14 +120,8 @@ static void install(struct raft *r)
 
 int snapshot_on_install(struct raft *r, const struct raft_msg *m)
 {
-    if (r->role == RAFT_LEADER) {
-        r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
+    if (!raft_follow(r, m))
         return RAFT_EINVAL;
-    }
-    if (r->role != RAFT_FOLLOWER)
-        raft_become_follower(r, m->term, m->from);
-    r->leader = m->from;
-    r->election_elapsed = 0;
 
     const struct raft_install_snapshot *s = &m->install_snapshot;
     if (s->last_index <= r->log.commit)
