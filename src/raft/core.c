@@ -224,7 +224,9 @@ static bool msg_is_well_formed(const struct raft_msg *m)
         }
         return true;
     case RAFT_MSG_INSTALL_SNAPSHOT:
-        return m->install_snapshot.last_index > 0 && m->install_snapshot.last_term <= m->term &&
+        /* A snapshot is of at least one entry, and entries have terms from 1 on. */
+        return m->install_snapshot.last_index > 0 && m->install_snapshot.last_term > 0 &&
+               m->install_snapshot.last_term <= m->term &&
                (m->install_snapshot.len == 0 || m->install_snapshot.data);
     case RAFT_MSG_REQUEST_VOTE:
     case RAFT_MSG_REQUEST_VOTE_RESP:

@@ -54,6 +54,7 @@ struct snapshot_transfer {
     uint64_t acked_at_heartbeat;
     size_t inflight; /* chunks sent and not yet answered */
     bool done_sent;  /* the last chunk is out */
+    bool stalled;    /* no progress for a heartbeat round: the follower may have restarted */
 };
 
 /* The leader's view of one follower (etcd's Progress). */

@@ -53,7 +53,8 @@ void snapshot_send_chunks(struct raft *r, struct progress *pr)
 void snapshot_on_heartbeat(struct progress *pr)
 {
     struct snapshot_transfer *t = &pr->snap;
-    if (t->acked == t->acked_at_heartbeat) {
+    t->stalled = t->acked == t->acked_at_heartbeat;
+    if (t->stalled) {
         t->sent = t->acked;
         t->inflight = 0;
         t->done_sent = false;
@@ -124,8 +125,11 @@ int snapshot_on_install(struct raft *r, const struct raft_msg *m)
         return RAFT_EINVAL;
 
     const struct raft_install_snapshot *s = &m->install_snapshot;
-    if (s->last_index <= r->log.commit)
-        return respond(r, m, true, false); /* we already hold all of it */
+    /* Raft §7: if we hold the snapshot's last entry, Log Matching says we hold everything
+     * before it, and what follows it must survive: we may have acknowledged it. So it is
+     * not installed, only answered as held. */
+    if (s->last_index <= r->log.commit || log_term_at(&r->log, s->last_index) == s->last_term)
+        return respond(r, m, true, false);
     /* Two leaders' snapshots at the same index need not be the same bytes: a transfer
      * resumes only from the leader (and term) it began with. */
     bool same_sender = r->incoming_from == m->from && r->incoming_msg_term == m->term;
@@ -180,19 +184,23 @@ int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
     if (pr->state != PROGRESS_SNAPSHOT || t->meta.index != resp->last_index ||
         resp->offset > t->meta.size)
         return RAFT_OK; /* about a transfer that is over, or another leader's */
-    if (resp->rejected) {
-        /* Chunks sent after our last rewind are already on their way from this offset;
-         * the rejections of older ones must not rewind again, or each would multiply
-         * the traffic by the window. */
-        if (resp->offset == t->acked && t->sent > t->acked)
-            return RAFT_OK;
+    if (resp->offset > t->acked) {
+        /* It holds more than we knew, whatever else the answer says. */
+        t->acked = resp->offset;
+        t->stalled = false;
+        if (t->sent < t->acked)
+            t->sent = t->acked;
+        if (!resp->rejected && t->inflight)
+            t->inflight--;
+    } else if (resp->rejected && (resp->offset == t->acked ? t->sent == t->acked : t->stalled)) {
+        /* Resume where it stands. Other rejections are stale: chunks that arrived out of
+         * order, answered before the ones now in flight; rewinding for each of them would
+         * resend the window each time and multiply the traffic. Going back is right only
+         * after a round without progress (the follower restarted and lost what it had). */
         t->sent = t->acked = resp->offset;
         t->inflight = 0;
         t->done_sent = false;
-    } else if (resp->offset > t->acked) {
-        t->acked = resp->offset;
-        if (t->inflight)
-            t->inflight--;
+        t->stalled = false;
     }
     r->replicate_pending = true;
     return RAFT_OK;

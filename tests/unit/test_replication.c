@@ -449,7 +449,30 @@ TEST(leader_sends_heartbeat_every_heartbeat_ticks)
     FX_CHECK_CONTRACT(f);
 }
 
-TEST_MAIN(TEST_REF(new_leader_appends_noop_of_its_term),
+TEST(snapshot_of_entries_held_does_not_discard_what_follows_them)
+{
+    /* Node 1 holds 1..3 of term 1 and acknowledged them; a delayed snapshot up to index 2
+     * arrives. Raft §7: it must keep entry 3, which a leader may count as replicated. */
+    struct fx *f =
+        fx_new(1, &(struct fx_opts){.term = 1, .log = (raft_term[]){1, 1, 1}, .n_log = 3}, NULL);
+    CHECK(f);
+    uint8_t byte = 7;
+    struct raft_msg m = {.type = RAFT_MSG_INSTALL_SNAPSHOT, .from = 2, .to = 1, .term = 1};
+    m.install_snapshot = (struct raft_install_snapshot){
+        .last_index = 2, .last_term = 1, .offset = 0, .len = 1, .data = &byte, .done = true};
+    fx_step(f, &m);
+    CHECK_EQ(raft_last_index_of(f->r), 3);
+    CHECK_EQ(f->log_last, 3);
+    struct raft_stats st;
+    raft_stats_of(f->r, &st);
+    CHECK_EQ(st.snapshots_installed, 0);
+    const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_INSTALL_SNAPSHOT_RESP);
+    CHECK(s && s->m.install_snapshot_resp.done && !s->m.install_snapshot_resp.rejected);
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST_MAIN(TEST_REF(snapshot_of_entries_held_does_not_discard_what_follows_them),
+          TEST_REF(new_leader_appends_noop_of_its_term),
           TEST_REF(append_rejected_when_log_is_too_short),
           TEST_REF(append_rejected_when_prev_term_differs_with_conflict_hint),
           TEST_REF(append_accepted_after_matching_prev_entry),
