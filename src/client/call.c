@@ -251,9 +251,22 @@ static void call_attempt(struct rk_call *call)
 {
     struct raftkv_client *c = call->c;
     call->tries++;
+    nng_msg *msg = NULL;
+    int rv = nng_msg_alloc(&msg, 0);
+    if (rv == 0)
+        rv = nng_msg_append(msg, call->req, call->req_len);
+    if (rv) {
+        nng_msg_free(msg);
+        call_fail(call, nng_strerror(rv));
+        return;
+    }
+    /* c->mu is held from the closing check through nng_ctx_send: raftkv_client_close marks
+     * the client closing under it before closing any socket, so a send never races a
+     * close (NNG 1.5 can crash on a context used while its socket closes). */
     nng_mtx_lock(c->mu);
     if (atomic_load(&c->closing)) {
         nng_mtx_unlock(c->mu);
+        nng_msg_free(msg);
         snprintf(call->res.error, sizeof call->res.error, "client closed");
         call_retry(call, RK_ANY_ENDPOINT, false);
         return;
@@ -266,7 +279,6 @@ static void call_attempt(struct rk_call *call)
         call->ep = RK_ANY_ENDPOINT;
     }
     nng_socket sock;
-    int rv;
     if (call->ep == RK_ANY_ENDPOINT) {
         rv = any_open(c);
         sock = c->any;
@@ -274,18 +286,13 @@ static void call_attempt(struct rk_call *call)
         rv = endpoint_open(c->eps[call->ep]);
         sock = c->eps[call->ep]->sock;
     }
-    nng_mtx_unlock(c->mu);
-    nng_msg *msg = NULL;
     if (rv || (rv = nng_ctx_open(&call->ctx, sock))) {
-        call_fail(call, nng_strerror(rv));
-        return;
-    }
-    call->ctx_open = true;
-    if ((rv = nng_msg_alloc(&msg, 0)) || (rv = nng_msg_append(msg, call->req, call->req_len))) {
+        nng_mtx_unlock(c->mu);
         nng_msg_free(msg);
         call_fail(call, nng_strerror(rv));
         return;
     }
+    call->ctx_open = true;
     call->attempt_deadline = nng_clock() + c->opts.request_timeout_ms;
     if (call->attempt_deadline > call->deadline)
         call->attempt_deadline = call->deadline;
@@ -293,6 +300,7 @@ static void call_attempt(struct rk_call *call)
     nng_aio_set_msg(call->aio, msg);
     nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
     nng_ctx_send(call->ctx, call->aio);
+    nng_mtx_unlock(c->mu);
 }
 
 /* Moves on to endpoint `next`, after a backoff unless we follow a fresh leader hint. */
