@@ -11,7 +11,7 @@
  * the leader's address; the client goes there at once, also when that address is not
  * among the configured endpoints (but not to a hinted node whose connection is down). A
  * timeout, a connection failure, an UNAVAILABLE answer or a refusal without a usable hint
- * moves on to another live node after a backoff of retry_delay_ms, doubling up to 1 s. Each
+ * moves on to another live node after a backoff of retry_delay_ms, doubling up to 50 ms. Each
  * single request may take request_timeout_ms, so a dead leader is left promptly. Near the
  * deadline a backoff shrinks to half the time left. After `attempts` tries, or when
  * timeout_ms is used up, the operation ends with RAFTKV_UNAVAILABLE and the last failure
@@ -56,8 +56,8 @@ struct raftkv_client_options {
     size_t n_endpoints;
     const char *const *endpoints; /* client addresses, e.g. tcp://127.0.0.1:7101; copied;
                                    * malformed or duplicate ones make open fail (EUSAGE) */
-    unsigned attempts;            /* tries before giving up; default 20 */
-    unsigned retry_delay_ms;      /* first backoff delay, doubled per try up to 1 s; default 20 */
+    unsigned attempts;            /* tries before giving up; default 100 */
+    unsigned retry_delay_ms;      /* first backoff delay, doubled per try up to 50 ms; default 20 */
     unsigned timeout_ms;          /* overall deadline per operation; default 5000 */
     unsigned request_timeout_ms;  /* one request to one node; default 1000 */
 };
@@ -96,7 +96,7 @@ struct raftkv_client;
 int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out);
 /* Ends every operation still in flight with RAFTKV_UNAVAILABLE ("client closed") and
  * returns once all of them have returned from their callbacks (at once for requests on
- * the wire; an operation pausing between retries ends when its pause does, at most 1 s).
+ * the wire; an operation pausing between retries ends when its pause does, at most 50 ms).
  * Must not be called from an async callback, nor together with new operations. */
 void raftkv_client_close(struct raftkv_client *c);
 

@@ -12,7 +12,9 @@
 #define RK_MAX_URL_BYTES 512
 /* The largest value a node accepts is well below this; the rest is headroom for framing. */
 #define RK_MAX_RESPONSE_BYTES ((size_t)65 << 20)
-#define RK_BACKOFF_CAP_MS 1000u
+/* Short enough that a client retrying through an election reaches the new leader within
+ * 50 ms of its election (a leaderless cluster elects within the election timeout). */
+#define RK_BACKOFF_CAP_MS 50u
 #define RK_RECONNECT_MIN_MS 20
 #define RK_RECONNECT_MAX_MS 1000
 

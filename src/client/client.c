@@ -35,7 +35,7 @@ const char *raftkv_status_str(int status)
 void raftkv_client_options_defaults(struct raftkv_client_options *opts)
 {
     memset(opts, 0, sizeof *opts);
-    opts->attempts = 20;
+    opts->attempts = 100;
     opts->retry_delay_ms = 20;
     opts->timeout_ms = 5000;
     opts->request_timeout_ms = 1000;
