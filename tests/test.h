@@ -22,26 +22,29 @@ struct test_case {
 };
 
 #define TEST(name) static void test_##name(bool *test_failed_)
-#define TEST_REF(name) {#name, test_##name}
+#define TEST_REF(name)                                                                             \
+    {                                                                                              \
+#name, test_##name                                                                         \
+    }
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);          \
-            *test_failed_ = true;                                                              \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            *test_failed_ = true;                                                                  \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                                         \
-    do {                                                                                       \
-        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                                       \
-        if (a_ != b_) {                                                                        \
-            fprintf(stderr, "%s:%d: %s == %s failed: %" PRIu64 " != %" PRIu64 "\n", __FILE__, \
-                    __LINE__, #a, #b, a_, b_);                                                 \
-            *test_failed_ = true;                                                              \
-            return;                                                                            \
-        }                                                                                      \
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                                           \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: %s == %s failed: %" PRIu64 " != %" PRIu64 "\n", __FILE__,      \
+                    __LINE__, #a, #b, a_, b_);                                                     \
+            *test_failed_ = true;                                                                  \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 static inline int test_run_all(const struct test_case *cases, size_t n, int argc, char **argv)
@@ -60,11 +63,11 @@ static inline int test_run_all(const struct test_case *cases, size_t n, int argc
     return failed ? 1 : 0;
 }
 
-#define TEST_MAIN(...)                                                                         \
-    int main(int argc, char **argv)                                                            \
-    {                                                                                          \
-        static const struct test_case cases_[] = {__VA_ARGS__};                                \
-        return test_run_all(cases_, sizeof cases_ / sizeof cases_[0], argc, argv);             \
+#define TEST_MAIN(...)                                                                             \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const struct test_case cases_[] = {__VA_ARGS__};                                    \
+        return test_run_all(cases_, sizeof cases_ / sizeof cases_[0], argc, argv);                 \
     }
 
 #endif
