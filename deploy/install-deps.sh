@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages raftkv builds and runs with, when any is missing.
 set -euo pipefail
+# gnuplot-nox draws raft-bench --plot figures (and lets its test run).
 packages=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev
-          liblmdb-dev)
+          liblmdb-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
