@@ -201,9 +201,11 @@ static void on_client_request(void *arg, struct rk_client_call *call, const uint
     struct rk_node *n = arg;
     struct event *ev = malloc(sizeof *ev + len);
     if (!ev) {
-        /* Without memory there is no reply to build either; the client's request times
-         * out and it retries. */
+        /* An empty reply (which the client takes as malformed, and retries) still frees
+         * the server's context for the next request; leaving it unanswered would lose it
+         * for good. */
         rk_error("out of memory queueing a client request");
+        rk_client_server_reply(n->clients, call, NULL, 0);
         return;
     }
     ev->type = EV_CLIENT_REQUEST;
