@@ -17,6 +17,8 @@
 #define RK_BACKOFF_CAP_MS 50u
 #define RK_RECONNECT_MIN_MS 20
 #define RK_RECONNECT_MAX_MS 1000
+/* Enough for every call a busy client keeps in flight to find a pooled one. */
+#define RK_CALL_POOL_MAX 1024
 
 struct rk_endpoint {
     char *url;
@@ -50,6 +52,7 @@ struct rk_call {
     rk_call_done_fn done;
     void *done_arg;
     struct rk_call_result res;
+    struct rk_call *next_pooled;
 };
 
 static void endpoint_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -470,14 +473,41 @@ static void call_on_sleep(void *arg)
     call_attempt(arg);
 }
 
+/* A pooled call with its aios, or a new one. c->mu held. */
+static struct rk_call *call_take(struct raftkv_client *c)
+{
+    struct rk_call *call = c->pool;
+    if (call) {
+        c->pool = call->next_pooled;
+        c->n_pool--;
+        nng_aio *aio = call->aio, *sleep_aio = call->sleep_aio;
+        memset(call, 0, sizeof *call);
+        call->aio = aio;
+        call->sleep_aio = sleep_aio;
+        return call;
+    }
+    call = calloc(1, sizeof *call);
+    if (call && (nng_aio_alloc(&call->aio, call_on_aio, call) ||
+                 nng_aio_alloc(&call->sleep_aio, call_on_sleep, call))) {
+        if (call->aio)
+            nng_aio_free(call->aio);
+        free(call);
+        call = NULL;
+    }
+    return call;
+}
+
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out)
 {
-    struct rk_call *call = calloc(1, sizeof *call);
+    nng_mtx_lock(c->mu);
+    struct rk_call *call = call_take(c);
     if (!call) {
+        nng_mtx_unlock(c->mu);
         free(req);
         return RAFTKV_ENOMEM;
     }
+    c->in_flight++;
     call->c = c;
     call->req = req;
     call->req_len = len;
@@ -485,15 +515,8 @@ int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endp
     call->done_arg = arg;
     call->prev_ep = RK_ANY_ENDPOINT;
     call->single = endpoint != RK_ANY_ENDPOINT;
-    nng_mtx_lock(c->mu);
-    c->in_flight++;
     call->ep = call->single ? endpoint : c->leader;
     nng_mtx_unlock(c->mu);
-    if (nng_aio_alloc(&call->aio, call_on_aio, call) ||
-        nng_aio_alloc(&call->sleep_aio, call_on_sleep, call)) {
-        rk_call_free(call);
-        return RAFTKV_ENOMEM;
-    }
     call->deadline = nng_clock() + c->opts.timeout_ms;
     *out = call;
     call_attempt(call);
@@ -510,22 +533,44 @@ void rk_call_free(struct rk_call *call)
     if (!call)
         return;
     struct raftkv_client *c = call->c;
-    /* Reaped, not freed: nng_aio_free would wait for the callback that may be running this
-     * (a done callback freeing its call). Nothing touches the call after call_finish. */
-    if (call->aio)
-        nng_aio_reap(call->aio);
-    if (call->sleep_aio)
-        nng_aio_reap(call->sleep_aio);
     if (call->ctx_open)
         nng_ctx_close(call->ctx);
     if (call->res.resp)
         raftkv__kv__client_response__free_unpacked(call->res.resp, NULL);
     free(call->req);
-    free(call);
     nng_mtx_lock(c->mu);
+    bool pooled = c->n_pool < RK_CALL_POOL_MAX;
+    if (pooled) {
+        /* Its aios may still be in this callback: the next call starts its operations
+         * from here, which NNG allows, and nothing else touches them. */
+        call->next_pooled = c->pool;
+        c->pool = call;
+        c->n_pool++;
+    }
     if (--c->in_flight == 0)
         nng_cv_wake(c->idle);
     nng_mtx_unlock(c->mu);
+    if (!pooled) {
+        /* Reaped, not freed: nng_aio_free would wait for the callback that may be running
+         * this (a done callback freeing its call). Nothing touches the call after
+         * call_finish. */
+        nng_aio_reap(call->aio);
+        nng_aio_reap(call->sleep_aio);
+        free(call);
+    }
+}
+
+void rk_calls_pool_free(struct raftkv_client *c)
+{
+    while (c->pool) {
+        struct rk_call *call = c->pool;
+        c->pool = call->next_pooled;
+        /* Waits for a callback that freed the call and is still returning. */
+        nng_aio_free(call->aio);
+        nng_aio_free(call->sleep_aio);
+        free(call);
+    }
+    c->n_pool = 0;
 }
 
 struct rk_call_waiter {

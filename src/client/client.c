@@ -92,6 +92,7 @@ void raftkv_client_close(struct raftkv_client *c)
     if (!c)
         return;
     rk_calls_end(c);
+    rk_calls_pool_free(c);
     rk_endpoints_close(c);
     nng_cv_free(c->idle);
     nng_mtx_free(c->mu);

@@ -678,8 +678,8 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     for (size_t i = 0; i < rd->n_committed; i++)
         n->applied_bytes += rd->committed[i].len + ENTRY_OVERHEAD;
     publish_changes(n, b);
-    rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs", rd->n_entries, rd->n_committed,
-             rd->n_msgs, rd->n_msgs_after_persist);
+    rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs write_us %llu", rd->n_entries, rd->n_committed,
+             rd->n_msgs, rd->n_msgs_after_persist, (unsigned long long)n->install_write_us);
     reads_confirm(n, rd);
     raft_advance(n->raft, rd);
     view_update(n);
