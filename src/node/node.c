@@ -126,7 +126,7 @@ struct rk_node {
     uint8_t *chunk_buf;            /* fills outgoing InstallSnapshot chunks */
     int install_fd;                /* the received snapshot being installed, until adopted */
     struct timespec receive_start; /* when the snapshot being received started */
-    uint64_t install_write_us;     /* how long its install's write took */
+    uint64_t write_us;             /* how long the last batch write took */
     struct timespec chunk_sent_at; /* when this node last sent a snapshot chunk */
     /* The producer: at most one snapshot in progress. */
     struct rk_snap_job job;
@@ -660,7 +660,7 @@ static void install_finish(struct rk_node *n, const struct raft_ready *rd)
     struct timespec now = mono_now();
     double total = (double)(now.tv_sec - n->receive_start.tv_sec) +
                    (double)(now.tv_nsec - n->receive_start.tv_nsec) / 1e9;
-    double write = (double)n->install_write_us / 1e6;
+    double write = (double)n->write_us / 1e6;
     double mb = (double)rd->snapshot.size / 1e6;
     rk_info("installed the snapshot at index %" PRIu64 " (term %" PRIu64 ", %" PRIu64
             " bytes) from the leader: received and installed in %.3f s (%.1f MB/s), of which "
@@ -678,8 +678,8 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     for (size_t i = 0; i < rd->n_committed; i++)
         n->applied_bytes += rd->committed[i].len + ENTRY_OVERHEAD;
     publish_changes(n, b);
-    rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs write_us %llu", rd->n_entries, rd->n_committed,
-             rd->n_msgs, rd->n_msgs_after_persist, (unsigned long long)n->install_write_us);
+    rk_debug("batch: %zu entries, %zu committed, %zu+%zu msgs, written in %" PRIu64 " us",
+             rd->n_entries, rd->n_committed, rd->n_msgs, rd->n_msgs_after_persist, n->write_us);
     reads_confirm(n, rd);
     raft_advance(n->raft, rd);
     view_update(n);
@@ -701,7 +701,7 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     struct timespec start = mono_now();
     int rc = b.responses && b.changes ? rk_db_write(n->db, batch_write, &b) : RK_DB_ENOMEM;
     struct timespec end = mono_now();
-    n->install_write_us =
+    n->write_us =
         (uint64_t)((end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L);
     if (rc == RK_DB_OK) {
         ready_finish(n, rd, &b);
