@@ -1,4 +1,4 @@
-/* Packed kv.proto commands for the KV tests. */
+/* Packed kv.proto commands for the KV tests, and snapshots in memory. */
 #ifndef RAFTKV_TESTS_KV_COMMANDS_H
 #define RAFTKV_TESTS_KV_COMMANDS_H
 
@@ -75,6 +75,44 @@ static inline struct rk_bytes cmd_custom(const char *payload)
 static inline bool bytes_eq(ProtobufCBinaryData b, const char *s)
 {
     return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);
+}
+
+/* A snapshot in memory: membuf_emit appends, membuf_read reads from pos. */
+struct membuf {
+    uint8_t *data;
+    size_t len, cap;
+    size_t pos; /* read position */
+};
+
+static inline int membuf_emit(void *arg, const void *data, size_t len)
+{
+    struct membuf *m = arg;
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + len)
+            cap *= 2;
+        uint8_t *d = realloc(m->data, cap);
+        if (!d)
+            return -1;
+        m->data = d;
+        m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    return 0;
+}
+
+/* Hands out at most 1000 bytes a call, so reads cross every boundary of the format. */
+static inline int membuf_read(void *arg, void *buf, size_t cap, size_t *n)
+{
+    struct membuf *m = arg;
+    size_t left = m->len - m->pos;
+    *n = left < cap ? left : cap;
+    if (*n > 1000)
+        *n = 1000;
+    memcpy(buf, m->data + m->pos, *n);
+    m->pos += *n;
+    return 0;
 }
 
 #endif

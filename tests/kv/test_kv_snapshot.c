@@ -145,44 +145,7 @@ static int apply_range(struct node *n, raft_index first, raft_index last)
     return RK_DB_OK;
 }
 
-/* ---- snapshots in memory ---- */
-
-struct membuf {
-    uint8_t *data;
-    size_t len, cap;
-    size_t pos; /* read position */
-};
-
-static int membuf_emit(void *arg, const void *data, size_t len)
-{
-    struct membuf *m = arg;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 4096;
-        while (cap < m->len + len)
-            cap *= 2;
-        uint8_t *d = realloc(m->data, cap);
-        if (!d)
-            return -1;
-        m->data = d;
-        m->cap = cap;
-    }
-    memcpy(m->data + m->len, data, len);
-    m->len += len;
-    return 0;
-}
-
-/* Hands out at most 1000 bytes a call, so reads cross every boundary of the format. */
-static int membuf_read(void *arg, void *buf, size_t cap, size_t *n)
-{
-    struct membuf *m = arg;
-    size_t left = m->len - m->pos;
-    *n = left < cap ? left : cap;
-    if (*n > 1000)
-        *n = 1000;
-    memcpy(buf, m->data + m->pos, *n);
-    m->pos += *n;
-    return 0;
-}
+/* ---- snapshots in memory: struct membuf (kv_commands.h) ---- */
 
 static int failing_read(void *arg, void *buf, size_t cap, size_t *n)
 {
