@@ -3,9 +3,9 @@
  * implementation; anything that can apply entries deterministically, stream a snapshot of
  * itself and restore from one can be another.
  *
- * Threads: apply, applied_index and restore are called from the node's event loop, inside
- * the node's batch (for machines that keep their state in the node's LMDB environment, the
- * batch is the write transaction of rk_db_write, so applying is atomic with the log write).
+ * Threads: apply, persist, applied_index and restore are called from the node's event
+ * loop, inside the node's batch (for machines that keep their state in the node's LMDB environment,
+ * the batch is the write transaction of rk_db_write, so applying is atomic with the log write).
  * snapshot is called from a background thread, concurrently with apply: it must capture a
  * consistent point-in-time view without blocking apply for long.
  *
@@ -55,7 +55,13 @@ struct raftkv_fsm_ops {
      * machine whose requests all go through the log. */
     int (*query)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
                  struct raftkv_buf *result);
-    /* The last applied index, as stored. */
+    /* Stores, in the node's batch, whatever the machine applied but keeps in memory only
+     * (the KV store keeps its latest writes in memory and stores them every so often: the
+     * raft log holds them meanwhile). The node calls it before a snapshot, so that the
+     * snapshot covers everything applied, and when it stops. NULL for a machine that
+     * stores each apply at once or keeps all its state in memory. */
+    int (*persist)(struct raftkv_fsm *fsm);
+    /* The last applied index, as stored: a restart re-applies the entries after it. */
     int (*applied_index)(struct raftkv_fsm *fsm, raft_index *index);
     /* Streams the whole state, as of one applied index reported in *index, through emit. */
     int (*snapshot)(struct raftkv_fsm *fsm, raftkv_snapshot_emit_fn emit, void *arg,

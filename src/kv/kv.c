@@ -1,9 +1,12 @@
 /*
  * The KV state machine on LMDB. The "kv" database maps the raw key bytes to a record:
  * create revision and mod revision (big-endian uint64, the raft indexes that created and
- * last modified the key) followed by the value bytes. The applied index is a meta record
- * written in the same transaction as the effects of the entry it counts.
+ * last modified the key) followed by the value bytes. Applied writes go to the overlay
+ * (overlay.h) first and are stored every persist_entries entries, together with the applied
+ * index they reach (a meta record) in one transaction: the stored state is always the
+ * state at its applied index, and the raft log holds the entries after it.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +37,8 @@ struct record {
     bool found;
     uint64_t create;
     uint64_t mod;
-    ProtobufCBinaryData value; /* points into the map: valid until the next write */
+    /* points into the map or the overlay: valid until the next write */
+    ProtobufCBinaryData value;
 };
 
 void rk_bytes_free(struct rk_bytes *b)
@@ -48,6 +52,23 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l)
 {
     l->max_key_bytes = 511;
     l->max_value_bytes = DEFAULT_MAX_VALUE;
+    l->persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
+}
+
+/* Before the store changes inside a batch: what an abort restores. */
+static void batch_begin(struct rk_kv *kv)
+{
+    if (!kv->ov.in_batch)
+        kv->batch_stored = kv->stored_applied;
+    rk_overlay_begin(&kv->ov, kv->applied);
+}
+
+static void kv_batch_end(void *arg, bool committed)
+{
+    struct rk_kv *kv = arg;
+    if (!committed && kv->ov.in_batch)
+        kv->stored_applied = kv->batch_stored;
+    rk_overlay_end(&kv->ov, committed, &kv->applied);
 }
 
 int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out)
@@ -66,17 +87,27 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
     size_t lmdb_max = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
     if (kv->limits.max_key_bytes > lmdb_max)
         kv->limits.max_key_bytes = lmdb_max;
+    if (kv->limits.persist_entries == 0)
+        kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     int rc = rk_db_dbi(db, "kv", &kv->data);
+    if (!rc)
+        rc = rk_kv_applied_index(kv, &kv->applied);
+    kv->stored_applied = kv->applied;
     if (rc) {
         free(kv);
         return rc;
     }
+    rk_db_on_end(db, kv_batch_end, kv);
     *out = kv;
     return RK_DB_OK;
 }
 
 void rk_kv_close(struct rk_kv *kv)
 {
+    if (!kv)
+        return;
+    rk_db_on_end(kv->db, NULL, NULL);
+    rk_overlay_free(&kv->ov);
     free(kv);
 }
 
@@ -187,6 +218,14 @@ static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r
 {
     MDB_val k = {key.len, key.data}, v;
     memset(r, 0, sizeof *r);
+    const struct rk_overlay_rec *o = rk_overlay_get(&a->kv->ov, key.data, key.len);
+    if (o) {
+        r->found = !o->deleted;
+        r->create = o->create;
+        r->mod = o->mod;
+        r->value = (ProtobufCBinaryData){o->value_len, o->value};
+        return RK_DB_OK;
+    }
     int rc = mdb_get(a->txn, a->kv->data, &k, &v);
     if (rc == MDB_NOTFOUND)
         return RK_DB_OK;
@@ -220,21 +259,26 @@ static void record_change(struct apply *a, Raftkv__Kv__ChangeEvent__Kind kind,
     a->changed = true;
 }
 
+static int overlay_set(struct apply *a, ProtobufCBinaryData key, bool deleted, uint64_t create,
+                       ProtobufCBinaryData value)
+{
+    if (rk_overlay_set(&a->kv->ov, key.data, key.len, deleted, create, a->index, value.data,
+                       value.len) != 0)
+        return rk_db_fail(a->kv->db, RK_DB_ENOMEM, "out of memory applying index %" PRIu64,
+                          a->index);
+    return RK_DB_OK;
+}
+
 /* Stores value under key; r is what the key held before. */
 static int write_value(struct apply *a, ProtobufCBinaryData key, ProtobufCBinaryData value,
                        const struct record *r)
 {
-    MDB_val k = {key.len, key.data}, v = {RECORD_HEADER + value.len, NULL};
-    int rc = mdb_put(a->txn, a->kv->data, &k, &v, MDB_RESERVE);
-    if (rc != MDB_SUCCESS)
-        return rk_db_check(a->kv->db, rc, "write key");
-    uint8_t *p = v.mv_data;
-    a->resp.create_revision = r->found ? r->create : a->index;
+    uint64_t create = r->found ? r->create : a->index;
+    int rc = overlay_set(a, key, false, create, value);
+    if (rc)
+        return rc;
+    a->resp.create_revision = create;
     a->resp.mod_revision = a->index;
-    rk_db_encode_u64(p, a->resp.create_revision);
-    rk_db_encode_u64(p + 8, a->index);
-    if (value.len)
-        memcpy(p + RECORD_HEADER, value.data, value.len);
     record_change(a, RAFTKV__KV__CHANGE_EVENT__KIND__PUT, key, value);
     return RK_DB_OK;
 }
@@ -245,10 +289,9 @@ static int op_delete(struct apply *a, ProtobufCBinaryData key, const struct reco
         a->resp.code = RAFTKV__KV__CODE__NOT_FOUND;
         return RK_DB_OK;
     }
-    MDB_val k = {key.len, key.data};
-    int rc = mdb_del(a->txn, a->kv->data, &k, NULL);
-    if (rc != MDB_SUCCESS)
-        return rk_db_check(a->kv->db, rc, "delete key");
+    int rc = overlay_set(a, key, true, 0, (ProtobufCBinaryData){0, NULL});
+    if (rc)
+        return rc;
     record_change(a, RAFTKV__KV__CHANGE_EVENT__KIND__DELETE, key, (ProtobufCBinaryData){0, 0});
     return RK_DB_OK;
 }
@@ -327,15 +370,51 @@ static int apply_command(struct apply *a, const struct raft_entry *e, struct rk_
     return rc;
 }
 
+static int persist_record(void *arg, const struct rk_overlay_rec *o)
+{
+    struct apply *a = arg;
+    MDB_val k = {o->key_len, o->key};
+    if (o->deleted) {
+        int rc = mdb_del(a->txn, a->kv->data, &k, NULL);
+        return rc == MDB_NOTFOUND ? RK_DB_OK : rk_db_check(a->kv->db, rc, "delete key");
+    }
+    MDB_val v = {RECORD_HEADER + o->value_len, NULL};
+    int rc = mdb_put(a->txn, a->kv->data, &k, &v, MDB_RESERVE);
+    if (rc != MDB_SUCCESS)
+        return rk_db_check(a->kv->db, rc, "write key");
+    uint8_t *p = v.mv_data;
+    rk_db_encode_u64(p, o->create);
+    rk_db_encode_u64(p + 8, o->mod);
+    if (o->value_len)
+        memcpy(p + RECORD_HEADER, o->value, o->value_len);
+    return RK_DB_OK;
+}
+
+int rk_kv_persist(struct rk_kv *kv, MDB_txn *txn)
+{
+    struct apply a = {.kv = kv, .txn = txn};
+    if (kv->stored_applied == kv->applied)
+        return RK_DB_OK;
+    batch_begin(kv);
+    /* In key order: neighbouring keys share their pages. */
+    int rc = rk_overlay_each(&kv->ov, persist_record, &a);
+    if (!rc)
+        rc = rk_db_meta_put(kv->db, txn, APPLIED, &kv->applied, 1);
+    if (!rc && rk_overlay_clear(&kv->ov) != 0)
+        rc = rk_db_fail(kv->db, RK_DB_ENOMEM, "out of memory persisting the KV store");
+    if (!rc)
+        kv->stored_applied = kv->applied;
+    return rc;
+}
+
 int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
                 struct rk_bytes *response, struct rk_bytes *change)
 {
     *response = (struct rk_bytes){NULL, 0};
     *change = (struct rk_bytes){NULL, 0};
-    uint64_t applied;
-    int rc = rk_db_meta_get(kv->db, txn, APPLIED, &applied, 1, NULL);
-    if (rc || e->index <= applied)
-        return rc;
+    if (e->index <= kv->applied)
+        return RK_DB_OK;
+    batch_begin(kv);
     struct apply a = {
         .kv = kv,
         .txn = txn,
@@ -343,10 +422,13 @@ int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
         .resp = RAFTKV__KV__CLIENT_RESPONSE__INIT,
         .change = RAFTKV__KV__CHANGE_EVENT__INIT,
     };
+    int rc = RK_DB_OK;
     if (e->type == RAFT_ENTRY_NORMAL)
         rc = apply_command(&a, e, response, change);
     if (!rc)
-        rc = rk_db_meta_put(kv->db, txn, APPLIED, &e->index, 1);
+        kv->applied = e->index;
+    if (!rc && kv->applied - kv->stored_applied >= kv->limits.persist_entries)
+        rc = rk_kv_persist(kv, txn);
     if (rc) {
         rk_bytes_free(response);
         rk_bytes_free(change);
@@ -413,6 +495,14 @@ static int fsm_query(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
     return rc;
 }
 
+static int fsm_persist(struct raftkv_fsm *fsm)
+{
+    struct rk_kv *kv = (struct rk_kv *)fsm;
+    MDB_txn *txn = rk_db_current_txn(kv->db);
+    return txn ? rk_kv_persist(kv, txn)
+               : rk_db_fail(kv->db, RK_DB_EIO, "kv persist outside rk_db_write");
+}
+
 static int fsm_applied_index(struct raftkv_fsm *fsm, raft_index *index)
 {
     return rk_kv_applied_index((struct rk_kv *)fsm, index);
@@ -431,7 +521,13 @@ static int fsm_restore(struct raftkv_fsm *fsm, raft_index index, raftkv_snapshot
     MDB_txn *txn = rk_db_current_txn(kv->db);
     if (!txn)
         return rk_db_fail(kv->db, RK_DB_EIO, "kv restore outside rk_db_write");
-    return rk_kv_restore(kv, txn, index, read, arg);
+    batch_begin(kv);
+    int rc = rk_kv_restore(kv, txn, index, read, arg);
+    if (!rc && rk_overlay_clear(&kv->ov) != 0)
+        rc = rk_db_fail(kv->db, RK_DB_ENOMEM, "out of memory restoring the KV store");
+    if (!rc)
+        kv->applied = kv->stored_applied = index;
+    return rc;
 }
 
 static const char *fsm_strerror(struct raftkv_fsm *fsm, int err)
@@ -458,6 +554,7 @@ static const struct raftkv_fsm_ops fsm_ops = {
     .validate = fsm_validate,
     .apply = fsm_apply,
     .query = fsm_query,
+    .persist = fsm_persist,
     .applied_index = fsm_applied_index,
     .snapshot = fsm_snapshot,
     .restore = fsm_restore,

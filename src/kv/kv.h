@@ -1,7 +1,9 @@
 /*
  * The KV state machine: applies committed entries (kv.proto Command) to LMDB, in the batch
- * transaction of db.h, together with the applied index, so a restart never re-applies or
- * loses an applied entry. Keys carry their create and modify revisions (raft indexes).
+ * transactions of db.h. Writes are kept in memory (overlay.h) and stored every
+ * persist_entries entries together with the applied index, so the stored state is always
+ * the state at its applied index; a restart re-applies the entries after it from the raft
+ * log. Keys carry their create and modify revisions (raft indexes).
  */
 #ifndef RAFTKV_KV_H
 #define RAFTKV_KV_H
@@ -16,7 +18,11 @@
 struct rk_kv_limits {
     size_t max_key_bytes;   /* default and most: LMDB's key limit (511 bytes in Debian's build) */
     size_t max_value_bytes; /* default 1 MiB */
+    /* Applied entries kept in memory (the overlay) before their writes are stored in one
+     * transaction; 1 stores each entry's writes in its own batch; 0 means the default. */
+    uint64_t persist_entries;
 };
+#define RK_KV_DEFAULT_PERSIST_ENTRIES 4096
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
@@ -32,6 +38,7 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
  *   apply          rk_kv_apply in rk_db_current_txn(db) (RK_DB_EIO outside rk_db_write).
  *                  A Command's custom op is answered INVALID: "the KV store has no custom
  *                  operations".
+ *   persist        rk_kv_persist in rk_db_current_txn(db).
  *   applied_index  rk_kv_applied_index.
  *   snapshot       call on a background thread (see rk_db_read_begin: emit must never wait
  *                  for the thread that runs rk_db_write). Streams the store in the format

@@ -4,6 +4,7 @@
 #define RAFTKV_KV_PRIVATE_H
 
 #include "kv/kv.h"
+#include "kv/overlay.h"
 
 /* A "kv" record: create and mod revision (big-endian u64), then the value bytes. */
 #define RK_KV_RECORD_HEADER 16
@@ -22,8 +23,8 @@ struct rk_kv;
 int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv **out);
 void rk_kv_close(struct rk_kv *kv);
 
-/* The last applied index, as stored; inside rk_db_write (on its thread) as the batch
- * left it so far. */
+/* The last applied index, as stored (entries applied since are in the overlay); inside
+ * rk_db_write (on its thread) as the batch left it so far. */
 int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
 
 /* Checks a packed kv.proto ClientRequest against the limits before it is proposed.
@@ -32,8 +33,10 @@ int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
 int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response);
 
 /* Applies one committed entry inside the current rk_db_write transaction: normal entries
- * carry a packed Command; no-op and config entries only move the applied index. An entry
- * at or below the applied index is skipped (nothing returned). Returns an rk_db_err (the
+ * carry a packed Command; no-op and config entries only move the applied index. Its
+ * writes go to the overlay, which is stored (rk_kv_persist, in the same transaction) once
+ * limits.persist_entries entries were applied since it last was. An entry at or below the
+ * applied index is skipped (nothing returned). Returns an rk_db_err (the
  * write fn can return it as is); on error nothing is returned in response/change.
  * *response gets the packed ClientResponse for the proposing client (empty for no-ops);
  * *change gets a packed ChangeEvent when the entry changed a key (empty otherwise).
@@ -41,11 +44,19 @@ int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_b
 int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
                 struct rk_bytes *response, struct rk_bytes *change);
 
+/* Stores the overlay's records and the applied index in txn (inside rk_db_write), and
+ * empties the overlay. Returns an rk_db_err. */
+int rk_kv_persist(struct rk_kv *kv, MDB_txn *txn);
+
 struct rk_kv {
     struct raftkv_fsm base; /* first, so the fsm ops can cast */
     struct rk_db *db;
     MDB_dbi data;
     struct rk_kv_limits limits;
+    struct rk_overlay ov;    /* applied writes not stored yet */
+    uint64_t applied;        /* the last applied index: stored_applied + the overlay's */
+    uint64_t stored_applied; /* the applied index stored with the data */
+    uint64_t batch_stored;   /* stored_applied when the open batch began */
 };
 
 /* The fsm's snapshot and restore (kv.h documents both and the format). */

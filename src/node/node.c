@@ -686,9 +686,10 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
     reads_serve(n);
 }
 
+/* b: the batch that failed, if any (its state machine's error, or storage's). */
 static const char *write_error(struct rk_node *n, const struct batch *b, int rc)
 {
-    return b->fsm_err == rc ? n->fsm->ops->strerror(n->fsm, rc) : rk_db_errmsg(n->db);
+    return b && b->fsm_err == rc ? n->fsm->ops->strerror(n->fsm, rc) : rk_db_errmsg(n->db);
 }
 
 /* Writes rd and, once durable, finishes it. Returns false if rd is held back. */
@@ -801,6 +802,24 @@ static void snapshot_done(void *arg)
     rk_queue_push(&n->queue, &n->job_event->item);
 }
 
+static int persist_write(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct raftkv_fsm *fsm = arg;
+    return fsm->ops->persist(fsm);
+}
+
+/* Stores what the state machine keeps in memory only (fsm.h, persist). */
+static int fsm_persist(struct rk_node *n)
+{
+    if (!n->fsm->ops->persist)
+        return 0;
+    int rc = rk_db_write(n->db, persist_write, n->fsm);
+    if (rc != RK_DB_OK)
+        rk_error("cannot store the state machine's applied state: %s", write_error(n, NULL, rc));
+    return rc;
+}
+
 static void snapshot_retry_later(struct rk_node *n)
 {
     n->snapshot_retry_at = mono_now();
@@ -824,6 +843,11 @@ static void snapshot_maybe_start(struct rk_node *n)
     if (n->job_running || n->held || applied == 0 || !(due || missing) ||
         !ts_reached(&now, &n->snapshot_retry_at))
         return;
+    /* The snapshot reads what is stored: all that was applied, once persisted. */
+    if (fsm_persist(n) != 0) {
+        snapshot_retry_later(n);
+        return;
+    }
     /* Ready before the thread starts: it may end (and post it) at once. */
     n->job_event = calloc(1, sizeof *n->job_event);
     if (n->job_event)
@@ -1000,6 +1024,9 @@ int rk_node_run(struct rk_node *n)
     pending_fail_all(n, "node shutting down");
     reads_fail(n, "node shutting down", true);
     answer_queued(n, "node shutting down");
+    /* Spares the next start re-applying the entries (a crash would leave them in the log). */
+    if (!n->fatal && !n->held)
+        fsm_persist(n);
     rk_info("stopping");
     return n->fatal;
 }

@@ -22,6 +22,8 @@ struct rk_db {
     char *path;
     size_t max_map;
     MDB_txn *txn; /* the rk_db_write in progress */
+    void (*on_end)(void *arg, bool committed);
+    void *on_end_arg;
     /* Held shared by every transaction and exclusively while the map is resized: LMDB
      * remaps the file then, which would pull memory from under an open transaction. */
     pthread_rwlock_t remap;
@@ -282,9 +284,17 @@ static int write_once(struct rk_db *db, rk_db_write_fn fn, void *arg)
             mdb_txn_abort(txn);
         else
             rc = rk_db_check(db, mdb_txn_commit(txn), "commit");
+        if (db->on_end)
+            db->on_end(db->on_end_arg, rc == RK_DB_OK);
     }
     pthread_rwlock_unlock(&db->remap);
     return rc;
+}
+
+void rk_db_on_end(struct rk_db *db, void (*fn)(void *arg, bool committed), void *arg)
+{
+    db->on_end = fn;
+    db->on_end_arg = arg;
 }
 
 static int grow_map(struct rk_db *db)

@@ -51,10 +51,10 @@ int rk_db_dbi(struct rk_db *db, const char *name, MDB_dbi *out);
 
 /* Runs fn inside one write transaction and commits it with fsync. If the map fills, the
  * transaction is aborted, the map grown and fn run again from scratch, so fn must only
- * write to the transaction (no side effects elsewhere). Returns RK_DB_EFULL when the map
- * cannot grow further. fn returns 0 or an rk_db_err: RK_DB_EFULL from fn means "the map
- * filled" (rk_db_check maps MDB_MAP_FULL to it), any other error aborts and is returned.
- * Calls must not overlap (one writer thread), and a thread must not hold a read
+ * write to the transaction (no side effects elsewhere, or undone by rk_db_on_end). Returns
+ * RK_DB_EFULL when the map cannot grow further. fn returns 0 or an rk_db_err: RK_DB_EFULL from fn
+ * means "the map filled" (rk_db_check maps MDB_MAP_FULL to it), any other error aborts and is
+ * returned. Calls must not overlap (one writer thread), and a thread must not hold a read
  * transaction across rk_db_write (growing the map waits for every reader to end). */
 typedef int (*rk_db_write_fn)(MDB_txn *txn, void *arg);
 int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
@@ -65,6 +65,12 @@ int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
  * thread; like a growing rk_db_write, it waits for open read transactions to end. Returns
  * RK_DB_EFULL (map grown to the maximum) when they cannot fit. */
 int rk_db_reserve(struct rk_db *db, size_t bytes);
+
+/* Tells fn(arg, committed) when each transaction of rk_db_write ends, committed or
+ * aborted (fn is then run again, or the error returned). For a module that keeps the
+ * effects of a batch in memory too (the KV store's overlay): it undoes them on an abort.
+ * One listener; call at setup. */
+void rk_db_on_end(struct rk_db *db, void (*fn)(void *arg, bool committed), void *arg);
 
 /* The write transaction of the rk_db_write in progress (NULL outside one). Modules that
  * write into the batch (the LMDB storage, the KV store) take it from here. */

@@ -15,14 +15,19 @@ struct fixture {
     struct rk_kv *kv;
 };
 
+/* Without limits: the defaults, except that each entry's writes are stored with it (these
+ * tests check what is stored; test_kv_overlay.c checks the overlay in between). */
 static bool fixture_open(struct fixture *f, const struct rk_kv_limits *limits)
 {
     struct rk_db_options o = {.path = f->dir.path, .cluster_id = 1, .node_id = 1};
+    struct rk_kv_limits at_once;
+    rk_kv_limits_defaults(&at_once);
+    at_once.persist_entries = 1;
     if (rk_db_open(&o, &f->db)) {
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(f->db));
         return false;
     }
-    return rk_kv_open(f->db, limits, &f->kv) == 0;
+    return rk_kv_open(f->db, limits ? limits : &at_once, &f->kv) == 0;
 }
 
 static bool fixture_start(struct fixture *f, const struct rk_kv_limits *limits)
@@ -301,37 +306,58 @@ TEST(applied_index_is_atomic_with_effects)
     fixture_end(&f);
 }
 
+/* The map fills while storing: rk_db_write aborts, grows it and applies the entry again,
+ * with the overlay's changes of the aborted try undone (persist_entries 64: each 64th
+ * entry stores the 64 before it). */
 TEST(applies_across_map_growth)
 {
-    struct fixture f;
-    CHECK(tmp_dir_make(&f.dir));
-    struct rk_db_options o = {.path = f.dir.path,
-                              .cluster_id = 1,
-                              .node_id = 1,
-                              .initial_map_bytes = 64 << 10,
-                              .max_map_bytes = 16 << 20};
-    CHECK_EQ(rk_db_open(&o, &f.db), 0);
-    CHECK_EQ(rk_kv_open(f.db, NULL, &f.kv), 0);
-    char key[32], value[2048];
-    memset(value, 'v', sizeof value - 1);
-    value[sizeof value - 1] = '\0';
-    for (raft_index i = 1; i <= 500; i++) {
-        snprintf(key, sizeof key, "key-%05" PRIu64, i);
-        struct applied a = apply_cmd(&f, i, cmd_put(key, value));
-        CHECK_EQ(a.rc, 0);
+    for (uint64_t persist = 1; persist <= 64; persist += 63) {
+        struct fixture f;
+        CHECK(tmp_dir_make(&f.dir));
+        struct rk_db_options o = {.path = f.dir.path,
+                                  .cluster_id = 1,
+                                  .node_id = 1,
+                                  .initial_map_bytes = 64 << 10,
+                                  .max_map_bytes = 16 << 20};
+        struct rk_kv_limits limits;
+        rk_kv_limits_defaults(&limits);
+        limits.persist_entries = persist;
+        CHECK_EQ(rk_db_open(&o, &f.db), 0);
+        CHECK_EQ(rk_kv_open(f.db, &limits, &f.kv), 0);
+        char key[32], value[2048];
+        memset(value, 'v', sizeof value - 1);
+        value[sizeof value - 1] = '\0';
+        for (raft_index i = 1; i <= 500; i++) {
+            snprintf(key, sizeof key, "key-%05" PRIu64, i % 400);
+            struct applied a = apply_cmd(&f, i, cmd_put(key, value));
+            CHECK_EQ(a.rc, 0);
+            CHECK(a.resp);
+            CHECK_EQ(a.resp->revision, i);
+            CHECK_EQ(a.resp->create_revision, i > 400 ? i - 400 : i);
+            CHECK(a.change);
+            applied_free(&a);
+        }
+        struct rk_db_stats st;
+        rk_db_stats(f.db, &st);
+        CHECK(st.map_grows > 0);
+        CHECK_EQ(applied_index(&f), persist == 1 ? 500 : 448);
+        /* Reopened, the store holds what was stored, and applies the rest again alike. */
+        fixture_close(&f);
+        CHECK(fixture_open(&f, &limits));
+        for (raft_index i = applied_index(&f) + 1; i <= 500; i++) {
+            snprintf(key, sizeof key, "key-%05" PRIu64, i % 400);
+            struct applied a = apply_cmd(&f, i, cmd_put(key, value));
+            CHECK_EQ(a.resp->create_revision, i > 400 ? i - 400 : i);
+            applied_free(&a);
+        }
+        struct applied a = apply_cmd(&f, 501, cmd_get("key-00007"));
         CHECK(a.resp);
-        CHECK_EQ(a.resp->revision, i);
+        CHECK(bytes_eq(a.resp->value, value));
+        CHECK_EQ(a.resp->create_revision, 7);
+        CHECK_EQ(a.resp->mod_revision, 407);
         applied_free(&a);
+        fixture_end(&f);
     }
-    struct rk_db_stats st;
-    rk_db_stats(f.db, &st);
-    CHECK(st.map_grows > 0);
-    struct applied a = apply_cmd(&f, 501, cmd_get("key-00007"));
-    CHECK(a.resp);
-    CHECK(bytes_eq(a.resp->value, value));
-    CHECK_EQ(a.resp->create_revision, 7);
-    applied_free(&a);
-    fixture_end(&f);
 }
 
 static struct rk_bytes request(int op_case, ProtobufCBinaryData key, ProtobufCBinaryData value)

@@ -25,11 +25,15 @@ static bool node_open(struct node *n, size_t initial_map)
 {
     struct rk_db_options o = {
         .path = n->dir.path, .cluster_id = 1, .node_id = 1, .initial_map_bytes = initial_map};
+    /* Each entry's writes stored with it: these tests read what is stored. */
+    struct rk_kv_limits at_once;
+    rk_kv_limits_defaults(&at_once);
+    at_once.persist_entries = 1;
     if (rk_db_open(&o, &n->db)) {
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(n->db));
         return false;
     }
-    return rk_kv_fsm_open(n->db, NULL, &n->fsm) == 0;
+    return rk_kv_fsm_open(n->db, &at_once, &n->fsm) == 0;
 }
 
 static bool node_start(struct node *n, size_t initial_map)

@@ -1,0 +1,313 @@
+/* The KV store's write-behind overlay, through the state-machine API as the node drives it:
+ * applied writes are served before they are stored, stored together every persist_entries
+ * entries or on persist, undone with an aborted batch, re-applied alike after a crash, and
+ * discarded by a restore. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.pb-c.h"
+#include "kv/kv_private.h"
+#include "kv_commands.h"
+#include "storage/tmp_dir.h"
+#include "test.h"
+
+#define PERSIST 100
+
+struct store {
+    struct tmp_dir dir;
+    struct rk_db *db;
+    struct raftkv_fsm *fsm;
+};
+
+static bool store_open(struct store *s)
+{
+    struct rk_db_options o = {.path = s->dir.path, .cluster_id = 1, .node_id = 1};
+    struct rk_kv_limits limits;
+    rk_kv_limits_defaults(&limits);
+    limits.persist_entries = PERSIST;
+    if (rk_db_open(&o, &s->db)) {
+        fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(s->db));
+        return false;
+    }
+    return rk_kv_fsm_open(s->db, &limits, &s->fsm) == 0;
+}
+
+static bool store_start(struct store *s)
+{
+    return tmp_dir_make(&s->dir) && store_open(s);
+}
+
+/* Without persisting first: as a crash leaves the store. */
+static void store_close(struct store *s)
+{
+    s->fsm->ops->close(s->fsm);
+    rk_db_close(s->db);
+}
+
+static void store_end(struct store *s)
+{
+    store_close(s);
+    tmp_dir_remove(&s->dir);
+}
+
+static raft_index stored_applied(struct store *s)
+{
+    raft_index i;
+    return s->fsm->ops->applied_index(s->fsm, &i) ? UINT64_MAX : i;
+}
+
+/* A batch: entries first..last (entry i runs cmds[i - first]), then, when asked, a persist
+ * and a failure that aborts the transaction. Collects the answers' revisions. */
+struct batch {
+    struct raftkv_fsm *fsm;
+    raft_index first;
+    struct rk_bytes *cmds;
+    size_t n;
+    bool persist;
+    bool fail;
+    uint64_t revisions[16];
+    int codes[16];
+};
+
+static int batch_fn(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        struct raft_entry e = {.term = 1,
+                               .index = b->first + i,
+                               .type = RAFT_ENTRY_NORMAL,
+                               .len = b->cmds[i].len,
+                               .data = b->cmds[i].data};
+        struct raftkv_buf result = {0}, event = {0};
+        int rc = b->fsm->ops->apply(b->fsm, &e, &result, &event);
+        if (rc)
+            return rc;
+        Raftkv__Kv__ClientResponse *r =
+            raftkv__kv__client_response__unpack(NULL, result.len, result.data);
+        b->revisions[i] = r ? r->mod_revision : UINT64_MAX;
+        b->codes[i] = r ? (int)r->code : -1;
+        if (r)
+            raftkv__kv__client_response__free_unpacked(r, NULL);
+        free(result.data);
+        free(event.data);
+    }
+    int rc = b->persist ? b->fsm->ops->persist(b->fsm) : 0;
+    return rc ? rc : b->fail ? RK_DB_EIO : 0;
+}
+
+static int run_batch(struct store *s, struct batch *b)
+{
+    b->fsm = s->fsm;
+    return rk_db_write(s->db, batch_fn, b);
+}
+
+/* Applies one command (consumed) at index in its own batch. */
+static int apply1(struct store *s, raft_index index, struct rk_bytes cmd)
+{
+    struct batch b = {.first = index, .cmds = &cmd, .n = 1};
+    int rc = run_batch(s, &b);
+    free(cmd.data);
+    return rc;
+}
+
+/* The value of key as a get served by query; NULL when absent (*mod set when found). */
+static char *query_get(struct store *s, const char *key, uint64_t *mod)
+{
+    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
+    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
+    get.key = B(key);
+    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_GET;
+    req.get = &get;
+    struct rk_bytes packed = pack_request(&req.base);
+    struct raftkv_buf result = {0};
+    int rc = s->fsm->ops->query(s->fsm, packed.data, packed.len, &result);
+    free(packed.data);
+    if (rc)
+        return NULL;
+    Raftkv__Kv__ClientResponse *r =
+        raftkv__kv__client_response__unpack(NULL, result.len, result.data);
+    free(result.data);
+    char *value = NULL;
+    if (r && r->code == RAFTKV__KV__CODE__OK) {
+        value = strndup((const char *)r->value.data, r->value.len);
+        *mod = r->mod_revision;
+    }
+    if (r)
+        raftkv__kv__client_response__free_unpacked(r, NULL);
+    return value;
+}
+
+static bool holds(struct store *s, const char *key, const char *value, uint64_t mod)
+{
+    uint64_t m = 0;
+    char *v = query_get(s, key, &m);
+    bool ok = value ? v && strcmp(v, value) == 0 && m == mod : v == NULL;
+    if (!ok)
+        fprintf(stderr, "%s: expected %s@%" PRIu64 ", got %s@%" PRIu64 "\n", key,
+                value ? value : "(absent)", mod, v ? v : "(absent)", m);
+    free(v);
+    return ok;
+}
+
+static int persist_fn(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct raftkv_fsm *fsm = arg;
+    return fsm->ops->persist(fsm);
+}
+
+TEST(writes_are_served_before_they_are_stored)
+{
+    struct store s;
+    CHECK(store_start(&s));
+    CHECK_EQ(apply1(&s, 1, cmd_put("a", "1")), 0);
+    CHECK_EQ(apply1(&s, 2, cmd_put("b", "2")), 0);
+    CHECK_EQ(rk_db_write(s.db, persist_fn, s.fsm), 0);
+    CHECK_EQ(stored_applied(&s), 2);
+    CHECK_EQ(apply1(&s, 3, cmd_put("a", "3")), 0);
+    CHECK_EQ(apply1(&s, 4, cmd_delete("b")), 0);
+    CHECK_EQ(apply1(&s, 5, cmd_cas("a", "3", "5")), 0);
+    CHECK_EQ(apply1(&s, 6, cmd_put("c", "6")), 0);
+    /* Nothing of 3..6 is stored yet, and every read sees all of it. */
+    CHECK_EQ(stored_applied(&s), 2);
+    CHECK(holds(&s, "a", "5", 5));
+    CHECK(holds(&s, "b", NULL, 0));
+    CHECK(holds(&s, "c", "6", 6));
+    /* Applies read the overlay too: a cas against the stored value misses. */
+    struct rk_bytes cas = cmd_cas("a", "1", "x");
+    struct batch b = {.first = 7, .cmds = &cas, .n = 1};
+    CHECK_EQ(run_batch(&s, &b), 0);
+    CHECK_EQ(b.codes[0], RAFTKV__KV__CODE__CAS_MISMATCH);
+    free(cas.data);
+    /* Stored, the same state survives a reopen. */
+    CHECK_EQ(rk_db_write(s.db, persist_fn, s.fsm), 0);
+    CHECK_EQ(stored_applied(&s), 7);
+    store_close(&s);
+    CHECK(store_open(&s));
+    CHECK(holds(&s, "a", "5", 5));
+    CHECK(holds(&s, "b", NULL, 0));
+    CHECK(holds(&s, "c", "6", 6));
+    store_end(&s);
+}
+
+TEST(every_persist_entries_entries_are_stored_in_one_batch)
+{
+    struct store s;
+    CHECK(store_start(&s));
+    char key[16], value[16];
+    for (raft_index i = 1; i <= 2 * PERSIST + 10; i++) {
+        snprintf(key, sizeof key, "k%03" PRIu64, i % 50);
+        snprintf(value, sizeof value, "v%" PRIu64, i);
+        CHECK_EQ(apply1(&s, i, cmd_put(key, value)), 0);
+        CHECK_EQ(stored_applied(&s), i / PERSIST * PERSIST);
+    }
+    store_end(&s);
+}
+
+TEST(an_aborted_batch_leaves_no_trace)
+{
+    struct store s;
+    CHECK(store_start(&s));
+    CHECK_EQ(apply1(&s, 1, cmd_put("a", "1")), 0);
+    CHECK_EQ(apply1(&s, 2, cmd_put("b", "2")), 0);
+    /* Overwrites, a delete, a new key and a persist, then the transaction aborts. */
+    struct rk_bytes cmds[4] = {cmd_put("a", "3"), cmd_delete("b"), cmd_put("c", "5"),
+                               cmd_put("a", "6")};
+    struct batch bad = {.first = 3, .cmds = cmds, .n = 4, .persist = true, .fail = true};
+    CHECK_EQ(run_batch(&s, &bad), RK_DB_EIO);
+    CHECK_EQ(stored_applied(&s), 0);
+    CHECK(holds(&s, "a", "1", 1));
+    CHECK(holds(&s, "b", "2", 2));
+    CHECK(holds(&s, "c", NULL, 0));
+    /* The same entries again: applied once more, to the same answers. */
+    struct batch good = {.first = 3, .cmds = cmds, .n = 4};
+    CHECK_EQ(run_batch(&s, &good), 0);
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_EQ(good.codes[i], bad.codes[i]);
+        CHECK_EQ(good.revisions[i], bad.revisions[i]);
+        free(cmds[i].data);
+    }
+    CHECK(holds(&s, "a", "6", 6));
+    CHECK(holds(&s, "b", NULL, 0));
+    CHECK(holds(&s, "c", "5", 5));
+    store_end(&s);
+}
+
+TEST(a_crash_before_storing_reapplies_the_same_entries_alike)
+{
+    struct store s;
+    CHECK(store_start(&s));
+    struct rk_bytes cmds[4] = {cmd_put("a", "1"), cmd_put("a", "2"), cmd_delete("a"),
+                               cmd_cas("a", NULL, "4")};
+    struct batch first = {.first = 1, .cmds = cmds, .n = 4};
+    CHECK_EQ(run_batch(&s, &first), 0);
+    CHECK(holds(&s, "a", "4", 4));
+    store_close(&s); /* no persist: the entries are only in the raft log */
+    CHECK(store_open(&s));
+    CHECK_EQ(stored_applied(&s), 0);
+    CHECK(holds(&s, "a", NULL, 0));
+    struct batch again = {.first = 1, .cmds = cmds, .n = 4};
+    CHECK_EQ(run_batch(&s, &again), 0);
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_EQ(again.codes[i], first.codes[i]);
+        CHECK_EQ(again.revisions[i], first.revisions[i]);
+        free(cmds[i].data);
+    }
+    CHECK(holds(&s, "a", "4", 4));
+    store_end(&s);
+}
+
+struct restore {
+    struct raftkv_fsm *fsm;
+    raft_index index;
+    struct membuf *m;
+};
+
+static int restore_fn(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct restore *r = arg;
+    r->m->pos = 0;
+    return r->fsm->ops->restore(r->fsm, r->index, membuf_read, r->m);
+}
+
+TEST(a_snapshot_covers_what_is_stored_and_a_restore_discards_the_overlay)
+{
+    struct store src, dst;
+    CHECK(store_start(&src));
+    CHECK(store_start(&dst));
+    CHECK_EQ(apply1(&src, 1, cmd_put("s", "1")), 0);
+    CHECK_EQ(apply1(&src, 2, cmd_put("t", "2")), 0);
+    struct membuf m = {0};
+    raft_index index = 0;
+    CHECK_EQ(src.fsm->ops->snapshot(src.fsm, membuf_emit, &m, &index), 0);
+    CHECK_EQ(index, 0); /* the overlay is not in it */
+    CHECK_EQ(rk_db_write(src.db, persist_fn, src.fsm), 0);
+    free(m.data);
+    m = (struct membuf){0};
+    CHECK_EQ(src.fsm->ops->snapshot(src.fsm, membuf_emit, &m, &index), 0);
+    CHECK_EQ(index, 2);
+    /* dst holds its own unstored writes; the restore replaces them all. */
+    CHECK_EQ(apply1(&dst, 1, cmd_put("s", "other")), 0);
+    CHECK_EQ(apply1(&dst, 2, cmd_put("u", "other")), 0);
+    struct restore r = {dst.fsm, index, &m};
+    CHECK_EQ(rk_db_write(dst.db, restore_fn, &r), 0);
+    CHECK(holds(&dst, "s", "1", 1));
+    CHECK(holds(&dst, "t", "2", 2));
+    CHECK(holds(&dst, "u", NULL, 0));
+    CHECK_EQ(apply1(&dst, 3, cmd_put("u", "3")), 0);
+    CHECK(holds(&dst, "u", "3", 3));
+    CHECK_EQ(stored_applied(&dst), 2);
+    free(m.data);
+    store_end(&src);
+    store_end(&dst);
+}
+
+TEST_MAIN(TEST_REF(writes_are_served_before_they_are_stored),
+          TEST_REF(every_persist_entries_entries_are_stored_in_one_batch),
+          TEST_REF(an_aborted_batch_leaves_no_trace),
+          TEST_REF(a_crash_before_storing_reapplies_the_same_entries_alike),
+          TEST_REF(a_snapshot_covers_what_is_stored_and_a_restore_discards_the_overlay))
