@@ -21,17 +21,22 @@ struct store {
     struct raftkv_fsm *fsm;
 };
 
-static bool store_open(struct store *s)
+static bool store_open_persist(struct store *s, uint64_t persist)
 {
     struct rk_db_options o = {.path = s->dir.path, .cluster_id = 1, .node_id = 1};
     struct rk_kv_limits limits;
     rk_kv_limits_defaults(&limits);
-    limits.persist_entries = PERSIST;
+    limits.persist_entries = persist;
     if (rk_db_open(&o, &s->db)) {
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(s->db));
         return false;
     }
     return rk_kv_fsm_open(s->db, &limits, &s->fsm) == 0;
+}
+
+static bool store_open(struct store *s)
+{
+    return store_open_persist(s, PERSIST);
 }
 
 static bool store_start(struct store *s)
@@ -113,8 +118,9 @@ static int apply1(struct store *s, raft_index index, struct rk_bytes cmd)
     return rc;
 }
 
-/* The value of key as a get served by query; NULL when absent (*mod set when found). */
-static char *query_get(struct store *s, const char *key, uint64_t *mod)
+/* The value of key as a get served by query; NULL when absent (*mod, *create set when
+ * found; create may be NULL). */
+static char *query_get2(struct store *s, const char *key, uint64_t *mod, uint64_t *create)
 {
     Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
     Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
@@ -134,10 +140,17 @@ static char *query_get(struct store *s, const char *key, uint64_t *mod)
     if (r && r->code == RAFTKV__KV__CODE__OK) {
         value = strndup((const char *)r->value.data, r->value.len);
         *mod = r->mod_revision;
+        if (create)
+            *create = r->create_revision;
     }
     if (r)
         raftkv__kv__client_response__free_unpacked(r, NULL);
     return value;
+}
+
+static char *query_get(struct store *s, const char *key, uint64_t *mod)
+{
+    return query_get2(s, key, mod, NULL);
 }
 
 static bool holds(struct store *s, const char *key, const char *value, uint64_t mod)
@@ -306,7 +319,123 @@ TEST(a_snapshot_covers_what_is_stored_and_a_restore_discards_the_overlay)
     store_end(&dst);
 }
 
+/* ---- a random workload, with crashes and aborted batches, against a reference ---- */
+
+#define NKEYS 32
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The command of entry i: puts, deletes, and compare-and-swaps that match now and then.
+ * Values come from a small set, as flags and counters do: a re-applied cas may then meet
+ * a value that a later write stored. */
+static struct rk_bytes workload_cmd(uint64_t seed, raft_index i)
+{
+    uint64_t r = mix(seed ^ mix(i));
+    char key[16], value[24], expected[24];
+    snprintf(key, sizeof key, "k%d", (int)(r % NKEYS));
+    snprintf(value, sizeof value, "v%d", (int)((r >> 24) % 3));
+    snprintf(expected, sizeof expected, "v%d", (int)((r >> 32) % 3));
+    switch ((r >> 16) % 10) {
+    case 0:
+        return cmd_delete(key);
+    case 1:
+        return cmd_cas(key, NULL, value);
+    case 2:
+    case 3:
+    case 4:
+        return cmd_put(key, value);
+    default:
+        return cmd_cas(key, expected, value);
+    }
+}
+
+/* Applies entries first..last of the workload in one batch. */
+static int apply_range(struct store *s, uint64_t seed, raft_index first, raft_index last, bool fail)
+{
+    struct rk_bytes cmds[16];
+    struct batch b = {.first = first, .cmds = cmds, .n = (size_t)(last - first + 1), .fail = fail};
+    for (size_t k = 0; k < b.n; k++)
+        cmds[k] = workload_cmd(seed, first + k);
+    int rc = run_batch(s, &b);
+    for (size_t k = 0; k < b.n; k++)
+        free(cmds[k].data);
+    return rc;
+}
+
+static bool same_state(struct store *a, struct store *b)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        uint64_t ma = 0, mb = 0, ca = 0, cb = 0;
+        char *va = query_get2(a, key, &ma, &ca), *vb = query_get2(b, key, &mb, &cb);
+        bool same = (!va && !vb) || (va && vb && strcmp(va, vb) == 0 && ma == mb && ca == cb);
+        if (!same)
+            fprintf(stderr,
+                    "%s: %s@%" PRIu64 "/%" PRIu64 " vs reference %s@%" PRIu64 "/%" PRIu64 "\n", key,
+                    va ? va : "(absent)", ca, ma, vb ? vb : "(absent)", cb, mb);
+        free(va);
+        free(vb);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
+TEST(crashes_and_aborts_anywhere_reach_the_reference_state)
+{
+    const uint64_t persist = 16; /* a persist every few batches */
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct store s, ref;
+        CHECK(tmp_dir_make(&s.dir) && store_open_persist(&s, persist));
+        CHECK(tmp_dir_make(&ref.dir) && store_open_persist(&ref, 1));
+        uint64_t r = mix(seed);
+        raft_index next = 1;
+        unsigned crashes = 0;
+        while (next <= 1500) {
+            r = mix(r);
+            raft_index last = next + r % 16;
+            CHECK_EQ(apply_range(&ref, seed, next, last, false), 0);
+            if (r >> 60 == 0) /* now and then the batch aborts first */
+                CHECK_EQ(apply_range(&s, seed, next, last, true), RK_DB_EIO);
+            CHECK_EQ(apply_range(&s, seed, next, last, false), 0);
+            next = last + 1;
+            if ((r >> 52) % 16 == 0) { /* a crash: the overlay is lost, the log is not */
+                store_close(&s);
+                CHECK(store_open_persist(&s, persist));
+                crashes++;
+                for (raft_index i = stored_applied(&s) + 1; i < next; i += 16) {
+                    raft_index end = i + 15 < next - 1 ? i + 15 : next - 1;
+                    CHECK_EQ(apply_range(&s, seed, i, end, false), 0);
+                }
+                CHECK(same_state(&s, &ref));
+            }
+        }
+        CHECK(crashes > 0);
+        CHECK(same_state(&s, &ref));
+        /* Persisted, the stored state is a snapshot's, the reference's at the same index. */
+        CHECK_EQ(rk_db_write(s.db, persist_fn, s.fsm), 0);
+        struct membuf ms = {0}, mr = {0};
+        raft_index is = 0, ir = 0;
+        CHECK_EQ(s.fsm->ops->snapshot(s.fsm, membuf_emit, &ms, &is), 0);
+        CHECK_EQ(ref.fsm->ops->snapshot(ref.fsm, membuf_emit, &mr, &ir), 0);
+        CHECK_EQ(is, ir);
+        CHECK(ms.len == mr.len && memcmp(ms.data, mr.data, ms.len) == 0);
+        free(ms.data);
+        free(mr.data);
+        store_end(&s);
+        store_end(&ref);
+    }
+}
+
 TEST_MAIN(TEST_REF(writes_are_served_before_they_are_stored),
+          TEST_REF(crashes_and_aborts_anywhere_reach_the_reference_state),
           TEST_REF(every_persist_entries_entries_are_stored_in_one_batch),
           TEST_REF(an_aborted_batch_leaves_no_trace),
           TEST_REF(a_crash_before_storing_reapplies_the_same_entries_alike),
