@@ -22,7 +22,7 @@ struct rk_kv_limits {
      * transaction; 1 stores each entry's writes in its own batch; 0 means the default. */
     uint64_t persist_entries;
 };
-#define RK_KV_DEFAULT_PERSIST_ENTRIES 4096
+#define RK_KV_DEFAULT_PERSIST_ENTRIES 2048
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
