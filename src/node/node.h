@@ -3,7 +3,10 @@
  * state machine (a raftkv_fsm: the KV store in raftd, any other in a program of its own).
  * NNG threads only queue what arrives (peer messages, client requests); the loop drains the
  * whole queue, then writes the core's ready in ONE synced transaction, so everything that
- * arrived during the previous fsync is committed together (group commit).
+ * arrived during the previous fsync is committed together (group commit). The state
+ * machine applies committed entries in that transaction; one that keeps its latest state
+ * in memory (the KV store's overlay) is asked to persist it before each snapshot and when
+ * the node stops.
  *
  * Snapshots: once snapshot_entries entries (or snapshot_bytes bytes of them) were applied
  * since the latest snapshot, a background thread streams the state machine into a file
