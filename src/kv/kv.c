@@ -53,6 +53,7 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l)
     l->max_key_bytes = 511;
     l->max_value_bytes = DEFAULT_MAX_VALUE;
     l->persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
+    l->persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
 }
 
 /* Before the store changes inside a batch: what an abort restores. */
@@ -89,6 +90,8 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         kv->limits.max_key_bytes = lmdb_max;
     if (kv->limits.persist_entries == 0)
         kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
+    if (kv->limits.persist_bytes == 0)
+        kv->limits.persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
     int rc = rk_db_dbi(db, "kv", &kv->data);
     if (!rc)
         rc = rk_kv_applied_index(kv, &kv->applied);
@@ -427,7 +430,8 @@ int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
         rc = apply_command(&a, e, response, change);
     if (!rc)
         kv->applied = e->index;
-    if (!rc && kv->applied - kv->stored_applied >= kv->limits.persist_entries)
+    if (!rc && (kv->applied - kv->stored_applied >= kv->limits.persist_entries ||
+                kv->ov.bytes >= kv->limits.persist_bytes))
         rc = rk_kv_persist(kv, txn);
     if (rc) {
         rk_bytes_free(response);

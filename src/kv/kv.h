@@ -21,8 +21,11 @@ struct rk_kv_limits {
     /* Applied entries kept in memory (the overlay) before their writes are stored in one
      * transaction; 1 stores each entry's writes in its own batch; 0 means the default. */
     uint64_t persist_entries;
+    /* ... or as soon as the overlay holds this many bytes (large values); 0: the default. */
+    size_t persist_bytes;
 };
 #define RK_KV_DEFAULT_PERSIST_ENTRIES 2048
+#define RK_KV_DEFAULT_PERSIST_BYTES ((size_t)16 << 20)
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */

@@ -13,7 +13,13 @@ struct rk_overlay_undo {
     struct rk_overlay_rec *new; /* set: the record that replaced it */
     void *old_root;             /* clear: the tree before */
     size_t old_count;
+    size_t old_bytes;
 };
+
+static size_t rec_bytes(const struct rk_overlay_rec *r)
+{
+    return r ? sizeof *r + r->key_len + r->value_len : 0;
+}
 
 static int rec_cmp(const void *a, const void *b)
 {
@@ -91,6 +97,7 @@ int rk_overlay_set(struct rk_overlay *ov, const void *key, size_t key_len, bool 
     *slot = r;
     if (!old)
         ov->count++;
+    ov->bytes += rec_bytes(r) - rec_bytes(old);
     ov->undo[ov->n_undo - 1] = (struct rk_overlay_undo){.old = old, .new = r};
     return 0;
 }
@@ -120,11 +127,14 @@ int rk_overlay_clear(struct rk_overlay *ov)
 {
     if (!ov->root)
         return 0;
-    if (undo_push(ov, (struct rk_overlay_undo){
-                          .clear = true, .old_root = ov->root, .old_count = ov->count}) != 0)
+    if (undo_push(ov, (struct rk_overlay_undo){.clear = true,
+                                               .old_root = ov->root,
+                                               .old_count = ov->count,
+                                               .old_bytes = ov->bytes}) != 0)
         return ENOMEM;
     ov->root = NULL;
     ov->count = 0;
+    ov->bytes = 0;
     return 0;
 }
 
@@ -134,8 +144,10 @@ static void undo_one(struct rk_overlay *ov, const struct rk_overlay_undo *u)
         tdestroy(ov->root, free); /* empty: later changes were undone first */
         ov->root = u->old_root;
         ov->count = u->old_count;
+        ov->bytes = u->old_bytes;
         return;
     }
+    ov->bytes -= rec_bytes(u->new) - rec_bytes(u->old);
     if (u->old) {
         void **slot = tfind(u->new, &ov->root, rec_cmp);
         *slot = u->old;

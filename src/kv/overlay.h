@@ -34,6 +34,7 @@ struct rk_overlay_undo;
 struct rk_overlay {
     void *root;   /* tsearch tree of struct rk_overlay_rec *, by key */
     size_t count; /* keys in the tree */
+    size_t bytes; /* their records' memory */
     /* The open batch's changes, oldest first; in_batch from its first change to its end. */
     struct rk_overlay_undo *undo;
     size_t n_undo;

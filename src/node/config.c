@@ -50,6 +50,7 @@ static const struct key_spec keys[] = {
     KEY(max_value_bytes, V_SIZE, false),
     KEY(max_db_bytes, V_SIZE64, false),
     KEY(kv_persist_entries, V_COUNT, false),
+    KEY(kv_persist_bytes, V_SIZE, false),
     KEY(snapshot_entries, V_COUNT, false),
     KEY(snapshot_bytes, V_SIZE, false),
     KEY(snapshot_trailing_entries, V_COUNT0, false),

@@ -42,6 +42,7 @@ struct rk_config {
     size_t max_value_bytes;
     uint64_t max_db_bytes;
     size_t kv_persist_entries; /* 0: the KV store's default */
+    size_t kv_persist_bytes;   /* 0: the KV store's default */
     size_t snapshot_entries;
     size_t snapshot_bytes;
     size_t snapshot_trailing_entries;

@@ -21,17 +21,23 @@ struct store {
     struct raftkv_fsm *fsm;
 };
 
-static bool store_open_persist(struct store *s, uint64_t persist)
+static bool store_open_limits(struct store *s, uint64_t persist, size_t persist_bytes)
 {
     struct rk_db_options o = {.path = s->dir.path, .cluster_id = 1, .node_id = 1};
     struct rk_kv_limits limits;
     rk_kv_limits_defaults(&limits);
     limits.persist_entries = persist;
+    limits.persist_bytes = persist_bytes;
     if (rk_db_open(&o, &s->db)) {
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(s->db));
         return false;
     }
     return rk_kv_fsm_open(s->db, &limits, &s->fsm) == 0;
+}
+
+static bool store_open_persist(struct store *s, uint64_t persist)
+{
+    return store_open_limits(s, persist, 0);
 }
 
 static bool store_open(struct store *s)
@@ -217,6 +223,29 @@ TEST(every_persist_entries_entries_are_stored_in_one_batch)
         CHECK_EQ(apply1(&s, i, cmd_put(key, value)), 0);
         CHECK_EQ(stored_applied(&s), i / PERSIST * PERSIST);
     }
+    store_end(&s);
+}
+
+TEST(large_values_are_stored_once_the_overlay_holds_persist_bytes)
+{
+    struct store s;
+    CHECK(tmp_dir_make(&s.dir) && store_open_limits(&s, PERSIST, 10000));
+    char value[3000];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    /* Three values fit under 10,000 bytes, the fourth does not: stored with it. */
+    for (raft_index i = 1; i <= 3; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", (int)i);
+        CHECK_EQ(apply1(&s, i, cmd_put(key, value)), 0);
+        CHECK_EQ(stored_applied(&s), 0);
+    }
+    CHECK_EQ(apply1(&s, 4, cmd_put("k4", value)), 0);
+    CHECK_EQ(stored_applied(&s), 4);
+    /* Overwriting one key does not add up. */
+    for (raft_index i = 5; i <= 20; i++)
+        CHECK_EQ(apply1(&s, i, cmd_put("k1", value)), 0);
+    CHECK_EQ(stored_applied(&s), 4);
     store_end(&s);
 }
 
@@ -437,6 +466,7 @@ TEST(crashes_and_aborts_anywhere_reach_the_reference_state)
 TEST_MAIN(TEST_REF(writes_are_served_before_they_are_stored),
           TEST_REF(crashes_and_aborts_anywhere_reach_the_reference_state),
           TEST_REF(every_persist_entries_entries_are_stored_in_one_batch),
+          TEST_REF(large_values_are_stored_once_the_overlay_holds_persist_bytes),
           TEST_REF(an_aborted_batch_leaves_no_trace),
           TEST_REF(a_crash_before_storing_reapplies_the_same_entries_alike),
           TEST_REF(a_snapshot_covers_what_is_stored_and_a_restore_discards_the_overlay))
