@@ -2,7 +2,8 @@
  * The KV state machine on LMDB. The "kv" database maps the raw key bytes to a record:
  * create revision and mod revision (big-endian uint64, the raft indexes that created and
  * last modified the key) followed by the value bytes. Applied writes go to the overlay
- * (overlay.h) first and are stored every persist_entries entries, together with the applied
+ * (overlay.h) first and are stored every persist_entries entries or fewer (see
+ * persist_after), together with the applied
  * index they reach (a meta record) in one transaction: the stored state is always the
  * state at its applied index, and the raft log holds the entries after it.
  */
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kv.pb-c.h"
 #include "kv/kv_private.h"
@@ -56,6 +58,18 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l)
     l->persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
 }
 
+/* Entries until the next store: between half and all of persist_entries, drawn at random.
+ * Every node applies the same entries; stores at the same index would stall all of them at
+ * once, and the leader could not commit with a follower that is not storing. */
+static uint64_t persist_after(struct rk_kv *kv)
+{
+    uint64_t p = kv->limits.persist_entries;
+    kv->rng ^= kv->rng << 13;
+    kv->rng ^= kv->rng >> 7;
+    kv->rng ^= kv->rng << 17;
+    return p - kv->rng % (p / 2 + 1);
+}
+
 /* Before the store changes inside a batch: what an abort restores. */
 static void batch_begin(struct rk_kv *kv)
 {
@@ -92,6 +106,8 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     if (kv->limits.persist_bytes == 0)
         kv->limits.persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
+    kv->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)(uintptr_t)kv ^ 1;
+    kv->persist_after = persist_after(kv);
     int rc = rk_db_dbi(db, "kv", &kv->data);
     if (!rc)
         rc = rk_kv_applied_index(kv, &kv->applied);
@@ -405,8 +421,10 @@ int rk_kv_persist(struct rk_kv *kv, MDB_txn *txn)
         rc = rk_db_meta_put(kv->db, txn, APPLIED, &kv->applied, 1);
     if (!rc && rk_overlay_clear(&kv->ov) != 0)
         rc = rk_db_fail(kv->db, RK_DB_ENOMEM, "out of memory persisting the KV store");
-    if (!rc)
+    if (!rc) {
         kv->stored_applied = kv->applied;
+        kv->persist_after = persist_after(kv);
+    }
     return rc;
 }
 
@@ -430,7 +448,7 @@ int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
         rc = apply_command(&a, e, response, change);
     if (!rc)
         kv->applied = e->index;
-    if (!rc && (kv->applied - kv->stored_applied >= kv->limits.persist_entries ||
+    if (!rc && (kv->applied - kv->stored_applied >= kv->persist_after ||
                 kv->ov.bytes >= kv->limits.persist_bytes))
         rc = rk_kv_persist(kv, txn);
     if (rc) {

@@ -18,8 +18,10 @@
 struct rk_kv_limits {
     size_t max_key_bytes;   /* default and most: LMDB's key limit (511 bytes in Debian's build) */
     size_t max_value_bytes; /* default 1 MiB */
-    /* Applied entries kept in memory (the overlay) before their writes are stored in one
-     * transaction; 1 stores each entry's writes in its own batch; 0 means the default. */
+    /* Most applied entries kept in memory (the overlay) before their writes are stored in
+     * one transaction: each store comes after a random count between half this and this,
+     * so that the nodes of a cluster do not all store at once. 1 stores each entry's
+     * writes in its own batch; 0 means the default. */
     uint64_t persist_entries;
     /* ... or as soon as the overlay holds this many bytes (large values); 0: the default. */
     size_t persist_bytes;

@@ -35,7 +35,8 @@ int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_b
 /* Applies one committed entry inside the current rk_db_write transaction: normal entries
  * carry a packed Command; no-op and config entries only move the applied index. Its
  * writes go to the overlay, which is stored (rk_kv_persist, in the same transaction) once
- * limits.persist_entries entries were applied since it last was. An entry at or below the
+ * between half and all of limits.persist_entries entries (drawn at random for each store)
+ * were applied since it last was. An entry at or below the
  * applied index is skipped (nothing returned). Returns an rk_db_err (the
  * write fn can return it as is); on error nothing is returned in response/change.
  * *response gets the packed ClientResponse for the proposing client (empty for no-ops);
@@ -57,6 +58,8 @@ struct rk_kv {
     uint64_t applied;        /* the last applied index: stored_applied + the overlay's */
     uint64_t stored_applied; /* the applied index stored with the data */
     uint64_t batch_stored;   /* stored_applied when the open batch began */
+    uint64_t persist_after;  /* entries after stored_applied that make the next store */
+    uint64_t rng;            /* xorshift64 state for persist_after */
 };
 
 /* The fsm's snapshot and restore (kv.h documents both and the format). */

