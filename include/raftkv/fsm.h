@@ -4,8 +4,9 @@
  * itself and restore from one can be another.
  *
  * Threads: apply, persist, applied_index and restore are called from the node's event
- * loop, inside the node's batch (for machines that keep their state in the node's LMDB environment,
- * the batch is the write transaction of rk_db_write, so applying is atomic with the log write).
+ * loop, inside the node's batch (for machines that keep their state in the node's LMDB
+ * environment, the batch is the write transaction of rk_db_write, so applying is atomic
+ * with the log write).
  * snapshot is called from a background thread, concurrently with apply: it must capture a
  * consistent point-in-time view without blocking apply for long.
  *
@@ -44,7 +45,10 @@ struct raftkv_fsm_ops {
      * *event is published on the change stream when not empty. An entry the machine
      * cannot parse is answered with an error in *result and still applied: every node
      * must do the same. A non-zero return means the node could not apply it (e.g. storage
-     * full) and will retry the whole batch. Entries at or below the applied index are
+     * full) and will retry the whole batch. The batch also runs again when its transaction
+     * aborts (the map grew): a machine that keeps applied state in memory must then undo
+     * what the batch applied (the KV store does, through rk_db_on_end), so that the rerun
+     * gives the same answers and events. Entries at or below the applied index are
      * ignored. */
     int (*apply)(struct raftkv_fsm *fsm, const struct raft_entry *entry, struct raftkv_buf *result,
                  struct raftkv_buf *event);

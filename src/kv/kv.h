@@ -1,9 +1,9 @@
 /*
  * The KV state machine: applies committed entries (kv.proto Command) to LMDB, in the batch
  * transactions of db.h. Writes are kept in memory (overlay.h) and stored every
- * persist_entries entries together with the applied index, so the stored state is always
- * the state at its applied index; a restart re-applies the entries after it from the raft
- * log. Keys carry their create and modify revisions (raft indexes).
+ * persist_entries entries or fewer (or persist_bytes bytes) together with the applied index, so the
+ * stored state is always the state at its applied index; a restart re-applies the entries after it
+ * from the raft log. Keys carry their create and modify revisions (raft indexes).
  */
 #ifndef RAFTKV_KV_H
 #define RAFTKV_KV_H
