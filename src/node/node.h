@@ -10,7 +10,7 @@
  *
  * Snapshots: once snapshot_entries entries (or snapshot_bytes bytes of them) were applied
  * since the latest snapshot, a background thread streams the state machine into a file
- * (node/snapshot.h); the loop then deletes the log up to the snapshot less
+ * (node/snapshot_files.h); the loop then deletes the log up to the snapshot less
  * snapshot_trailing_entries and serves the file to followers that need it in chunks.
  */
 #ifndef RAFTKV_NODE_H

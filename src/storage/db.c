@@ -270,8 +270,10 @@ void rk_db_close(struct rk_db *db)
     free(db);
 }
 
-/* One attempt: begin, fn, commit. RK_DB_EFULL means the map filled. */
-static int write_once(struct rk_db *db, rk_db_write_fn fn, void *arg)
+/* One attempt: begin, fn, before_sync (once per rk_db_write_staged), commit. RK_DB_EFULL
+ * means the map filled. */
+static int write_once(struct rk_db *db, rk_db_write_fn fn, rk_db_stage_fn before_sync, void *arg,
+                      bool *staged)
 {
     MDB_txn *txn;
     pthread_rwlock_rdlock(&db->remap);
@@ -280,6 +282,10 @@ static int write_once(struct rk_db *db, rk_db_write_fn fn, void *arg)
         db->txn = txn;
         rc = fn(txn, arg);
         db->txn = NULL;
+        if (!rc && before_sync && !*staged) {
+            before_sync(arg);
+            *staged = true;
+        }
         if (rc)
             mdb_txn_abort(txn);
         else
@@ -314,8 +320,14 @@ static int grow_map(struct rk_db *db)
 
 int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg)
 {
+    return rk_db_write_staged(db, fn, NULL, arg);
+}
+
+int rk_db_write_staged(struct rk_db *db, rk_db_write_fn fn, rk_db_stage_fn before_sync, void *arg)
+{
+    bool staged = false;
     for (;;) {
-        int rc = write_once(db, fn, arg);
+        int rc = write_once(db, fn, before_sync, arg, &staged);
         if (rc == RK_DB_OK)
             db->commits++;
         if (rc != RK_DB_EFULL)

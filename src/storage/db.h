@@ -59,6 +59,15 @@ int rk_db_dbi(struct rk_db *db, const char *name, MDB_dbi *out);
 typedef int (*rk_db_write_fn)(MDB_txn *txn, void *arg);
 int rk_db_write(struct rk_db *db, rk_db_write_fn fn, void *arg);
 
+/* rk_db_write with one more step: once fn has succeeded, before_sync(arg) runs before the
+ * transaction commits with fsync, at most once per call (fn may still run again if the
+ * commit fills the map). For work that may go out before the write is durable because it
+ * does not depend on it: the node answers the clients of committed entries there, whose
+ * results rest on the entries being durable on a majority, not on this transaction.
+ * before_sync must not write to the transaction. */
+typedef void (*rk_db_stage_fn)(void *arg);
+int rk_db_write_staged(struct rk_db *db, rk_db_write_fn fn, rk_db_stage_fn before_sync, void *arg);
+
 /* Grows the map as rk_db_write would (doubling, up to max_map_bytes) until bytes more than
  * are in use fit, so that one large write (restoring a snapshot of known size) fills no map
  * on the way and is not run again after each doubling. Call outside rk_db_write, on its

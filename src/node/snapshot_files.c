@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "node/log.h"
-#include "node/snapshot.h"
+#include "node/snapshot_files.h"
 
 #define LOCAL_TMP "local.tmp"
 #define INCOMING_TMP "incoming.tmp"

@@ -11,8 +11,8 @@
  * All functions are called from the node's event loop, except what the producer thread
  * does inside rk_snap_produce_start.
  */
-#ifndef RAFTKV_NODE_SNAPSHOT_H
-#define RAFTKV_NODE_SNAPSHOT_H
+#ifndef RAFTKV_NODE_SNAPSHOT_FILES_H
+#define RAFTKV_NODE_SNAPSHOT_FILES_H
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,0 +1,125 @@
+/*
+ * The event loop: the one thread that owns the core, the data dir and the state machine.
+ * NNG threads only queue events (peer messages, client requests) and the snapshot
+ * producer queues its end; the loop drains the whole queue, ticks the core, and runs the
+ * ready pipeline (ready.c), so everything that arrived during one fsync is written by the
+ * next: group commit.
+ */
+#include <stdlib.h>
+
+#include "node/log.h"
+#include "node/node_internal.h"
+#include "transport/transport.h"
+
+/* A loop that fell this many ticks behind (e.g. a slow fsync) resynchronizes its clock
+ * instead of firing them all at once. */
+#define MAX_TICK_CATCHUP 10
+
+void loop__on_peer_msg(void *arg, struct raft_msg *msg)
+{
+    struct rk_node *n = arg;
+    struct event *ev = malloc(sizeof *ev);
+    if (!ev) {
+        raft_msg_free(msg);
+        return; /* Raft tolerates a lost message. */
+    }
+    ev->type = EV_PEER_MSG;
+    ev->msg = *msg;
+    rk_queue_push(&n->queue, &ev->item);
+}
+
+static void step_peer_msg(struct rk_node *n, struct raft_msg *msg)
+{
+    /* While a ready is held the core may not be called: the message is lost, which Raft
+     * tolerates. */
+    if (!n->held) {
+        int rc = raft_step(n->raft, msg);
+        if (rc != RAFT_OK)
+            rk_debug("dropped %s from %llu: %s", raft_msg_type_name(msg->type),
+                     (unsigned long long)msg->from, raft_strerror(rc));
+    }
+    raft_msg_free(msg);
+}
+
+static void handle_event(struct rk_node *n, struct event *ev)
+{
+    switch (ev->type) {
+    case EV_CLIENT_REQUEST:
+        clients__handle(n, ev);
+        break;
+    case EV_SNAPSHOT_DONE:
+        snapshots__finish(n);
+        break;
+    case EV_PEER_MSG:
+        step_peer_msg(n, &ev->msg);
+        break;
+    }
+    free(ev);
+}
+
+static void tick_due(struct rk_node *n, struct timespec *next_tick)
+{
+    struct timespec now = node__now();
+    for (int i = 0; node__reached(&now, next_tick); i++) {
+        if (i == MAX_TICK_CATCHUP) {
+            *next_tick = now;
+            node__add_ms(next_tick, RK_TICK_MS);
+            break;
+        }
+        if (!n->held)
+            raft_tick(n->raft);
+        node__add_ms(next_tick, RK_TICK_MS);
+    }
+}
+
+void loop__answer_queued(struct rk_node *n, const char *why)
+{
+    struct timespec now = node__now();
+    struct rk_queue_item *it = rk_queue_take_all(&n->queue, &now);
+    while (it) {
+        struct event *ev = (struct event *)it;
+        it = it->next;
+        if (ev->type == EV_PEER_MSG)
+            raft_msg_free(&ev->msg);
+        else if (ev->type == EV_CLIENT_REQUEST && why)
+            clients__reply_unavailable(n, ev->call, why);
+        free(ev);
+    }
+}
+
+/* Handles everything queued, waiting for the first event until deadline. */
+static void drain(struct rk_node *n, const struct timespec *deadline)
+{
+    struct rk_queue_item *it = rk_queue_take_all(&n->queue, deadline);
+    while (it) {
+        struct rk_queue_item *next = it->next;
+        handle_event(n, (struct event *)it);
+        it = next;
+    }
+}
+
+int rk_node_run(struct rk_node *n)
+{
+    struct timespec next_tick = node__now();
+    node__add_ms(&next_tick, RK_TICK_MS);
+    rk_info("running: client %s, peer %s%s%s", n->cfg->listen_client, n->cfg->listen_peer,
+            n->cfg->listen_pub ? ", pub " : "", n->cfg->listen_pub ? n->cfg->listen_pub : "");
+    while (!atomic_load(&n->stop) && !n->fatal) {
+        drain(n, &next_tick);
+        tick_due(n, &next_tick);
+        ready__process(n);
+        snapshots__maybe_start(n);
+    }
+    clients__fail_waiting(n, "node shutting down", true);
+    loop__answer_queued(n, "node shutting down");
+    /* Spares the next start re-applying the entries (a crash would leave them in the log). */
+    if (!n->fatal && !n->held)
+        ready__persist_fsm(n);
+    rk_info("stopping");
+    return n->fatal;
+}
+
+void rk_node_request_stop(struct rk_node *n)
+{
+    atomic_store(&n->stop, true);
+}

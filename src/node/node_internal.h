@@ -1,0 +1,201 @@
+/*
+ * Internal to the node (src/node/): the node's state and what its parts share. Each part
+ * has its own file, as etcd's raftexample splits its host by job:
+ *
+ *   loop.c              the event loop: events from NNG threads, ticks, run and stop
+ *   ready.c             the ready pipeline: persist, apply, answer, send, advance
+ *   client_service.c    client requests: proposals awaiting commit, ReadIndex reads, replies
+ *   snapshot_service.c  when to take a snapshot, log compaction, sending and installing them
+ *   change_stream.c     the change stream: state machine events and leader changes
+ *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
+ *
+ * Everything here runs on the event loop's thread, except the on_* callbacks, which NNG
+ * threads call and which only queue events (one owner per piece of state). Functions
+ * shared between the parts are named part__verb: internal to the node.
+ */
+#ifndef RAFTKV_NODE_INTERNAL_H
+#define RAFTKV_NODE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "node/node.h"
+#include "node/queue.h"
+#include "node/snapshot_files.h"
+#include "raftkv/fsm.h"
+#include "raftkv/raft.h"
+#include "storage/db.h"
+
+enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST, EV_SNAPSHOT_DONE };
+
+struct event {
+    struct rk_queue_item item; /* first: the queue hands back items */
+    enum event_type type;
+    struct raft_msg msg;         /* EV_PEER_MSG; owned */
+    struct rk_client_call *call; /* EV_CLIENT_REQUEST */
+    size_t len;
+    uint8_t data[]; /* the packed client request */
+};
+
+/* A read-only request waiting for its ReadIndex round (index 0 until confirmed), then for
+ * the state machine to have applied up to index. */
+struct read {
+    uint64_t ctx;
+    raft_index index;
+    struct rk_client_call *call;
+    uint8_t *request;
+    size_t len;
+};
+
+/* A proposal waiting for its entry to commit: it succeeded iff the entry committed at
+ * index has this term. */
+struct pending {
+    raft_index index;
+    raft_term term;
+    struct rk_client_call *call;
+};
+
+/* The core's state as of the last raft_advance: answers status requests, drives logging
+ * and leader events, and stays readable while a ready is held back. */
+struct view {
+    enum raft_role role;
+    raft_term term;
+    raft_id leader;
+    raft_index commit;
+    raft_index applied;
+    raft_index last_index;
+};
+
+struct rk_node {
+    const struct rk_config *cfg;
+    struct rk_db *db;
+    struct rk_storage *storage;
+    struct raftkv_fsm *fsm;
+    struct raft *raft;
+    struct rk_transport *transport;
+    struct rk_client_server *clients;
+    struct rk_publisher *pub;
+    struct rk_queue queue;
+    bool queue_ready;
+    atomic_bool stop;
+    uint64_t rng;
+
+    /* Client service. */
+    struct read *reads; /* FIFO by ctx: confirmed ones first */
+    size_t n_reads, cap_reads;
+    uint64_t last_read_ctx;
+    struct pending *pending; /* FIFO by index, from pending_head */
+    size_t pending_head, n_pending, pending_cap;
+    size_t max_request_bytes;
+    bool refusing_full; /* proposals refused: the map is within the headroom of full */
+
+    struct view view;
+    raft_id published_leader;
+    raft_term published_term;
+
+    /* A ready whose write hit a full map: the core may not be called until it is written
+     * and advanced, so it is retried and the node answers "storage full" meanwhile. */
+    bool held;
+    struct raft_ready held_rd;
+    struct timespec retry_at;
+    uint64_t write_us; /* how long the last batch write took */
+    int fatal;
+
+    /* Snapshot service. */
+    struct rk_snapdir snapdir;
+    bool snapdir_open;
+    uint8_t *chunk_buf;            /* fills outgoing InstallSnapshot chunks */
+    int install_fd;                /* the received snapshot being installed, until adopted */
+    struct timespec receive_start; /* when the snapshot being received started */
+    struct timespec chunk_sent_at; /* when this node last sent a snapshot chunk */
+    struct rk_snap_job job;        /* the producer: at most one snapshot in progress */
+    bool job_running;
+    struct event *job_event; /* posted by the job when it ends */
+    struct timespec snapshot_retry_at;
+    uint64_t applied_bytes; /* entry bytes applied after the latest snapshot (or log start) */
+};
+
+/* ---- Time, on CLOCK_MONOTONIC. ---- */
+
+static inline struct timespec node__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts;
+}
+
+static inline void node__add_ms(struct timespec *ts, unsigned ms)
+{
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
+
+static inline bool node__reached(const struct timespec *now, const struct timespec *t)
+{
+    return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* ---- loop.c ---- */
+
+/* NNG threads: queue a message from a peer for the loop. */
+void loop__on_peer_msg(void *arg, struct raft_msg *msg);
+/* Takes what is queued without waiting; answers client requests with why (when given). */
+void loop__answer_queued(struct rk_node *n, const char *why);
+
+/* ---- ready.c ---- */
+
+/* Persists, applies and answers every ready the core has, until none is left or one is
+ * held back (storage full) or fails (n->fatal). */
+void ready__process(struct rk_node *n);
+/* Takes in the core's state after an advance (or at start). */
+void ready__view_update(struct rk_node *n);
+/* Stores what the state machine keeps in memory only (fsm.h, persist). */
+int ready__persist_fsm(struct rk_node *n);
+/* Sends msgs, filling InstallSnapshot chunks from the snapshot file. */
+void ready__send(struct rk_node *n, const struct raft_msg *msgs, size_t count);
+
+/* ---- client_service.c ---- */
+
+/* NNG threads: queue a client request for the loop. */
+void clients__on_request(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len);
+void clients__handle(struct rk_node *n, struct event *ev);
+/* Answers the proposals that the committed entry e settles with result. */
+void clients__settle(struct rk_node *n, const struct raft_entry *e,
+                     const struct raftkv_buf *result);
+/* ReadIndex rounds confirmed in rd. */
+void clients__reads_confirm(struct rk_node *n, const struct raft_ready *rd);
+/* Answers the confirmed reads whose index the state machine has reached. */
+void clients__reads_serve(struct rk_node *n);
+/* Answers everything waiting (all reads, or only unconfirmed ones) UNAVAILABLE: why. */
+void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads);
+void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why);
+
+/* ---- snapshot_service.c ---- */
+
+/* Takes a snapshot in the background once enough was applied since the latest. */
+void snapshots__maybe_start(struct rk_node *n);
+/* The producer thread ended (EV_SNAPSHOT_DONE): keep its snapshot and compact the log. */
+void snapshots__finish(struct rk_node *n);
+/* Writes the snapshot chunks of rd to their file, durably, before the write that
+ * acknowledges them. Returns 0, or nonzero with n->fatal set. */
+int snapshots__receive(struct rk_node *n, const struct raft_ready *rd);
+/* The received snapshot in rd is now the node's state: its file is the latest. */
+void snapshots__installed(struct rk_node *n, const struct raft_ready *rd);
+/* Fills an InstallSnapshot from the core (which carries no bytes) from the file. */
+int snapshots__fill_chunk(struct rk_node *n, struct raft_msg *m);
+/* Counts applied entries towards the next snapshot's snapshot_bytes. */
+void snapshots__count_applied(struct rk_node *n, const struct raft_ready *rd);
+/* Where the next snapshot is measured from, at start. */
+void snapshots__start_counting(struct rk_node *n);
+
+/* ---- change_stream.c ---- */
+
+/* Publishes the events of the applied entries (one per entry, empty ones skipped). */
+void changes__publish(struct rk_node *n, const struct raftkv_buf *events, size_t count);
+/* Logs and publishes the leader in n->view if it changed. */
+void changes__leader(struct rk_node *n);
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * Start-up and shut-down: the data dir and the state machine in it, the core restored from
+ * storage (and the state machine caught up with the latest snapshot), then the sockets;
+ * and the same in reverse.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/log.h"
+#include "node/node_internal.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+
+/* xorshift64*: election timeouts only need to differ between nodes, not be secret. */
+static uint32_t node_random(void *arg, uint32_t bound)
+{
+    struct rk_node *n = arg;
+    n->rng ^= n->rng >> 12;
+    n->rng ^= n->rng << 25;
+    n->rng ^= n->rng >> 27;
+    return bound ? (uint32_t)((n->rng * 0x2545F4914F6CDD1DULL) >> 32) % bound : 0;
+}
+
+static uint64_t random_seed(raft_id id)
+{
+    uint64_t seed = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed)
+            seed = 0;
+        close(fd);
+    }
+    struct timespec ts = node__now();
+    seed ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (id * 0x9E3779B97F4A7C15ULL);
+    return seed ? seed : 1;
+}
+
+static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
+{
+    const struct rk_config *cfg = n->cfg;
+    struct rk_db_options opts = {
+        .path = cfg->data_dir,
+        .cluster_id = cfg->cluster_id,
+        .node_id = cfg->node_id,
+        .initial_map_bytes = cfg->max_db_bytes < (64u << 20) ? cfg->max_db_bytes : 64u << 20,
+        .max_map_bytes = cfg->max_db_bytes,
+    };
+    int rc = rk_db_open(&opts, &n->db);
+    if (rc != RK_DB_OK) {
+        rk_error("cannot open data dir %s: %s", cfg->data_dir,
+                 n->db ? rk_db_errmsg(n->db) : "out of memory");
+        return RK_NODE_EDB;
+    }
+    if (rk_lmdb_storage_new(n->db, &n->storage) != 0) {
+        rk_error("cannot open the raft log in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    return open_fsm(n->db, cfg, arg, &n->fsm) == 0 ? RK_NODE_OK : RK_NODE_ESTORAGE;
+}
+
+static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id *voters)
+{
+    const struct rk_config *cfg = n->cfg;
+    raft_config_defaults(rc);
+    for (size_t i = 0; i < cfg->n_members; i++)
+        voters[i] = cfg->members[i].id;
+    rc->id = cfg->node_id;
+    rc->n_voters = cfg->n_members;
+    rc->voters = voters;
+    rc->election_ticks_min = rk_config_ticks(cfg->election_timeout_min_ms);
+    rc->election_ticks_max = rk_config_ticks(cfg->election_timeout_max_ms);
+    rc->heartbeat_ticks = rk_config_ticks(cfg->heartbeat_interval_ms);
+    rc->max_entries_per_msg = cfg->max_append_entries;
+    rc->max_bytes_per_msg = cfg->max_append_bytes;
+    rc->max_inflight_msgs = cfg->max_inflight;
+    rc->max_entry_bytes = n->max_request_bytes;
+    rc->snapshot_chunk_bytes = cfg->snapshot_chunk_bytes;
+    rc->max_inflight_chunks = cfg->snapshot_max_inflight_chunks;
+    rc->random = node_random;
+    rc->random_arg = n;
+}
+
+struct fsm_restore {
+    struct raftkv_fsm *fsm;
+    raft_index index;
+    int fd;
+};
+
+static int fsm_restore_write(MDB_txn *txn, void *arg)
+{
+    (void)txn;
+    struct fsm_restore *fr = arg;
+    struct rk_snap_reader reader = {fr->fd, 0};
+    return fr->fsm->ops->restore(fr->fsm, fr->index, rk_snap_read_fn, &reader);
+}
+
+/* A state machine behind the latest snapshot (one kept in memory starts empty) is restored
+ * from it: the log before it may be gone. */
+static int fsm_catch_up(struct rk_node *n, struct raft_restore *restore)
+{
+    const struct raft_snapshot_meta *snap = &restore->snapshot;
+    if (restore->applied >= snap->index)
+        return RK_NODE_OK;
+    if (n->snapdir.latest.index != snap->index) {
+        if (restore->applied >= restore->snapshot_index)
+            return RK_NODE_OK; /* the log still holds what it misses */
+        rk_error("the state machine applied %" PRIu64 " but the log starts after %" PRIu64
+                 " and the snapshot file is missing: wipe the data dir to rejoin",
+                 restore->applied, restore->snapshot_index);
+        return RK_NODE_ESTORAGE;
+    }
+    struct fsm_restore fr = {n->fsm, snap->index, n->snapdir.latest_fd};
+    int rc = rk_db_write(n->db, fsm_restore_write, &fr);
+    if (rc != 0) {
+        rk_error("cannot restore the state machine from the snapshot at %" PRIu64 ": %s",
+                 snap->index, n->fsm->ops->strerror(n->fsm, rc));
+        return RK_NODE_ESTORAGE;
+    }
+    rk_info("state machine restored from the snapshot at index %" PRIu64, snap->index);
+    restore->applied = snap->index;
+    return RK_NODE_OK;
+}
+
+static int start_raft(struct rk_node *n)
+{
+    struct raft_restore restore;
+    int rc = n->storage->ops->load(n->storage, &restore);
+    if (rc != 0) {
+        rk_error("cannot read the raft log: %s", rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    rc = n->fsm->ops->applied_index(n->fsm, &restore.applied);
+    if (rc != 0) {
+        rk_storage_restore_free(&restore);
+        rk_error("cannot read the applied index: %s", n->fsm->ops->strerror(n->fsm, rc));
+        return RK_NODE_ESTORAGE;
+    }
+    rc = rk_snap_open_dir(n->cfg->data_dir, &restore.snapshot, &n->snapdir);
+    n->snapdir_open = rc == 0;
+    if (rc != 0) {
+        rk_storage_restore_free(&restore);
+        rk_error("cannot open the snapshot directory in %s: %s", n->cfg->data_dir, strerror(rc));
+        return RK_NODE_ESTORAGE;
+    }
+    rc = fsm_catch_up(n, &restore);
+    if (rc != RK_NODE_OK) {
+        rk_storage_restore_free(&restore);
+        return rc;
+    }
+    rk_info("restored term %" PRIu64 ", vote %" PRIu64 ", %zu log entries after index %" PRIu64
+            ", applied %" PRIu64 ", snapshot at %" PRIu64,
+            restore.term, restore.vote, restore.n_entries, restore.snapshot_index, restore.applied,
+            restore.snapshot.index);
+    raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
+    struct raft_config rcfg;
+    rc = voters ? RAFT_OK : RAFT_ENOMEM;
+    if (rc == RAFT_OK) {
+        raft_config_fill(n, &rcfg, voters);
+        rc = raft_new(&rcfg, &restore, &n->raft);
+    }
+    free(voters);
+    rk_storage_restore_free(&restore);
+    if (rc != RAFT_OK) {
+        rk_error("cannot start the raft core: %s", raft_strerror(rc));
+        return RK_NODE_ERAFT;
+    }
+    /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
+    if (n->cfg->n_members == 1)
+        raft_campaign(n->raft);
+    snapshots__start_counting(n);
+    ready__view_update(n);
+    return RK_NODE_OK;
+}
+
+static int start_sockets(struct rk_node *n)
+{
+    const struct rk_config *cfg = n->cfg;
+    struct rk_peer *peers = calloc(cfg->n_members, sizeof *peers);
+    if (!peers)
+        return RK_NODE_ENOMEM;
+    size_t n_peers = 0;
+    for (size_t i = 0; i < cfg->n_members; i++)
+        if (cfg->members[i].id != cfg->node_id)
+            peers[n_peers++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
+    struct rk_transport_options topts = {
+        .cluster_id = cfg->cluster_id,
+        .self = cfg->node_id,
+        .listen_url = cfg->listen_peer,
+        .n_peers = n_peers,
+        .peers = peers,
+        /* At least one entry always goes out, whatever max_append_bytes says. */
+        .max_msg_bytes = (cfg->max_append_bytes + n->max_request_bytes > cfg->snapshot_chunk_bytes
+                              ? cfg->max_append_bytes + n->max_request_bytes
+                              : cfg->snapshot_chunk_bytes) +
+                         (64u << 10),
+        .on_msg = loop__on_peer_msg,
+        .arg = n,
+    };
+    int rc = rk_transport_start(&topts, &n->transport);
+    free(peers);
+    if (rc != 0) {
+        rk_error("cannot listen for peers on %s (%d)", cfg->listen_peer, rc);
+        return RK_NODE_ETRANSPORT;
+    }
+    struct rk_client_server_options copts = {
+        .listen_url = cfg->listen_client,
+        .max_msg_bytes = n->max_request_bytes + (4u << 10),
+        .on_request = clients__on_request,
+        .arg = n,
+    };
+    if (rk_client_server_start(&copts, &n->clients) != 0) {
+        rk_error("cannot listen for clients on %s", cfg->listen_client);
+        return RK_NODE_ETRANSPORT;
+    }
+    if (cfg->listen_pub && rk_publisher_start(cfg->listen_pub, &n->pub) != 0) {
+        rk_error("cannot listen for subscribers on %s", cfg->listen_pub);
+        return RK_NODE_ETRANSPORT;
+    }
+    return RK_NODE_OK;
+}
+
+int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, void *arg,
+                  struct rk_node **out)
+{
+    *out = NULL;
+    struct rk_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return RK_NODE_ENOMEM;
+    n->cfg = cfg;
+    n->install_fd = -1;
+    atomic_init(&n->stop, false);
+    n->rng = random_seed(cfg->node_id);
+    /* A CAS carries two values; protobuf framing adds little beyond that. */
+    n->max_request_bytes = cfg->max_key_bytes + 2 * cfg->max_value_bytes + 1024;
+    rk_log_set_node(cfg->node_id, 0, "follower");
+    n->chunk_buf = malloc(cfg->snapshot_chunk_bytes);
+    int rc = n->chunk_buf && rk_queue_init(&n->queue) == 0 ? RK_NODE_OK : RK_NODE_ENOMEM;
+    n->queue_ready = rc == RK_NODE_OK;
+    if (rc == RK_NODE_OK)
+        rc = open_db(n, open_fsm, arg);
+    if (rc == RK_NODE_OK)
+        rc = start_raft(n);
+    if (rc == RK_NODE_OK)
+        rc = start_sockets(n);
+    if (rc != RK_NODE_OK) {
+        rk_node_free(n);
+        return rc;
+    }
+    *out = n;
+    return RK_NODE_OK;
+}
+
+void rk_node_free(struct rk_node *n)
+{
+    if (!n)
+        return;
+    /* Sockets first: once they are closed no NNG thread can queue anything more. */
+    if (n->clients)
+        rk_client_server_stop(n->clients);
+    if (n->transport)
+        rk_transport_stop(n->transport);
+    if (n->pub)
+        rk_publisher_stop(n->pub);
+    /* The producer holds a read of the state machine: it ends before the machine closes. */
+    if (n->job_running) {
+        atomic_store(&n->job.cancel, true);
+        rk_snap_produce_join(&n->job);
+    }
+    if (n->queue_ready) {
+        loop__answer_queued(n, NULL);
+        rk_queue_destroy(&n->queue);
+    }
+    if (n->raft)
+        raft_free(n->raft);
+    if (n->fsm)
+        n->fsm->ops->close(n->fsm);
+    if (n->install_fd >= 0)
+        close(n->install_fd);
+    if (n->snapdir_open)
+        rk_snap_close_dir(&n->snapdir);
+    free(n->chunk_buf);
+    if (n->storage)
+        n->storage->ops->close(n->storage);
+    if (n->db)
+        rk_db_close(n->db);
+    free(n->pending);
+    free(n->reads);
+    free(n);
+}
