@@ -65,12 +65,12 @@ static int fill_fn(MDB_txn *txn, void *arg)
     int rc = RK_DB_OK;
     for (raft_index i = f->first; !rc && i <= f->last; i++) {
         Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
-        Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+        Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
         int klen = snprintf(key, sizeof key, "key-%012" PRIu64, i * 2654435761u % 1000000007u);
         memset(value, 'a' + (int)(i % 26), f->value_bytes);
         put.key = (ProtobufCBinaryData){(size_t)klen, (uint8_t *)key};
         put.value = (ProtobufCBinaryData){f->value_bytes, value};
-        c.op_case = RAFTKV__KV__COMMAND__OP_PUT;
+        c.op_case = RAFTKV__KV__REQUEST__OP_PUT;
         c.put = &put;
         struct raft_entry e = {.term = 1, .index = i, .data = packed};
         e.len = protobuf_c_message_pack(&c.base, packed);

@@ -79,6 +79,26 @@ struct raftkv_result {
 
 void raftkv_result_free(struct raftkv_result *res);
 
+/* What a node counted since it started: its Raft core's drops and events, and its peer
+ * transport's messages. */
+struct raftkv_node_counters {
+    uint64_t msgs_dropped_unknown_peer; /* from or to a node not in the configuration */
+    uint64_t msgs_dropped_stale_term;
+    uint64_t msgs_dropped_malformed;
+    uint64_t elections_started;
+    uint64_t pre_votes_started;
+    uint64_t leader_stepped_down_no_quorum;
+    uint64_t append_rejections;
+    uint64_t snapshots_sent;
+    uint64_t snapshots_installed;
+    uint64_t peer_msgs_sent;
+    uint64_t peer_msgs_send_dropped; /* no free context, peer down, or over the size limit */
+    uint64_t peer_msgs_received;
+    uint64_t peer_msgs_malformed; /* undecodable, wrong version or wrong cluster */
+    uint64_t peer_msgs_unknown_peer;
+    uint64_t peer_msgs_oversized;
+};
+
 struct raftkv_node_status {
     uint64_t id;
     char role[16];
@@ -87,6 +107,7 @@ struct raftkv_node_status {
     uint64_t commit_index;
     uint64_t applied_index;
     uint64_t last_log_index;
+    struct raftkv_node_counters counters;
 };
 
 struct raftkv_client;

@@ -1,16 +1,33 @@
 /*
  * The replicated state machine a raftkv node drives. The KV store (src/kv/) is one
  * implementation; anything that can apply entries deterministically, stream a snapshot of
- * itself and restore from one can be another.
+ * itself and restore from one can be another (tests/lifecycle/ holds a second).
  *
- * Threads: apply, persist, applied_index and restore are called from the node's event
- * loop, inside the node's batch (for machines that keep their state in the node's LMDB
- * environment, the batch is the write transaction of rk_db_write, so applying is atomic
- * with the log write).
- * snapshot is called from a background thread, concurrently with apply: it must capture a
- * consistent point-in-time view without blocking apply for long.
+ * The machine owns its protocol. A client's request reaches the node in an envelope
+ * (proto/client.proto) whose payload is the machine's own bytes; the node hands them to
+ * prepare, which parses them once and says what to do: propose an entry, serve a read, or
+ * refuse. The entry's bytes come back to apply on every node; the answers of apply and
+ * query go back to the client, as they are, in the envelope. The node never reads them.
  *
- * Every function returns 0 or a positive error code of the implementation.
+ * When the node calls what:
+ *   prepare, query, read_free  on the leader, from the node's event loop, outside batches
+ *   apply, persist, restore    from the event loop, inside one of the node's batches: a
+ *                              transaction of the node's LMDB environment that commits
+ *                              with fsync after the batch (a machine keeping its data in
+ *                              that environment writes atomically with the raft log)
+ *   applied_index              at start
+ *   snapshot                   from a background thread, concurrently with apply: it must
+ *                              capture a consistent point-in-time view without blocking
+ *                              apply for long
+ *
+ * A batch may fail after apply ran (storage full: it is held and run again later, from its
+ * first entry). A machine that keeps applied state in memory must then undo what the
+ * failed batch applied, so that the rerun gives the same answers and events (the KV store
+ * does this with its overlay), or accept that the rerun answers differently (an in-memory
+ * machine applies each entry once, whatever happens to the batch).
+ *
+ * Every function returns 0 or a positive error code of the implementation (strerror
+ * describes it).
  */
 #ifndef RAFTKV_FSM_H
 #define RAFTKV_FSM_H
@@ -32,33 +49,48 @@ typedef int (*raftkv_snapshot_emit_fn)(void *arg, const void *data, size_t len);
  * end); returns 0 or an error. */
 typedef int (*raftkv_snapshot_read_fn)(void *arg, void *buf, size_t cap, size_t *n);
 
+/* What the node does with a client request, as prepare decides. */
+enum raftkv_prepare_kind {
+    /* Append an entry to the log: entry's bytes, or, when entry is empty, the request's
+     * own bytes. The client gets apply's answer once the entry commits. */
+    RAFTKV_PREPARE_PROPOSE,
+    /* A read: once a ReadIndex round (Raft dissertation §6.4) has confirmed that the
+     * applied state covers every write acknowledged before the request arrived, the node
+     * calls query(read), then read_free(read). */
+    RAFTKV_PREPARE_READ,
+    /* Refuse at once: the client gets INVALID with why. */
+    RAFTKV_PREPARE_REFUSE,
+};
+
+struct raftkv_prepared {
+    enum raftkv_prepare_kind kind;
+    struct raftkv_buf entry; /* PROPOSE */
+    void *read;              /* READ: the machine's parsed request */
+    char why[192];           /* REFUSE */
+};
+
 struct raftkv_fsm;
 
 struct raftkv_fsm_ops {
-    /* Checks a client request (a packed kv.proto ClientRequest) before it is proposed.
-     * Returns 0 to propose it; otherwise fills *result with the answer for the client.
-     * Only the node that receives the request checks it, so apply must not depend on it. */
-    int (*validate)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
-                    struct raftkv_buf *result);
+    /* Parses a client request (the payload of the envelope) and fills *out. Runs on the
+     * leader only: apply must not depend on anything prepare checked (a machine configured
+     * with other limits elsewhere still applies what the others apply). */
+    int (*prepare)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                   struct raftkv_prepared *out);
+    /* Answers a read prepared by prepare from the state applied so far. NULL for a machine
+     * that never prepares reads. */
+    int (*query)(struct raftkv_fsm *fsm, void *read, struct raftkv_buf *result);
+    /* Frees a read prepared by prepare, answered or not. */
+    void (*read_free)(struct raftkv_fsm *fsm, void *read);
     /* Applies one committed entry (normal, no-op or configuration) and records index as
-     * applied. *result is the answer for the client that proposed it (may be empty),
-     * *event is published on the change stream when not empty. An entry the machine
-     * cannot parse is answered with an error in *result and still applied: every node
-     * must do the same. A non-zero return means the node could not apply it (e.g. storage
-     * full) and will retry the whole batch. The batch also runs again when its transaction
-     * aborts (the map grew): a machine that keeps applied state in memory must then undo
-     * what the batch applied (the KV store does, through rk_db_on_end), so that the rerun
-     * gives the same answers and events. Entries at or below the applied index are
-     * ignored. */
+     * applied. *result is the answer for the client that proposed it (may be empty for
+     * entries no client waits on), *event is published on the change stream under
+     * event_topic when not empty. An entry the machine cannot parse is answered with an
+     * error in *result and still applied: every node must do the same. A non-zero return
+     * means the node could not apply it (e.g. storage full) and will retry the whole
+     * batch. Entries at or below the applied index are ignored. */
     int (*apply)(struct raftkv_fsm *fsm, const struct raft_entry *entry, struct raftkv_buf *result,
                  struct raftkv_buf *event);
-    /* Answers a read-only request (a packed ClientRequest the machine reads without
-     * writing: for the KV store, a get) from the state applied so far, without the log.
-     * The node calls it, outside any batch, once a ReadIndex round has confirmed that
-     * the state covers every write acknowledged before the request arrived. NULL for a
-     * machine whose requests all go through the log. */
-    int (*query)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
-                 struct raftkv_buf *result);
     /* Stores, in the node's batch, whatever the machine applied but keeps in memory only
      * (the KV store keeps its latest writes in memory and stores them every so often: the
      * raft log holds them meanwhile). The node calls it before a snapshot, so that the
@@ -71,12 +103,15 @@ struct raftkv_fsm_ops {
     int (*snapshot)(struct raftkv_fsm *fsm, raftkv_snapshot_emit_fn emit, void *arg,
                     raft_index *index);
     /* Replaces the whole state with a snapshot read through read, and sets the applied
-     * index to index, atomically with the node's batch. */
+     * index to index, atomically with the node's batch. Like apply it may run again if the
+     * batch fails: read then starts again from the first byte. */
     int (*restore)(struct raftkv_fsm *fsm, raft_index index, raftkv_snapshot_read_fn read,
                    void *arg);
     /* A short description of an error code returned above. */
     const char *(*strerror)(struct raftkv_fsm *fsm, int err);
     void (*close)(struct raftkv_fsm *fsm);
+    /* The change stream's topic for this machine's events, e.g. "kv/". */
+    const char *event_topic;
 };
 
 /* Implementations embed this as their first member. */

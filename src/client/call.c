@@ -381,40 +381,34 @@ static void call_on_response(struct rk_call *call, nng_msg *msg)
         from = any_endpoint_of(c, nng_msg_get_pipe(msg));
         nng_mtx_unlock(c->mu);
     }
-    Raftkv__Kv__ClientResponse *resp =
-        raftkv__kv__client_response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    Raftkv__Client__Response *resp =
+        raftkv__client__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
     nng_msg_free(msg);
     if (!resp) {
         call_fail(call, "malformed response");
         return;
     }
-    if (resp->code == RAFTKV__KV__CODE__NOT_LEADER) {
+    if (resp->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         char hint[RK_MAX_URL_BYTES + 1] = "";
         if (resp->not_leader && resp->not_leader->leader_address)
             snprintf(hint, sizeof hint, "%s", resp->not_leader->leader_address);
-        raftkv__kv__client_response__free_unpacked(resp, NULL);
+        raftkv__client__response__free_unpacked(resp, NULL);
         call_follow_hint(call, from, hint);
         return;
     }
-    if (resp->code == RAFTKV__KV__CODE__UNAVAILABLE) {
+    if (resp->code == RAFTKV__CLIENT__CODE__UNAVAILABLE) {
         char why[200];
         snprintf(why, sizeof why, "unavailable: %s", resp->error ? resp->error : "");
-        raftkv__kv__client_response__free_unpacked(resp, NULL);
+        raftkv__client__response__free_unpacked(resp, NULL);
         call_fail(call, why);
         return;
     }
     int status;
     switch (resp->code) {
-    case RAFTKV__KV__CODE__OK:
+    case RAFTKV__CLIENT__CODE__OK:
         status = RAFTKV_OK;
         break;
-    case RAFTKV__KV__CODE__NOT_FOUND:
-        status = RAFTKV_NOT_FOUND;
-        break;
-    case RAFTKV__KV__CODE__CAS_MISMATCH:
-        status = RAFTKV_CAS_MISMATCH;
-        break;
-    case RAFTKV__KV__CODE__INVALID:
+    case RAFTKV__CLIENT__CODE__INVALID:
         status = RAFTKV_INVALID;
         break;
     default: /* INTERNAL or a code newer than us: not safe to retry a write blindly */
@@ -536,7 +530,7 @@ void rk_call_free(struct rk_call *call)
     if (call->ctx_open)
         nng_ctx_close(call->ctx);
     if (call->res.resp)
-        raftkv__kv__client_response__free_unpacked(call->res.resp, NULL);
+        raftkv__client__response__free_unpacked(call->res.resp, NULL);
     free(call->req);
     nng_mtx_lock(c->mu);
     bool pooled = c->n_pool < RK_CALL_POOL_MAX;

@@ -17,7 +17,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
-#include "kv.pb-c.h"
+#include "client.pb-c.h"
 #include "raftkv/client.h"
 
 struct rk_endpoint;
@@ -59,15 +59,16 @@ struct rk_call;
  * from within this callback. */
 typedef void (*rk_call_done_fn)(struct rk_call *call, void *arg);
 
-/* How a call ended. status is a raftkv_status; resp is the decoded answer when status is
- * one the cluster gave (OK, NOT_FOUND, CAS_MISMATCH, INVALID, EINTERNAL from a node). */
+/* How a call ended. status is a raftkv_status; resp is the decoded envelope when status is
+ * one a node gave (OK, INVALID, EINTERNAL); with OK, resp->fsm holds the state machine's
+ * answer, which the caller decodes. */
 struct rk_call_result {
     int status;
-    Raftkv__Kv__ClientResponse *resp; /* owned by the call; may be NULL */
+    Raftkv__Client__Response *resp; /* owned by the call; may be NULL */
     char error[256];
 };
 
-/* Takes ownership of req (a packed ClientRequest, malloc'd). With endpoint ==
+/* Takes ownership of req (a packed client.proto Request, malloc'd). With endpoint ==
  * RK_ANY_ENDPOINT the call looks for the leader and retries; otherwise it makes exactly one
  * attempt at that endpoint. done may run before this returns (a call that fails at once);
  * *out is set before that, so it dangles if done frees the call. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client/call.h"
+#include "kv.pb-c.h"
 
 const char *raftkv_status_str(int status)
 {
@@ -108,74 +109,121 @@ void raftkv_result_free(struct raftkv_result *res)
     res->value_len = 0;
 }
 
-/* Stamps the request with this client's identity and the next sequence number (retries of
- * one operation keep theirs, so a node can recognise a duplicate) and packs it. */
-static int request_pack(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req, uint8_t **buf,
+/* Packs body into the envelope (client.proto Request) that every node reads. */
+static int envelope_pack(Raftkv__Client__Request *env, uint8_t **buf, size_t *len)
+{
+    *len = raftkv__client__request__get_packed_size(env);
+    *buf = malloc(*len ? *len : 1);
+    if (!*buf)
+        return RAFTKV_ENOMEM;
+    raftkv__client__request__pack(env, *buf);
+    return RAFTKV_OK;
+}
+
+/* Stamps the KV request with this client's identity and the next sequence number (retries
+ * of one operation keep theirs, so a node can recognise a duplicate) and packs it, inside
+ * the envelope, for the state machine. */
+static int request_pack(struct raftkv_client *c, Raftkv__Kv__Request *req, uint8_t **buf,
                         size_t *len)
 {
     nng_mtx_lock(c->mu);
     req->sequence = ++c->sequence;
     nng_mtx_unlock(c->mu);
     req->client_id = c->client_id;
-    *len = raftkv__kv__client_request__get_packed_size(req);
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf)
+    size_t kv_len = raftkv__kv__request__get_packed_size(req);
+    uint8_t *kv = malloc(kv_len ? kv_len : 1);
+    if (!kv)
         return RAFTKV_ENOMEM;
-    raftkv__kv__client_request__pack(req, *buf);
-    return RAFTKV_OK;
+    raftkv__kv__request__pack(req, kv);
+    Raftkv__Client__Request env = RAFTKV__CLIENT__REQUEST__INIT;
+    env.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
+    env.fsm = (ProtobufCBinaryData){kv_len, kv};
+    int rv = envelope_pack(&env, buf, len);
+    free(kv);
+    return rv;
 }
 
-/* Packs and runs a request to completion; *out gets the finished call (or NULL). */
-static int client_call(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req, size_t endpoint,
-                       struct rk_call **out)
+/* Packs and runs a KV request to completion; *out gets the finished call (or NULL). */
+static int client_call(struct raftkv_client *c, Raftkv__Kv__Request *req, struct rk_call **out)
 {
     uint8_t *buf;
     size_t len;
     *out = NULL;
     int rv = request_pack(c, req, &buf, &len);
-    return rv ? rv : rk_call_run(c, buf, len, endpoint, out);
+    return rv ? rv : rk_call_run(c, buf, len, RK_ANY_ENDPOINT, out);
 }
 
-/* Fills res from a finished call; res->value points into the call's response. */
-static int result_view(const struct rk_call_result *r, struct raftkv_result *res)
+static int kv_status(Raftkv__Kv__Code code)
+{
+    switch (code) {
+    case RAFTKV__KV__CODE__OK:
+        return RAFTKV_OK;
+    case RAFTKV__KV__CODE__NOT_FOUND:
+        return RAFTKV_NOT_FOUND;
+    case RAFTKV__KV__CODE__CAS_MISMATCH:
+        return RAFTKV_CAS_MISMATCH;
+    case RAFTKV__KV__CODE__INVALID:
+        return RAFTKV_INVALID;
+    default: /* a code newer than us */
+        return RAFTKV_EINTERNAL;
+    }
+}
+
+/* Fills res from a finished call: the node's failure, or the KV store's answer, decoded
+ * into *answer (the caller frees it; res->value points into it). */
+static int result_view(const struct rk_call_result *r, struct raftkv_result *res,
+                       Raftkv__Kv__Response **answer)
 {
     memset(res, 0, sizeof *res);
+    *answer = NULL;
     snprintf(res->error, sizeof res->error, "%s", r->error);
-    const Raftkv__Kv__ClientResponse *resp = r->resp;
-    if (!resp)
+    if (r->status != RAFTKV_OK)
         return r->status;
-    res->create_revision = resp->create_revision;
-    res->mod_revision = resp->mod_revision;
-    res->revision = resp->revision;
-    if (resp->value.len) {
-        res->value = resp->value.data;
-        res->value_len = resp->value.len;
+    const ProtobufCBinaryData *fsm = &r->resp->fsm;
+    Raftkv__Kv__Response *a = raftkv__kv__response__unpack(NULL, fsm->len, fsm->data);
+    if (!a) {
+        snprintf(res->error, sizeof res->error, "malformed answer: not a kv.proto Response");
+        return RAFTKV_EINTERNAL;
     }
-    return r->status;
+    snprintf(res->error, sizeof res->error, "%s", a->error ? a->error : "");
+    res->create_revision = a->create_revision;
+    res->mod_revision = a->mod_revision;
+    res->revision = a->revision;
+    if (a->value.len) {
+        res->value = a->value.data;
+        res->value_len = a->value.len;
+    }
+    *answer = a;
+    return kv_status(a->code);
 }
 
 /* Like result_view, with a value of the caller's own. */
 static int result_fill(const struct rk_call_result *r, struct raftkv_result *res)
 {
-    int status = result_view(r, res);
-    if (!res->value)
-        return status;
-    uint8_t *v = malloc(res->value_len);
-    if (v)
-        memcpy(v, res->value, res->value_len);
-    res->value = v;
-    res->value_len = v ? res->value_len : 0;
-    return v ? status : RAFTKV_ENOMEM;
+    Raftkv__Kv__Response *answer;
+    int status = result_view(r, res, &answer);
+    if (res->value) {
+        uint8_t *v = malloc(res->value_len);
+        if (v)
+            memcpy(v, res->value, res->value_len);
+        else
+            status = RAFTKV_ENOMEM;
+        res->value = v;
+        res->value_len = v ? res->value_len : 0;
+    }
+    if (answer)
+        raftkv__kv__response__free_unpacked(answer, NULL);
+    return status;
 }
 
-static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
+static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__Request *req,
                         struct raftkv_result *res)
 {
     struct raftkv_result discard = {0};
     if (!res)
         res = &discard;
     struct rk_call *call;
-    int rv = client_call(c, req, RK_ANY_ENDPOINT, &call);
+    int rv = client_call(c, req, &call);
     if (rv == RAFTKV_OK)
         rv = result_fill(rk_call_result(call), res);
     rk_call_free(call);
@@ -194,13 +242,16 @@ static void async_done(struct rk_call *call, void *arg)
     struct async_op op = *(struct async_op *)arg;
     free(arg);
     struct raftkv_result res;
-    int status = result_view(rk_call_result(call), &res);
+    Raftkv__Kv__Response *answer;
+    int status = result_view(rk_call_result(call), &res, &answer);
     op.cb(status, &res, op.arg);
+    if (answer)
+        raftkv__kv__response__free_unpacked(answer, NULL);
     rk_call_free(call);
 }
 
-static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__ClientRequest *req,
-                              raftkv_callback cb, void *arg)
+static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req, raftkv_callback cb,
+                              void *arg)
 {
     struct async_op *op = malloc(sizeof *op);
     uint8_t *buf;
@@ -238,7 +289,7 @@ static ProtobufCBinaryData bytes(const void *p, size_t len)
 
 /* A key operation's request, built once for the sync and the async call. */
 struct kv_request {
-    Raftkv__Kv__ClientRequest req;
+    Raftkv__Kv__Request req;
     union {
         Raftkv__Kv__Put put;
         Raftkv__Kv__Get get;
@@ -252,30 +303,30 @@ static bool request_put(struct kv_request *r, const void *key, size_t key_len, c
 {
     if (!value && value_len)
         return false;
-    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->req = (Raftkv__Kv__Request)RAFTKV__KV__REQUEST__INIT;
     r->op.put = (Raftkv__Kv__Put)RAFTKV__KV__PUT__INIT;
     r->op.put.key = bytes(key, key_len);
     r->op.put.value = bytes(value, value_len);
-    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_PUT;
+    r->req.op_case = RAFTKV__KV__REQUEST__OP_PUT;
     r->req.put = &r->op.put;
     return true;
 }
 
 static void request_get(struct kv_request *r, const void *key, size_t key_len)
 {
-    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->req = (Raftkv__Kv__Request)RAFTKV__KV__REQUEST__INIT;
     r->op.get = (Raftkv__Kv__Get)RAFTKV__KV__GET__INIT;
     r->op.get.key = bytes(key, key_len);
-    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_GET;
+    r->req.op_case = RAFTKV__KV__REQUEST__OP_GET;
     r->req.get = &r->op.get;
 }
 
 static void request_delete(struct kv_request *r, const void *key, size_t key_len)
 {
-    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->req = (Raftkv__Kv__Request)RAFTKV__KV__REQUEST__INIT;
     r->op.del = (Raftkv__Kv__Delete)RAFTKV__KV__DELETE__INIT;
     r->op.del.key = bytes(key, key_len);
-    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_DELETE;
+    r->req.op_case = RAFTKV__KV__REQUEST__OP_DELETE;
     r->req.delete_ = &r->op.del;
 }
 
@@ -284,13 +335,13 @@ static bool request_cas(struct kv_request *r, const void *key, size_t key_len, c
 {
     if ((!new_value && new_len) || (!expected && expected_len))
         return false;
-    r->req = (Raftkv__Kv__ClientRequest)RAFTKV__KV__CLIENT_REQUEST__INIT;
+    r->req = (Raftkv__Kv__Request)RAFTKV__KV__REQUEST__INIT;
     r->op.cas = (Raftkv__Kv__CompareAndSwap)RAFTKV__KV__COMPARE_AND_SWAP__INIT;
     r->op.cas.key = bytes(key, key_len);
     r->op.cas.expect_absent = expected == NULL;
     r->op.cas.expected = bytes(expected, expected_len);
     r->op.cas.new_value = bytes(new_value, new_len);
-    r->req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_CAS;
+    r->req.op_case = RAFTKV__KV__REQUEST__OP_CAS;
     r->req.cas = &r->op.cas;
     return true;
 }
@@ -374,20 +425,50 @@ int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len, c
     return client_kv_op_async(c, &r.req, cb, arg);
 }
 
+static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_node_counters *out)
+{
+    const Raftkv__Client__RaftStats *r = s->raft;
+    const Raftkv__Client__TransportStats *t = s->transport;
+    if (r)
+        *out = (struct raftkv_node_counters){
+            .msgs_dropped_unknown_peer = r->msgs_dropped_unknown_peer,
+            .msgs_dropped_stale_term = r->msgs_dropped_stale_term,
+            .msgs_dropped_malformed = r->msgs_dropped_malformed,
+            .elections_started = r->elections_started,
+            .pre_votes_started = r->pre_votes_started,
+            .leader_stepped_down_no_quorum = r->leader_stepped_down_no_quorum,
+            .append_rejections = r->append_rejections,
+            .snapshots_sent = r->snapshots_sent,
+            .snapshots_installed = r->snapshots_installed,
+        };
+    if (t) {
+        out->peer_msgs_sent = t->sent;
+        out->peer_msgs_send_dropped = t->send_dropped;
+        out->peer_msgs_received = t->received;
+        out->peer_msgs_malformed = t->recv_malformed;
+        out->peer_msgs_unknown_peer = t->recv_unknown_peer;
+        out->peer_msgs_oversized = t->recv_oversized;
+    }
+}
+
 int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out)
 {
     if (!c || !out || endpoint >= c->n_configured)
         return RAFTKV_EUSAGE;
     memset(out, 0, sizeof *out);
-    Raftkv__Kv__StatusRequest st = RAFTKV__KV__STATUS_REQUEST__INIT;
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_STATUS;
+    Raftkv__Client__StatusRequest st = RAFTKV__CLIENT__STATUS_REQUEST__INIT;
+    Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
+    req.body_case = RAFTKV__CLIENT__REQUEST__BODY_STATUS;
     req.status = &st;
-    struct rk_call *call;
-    int rv = client_call(c, &req, endpoint, &call);
+    uint8_t *buf;
+    size_t len;
+    struct rk_call *call = NULL;
+    int rv = envelope_pack(&req, &buf, &len);
+    if (rv == RAFTKV_OK)
+        rv = rk_call_run(c, buf, len, endpoint, &call);
     if (rv == RAFTKV_OK) {
         const struct rk_call_result *r = rk_call_result(call);
-        const Raftkv__Kv__NodeStatus *s = r->resp ? r->resp->status : NULL;
+        const Raftkv__Client__NodeStatus *s = r->resp ? r->resp->status : NULL;
         rv = r->status;
         if (rv == RAFTKV_OK && !s)
             rv = RAFTKV_EINTERNAL;
@@ -399,6 +480,7 @@ int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_s
             out->commit_index = s->commit_index;
             out->applied_index = s->applied_index;
             out->last_log_index = s->last_log_index;
+            counters_fill(s, &out->counters);
         }
     }
     rk_call_free(call);

@@ -21,7 +21,6 @@
 #define DEFAULT_MAX_VALUE ((size_t)1 << 20)
 
 static const char APPLIED[] = RK_KV_APPLIED;
-static const char NO_CUSTOM[] = "the KV store has no custom operations";
 static const struct raftkv_fsm_ops fsm_ops;
 
 /* One entry being applied: what it answers and what it changed. */
@@ -29,7 +28,7 @@ struct apply {
     struct rk_kv *kv;
     MDB_txn *txn;
     raft_index index;
-    Raftkv__Kv__ClientResponse resp;
+    Raftkv__Kv__Response resp;
     Raftkv__Kv__ChangeEvent change;
     bool changed;
     char why[160];
@@ -163,31 +162,32 @@ static int pack(const ProtobufCMessage *m, struct rk_bytes *out)
     return RK_DB_OK;
 }
 
-/* The key, and the value a write would store, of a put/get/delete/cas. Command and
- * ClientRequest number these ops alike (fields 10-13), so one function reads both. */
-static bool op_fields(int op_case, void *op, ProtobufCBinaryData *key, ProtobufCBinaryData *value)
+/* The key, and the value a write would store, of a put/get/delete/cas. */
+static bool op_fields(const Raftkv__Kv__Request *r, ProtobufCBinaryData *key,
+                      ProtobufCBinaryData *value)
 {
     *value = (ProtobufCBinaryData){0, NULL};
-    switch (op_case) {
-    case RAFTKV__KV__COMMAND__OP_PUT:
-        *key = ((Raftkv__Kv__Put *)op)->key;
-        *value = ((Raftkv__Kv__Put *)op)->value;
+    switch (r->op_case) {
+    case RAFTKV__KV__REQUEST__OP_PUT:
+        *key = r->put->key;
+        *value = r->put->value;
         return true;
-    case RAFTKV__KV__COMMAND__OP_GET:
-        *key = ((Raftkv__Kv__Get *)op)->key;
+    case RAFTKV__KV__REQUEST__OP_GET:
+        *key = r->get->key;
         return true;
-    case RAFTKV__KV__COMMAND__OP_DELETE:
-        *key = ((Raftkv__Kv__Delete *)op)->key;
+    case RAFTKV__KV__REQUEST__OP_DELETE:
+        *key = r->delete_->key;
         return true;
-    case RAFTKV__KV__COMMAND__OP_CAS:
-        *key = ((Raftkv__Kv__CompareAndSwap *)op)->key;
-        *value = ((Raftkv__Kv__CompareAndSwap *)op)->new_value;
+    case RAFTKV__KV__REQUEST__OP_CAS:
+        *key = r->cas->key;
+        *value = r->cas->new_value;
         /* expected is held to the value limit too: a longer one could never match */
-        if (((Raftkv__Kv__CompareAndSwap *)op)->expected.len > value->len)
-            *value = ((Raftkv__Kv__CompareAndSwap *)op)->expected;
+        if (r->cas->expected.len > value->len)
+            *value = r->cas->expected;
         return true;
+    default:
+        return false;
     }
-    return false;
 }
 
 /* Fills why and returns false when the op's key or value breaks a limit. */
@@ -207,30 +207,26 @@ static bool check_sizes(ProtobufCBinaryData key, ProtobufCBinaryData value, size
     return false;
 }
 
-int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response)
+int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftkv_prepared *out)
 {
-    *response = (struct rk_bytes){NULL, 0};
-    Raftkv__Kv__ClientRequest *r = raftkv__kv__client_request__unpack(NULL, len, req);
-    char why[160] = "malformed request: not a kv.proto ClientRequest";
+    memset(out, 0, sizeof *out);
+    Raftkv__Kv__Request *r = raftkv__kv__request__unpack(NULL, len, req);
     ProtobufCBinaryData key, value;
-    bool ok = false;
-    if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
-        ok = true;
-    else if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM)
-        snprintf(why, sizeof why, "%s", NO_CUSTOM);
-    else if (r && !op_fields(r->op_case, r->put, &key, &value))
-        snprintf(why, sizeof why, "request has no operation");
+    out->kind = RAFTKV_PREPARE_REFUSE;
+    if (!r)
+        snprintf(out->why, sizeof out->why, "malformed request: not a kv.proto Request");
+    else if (!op_fields(r, &key, &value))
+        snprintf(out->why, sizeof out->why, "request has no operation");
+    else if (check_sizes(key, value, kv->limits.max_key_bytes, kv->limits.max_value_bytes,
+                         "max_key_bytes / max_value_bytes", out->why, sizeof out->why))
+        out->kind = r->op_case == RAFTKV__KV__REQUEST__OP_GET ? RAFTKV_PREPARE_READ
+                                                              : RAFTKV_PREPARE_PROPOSE;
+    /* A write is proposed as the request's own bytes; a read keeps what was parsed. */
+    if (out->kind == RAFTKV_PREPARE_READ)
+        out->read = r;
     else if (r)
-        ok = check_sizes(key, value, kv->limits.max_key_bytes, kv->limits.max_value_bytes,
-                         "max_key_bytes / max_value_bytes", why, sizeof why);
-    if (r)
-        raftkv__kv__client_request__free_unpacked(r, NULL);
-    if (ok)
-        return RK_DB_OK;
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
-    resp.code = RAFTKV__KV__CODE__INVALID;
-    resp.error = why;
-    return pack(&resp.base, response) ? RK_DB_ENOMEM : RK_KV_EINVALID;
+        raftkv__kv__request__free_unpacked(r, NULL);
+    return RK_DB_OK;
 }
 
 static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r)
@@ -331,14 +327,12 @@ static int op_cas(struct apply *a, const Raftkv__Kv__CompareAndSwap *cas, const 
     return RK_DB_OK;
 }
 
-static int run_command(struct apply *a, const Raftkv__Kv__Command *c)
+static int run_command(struct apply *a, const Raftkv__Kv__Request *c)
 {
     ProtobufCBinaryData key, value;
     struct record r;
-    if (!op_fields(c->op_case, c->put, &key, &value)) {
-        snprintf(a->why, sizeof a->why, "%s",
-                 c->op_case == RAFTKV__KV__COMMAND__OP_CUSTOM ? NO_CUSTOM
-                                                              : "command has no operation");
+    if (!op_fields(c, &key, &value)) {
+        snprintf(a->why, sizeof a->why, "request has no operation");
         return RK_DB_OK;
     }
     /* Only limits every node shares: the configured ones were checked at proposal, and a
@@ -350,15 +344,15 @@ static int run_command(struct apply *a, const Raftkv__Kv__Command *c)
     if (rc)
         return rc;
     switch (c->op_case) {
-    case RAFTKV__KV__COMMAND__OP_PUT:
+    case RAFTKV__KV__REQUEST__OP_PUT:
         return write_value(a, key, value, &r);
-    case RAFTKV__KV__COMMAND__OP_GET:
+    case RAFTKV__KV__REQUEST__OP_GET:
         if (r.found)
             answer_found(a, &r);
         else
             a->resp.code = RAFTKV__KV__CODE__NOT_FOUND;
         return RK_DB_OK;
-    case RAFTKV__KV__COMMAND__OP_DELETE:
+    case RAFTKV__KV__REQUEST__OP_DELETE:
         return op_delete(a, key, &r);
     default:
         return op_cas(a, c->cas, &r);
@@ -370,12 +364,12 @@ static int run_command(struct apply *a, const Raftkv__Kv__Command *c)
 static int apply_command(struct apply *a, const struct raft_entry *e, struct rk_bytes *response,
                          struct rk_bytes *change)
 {
-    Raftkv__Kv__Command *c = raftkv__kv__command__unpack(NULL, e->len, e->data);
+    Raftkv__Kv__Request *c = raftkv__kv__request__unpack(NULL, e->len, e->data);
     int rc = RK_DB_OK;
     if (c)
         rc = run_command(a, c);
     else
-        snprintf(a->why, sizeof a->why, "malformed command: not a kv.proto Command");
+        snprintf(a->why, sizeof a->why, "malformed entry: not a kv.proto Request");
     if (a->why[0]) {
         a->resp.code = RAFTKV__KV__CODE__INVALID;
         a->resp.error = a->why;
@@ -385,7 +379,7 @@ static int apply_command(struct apply *a, const struct raft_entry *e, struct rk_
     if (!rc && a->changed)
         rc = pack(&a->change.base, change);
     if (c)
-        raftkv__kv__command__free_unpacked(c, NULL);
+        raftkv__kv__request__free_unpacked(c, NULL);
     return rc;
 }
 
@@ -440,7 +434,7 @@ int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
         .kv = kv,
         .txn = txn,
         .index = e->index,
-        .resp = RAFTKV__KV__CLIENT_RESPONSE__INIT,
+        .resp = RAFTKV__KV__RESPONSE__INIT,
         .change = RAFTKV__KV__CHANGE_EVENT__INIT,
     };
     int rc = RK_DB_OK;
@@ -465,13 +459,10 @@ static struct raftkv_buf to_buf(struct rk_bytes b)
     return (struct raftkv_buf){b.data, b.len};
 }
 
-static int fsm_validate(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
-                        struct raftkv_buf *result)
+static int fsm_prepare(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                       struct raftkv_prepared *out)
 {
-    struct rk_bytes b;
-    int rc = rk_kv_validate((struct rk_kv *)fsm, request, len, &b);
-    *result = to_buf(b);
-    return rc;
+    return rk_kv_prepare((struct rk_kv *)fsm, request, len, out);
 }
 
 static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
@@ -488,17 +479,11 @@ static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
 }
 
 /* A get served from a read transaction, answered as its apply would answer it. */
-static int fsm_query(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
-                     struct raftkv_buf *result)
+static int fsm_query(struct raftkv_fsm *fsm, void *read, struct raftkv_buf *result)
 {
     struct rk_kv *kv = (struct rk_kv *)fsm;
-    Raftkv__Kv__ClientRequest *req = raftkv__kv__client_request__unpack(NULL, len, request);
-    if (!req || req->op_case != RAFTKV__KV__CLIENT_REQUEST__OP_GET) {
-        if (req)
-            raftkv__kv__client_request__free_unpacked(req, NULL);
-        return RK_KV_EINVALID; /* only gets are read-only */
-    }
-    struct apply a = {.kv = kv, .resp = RAFTKV__KV__CLIENT_RESPONSE__INIT};
+    const Raftkv__Kv__Request *req = read;
+    struct apply a = {.kv = kv, .resp = RAFTKV__KV__RESPONSE__INIT};
     struct record r;
     struct rk_bytes packed = {NULL, 0};
     int rc = rk_db_read_begin(kv->db, &a.txn);
@@ -512,9 +497,14 @@ static int fsm_query(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
             rc = pack(&a.resp.base, &packed); /* before the value's pages go away */
         rk_db_read_end(kv->db, a.txn);
     }
-    raftkv__kv__client_request__free_unpacked(req, NULL);
     *result = to_buf(packed);
     return rc;
+}
+
+static void fsm_read_free(struct raftkv_fsm *fsm, void *read)
+{
+    (void)fsm;
+    raftkv__kv__request__free_unpacked(read, NULL);
 }
 
 static int fsm_persist(struct raftkv_fsm *fsm)
@@ -556,8 +546,6 @@ static const char *fsm_strerror(struct raftkv_fsm *fsm, int err)
 {
     (void)fsm;
     switch (err) {
-    case RK_KV_EINVALID:
-        return "the request is invalid";
     case RK_KV_ESNAPSHOT:
         return "the snapshot is malformed, truncated or fails its checksum";
     case RK_KV_ECALLBACK:
@@ -573,15 +561,17 @@ static void fsm_close(struct raftkv_fsm *fsm)
 }
 
 static const struct raftkv_fsm_ops fsm_ops = {
-    .validate = fsm_validate,
-    .apply = fsm_apply,
+    .prepare = fsm_prepare,
     .query = fsm_query,
+    .read_free = fsm_read_free,
+    .apply = fsm_apply,
     .persist = fsm_persist,
     .applied_index = fsm_applied_index,
     .snapshot = fsm_snapshot,
     .restore = fsm_restore,
     .strerror = fsm_strerror,
     .close = fsm_close,
+    .event_topic = "kv/",
 };
 
 int rk_kv_fsm_open(struct rk_db *db, const struct rk_kv_limits *limits, struct raftkv_fsm **out)

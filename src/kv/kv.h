@@ -1,5 +1,5 @@
 /*
- * The KV state machine: applies committed entries (kv.proto Command) to LMDB, in the batch
+ * The KV state machine: applies committed entries (packed kv.proto Requests) to LMDB, in the batch
  * transactions of db.h. Writes are kept in memory (overlay.h) and stored every
  * persist_entries entries or fewer (or persist_bytes bytes) together with the applied index, so the
  * stored state is always the state at its applied index; a restart re-applies the entries after it
@@ -31,7 +31,6 @@ struct rk_kv_limits {
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
-#define RK_KV_EINVALID 100  /* validate rejected the request (the answer is in *result) */
 #define RK_KV_ESNAPSHOT 101 /* restore: the stream is malformed, truncated or fails its CRC */
 #define RK_KV_ECALLBACK 102 /* the snapshot's emit or restore's read function failed */
 
@@ -39,10 +38,10 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
  * The KV store as a raftkv_fsm (include/raftkv/fsm.h): the node's only way in. The ops
  * are thin adapters over the functions of kv_private.h (which tests/kv also call directly):
  *
- *   validate       rk_kv_validate.
+ *   prepare        rk_kv_prepare.
+ *   query          a get, answered from the overlay or one LMDB read transaction;
+ *                  read_free frees the request prepare parsed.
  *   apply          rk_kv_apply in rk_db_current_txn(db) (RK_DB_EIO outside rk_db_write).
- *                  A Command's custom op is answered INVALID: "the KV store has no custom
- *                  operations".
  *   persist        rk_kv_persist in rk_db_current_txn(db).
  *   applied_index  rk_kv_applied_index.
  *   snapshot       call on a background thread (see rk_db_read_begin: emit must never wait

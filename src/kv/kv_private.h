@@ -27,19 +27,20 @@ void rk_kv_close(struct rk_kv *kv);
  * rk_db_write (on its thread) as the batch left it so far. */
 int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
 
-/* Checks a packed kv.proto ClientRequest against the limits before it is proposed.
- * Returns 0 if acceptable; otherwise RK_KV_EINVALID with *response filled with a packed
- * ClientResponse (code INVALID, a clear error) for the client, or RK_DB_ENOMEM. */
-int rk_kv_validate(struct rk_kv *kv, const uint8_t *req, size_t len, struct rk_bytes *response);
+/* Parses a packed kv.proto Request (the fsm's prepare, fsm.h): a get becomes a read (the
+ * parsed request, freed by raftkv__kv__request__free_unpacked), a put, delete or cas a
+ * proposal of the request's own bytes; one that breaks the limits is refused with the
+ * limit named in why. Returns 0. */
+int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftkv_prepared *out);
 
 /* Applies one committed entry inside the current rk_db_write transaction: normal entries
- * carry a packed Command; no-op and config entries only move the applied index. Its
+ * carry a packed kv.proto Request; no-op and config entries only move the applied index. Its
  * writes go to the overlay, which is stored (rk_kv_persist, in the same transaction) once
  * between half and all of limits.persist_entries entries (drawn at random for each store)
  * were applied since it last was. An entry at or below the
  * applied index is skipped (nothing returned). Returns an rk_db_err (the
  * write fn can return it as is); on error nothing is returned in response/change.
- * *response gets the packed ClientResponse for the proposing client (empty for no-ops);
+ * *response gets the packed kv.proto Response for the proposing client (empty for no-ops);
  * *change gets a packed ChangeEvent when the entry changed a key (empty otherwise).
  * A malformed command is answered INVALID and applied as a no-op: every node does the same. */
 int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,

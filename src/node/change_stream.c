@@ -4,7 +4,7 @@
  * Subscribers may miss messages (NNG pub/sub drops for slow readers); revisions let them
  * notice.
  */
-#include "kv.pb-c.h"
+#include "client.pb-c.h"
 #include "node/log.h"
 #include "node/node_internal.h"
 #include "transport/transport.h"
@@ -15,7 +15,7 @@ void changes__publish(struct rk_node *n, const struct raftkv_buf *events, size_t
         return;
     for (size_t i = 0; i < count; i++)
         if (events[i].len)
-            rk_publisher_send(n->pub, RK_TOPIC_KV, events[i].data, events[i].len);
+            rk_publisher_send(n->pub, n->fsm->ops->event_topic, events[i].data, events[i].len);
 }
 
 void changes__leader(struct rk_node *n)
@@ -28,10 +28,10 @@ void changes__leader(struct rk_node *n)
         rk_info("leader is %llu", (unsigned long long)n->view.leader);
     if (!n->pub)
         return;
-    Raftkv__Kv__LeaderEvent ev = RAFTKV__KV__LEADER_EVENT__INIT;
+    Raftkv__Client__LeaderEvent ev = RAFTKV__CLIENT__LEADER_EVENT__INIT;
     ev.term = n->view.term;
     ev.leader_id = n->view.leader;
     uint8_t buf[32];
-    size_t len = raftkv__kv__leader_event__pack(&ev, buf);
+    size_t len = raftkv__client__leader_event__pack(&ev, buf);
     rk_publisher_send(n->pub, RK_TOPIC_LEADER, buf, len);
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv.pb-c.h"
+#include "client.pb-c.h"
 #include "node/log.h"
 #include "node/node_internal.h"
 #include "transport/transport.h"
@@ -36,27 +36,27 @@ void clients__on_request(void *arg, struct rk_client_call *call, const uint8_t *
     rk_queue_push(&n->queue, &ev->item);
 }
 
-/* ---- Replies. ---- */
+/* ---- Replies: the envelope of client.proto around the state machine's answers. ---- */
 
 static void reply_response(struct rk_node *n, struct rk_client_call *call,
-                           const Raftkv__Kv__ClientResponse *resp)
+                           const Raftkv__Client__Response *resp)
 {
-    size_t len = raftkv__kv__client_response__get_packed_size(resp);
+    size_t len = raftkv__client__response__get_packed_size(resp);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) {
         rk_error("out of memory packing a client response");
         rk_client_server_reply(n->clients, call, NULL, 0);
         return;
     }
-    raftkv__kv__client_response__pack(resp, buf);
+    raftkv__client__response__pack(resp, buf);
     rk_client_server_reply(n->clients, call, buf, len);
     free(buf);
 }
 
-static void reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Kv__Code code,
+static void reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Client__Code code,
                         const char *error)
 {
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.code = code;
     resp.error = (char *)error;
     reply_response(n, call, &resp);
@@ -64,18 +64,18 @@ static void reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__
 
 void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why)
 {
-    reply_error(n, call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+    reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
 }
 
 static void reply_not_leader(struct rk_node *n, struct rk_client_call *call)
 {
-    Raftkv__Kv__NotLeader nl = RAFTKV__KV__NOT_LEADER__INIT;
+    Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
     nl.leader_id = n->view.leader;
     const struct rk_member *m = rk_config_member(n->cfg, n->view.leader);
     if (m && m->client_url)
         nl.leader_address = m->client_url;
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
-    resp.code = RAFTKV__KV__CODE__NOT_LEADER;
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
+    resp.code = RAFTKV__CLIENT__CODE__NOT_LEADER;
     resp.not_leader = &nl;
     resp.error = n->view.leader ? "not the leader" : "no leader known yet";
     reply_response(n, call, &resp);
@@ -83,7 +83,28 @@ static void reply_not_leader(struct rk_node *n, struct rk_client_call *call)
 
 static void reply_status(struct rk_node *n, struct rk_client_call *call)
 {
-    Raftkv__Kv__NodeStatus st = RAFTKV__KV__NODE_STATUS__INIT;
+    struct raft_stats rs;
+    struct rk_transport_stats ts;
+    raft_stats_of(n->raft, &rs);
+    rk_transport_stats(n->transport, &ts);
+    Raftkv__Client__RaftStats raft = RAFTKV__CLIENT__RAFT_STATS__INIT;
+    raft.msgs_dropped_unknown_peer = rs.msgs_dropped_unknown_peer;
+    raft.msgs_dropped_stale_term = rs.msgs_dropped_stale_term;
+    raft.msgs_dropped_malformed = rs.msgs_dropped_malformed;
+    raft.elections_started = rs.elections_started;
+    raft.pre_votes_started = rs.pre_votes_started;
+    raft.leader_stepped_down_no_quorum = rs.leader_stepped_down_no_quorum;
+    raft.append_rejections = rs.append_rejections;
+    raft.snapshots_sent = rs.snapshots_sent;
+    raft.snapshots_installed = rs.snapshots_installed;
+    Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
+    transport.sent = ts.sent;
+    transport.send_dropped = ts.send_dropped;
+    transport.received = ts.received;
+    transport.recv_malformed = ts.recv_malformed;
+    transport.recv_unknown_peer = ts.recv_unknown_peer;
+    transport.recv_oversized = ts.recv_oversized;
+    Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
     st.role = (char *)raft_role_name(n->view.role);
     st.term = n->view.term;
@@ -91,17 +112,23 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     st.commit_index = n->view.commit;
     st.applied_index = n->view.applied;
     st.last_log_index = n->view.last_index;
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
+    st.raft = &raft;
+    st.transport = &transport;
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.status = &st;
     reply_response(n, call, &resp);
 }
 
-static void reply_bytes(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *b)
+/* The state machine's answer, as it is. */
+static void reply_fsm(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *b)
 {
-    if (b->len)
-        rk_client_server_reply(n->clients, call, b->data, b->len);
-    else
-        reply_error(n, call, RAFTKV__KV__CODE__INTERNAL, "the state machine gave no answer");
+    if (!b->len) {
+        reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL, "the state machine gave no answer");
+        return;
+    }
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
+    resp.fsm = (ProtobufCBinaryData){b->len, b->data};
+    reply_response(n, call, &resp);
 }
 
 /* ---- Proposals awaiting commit. ---- */
@@ -143,9 +170,9 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e, const struct
     struct pending *p;
     while ((p = pending_front(n)) && p->index <= e->index) {
         if (p->index == e->index && p->term == e->term)
-            reply_bytes(n, p->call, result);
+            reply_fsm(n, p->call, result);
         else
-            reply_error(n, p->call, RAFTKV__KV__CODE__UNAVAILABLE, "leadership changed, retry");
+            reply_error(n, p->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "leadership changed, retry");
         pending_pop(n);
     }
 }
@@ -154,7 +181,7 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e, const struct
 
 static void read_pop(struct rk_node *n, size_t i)
 {
-    free(n->reads[i].request);
+    n->fsm->ops->read_free(n->fsm, n->reads[i].query);
     memmove(&n->reads[i], &n->reads[i + 1], (n->n_reads - i - 1) * sizeof n->reads[0]);
     n->n_reads--;
 }
@@ -164,14 +191,14 @@ void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads)
     if (n->n_pending)
         rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending, why);
     while (n->n_pending) {
-        reply_error(n, pending_front(n)->call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+        reply_error(n, pending_front(n)->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
         pending_pop(n);
     }
     /* A confirmed read stays valid after a change of leader: its state was current when
      * it was confirmed. */
     for (size_t i = n->n_reads; i-- > 0;) {
         if (all_reads || n->reads[i].index == 0) {
-            reply_error(n, n->reads[i].call, RAFTKV__KV__CODE__UNAVAILABLE, why);
+            reply_error(n, n->reads[i].call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
             read_pop(n, i);
         }
     }
@@ -191,11 +218,11 @@ void clients__reads_serve(struct rk_node *n)
     while (n->n_reads && n->reads[0].index && n->reads[0].index <= applied) {
         struct read *rd = &n->reads[0];
         struct raftkv_buf result = {0};
-        int rc = n->fsm->ops->query(n->fsm, rd->request, rd->len, &result);
+        int rc = n->fsm->ops->query(n->fsm, rd->query, &result);
         if (rc == 0)
-            reply_bytes(n, rd->call, &result);
+            reply_fsm(n, rd->call, &result);
         else
-            reply_error(n, rd->call, RAFTKV__KV__CODE__UNAVAILABLE,
+            reply_error(n, rd->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
                         n->fsm->ops->strerror(n->fsm, rc));
         free(result.data);
         read_pop(n, 0);
@@ -203,35 +230,31 @@ void clients__reads_serve(struct rk_node *n)
 }
 
 /* Raft dissertation §6.4: a read needs no log write, only a confirmation that this node
- * still leads (raft_read_index) and a state machine caught up to the commit index. */
-static void read_request(struct rk_node *n, struct event *ev)
+ * still leads (raft_read_index) and a state machine caught up to the commit index. Takes
+ * query (the state machine's prepared read). */
+static void read_request(struct rk_node *n, struct rk_client_call *call, void *query)
 {
     if (n->n_reads == n->cap_reads) {
         size_t cap = n->cap_reads ? 2 * n->cap_reads : 64;
         struct read *grown = realloc(n->reads, cap * sizeof *grown);
         if (!grown) {
-            reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+            n->fsm->ops->read_free(n->fsm, query);
+            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
             return;
         }
         n->reads = grown;
         n->cap_reads = cap;
     }
-    uint8_t *copy = malloc(ev->len ? ev->len : 1);
-    if (!copy) {
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
-        return;
-    }
-    memcpy(copy, ev->data, ev->len);
     int rc = raft_read_index(n->raft, ++n->last_read_ctx);
     if (rc != RAFT_OK) {
-        free(copy);
+        n->fsm->ops->read_free(n->fsm, query);
         if (rc == RAFT_ENOTLEADER)
-            reply_not_leader(n, ev->call);
+            reply_not_leader(n, call);
         else
-            reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, raft_strerror(rc));
+            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
         return;
     }
-    n->reads[n->n_reads++] = (struct read){n->last_read_ctx, 0, ev->call, copy, ev->len};
+    n->reads[n->n_reads++] = (struct read){n->last_read_ctx, 0, call, query};
 }
 
 /* ---- Requests. ---- */
@@ -252,98 +275,70 @@ static bool storage_nearly_full(struct rk_node *n)
     return full;
 }
 
-/* The request's operation as a replicated Command (same fields, without status). */
-static int command_pack(const Raftkv__Kv__ClientRequest *req, uint8_t **out, size_t *out_len)
+/* Proposes entry (the request's own bytes when the state machine left it empty) and
+ * keeps the call until it commits. */
+static void propose(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *entry,
+                    ProtobufCBinaryData request)
 {
-    Raftkv__Kv__Command cmd = RAFTKV__KV__COMMAND__INIT;
-    cmd.client_id = req->client_id;
-    cmd.sequence = req->sequence;
-    switch (req->op_case) {
-    case RAFTKV__KV__CLIENT_REQUEST__OP_PUT:
-        cmd.op_case = RAFTKV__KV__COMMAND__OP_PUT;
-        cmd.put = req->put;
-        break;
-    case RAFTKV__KV__CLIENT_REQUEST__OP_GET:
-        cmd.op_case = RAFTKV__KV__COMMAND__OP_GET;
-        cmd.get = req->get;
-        break;
-    case RAFTKV__KV__CLIENT_REQUEST__OP_DELETE:
-        cmd.op_case = RAFTKV__KV__COMMAND__OP_DELETE;
-        cmd.delete_ = req->delete_;
-        break;
-    case RAFTKV__KV__CLIENT_REQUEST__OP_CAS:
-        cmd.op_case = RAFTKV__KV__COMMAND__OP_CAS;
-        cmd.cas = req->cas;
-        break;
-    case RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM:
-        cmd.op_case = RAFTKV__KV__COMMAND__OP_CUSTOM;
-        cmd.custom = req->custom;
-        break;
-    default:
-        return -1;
-    }
-    *out_len = raftkv__kv__command__get_packed_size(&cmd);
-    *out = malloc(*out_len ? *out_len : 1);
-    if (!*out)
-        return -1;
-    raftkv__kv__command__pack(&cmd, *out);
-    return 0;
-}
-
-static void propose_request(struct rk_node *n, struct event *ev,
-                            const Raftkv__Kv__ClientRequest *req)
-{
-    struct raftkv_buf invalid = {0};
-    int rc = n->fsm->ops->validate(n->fsm, ev->data, ev->len, &invalid);
-    if (rc != 0 && invalid.len)
-        reply_bytes(n, ev->call, &invalid);
-    else if (rc != 0)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, n->fsm->ops->strerror(n->fsm, rc));
-    free(invalid.data);
-    if (rc != 0)
-        return;
-    uint8_t *cmd;
-    size_t len;
-    if (command_pack(req, &cmd, &len) != 0) {
-        reply_error(n, ev->call, RAFTKV__KV__CODE__INTERNAL, "out of memory");
-        return;
-    }
+    const uint8_t *data = entry->len ? entry->data : request.data;
+    size_t len = entry->len ? entry->len : request.len;
     raft_index index;
     raft_term term;
-    rc = raft_propose(n->raft, cmd, len, &index, &term);
-    free(cmd);
+    int rc = raft_propose(n->raft, data, len, &index, &term);
     if (rc == RAFT_ENOTLEADER)
-        reply_not_leader(n, ev->call);
+        reply_not_leader(n, call);
     else if (rc == RAFT_ETOOBIG)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "request too large");
+        reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, "request too large");
     else if (rc != RAFT_OK)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, raft_strerror(rc));
-    else if (pending_push(n, index, term, ev->call) != 0)
+        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
+    else if (pending_push(n, index, term, call) != 0)
         /* The entry may still commit; the client retries and sees the result then. */
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "out of memory");
+        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
+}
+
+/* A request for the state machine, on the leader: prepare says what to do with it. */
+static void fsm_request(struct rk_node *n, struct rk_client_call *call, ProtobufCBinaryData request)
+{
+    struct raftkv_prepared p;
+    int rc = n->fsm->ops->prepare(n->fsm, request.data, request.len, &p);
+    if (rc != 0) {
+        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, n->fsm->ops->strerror(n->fsm, rc));
+        return;
+    }
+    switch (p.kind) {
+    case RAFTKV_PREPARE_REFUSE:
+        reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, p.why);
+        break;
+    case RAFTKV_PREPARE_READ:
+        read_request(n, call, p.read); /* served even when storage is full: it writes nothing */
+        break;
+    case RAFTKV_PREPARE_PROPOSE:
+        if (storage_nearly_full(n))
+            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
+        else
+            propose(n, call, &p.entry, request);
+        free(p.entry.data);
+        break;
+    }
 }
 
 void clients__handle(struct rk_node *n, struct event *ev)
 {
-    Raftkv__Kv__ClientRequest *req = raftkv__kv__client_request__unpack(NULL, ev->len, ev->data);
+    Raftkv__Client__Request *req = raftkv__client__request__unpack(NULL, ev->len, ev->data);
     if (!req) {
         rk_debug("malformed client request (%zu bytes)", ev->len);
-        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "malformed request");
+        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "malformed request");
         return;
     }
-    if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
+    if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS)
         reply_status(n, ev->call);
-    else if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP__NOT_SET)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__INVALID, "request without an operation");
+    else if (req->body_case != RAFTKV__CLIENT__REQUEST__BODY_FSM)
+        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "request without a body");
     else if (n->held)
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
+        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
     else if (raft_role_of(n->raft) != RAFT_LEADER)
         reply_not_leader(n, ev->call);
-    else if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_GET && n->fsm->ops->query)
-        read_request(n, ev); /* served even when storage is full: it writes nothing */
-    else if (storage_nearly_full(n))
-        reply_error(n, ev->call, RAFTKV__KV__CODE__UNAVAILABLE, "storage full");
     else
-        propose_request(n, ev, req);
-    raftkv__kv__client_request__free_unpacked(req, NULL);
+        fsm_request(n, ev->call, req->fsm);
+    raftkv__client__request__free_unpacked(req, NULL);
 }

@@ -45,8 +45,7 @@ struct read {
     uint64_t ctx;
     raft_index index;
     struct rk_client_call *call;
-    uint8_t *request;
-    size_t len;
+    void *query; /* the state machine's prepared read (fsm.h) */
 };
 
 /* A proposal waiting for its entry to commit: it succeeded iff the entry committed at

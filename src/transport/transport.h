@@ -89,11 +89,11 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
 void rk_client_server_stop(struct rk_client_server *s);
 
 /*
- * Change stream: an NNG pub socket. Each message is the topic followed by a packed
- * kv.proto message: "kv/" + ChangeEvent, "leader/" + LeaderEvent. Subscribers filter by
+ * Change stream: an NNG pub socket. Each message is a topic followed by a payload: the
+ * state machine's events under its own topic (fsm.h, event_topic; raftd's KV store: "kv/"
+ * + kv.proto ChangeEvent), and "leader/" + client.proto LeaderEvent. Subscribers filter by
  * topic prefix.
  */
-#define RK_TOPIC_KV "kv/"
 #define RK_TOPIC_LEADER "leader/"
 
 struct rk_publisher;

@@ -110,7 +110,7 @@ TEST(many_in_flight_each_completes_once)
         CHECK_EQ(t.revision[i], 9);
     }
     CHECK_EQ(fake_node_requests(&n), OPS);
-    CHECK_EQ(n.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_PUT);
+    CHECK_EQ(n.last_op, RAFTKV__KV__REQUEST__OP_PUT);
     raftkv_client_close(c);
     /* No callback ran twice, also not during close. */
     for (unsigned i = 0; i < OPS; i++)
@@ -134,7 +134,7 @@ TEST(results_reach_the_callback)
     CHECK(tally_wait(&t, 1));
     CHECK_EQ(t.status[0], RAFTKV_OK);
     CHECK(strcmp(t.value[0], "hello") == 0);
-    CHECK_EQ(n.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_GET);
+    CHECK_EQ(n.last_op, RAFTKV__KV__REQUEST__OP_GET);
 
     n.code = RAFTKV__KV__CODE__CAS_MISMATCH;
     n.value = "now";
@@ -152,7 +152,7 @@ TEST(results_reach_the_callback)
     CHECK_EQ(raftkv_delete_async(c, "k", 1, on_done, &refs[2]), RAFTKV_OK);
     CHECK(tally_wait(&t, 3));
     CHECK_EQ(t.status[2], RAFTKV_NOT_FOUND);
-    CHECK_EQ(n.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
+    CHECK_EQ(n.last_op, RAFTKV__KV__REQUEST__OP_DELETE);
 
     n.code = RAFTKV__KV__CODE__OK;
     CHECK_EQ(raftkv_cas_async(c, "k", 1, NULL, 0, "new", 3, on_done, &refs[3]), RAFTKV_OK);

@@ -42,7 +42,7 @@ TEST(put_get_delete_plain_and_json)
     char out[4096];
     CHECK_EQ(run(out, sizeof out, "--endpoints %s put k v", a.url), 0);
     CHECK(strcmp(out, "OK\n") == 0);
-    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_PUT);
+    CHECK_EQ(a.last_op, RAFTKV__KV__REQUEST__OP_PUT);
     CHECK_EQ(run(out, sizeof out, "get k --endpoints=%s", a.url), 0);
     CHECK(strcmp(out, "hello\n") == 0);
     CHECK_EQ(run(out, sizeof out, "--json --endpoints %s get k", a.url), 0);
@@ -50,7 +50,7 @@ TEST(put_get_delete_plain_and_json)
                       "\"create_revision\":2,\"mod_revision\":6}\n") == 0);
     CHECK_EQ(run(out, sizeof out, "--json --endpoints %s delete k", a.url), 0);
     CHECK(strcmp(out, "{\"result\":\"ok\",\"key\":\"k\",\"revision\":6}\n") == 0);
-    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
+    CHECK_EQ(a.last_op, RAFTKV__KV__REQUEST__OP_DELETE);
     fake_node_stop(&a);
 }
 

@@ -28,7 +28,7 @@ static struct raftkv_client *client_for(const char *const *urls, size_t n, unsig
 
 TEST(follows_leader_hint_outside_the_endpoint_list)
 {
-    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
     struct fake_node b = {.code = OK_CODE, .revision = 7};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
@@ -45,7 +45,7 @@ TEST(follows_leader_hint_outside_the_endpoint_list)
     CHECK(a.last_client_id != 0);
     CHECK_EQ(a.last_client_id, b.last_client_id);
     CHECK_EQ(a.last_sequence, b.last_sequence);
-    CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_PUT);
+    CHECK_EQ(b.last_op, RAFTKV__KV__REQUEST__OP_PUT);
     /* The leader is remembered: the next operation goes straight there, with a new sequence. */
     CHECK_EQ(raftkv_put(c, "k", 1, "w", 1, &res), RAFTKV_OK);
     CHECK_EQ(fake_node_requests(&a), 1);
@@ -59,7 +59,7 @@ TEST(follows_leader_hint_outside_the_endpoint_list)
 
 TEST(not_leader_without_hint_tries_another_node)
 {
-    struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
     struct fake_node b = {.code = OK_CODE};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
@@ -68,7 +68,7 @@ TEST(not_leader_without_hint_tries_another_node)
     CHECK(c);
     CHECK_EQ(raftkv_delete(c, "k", 1, NULL), RAFTKV_OK);
     CHECK_EQ(fake_node_requests(&b), 1);
-    CHECK_EQ(b.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_DELETE);
+    CHECK_EQ(b.last_op, RAFTKV__KV__REQUEST__OP_DELETE);
     raftkv_client_close(c);
     fake_node_stop(&a);
     fake_node_stop(&b);
@@ -81,7 +81,7 @@ TEST(useless_hints_are_ignored)
     fake_dead_url(dead, sizeof dead);
     const char *hints[] = {NULL, "not an address", dead};
     for (size_t i = 0; i < 3; i++) {
-        struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_LEADER, .hint = hints[i]};
+        struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER, .hint = hints[i]};
         CHECK_EQ(fake_node_start(&a), 0);
         const char *urls[] = {a.url};
         struct raftkv_client *c = client_for(urls, 1, 4, 30000, 300);
@@ -118,7 +118,7 @@ TEST(fails_over_from_a_dead_endpoint)
 TEST(fails_over_from_a_hung_leader)
 {
     struct fake_node a = {.code = OK_CODE};
-    struct fake_node b = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node b = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
     b.hint = a.url;
@@ -129,7 +129,7 @@ TEST(fails_over_from_a_hung_leader)
     unsigned before = fake_node_requests(&a);
     /* The leader hangs and b takes over; set between requests, so the nodes see it. */
     a.silent = true;
-    b.code = OK_CODE;
+    b.node_code = RAFTKV__CLIENT__CODE__OK;
     CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK);
     CHECK(fake_node_requests(&a) > before); /* the known leader was tried first */
     raftkv_client_close(c);
@@ -140,7 +140,7 @@ TEST(fails_over_from_a_hung_leader)
 TEST(fails_over_from_a_dead_leader)
 {
     struct fake_node a = {.code = OK_CODE};
-    struct fake_node b = {.code = RAFTKV__KV__CODE__NOT_LEADER};
+    struct fake_node b = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
     b.hint = a.url;
@@ -150,7 +150,7 @@ TEST(fails_over_from_a_dead_leader)
     CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK); /* a is now the known leader */
     fake_node_stop(&a);
     b.hint = NULL;
-    b.code = OK_CODE;
+    b.node_code = RAFTKV__CLIENT__CODE__OK;
     CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, NULL), RAFTKV_OK);
     raftkv_client_close(c);
     fake_node_stop(&b);
@@ -174,7 +174,7 @@ TEST(hung_node_times_out_on_every_try)
 
 TEST(gives_up_after_the_attempts)
 {
-    struct fake_node a = {.code = RAFTKV__KV__CODE__UNAVAILABLE, .error = "no leader"};
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE, .error = "no leader"};
     CHECK_EQ(fake_node_start(&a), 0);
     const char *urls[] = {a.url};
     struct raftkv_client *c = client_for(urls, 1, 3, 30000, 3000);
@@ -189,7 +189,7 @@ TEST(gives_up_after_the_attempts)
 
 TEST(backoff_gives_up_within_the_overall_timeout)
 {
-    struct fake_node a = {.code = RAFTKV__KV__CODE__UNAVAILABLE};
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE};
     CHECK_EQ(fake_node_start(&a), 0);
     const char *urls[] = {a.url};
     struct raftkv_client_options o;
@@ -242,7 +242,8 @@ TEST(cas_mismatch_returns_the_current_value)
 TEST(not_found_and_invalid_are_answers_not_retried)
 {
     struct fake_node a = {.code = RAFTKV__KV__CODE__NOT_FOUND};
-    struct fake_node b = {.code = RAFTKV__KV__CODE__INVALID, .error = "key over 4096 bytes"};
+    struct fake_node b = {.node_code = RAFTKV__CLIENT__CODE__INVALID,
+                          .error = "key over 4096 bytes"};
     CHECK_EQ(fake_node_start(&a), 0);
     CHECK_EQ(fake_node_start(&b), 0);
     const char *ua[] = {a.url}, *ub[] = {b.url};
@@ -279,7 +280,7 @@ TEST(status_asks_one_endpoint_once)
     CHECK_EQ(s.commit_index, 10);
     CHECK_EQ(s.applied_index, 9);
     CHECK_EQ(s.last_log_index, 11);
-    CHECK_EQ(a.last_op, RAFTKV__KV__CLIENT_REQUEST__OP_STATUS);
+    CHECK(a.last_was_status);
     CHECK_EQ(raftkv_status(c, 1, &s), RAFTKV_UNAVAILABLE);
     CHECK_EQ(raftkv_status(c, 2, &s), RAFTKV_EUSAGE);
     CHECK_EQ(fake_node_requests(&a), 1);

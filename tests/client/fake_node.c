@@ -1,18 +1,23 @@
 #include "fake_node.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 
-static void fake_record(struct fake_node *n, const Raftkv__Kv__ClientRequest *req)
+static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
+                        const Raftkv__Kv__Request *req)
 {
     nng_mtx_lock(n->mu);
     n->requests++;
-    n->last_client_id = req->client_id;
-    n->last_sequence = req->sequence;
-    n->last_op = req->op_case;
-    if (req->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CAS) {
+    n->last_was_status = env->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
+    n->last_op = req ? req->op_case : 0;
+    if (req) {
+        n->last_client_id = req->client_id;
+        n->last_sequence = req->sequence;
+    }
+    if (req && req->op_case == RAFTKV__KV__REQUEST__OP_CAS) {
         n->last_expect_absent = req->cas->expect_absent;
         snprintf(n->last_expected, sizeof n->last_expected, "%.*s", (int)req->cas->expected.len,
                  (const char *)req->cas->expected.data);
@@ -20,19 +25,33 @@ static void fake_record(struct fake_node *n, const Raftkv__Kv__ClientRequest *re
     nng_mtx_unlock(n->mu);
 }
 
+/* The KV store's answer, packed into out (freed by the caller). */
+static int fake_kv_answer(const struct fake_node *n, ProtobufCBinaryData *out)
+{
+    Raftkv__Kv__Response kv = RAFTKV__KV__RESPONSE__INIT;
+    kv.code = n->code;
+    kv.value.data = (uint8_t *)n->value;
+    kv.value.len = n->value_len;
+    kv.error = (char *)(n->error ? n->error : "");
+    kv.create_revision = n->create_revision;
+    kv.mod_revision = n->mod_revision;
+    kv.revision = n->revision;
+    out->len = raftkv__kv__response__get_packed_size(&kv);
+    out->data = malloc(out->len ? out->len : 1);
+    if (!out->data)
+        return -1;
+    raftkv__kv__response__pack(&kv, out->data);
+    return 0;
+}
+
 static void fake_answer(struct fake_node *n)
 {
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
-    Raftkv__Kv__NotLeader nl = RAFTKV__KV__NOT_LEADER__INIT;
-    Raftkv__Kv__NodeStatus st = RAFTKV__KV__NODE_STATUS__INIT;
-    resp.code = n->code;
-    resp.value.data = (uint8_t *)n->value;
-    resp.value.len = n->value_len;
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
+    Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
+    Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
+    resp.code = n->node_code;
     resp.error = (char *)(n->error ? n->error : "");
-    resp.create_revision = n->create_revision;
-    resp.mod_revision = n->mod_revision;
-    resp.revision = n->revision;
-    if (n->code == RAFTKV__KV__CODE__NOT_LEADER) {
+    if (n->node_code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         nl.leader_address = (char *)(n->hint ? n->hint : "");
         resp.not_leader = &nl;
     }
@@ -45,14 +64,17 @@ static void fake_answer(struct fake_node *n)
         st.applied_index = 9;
         st.last_log_index = 11;
         resp.status = &st;
+    } else if (n->node_code == RAFTKV__CLIENT__CODE__OK && fake_kv_answer(n, &resp.fsm) != 0) {
+        return;
     }
     nng_msg *msg;
-    size_t len = raftkv__kv__client_response__get_packed_size(&resp);
-    if (nng_msg_alloc(&msg, len))
-        return;
-    raftkv__kv__client_response__pack(&resp, nng_msg_body(msg));
-    if (nng_sendmsg(n->sock, msg, 0))
-        nng_msg_free(msg);
+    size_t len = raftkv__client__response__get_packed_size(&resp);
+    if (nng_msg_alloc(&msg, len) == 0) {
+        raftkv__client__response__pack(&resp, nng_msg_body(msg));
+        if (nng_sendmsg(n->sock, msg, 0))
+            nng_msg_free(msg);
+    }
+    free(resp.fsm.data);
 }
 
 static void fake_serve(void *arg)
@@ -60,13 +82,19 @@ static void fake_serve(void *arg)
     struct fake_node *n = arg;
     nng_msg *msg;
     while (nng_recvmsg(n->sock, &msg, 0) == 0) {
-        Raftkv__Kv__ClientRequest *req =
-            raftkv__kv__client_request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+        Raftkv__Client__Request *env =
+            raftkv__client__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
         nng_msg_free(msg);
-        if (!req)
+        if (!env)
             continue;
-        fake_record(n, req);
-        raftkv__kv__client_request__free_unpacked(req, NULL);
+        Raftkv__Kv__Request *req =
+            env->body_case == RAFTKV__CLIENT__REQUEST__BODY_FSM
+                ? raftkv__kv__request__unpack(NULL, env->fsm.len, env->fsm.data)
+                : NULL;
+        fake_record(n, env, req);
+        if (req)
+            raftkv__kv__request__free_unpacked(req, NULL);
+        raftkv__client__request__free_unpacked(env, NULL);
         if (!n->silent)
             fake_answer(n);
     }

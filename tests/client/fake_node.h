@@ -12,14 +12,16 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "client.pb-c.h"
 #include "kv.pb-c.h"
 
 struct fake_node {
     char url[64];
     /* The canned answer; set before clients talk to the node (or under mu). */
-    bool silent; /* receive, never answer: a hung node */
-    Raftkv__Kv__Code code;
-    const char *value; /* with value_len */
+    bool silent;                    /* receive, never answer: a hung node */
+    Raftkv__Client__Code node_code; /* the envelope's: NOT_LEADER, UNAVAILABLE, ... */
+    Raftkv__Kv__Code code;          /* the KV store's answer, with node_code OK */
+    const char *value;              /* with value_len */
     size_t value_len;
     const char *error;
     const char *hint; /* NOT_LEADER: the leader's address, NULL for none */
@@ -30,7 +32,8 @@ struct fake_node {
     nng_mtx *mu;
     unsigned requests;
     uint64_t last_client_id, last_sequence;
-    Raftkv__Kv__ClientRequest__OpCase last_op;
+    Raftkv__Kv__Request__OpCase last_op; /* 0 for a status request */
+    bool last_was_status;
     bool last_expect_absent;
     char last_expected[64];
     nng_socket sock;

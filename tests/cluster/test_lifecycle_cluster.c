@@ -1,8 +1,9 @@
 /*
  * The state-machine API in a real cluster: lifecycled (raftd's node with the lifecycle
- * machine of tests/lifecycle) takes ClientRequest.custom transitions, answers refused ones
- * INVALID with the reason and the current state, refuses KV operations, and takes
- * snapshots, compacts, installs a snapshot on a wiped follower and restarts from them.
+ * machine of tests/lifecycle) takes transitions in its own protocol inside the node's
+ * envelope, answers refused ones INVALID with the reason and the current state, refuses KV
+ * operations, publishes its own events, and takes snapshots, compacts, installs a snapshot
+ * on a wiped follower and restarts from them.
  */
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "kv.pb-c.h"
+#include "client.pb-c.h"
 #include "test.h"
 
 #define WAIT_MS 10000
@@ -22,68 +23,65 @@
 static const char SNAPSHOT_OFTEN[] = "snapshot_entries = 4\nsnapshot_trailing_entries = 1\n";
 
 /* One request to one node; the answer, or NULL if none came. */
-static Raftkv__Kv__ClientResponse *request_once(const char *url, const uint8_t *req, size_t len)
+static Raftkv__Client__Response *request_once(const char *url, const uint8_t *req, size_t len)
 {
     nng_socket s;
     if (nng_req0_open(&s) != 0)
         return NULL;
-    Raftkv__Kv__ClientResponse *resp = NULL;
+    Raftkv__Client__Response *resp = NULL;
     char *buf = NULL;
     size_t got = 0;
     if (nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000) == 0 && nng_dial(s, url, NULL, 0) == 0 &&
         nng_send(s, (void *)req, len, 0) == 0 && nng_recv(s, &buf, &got, NNG_FLAG_ALLOC) == 0)
-        resp = raftkv__kv__client_response__unpack(NULL, got, (uint8_t *)buf);
+        resp = raftkv__client__response__unpack(NULL, got, (uint8_t *)buf);
     if (buf)
         nng_free(buf, got);
     nng_close(s);
     return resp;
 }
 
-/* Asks the leader for state `name`; retries while no leader answers. */
-static Raftkv__Kv__ClientResponse *transition(struct cluster *c, const char *name)
+/* Asks the leader for state `name`; retries while no leader answers. The answer as text:
+ * the machine's own ("OK <state> <index>", "INVALID <state>: <why>"), or "REFUSED: <why>"
+ * when the node refused it before proposing. False if no leader answered. */
+static bool transition(struct cluster *c, const char *name, char *answer, size_t cap)
 {
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM;
-    req.custom = (ProtobufCBinaryData){strlen(name), (uint8_t *)name};
+    Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
+    req.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
+    req.fsm = (ProtobufCBinaryData){strlen(name), (uint8_t *)name};
     uint8_t buf[128];
-    size_t len = raftkv__kv__client_request__pack(&req, buf);
+    size_t len = raftkv__client__request__pack(&req, buf);
     uint64_t deadline = now_ms() + WAIT_MS;
     while (now_ms() < deadline) {
         uint64_t leader = cluster_wait_leader(c, WAIT_MS);
-        Raftkv__Kv__ClientResponse *resp =
+        Raftkv__Client__Response *resp =
             leader ? request_once(c->nodes[leader - 1].client_url, buf, len) : NULL;
-        if (resp && resp->code != RAFTKV__KV__CODE__NOT_LEADER &&
-            resp->code != RAFTKV__KV__CODE__UNAVAILABLE)
-            return resp;
+        bool done = resp && resp->code != RAFTKV__CLIENT__CODE__NOT_LEADER &&
+                    resp->code != RAFTKV__CLIENT__CODE__UNAVAILABLE;
+        if (done && resp->code == RAFTKV__CLIENT__CODE__OK)
+            snprintf(answer, cap, "%.*s", (int)resp->fsm.len, (const char *)resp->fsm.data);
+        else if (done)
+            snprintf(answer, cap, "REFUSED: %s", resp->error);
         if (resp)
-            raftkv__kv__client_response__free_unpacked(resp, NULL);
+            raftkv__client__response__free_unpacked(resp, NULL);
+        if (done)
+            return true;
         sleep_ms(20);
     }
-    return NULL;
+    return false;
 }
 
-static bool bytes_are(ProtobufCBinaryData b, const char *s)
+/* Asks for name and checks that the answer starts with want. *index gets the index of an
+ * accepted one. */
+static bool expect(struct cluster *c, const char *name, const char *want, uint64_t *index)
 {
-    return b.len == strlen(s) && memcmp(b.data, s, b.len) == 0;
-}
-
-/* Asks for name and checks the answer: code, value (the new or current state) and, for
- * a refusal, part of the reason. *index gets the revision of an accepted one. */
-static bool expect(struct cluster *c, const char *name, Raftkv__Kv__Code code, const char *value,
-                   const char *reason, uint64_t *index)
-{
-    Raftkv__Kv__ClientResponse *resp = transition(c, name);
-    bool ok = resp && resp->code == code && bytes_are(resp->value, value) &&
-              (!reason || (resp->error && strstr(resp->error, reason)));
+    char answer[256] = "no answer";
+    bool ok =
+        transition(c, name, answer, sizeof answer) && strncmp(answer, want, strlen(want)) == 0;
     if (!ok)
-        fprintf(stderr, "%s: got code %d value \"%.*s\" error \"%s\"; want %d \"%s\" (%s)\n", name,
-                resp ? (int)resp->code : -1, resp ? (int)resp->value.len : 0,
-                resp ? (const char *)resp->value.data : "", resp ? resp->error : "no answer",
-                (int)code, value, reason ? reason : "");
-    if (ok && index)
-        *index = resp->revision;
-    if (resp)
-        raftkv__kv__client_response__free_unpacked(resp, NULL);
+        fprintf(stderr, "%s: got \"%s\"; want \"%s...\"\n", name, answer, want);
+    unsigned long long at = 0;
+    if (ok && index && sscanf(answer, "OK %*s %llu", &at) == 1)
+        *index = at;
     return ok;
 }
 
@@ -94,29 +92,30 @@ static bool cycle(struct cluster *c, int *at, int steps, uint64_t *index)
 {
     for (int i = 0; i < steps; i++) {
         *at = (*at + 1) % 3;
-        REQUIRE(expect(c, CYCLE[*at], RAFTKV__KV__CODE__OK, CYCLE[*at], NULL, index));
+        char want[32];
+        snprintf(want, sizeof want, "OK %s ", CYCLE[*at]);
+        REQUIRE(expect(c, CYCLE[*at], want, index));
     }
     return true;
 }
 
-/* The next change event on sub within its receive timeout, as (state, revision). */
+/* The next event on sub within its receive timeout ("lifecycle/<state> <index>"), as
+ * (state, revision). */
 static bool next_event(nng_socket sub, char *state, size_t len, uint64_t *revision)
 {
     char *buf;
     size_t got;
     if (nng_recv(sub, &buf, &got, NNG_FLAG_ALLOC) != 0)
         return false;
-    Raftkv__Kv__ChangeEvent *ev =
-        got > 3 ? raftkv__kv__change_event__unpack(NULL, got - 3, (uint8_t *)buf + 3) : NULL;
+    char text[64], name[16];
+    snprintf(text, sizeof text, "%.*s", (int)got, buf);
     nng_free(buf, got);
-    bool ok = ev && bytes_are(ev->key, "state") && ev->value.len < len;
+    unsigned long long rev;
+    bool ok = sscanf(text, "lifecycle/%15s %llu", name, &rev) == 2 && strlen(name) < len;
     if (ok) {
-        memcpy(state, ev->value.data, ev->value.len);
-        state[ev->value.len] = '\0';
-        *revision = ev->revision;
+        snprintf(state, len, "%s", name);
+        *revision = rev;
     }
-    if (ev)
-        raftkv__kv__change_event__free_unpacked(ev, NULL);
     return ok;
 }
 
@@ -142,17 +141,15 @@ static bool scenario_lifecycle(struct cluster *c)
     uint64_t index = 0;
     int at = 0;
     /* Refusals carry the reason and the current state. */
-    REQUIRE(expect(c, "stopped", RAFTKV__KV__CODE__INVALID, "init",
-                   "cannot go from init to stopped", NULL));
-    REQUIRE(expect(c, "bogus", RAFTKV__KV__CODE__INVALID, "init", "unknown state", NULL));
+    REQUIRE(expect(c, "stopped", "INVALID init: cannot go from init to stopped", NULL));
+    REQUIRE(expect(c, "bogus", "REFUSED: unknown state", NULL));
     REQUIRE(cycle(c, &at, 1, &index));
-    REQUIRE(expect(c, "init", RAFTKV__KV__CODE__INVALID, "running",
-                   "cannot go from running to init", NULL));
+    REQUIRE(expect(c, "init", "INVALID running: cannot go from running to init", NULL));
     /* The KV operations are not this machine's. */
     struct raftkv_result res;
     memset(&res, 0, sizeof res);
     int rc = raftkv_put(c->client, "k", 1, "v", 1, &res);
-    bool refused = rc == RAFTKV_INVALID && strstr(res.error, "only custom operations");
+    bool refused = rc == RAFTKV_INVALID && strstr(res.error, "unknown state");
     if (!refused)
         fprintf(stderr, "put: status %d (%s)\n", rc, res.error);
     raftkv_result_free(&res);
@@ -172,7 +169,7 @@ static bool scenario_lifecycle(struct cluster *c)
     REQUIRE(cluster_log_contains(c, wiped, "installed the snapshot"));
     nng_socket sub;
     REQUIRE(nng_sub0_open(&sub) == 0);
-    bool ok = nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "kv/", 3) == 0 &&
+    bool ok = nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "lifecycle/", 10) == 0 &&
               nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 200) == 0 &&
               nng_dial(sub, c->nodes[wiped - 1].pub_url, NULL, 0) == 0 &&
               sub_sync(c, sub, &at, &index) &&
@@ -196,9 +193,9 @@ static bool scenario_lifecycle(struct cluster *c)
         REQUIRE(cluster_stop(c, i, SIGKILL) == -1);
     REQUIRE(cluster_start_all(c));
     const char *current = CYCLE[at], *wrong = CYCLE[(at + 2) % 3];
-    char reason[64];
-    snprintf(reason, sizeof reason, "cannot go from %s to %s", current, wrong);
-    REQUIRE(expect(c, wrong, RAFTKV__KV__CODE__INVALID, current, reason, NULL));
+    char want[96];
+    snprintf(want, sizeof want, "INVALID %s: cannot go from %s to %s", current, current, wrong);
+    REQUIRE(expect(c, wrong, want, NULL));
     REQUIRE(cycle(c, &at, 3, &index));
     return true;
 }

@@ -1,4 +1,4 @@
-/* Packed kv.proto commands for the KV tests, and snapshots in memory. */
+/* Packed kv.proto requests for the KV tests, and snapshots in memory. */
 #ifndef RAFTKV_TESTS_KV_COMMANDS_H
 #define RAFTKV_TESTS_KV_COMMANDS_H
 
@@ -10,7 +10,7 @@
 
 #define B(s) ((ProtobufCBinaryData){strlen(s), (uint8_t *)(s)})
 
-/* A packed Command or ClientRequest (same field numbers) with one op. */
+/* A packed kv.proto Request with one op: what a client sends and an entry holds. */
 static inline struct rk_bytes pack_request(const ProtobufCMessage *m)
 {
     struct rk_bytes b = {NULL, protobuf_c_message_get_packed_size(m)};
@@ -22,10 +22,10 @@ static inline struct rk_bytes pack_request(const ProtobufCMessage *m)
 static inline struct rk_bytes cmd_put(const char *key, const char *value)
 {
     Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
     put.key = B(key);
     put.value = B(value);
-    c.op_case = RAFTKV__KV__COMMAND__OP_PUT;
+    c.op_case = RAFTKV__KV__REQUEST__OP_PUT;
     c.put = &put;
     return pack_request(&c.base);
 }
@@ -33,9 +33,9 @@ static inline struct rk_bytes cmd_put(const char *key, const char *value)
 static inline struct rk_bytes cmd_get(const char *key)
 {
     Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
     get.key = B(key);
-    c.op_case = RAFTKV__KV__COMMAND__OP_GET;
+    c.op_case = RAFTKV__KV__REQUEST__OP_GET;
     c.get = &get;
     return pack_request(&c.base);
 }
@@ -43,9 +43,9 @@ static inline struct rk_bytes cmd_get(const char *key)
 static inline struct rk_bytes cmd_delete(const char *key)
 {
     Raftkv__Kv__Delete del = RAFTKV__KV__DELETE__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
     del.key = B(key);
-    c.op_case = RAFTKV__KV__COMMAND__OP_DELETE;
+    c.op_case = RAFTKV__KV__REQUEST__OP_DELETE;
     c.delete_ = &del;
     return pack_request(&c.base);
 }
@@ -54,21 +54,13 @@ static inline struct rk_bytes cmd_delete(const char *key)
 static inline struct rk_bytes cmd_cas(const char *key, const char *expected, const char *new_value)
 {
     Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
     cas.key = B(key);
     cas.expect_absent = expected == NULL;
     cas.expected = B(expected ? expected : "");
     cas.new_value = B(new_value);
-    c.op_case = RAFTKV__KV__COMMAND__OP_CAS;
+    c.op_case = RAFTKV__KV__REQUEST__OP_CAS;
     c.cas = &cas;
-    return pack_request(&c.base);
-}
-
-static inline struct rk_bytes cmd_custom(const char *payload)
-{
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    c.op_case = RAFTKV__KV__COMMAND__OP_CUSTOM;
-    c.custom = B(payload);
     return pack_request(&c.base);
 }
 

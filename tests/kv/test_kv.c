@@ -49,14 +49,14 @@ static void fixture_end(struct fixture *f)
 
 struct applied {
     int rc;
-    Raftkv__Kv__ClientResponse *resp; /* NULL when the response was empty */
-    Raftkv__Kv__ChangeEvent *change;  /* NULL when nothing changed */
+    Raftkv__Kv__Response *resp;      /* NULL when the response was empty */
+    Raftkv__Kv__ChangeEvent *change; /* NULL when nothing changed */
 };
 
 static void applied_free(struct applied *a)
 {
     if (a->resp)
-        raftkv__kv__client_response__free_unpacked(a->resp, NULL);
+        raftkv__kv__response__free_unpacked(a->resp, NULL);
     if (a->change)
         raftkv__kv__change_event__free_unpacked(a->change, NULL);
 }
@@ -84,7 +84,7 @@ static struct applied apply_entry(struct fixture *f, const struct raft_entry *e,
     struct applied out = {0};
     out.rc = rk_db_write(f->db, apply_fn, &a);
     if (a.response.len)
-        out.resp = raftkv__kv__client_response__unpack(NULL, a.response.len, a.response.data);
+        out.resp = raftkv__kv__response__unpack(NULL, a.response.len, a.response.data);
     if (a.change.len)
         out.change = raftkv__kv__change_event__unpack(NULL, a.change.len, a.change.data);
     rk_bytes_free(&a.response);
@@ -363,67 +363,69 @@ TEST(applies_across_map_growth)
 static struct rk_bytes request(int op_case, ProtobufCBinaryData key, ProtobufCBinaryData value)
 {
     Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
+    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
     Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
-    Raftkv__Kv__StatusRequest status = RAFTKV__KV__STATUS_REQUEST__INIT;
-    Raftkv__Kv__ClientRequest r = RAFTKV__KV__CLIENT_REQUEST__INIT;
+    Raftkv__Kv__Request r = RAFTKV__KV__REQUEST__INIT;
     r.op_case = op_case;
-    if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_PUT) {
+    if (op_case == RAFTKV__KV__REQUEST__OP_PUT) {
         put.key = key;
         put.value = value;
         r.put = &put;
-    } else if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CAS) {
+    } else if (op_case == RAFTKV__KV__REQUEST__OP_CAS) {
         cas.key = key;
         cas.expected = value;
         cas.new_value = B("x");
         r.cas = &cas;
-    } else {
-        r.status = &status;
+    } else if (op_case == RAFTKV__KV__REQUEST__OP_GET) {
+        get.key = key;
+        r.get = &get;
     }
     return pack_request(&r.base);
 }
 
-/* rk_kv_validate's verdict; on rejection checks the response names why. */
-static int validate(struct rk_kv *kv, struct rk_bytes req, const char *why)
+/* rk_kv_prepare's verdict (a raftkv_prepare_kind); a refusal must name why. A proposal is
+ * of the request's own bytes; a read is freed here. */
+static int prepare(struct rk_kv *kv, struct rk_bytes req, const char *why)
 {
-    struct rk_bytes resp;
-    int rc = rk_kv_validate(kv, req.data, req.len, &resp);
+    struct raftkv_prepared p;
+    int rc = rk_kv_prepare(kv, req.data, req.len, &p);
     free(req.data);
-    if (rc == RK_KV_EINVALID) {
-        Raftkv__Kv__ClientResponse *r =
-            raftkv__kv__client_response__unpack(NULL, resp.len, resp.data);
-        if (!r || r->code != RAFTKV__KV__CODE__INVALID || !why || !strstr(r->error, why))
-            rc = -1;
-        if (r)
-            raftkv__kv__client_response__free_unpacked(r, NULL);
-    }
-    rk_bytes_free(&resp);
-    return rc;
+    if (rc)
+        return -1;
+    if (p.kind == RAFTKV_PREPARE_REFUSE && (!why || !strstr(p.why, why)))
+        return -2;
+    if (p.kind == RAFTKV_PREPARE_PROPOSE && p.entry.len)
+        return -3;
+    if (p.kind == RAFTKV_PREPARE_READ)
+        raftkv__kv__request__free_unpacked(p.read, NULL);
+    return (int)p.kind;
 }
 
-TEST(validate_limits)
+TEST(prepare_limits)
 {
     struct fixture f;
     struct rk_kv_limits lim = {.max_key_bytes = 16, .max_value_bytes = 32};
     CHECK(fixture_start(&f, &lim));
-    const int PUT = RAFTKV__KV__CLIENT_REQUEST__OP_PUT, CAS = RAFTKV__KV__CLIENT_REQUEST__OP_CAS;
+    const int PUT = RAFTKV__KV__REQUEST__OP_PUT, CAS = RAFTKV__KV__REQUEST__OP_CAS;
+    const int PROPOSE = RAFTKV_PREPARE_PROPOSE, REFUSE = RAFTKV_PREPARE_REFUSE;
     char big[64];
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     ProtobufCBinaryData k16 = {16, (uint8_t *)big}, k17 = {17, (uint8_t *)big};
     ProtobufCBinaryData v32 = {32, (uint8_t *)big}, v33 = {33, (uint8_t *)big};
-    CHECK_EQ(validate(f.kv, request(PUT, k16, v32), NULL), 0);
-    CHECK_EQ(validate(f.kv, request(PUT, B(""), v32), "empty key"), RK_KV_EINVALID);
-    CHECK_EQ(validate(f.kv, request(PUT, k17, v32), "17 bytes, over the 16-byte key limit"),
-             RK_KV_EINVALID);
-    CHECK_EQ(validate(f.kv, request(PUT, k16, v33), "max_value_bytes"), RK_KV_EINVALID);
-    CHECK_EQ(validate(f.kv, request(CAS, k16, v33), "33 bytes, over the 32-byte value"),
-             RK_KV_EINVALID);
-    CHECK_EQ(validate(f.kv, request(RAFTKV__KV__CLIENT_REQUEST__OP_STATUS, B(""), B("")), NULL), 0);
-    CHECK_EQ(validate(f.kv, request(0, B(""), B("")), "no operation"), RK_KV_EINVALID);
+    CHECK_EQ(prepare(f.kv, request(PUT, k16, v32), NULL), PROPOSE);
+    CHECK_EQ(prepare(f.kv, request(PUT, B(""), v32), "empty key"), REFUSE);
+    CHECK_EQ(prepare(f.kv, request(PUT, k17, v32), "17 bytes, over the 16-byte key limit"), REFUSE);
+    CHECK_EQ(prepare(f.kv, request(PUT, k16, v33), "max_value_bytes"), REFUSE);
+    CHECK_EQ(prepare(f.kv, request(CAS, k16, v33), "33 bytes, over the 32-byte value"), REFUSE);
+    CHECK_EQ(prepare(f.kv, request(RAFTKV__KV__REQUEST__OP_GET, k16, B("")), NULL),
+             RAFTKV_PREPARE_READ);
+    CHECK_EQ(prepare(f.kv, request(RAFTKV__KV__REQUEST__OP_GET, k17, B("")), "key limit"), REFUSE);
+    CHECK_EQ(prepare(f.kv, request(0, B(""), B("")), "no operation"), REFUSE);
     uint8_t junk[] = {0x52, 0xff, 0xff};
     struct rk_bytes j = {malloc(sizeof junk), sizeof junk};
     memcpy(j.data, junk, sizeof junk);
-    CHECK_EQ(validate(f.kv, j, "malformed"), RK_KV_EINVALID);
+    CHECK_EQ(prepare(f.kv, j, "malformed"), REFUSE);
     fixture_end(&f);
 
     /* a configured key limit above what LMDB can store is capped to it */
@@ -432,11 +434,11 @@ TEST(validate_limits)
     char key[600];
     memset(key, 'k', sizeof key);
     ProtobufCBinaryData k600 = {sizeof key, (uint8_t *)key};
-    CHECK_EQ(validate(f.kv, request(PUT, k600, B("v")), "key limit"), RK_KV_EINVALID);
+    CHECK_EQ(prepare(f.kv, request(PUT, k600, B("v")), "key limit"), REFUSE);
     fixture_end(&f);
 }
 
 TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_semantics),
           TEST_REF(malformed_and_noop_entries_advance_applied_index),
           TEST_REF(applied_index_is_atomic_with_effects), TEST_REF(applies_across_map_growth),
-          TEST_REF(validate_limits))
+          TEST_REF(prepare_limits))

@@ -96,12 +96,11 @@ static int batch_fn(MDB_txn *txn, void *arg)
         int rc = b->fsm->ops->apply(b->fsm, &e, &result, &event);
         if (rc)
             return rc;
-        Raftkv__Kv__ClientResponse *r =
-            raftkv__kv__client_response__unpack(NULL, result.len, result.data);
+        Raftkv__Kv__Response *r = raftkv__kv__response__unpack(NULL, result.len, result.data);
         b->revisions[i] = r ? r->mod_revision : UINT64_MAX;
         b->codes[i] = r ? (int)r->code : -1;
         if (r)
-            raftkv__kv__client_response__free_unpacked(r, NULL);
+            raftkv__kv__response__free_unpacked(r, NULL);
         free(result.data);
         free(event.data);
     }
@@ -129,18 +128,15 @@ static int apply1(struct store *s, raft_index index, struct rk_bytes cmd)
 static char *query_get2(struct store *s, const char *key, uint64_t *mod, uint64_t *create)
 {
     Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
+    Raftkv__Kv__Request req = RAFTKV__KV__REQUEST__INIT;
     get.key = B(key);
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_GET;
+    req.op_case = RAFTKV__KV__REQUEST__OP_GET;
     req.get = &get;
-    struct rk_bytes packed = pack_request(&req.base);
     struct raftkv_buf result = {0};
-    int rc = s->fsm->ops->query(s->fsm, packed.data, packed.len, &result);
-    free(packed.data);
+    int rc = s->fsm->ops->query(s->fsm, &req, &result);
     if (rc)
         return NULL;
-    Raftkv__Kv__ClientResponse *r =
-        raftkv__kv__client_response__unpack(NULL, result.len, result.data);
+    Raftkv__Kv__Response *r = raftkv__kv__response__unpack(NULL, result.len, result.data);
     free(result.data);
     char *value = NULL;
     if (r && r->code == RAFTKV__KV__CODE__OK) {
@@ -150,7 +146,7 @@ static char *query_get2(struct store *s, const char *key, uint64_t *mod, uint64_
             *create = r->create_revision;
     }
     if (r)
-        raftkv__kv__client_response__free_unpacked(r, NULL);
+        raftkv__kv__response__free_unpacked(r, NULL);
     return value;
 }
 

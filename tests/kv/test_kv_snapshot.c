@@ -572,40 +572,32 @@ static int apply_one_fn(MDB_txn *txn, void *arg)
     return fsm->ops->apply(fsm, p[1], p[2], p[3]);
 }
 
-TEST(fsm_answers_custom_ops_invalid_and_checks_its_context)
+TEST(fsm_answers_malformed_entries_invalid_and_checks_its_context)
 {
     struct node a;
     CHECK(node_start(&a, 0));
-    struct rk_bytes cmd = cmd_custom("running");
-    struct raft_entry e = {.term = 1, .index = 1, .len = cmd.len, .data = cmd.data};
+    uint8_t junk[] = {0x52, 0xff, 0xff};
+    struct raft_entry e = {.term = 1, .index = 1, .len = sizeof junk, .data = junk};
     struct raftkv_buf result = {0}, event = {0};
     void *args[4] = {a.fsm, &e, &result, &event};
     CHECK_EQ(rk_db_write(a.db, apply_one_fn, args), 0);
-    Raftkv__Kv__ClientResponse *resp =
-        raftkv__kv__client_response__unpack(NULL, result.len, result.data);
+    Raftkv__Kv__Response *resp = raftkv__kv__response__unpack(NULL, result.len, result.data);
     CHECK(resp);
     CHECK_EQ(resp->code, RAFTKV__KV__CODE__INVALID);
-    CHECK(strcmp(resp->error, "the KV store has no custom operations") == 0);
+    CHECK(strcmp(resp->error, "malformed entry: not a kv.proto Request") == 0);
     CHECK_EQ(event.len, 0);
-    raftkv__kv__client_response__free_unpacked(resp, NULL);
+    raftkv__kv__response__free_unpacked(resp, NULL);
     free(result.data);
-    free(cmd.data);
     CHECK_EQ(applied_of(&a), 1);
 
-    /* validate: the same answer before proposing */
-    Raftkv__Kv__ClientRequest req = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM;
-    req.custom = B("x");
-    struct rk_bytes packed = pack_request(&req.base);
-    CHECK_EQ(a.fsm->ops->validate(a.fsm, packed.data, packed.len, &result), RK_KV_EINVALID);
-    free(packed.data);
-    resp = raftkv__kv__client_response__unpack(NULL, result.len, result.data);
-    CHECK(resp && strstr(resp->error, "no custom operations"));
-    raftkv__kv__client_response__free_unpacked(resp, NULL);
-    free(result.data);
+    /* prepare: refused before proposing */
+    struct raftkv_prepared p;
+    CHECK_EQ(a.fsm->ops->prepare(a.fsm, junk, sizeof junk, &p), 0);
+    CHECK_EQ(p.kind, RAFTKV_PREPARE_REFUSE);
+    CHECK(strstr(p.why, "malformed"));
 
     /* apply and restore need the batch transaction */
-    cmd = cmd_put("k", "v");
+    struct rk_bytes cmd = cmd_put("k", "v");
     e = (struct raft_entry){.term = 1, .index = 2, .len = cmd.len, .data = cmd.data};
     CHECK_EQ(a.fsm->ops->apply(a.fsm, &e, &result, &event), RK_DB_EIO);
     CHECK(result.len == 0 && event.len == 0);
@@ -623,4 +615,4 @@ TEST_MAIN(TEST_REF(crc32c_known_answer), TEST_REF(snapshot_restore_round_trip),
           TEST_REF(map_growth_waits_for_a_snapshot_then_proceeds),
           TEST_REF(corrupt_or_truncated_stream_fails_and_keeps_the_old_state),
           TEST_REF(restore_checks_order_and_revisions_not_only_the_checksum),
-          TEST_REF(fsm_answers_custom_ops_invalid_and_checks_its_context))
+          TEST_REF(fsm_answers_malformed_entries_invalid_and_checks_its_context))

@@ -1,11 +1,12 @@
 /* The lifecycle state machine (lifecycle.h documents its behaviour and snapshot). */
+#include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv.pb-c.h"
 #include "lifecycle.h"
 
 #define SNAPSHOT_BYTES 13
@@ -32,75 +33,56 @@ static enum lifecycle_state next_of(enum lifecycle_state s)
     return (enum lifecycle_state)((s + 1) % N_STATES);
 }
 
-/* The state named by bytes, or -1. */
-static int parse_state(ProtobufCBinaryData name)
+/* The state named by the len bytes at name, or -1. */
+static int parse_state(const uint8_t *name, size_t len)
 {
     for (size_t i = 0; i < N_STATES; i++)
-        if (name.len == strlen(NAMES[i]) && memcmp(name.data, NAMES[i], name.len) == 0)
+        if (len == strlen(NAMES[i]) && memcmp(name, NAMES[i], len) == 0)
             return (int)i;
     return -1;
 }
 
-static int pack(const ProtobufCMessage *m, struct raftkv_buf *out)
+/* *out = the formatted text (without its NUL). */
+static int text(struct raftkv_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int text(struct raftkv_buf *out, const char *fmt, ...)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    *out = (struct raftkv_buf){NULL, 0};
-    if (n == 0)
-        return LIFECYCLE_OK;
-    if (!(out->data = malloc(n)))
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    *out = (struct raftkv_buf){malloc(len ? len : 1), len};
+    if (!out->data)
         return LIFECYCLE_ENOMEM;
-    out->len = protobuf_c_message_pack(m, out->data);
+    memcpy(out->data, buf, len);
     return LIFECYCLE_OK;
 }
 
-static ProtobufCBinaryData name_bytes(enum lifecycle_state s)
+/* Explains an unknown name (quoted, cut at 32 bytes, unprintable bytes as '?') into why. */
+static void unknown_name(const uint8_t *name, size_t len, char *why, size_t why_len)
 {
-    return (ProtobufCBinaryData){strlen(NAMES[s]), (uint8_t *)NAMES[s]};
+    char shown[33];
+    size_t n = len > 32 ? 32 : len;
+    for (size_t i = 0; i < n; i++)
+        shown[i] = isprint(name[i]) ? (char)name[i] : '?';
+    shown[n] = '\0';
+    snprintf(why, why_len, "unknown state \"%s%s\": expected init, running or stopped", shown,
+             len > 32 ? "..." : "");
 }
 
-/* An INVALID answer: why, and the state the machine is in. */
-static int reject(enum lifecycle_state current, const char *why, struct raftkv_buf *result)
+/* Unknown names are refused; whether a transition is legal is decided at apply. */
+static int lc_prepare(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
+                      struct raftkv_prepared *out)
 {
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
-    resp.code = RAFTKV__KV__CODE__INVALID;
-    resp.error = (char *)why;
-    resp.value = name_bytes(current);
-    return pack(&resp.base, result);
-}
-
-/* Explains an unknown name (quoted, cut at 32 bytes) into why. */
-static void unknown_name(ProtobufCBinaryData name, char *why, size_t len)
-{
-    int shown = name.len > 32 ? 32 : (int)name.len;
-    snprintf(why, len, "unknown state \"%.*s%s\": expected init, running or stopped", shown,
-             (const char *)name.data, name.len > 32 ? "..." : "");
-}
-
-static const char ONLY_CUSTOM[] =
-    "the lifecycle machine takes only custom operations naming a state (init, running, stopped)";
-
-static int lc_validate(struct raftkv_fsm *fsm, const uint8_t *request, size_t len,
-                       struct raftkv_buf *result)
-{
-    struct lifecycle *lc = (struct lifecycle *)fsm;
-    *result = (struct raftkv_buf){NULL, 0};
-    Raftkv__Kv__ClientRequest *r = raftkv__kv__client_request__unpack(NULL, len, request);
-    char why[160];
-    snprintf(why, sizeof why, "%s", ONLY_CUSTOM);
-    bool ok = r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS;
-    if (r && r->op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM) {
-        ok = parse_state(r->custom) >= 0;
-        if (!ok)
-            unknown_name(r->custom, why, sizeof why);
+    (void)fsm;
+    memset(out, 0, sizeof *out);
+    out->kind = RAFTKV_PREPARE_PROPOSE;
+    if (parse_state(request, len) < 0) {
+        out->kind = RAFTKV_PREPARE_REFUSE;
+        unknown_name(request, len, out->why, sizeof out->why);
     }
-    if (r)
-        raftkv__kv__client_request__free_unpacked(r, NULL);
-    if (ok)
-        return LIFECYCLE_OK;
-    pthread_mutex_lock(&lc->mu);
-    enum lifecycle_state current = lc->state;
-    pthread_mutex_unlock(&lc->mu);
-    return reject(current, why, result) ? LIFECYCLE_ENOMEM : LIFECYCLE_EINVALID;
+    return LIFECYCLE_OK;
 }
 
 /* Moves to target if that is legal (lc->mu held); fills why otherwise. */
@@ -118,18 +100,8 @@ static bool transition(struct lifecycle *lc, enum lifecycle_state target, char *
 static int answer_ok(enum lifecycle_state s, raft_index index, struct raftkv_buf *result,
                      struct raftkv_buf *event)
 {
-    Raftkv__Kv__ClientResponse resp = RAFTKV__KV__CLIENT_RESPONSE__INIT;
-    Raftkv__Kv__ChangeEvent change = RAFTKV__KV__CHANGE_EVENT__INIT;
-    resp.value = name_bytes(s);
-    resp.revision = index;
-    change.kind = RAFTKV__KV__CHANGE_EVENT__KIND__PUT;
-    change.key = (ProtobufCBinaryData){5, (uint8_t *)"state"};
-    change.value = name_bytes(s);
-    change.revision = index;
-    int rc = pack(&resp.base, result);
-    if (!rc)
-        rc = pack(&change.base, event);
-    if (rc) {
+    int rc = text(result, "OK %s %llu", NAMES[s], (unsigned long long)index);
+    if (!rc && (rc = text(event, "%s %llu", NAMES[s], (unsigned long long)index)) != 0) {
         free(result->data);
         *result = (struct raftkv_buf){NULL, 0};
     }
@@ -140,20 +112,13 @@ static int answer_ok(enum lifecycle_state s, raft_index index, struct raftkv_buf
 static int apply_command(struct lifecycle *lc, const struct raft_entry *e,
                          struct raftkv_buf *result, struct raftkv_buf *event)
 {
-    Raftkv__Kv__Command *c = raftkv__kv__command__unpack(NULL, e->len, e->data);
     char why[160];
-    snprintf(why, sizeof why, "%s", c ? ONLY_CUSTOM : "malformed command: not a kv.proto Command");
-    int target = -1;
-    if (c && c->op_case == RAFTKV__KV__COMMAND__OP_CUSTOM) {
-        target = parse_state(c->custom);
-        if (target < 0)
-            unknown_name(c->custom, why, sizeof why);
-    }
-    if (c)
-        raftkv__kv__command__free_unpacked(c, NULL);
-    if (target >= 0 && transition(lc, (enum lifecycle_state)target, why, sizeof why))
+    int target = parse_state(e->data, e->len);
+    if (target < 0)
+        unknown_name(e->data, e->len, why, sizeof why);
+    else if (transition(lc, (enum lifecycle_state)target, why, sizeof why))
         return answer_ok(lc->state, e->index, result, event);
-    return reject(lc->state, why, result);
+    return text(result, "INVALID %s: %s", NAMES[lc->state], why);
 }
 
 static int lc_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
@@ -241,8 +206,6 @@ static const char *lc_strerror(struct raftkv_fsm *fsm, int err)
     switch (err) {
     case LIFECYCLE_OK:
         return "ok";
-    case LIFECYCLE_EINVALID:
-        return "the request is invalid";
     case LIFECYCLE_ENOMEM:
         return "out of memory";
     case LIFECYCLE_ESNAPSHOT:
@@ -262,13 +225,14 @@ static void lc_close(struct raftkv_fsm *fsm)
 }
 
 static const struct raftkv_fsm_ops lifecycle_ops = {
-    .validate = lc_validate,
+    .prepare = lc_prepare,
     .apply = lc_apply,
     .applied_index = lc_applied_index,
     .snapshot = lc_snapshot,
     .restore = lc_restore,
     .strerror = lc_strerror,
     .close = lc_close,
+    .event_topic = "lifecycle/",
 };
 
 int lifecycle_fsm_new(struct raftkv_fsm **out)

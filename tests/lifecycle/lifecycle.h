@@ -4,14 +4,13 @@
  *
  *     init -> running -> stopped -> init
  *
- * A client asks for a state with kv.proto ClientRequest.custom = its name ("init",
- * "running", "stopped"); the node proposes it as Command.custom. Applied, a legal transition
- * answers OK with value = the new state's name and revision = the entry's index, and
- * publishes a ChangeEvent (PUT, key "state", value the new state). Every other transition,
- * an unknown name, another op or a malformed command is answered INVALID with error = the
- * reason and value = the current state's name, and changes nothing (the applied index still
- * advances). validate rejects unknown names and ops other than custom and status; whether a
- * transition is legal is decided at apply, against the state then.
+ * It speaks its own protocol, in plain text, inside the node's envelope (client.proto): a
+ * request is the name of the state asked for ("init", "running", "stopped"), proposed as
+ * it is. Applied, a legal transition answers "OK <state> <index>" and publishes the event
+ * "<state> <index>" under the topic "lifecycle/". Every other transition, an unknown name
+ * or malformed bytes in an entry are answered "INVALID <current state>: <reason>" and
+ * change nothing (the applied index still advances). prepare refuses unknown names;
+ * whether a transition is legal is decided at apply, against the state then.
  *
  * The state lives in memory with the applied index, under a mutex, so snapshot (on another
  * thread) copies a consistent pair. Snapshot format: "LCY1", the state (one byte: 0 init,
@@ -36,7 +35,6 @@ enum lifecycle_state {
 /* Error codes of the lifecycle machine's ops. */
 enum lifecycle_err {
     LIFECYCLE_OK = 0,
-    LIFECYCLE_EINVALID = 1, /* validate rejected the request (the answer is in *result) */
     LIFECYCLE_ENOMEM = 2,
     LIFECYCLE_ESNAPSHOT = 3, /* restore: not a lifecycle snapshot of that index */
     LIFECYCLE_ECALLBACK = 4, /* the snapshot's emit or restore's read function failed */

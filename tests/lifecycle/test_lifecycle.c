@@ -1,64 +1,41 @@
-/* The lifecycle machine: legal and illegal transitions, reasons, validate, snapshots. */
+/* The lifecycle machine: legal and illegal transitions, reasons, prepare, snapshots. */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv.pb-c.h"
 #include "lifecycle.h"
 #include "test.h"
 
+/* What apply gave, as NUL-terminated text (empty when nothing). */
 struct answer {
     int rc;
-    Raftkv__Kv__ClientResponse *resp;
-    Raftkv__Kv__ChangeEvent *event;
+    char result[256];
+    char event[64];
 };
 
-static void answer_free(struct answer *a)
+static void text_of(struct raftkv_buf b, char *out, size_t cap)
 {
-    if (a->resp)
-        raftkv__kv__client_response__free_unpacked(a->resp, NULL);
-    if (a->event)
-        raftkv__kv__change_event__free_unpacked(a->event, NULL);
-}
-
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, b);
-    return b;
+    snprintf(out, cap, "%.*s", (int)b.len, b.data ? (const char *)b.data : "");
+    free(b.data);
 }
 
 static struct answer apply_entry(struct raftkv_fsm *fsm, const struct raft_entry *e)
 {
     struct raftkv_buf result, event;
-    struct answer a = {fsm->ops->apply(fsm, e, &result, &event), NULL, NULL};
-    if (result.len)
-        a.resp = raftkv__kv__client_response__unpack(NULL, result.len, result.data);
-    if (event.len)
-        a.event = raftkv__kv__change_event__unpack(NULL, event.len, event.data);
-    free(result.data);
-    free(event.data);
+    struct answer a = {.rc = fsm->ops->apply(fsm, e, &result, &event)};
+    text_of(result, a.result, sizeof a.result);
+    text_of(event, a.event, sizeof a.event);
     return a;
 }
 
-/* Applies Command.custom = target at index. */
+/* Applies an entry asking for target at index. */
 static struct answer ask(struct raftkv_fsm *fsm, raft_index index, const char *target)
 {
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    c.op_case = RAFTKV__KV__COMMAND__OP_CUSTOM;
-    c.custom = (ProtobufCBinaryData){strlen(target), (uint8_t *)target};
-    struct raft_entry e = {.term = 1, .index = index};
-    e.data = pack(&c.base, &e.len);
-    struct answer a = apply_entry(fsm, &e);
-    free(e.data);
-    return a;
-}
-
-static bool bytes_are(ProtobufCBinaryData b, const char *s)
-{
-    return b.len == strlen(s) && memcmp(b.data, s, b.len) == 0;
+    struct raft_entry e = {
+        .term = 1, .index = index, .len = strlen(target), .data = (uint8_t *)target};
+    return apply_entry(fsm, &e);
 }
 
 static raft_index applied_of(struct raftkv_fsm *fsm)
@@ -71,12 +48,11 @@ static raft_index applied_of(struct raftkv_fsm *fsm)
 static bool moves(struct raftkv_fsm *fsm, raft_index index, const char *target)
 {
     struct answer a = ask(fsm, index, target);
-    bool ok = a.rc == 0 && a.resp && a.resp->code == RAFTKV__KV__CODE__OK &&
-              bytes_are(a.resp->value, target) && a.resp->revision == index && a.event &&
-              bytes_are(a.event->key, "state") && bytes_are(a.event->value, target) &&
-              a.event->revision == index && applied_of(fsm) == index;
-    answer_free(&a);
-    return ok;
+    char want_result[64], want_event[64];
+    snprintf(want_result, sizeof want_result, "OK %s %llu", target, (unsigned long long)index);
+    snprintf(want_event, sizeof want_event, "%s %llu", target, (unsigned long long)index);
+    return a.rc == 0 && strcmp(a.result, want_result) == 0 && strcmp(a.event, want_event) == 0 &&
+           applied_of(fsm) == index;
 }
 
 /* Asks for target at index and checks the rejection: reason, current state, no event. */
@@ -84,12 +60,11 @@ static bool refused(struct raftkv_fsm *fsm, raft_index index, const char *target
                     const char *current, const char *reason)
 {
     struct answer a = ask(fsm, index, target);
-    bool ok = a.rc == 0 && a.resp && a.resp->code == RAFTKV__KV__CODE__INVALID &&
-              strcmp(a.resp->error, reason) == 0 && bytes_are(a.resp->value, current) && !a.event &&
-              applied_of(fsm) == index;
-    if (!ok && a.resp)
-        fprintf(stderr, "got code %d error \"%s\"\n", a.resp->code, a.resp->error);
-    answer_free(&a);
+    char want[256];
+    snprintf(want, sizeof want, "INVALID %s: %s", current, reason);
+    bool ok = a.rc == 0 && strcmp(a.result, want) == 0 && !a.event[0] && applied_of(fsm) == index;
+    if (!ok)
+        fprintf(stderr, "got \"%s\"\n", a.result);
     return ok;
 }
 
@@ -133,94 +108,49 @@ TEST(other_entries)
 {
     struct raftkv_fsm *fsm;
     CHECK_EQ(lifecycle_fsm_new(&fsm), 0);
-    /* a KV op: refused, state unchanged */
-    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
-    Raftkv__Kv__Command c = RAFTKV__KV__COMMAND__INIT;
-    c.op_case = RAFTKV__KV__COMMAND__OP_PUT;
-    c.put = &put;
-    struct raft_entry e = {.term = 1, .index = 1};
-    e.data = pack(&c.base, &e.len);
-    struct answer a = apply_entry(fsm, &e);
-    free(e.data);
-    CHECK(a.resp && a.resp->code == RAFTKV__KV__CODE__INVALID);
-    CHECK(strstr(a.resp->error, "only custom operations"));
-    CHECK(bytes_are(a.resp->value, "init"));
-    answer_free(&a);
-    /* malformed bytes */
+    /* malformed bytes: refused, state unchanged */
     uint8_t junk[] = {0xff, 0xff, 0xff};
-    e = (struct raft_entry){.term = 1, .index = 2, .len = sizeof junk, .data = junk};
-    a = apply_entry(fsm, &e);
-    CHECK(a.resp && a.resp->code == RAFTKV__KV__CODE__INVALID);
-    CHECK(strstr(a.resp->error, "malformed"));
-    answer_free(&a);
+    struct raft_entry e = {.term = 1, .index = 1, .len = sizeof junk, .data = junk};
+    struct answer a = apply_entry(fsm, &e);
+    CHECK(a.rc == 0 && strncmp(a.result, "INVALID init: unknown state", 27) == 0);
+    CHECK(!a.event[0]);
     /* no-op and config entries move only the applied index */
-    e = (struct raft_entry){.term = 2, .index = 3, .type = RAFT_ENTRY_NOOP};
+    e = (struct raft_entry){.term = 2, .index = 2, .type = RAFT_ENTRY_NOOP};
     a = apply_entry(fsm, &e);
-    CHECK(a.rc == 0 && !a.resp && !a.event);
-    CHECK_EQ(applied_of(fsm), 3);
+    CHECK(a.rc == 0 && !a.result[0] && !a.event[0]);
+    CHECK_EQ(applied_of(fsm), 2);
     /* an entry at or below the applied index is ignored */
-    a = ask(fsm, 3, "running");
-    CHECK(a.rc == 0 && !a.resp && !a.event);
-    CHECK(moves(fsm, 4, "running"));
+    a = ask(fsm, 2, "running");
+    CHECK(a.rc == 0 && !a.result[0] && !a.event[0]);
+    CHECK(moves(fsm, 3, "running"));
     fsm->ops->close(fsm);
 }
 
-/* validate's verdict on a ClientRequest; a rejection must name why and the current state. */
-static int validate(struct raftkv_fsm *fsm, int op_case, const char *custom, const char *why,
-                    const char *current)
+/* prepare's verdict on a request: PROPOSE (of the request itself), or REFUSE naming why. */
+static int prepare(struct raftkv_fsm *fsm, const char *request, size_t len, const char *why)
 {
-    Raftkv__Kv__ClientRequest r = RAFTKV__KV__CLIENT_REQUEST__INIT;
-    Raftkv__Kv__StatusRequest status = RAFTKV__KV__STATUS_REQUEST__INIT;
-    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
-    r.op_case = op_case;
-    if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM)
-        r.custom = (ProtobufCBinaryData){strlen(custom), (uint8_t *)custom};
-    else if (op_case == RAFTKV__KV__CLIENT_REQUEST__OP_STATUS)
-        r.status = &status;
-    else
-        r.get = &get;
-    size_t len;
-    uint8_t *req = pack(&r.base, &len);
-    struct raftkv_buf result;
-    int rc = fsm->ops->validate(fsm, req, len, &result);
-    free(req);
-    if (rc == LIFECYCLE_EINVALID) {
-        Raftkv__Kv__ClientResponse *resp =
-            raftkv__kv__client_response__unpack(NULL, result.len, result.data);
-        if (!resp || resp->code != RAFTKV__KV__CODE__INVALID || !strstr(resp->error, why) ||
-            !bytes_are(resp->value, current))
-            rc = -1;
-        if (resp)
-            raftkv__kv__client_response__free_unpacked(resp, NULL);
-    } else if (result.len) {
+    struct raftkv_prepared p;
+    int rc = fsm->ops->prepare(fsm, (const uint8_t *)request, len, &p);
+    if (rc == 0 && p.kind == RAFTKV_PREPARE_REFUSE && why && !strstr(p.why, why))
+        rc = -1;
+    if (rc == 0 && p.kind == RAFTKV_PREPARE_PROPOSE && p.entry.len)
         rc = -2;
-    }
-    free(result.data);
-    return rc;
+    return rc ? rc : (int)p.kind;
 }
 
-TEST(validate_rejects_unknown_names_only)
+TEST(prepare_refuses_unknown_names_only)
 {
     struct raftkv_fsm *fsm;
     CHECK_EQ(lifecycle_fsm_new(&fsm), 0);
-    const int CUSTOM = RAFTKV__KV__CLIENT_REQUEST__OP_CUSTOM;
-    CHECK_EQ(validate(fsm, CUSTOM, "running", NULL, NULL), 0);
+    CHECK_EQ(prepare(fsm, "running", 7, NULL), RAFTKV_PREPARE_PROPOSE);
     /* legal or not is decided at apply, against the state then */
-    CHECK_EQ(validate(fsm, CUSTOM, "stopped", NULL, NULL), 0);
-    CHECK_EQ(validate(fsm, CUSTOM, "halt", "unknown state \"halt\"", "init"), LIFECYCLE_EINVALID);
-    CHECK_EQ(validate(fsm, CUSTOM, "", "unknown state", "init"), LIFECYCLE_EINVALID);
-    CHECK(moves(fsm, 1, "running"));
+    CHECK_EQ(prepare(fsm, "stopped", 7, NULL), RAFTKV_PREPARE_PROPOSE);
+    CHECK_EQ(prepare(fsm, "halt", 4, "unknown state \"halt\""), RAFTKV_PREPARE_REFUSE);
+    CHECK_EQ(prepare(fsm, "", 0, "unknown state"), RAFTKV_PREPARE_REFUSE);
     char long_name[100];
-    memset(long_name, 'x', sizeof long_name - 1);
-    long_name[sizeof long_name - 1] = '\0';
-    CHECK_EQ(validate(fsm, CUSTOM, long_name, "xxx...\"", "running"), LIFECYCLE_EINVALID);
-    CHECK_EQ(validate(fsm, RAFTKV__KV__CLIENT_REQUEST__OP_STATUS, NULL, NULL, NULL), 0);
-    CHECK_EQ(validate(fsm, RAFTKV__KV__CLIENT_REQUEST__OP_GET, NULL, "only custom", "running"),
-             LIFECYCLE_EINVALID);
-    struct raftkv_buf result;
-    uint8_t junk[] = {0x7a, 0xff};
-    CHECK_EQ(fsm->ops->validate(fsm, junk, sizeof junk, &result), LIFECYCLE_EINVALID);
-    free(result.data);
+    memset(long_name, 'x', sizeof long_name);
+    CHECK_EQ(prepare(fsm, long_name, sizeof long_name, "xxx...\""), RAFTKV_PREPARE_REFUSE);
+    CHECK_EQ(prepare(fsm, "\x7a\xff", 2, "unknown state"), RAFTKV_PREPARE_REFUSE);
     fsm->ops->close(fsm);
 }
 
@@ -340,6 +270,6 @@ TEST(snapshot_from_another_thread_is_consistent)
 }
 
 TEST_MAIN(TEST_REF(legal_cycle), TEST_REF(illegal_transitions_are_refused_with_state_and_reason),
-          TEST_REF(other_entries), TEST_REF(validate_rejects_unknown_names_only),
+          TEST_REF(other_entries), TEST_REF(prepare_refuses_unknown_names_only),
           TEST_REF(snapshot_restore_round_trip_and_bad_streams),
           TEST_REF(snapshot_from_another_thread_is_consistent))

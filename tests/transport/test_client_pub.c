@@ -172,7 +172,7 @@ static void *subscriber_run(void *arg)
         if (nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
             return NULL; /* closed, or nothing for too long */
         pthread_mutex_lock(&s->mu);
-        if (len >= 3 && memcmp(buf, RK_TOPIC_KV, 3) == 0) {
+        if (len >= 3 && memcmp(buf, "kv/", 3) == 0) {
             char want[32];
             int wl = snprintf(want, sizeof want, "kv/event-%d", s->next);
             if ((size_t)wl != len || memcmp(buf, want, len) != 0)
@@ -216,7 +216,7 @@ TEST(subscriber_gets_each_published_event_once_in_order)
     CHECK_EQ(nng_sub0_open(&sub.sock), 0);
     CHECK_EQ(nng_socket_set_int(sub.sock, NNG_OPT_RECVBUF, 8192), 0);
     CHECK_EQ(nng_socket_set_ms(sub.sock, NNG_OPT_RECVTIMEO, DEADLINE_MS), 0);
-    CHECK_EQ(nng_socket_set(sub.sock, NNG_OPT_SUB_SUBSCRIBE, RK_TOPIC_KV, 3), 0);
+    CHECK_EQ(nng_socket_set(sub.sock, NNG_OPT_SUB_SUBSCRIBE, "kv/", 3), 0);
     CHECK_EQ(nng_socket_set(sub.sock, NNG_OPT_SUB_SUBSCRIBE, RK_TOPIC_LEADER, 7), 0);
     CHECK_EQ(nng_dial(sub.sock, url, NULL, 0), 0);
     pthread_t th;
@@ -231,7 +231,7 @@ TEST(subscriber_gets_each_published_event_once_in_order)
     for (int i = 0; i < N_EVENTS; i++) {
         char payload[32];
         int len = snprintf(payload, sizeof payload, "event-%d", i);
-        rk_publisher_send(p, RK_TOPIC_KV, (const uint8_t *)payload, (size_t)len);
+        rk_publisher_send(p, "kv/", (const uint8_t *)payload, (size_t)len);
         if (i % 100 == 0)
             rk_publisher_send(p, "other/", (const uint8_t *)"x", 1);
     }
