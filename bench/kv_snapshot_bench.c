@@ -118,6 +118,13 @@ static int restore_fn(MDB_txn *txn, void *arg)
     return rc;
 }
 
+/* As the node does: an aborted batch (the map grew) is undone before it runs again. */
+static void batch_end(void *arg, bool committed)
+{
+    struct raftkv_fsm *fsm = arg;
+    fsm->ops->batch_end(fsm, committed);
+}
+
 static int open_node(const char *path, struct rk_db **db, struct raftkv_fsm **fsm)
 {
     struct rk_db_options o = {.path = path, .cluster_id = 1, .node_id = 1};
@@ -125,6 +132,7 @@ static int open_node(const char *path, struct rk_db **db, struct raftkv_fsm **fs
         fprintf(stderr, "open %s: %s\n", path, rk_db_errmsg(*db));
         return 1;
     }
+    rk_db_on_end(*db, batch_end, *fsm);
     return 0;
 }
 

@@ -20,11 +20,11 @@
  *                              capture a consistent point-in-time view without blocking
  *                              apply for long
  *
- * A batch may fail after apply ran (storage full: it is held and run again later, from its
- * first entry). A machine that keeps applied state in memory must then undo what the
- * failed batch applied, so that the rerun gives the same answers and events (the KV store
- * does this with its overlay), or accept that the rerun answers differently (an in-memory
- * machine applies each entry once, whatever happens to the batch).
+ * A batch may fail after apply ran (the map filled: the batch runs again at once in a
+ * bigger map, or is held and run again later, from its first entry). The node tells the
+ * machine how each batch ended (batch_end): one that keeps applied state in memory undoes
+ * what an aborted batch applied, so that the rerun gives the same answers and events (the
+ * KV store does this with its overlay).
  *
  * Every function returns 0 or a positive error code of the implementation (strerror
  * describes it).
@@ -32,6 +32,7 @@
 #ifndef RAFTKV_FSM_H
 #define RAFTKV_FSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +108,11 @@ struct raftkv_fsm_ops {
      * batch fails: read then starts again from the first byte. */
     int (*restore)(struct raftkv_fsm *fsm, raft_index index, raftkv_snapshot_read_fn read,
                    void *arg);
+    /* Called after each batch, from the event loop: committed, or aborted (everything
+     * apply, persist and restore did in it is gone from the node's storage, and the batch
+     * will run again). NULL for a machine that keeps nothing of a batch in memory, or that
+     * accepts answering a rerun differently. */
+    void (*batch_end)(struct raftkv_fsm *fsm, bool committed);
     /* A short description of an error code returned above. */
     const char *(*strerror)(struct raftkv_fsm *fsm, int err);
     void (*close)(struct raftkv_fsm *fsm);

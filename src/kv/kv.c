@@ -77,9 +77,8 @@ static void batch_begin(struct rk_kv *kv)
     rk_overlay_begin(&kv->ov, kv->applied);
 }
 
-static void kv_batch_end(void *arg, bool committed)
+void rk_kv_batch_end(struct rk_kv *kv, bool committed)
 {
-    struct rk_kv *kv = arg;
     if (!committed && kv->ov.in_batch)
         kv->stored_applied = kv->batch_stored;
     rk_overlay_end(&kv->ov, committed, &kv->applied);
@@ -115,7 +114,6 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         free(kv);
         return rc;
     }
-    rk_db_on_end(db, kv_batch_end, kv);
     *out = kv;
     return RK_DB_OK;
 }
@@ -124,7 +122,6 @@ void rk_kv_close(struct rk_kv *kv)
 {
     if (!kv)
         return;
-    rk_db_on_end(kv->db, NULL, NULL);
     rk_overlay_free(&kv->ov);
     free(kv);
 }
@@ -555,6 +552,11 @@ static const char *fsm_strerror(struct raftkv_fsm *fsm, int err)
     }
 }
 
+static void fsm_batch_end(struct raftkv_fsm *fsm, bool committed)
+{
+    rk_kv_batch_end((struct rk_kv *)fsm, committed);
+}
+
 static void fsm_close(struct raftkv_fsm *fsm)
 {
     rk_kv_close((struct rk_kv *)fsm);
@@ -569,6 +571,7 @@ static const struct raftkv_fsm_ops fsm_ops = {
     .applied_index = fsm_applied_index,
     .snapshot = fsm_snapshot,
     .restore = fsm_restore,
+    .batch_end = fsm_batch_end,
     .strerror = fsm_strerror,
     .close = fsm_close,
     .event_topic = "kv/",

@@ -46,6 +46,10 @@ int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftk
 int rk_kv_apply(struct rk_kv *kv, MDB_txn *txn, const struct raft_entry *e,
                 struct rk_bytes *response, struct rk_bytes *change);
 
+/* A batch's transaction ended (the fsm's batch_end): an aborted one's overlay changes are
+ * undone from the undo log, so that the batch, run again, gives the same answers. */
+void rk_kv_batch_end(struct rk_kv *kv, bool committed);
+
 /* Stores the overlay's records and the applied index in txn (inside rk_db_write), and
  * empties the overlay. Returns an rk_db_err. */
 int rk_kv_persist(struct rk_kv *kv, MDB_txn *txn);

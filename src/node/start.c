@@ -38,6 +38,13 @@ static uint64_t random_seed(raft_id id)
     return seed ? seed : 1;
 }
 
+/* The node's batches are rk_db_write transactions: their end is the machine's. */
+static void fsm_batch_end(void *arg, bool committed)
+{
+    struct raftkv_fsm *fsm = arg;
+    fsm->ops->batch_end(fsm, committed);
+}
+
 static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
 {
     const struct rk_config *cfg = n->cfg;
@@ -58,7 +65,11 @@ static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
         rk_error("cannot open the raft log in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
         return RK_NODE_ESTORAGE;
     }
-    return open_fsm(n->db, cfg, arg, &n->fsm) == 0 ? RK_NODE_OK : RK_NODE_ESTORAGE;
+    if (open_fsm(n->db, cfg, arg, &n->fsm) != 0)
+        return RK_NODE_ESTORAGE;
+    if (n->fsm->ops->batch_end)
+        rk_db_on_end(n->db, fsm_batch_end, n->fsm);
+    return RK_NODE_OK;
 }
 
 static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id *voters)

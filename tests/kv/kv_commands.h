@@ -64,6 +64,19 @@ static inline struct rk_bytes cmd_cas(const char *key, const char *expected, con
     return pack_request(&c.base);
 }
 
+/* What the node does for a store in its environment: tells it how each batch ended (fsm.h,
+ * batch_end), so that an aborted batch is undone. */
+static inline void kv_batch_end_cb(void *kv, bool committed)
+{
+    rk_kv_batch_end(kv, committed);
+}
+
+static inline void fsm_batch_end_cb(void *fsm, bool committed)
+{
+    struct raftkv_fsm *f = fsm;
+    f->ops->batch_end(f, committed);
+}
+
 static inline bool bytes_eq(ProtobufCBinaryData b, const char *s)
 {
     return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);

@@ -27,7 +27,10 @@ static bool fixture_open(struct fixture *f, const struct rk_kv_limits *limits)
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(f->db));
         return false;
     }
-    return rk_kv_open(f->db, limits ? limits : &at_once, &f->kv) == 0;
+    if (rk_kv_open(f->db, limits ? limits : &at_once, &f->kv) != 0)
+        return false;
+    rk_db_on_end(f->db, kv_batch_end_cb, f->kv);
+    return true;
 }
 
 static bool fixture_start(struct fixture *f, const struct rk_kv_limits *limits)
@@ -324,6 +327,7 @@ TEST(applies_across_map_growth)
         limits.persist_entries = persist;
         CHECK_EQ(rk_db_open(&o, &f.db), 0);
         CHECK_EQ(rk_kv_open(f.db, &limits, &f.kv), 0);
+        rk_db_on_end(f.db, kv_batch_end_cb, f.kv);
         char key[32], value[2048];
         memset(value, 'v', sizeof value - 1);
         value[sizeof value - 1] = '\0';

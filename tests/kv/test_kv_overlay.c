@@ -32,7 +32,10 @@ static bool store_open_limits(struct store *s, uint64_t persist, size_t persist_
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(s->db));
         return false;
     }
-    return rk_kv_fsm_open(s->db, &limits, &s->fsm) == 0;
+    if (rk_kv_fsm_open(s->db, &limits, &s->fsm) != 0)
+        return false;
+    rk_db_on_end(s->db, fsm_batch_end_cb, s->fsm);
+    return true;
 }
 
 static bool store_open_persist(struct store *s, uint64_t persist)

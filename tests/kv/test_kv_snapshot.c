@@ -33,7 +33,10 @@ static bool node_open(struct node *n, size_t initial_map)
         fprintf(stderr, "rk_db_open: %s\n", rk_db_errmsg(n->db));
         return false;
     }
-    return rk_kv_fsm_open(n->db, &at_once, &n->fsm) == 0;
+    if (rk_kv_fsm_open(n->db, &at_once, &n->fsm) != 0)
+        return false;
+    rk_db_on_end(n->db, fsm_batch_end_cb, n->fsm);
+    return true;
 }
 
 static bool node_start(struct node *n, size_t initial_map)
