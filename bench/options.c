@@ -1,13 +1,11 @@
-#include "cli_options.h"
 #include "options.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_options.h"
 #include "ledger.h"
 
 const char *const op_kind_names[N_KINDS] = {"put", "get", "cas"};
@@ -71,71 +69,7 @@ static void usage(FILE *f)
             "not check every key; 2 usage error; 3 the cluster could not be started or reached.\n");
 }
 
-static int usage_error(const char *fmt, const char *what)
-{
-    fprintf(stderr, "raft-bench: ");
-    fprintf(stderr, fmt, what);
-    fprintf(stderr, "\nTry 'raft-bench --help'.\n");
-    return 2;
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || s[0] == '-')
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-    uint64_t v;
-    if (!parse_u64(s, min, max, &v))
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
-static bool parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s)
-        return false;
-    double v = strtod(s, &end);
-    if (*end || errno || !isfinite(v))
-        return false;
-    *out = v;
-    return true;
-}
-
-/* "10", "2.5s", "500ms", "1m" -> seconds. */
-static bool parse_seconds(const char *s, double *out)
-{
-    char num[64];
-    double scale = 1.0;
-    size_t n = s ? strlen(s) : 0;
-    if (!n || n >= sizeof num)
-        return false;
-    memcpy(num, s, n + 1);
-    if (n > 2 && !strcmp(num + n - 2, "ms")) {
-        scale = 1e-3;
-        num[n - 2] = '\0';
-    } else if (num[n - 1] == 's' || num[n - 1] == 'm') {
-        scale = num[n - 1] == 'm' ? 60.0 : 1.0;
-        num[n - 1] = '\0';
-    }
-    double v;
-    if (!parse_double(num, &v) || v < 0)
-        return false;
-    *out = v * scale;
-    return true;
-}
+#define PROG "raft-bench"
 
 static bool parse_mix(const char *s, unsigned mix[N_KINDS])
 {
@@ -154,7 +88,7 @@ static bool parse_mix(const char *s, unsigned mix[N_KINDS])
         int kind = -1;
         for (int k = 0; k < N_KINDS; k++)
             kind = strcmp(t, op_kind_names[k]) == 0 ? k : kind;
-        if (kind < 0 || !parse_uint(eq + 1, 0, 1000000, &mix[kind]))
+        if (kind < 0 || !rk_cli_parse_uint(eq + 1, 0, 1000000, &mix[kind]))
             return false;
         total += mix[kind];
     }
@@ -179,138 +113,218 @@ static void defaults(struct bench_options *o)
 #endif
 }
 
-/* Options taking a value; returns -1 when argv[*i] is none of them. */
-static int parse_valued(struct bench_options *o, int argc, char **argv, int *i, bool *ops_given)
+enum option_id {
+    OPT_ENDPOINTS = RK_CLI_LONG_ONLY,
+    OPT_SPAWN,
+    OPT_KEEP,
+    OPT_CLUSTER_SCRIPT,
+    OPT_RAFTD,
+    OPT_CLIENTS,
+    OPT_CONNS,
+    OPT_DURATION,
+    OPT_OPS,
+    OPT_VALUE_SIZE,
+    OPT_KEYS,
+    OPT_ZIPF,
+    OPT_MIX,
+    OPT_CONSISTENCY,
+    OPT_PREFILL,
+    OPT_WORKERS,
+    OPT_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
+    OPT_SEED,
+    OPT_KILL_LEADER_AT,
+    OPT_VERIFY,
+    OPT_JSON,
+    OPT_PLOT,
+    OPT_HELP,
+};
+
+static const struct option long_options[] = {
+    {"endpoints", required_argument, NULL, OPT_ENDPOINTS},
+    {"spawn", required_argument, NULL, OPT_SPAWN},
+    {"keep", no_argument, NULL, OPT_KEEP},
+    {"cluster-script", required_argument, NULL, OPT_CLUSTER_SCRIPT},
+    {"raftd", required_argument, NULL, OPT_RAFTD},
+    {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"conns", required_argument, NULL, OPT_CONNS},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"ops", required_argument, NULL, OPT_OPS},
+    {"value-size", required_argument, NULL, OPT_VALUE_SIZE},
+    {"keys", required_argument, NULL, OPT_KEYS},
+    {"zipf", required_argument, NULL, OPT_ZIPF},
+    {"mix", required_argument, NULL, OPT_MIX},
+    {"consistency", required_argument, NULL, OPT_CONSISTENCY},
+    {"prefill", no_argument, NULL, OPT_PREFILL},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"kill-leader-at", required_argument, NULL, OPT_KILL_LEADER_AT},
+    {"verify", no_argument, NULL, OPT_VERIFY},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"plot", required_argument, NULL, OPT_PLOT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* The options that shape the load. arg is NULL when the value is missing. */
+static int apply_load_option(struct bench_options *o, int id, const char *arg)
 {
-    const char *v, *a = argv[*i];
-    uint64_t u;
-#define OPT(name) rk_cli_option(argc, argv, i, name, &v)
-#define BAD(what) usage_error("%s " what, a)
-    if (OPT("--endpoints"))
-        o->endpoints = v && *v ? v : NULL;
-    else if (OPT("--spawn")) {
-        if (!parse_uint(v, 1, 9, (unsigned *)&o->spawn))
-            return BAD("needs a node count from 1 to 9");
-    } else if (OPT("--clients")) {
-        if (!parse_uint(v, 1, 100000, &o->clients))
-            return BAD("needs a number from 1 to 100000");
-    } else if (OPT("--conns")) {
-        if (!parse_uint(v, 1, 1024, &o->conns))
-            return BAD("needs a number from 1 to 1024");
-    } else if (OPT("--duration")) {
-        if (!parse_seconds(v, &o->duration_s) || o->duration_s <= 0 || o->duration_s > 86400)
-            return BAD("needs a positive number of seconds (at most a day)");
-    } else if (OPT("--ops")) {
-        if (!parse_u64(v, 1, UINT64_MAX / 2, &o->ops))
-            return BAD("needs a positive number");
-        *ops_given = true;
-    } else if (OPT("--value-size")) {
-        if (!parse_uint(v, LEDGER_ID_BYTES, 64u << 20, &o->value_size))
-            return BAD("needs a size from 16 bytes to 64 MiB");
-    } else if (OPT("--keys")) {
-        if (!parse_u64(v, 1, (uint64_t)1 << 40, &o->keys))
-            return BAD("needs a positive number");
-    } else if (OPT("--zipf")) {
-        if (!parse_double(v, &o->zipf) || o->zipf <= 0 || o->zipf > 100)
-            return BAD("needs an exponent > 0");
-    } else if (OPT("--mix")) {
-        if (!parse_mix(v, o->mix))
-            return BAD("needs put=P,get=G,cas=C with integer weights, not all 0");
-    } else if (OPT("--consistency")) {
-        if (!v || strcmp(v, "linearizable") != 0)
-            return usage_error("%s: only 'linearizable' exists: every read is a ReadIndex read "
-                               "at the leader (no serializable or lease reads yet)",
-                               a);
-    } else if (OPT("--workers")) {
-        if (!parse_uint(v, 0, 256, &o->workers))
-            return BAD("needs a number from 0 to 256");
-    } else if (OPT("--timeout")) {
-        if (!parse_uint(v, 1, 3600000, &o->timeout_ms))
-            return BAD("needs milliseconds");
-    } else if (OPT("--request-timeout")) {
-        if (!parse_uint(v, 1, 3600000, &o->request_timeout_ms))
-            return BAD("needs milliseconds");
-    } else if (OPT("--seed")) {
-        if (!parse_u64(v, 0, UINT64_MAX, &u))
-            return BAD("needs a number");
-        o->seed = u;
-    } else if (OPT("--kill-leader-at")) {
-        if (!parse_seconds(v, &o->kill_at_s))
-            return BAD("needs seconds into the run");
-    } else if (OPT("--plot")) {
-        if (!v || !*v || strpbrk(v, "'\"\n\\"))
-            return BAD("needs a file name (without quotes or backslashes)");
-        o->plot = v;
-    } else if (OPT("--cluster-script")) {
-        if (!v || !*v)
-            return BAD("needs a path");
-        o->script = v;
-    } else if (OPT("--raftd")) {
-        if (!v || !*v)
-            return BAD("needs a path");
-        o->raftd = v;
-    } else
-        return -1;
-#undef OPT
-#undef BAD
-    return 0;
+    bool ok = true;
+    const char *why = NULL;
+    switch (id) {
+    case OPT_CLIENTS:
+        ok = rk_cli_parse_uint(arg, 1, 100000, &o->clients);
+        why = "--clients needs a number from 1 to 100000";
+        break;
+    case OPT_CONNS:
+        ok = rk_cli_parse_uint(arg, 1, 1024, &o->conns);
+        why = "--conns needs a number from 1 to 1024";
+        break;
+    case OPT_DURATION:
+        ok = rk_cli_parse_seconds(arg, &o->duration_s) && o->duration_s > 0 &&
+             o->duration_s <= 86400;
+        why = "--duration needs a positive number of seconds (at most a day)";
+        break;
+    case OPT_OPS:
+        ok = rk_cli_parse_u64(arg, 1, UINT64_MAX / 2, &o->ops);
+        why = "--ops needs a positive number";
+        break;
+    case OPT_VALUE_SIZE:
+        ok = rk_cli_parse_uint(arg, LEDGER_ID_BYTES, 64u << 20, &o->value_size);
+        why = "--value-size needs a size from 16 bytes to 64 MiB";
+        break;
+    case OPT_KEYS:
+        ok = rk_cli_parse_u64(arg, 1, (uint64_t)1 << 40, &o->keys);
+        why = "--keys needs a positive number";
+        break;
+    case OPT_ZIPF:
+        ok = rk_cli_parse_double(arg, &o->zipf) && o->zipf > 0 && o->zipf <= 100;
+        why = "--zipf needs an exponent > 0";
+        break;
+    case OPT_MIX:
+        ok = parse_mix(arg, o->mix);
+        why = "--mix needs put=P,get=G,cas=C with integer weights, not all 0";
+        break;
+    case OPT_CONSISTENCY:
+        ok = arg && !strcmp(arg, "linearizable");
+        why = "--consistency: only 'linearizable' exists: every read is a ReadIndex read at "
+              "the leader (no serializable or lease reads yet)";
+        break;
+    case OPT_WORKERS:
+        ok = rk_cli_parse_uint(arg, 0, 256, &o->workers);
+        why = "--workers needs a number from 0 to 256";
+        break;
+    case OPT_TIMEOUT:
+        ok = rk_cli_parse_uint(arg, 1, 3600000, &o->timeout_ms);
+        why = "--timeout needs milliseconds";
+        break;
+    case OPT_REQUEST_TIMEOUT:
+        ok = rk_cli_parse_uint(arg, 1, 3600000, &o->request_timeout_ms);
+        why = "--request-timeout needs milliseconds";
+        break;
+    case OPT_SEED:
+        ok = rk_cli_parse_u64(arg, 0, UINT64_MAX, &o->seed);
+        why = "--seed needs a number";
+        break;
+    }
+    return ok ? 0 : rk_cli_usage_error(PROG, "%s", why);
 }
 
-static int check(struct bench_options *o, bool ops_given)
+/* The options of the cluster, the checks and the output; the others shape the load. */
+static int apply_option(struct bench_options *o, int id, const char *arg)
+{
+    switch (id) {
+    case 'h':
+    case OPT_HELP:
+        usage(stdout);
+        return 1;
+    case OPT_ENDPOINTS:
+        o->endpoints = arg && *arg ? arg : NULL;
+        return 0;
+    case OPT_SPAWN:
+        if (!rk_cli_parse_uint(arg, 1, 9, (unsigned *)&o->spawn))
+            return rk_cli_usage_error(PROG, "--spawn needs a node count from 1 to 9");
+        return 0;
+    case OPT_KEEP:
+        o->keep = true;
+        return 0;
+    case OPT_CLUSTER_SCRIPT:
+        o->script = arg && *arg ? arg : NULL;
+        return o->script ? 0 : rk_cli_usage_error(PROG, "--cluster-script needs a path");
+    case OPT_RAFTD:
+        o->raftd = arg && *arg ? arg : NULL;
+        return o->raftd ? 0 : rk_cli_usage_error(PROG, "--raftd needs a path");
+    case OPT_PREFILL:
+        o->prefill = true;
+        return 0;
+    case OPT_KILL_LEADER_AT:
+        if (!rk_cli_parse_seconds(arg, &o->kill_at_s))
+            return rk_cli_usage_error(PROG, "--kill-leader-at needs seconds into the run");
+        return 0;
+    case OPT_VERIFY:
+        o->verify = true;
+        return 0;
+    case OPT_JSON:
+        o->json = true;
+        return 0;
+    case OPT_PLOT:
+        if (!arg || !*arg || strpbrk(arg, "'\"\n\\"))
+            return rk_cli_usage_error(PROG,
+                                      "--plot needs a file name (without quotes or backslashes)");
+        o->plot = arg;
+        return 0;
+    }
+    return apply_load_option(o, id, arg);
+}
+
+static int check(struct bench_options *o)
 {
     if (!o->spawn == !o->endpoints)
-        return usage_error("%s", "give exactly one of --spawn N and --endpoints");
-    if (ops_given)
+        return rk_cli_usage_error(PROG, "give exactly one of --spawn N and --endpoints");
+    if (o->ops)
         o->duration_s = 0;
     if (o->kill_at_s >= 0) {
         if (!o->spawn)
-            return usage_error("%s", "--kill-leader-at needs --spawn (it kills a node it started)");
-        if (ops_given)
-            return usage_error("%s", "--kill-leader-at needs --duration, not --ops");
+            return rk_cli_usage_error(
+                PROG, "--kill-leader-at needs --spawn (it kills a node it started)");
+        if (o->ops)
+            return rk_cli_usage_error(PROG, "--kill-leader-at needs --duration, not --ops");
         if (o->kill_at_s >= o->duration_s)
-            return usage_error("%s", "--kill-leader-at must fall within --duration");
+            return rk_cli_usage_error(PROG, "--kill-leader-at must fall within --duration");
         o->verify = true;
     }
     if (o->keep && !o->spawn)
-        return usage_error("%s", "--keep goes with --spawn");
+        return rk_cli_usage_error(PROG, "--keep goes with --spawn");
     if (o->plot) {
         const char *ext = strrchr(o->plot, '.');
         if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png")))
-            return usage_error("%s", "--plot needs a file name ending in .svg or .png");
+            return rk_cli_usage_error(PROG, "--plot needs a file name ending in .svg or .png");
     }
     if (!o->conns)
         o->conns = o->clients < 16 ? o->clients : 16;
     if (o->conns > o->clients)
-        return usage_error("%s", "--conns cannot exceed --clients");
+        return rk_cli_usage_error(PROG, "--conns cannot exceed --clients");
     return 0;
 }
 
 int options_parse(struct bench_options *o, int argc, char **argv)
 {
     defaults(o);
-    bool ops_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        } else if (!strcmp(a, "--prefill"))
-            o->prefill = true;
-        else if (!strcmp(a, "--verify"))
-            o->verify = true;
-        else if (!strcmp(a, "--json"))
-            o->json = true;
-        else if (!strcmp(a, "--keep"))
-            o->keep = true;
-        else {
-            int rv = parse_valued(o, argc, argv, &i, &ops_given);
-            if (rv < 0)
-                return usage_error("unknown option '%s'", a);
-            if (rv)
-                return rv;
-        }
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        /* A missing value (':') is told by the option's own check of its value. */
+        int rv = c == '?'   ? rk_cli_option_refused(PROG, argv, long_options)
+                 : c == ':' ? apply_option(o, optopt, NULL)
+                            : apply_option(o, c, optarg);
+        if (rv)
+            return rv;
     }
-    return check(o, ops_given);
+    if (optind < argc)
+        return rk_cli_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+    return check(o);
 }
 
 void options_mix(const struct bench_options *o, char *out, size_t size)

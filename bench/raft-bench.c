@@ -2,6 +2,7 @@
  * raft-bench: drives a raftkv cluster through the C client library's asynchronous API
  * and reports throughput and latency (see options.c for the interface).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_options.h"
 #include "driver.h"
 #include "options.h"
 #include "report.h"
@@ -21,7 +23,6 @@
 #define EXIT_CLUSTER 3
 #define READY_TIMEOUT_MS 30000
 #define LEADER_SEARCH_MS 5000
-#define MAX_ENDPOINTS 64
 #define WARMUP_KEY "raft-bench-warmup"
 
 static volatile sig_atomic_t interrupted;
@@ -36,9 +37,7 @@ struct bench {
     struct bench_options o;
     struct spawned cluster;
     bool spawned;
-    char *endpoint_buf;
-    const char *urls[MAX_ENDPOINTS];
-    size_t n_urls;
+    struct rk_cli_endpoints eps;
     struct raftkv_client **conns;
     struct raftkv_client *admin; /* status queries, warm-up */
     struct driver d;
@@ -49,31 +48,13 @@ struct bench {
     uint64_t next_progress_ns;
 };
 
-static int split_endpoints(struct bench *b, const char *list)
-{
-    b->endpoint_buf = strdup(list);
-    if (!b->endpoint_buf)
-        return -1;
-    char *save = NULL;
-    for (char *t = strtok_r(b->endpoint_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (b->n_urls == MAX_ENDPOINTS) {
-            fprintf(stderr, "raft-bench: at most %d endpoints\n", MAX_ENDPOINTS);
-            return -1;
-        }
-        b->urls[b->n_urls++] = t;
-    }
-    if (!b->n_urls)
-        fprintf(stderr, "raft-bench: no endpoints given\n");
-    return b->n_urls ? 0 : -1;
-}
-
 static struct raftkv_client *client_open(struct bench *b, unsigned timeout_ms,
                                          unsigned request_timeout_ms)
 {
     struct raftkv_client_options co;
     raftkv_client_options_defaults(&co);
-    co.endpoints = b->urls;
-    co.n_endpoints = b->n_urls;
+    co.endpoints = b->eps.urls;
+    co.n_endpoints = b->eps.n;
     co.timeout_ms = timeout_ms;
     co.request_timeout_ms = request_timeout_ms;
     struct raftkv_client *c = NULL;
@@ -120,7 +101,7 @@ static uint64_t find_leader(struct bench *b)
     uint64_t deadline = now_ns() + (uint64_t)LEADER_SEARCH_MS * 1000000u;
     while (now_ns() < deadline && !interrupted) {
         uint64_t leader = 0, term = 0;
-        for (size_t i = 0; i < b->n_urls; i++) {
+        for (size_t i = 0; i < b->eps.n; i++) {
             struct raftkv_node_status st;
             if (raftkv_status(b->admin, i, &st) == RAFTKV_OK && !strcmp(st.role, "leader") &&
                 st.term >= term) {
@@ -300,7 +281,7 @@ static void teardown(struct bench *b, bool keep)
         driver_free(&b->d);
     if (b->timeline.buckets)
         timeline_free(&b->timeline);
-    free(b->endpoint_buf);
+    rk_cli_endpoints_free(&b->eps);
 }
 
 static int bench_main(struct bench *b, const char *prog)
@@ -318,7 +299,10 @@ static int bench_main(struct bench *b, const char *prog)
     }
     const char *eps = b->spawned ? b->cluster.endpoints : b->o.endpoints;
     b->sum.endpoints = eps;
-    if (split_endpoints(b, eps) || connect_all(b))
+    int rv = rk_cli_endpoints_split(&b->eps, eps);
+    if (rv == EINVAL)
+        fprintf(stderr, "raft-bench: no endpoints given\n");
+    if (rv || connect_all(b))
         return EXIT_CLUSTER;
     if (driver_init(&b->d, &b->o, b->conns) || run_phases(b))
         return EXIT_CLUSTER;

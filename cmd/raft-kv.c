@@ -6,15 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_options.h"
+#include "cli/cli_options.h"
 #include "raftkv/client.h"
 
+#define PROG "raft-kv"
+
 #define EXIT_MISS 1        /* key not found, CAS mismatch */
-#define EXIT_USAGE 2       /* bad command line, or a request the cluster rejects as invalid */
 #define EXIT_UNAVAILABLE 3 /* no answer within the timeout */
 #define EXIT_INTERNAL 4    /* out of memory, a node reported an internal error */
-
-#define DEFAULT_ENDPOINTS "tcp://127.0.0.1:7101"
+/* A bad command line, or a request the cluster rejects as invalid. */
+#define EXIT_USAGE RK_CLI_EXIT_USAGE
 
 static void usage(FILE *f)
 {
@@ -33,7 +34,7 @@ static void usage(FILE *f)
            "may start with '-': raft-kv put -- k -1):\n"
            "  --endpoints A,B,C         client addresses of the nodes; default: the\n"
            "                            RAFTKV_ENDPOINTS environment variable, else\n"
-           "                            " DEFAULT_ENDPOINTS "\n"
+           "                            " RK_CLI_DEFAULT_ENDPOINTS "\n"
            "  --timeout MS              overall deadline per operation (default 5000)\n"
            "  --request-timeout MS      deadline of one request to one node (default 1000)\n"
            "  --attempts N              tries before giving up (default 100)\n"
@@ -59,127 +60,29 @@ static void usage(FILE *f)
            "(status: no endpoint answered); 4 internal error.\n");
 }
 
-struct cli {
-    struct raftkv_client_options opts;
-    char *endpoints; /* the comma-separated list, split in place */
-    const char **urls;
-    bool json;
-    bool absent;
-    const char *cmd;
-    const char *args[3];
+struct cli;
+
+#define MAX_COMMAND_OPTIONS 4
+
+/* The global options (global_options) come before the command word, and may also follow
+ * it as they always could; a command's own options follow it. */
+struct command {
+    const char *name;
     int n_args;
+    struct option options[MAX_COMMAND_OPTIONS]; /* its own, after the command word */
+    int (*run)(const struct cli *cli, struct raftkv_client *c);
 };
 
-static int usage_error(const char *fmt, const char *what)
-{
-    fprintf(stderr, "raft-kv: ");
-    fprintf(stderr, fmt, what);
-    fprintf(stderr, "\nTry 'raft-kv --help'.\n");
-    return EXIT_USAGE;
-}
-
-static int parse_ms(const char *name, const char *s, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = s ? strtoul(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || v == 0 || v > 86400000UL || s[0] == '-')
-        return usage_error("%s needs a positive number", name);
-    *out = (unsigned)v;
-    return 0;
-}
-
-static int parse_option(struct cli *cli, int argc, char **argv, int *i)
-{
-    const char *v;
-    const char *a = argv[*i];
-    if (!strcmp(a, "--json"))
-        cli->json = true;
-    else if (!strcmp(a, "--absent"))
-        cli->absent = true;
-    else if (rk_cli_option(argc, argv, i, "--endpoints", &v)) {
-        if (!v || !*v)
-            return usage_error("%s needs a list of addresses", a);
-        free(cli->endpoints);
-        cli->endpoints = strdup(v);
-    } else if (rk_cli_option(argc, argv, i, "--timeout", &v))
-        return parse_ms("--timeout", v, &cli->opts.timeout_ms);
-    else if (rk_cli_option(argc, argv, i, "--request-timeout", &v))
-        return parse_ms("--request-timeout", v, &cli->opts.request_timeout_ms);
-    else if (rk_cli_option(argc, argv, i, "--attempts", &v))
-        return parse_ms("--attempts", v, &cli->opts.attempts);
-    else if (rk_cli_option(argc, argv, i, "--retry-delay", &v))
-        return parse_ms("--retry-delay", v, &cli->opts.retry_delay_ms);
-    else
-        return usage_error("unknown option %s", a);
-    return 0;
-}
-
-static int parse_words(struct cli *cli, int argc, char **argv)
-{
-    bool options = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int rv = 0;
-        if (options && !strcmp(a, "--"))
-            options = false;
-        else if (options && a[0] == '-' && a[1] != '\0')
-            rv = parse_option(cli, argc, argv, &i);
-        else if (!cli->cmd)
-            cli->cmd = a;
-        else if (cli->n_args < 3)
-            cli->args[cli->n_args++] = a;
-        else
-            rv = usage_error("too many arguments at '%s'", a);
-        if (rv)
-            return rv;
-    }
-    return 0;
-}
-
-static int check_arity(const struct cli *cli)
-{
-    static const struct {
-        const char *cmd;
-        int n_args;
-    } arity[] = {{"put", 2}, {"get", 1}, {"delete", 1}, {"cas", 3}, {"status", 0}};
-    if (!cli->cmd)
-        return usage_error("%s", "no command given");
-    if (cli->absent && strcmp(cli->cmd, "cas") != 0)
-        return usage_error("%s", "--absent only goes with cas");
-    for (size_t i = 0; i < sizeof arity / sizeof arity[0]; i++) {
-        if (strcmp(cli->cmd, arity[i].cmd) != 0)
-            continue;
-        int want = arity[i].n_args - (cli->absent ? 1 : 0);
-        if (cli->n_args != want)
-            return usage_error("wrong number of arguments for %s", cli->cmd);
-        return 0;
-    }
-    return usage_error("unknown command '%s'", cli->cmd);
-}
-
-static int split_endpoints(struct cli *cli)
-{
-    if (!cli->endpoints) {
-        const char *env = getenv("RAFTKV_ENDPOINTS");
-        cli->endpoints = strdup(env && *env ? env : DEFAULT_ENDPOINTS);
-    }
-    if (!cli->endpoints)
-        return EXIT_INTERNAL;
-    size_t n = 1;
-    for (const char *p = cli->endpoints; *p; p++)
-        n += *p == ',';
-    cli->urls = calloc(n, sizeof *cli->urls);
-    if (!cli->urls)
-        return EXIT_INTERNAL;
-    char *save = NULL;
-    for (char *t = strtok_r(cli->endpoints, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        cli->urls[cli->opts.n_endpoints++] = t;
-    if (cli->opts.n_endpoints == 0)
-        return usage_error("%s", "no endpoints given");
-    cli->opts.endpoints = cli->urls;
-    return 0;
-}
+struct cli {
+    struct raftkv_client_options opts;
+    const char *endpoints; /* --endpoints; NULL: RAFTKV_ENDPOINTS or the default */
+    struct rk_cli_endpoints eps;
+    bool json;
+    bool absent;
+    const struct command *cmd;
+    char **args;
+    int n_args;
+};
 
 /* ---- JSON output ---- */
 
@@ -320,7 +223,7 @@ static void report_json(const struct cli *cli, int status, const struct raftkv_r
     const char *key = cli->args[0];
     printf("{\"result\":\"%s\"", json_result_name(status));
     json_bytes_field("key", key, strlen(key));
-    bool is_get = !strcmp(cli->cmd, "get");
+    bool is_get = !strcmp(cli->cmd->name, "get");
     if (status == RAFTKV_CAS_MISMATCH)
         printf(",\"exists\":%s", res->create_revision ? "true" : "false");
     if ((status == RAFTKV_OK && is_get) ||
@@ -339,7 +242,7 @@ static void report_json(const struct cli *cli, int status, const struct raftkv_r
 static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res)
 {
     if (status == RAFTKV_OK) {
-        if (!strcmp(cli->cmd, "get"))
+        if (!strcmp(cli->cmd->name, "get"))
             print_value(res);
         else
             printf("OK\n");
@@ -362,11 +265,11 @@ static int run_key_command(const struct cli *cli, struct raftkv_client *c)
     const char *k = cli->args[0];
     size_t kl = strlen(k);
     int status;
-    if (!strcmp(cli->cmd, "put")) {
+    if (!strcmp(cli->cmd->name, "put")) {
         status = raftkv_put(c, k, kl, cli->args[1], strlen(cli->args[1]), &res);
-    } else if (!strcmp(cli->cmd, "get")) {
+    } else if (!strcmp(cli->cmd->name, "get")) {
         status = raftkv_get(c, k, kl, &res);
-    } else if (!strcmp(cli->cmd, "delete")) {
+    } else if (!strcmp(cli->cmd->name, "delete")) {
         status = raftkv_delete(c, k, kl, &res);
     } else {
         const char *expected = cli->absent ? NULL : cli->args[1];
@@ -386,7 +289,7 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
 {
     size_t n = cli->opts.n_endpoints, answered = 0, width = strlen("ENDPOINT");
     for (size_t i = 0; i < n; i++)
-        width = strlen(cli->urls[i]) > width ? strlen(cli->urls[i]) : width;
+        width = strlen(cli->eps.urls[i]) > width ? strlen(cli->eps.urls[i]) : width;
     if (cli->json)
         printf("{\"nodes\":[");
     else
@@ -398,7 +301,7 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
         answered += rv == RAFTKV_OK;
         if (cli->json) {
             printf("%s{\"reachable\":%s", i ? "," : "", rv == RAFTKV_OK ? "true" : "false");
-            json_bytes_field("endpoint", cli->urls[i], strlen(cli->urls[i]));
+            json_bytes_field("endpoint", cli->eps.urls[i], strlen(cli->eps.urls[i]));
             if (rv == RAFTKV_OK) {
                 json_bytes_field("role", s.role, strlen(s.role));
                 printf(",\"id\":%" PRIu64 ",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
@@ -410,10 +313,10 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
         } else if (rv == RAFTKV_OK) {
             printf("%-*s %6" PRIu64 " %-10s %8" PRIu64 " %6" PRIu64 " %10" PRIu64 " %10" PRIu64
                    " %10" PRIu64 "\n",
-                   (int)width, cli->urls[i], s.id, s.role, s.term, s.leader_id, s.commit_index,
+                   (int)width, cli->eps.urls[i], s.id, s.role, s.term, s.leader_id, s.commit_index,
                    s.applied_index, s.last_log_index);
         } else {
-            printf("%-*s %6s %s\n", (int)width, cli->urls[i], "-",
+            printf("%-*s %6s %s\n", (int)width, cli->eps.urls[i], "-",
                    rv == RAFTKV_UNAVAILABLE ? "unreachable" : raftkv_status_str(rv));
         }
     }
@@ -422,37 +325,209 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
     return answered ? 0 : EXIT_UNAVAILABLE;
 }
 
+/* ---- the command line ---- */
+
+enum option_id {
+    OPT_ENDPOINTS = RK_CLI_LONG_ONLY,
+    OPT_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
+    OPT_ATTEMPTS,
+    OPT_RETRY_DELAY,
+    OPT_JSON,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_ABSENT,
+};
+
+static const struct option global_options[] = {
+    {"endpoints", required_argument, NULL, OPT_ENDPOINTS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"attempts", required_argument, NULL, OPT_ATTEMPTS},
+    {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct command commands[] = {
+    {"put", 2, {{0}}, run_key_command},
+    {"get", 1, {{0}}, run_key_command},
+    {"delete", 1, {{0}}, run_key_command},
+    {"cas", 3, {{"absent", no_argument, NULL, OPT_ABSENT}}, run_key_command},
+    {"status", 0, {{0}}, run_status},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* --help and --version answered: exit 0 without running a command. */
+#define EXIT_ANSWERED (-1)
+
+static int parse_ms(const char *name, const char *s, unsigned *out)
+{
+    if (!rk_cli_parse_uint(s, 1, 86400000, out))
+        return rk_cli_usage_error(PROG, "%s needs a positive number", name);
+    return 0;
+}
+
+static int apply_option(struct cli *cli, int id, const char *arg)
+{
+    switch (id) {
+    case 'h':
+    case OPT_HELP:
+        usage(stdout);
+        return EXIT_ANSWERED;
+    case OPT_VERSION:
+        printf("raft-kv %s\n", RAFTKV_VERSION);
+        return EXIT_ANSWERED;
+    case OPT_ENDPOINTS:
+        if (!arg || !*arg)
+            return rk_cli_usage_error(PROG, "--endpoints needs a list of addresses");
+        cli->endpoints = arg;
+        break;
+    case OPT_TIMEOUT:
+        return parse_ms("--timeout", arg, &cli->opts.timeout_ms);
+    case OPT_REQUEST_TIMEOUT:
+        return parse_ms("--request-timeout", arg, &cli->opts.request_timeout_ms);
+    case OPT_ATTEMPTS:
+        return parse_ms("--attempts", arg, &cli->opts.attempts);
+    case OPT_RETRY_DELAY:
+        return parse_ms("--retry-delay", arg, &cli->opts.retry_delay_ms);
+    case OPT_JSON:
+        cli->json = true;
+        break;
+    case OPT_ABSENT:
+        cli->absent = true;
+        break;
+    }
+    return 0;
+}
+
+/* The command that has the option argv names ("--name" or "--name=value"), if any. */
+static const struct command *command_with_option(const char *word)
+{
+    if (strncmp(word, "--", 2) != 0)
+        return NULL;
+    const char *name = word + 2;
+    size_t len = strcspn(name, "=");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const struct option *o = commands[i].options;
+        for (; o < commands[i].options + MAX_COMMAND_OPTIONS && o->name; o++)
+            if (strlen(o->name) == len && !strncmp(o->name, name, len))
+                return &commands[i];
+    }
+    return NULL;
+}
+
+static int option_refused(char *const *argv, const struct option *longopts)
+{
+    const struct command *owner = optopt == 0 ? command_with_option(argv[optind - 1]) : NULL;
+    if (owner)
+        return rk_cli_usage_error(PROG, "%s only goes after the command %s", argv[optind - 1],
+                                  owner->name);
+    return rk_cli_option_refused(PROG, argv, longopts);
+}
+
+/* Applies the options of argv. With optstring "-..." it stops at the first word that is
+ * not an option and points *word to it; otherwise getopt_long moves the words that are not
+ * options to the end, from optind. */
+static int parse_options(struct cli *cli, int argc, char **argv, const char *optstring,
+                         const struct option *longopts, const char **word)
+{
+    opterr = 0;
+    optind = 0; /* glibc: start afresh, with this optstring's ordering */
+    int c;
+    while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+        if (c == 1) {
+            *word = optarg;
+            return 0;
+        }
+        /* A missing value (':') is told by the option's own check of its value. */
+        int rv = c == '?'   ? option_refused(argv, longopts)
+                 : c == ':' ? apply_option(cli, optopt, NULL)
+                            : apply_option(cli, c, optarg);
+        if (rv)
+            return rv;
+    }
+    return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
+/* Reads the words after the command word: its options, global options, its arguments. */
+static int parse_command_words(struct cli *cli, int argc, char **argv)
+{
+    struct option longopts[MAX_COMMAND_OPTIONS + sizeof global_options / sizeof global_options[0]];
+    size_t n = 0;
+    for (; n < MAX_COMMAND_OPTIONS && cli->cmd->options[n].name; n++)
+        longopts[n] = cli->cmd->options[n];
+    memcpy(longopts + n, global_options, sizeof global_options);
+    int rv = parse_options(cli, argc, argv, ":h", longopts, NULL);
+    cli->args = argv + optind;
+    cli->n_args = argc - optind;
+    return rv;
+}
+
+static int parse_command_line(struct cli *cli, int argc, char **argv)
+{
+    const char *word = NULL;
+    int rv = parse_options(cli, argc, argv, "-:h", global_options, &word);
+    if (rv)
+        return rv;
+    /* Without a command word, options ended at a "--" or at the end. */
+    int at = word ? optind - 1 : optind;
+    if (at == argc)
+        return rk_cli_usage_error(PROG, "no command given");
+    cli->cmd = find_command(argv[at]);
+    if (!cli->cmd)
+        return rk_cli_usage_error(PROG, "unknown command '%s'", argv[at]);
+    if (word) {
+        rv = parse_command_words(cli, argc - at, argv + at);
+    } else {
+        cli->args = argv + at + 1;
+        cli->n_args = argc - at - 1;
+    }
+    int want = cli->cmd->n_args - (cli->absent ? 1 : 0);
+    if (!rv && cli->n_args != want)
+        rv = rk_cli_usage_error(PROG, "wrong number of arguments for %s", cli->cmd->name);
+    return rv;
+}
+
+static int open_client(struct cli *cli, struct raftkv_client **c)
+{
+    int rv = rk_cli_endpoints_split(&cli->eps, cli->endpoints);
+    if (rv == ENOMEM)
+        return EXIT_INTERNAL;
+    if (rv)
+        return rk_cli_usage_error(PROG, "no endpoints given");
+    cli->opts.endpoints = cli->eps.urls;
+    cli->opts.n_endpoints = cli->eps.n;
+    int st = raftkv_client_open(&cli->opts, c);
+    if (st == RAFTKV_EUSAGE)
+        return rk_cli_usage_error(PROG, "invalid or duplicate endpoint address");
+    return st ? exit_code(st) : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {0};
     raftkv_client_options_defaults(&cli.opts);
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--version")) {
-            printf("raft-kv %s\n", RAFTKV_VERSION);
-            return 0;
-        }
-    }
-    int rv = parse_words(&cli, argc, argv);
-    if (!rv)
-        rv = check_arity(&cli);
-    if (!rv)
-        rv = split_endpoints(&cli);
     struct raftkv_client *c = NULL;
-    if (!rv) {
-        int st = raftkv_client_open(&cli.opts, &c);
-        if (st == RAFTKV_EUSAGE)
-            rv = usage_error("%s", "invalid or duplicate endpoint address");
-        else if (st)
-            rv = exit_code(st);
-    }
+    int rv = parse_command_line(&cli, argc, argv);
+    if (rv == EXIT_ANSWERED)
+        return 0;
     if (!rv)
-        rv = strcmp(cli.cmd, "status") ? run_key_command(&cli, c) : run_status(&cli, c);
+        rv = open_client(&cli, &c);
+    if (!rv)
+        rv = cli.cmd->run(&cli, c);
     raftkv_client_close(c);
-    free(cli.urls);
-    free(cli.endpoints);
+    rk_cli_endpoints_free(&cli.eps);
     return rv;
 }

@@ -67,7 +67,33 @@ usage)
     done
     run_bench --endpoints tcp://127.0.0.1:1 --consistency serializable
     grep -q "only 'linearizable' exists" "$out/stderr" || fail "no reason for --consistency"
-    run_bench --help && grep -q -- '--kill-leader-at' "$out/stdout" || fail "--help"
+    # A value joined with '=' or in the next word: these refusals need both values read.
+    for args in "--spawn=3 --duration=2 --kill-leader-at=3" \
+        "--spawn 3 --duration 2 --kill-leader-at 3"; do
+        # shellcheck disable=SC2086
+        run_bench $args
+        [ $? = 2 ] && grep -q 'must fall within --duration' "$out/stderr" || fail "'$args'"
+    done
+    for args in "--spawn 3 --clients=2 --conns=3" "--spawn 3 --clients 2 --conns 3"; do
+        # shellcheck disable=SC2086
+        run_bench $args
+        [ $? = 2 ] && grep -q 'cannot exceed --clients' "$out/stderr" || fail "'$args'"
+    done
+    # What is refused is named.
+    for args in "--no-such-option" "--json=yes" "-x" "stray" "--clients"; do
+        # shellcheck disable=SC2086
+        run_bench --spawn 3 $args
+        [ $? = 2 ] && grep -q -- "${args%%=*}" "$out/stderr" || fail "'$args' not named"
+    done
+    for help in --help -h; do
+        run_bench --spawn 3 $help || fail "$help: exit status $?"
+        for opt in --endpoints --spawn --keep --cluster-script --raftd --clients --conns \
+            --duration --ops --value-size --keys --zipf --mix --consistency --prefill \
+            --workers --timeout --request-timeout --seed --kill-leader-at --verify --json \
+            --plot --help; do
+            grep -q -- "$opt" "$out/stdout" || fail "$help does not list $opt"
+        done
+    done
     ;;
 plot)
     command -v gnuplot >/dev/null || { echo "gnuplot not installed: skipped"; exit 77; }

@@ -170,7 +170,89 @@ TEST(endpoints_come_from_the_environment)
     fake_node_stop(&a);
 }
 
+TEST(options_take_their_value_joined_or_separate)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char dead[64], out[4096];
+    fake_dead_url(dead, sizeof dead);
+    CHECK_EQ(run(out, sizeof out, "--timeout=5000 --endpoints=%s put k v", a.url), 0);
+    CHECK_EQ(run(out, sizeof out, "--timeout 5000 --endpoints %s put k v", a.url), 0);
+    CHECK_EQ(run(out, sizeof out, "put k v --timeout=5000 --endpoints %s", a.url), 0);
+    CHECK_EQ(fake_node_requests(&a), 3);
+    /* The values count: the client gives up after exactly that many attempts. */
+    CHECK_EQ(run(out, sizeof out,
+                 "--json --attempts=2 --request-timeout=100 --timeout=60000 --endpoints=%s get k",
+                 dead),
+             3);
+    CHECK(strstr(out, "gave up after 2 attempts"));
+    CHECK_EQ(run(out, sizeof out,
+                 "--json --attempts 3 --request-timeout 100 --timeout 60000 --endpoints %s get k",
+                 dead),
+             3);
+    CHECK(strstr(out, "gave up after 3 attempts"));
+    fake_node_stop(&a);
+}
+
+TEST(words_after_a_double_dash_are_arguments)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s cas -- k -1 new", a.url), 0);
+    CHECK(strcmp(a.last_expected, "-1") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s -- cas k -2 new", a.url), 0);
+    CHECK(strcmp(a.last_expected, "-2") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s cas k -3 new 2>/dev/null", a.url), 2);
+    CHECK_EQ(fake_node_requests(&a), 2);
+    fake_node_stop(&a);
+}
+
+TEST(a_bad_option_is_a_usage_error_that_names_it)
+{
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--bogus get k 2>&1"), 2);
+    CHECK(strstr(out, "unknown option '--bogus'") && strstr(out, "raft-kv --help"));
+    CHECK_EQ(run(out, sizeof out, "get k --bogus=1 2>&1"), 2);
+    CHECK(strstr(out, "'--bogus=1'"));
+    CHECK_EQ(run(out, sizeof out, "-x get k 2>&1"), 2);
+    CHECK(strstr(out, "'-x'"));
+    CHECK_EQ(run(out, sizeof out, "--json=yes get k 2>&1"), 2);
+    CHECK(strstr(out, "--json"));
+    CHECK_EQ(run(out, sizeof out, "get k --timeout 2>&1"), 2);
+    CHECK(strstr(out, "--timeout"));
+    /* A command's own option goes after the command word. */
+    CHECK_EQ(run(out, sizeof out, "--absent cas k v 2>&1"), 2);
+    CHECK(strstr(out, "--absent") && strstr(out, "cas"));
+    CHECK_EQ(run(out, sizeof out, "put --absent k v 2>&1"), 2);
+    CHECK(strstr(out, "--absent") && strstr(out, "cas"));
+}
+
+TEST(help_lists_every_option)
+{
+    static const char *const options[] = {
+        "--endpoints", "--timeout", "--request-timeout", "--attempts", "--retry-delay",
+        "--json",      "--help",    "--version",         "--absent",
+    };
+    char out[8192];
+    CHECK_EQ(run(out, sizeof out, "--help"), 0);
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        if (!strstr(out, options[i]))
+            fprintf(stderr, "--help does not mention %s\n", options[i]);
+        CHECK(strstr(out, options[i]));
+    }
+    /* Anywhere before a "--", in either form. */
+    static const char *const elsewhere[] = {"-h", "get --help", "--timeout 5 put k -h"};
+    for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++) {
+        CHECK_EQ(run(out, sizeof out, "%s", elsewhere[i]), 0);
+        CHECK(strncmp(out, "usage: raft-kv", 14) == 0);
+    }
+}
+
 TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
-          TEST_REF(status_lists_every_endpoint), TEST_REF(endpoints_come_from_the_environment))
+          TEST_REF(status_lists_every_endpoint), TEST_REF(endpoints_come_from_the_environment),
+          TEST_REF(options_take_their_value_joined_or_separate),
+          TEST_REF(words_after_a_double_dash_are_arguments),
+          TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option))

@@ -1,0 +1,117 @@
+#include "cli/cli_options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rk_cli_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    va_end(ap);
+    return RK_CLI_EXIT_USAGE;
+}
+
+int rk_cli_option_refused(const char *prog, char *const *argv, const struct option *longopts)
+{
+    /* optopt is 0 for a long option getopt_long does not know (or cannot tell from an
+     * abbreviation), which it has stepped over. */
+    if (optopt == 0)
+        return rk_cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+    if (optopt < RK_CLI_LONG_ONLY)
+        return rk_cli_usage_error(prog, "unknown option '-%c'", optopt);
+    const struct option *o = longopts;
+    while (o->name && o->val != optopt)
+        o++;
+    return rk_cli_usage_error(prog, "--%s takes no value", o->name ? o->name : "?");
+}
+
+bool rk_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || s[0] == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool rk_cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    uint64_t v;
+    if (!rk_cli_parse_u64(s, min, max, &v))
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+bool rk_cli_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s)
+        return false;
+    double v = strtod(s, &end);
+    if (*end || errno || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool rk_cli_parse_seconds(const char *s, double *out)
+{
+    char num[64];
+    double scale = 1.0;
+    size_t n = s ? strlen(s) : 0;
+    if (!n || n >= sizeof num)
+        return false;
+    memcpy(num, s, n + 1);
+    if (n > 2 && !strcmp(num + n - 2, "ms")) {
+        scale = 1e-3;
+        num[n - 2] = '\0';
+    } else if (num[n - 1] == 's' || num[n - 1] == 'm') {
+        scale = num[n - 1] == 'm' ? 60.0 : 1.0;
+        num[n - 1] = '\0';
+    }
+    double v;
+    if (!rk_cli_parse_double(num, &v) || v < 0)
+        return false;
+    *out = v * scale;
+    return true;
+}
+
+int rk_cli_endpoints_split(struct rk_cli_endpoints *e, const char *list)
+{
+    memset(e, 0, sizeof *e);
+    if (!list) {
+        const char *env = getenv("RAFTKV_ENDPOINTS");
+        list = env && *env ? env : RK_CLI_DEFAULT_ENDPOINTS;
+    }
+    size_t max = 1;
+    for (const char *p = list; *p; p++)
+        max += *p == ',';
+    e->list = strdup(list);
+    e->urls = calloc(max, sizeof *e->urls);
+    if (!e->list || !e->urls)
+        return ENOMEM;
+    char *save = NULL;
+    for (char *t = strtok_r(e->list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        e->urls[e->n++] = t;
+    return e->n ? 0 : EINVAL;
+}
+
+void rk_cli_endpoints_free(struct rk_cli_endpoints *e)
+{
+    free(e->urls);
+    free(e->list);
+    memset(e, 0, sizeof *e);
+}
