@@ -50,7 +50,10 @@ static void usage(FILE *f)
            "\"unavailable\" | \"internal\", ...}. get adds key, value, create_revision,\n"
            "mod_revision; writes add revision; cas_mismatch adds exists and (if it exists)\n"
            "the current value with its revisions; failures add error; status adds nodes: [{\n"
-           "endpoint, reachable, id, role, term, leader, commit, applied, last_index}].\n"
+           "endpoint, reachable, id, role, term, leader, commit, applied, last_index,\n"
+           "counters}]: counters are what the node counted since it started (its Raft\n"
+           "core's dropped messages, elections, rejections and snapshots; its peer\n"
+           "transport's messages sent, dropped, received, malformed).\n"
            "Keys and values are JSON strings when they are valid UTF-8; otherwise they are\n"
            "base64 (RFC 4648) and a field \"key_encoding\" / \"value_encoding\": \"base64\"\n"
            "says so. Usage errors are reported on stderr only, also with --json.\n"
@@ -285,6 +288,35 @@ static int run_key_command(const struct cli *cli, struct raftkv_client *c)
     return exit_code(status);
 }
 
+/* ,"counters":{...}: what the node counted since it started. */
+static void json_counters(const struct raftkv_node_counters *k)
+{
+    const struct {
+        const char *name;
+        uint64_t value;
+    } fields[] = {
+        {"msgs_dropped_unknown_peer", k->msgs_dropped_unknown_peer},
+        {"msgs_dropped_stale_term", k->msgs_dropped_stale_term},
+        {"msgs_dropped_malformed", k->msgs_dropped_malformed},
+        {"elections_started", k->elections_started},
+        {"pre_votes_started", k->pre_votes_started},
+        {"leader_stepped_down_no_quorum", k->leader_stepped_down_no_quorum},
+        {"append_rejections", k->append_rejections},
+        {"snapshots_sent", k->snapshots_sent},
+        {"snapshots_installed", k->snapshots_installed},
+        {"peer_msgs_sent", k->peer_msgs_sent},
+        {"peer_msgs_send_dropped", k->peer_msgs_send_dropped},
+        {"peer_msgs_received", k->peer_msgs_received},
+        {"peer_msgs_malformed", k->peer_msgs_malformed},
+        {"peer_msgs_unknown_peer", k->peer_msgs_unknown_peer},
+        {"peer_msgs_oversized", k->peer_msgs_oversized},
+    };
+    printf(",\"counters\":{");
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        printf("%s\"%s\":%" PRIu64, i ? "," : "", fields[i].name, fields[i].value);
+    printf("}");
+}
+
 static int run_status(const struct cli *cli, struct raftkv_client *c)
 {
     size_t n = cli->opts.n_endpoints, answered = 0, width = strlen("ENDPOINT");
@@ -308,6 +340,7 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
                        ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"last_index\":%" PRIu64,
                        s.id, s.term, s.leader_id, s.commit_index, s.applied_index,
                        s.last_log_index);
+                json_counters(&s.counters);
             }
             printf("}");
         } else if (rv == RAFTKV_OK) {

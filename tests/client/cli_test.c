@@ -148,10 +148,16 @@ TEST(status_lists_every_endpoint)
     CHECK(strstr(out, "ENDPOINT") && strstr(out, "leader") && strstr(out, "unreachable"));
     CHECK_EQ(run(out, sizeof out, "--json --timeout 1000 --endpoints %s,%s status", a.url, dead),
              0);
-    char want[512];
+    char want[1024];
     snprintf(want, sizeof want,
              "{\"nodes\":[{\"reachable\":true,\"endpoint\":\"%s\",\"role\":\"leader\",\"id\":2,"
-             "\"term\":4,\"leader\":2,\"commit\":10,\"applied\":9,\"last_index\":11},"
+             "\"term\":4,\"leader\":2,\"commit\":10,\"applied\":9,\"last_index\":11,"
+             "\"counters\":{\"msgs_dropped_unknown_peer\":0,\"msgs_dropped_stale_term\":0,"
+             "\"msgs_dropped_malformed\":0,\"elections_started\":3,\"pre_votes_started\":0,"
+             "\"leader_stepped_down_no_quorum\":0,\"append_rejections\":0,\"snapshots_sent\":0,"
+             "\"snapshots_installed\":0,\"peer_msgs_sent\":7,\"peer_msgs_send_dropped\":0,"
+             "\"peer_msgs_received\":0,\"peer_msgs_malformed\":0,\"peer_msgs_unknown_peer\":0,"
+             "\"peer_msgs_oversized\":0}},"
              "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
              a.url, dead);
     CHECK(strcmp(out, want) == 0);

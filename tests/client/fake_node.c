@@ -49,6 +49,8 @@ static void fake_answer(struct fake_node *n)
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
+    Raftkv__Client__RaftStats raft = RAFTKV__CLIENT__RAFT_STATS__INIT;
+    Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
     resp.code = n->node_code;
     resp.error = (char *)(n->error ? n->error : "");
     if (n->node_code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
@@ -63,6 +65,10 @@ static void fake_answer(struct fake_node *n)
         st.commit_index = 10;
         st.applied_index = 9;
         st.last_log_index = 11;
+        raft.elections_started = 3;
+        transport.sent = 7;
+        st.raft = &raft;
+        st.transport = &transport;
         resp.status = &st;
     } else if (n->node_code == RAFTKV__CLIENT__CODE__OK && fake_kv_answer(n, &resp.fsm) != 0) {
         return;

@@ -145,6 +145,18 @@ static bool scenario_replicate(struct cluster *c)
         }
     }
     subs_close(subs, 3);
+    /* Every node reports what it counted: it exchanged messages with its peers, none
+     * malformed, and the leader won an election it started. */
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    for (int i = 1; ok && i <= 3; i++) {
+        struct raftkv_node_status st;
+        ok = cluster_status(c, i, &st) && st.counters.peer_msgs_sent > 0 &&
+             st.counters.peer_msgs_received > 0 && st.counters.peer_msgs_malformed == 0 &&
+             st.counters.msgs_dropped_malformed == 0 &&
+             ((uint64_t)i != leader || st.counters.elections_started > 0);
+        if (!ok)
+            fprintf(stderr, "node %d: counters missing from its status\n", i);
+    }
     return ok;
 }
 
