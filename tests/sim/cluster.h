@@ -21,6 +21,7 @@
  *     persisted term never goes back and a persisted vote never changes within a term,
  *     and a proposal lands where raft_propose said it would.
  * The first violation is kept in cluster.violation and recorded in the event trace.
+ * cluster_internal.h says which file holds which part.
  */
 #ifndef RAFTKV_SIM_CLUSTER_H
 #define RAFTKV_SIM_CLUSTER_H

@@ -27,6 +27,74 @@ static struct rk_db *open_ok(const struct rk_db_options *o)
     return db;
 }
 
+/* A scratch data dir, the environment on it and the LMDB log on that: the setup most tests
+ * share. The options are cluster 1 node 1 unless a test changes f.o before opening. */
+struct fixture {
+    struct tmp_dir dir;
+    struct rk_db_options o;
+    struct rk_db *db;
+    struct rk_storage *s;
+};
+
+static bool fixture_make(struct fixture *f)
+{
+    *f = (struct fixture){0};
+    if (!tmp_dir_make(&f->dir))
+        return false;
+    f->o = options(f->dir.path, 1, 1);
+    return true;
+}
+
+/* A data dir whose map starts at initial bytes and may grow to max (0: the defaults). */
+static bool fixture_make_map(struct fixture *f, size_t initial, size_t max)
+{
+    if (!fixture_make(f))
+        return false;
+    f->o.initial_map_bytes = initial;
+    f->o.max_map_bytes = max;
+    return true;
+}
+
+/* Opens the environment, and the log on it unless the test opens it itself. */
+static bool fixture_open_db(struct fixture *f)
+{
+    f->db = open_ok(&f->o);
+    return f->db != NULL;
+}
+
+static bool fixture_open(struct fixture *f)
+{
+    return fixture_open_db(f) && rk_lmdb_storage_new(f->db, &f->s) == 0;
+}
+
+static void fixture_close(struct fixture *f)
+{
+    if (f->s)
+        f->s->ops->close(f->s);
+    rk_db_close(f->db);
+    f->s = NULL;
+    f->db = NULL;
+}
+
+/* As a restarted node sees its data dir. */
+static bool fixture_reopen(struct fixture *f)
+{
+    fixture_close(f);
+    return fixture_open(f);
+}
+
+static void fixture_remove(struct fixture *f)
+{
+    fixture_close(f);
+    tmp_dir_remove(&f->dir);
+}
+
+/* A made and opened fixture, as a test's first check. */
+static bool fixture_start(struct fixture *f)
+{
+    return fixture_make(f) && fixture_open(f);
+}
+
 /* Saves one ready (inside rk_db_write, as the host does). */
 struct save {
     struct rk_storage *s;
@@ -40,10 +108,10 @@ static int save_fn(MDB_txn *txn, void *arg)
     return sv->s->ops->save(sv->s, sv->rd);
 }
 
-static int save_ready(struct rk_db *db, struct rk_storage *s, const struct raft_ready *rd)
+static int save_ready(struct fixture *f, const struct raft_ready *rd)
 {
-    struct save sv = {s, rd};
-    return rk_db_write(db, save_fn, &sv);
+    struct save sv = {f->s, rd};
+    return rk_db_write(f->db, save_fn, &sv);
 }
 
 /* n entries from index first, term term, each with len bytes derived from its index. */
@@ -70,14 +138,21 @@ static void free_entries(struct raft_entry *es, size_t n)
     free(es);
 }
 
-static int append(struct rk_db *db, struct rk_storage *s, raft_index first, size_t n,
-                  raft_term term, size_t len)
+/* Saves a ready of n made entries from first, with the rest of the ready as given. */
+static int save_entries(struct fixture *f, struct raft_ready rd, raft_index first, size_t n,
+                        raft_term term, size_t len)
 {
     struct raft_entry *es = make_entries(first, n, term, len);
-    struct raft_ready rd = {.n_entries = n, .entries = es};
-    int rc = save_ready(db, s, &rd);
+    rd.n_entries = n;
+    rd.entries = es;
+    int rc = save_ready(f, &rd);
     free_entries(es, n);
     return rc;
+}
+
+static int append(struct fixture *f, raft_index first, size_t n, raft_term term, size_t len)
+{
+    return save_entries(f, (struct raft_ready){0}, first, n, term, len);
 }
 
 static bool entry_matches(const struct raft_entry *e, raft_index index, raft_term term, size_t len)
@@ -91,34 +166,38 @@ static bool entry_matches(const struct raft_entry *e, raft_index index, raft_ter
 
 TEST(open_creates_dir_and_reopens)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
+    struct fixture f;
+    CHECK(fixture_make(&f));
     char path[128];
-    snprintf(path, sizeof path, "%s/a/b", d.path);
-    struct rk_db_options o = options(path, 7, 2);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    rk_db_close(db);
-    db = open_ok(&o);
-    CHECK(db);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    snprintf(path, sizeof path, "%s/a/b", f.dir.path);
+    f.o = options(path, 7, 2);
+    CHECK(fixture_open_db(&f));
+    fixture_close(&f);
+    CHECK(fixture_open_db(&f));
+    fixture_remove(&f);
+}
+
+/* A data dir that cluster 7 node 2 created and closed. */
+static bool fixture_of_7_2(struct fixture *f)
+{
+    if (!fixture_make(f))
+        return false;
+    f->o = options(f->dir.path, 7, 2);
+    if (!fixture_open_db(f))
+        return false;
+    fixture_close(f);
+    return true;
 }
 
 static void check_refused(bool *test_failed_, uint64_t cluster, raft_id node, const char *msg)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 7, 2);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    rk_db_close(db);
-    o = options(d.path, cluster, node);
-    CHECK_EQ(rk_db_open(&o, &db), RK_DB_EIDENTITY);
-    CHECK(strstr(rk_db_errmsg(db), msg));
-    CHECK(strstr(rk_db_errmsg(db), d.path));
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    struct fixture f;
+    CHECK(fixture_of_7_2(&f));
+    struct rk_db_options o = options(f.dir.path, cluster, node);
+    CHECK_EQ(rk_db_open(&o, &f.db), RK_DB_EIDENTITY);
+    CHECK(strstr(rk_db_errmsg(f.db), msg));
+    CHECK(strstr(rk_db_errmsg(f.db), f.dir.path));
+    fixture_remove(&f);
 }
 
 TEST(refuses_other_cluster)
@@ -159,53 +238,33 @@ static int poke_format(const char *path, uint64_t format)
 
 TEST(refuses_newer_format)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 7, 2);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    rk_db_close(db);
-    CHECK_EQ(poke_format(d.path, 2), 0);
-    CHECK_EQ(rk_db_open(&o, &db), RK_DB_EFORMAT);
-    CHECK(strstr(rk_db_errmsg(db), "format 2"));
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    struct fixture f;
+    CHECK(fixture_of_7_2(&f));
+    CHECK_EQ(poke_format(f.dir.path, 2), 0);
+    CHECK_EQ(rk_db_open(&f.o, &f.db), RK_DB_EFORMAT);
+    CHECK(strstr(rk_db_errmsg(f.db), "format 2"));
+    fixture_remove(&f);
 }
 
 TEST(log_round_trip_with_truncation_and_hard_state)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    struct fixture f;
+    CHECK(fixture_start(&f));
 
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, 0);
     CHECK_EQ(r.term, 0);
 
-    struct raft_entry *es = make_entries(1, 5, 1, 10);
-    struct raft_ready rd = {
-        .hard_state_changed = true, .term = 1, .vote = 3, .n_entries = 5, .entries = es};
-    CHECK_EQ(save_ready(db, s, &rd), 0);
-    free_entries(es, 5);
+    struct raft_ready rd = {.hard_state_changed = true, .term = 1, .vote = 3};
+    CHECK_EQ(save_entries(&f, rd, 1, 5, 1, 10), 0);
     /* Conflicting suffix from a new leader: replace 3.. with two entries of term 2; the hard
      * state is not marked changed, so the stored one must stay. */
-    es = make_entries(3, 2, 2, 20);
-    rd = (struct raft_ready){
-        .term = 9, .vote = 9, .truncate_from = 3, .n_entries = 2, .entries = es};
-    CHECK_EQ(save_ready(db, s, &rd), 0);
-    free_entries(es, 2);
+    rd = (struct raft_ready){.term = 9, .vote = 9, .truncate_from = 3};
+    CHECK_EQ(save_entries(&f, rd, 3, 2, 2, 20), 0);
 
-    s->ops->close(s);
-    rk_db_close(db);
-    db = open_ok(&o);
-    CHECK(db);
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK(fixture_reopen(&f));
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.term, 1);
     CHECK_EQ(r.vote, 3);
     CHECK_EQ(r.snapshot_index, 0);
@@ -218,68 +277,48 @@ TEST(log_round_trip_with_truncation_and_hard_state)
 
     /* Truncating everything leaves an empty log that accepts index 1 again. */
     rd = (struct raft_ready){.hard_state_changed = true, .term = 5, .truncate_from = 1};
-    CHECK_EQ(save_ready(db, s, &rd), 0);
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(save_ready(&f, &rd), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, 0);
     CHECK_EQ(r.term, 5);
     CHECK_EQ(r.vote, 0);
-    CHECK_EQ(append(db, s, 1, 1, 5, 3), 0);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    CHECK_EQ(append(&f, 1, 1, 5, 3), 0);
+    fixture_remove(&f);
 }
 
 TEST(save_refuses_gap_and_overlap_and_changes_nothing)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(append(db, s, 1, 3, 1, 8), 0);
-    CHECK_EQ(append(db, s, 5, 1, 1, 8), RK_DB_ECORRUPT); /* gap */
-    CHECK(strstr(rk_db_errmsg(db), "entry 5 after entry 3"));
-    CHECK_EQ(append(db, s, 3, 1, 1, 8), RK_DB_ECORRUPT); /* overlap without truncation */
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(append(&f, 1, 3, 1, 8), 0);
+    CHECK_EQ(append(&f, 5, 1, 1, 8), RK_DB_ECORRUPT); /* gap */
+    CHECK(strstr(rk_db_errmsg(f.db), "entry 5 after entry 3"));
+    CHECK_EQ(append(&f, 3, 1, 1, 8), RK_DB_ECORRUPT); /* overlap without truncation */
     /* A failed batch is atomic: the hard state saved with it is gone too. */
-    struct raft_entry *es = make_entries(9, 1, 2, 8);
-    struct raft_ready rd = {.hard_state_changed = true, .term = 2, .n_entries = 1, .entries = es};
-    CHECK_EQ(save_ready(db, s, &rd), RK_DB_ECORRUPT);
-    free_entries(es, 1);
+    struct raft_ready rd = {.hard_state_changed = true, .term = 2};
+    CHECK_EQ(save_entries(&f, rd, 9, 1, 2, 8), RK_DB_ECORRUPT);
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, 3);
     CHECK_EQ(r.term, 0);
     rk_storage_restore_free(&r);
     /* save outside a write transaction is refused, not crashed on */
     rd = (struct raft_ready){.hard_state_changed = true, .term = 4};
-    CHECK_EQ(s->ops->save(s, &rd), RK_DB_EIO);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    CHECK_EQ(f.s->ops->save(f.s, &rd), RK_DB_EIO);
+    fixture_remove(&f);
 }
 
 TEST(installed_snapshot_replaces_the_log)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(append(db, s, 1, 5, 1, 8), 0);
-    struct raft_entry *es = make_entries(21, 2, 3, 8);
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(append(&f, 1, 5, 1, 8), 0);
     struct raft_ready rd = {.install_snapshot = true,
-                            .snapshot = {.index = 20, .term = 3, .size = 777},
-                            .n_entries = 2,
-                            .entries = es};
-    CHECK_EQ(save_ready(db, s, &rd), 0);
-    free_entries(es, 2);
-    CHECK_EQ(append(db, s, 24, 1, 3, 8), RK_DB_ECORRUPT); /* continues at 23, not 24 */
+                            .snapshot = {.index = 20, .term = 3, .size = 777}};
+    CHECK_EQ(save_entries(&f, rd, 21, 2, 3, 8), 0);
+    CHECK_EQ(append(&f, 24, 1, 3, 8), RK_DB_ECORRUPT); /* continues at 23, not 24 */
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.snapshot_index, 20);
     CHECK_EQ(r.snapshot_term, 3);
     CHECK_EQ(r.snapshot.index, 20);
@@ -289,9 +328,7 @@ TEST(installed_snapshot_replaces_the_log)
     CHECK(entry_matches(&r.entries[0], 21, 3, 8));
     CHECK(entry_matches(&r.entries[1], 22, 3, 8));
     rk_storage_restore_free(&r);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 static int delete_index_2(MDB_txn *txn, void *arg)
@@ -304,112 +341,84 @@ static int delete_index_2(MDB_txn *txn, void *arg)
 
 TEST(load_detects_gap)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(append(db, s, 1, 4, 1, 8), 0);
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(append(&f, 1, 4, 1, 8), 0);
     MDB_dbi log;
-    CHECK_EQ(rk_db_dbi(db, "log", &log), 0);
-    CHECK_EQ(rk_db_write(db, delete_index_2, &log), 0);
+    CHECK_EQ(rk_db_dbi(f.db, "log", &log), 0);
+    CHECK_EQ(rk_db_write(f.db, delete_index_2, &log), 0);
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), RK_DB_ECORRUPT);
-    CHECK(strstr(rk_db_errmsg(db), "gap"));
+    CHECK_EQ(f.s->ops->load(f.s, &r), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(f.db), "gap"));
     CHECK_EQ(r.n_entries, 0);
     CHECK(r.entries == NULL);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 TEST(map_grows_and_reopen_keeps_grown_size)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    o.initial_map_bytes = 64 << 10;
-    o.max_map_bytes = 64 << 20;
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
+    struct fixture f;
+    CHECK(fixture_make_map(&f, 64 << 10, 64 << 20));
+    CHECK(fixture_open_db(&f));
     struct rk_db_stats st;
-    rk_db_stats(db, &st);
+    rk_db_stats(f.db, &st);
     CHECK_EQ(st.map_bytes, 64 << 10);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(rk_lmdb_storage_new(f.db, &f.s), 0);
     /* ~1.3 MiB of entries (a third are empty no-ops) in batches of 50: from 64 KiB the map
      * must double at least 5 times. */
     for (raft_index i = 1; i <= 2000; i += 50)
-        CHECK_EQ(append(db, s, i, 50, 1, 1000), 0);
-    rk_db_stats(db, &st);
+        CHECK_EQ(append(&f, i, 50, 1, 1000), 0);
+    rk_db_stats(f.db, &st);
     CHECK(st.map_grows >= 5);
     CHECK_EQ(st.map_bytes, (size_t)(64 << 10) << st.map_grows);
     CHECK(st.used_bytes > (1 << 20));
     CHECK(st.used_bytes <= st.map_bytes);
     size_t grown = st.map_bytes;
-    s->ops->close(s);
-    rk_db_close(db);
+    fixture_close(&f);
 
-    db = open_ok(&o);
-    CHECK(db);
-    rk_db_stats(db, &st);
+    CHECK(fixture_open_db(&f));
+    rk_db_stats(f.db, &st);
     CHECK_EQ(st.map_bytes, grown);
     CHECK_EQ(st.map_grows, 0);
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(rk_lmdb_storage_new(f.db, &f.s), 0);
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, 2000);
     for (size_t i = 0; i < r.n_entries; i++)
         CHECK(entry_matches(&r.entries[i], i + 1, 1, 1000));
     rk_storage_restore_free(&r);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 TEST(full_at_max_refuses_writes_and_keeps_reads)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    o.initial_map_bytes = 64 << 10;
-    o.max_map_bytes = 256 << 10;
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    struct fixture f;
+    CHECK(fixture_make_map(&f, 64 << 10, 256 << 10));
+    CHECK(fixture_open(&f));
     raft_index next = 1;
     int rc;
-    while ((rc = append(db, s, next, 10, 1, 1000)) == 0 && next < 10000)
+    while ((rc = append(&f, next, 10, 1, 1000)) == 0 && next < 10000)
         next += 10;
     CHECK_EQ(rc, RK_DB_EFULL);
-    CHECK(strstr(rk_db_errmsg(db), "max_map_bytes"));
+    CHECK(strstr(rk_db_errmsg(f.db), "max_map_bytes"));
     struct rk_db_stats st;
-    rk_db_stats(db, &st);
+    rk_db_stats(f.db, &st);
     CHECK_EQ(st.map_bytes, 256 << 10);
     CHECK_EQ(st.map_grows, 2);
-    CHECK_EQ(append(db, s, next, 1, 1, 1000), RK_DB_EFULL);
+    CHECK_EQ(append(&f, next, 1, 1, 1000), RK_DB_EFULL);
 
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, next - 1);
     CHECK(r.n_entries > 0);
     CHECK(entry_matches(&r.entries[r.n_entries - 1], next - 1, 1, 1000));
     rk_storage_restore_free(&r);
-    s->ops->close(s);
-    rk_db_close(db);
 
     /* A full data dir still opens, and a larger maximum lets it grow again. */
-    o.max_map_bytes = 1 << 20;
-    db = open_ok(&o);
-    CHECK(db);
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(append(db, s, next, 10, 1, 1000), 0);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    f.o.max_map_bytes = 1 << 20;
+    CHECK(fixture_reopen(&f));
+    CHECK_EQ(append(&f, next, 10, 1, 1000), 0);
+    fixture_remove(&f);
 }
 
 struct compact {
@@ -426,11 +435,11 @@ static int compact_fn(MDB_txn *txn, void *arg)
     return c->s->ops->compact(c->s, &c->meta, c->to, c->term);
 }
 
-static int compact(struct rk_db *db, struct rk_storage *s, raft_index snap_index,
-                   raft_term snap_term, uint64_t size, raft_index to, raft_term term)
+static int compact(struct fixture *f, raft_index snap_index, raft_term snap_term, uint64_t size,
+                   raft_index to, raft_term term)
 {
-    struct compact c = {s, {snap_index, snap_term, size}, to, term};
-    return rk_db_write(db, compact_fn, &c);
+    struct compact c = {f->s, {snap_index, snap_term, size}, to, term};
+    return rk_db_write(f->db, compact_fn, &c);
 }
 
 /* load reports the log start, the snapshot meta and the entries after the start. */
@@ -457,47 +466,36 @@ static bool loads(struct rk_storage *s, raft_index start, raft_term start_term,
 
 TEST(compact_then_reopen_reports_log_start_snapshot_and_entries)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(append(db, s, 1, 50, 1, 16), 0);
-    CHECK_EQ(append(db, s, 51, 10, 2, 16), 0);
-    CHECK(loads(s, 0, 0, 0, 0, 0, 60));
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(append(&f, 1, 50, 1, 16), 0);
+    CHECK_EQ(append(&f, 51, 10, 2, 16), 0);
+    CHECK(loads(f.s, 0, 0, 0, 0, 0, 60));
     /* snapshot at 55, keeping entries 46.. for slow followers */
-    CHECK_EQ(compact(db, s, 55, 2, 12345, 45, 1), 0);
-    s->ops->close(s);
-    rk_db_close(db);
-    db = open_ok(&o);
-    CHECK(db);
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+    CHECK_EQ(compact(&f, 55, 2, 12345, 45, 1), 0);
+    CHECK(fixture_reopen(&f));
+    CHECK(loads(f.s, 45, 1, 55, 2, 12345, 60));
 
     /* refused, changing nothing: a wrong term for compact_to, compact_to past the snapshot */
-    CHECK_EQ(compact(db, s, 58, 2, 1, 50, 2), RK_DB_ECORRUPT);
-    CHECK(strstr(rk_db_errmsg(db), "another term"));
-    CHECK_EQ(compact(db, s, 58, 2, 1, 59, 2), RK_DB_ECORRUPT);
-    CHECK(strstr(rk_db_errmsg(db), "past the snapshot"));
-    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+    CHECK_EQ(compact(&f, 58, 2, 1, 50, 2), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(f.db), "another term"));
+    CHECK_EQ(compact(&f, 58, 2, 1, 59, 2), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(f.db), "past the snapshot"));
+    CHECK(loads(f.s, 45, 1, 55, 2, 12345, 60));
     /* an older snapshot moves nothing back */
-    CHECK_EQ(compact(db, s, 40, 1, 9, 30, 1), 0);
-    CHECK(loads(s, 45, 1, 55, 2, 12345, 60));
+    CHECK_EQ(compact(&f, 40, 1, 9, 30, 1), 0);
+    CHECK(loads(f.s, 45, 1, 55, 2, 12345, 60));
     /* outside a write transaction: refused */
     struct raft_snapshot_meta meta = {58, 2, 1};
-    CHECK_EQ(s->ops->compact(s, &meta, 50, 1), RK_DB_EIO);
+    CHECK_EQ(f.s->ops->compact(f.s, &meta, 50, 1), RK_DB_EIO);
 
     /* compacting the whole log: it goes on at the next index */
-    CHECK_EQ(compact(db, s, 60, 2, 777, 60, 2), 0);
-    CHECK(loads(s, 60, 2, 60, 2, 777, 60));
-    CHECK_EQ(append(db, s, 62, 1, 2, 16), RK_DB_ECORRUPT);
-    CHECK_EQ(append(db, s, 61, 3, 2, 16), 0);
-    CHECK(loads(s, 60, 2, 60, 2, 777, 63));
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    CHECK_EQ(compact(&f, 60, 2, 777, 60, 2), 0);
+    CHECK(loads(f.s, 60, 2, 60, 2, 777, 60));
+    CHECK_EQ(append(&f, 62, 1, 2, 16), RK_DB_ECORRUPT);
+    CHECK_EQ(append(&f, 61, 3, 2, 16), 0);
+    CHECK(loads(f.s, 60, 2, 60, 2, 777, 63));
+    fixture_remove(&f);
 }
 
 static int put_log_start(MDB_txn *txn, void *arg)
@@ -508,20 +506,13 @@ static int put_log_start(MDB_txn *txn, void *arg)
 
 TEST(load_refuses_a_log_start_without_a_snapshot)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
-    CHECK_EQ(rk_db_write(db, put_log_start, db), 0);
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(rk_db_write(f.db, put_log_start, f.db), 0);
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), RK_DB_ECORRUPT);
-    CHECK(strstr(rk_db_errmsg(db), "latest snapshot is at 0"));
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    CHECK_EQ(f.s->ops->load(f.s, &r), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(f.db), "latest snapshot is at 0"));
+    fixture_remove(&f);
 }
 
 static off_t file_size(const char *dir)
@@ -536,73 +527,59 @@ static off_t file_size(const char *dir)
  * stays the size of what it holds, not of what went through it (40 MiB here). */
 TEST(append_and_compact_keep_the_file_bounded)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    o.max_map_bytes = 256 << 20;
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    struct fixture f;
+    CHECK(fixture_make_map(&f, 0, 256 << 20));
+    CHECK(fixture_open(&f));
     const size_t per_round = 40, entry = 4096, keep = 20;
     off_t warm = 0;
     struct rk_db_stats st;
     for (size_t round = 1; round <= 250; round++) {
         raft_index first = (round - 1) * per_round + 1, last = round * per_round;
-        CHECK_EQ(append(db, s, first, per_round, 1, entry), 0);
-        CHECK_EQ(compact(db, s, last, 1, 1, last - keep, 1), 0);
+        CHECK_EQ(append(&f, first, per_round, 1, entry), 0);
+        CHECK_EQ(compact(&f, last, 1, 1, last - keep, 1), 0);
         if (round == 25)
-            warm = file_size(d.path);
+            warm = file_size(f.dir.path);
     }
-    off_t end = file_size(d.path);
-    rk_db_stats(db, &st);
+    off_t end = file_size(f.dir.path);
+    rk_db_stats(f.db, &st);
     fprintf(stderr, "data.mdb: %lld bytes after 25 rounds, %lld after 250 (%zu used)\n",
             (long long)warm, (long long)end, st.used_bytes);
     CHECK(warm > 0);
     CHECK(end <= 2 * warm);
     CHECK(end < (4 << 20));
     struct raft_restore r;
-    CHECK_EQ(s->ops->load(s, &r), 0);
+    CHECK_EQ(f.s->ops->load(f.s, &r), 0);
     CHECK_EQ(r.n_entries, keep);
     CHECK_EQ(r.snapshot_index, 250 * per_round - keep);
     rk_storage_restore_free(&r);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 TEST(reserve_grows_the_map_ahead_of_a_large_write)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    o.initial_map_bytes = 64 << 10;
-    o.max_map_bytes = 8 << 20;
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
+    struct fixture f;
+    CHECK(fixture_make_map(&f, 64 << 10, 8 << 20));
+    CHECK(fixture_open_db(&f));
     struct rk_db_stats before, after;
-    rk_db_stats(db, &before);
-    CHECK_EQ(rk_db_reserve(db, 1000), 0); /* fits already */
-    rk_db_stats(db, &after);
+    rk_db_stats(f.db, &before);
+    CHECK_EQ(rk_db_reserve(f.db, 1000), 0); /* fits already */
+    rk_db_stats(f.db, &after);
     CHECK_EQ(after.map_grows, 0);
-    CHECK_EQ(rk_db_reserve(db, 3 << 20), 0);
-    rk_db_stats(db, &after);
+    CHECK_EQ(rk_db_reserve(f.db, 3 << 20), 0);
+    rk_db_stats(f.db, &after);
     CHECK(after.map_bytes >= after.used_bytes + (3 << 20));
     CHECK_EQ(after.map_bytes, (size_t)4 << 20); /* doubled from 64 KiB, no further */
     /* ~1.3 MiB of entries then need no growth */
-    struct rk_storage *s;
-    CHECK_EQ(rk_lmdb_storage_new(db, &s), 0);
+    CHECK_EQ(rk_lmdb_storage_new(f.db, &f.s), 0);
     uint64_t grows = after.map_grows;
-    CHECK_EQ(append(db, s, 1, 2000, 1, 1000), 0);
-    rk_db_stats(db, &after);
+    CHECK_EQ(append(&f, 1, 2000, 1, 1000), 0);
+    rk_db_stats(f.db, &after);
     CHECK_EQ(after.map_grows, grows);
-    CHECK_EQ(rk_db_reserve(db, 16 << 20), RK_DB_EFULL);
-    CHECK(strstr(rk_db_errmsg(db), "max_map_bytes"));
-    rk_db_stats(db, &after);
+    CHECK_EQ(rk_db_reserve(f.db, 16 << 20), RK_DB_EFULL);
+    CHECK(strstr(rk_db_errmsg(f.db), "max_map_bytes"));
+    rk_db_stats(f.db, &after);
     CHECK_EQ(after.map_bytes, (size_t)8 << 20);
-    s->ops->close(s);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 static int fail_after_put(MDB_txn *txn, void *arg)
@@ -621,11 +598,10 @@ static int put_test(MDB_txn *txn, void *arg)
 
 TEST(write_fn_error_aborts_and_commit_is_counted)
 {
-    struct tmp_dir d;
-    CHECK(tmp_dir_make(&d));
-    struct rk_db_options o = options(d.path, 1, 1);
-    struct rk_db *db = open_ok(&o);
-    CHECK(db);
+    struct fixture f;
+    CHECK(fixture_make(&f));
+    CHECK(fixture_open_db(&f));
+    struct rk_db *db = f.db;
     struct rk_db_stats before, after;
     rk_db_stats(db, &before);
     CHECK(rk_db_current_txn(db) == NULL);
@@ -648,8 +624,7 @@ TEST(write_fn_error_aborts_and_commit_is_counted)
     uint64_t two[2];
     CHECK_EQ(rk_db_meta_get(db, txn, "test", two, 2, NULL), RK_DB_ECORRUPT);
     rk_db_read_end(db, txn);
-    rk_db_close(db);
-    tmp_dir_remove(&d);
+    fixture_remove(&f);
 }
 
 TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster),

@@ -71,6 +71,25 @@ static inline int test_node_start(struct test_node *n, struct test_node **peers,
     return rk_transport_start(&o, &n->t);
 }
 
+/* Inits the nodes of all[] as nodes 1..n, each on its own loopback port. */
+static inline void test_nodes_init(struct test_node **all, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        test_node_init(all[i], (raft_id)(i + 1));
+}
+
+/* Starts every node of all[] with the others as peers and the same limits. */
+static inline int test_nodes_start(struct test_node **all, size_t n, size_t max_msg_bytes,
+                                   size_t contexts_per_peer)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = test_node_start(all[i], all, n, max_msg_bytes, contexts_per_peer);
+        if (rc != RAFT_OK)
+            return rc;
+    }
+    return RAFT_OK;
+}
+
 /* Stops the transport and forgets what the sink held. */
 static inline void test_node_stop(struct test_node *n)
 {
@@ -81,6 +100,12 @@ static inline void test_node_stop(struct test_node *n)
     free(n->msgs);
     n->msgs = NULL;
     n->n_msgs = n->cap = 0;
+}
+
+static inline void test_nodes_stop(struct test_node **all, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        test_node_stop(all[i]);
 }
 
 static inline struct rk_transport_stats test_stats(struct rk_transport *t)

@@ -139,15 +139,12 @@ static bool exchange(struct test_node **nodes, size_t n, uint64_t count)
 TEST(two_transports_exchange_every_message_type)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
-    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
-    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+    test_nodes_init(all, 2);
+    CHECK_EQ(test_nodes_start(all, 2, 0, 0), RAFT_OK);
     bool ok = exchange(all, 2, 3000);
     struct rk_transport_stats sa = test_stats(a.t), sb = test_stats(b.t);
-    test_node_stop(&a);
-    test_node_stop(&b);
+    test_nodes_stop(all, 2);
     CHECK(ok);
     CHECK_EQ(sb.received, sa.sent);
     CHECK_EQ(sa.recv_malformed + sa.recv_unknown_peer, 0);
@@ -157,29 +154,21 @@ TEST(two_transports_exchange_every_message_type)
 TEST(three_transports_exchange_all_pairs)
 {
     struct test_node a, b, c;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
-    test_node_init(&c, 3);
     struct test_node *all[] = {&a, &b, &c};
+    test_nodes_init(all, 3);
     /* Few contexts, so that sending often finds them all busy and retries. */
-    CHECK_EQ(test_node_start(&a, all, 3, 0, 4), RAFT_OK);
-    CHECK_EQ(test_node_start(&b, all, 3, 0, 4), RAFT_OK);
-    CHECK_EQ(test_node_start(&c, all, 3, 0, 4), RAFT_OK);
+    CHECK_EQ(test_nodes_start(all, 3, 0, 4), RAFT_OK);
     bool ok = exchange(all, 3, 1000);
-    test_node_stop(&a);
-    test_node_stop(&b);
-    test_node_stop(&c);
+    test_nodes_stop(all, 3);
     CHECK(ok);
 }
 
 TEST(restarted_peer_is_redialed)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
-    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
-    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
+    test_nodes_init(all, 2);
+    CHECK_EQ(test_nodes_start(all, 2, 0, 0), RAFT_OK);
     CHECK(wait_link(&a, &b));
     for (int round = 0; round < 3; round++) {
         test_node_stop(&b);
@@ -192,8 +181,7 @@ TEST(restarted_peer_is_redialed)
         CHECK(wait_link(&a, &b));
         CHECK(wait_link(&b, &a));
     }
-    test_node_stop(&a);
-    test_node_stop(&b);
+    test_nodes_stop(all, 2);
 }
 
 TEST(unknown_sender_and_wrong_recipient_are_dropped)
@@ -254,11 +242,9 @@ static bool send_raw(const char *url, const void *buf, size_t len)
 TEST(malformed_and_foreign_envelopes_are_counted_and_acked)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
-    CHECK_EQ(test_node_start(&b, all, 2, 0, 0), RAFT_OK);
-    CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
+    test_nodes_init(all, 2);
+    CHECK_EQ(test_nodes_start(all, 2, 0, 0), RAFT_OK);
     const char garbage[] = "\xff\xff\xff\xff not an envelope";
     CHECK(send_raw(b.url, garbage, sizeof garbage));
     CHECK(send_raw(b.url, "", 0));
@@ -272,8 +258,7 @@ TEST(malformed_and_foreign_envelopes_are_counted_and_acked)
     CHECK_EQ(test_stats(b.t).recv_malformed, 3);
     CHECK_EQ(test_node_count(&b), 0);
     CHECK(wait_link(&a, &b)); /* b still serves its real peers */
-    test_node_stop(&a);
-    test_node_stop(&b);
+    test_nodes_stop(all, 2);
 }
 
 /* Speaks NNG's TCP framing as a req0 peer and announces a message of claimed_len bytes,
@@ -316,9 +301,8 @@ static bool send_oversized(const char *url, uint64_t claimed_len, size_t body)
 TEST(oversized_message_is_dropped_and_receiver_keeps_serving)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
+    test_nodes_init(all, 2);
     CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
     CHECK_EQ(test_node_start(&b, all, 2, 64 << 10, 0), RAFT_OK); /* 64 KiB limit */
     CHECK(wait_link(&a, &b));
@@ -330,17 +314,15 @@ TEST(oversized_message_is_dropped_and_receiver_keeps_serving)
     for (size_t i = 0; i < b.n_msgs; i++)
         any_other |= !is_probe(&b.msgs[i]);
     pthread_mutex_unlock(&b.mu);
-    test_node_stop(&a);
-    test_node_stop(&b);
+    test_nodes_stop(all, 2);
     CHECK(!any_other);
 }
 
 TEST(sender_refuses_message_over_its_own_limit)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
+    test_nodes_init(all, 2);
     CHECK_EQ(test_node_start(&a, all, 2, 4096, 0), RAFT_OK);
     struct raft_entry big = {.term = 1, .index = 1, .len = 8192};
     big.data = calloc(1, big.len);
@@ -362,9 +344,8 @@ TEST(sender_refuses_message_over_its_own_limit)
 TEST(send_to_dead_peer_never_blocks_and_frees_contexts)
 {
     struct test_node a, dead;
-    test_node_init(&a, 1);
-    test_node_init(&dead, 2); /* nothing ever listens at its address */
-    struct test_node *all[] = {&a, &dead};
+    struct test_node *all[] = {&a, &dead}; /* nothing ever listens at dead's address */
+    test_nodes_init(all, 2);
     CHECK_EQ(test_node_start(&a, all, 2, 0, 8), RAFT_OK);
     struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1};
     for (int i = 0; i < 100; i++)
@@ -382,9 +363,8 @@ TEST(send_to_dead_peer_never_blocks_and_frees_contexts)
 TEST(start_fails_cleanly_on_busy_address)
 {
     struct test_node a, b;
-    test_node_init(&a, 1);
-    test_node_init(&b, 2);
     struct test_node *all[] = {&a, &b};
+    test_nodes_init(all, 2);
     CHECK_EQ(test_node_start(&a, all, 2, 0, 0), RAFT_OK);
     strcpy(b.url, a.url);
     CHECK(test_node_start(&b, all, 2, 0, 0) != RAFT_OK);

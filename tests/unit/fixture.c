@@ -362,6 +362,13 @@ static bool fx_matches(const struct fx_msg *s, raft_id to, enum raft_msg_type ty
     return s->m.type == type && (to == 0 || s->m.to == to);
 }
 
+struct raft_stats fx_stats(const struct fx *f)
+{
+    struct raft_stats st;
+    raft_stats_of(f->r, &st);
+    return st;
+}
+
 size_t fx_count(const struct fx *f, raft_id to, enum raft_msg_type type)
 {
     size_t n = 0;

@@ -117,6 +117,9 @@ bool fx_elect(struct fx *f);
 /* Every peer acknowledges the leader's whole log, which puts it into the replicate state. */
 void fx_ack_all(struct fx *f);
 
+/* The core's counters (raft_stats_of). */
+struct raft_stats fx_stats(const struct fx *f);
+
 /* Collected messages to `to` (0: anyone) of a type; nth (0-based) or the last one. */
 size_t fx_count(const struct fx *f, raft_id to, enum raft_msg_type type);
 /* Counts only AppendEntries that carry entries. */

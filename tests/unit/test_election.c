@@ -16,6 +16,40 @@ static unsigned ticks_until_role_changes(struct fx *f, unsigned limit)
     return limit + 1;
 }
 
+/* A node of the given options that has just started a (pre-)campaign. */
+static struct fx *new_campaigning(struct fx_opts o)
+{
+    struct fx *f = fx_new(1, &o, NULL);
+    if (f)
+        fx_campaign(f);
+    return f;
+}
+
+/* A node of the given options that a bare majority has just elected. */
+static struct fx *new_leader(struct fx_opts o)
+{
+    struct fx *f = fx_new(1, &o, NULL);
+    return f && fx_elect(f) ? f : NULL;
+}
+
+#define CHECK_ROLE_TERM_VOTE(f, role, term, vote)                                                  \
+    do {                                                                                           \
+        CHECK_EQ(raft_role_of((f)->r), role);                                                      \
+        CHECK_EQ(raft_term_of((f)->r), term);                                                      \
+        CHECK_EQ(raft_vote_of((f)->r), vote);                                                      \
+    } while (0)
+
+/* Both peers were last asked for a vote (or a pre-vote) of term. */
+static bool asked_for_votes(const struct fx *f, raft_term term, bool pre_vote)
+{
+    for (raft_id p = 2; p <= 3; p++) {
+        const struct fx_msg *s = fx_last(f, p, RAFT_MSG_REQUEST_VOTE);
+        if (!s || s->m.request_vote.pre_vote != pre_vote || s->m.term != term)
+            return false;
+    }
+    return true;
+}
+
 static bool granted_to(const struct fx *f, raft_id to)
 {
     const struct fx_msg *s = fx_last(f, to, RAFT_MSG_REQUEST_VOTE_RESP);
@@ -30,9 +64,7 @@ TEST(election_timeout_starts_pre_vote)
     CHECK(f);
     unsigned n = ticks_until_role_changes(f, 2 * FX_ELECTION_MAX);
     CHECK(n >= FX_ELECTION_MIN && n <= FX_ELECTION_MIN + 1);
-    CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
-    CHECK_EQ(raft_term_of(f->r), 0);
-    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_PRE_CANDIDATE, 0, 0);
     for (raft_id p = 2; p <= 3; p++) {
         const struct fx_msg *s = fx_last(f, p, RAFT_MSG_REQUEST_VOTE);
         CHECK(s);
@@ -41,10 +73,8 @@ TEST(election_timeout_starts_pre_vote)
         CHECK_EQ(s->m.request_vote.last_log_index, 0);
         CHECK_EQ(s->m.request_vote.last_log_term, 0);
     }
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.pre_votes_started, 1);
-    CHECK_EQ(st.elections_started, 0);
+    CHECK_EQ(fx_stats(f).pre_votes_started, 1);
+    CHECK_EQ(fx_stats(f).elections_started, 0);
     CHECK_EQ(f->hs_term, 0);
     FX_CHECK_CONTRACT(f);
 }
@@ -67,26 +97,16 @@ TEST(election_timeout_is_drawn_from_configured_range)
  * itself and asks for real votes. */
 TEST(pre_vote_majority_starts_real_election)
 {
-    struct fx *f = fx_new(1, NULL, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){0});
     CHECK(f);
-    fx_campaign(f);
     CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
     fx_clear(f);
     fx_vote_resp(f, 2, 1, true, true);
-    CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
-    CHECK_EQ(raft_term_of(f->r), 1);
-    CHECK_EQ(raft_vote_of(f->r), 1);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_CANDIDATE, 1, 1);
     CHECK_EQ(f->hs_term, 1);
     CHECK_EQ(f->hs_vote, 1);
-    for (raft_id p = 2; p <= 3; p++) {
-        const struct fx_msg *s = fx_last(f, p, RAFT_MSG_REQUEST_VOTE);
-        CHECK(s);
-        CHECK(!s->m.request_vote.pre_vote);
-        CHECK_EQ(s->m.term, 1);
-    }
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.elections_started, 1);
+    CHECK(asked_for_votes(f, 1, false));
+    CHECK_EQ(fx_stats(f).elections_started, 1);
     FX_CHECK_CONTRACT(f);
 }
 
@@ -95,14 +115,11 @@ TEST(pre_vote_majority_starts_real_election)
 TEST(pre_vote_rejected_by_majority_keeps_term)
 {
     struct fx *f =
-        fx_new(1, &(struct fx_opts){.term = 4, .log = (raft_term[]){4}, .n_log = 1}, NULL);
+        new_campaigning((struct fx_opts){.term = 4, .log = (raft_term[]){4}, .n_log = 1});
     CHECK(f);
-    fx_campaign(f);
     fx_vote_resp(f, 2, 4, false, true);
     fx_vote_resp(f, 3, 4, false, true);
-    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
-    CHECK_EQ(raft_term_of(f->r), 4);
-    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 4, 0);
     CHECK_EQ(f->hs_term, 4);
     FX_CHECK_CONTRACT(f);
 }
@@ -110,9 +127,8 @@ TEST(pre_vote_rejected_by_majority_keeps_term)
 /* §5.1: a rejection that carries a higher term still teaches the pre-candidate that term. */
 TEST(pre_vote_rejection_with_higher_term_updates_term)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.term = 2});
     CHECK(f);
-    fx_campaign(f);
     CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
     fx_vote_resp(f, 2, 7, false, true);
     CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
@@ -129,17 +145,10 @@ TEST(election_timeout_without_pre_vote_starts_election)
     CHECK(f);
     unsigned n = ticks_until_role_changes(f, 2 * FX_ELECTION_MAX);
     CHECK(n <= FX_ELECTION_MAX);
-    CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
-    CHECK_EQ(raft_term_of(f->r), 1);
-    CHECK_EQ(raft_vote_of(f->r), 1);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_CANDIDATE, 1, 1);
     CHECK_EQ(f->hs_term, 1);
     CHECK_EQ(f->hs_vote, 1);
-    for (raft_id p = 2; p <= 3; p++) {
-        const struct fx_msg *s = fx_last(f, p, RAFT_MSG_REQUEST_VOTE);
-        CHECK(s);
-        CHECK(!s->m.request_vote.pre_vote);
-        CHECK_EQ(s->m.term, 1);
-    }
+    CHECK(asked_for_votes(f, 1, false));
     FX_CHECK_CONTRACT(f);
 }
 
@@ -147,9 +156,8 @@ TEST(election_timeout_without_pre_vote_starts_election)
  * the full cluster for the same term." */
 TEST(candidate_wins_with_votes_from_majority)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true, .n_voters = 5}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true, .n_voters = 5});
     CHECK(f);
-    fx_campaign(f);
     fx_vote_resp(f, 2, 1, true, false);
     CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
     fx_vote_resp(f, 2, 1, true, false); /* the same voter twice is still one vote */
@@ -166,38 +174,30 @@ TEST(candidate_wins_with_votes_from_majority)
 /* A candidate that a majority refuses cannot win this term and goes back to following. */
 TEST(candidate_returns_to_follower_when_majority_rejects)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true});
     CHECK(f);
-    fx_campaign(f);
     fx_vote_resp(f, 2, 1, false, false);
     fx_vote_resp(f, 3, 1, false, false);
-    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
-    CHECK_EQ(raft_term_of(f->r), 1);
-    CHECK_EQ(raft_vote_of(f->r), 1);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 1, 1);
     FX_CHECK_CONTRACT(f);
 }
 
 /* §5.2: "If election timeout elapses [as candidate]: start new election", in a new term. */
 TEST(candidate_starts_new_election_after_election_timeout)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true});
     CHECK(f);
-    fx_campaign(f);
     CHECK_EQ(raft_term_of(f->r), 1);
     fx_clear(f);
     unsigned n;
     for (n = 1; n <= 2 * FX_ELECTION_MAX && raft_term_of(f->r) == 1; n++)
         fx_tick(f, 1);
     CHECK(n - 1 >= FX_ELECTION_MIN && n - 1 <= FX_ELECTION_MAX);
-    CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
-    CHECK_EQ(raft_term_of(f->r), 2);
-    CHECK_EQ(raft_vote_of(f->r), 1);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_CANDIDATE, 2, 1);
     const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_REQUEST_VOTE);
     CHECK(s);
     CHECK_EQ(s->m.term, 2);
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.elections_started, 2);
+    CHECK_EQ(fx_stats(f).elections_started, 2);
     FX_CHECK_CONTRACT(f);
 }
 
@@ -205,9 +205,8 @@ TEST(candidate_starts_new_election_after_election_timeout)
  * candidate recognizes the leader as legitimate and returns to follower state." */
 TEST(candidate_steps_down_on_append_from_leader_of_same_term)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true});
     CHECK(f);
-    fx_campaign(f);
     fx_clear(f);
     fx_append(f, 2, 1, 0, 0, 0, NULL, 0);
     CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
@@ -221,9 +220,8 @@ TEST(candidate_steps_down_on_append_from_leader_of_same_term)
 
 TEST(pre_candidate_steps_down_on_append_from_leader_of_its_term)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.term = 2});
     CHECK(f);
-    fx_campaign(f);
     CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
     fx_append(f, 3, 2, 0, 0, 0, NULL, 0);
     CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
@@ -322,9 +320,8 @@ TEST(pre_vote_rejected_when_candidate_log_is_behind)
 /* §5.2: a candidate has voted for itself, so it refuses a rival of the same term. */
 TEST(candidate_rejects_rival_candidate_of_its_term)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true});
     CHECK(f);
-    fx_campaign(f);
     fx_vote_req(f, 2, 1, 5, 1, false);
     CHECK(!granted_to(f, 2));
     CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
@@ -336,9 +333,8 @@ TEST(candidate_rejects_rival_candidate_of_its_term)
  * higher term (dissertation §4.2.3): it keeps its term and role. */
 TEST(leader_with_quorum_ignores_higher_term_vote_request)
 {
-    struct fx *f = fx_new(1, NULL, NULL);
+    struct fx *f = new_leader((struct fx_opts){0});
     CHECK(f);
-    CHECK(fx_elect(f));
     fx_ack_all(f);
     raft_term t = raft_term_of(f->r);
     fx_vote_req(f, 2, t + 1, 99, t, false);
@@ -396,9 +392,7 @@ TEST(follower_adopts_higher_term_from_any_message)
     struct fx *f = fx_new(1, &(struct fx_opts){.term = 1, .vote = 1}, NULL);
     CHECK(f);
     fx_append(f, 2, 3, 0, 0, 0, NULL, 0);
-    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
-    CHECK_EQ(raft_term_of(f->r), 3);
-    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 3, 0);
     CHECK_EQ(raft_leader_of(f->r), 2);
     CHECK_EQ(f->hs_term, 3);
     FX_CHECK_CONTRACT(f);
@@ -408,30 +402,24 @@ TEST(follower_adopts_higher_term_from_any_message)
  * reverts to follower state." */
 TEST(candidate_reverts_to_follower_on_higher_term)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_pre_vote = true}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true});
     CHECK(f);
-    fx_campaign(f);
     fx_append(f, 3, 5, 0, 0, 0, NULL, 0);
-    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
-    CHECK_EQ(raft_term_of(f->r), 5);
-    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 5, 0);
     CHECK_EQ(raft_leader_of(f->r), 3);
     FX_CHECK_CONTRACT(f);
 }
 
 TEST(leader_reverts_to_follower_on_response_with_higher_term)
 {
-    struct fx *f = fx_new(1, NULL, NULL);
+    struct fx *f = new_leader((struct fx_opts){0});
     CHECK(f);
-    CHECK(fx_elect(f));
     raft_term t = raft_term_of(f->r);
     struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = t + 3};
     m.append_resp.index = 0;
     m.append_resp.last_index = 0;
     fx_step(f, &m);
-    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
-    CHECK_EQ(raft_term_of(f->r), t + 3);
-    CHECK_EQ(raft_vote_of(f->r), 0);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, t + 3, 0);
     CHECK(raft_leader_of(f->r) != 1);
     CHECK(raft_propose(f->r, "x", 1, NULL, NULL) == RAFT_ENOTLEADER);
     FX_CHECK_CONTRACT(f);
@@ -460,9 +448,8 @@ TEST(stale_term_append_is_answered_with_current_term)
  * down and, the candidate's log being up to date, votes for it. */
 TEST(leader_without_check_quorum_steps_down_for_higher_term_candidate)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_check_quorum = true}, NULL);
+    struct fx *f = new_leader((struct fx_opts){.no_check_quorum = true});
     CHECK(f);
-    CHECK(fx_elect(f));
     raft_term t = raft_term_of(f->r);
     fx_vote_req(f, 2, t + 1, raft_last_index_of(f->r), t, false);
     CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
@@ -474,17 +461,13 @@ TEST(leader_without_check_quorum_steps_down_for_higher_term_candidate)
 /* A vote from an earlier term says nothing about this election. */
 TEST(vote_response_of_older_term_is_ignored)
 {
-    struct fx *f =
-        fx_new(1, &(struct fx_opts){.no_pre_vote = true, .n_voters = 5, .term = 4}, NULL);
+    struct fx *f = new_campaigning((struct fx_opts){.no_pre_vote = true, .n_voters = 5, .term = 4});
     CHECK(f);
-    fx_campaign(f);
     CHECK_EQ(raft_term_of(f->r), 5);
     fx_vote_resp(f, 2, 4, true, false);
     fx_vote_resp(f, 3, 4, true, false);
     CHECK_EQ(raft_role_of(f->r), RAFT_CANDIDATE);
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK(st.msgs_dropped_stale_term >= 2);
+    CHECK(fx_stats(f).msgs_dropped_stale_term >= 2);
     fx_vote_resp(f, 2, 5, true, false);
     fx_vote_resp(f, 3, 5, true, false);
     CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
@@ -546,9 +529,8 @@ TEST(heartbeats_keep_follower_from_campaigning)
  * election timeout steps down, so clients of a partitioned leader time out and retry. */
 TEST(leader_steps_down_without_quorum_for_election_timeout)
 {
-    struct fx *f = fx_new(1, NULL, NULL);
+    struct fx *f = new_leader((struct fx_opts){0});
     CHECK(f);
-    CHECK(fx_elect(f));
     raft_term t = raft_term_of(f->r);
     fx_clear(f);
     unsigned n = 0;
@@ -561,17 +543,14 @@ TEST(leader_steps_down_without_quorum_for_election_timeout)
     CHECK(n <= 2 * FX_ELECTION_MAX);
     CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
     CHECK_EQ(raft_term_of(f->r), t);
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.leader_stepped_down_no_quorum, 1);
+    CHECK_EQ(fx_stats(f).leader_stepped_down_no_quorum, 1);
     FX_CHECK_CONTRACT(f);
 }
 
 TEST(leader_keeps_leadership_while_majority_responds)
 {
-    struct fx *f = fx_new(1, NULL, NULL);
+    struct fx *f = new_leader((struct fx_opts){0});
     CHECK(f);
-    CHECK(fx_elect(f));
     raft_term t = raft_term_of(f->r);
     fx_ack_all(f);
     fx_clear(f);
@@ -590,9 +569,8 @@ TEST(leader_keeps_leadership_while_majority_responds)
 
 TEST(leader_without_check_quorum_stays_leader)
 {
-    struct fx *f = fx_new(1, &(struct fx_opts){.no_check_quorum = true}, NULL);
+    struct fx *f = new_leader((struct fx_opts){.no_check_quorum = true});
     CHECK(f);
-    CHECK(fx_elect(f));
     for (unsigned i = 0; i < 5 * FX_ELECTION_MAX; i++) {
         fx_tick(f, 1);
         fx_clear(f);

@@ -4,16 +4,9 @@
  */
 #include "fixture.h"
 
-static struct raft_stats stats_of(const struct fx *f)
-{
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    return st;
-}
-
 static uint64_t drops_of(const struct fx *f)
 {
-    struct raft_stats st = stats_of(f);
+    struct raft_stats st = fx_stats(f);
     return st.msgs_dropped_unknown_peer + st.msgs_dropped_malformed + st.msgs_dropped_stale_term;
 }
 
@@ -286,7 +279,7 @@ TEST(message_from_unknown_peer_is_dropped_and_counted)
     fx_append(f, 9, 7, 0, 0, 1, (raft_term[]){7}, 1);
     fx_vote_req(f, 9, 8, 5, 5, false);
     fx_append(f, 0, 7, 0, 0, 1, (raft_term[]){7}, 1);
-    CHECK(stats_of(f).msgs_dropped_unknown_peer >= 2); /* id 0 may count as malformed */
+    CHECK(fx_stats(f).msgs_dropped_unknown_peer >= 2); /* id 0 may count as malformed */
     CHECK_EQ(drops_of(f), 3);
     CHECK_EQ(raft_term_of(f->r), 2);
     CHECK_EQ(raft_vote_of(f->r), 0);
@@ -337,7 +330,7 @@ TEST(malformed_append_is_dropped_and_counted)
     step_append(f, 1, 1, no_data, 1);
     step_append(f, 1, 1, NULL, 3);
     step_append(f, 0, 3, NULL, 0); /* a term for the entry before the first: none has one */
-    CHECK_EQ(stats_of(f).msgs_dropped_malformed, 8);
+    CHECK_EQ(fx_stats(f).msgs_dropped_malformed, 8);
     CHECK_EQ(raft_last_index_of(f->r), 1);
     CHECK_EQ(f->log_last, 1);
     for (size_t i = 0; i < f->n_out; i++)
@@ -354,7 +347,7 @@ TEST(message_of_unknown_type_is_dropped_and_counted)
     CHECK(f);
     struct raft_msg m = {.type = (enum raft_msg_type)77, .from = 2, .to = 1, .term = 9};
     fx_step(f, &m);
-    CHECK_EQ(stats_of(f).msgs_dropped_malformed, 1);
+    CHECK_EQ(fx_stats(f).msgs_dropped_malformed, 1);
     CHECK_EQ(raft_term_of(f->r), 2);
     FX_CHECK_CONTRACT(f);
 }

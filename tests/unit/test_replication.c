@@ -249,9 +249,7 @@ TEST(leader_backtracks_with_conflict_hint)
     CHECK_EQ(sent[1].prev_index, 7);
     CHECK(sent[2].prev_index == 5 || sent[2].prev_index == 3);
     CHECK(sent[2].success);
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.append_rejections, 2);
+    CHECK_EQ(fx_stats(f).append_rejections, 2);
     FX_CHECK_CONTRACT(f);
 }
 
@@ -463,9 +461,7 @@ TEST(snapshot_of_entries_held_does_not_discard_what_follows_them)
     fx_step(f, &m);
     CHECK_EQ(raft_last_index_of(f->r), 3);
     CHECK_EQ(f->log_last, 3);
-    struct raft_stats st;
-    raft_stats_of(f->r, &st);
-    CHECK_EQ(st.snapshots_installed, 0);
+    CHECK_EQ(fx_stats(f).snapshots_installed, 0);
     const struct fx_msg *s = fx_last(f, 2, RAFT_MSG_INSTALL_SNAPSHOT_RESP);
     CHECK(s && s->m.install_snapshot_resp.done && !s->m.install_snapshot_resp.rejected);
     FX_CHECK_CONTRACT(f);

@@ -1,0 +1,343 @@
+/* The safety properties of Raft and the host contract of raft.h, checked as the run goes
+ * (see cluster.h for the list). The first violation is kept and recorded in the trace. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "cluster_internal.h"
+
+struct lm_slot {
+    raft_index index; /* 0: empty */
+    raft_term term;
+    raft_term prev_term;
+    uint64_t hash;
+};
+
+struct cluster_lm {
+    struct lm_slot *slots;
+    size_t cap, n; /* cap is a power of two */
+};
+
+/* Keeps the first violation only: later ones are usually its consequences. */
+void cluster_fail(struct cluster *c, raft_id node, const char *fmt, ...)
+{
+    if (c->failed)
+        return;
+    c->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->violation, sizeof c->violation, fmt, ap);
+    va_end(ap);
+    trace_event(c, node, EV_VIOLATION, 0, 0, 0, 0, 0);
+}
+
+/* ---- Log Matching registry: one record per (index, term) ever persisted ---- */
+
+static size_t lm_home(const struct cluster_lm *lm, raft_index index, raft_term term)
+{
+    uint64_t h = index * 0x9e3779b97f4a7c15ULL ^ term * 0xc2b2ae3d27d4eb4fULL;
+    return (size_t)(h ^ (h >> 29)) & (lm->cap - 1);
+}
+
+static struct lm_slot *lm_find(struct cluster_lm *lm, raft_index index, raft_term term)
+{
+    size_t i = lm_home(lm, index, term);
+    while (lm->slots[i].index && !(lm->slots[i].index == index && lm->slots[i].term == term))
+        i = (i + 1) & (lm->cap - 1);
+    return &lm->slots[i];
+}
+
+static void lm_grow(struct cluster_lm *lm)
+{
+    struct cluster_lm old = *lm;
+    lm->cap = old.cap ? old.cap * 2 : 1024;
+    lm->slots = calloc(lm->cap, sizeof *lm->slots);
+    if (!lm->slots)
+        oom();
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].index)
+            *lm_find(lm, old.slots[i].index, old.slots[i].term) = old.slots[i];
+    free(old.slots);
+}
+
+static void lm_check(struct cluster *c, raft_id node, const struct raft_entry *e,
+                     raft_term prev_term, uint64_t hash)
+{
+    struct cluster_lm *lm = c->lm;
+    if ((lm->n + 1) * 2 > lm->cap)
+        lm_grow(lm);
+    struct lm_slot *s = lm_find(lm, e->index, e->term);
+    if (!s->index) {
+        *s = (struct lm_slot){e->index, e->term, prev_term, hash};
+        lm->n++;
+        return;
+    }
+    if (s->prev_term != prev_term || s->hash != hash)
+        cluster_fail(c, node,
+                     "Log Matching: n%" PRIu64 " persisted entry %" PRIu64 "/t%" PRIu64
+                     " with predecessor term %" PRIu64 " and content %016" PRIx64
+                     ", but that index/term was persisted elsewhere with predecessor term %" PRIu64
+                     " and content %016" PRIx64,
+                     node, e->index, e->term, prev_term, hash, s->prev_term, s->hash);
+}
+
+/* ---- what a node sends ---- */
+
+/* A successful append response says "my log matches yours up to index": the entry there
+ * must be durable and be the one the leader of that term holds (while it still leads). */
+static void check_append_ack(struct cluster *c, const struct cluster_node *n, raft_term term,
+                             raft_index index)
+{
+    if (index > stored_last(n)) {
+        cluster_fail(c, n->id,
+                     "append acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
+                     " but storage holds up to %" PRIu64,
+                     n->id, index, stored_last(n));
+        return;
+    }
+    raft_id l = term < c->n_terms ? c->leader_of_term[term] : 0;
+    const struct cluster_node *ln = l ? &c->nodes[l] : NULL;
+    /* Asked of the core, not of what was last observed: with batching the leader may have
+     * stepped down in a step whose ready is still pending. */
+    if (index <= n->log_base || !ln || !ln->r || raft_role_of(ln->r) != RAFT_LEADER ||
+        raft_term_of(ln->r) != term)
+        return;
+    raft_term want = raft_term_at(ln->r, index);
+    raft_term have = stored_term_at(n, index);
+    if (want && want != have)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " acks index %" PRIu64 " to the leader of term %" PRIu64
+                     " but stores term %" PRIu64 " there where the leader has term %" PRIu64,
+                     n->id, index, term, have, want);
+}
+
+/* A node acknowledges only what is durable: a granted vote and a successful append response
+ * promise state that a crash must not lose (raft.h: msgs_after_persist). */
+void check_ack_durable(struct cluster *c, const struct cluster_node *n, const struct raft_msg *m)
+{
+    /* A vote is safe once the node can never vote otherwise in that term: it stored the
+     * vote, or already a later term. */
+    if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted &&
+        !m->request_vote_resp.pre_vote && n->hs_term <= m->term &&
+        (n->hs_term != m->term || n->hs_vote != m->to))
+        cluster_fail(c, n->id,
+                     "vote granted before it was durable: n%" PRIu64 " votes for n%" PRIu64
+                     " in term %" PRIu64 " but storage holds term %" PRIu64 " vote %" PRIu64,
+                     n->id, m->to, m->term, n->hs_term, n->hs_vote);
+    if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success)
+        check_append_ack(c, n, m->term, m->append_resp.index);
+}
+
+/* ---- leaders ---- */
+
+void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term term)
+{
+    if (term >= c->n_terms) {
+        size_t cap = c->n_terms;
+        grow((void **)&c->leader_of_term, &cap, term + 1, sizeof *c->leader_of_term);
+        memset(c->leader_of_term + c->n_terms, 0, (cap - c->n_terms) * sizeof(raft_id));
+        c->n_terms = cap;
+    }
+    if (c->leader_of_term[term] && c->leader_of_term[term] != n->id)
+        cluster_fail(c, n->id,
+                     "Election Safety: n%" PRIu64 " and n%" PRIu64 " both leaders of term %" PRIu64,
+                     c->leader_of_term[term], n->id, term);
+    c->leader_of_term[term] = n->id;
+    /* Compacted entries live in the snapshot, which was checked when it was taken. */
+    raft_index first = raft_first_index_of(n->r);
+    for (raft_index i = first > 1 ? first - 1 : 1; i <= c->n_committed; i++) {
+        raft_term t = raft_term_at(n->r, i);
+        if (t != c->committed[i - 1].term) {
+            cluster_fail(c, n->id,
+                         "Leader Completeness: n%" PRIu64 " became leader of term %" PRIu64
+                         " holding term %" PRIu64 " at index %" PRIu64 ", where term %" PRIu64
+                         " was committed",
+                         n->id, term, t, i, c->committed[i - 1].term);
+            break;
+        }
+    }
+}
+
+void check_leader_log(struct cluster *c, const struct cluster_node *n, raft_index last)
+{
+    if (last < n->lead_last)
+        cluster_fail(c, n->id,
+                     "Leader Append-Only: leader n%" PRIu64 " of term %" PRIu64
+                     " shrank its log from %" PRIu64 " to %" PRIu64,
+                     n->id, n->lead_term, n->lead_last, last);
+}
+
+void check_leader_truncation(struct cluster *c, const struct cluster_node *n,
+                             const struct raft_ready *rd)
+{
+    if (n->lead_term && rd->truncate_from && rd->truncate_from <= stored_last(n))
+        cluster_fail(c, n->id,
+                     "Leader Append-Only: leader n%" PRIu64 " truncates its log at %" PRIu64, n->id,
+                     rd->truncate_from);
+}
+
+/* ---- persisting ---- */
+
+void check_hard_state(struct cluster *c, const struct cluster_node *n, const struct raft_ready *rd)
+{
+    if (rd->term < n->hs_term)
+        cluster_fail(c, n->id, "persisted term went back from %" PRIu64 " to %" PRIu64, n->hs_term,
+                     rd->term);
+    else if (rd->term == n->hs_term && n->hs_vote && rd->vote != n->hs_vote)
+        cluster_fail(c, n->id,
+                     "persisted vote changed within term %" PRIu64 " from n%" PRIu64
+                     " to n%" PRIu64,
+                     rd->term, n->hs_vote, rd->vote);
+}
+
+void check_persisted_entry(struct cluster *c, const struct cluster_node *n,
+                           const struct raft_entry *e, raft_term prev_term, uint64_t hash)
+{
+    if (e->term > n->hs_term)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " persisted entry %" PRIu64 "/t%" PRIu64
+                     " from beyond its term %" PRIu64,
+                     n->id, e->index, e->term, n->hs_term);
+    lm_check(c, n->id, e, prev_term, hash);
+}
+
+/* ---- applying and reading ---- */
+
+static void check_command(struct cluster *c, raft_id node, const struct raft_entry *e)
+{
+    uint64_t cmd;
+    if (!cluster_cmd_of(e, &cmd))
+        return;
+    if (cmd >= c->n_proposals) {
+        cluster_fail(c, node, "applied command %" PRIu64 " that was never proposed", cmd);
+        return;
+    }
+    struct cluster_proposal *p = &c->proposals[cmd];
+    if (p->index != e->index || p->term != e->term)
+        cluster_fail(c, node,
+                     "command %" PRIu64 " proposed at %" PRIu64 "/t%" PRIu64 " applied at %" PRIu64
+                     "/t%" PRIu64,
+                     cmd, p->index, p->term, e->index, e->term);
+    p->applied_at = e->index;
+}
+
+/* The entry at index as applied first anywhere; every later application must match it. */
+static void apply_global(struct cluster *c, raft_id node, const struct raft_entry *e, uint64_t h)
+{
+    if (e->index <= c->n_committed) {
+        const struct cluster_committed *g = &c->committed[e->index - 1];
+        if (g->term != e->term || g->type != e->type || g->len != e->len ||
+            (e->len && memcmp(g->data, e->data, e->len)))
+            cluster_fail(c, node,
+                         "State Machine Safety: n%" PRIu64 " applied %" PRIu64 "/t%" PRIu64
+                         " but another node applied %" PRIu64 "/t%" PRIu64 " with other content",
+                         node, e->index, e->term, e->index, g->term);
+        return;
+    }
+    grow((void **)&c->committed, &c->cap_committed, c->n_committed + 1, sizeof *c->committed);
+    struct cluster_committed *g = &c->committed[c->n_committed];
+    uint64_t prev = c->n_committed ? c->committed[c->n_committed - 1].chain : 0;
+    *g = (struct cluster_committed){e->term, e->type, e->len, NULL, chain_step(prev, h)};
+    if (e->len) {
+        g->data = xrealloc(NULL, e->len);
+        memcpy(g->data, e->data, e->len);
+    }
+    c->n_committed++;
+    check_command(c, node, e);
+}
+
+bool check_apply(struct cluster *c, const struct cluster_node *n, const struct raft_entry *e,
+                 uint64_t hash)
+{
+    if (e->index != n->applied + 1) {
+        cluster_fail(c, n->id, "n%" PRIu64 " applied index %" PRIu64 " after %" PRIu64, n->id,
+                     e->index, n->applied);
+        return false;
+    }
+    const struct cluster_logent *se = stored_at(n, e->index);
+    if (!se || se->term != e->term || se->hash != hash)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " applied %" PRIu64 "/t%" PRIu64
+                     " which its storage does not hold (stored last %" PRIu64 ")",
+                     n->id, e->index, e->term, stored_last(n));
+    apply_global(c, n->id, e, hash);
+    return true;
+}
+
+void check_reads(struct cluster *c, const struct cluster_node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_read_states; i++) {
+        const struct raft_read_state *rs = &rd->read_states[i];
+        struct cluster_read *rq = rs->ctx < c->n_reads ? &c->reads[rs->ctx] : NULL;
+        if (!rq || rq->node != n->id || rq->index) {
+            cluster_fail(c, n->id, "n%" PRIu64 " answered read %" PRIu64 " it was not asked", n->id,
+                         rs->ctx);
+            continue;
+        }
+        if (rs->index < rq->min_index)
+            cluster_fail(c, n->id,
+                         "Linearizability: n%" PRIu64 " answered read %" PRIu64 " at index %" PRIu64
+                         " but %" PRIu64 " was committed before the read was asked",
+                         n->id, rs->ctx, rs->index, rq->min_index);
+        rq->index = rs->index;
+        trace_note(c, n->id, "read confirmed (ctx, index)", rs->ctx, rs->index);
+    }
+}
+
+/* ---- restarts ---- */
+
+/* Storage must give back exactly what was saved: anything else would make every later
+ * check meaningless. */
+void check_restore(struct cluster *c, const struct cluster_node *n, const struct raft_restore *rs)
+{
+    bool ok = rs->term == n->hs_term && rs->vote == n->hs_vote && rs->n_entries == n->log_n &&
+              rs->snapshot_index == n->log_base && rs->snapshot_term == n->base_term;
+    for (size_t i = 0; ok && i < rs->n_entries; i++)
+        ok = rs->entries[i].index == n->log_base + 1 + i && rs->entries[i].term == n->log[i].term &&
+             entry_hash(&rs->entries[i]) == n->log[i].hash;
+    if (!ok)
+        cluster_fail(c, n->id, "storage of n%" PRIu64 " gave back something other than was saved",
+                     n->id);
+}
+
+bool check_snapshot_state(struct cluster *c, const struct cluster_node *n, raft_index index,
+                          raft_term term, uint64_t chain)
+{
+    const struct raft_snapshot_meta *meta = &n->snap.meta;
+    if (index != meta->index || term != meta->term) {
+        cluster_fail(c, n->id,
+                     "snapshot of n%" PRIu64 " says %" PRIu64 "/t%" PRIu64
+                     " but its bytes hold %" PRIu64 "/t%" PRIu64,
+                     n->id, meta->index, meta->term, index, term);
+        return false;
+    }
+    if (index > c->n_committed || c->committed[index - 1].chain != chain ||
+        c->committed[index - 1].term != term)
+        cluster_fail(c, n->id,
+                     "State Machine Safety: n%" PRIu64 " restores a snapshot at %" PRIu64
+                     "/t%" PRIu64 " whose state no node applied",
+                     n->id, index, term);
+    return true;
+}
+
+/* ---- life cycle of the history the checks keep ---- */
+
+int check_init(struct cluster *c)
+{
+    c->lm = calloc(1, sizeof *c->lm);
+    if (!c->lm)
+        return RAFT_ENOMEM;
+    lm_grow(c->lm);
+    return RAFT_OK;
+}
+
+void check_free(struct cluster *c)
+{
+    free(c->leader_of_term);
+    for (size_t i = 0; i < c->n_committed; i++)
+        free(c->committed[i].data);
+    free(c->committed);
+    if (c->lm)
+        free(c->lm->slots);
+    free(c->lm);
+}
