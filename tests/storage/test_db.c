@@ -627,6 +627,71 @@ TEST(write_fn_error_aborts_and_commit_is_counted)
     fixture_remove(&f);
 }
 
+/* A write that fills the map on its first runs, with a step before the sync. */
+struct staged {
+    struct rk_db *db;
+    MDB_dbi dbi;
+    int fn_runs;
+    int staged_runs;
+    int fn_runs_at_stage;
+    uint64_t commits_at_stage;
+    bool fail;
+};
+
+static int staged_fn(MDB_txn *txn, void *arg)
+{
+    struct staged *st = arg;
+    st->fn_runs++;
+    if (st->fail)
+        return RK_DB_EIO;
+    static char value[512 << 10];
+    for (int i = 0; i < 4; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        MDB_val k = {strlen(key), key}, v = {sizeof value, value};
+        int rc = rk_db_check(st->db, mdb_put(txn, st->dbi, &k, &v, 0), "put");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void staged_step(void *arg)
+{
+    struct staged *st = arg;
+    struct rk_db_stats stats;
+    rk_db_stats(st->db, &stats);
+    st->staged_runs++;
+    st->fn_runs_at_stage = st->fn_runs;
+    st->commits_at_stage = stats.commits;
+}
+
+/* The step runs once, after the write that will commit has run and before it commits,
+ * however often a filling map makes the write run again; never after a failed write. */
+TEST(staged_write_runs_its_step_once_before_the_commit)
+{
+    struct fixture f;
+    CHECK(fixture_make_map(&f, 64 << 10, 64 << 20));
+    CHECK(fixture_open_db(&f));
+    struct staged st = {.db = f.db};
+    CHECK_EQ(rk_db_dbi(f.db, "staged", &st.dbi), 0);
+    struct rk_db_stats before, after;
+    rk_db_stats(f.db, &before);
+    CHECK_EQ(rk_db_write_staged(f.db, staged_fn, staged_step, &st), 0);
+    rk_db_stats(f.db, &after);
+    CHECK(after.map_grows > 0);
+    CHECK(st.fn_runs > 1);
+    CHECK_EQ(st.staged_runs, 1);
+    CHECK_EQ(st.fn_runs_at_stage, st.fn_runs);
+    CHECK_EQ(st.commits_at_stage, before.commits);
+    CHECK_EQ(after.commits, before.commits + 1);
+
+    struct staged failing = {.db = f.db, .dbi = st.dbi, .fail = true};
+    CHECK_EQ(rk_db_write_staged(f.db, staged_fn, staged_step, &failing), RK_DB_EIO);
+    CHECK_EQ(failing.staged_runs, 0);
+    fixture_remove(&f);
+}
+
 TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster),
           TEST_REF(refuses_other_node), TEST_REF(refuses_newer_format),
           TEST_REF(log_round_trip_with_truncation_and_hard_state),
@@ -638,4 +703,5 @@ TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster
           TEST_REF(compact_then_reopen_reports_log_start_snapshot_and_entries),
           TEST_REF(load_refuses_a_log_start_without_a_snapshot),
           TEST_REF(append_and_compact_keep_the_file_bounded),
-          TEST_REF(reserve_grows_the_map_ahead_of_a_large_write))
+          TEST_REF(reserve_grows_the_map_ahead_of_a_large_write),
+          TEST_REF(staged_write_runs_its_step_once_before_the_commit))
