@@ -84,7 +84,6 @@ bool progress_is_paused(const struct progress *pr);
 void progress_on_sent(struct progress *pr, raft_index last_sent);
 /* Records an acknowledgement of everything up to index; returns whether match moved. */
 bool progress_on_ack(struct progress *pr, raft_index index);
-void progress_free_first_inflight(struct progress *pr);
 
 /* A list of outgoing messages, each owning deep copies of what it carries. */
 struct outbox {

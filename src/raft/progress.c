@@ -77,11 +77,3 @@ bool progress_on_ack(struct progress *pr, raft_index index)
         pr->next = index + 1;
     return true;
 }
-
-void progress_free_first_inflight(struct progress *pr)
-{
-    if (pr->inflight_count) {
-        pr->inflight_start = (pr->inflight_start + 1) % pr->inflight_cap;
-        pr->inflight_count--;
-    }
-}
