@@ -1,4 +1,5 @@
 /* The core's lifecycle, term rules, message dispatch and the ready/advance handshake. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,6 +397,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->log.stable = rd->entries[rd->n_entries - 1].index;
     if (rd->n_committed)
         r->log.applied = rd->committed[rd->n_committed - 1].index;
+    /* Only what is held is durable, and only what is committed and durable is applied. */
+    assert(r->log.stable <= raft__log_last_index(&r->log));
+    assert(r->log.applied <= r->log.commit && r->log.applied <= r->log.stable);
     r->reported_role = rd->role;
     r->reported_leader = rd->leader;
     r->reported_commit = rd->commit;

@@ -1,4 +1,5 @@
 /* Leader election (Raft §5.2) with pre-vote (Raft dissertation §9.6). */
+#include <assert.h>
 #include <string.h>
 
 #include "raft/core.h"
@@ -88,7 +89,9 @@ int raft__election_on_request_vote_resp(struct raft *r, const struct raft_msg *m
     bool granted = m->request_vote_resp.granted;
     if (!expected || (granted && m->term != campaign_term))
         return RAFT_OK; /* an answer to an earlier campaign */
-    r->votes[raft__core_voter_slot(r, m->from)] = granted ? VOTE_GRANTED : VOTE_REJECTED;
+    int slot = raft__core_voter_slot(r, m->from);
+    assert(slot >= 0); /* raft_step admits only voters */
+    r->votes[slot] = granted ? VOTE_GRANTED : VOTE_REJECTED;
     if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r))
         election_won(r);
     else if (count_votes(r, VOTE_REJECTED) >= raft__core_quorum(r))

@@ -1,4 +1,5 @@
 /* The in-memory Raft log: entries after the snapshot point, with durability bookkeeping. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,9 @@ raft_term raft__log_term_at(const struct raft_log *l, raft_index index)
 
 int raft__log_append(struct raft_log *l, const struct raft_entry *e)
 {
+    /* Contiguity, and terms only grow along the log: callers check input against both. */
+    assert(e->index == raft__log_last_index(l) + 1);
+    assert(e->term >= raft__log_last_term(l));
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         struct raft_entry *grown = realloc(l->entries, cap * sizeof *grown);
@@ -93,6 +97,7 @@ int raft__log_append(struct raft_log *l, const struct raft_entry *e)
 
 void raft__log_truncate(struct raft_log *l, raft_index index)
 {
+    assert(index > l->commit); /* committed entries are never replaced (Raft §5.4) */
     while (raft__log_last_index(l) >= index && l->n > 0)
         free(l->entries[--l->n].data);
     if (index <= l->stable) {
@@ -100,6 +105,7 @@ void raft__log_truncate(struct raft_log *l, raft_index index)
         if (l->truncate_from == 0 || index < l->truncate_from)
             l->truncate_from = index;
     }
+    assert(l->stable <= raft__log_last_index(l));
 }
 
 bool raft__log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term)
@@ -132,6 +138,7 @@ raft_index raft__log_last_index_of_term(const struct raft_log *l, raft_term term
 
 void raft__log_compact(struct raft_log *l, raft_index index)
 {
+    assert(index <= l->applied); /* only what the snapshot holds leaves memory */
     if (index <= l->snapshot_index)
         return;
     size_t drop = (size_t)(index - l->snapshot_index);
@@ -145,6 +152,7 @@ void raft__log_compact(struct raft_log *l, raft_index index)
 
 void raft__log_reset(struct raft_log *l, raft_index index, raft_term term)
 {
+    assert(index > l->commit); /* a snapshot never goes back over committed entries */
     for (size_t i = 0; i < l->n; i++)
         free(l->entries[i].data);
     l->n = 0;

@@ -1,4 +1,5 @@
 /* The leader's per-follower replication state: probe / replicate, and the in-flight window. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ void raft__progress_on_sent(struct progress *pr, raft_index last_sent)
     if (last_sent < pr->next)
         return; /* nothing new was in it */
     pr->next = last_sent + 1;
+    assert(pr->inflight_count < pr->inflight_cap); /* nothing is sent while paused */
     pr->inflight[(pr->inflight_start + pr->inflight_count) % pr->inflight_cap] = last_sent;
     pr->inflight_count++;
 }

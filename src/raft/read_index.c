@@ -1,4 +1,5 @@
 /* Linearizable reads without a log write (ReadIndex, Raft dissertation §6.4). */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "raft/core.h"
@@ -66,6 +67,8 @@ void raft__read_index_confirm(struct raft *r)
         if (grow((void **)&r->read_states, &r->cap_read_states, r->n_read_states,
                  sizeof *r->read_states) != RAFT_OK)
             break; /* retried at the next answer */
+        /* The commit index only grows while we lead, and reads end with our leadership. */
+        assert(r->reads[done].index <= r->log.commit);
         r->read_states[r->n_read_states++] =
             (struct raft_read_state){.ctx = r->reads[done].ctx, .index = r->reads[done].index};
         done++;

@@ -1,9 +1,13 @@
 /* Log replication (Raft §5.3) and commitment (§5.4.2), with batching and pipelining. */
+#include <assert.h>
+
 #include "raft/core.h"
 
 int raft__replication_propose(struct raft *r, enum raft_entry_type type, const void *data,
                               size_t len, raft_index *index)
 {
+    /* Only a leader adds entries of its own, and no entry is of a later term than ours. */
+    assert(r->role == RAFT_LEADER && raft__log_last_term(&r->log) <= r->term);
     struct raft_entry e = {
         .term = r->term,
         .index = raft__log_last_index(&r->log) + 1,
@@ -88,6 +92,7 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
 
 static void replicate_to(struct raft *r, struct progress *pr)
 {
+    assert(pr->id != r->cfg.id); /* the leader's own progress is its log.stable */
     raft_index last = raft__log_last_index(&r->log);
     bool sent = false;
     /* Raft §7: what it needs next was compacted away; only the snapshot has it. */
@@ -143,6 +148,8 @@ void raft__replication_maybe_commit(struct raft *r)
             best = candidate;
     }
     if (best > r->log.commit) {
+        /* The term check above also keeps acks beyond our log from counting. */
+        assert(best <= raft__log_last_index(&r->log));
         r->log.commit = best;
         raft__read_index_on_commit(r);
     }
@@ -218,6 +225,7 @@ int raft__replication_on_append(struct raft *r, const struct raft_msg *m)
     raft_index commit = min_index(a->commit, last_new);
     if (commit > r->log.commit)
         r->log.commit = commit;
+    assert(r->log.commit <= raft__log_last_index(&r->log));
     return respond(r, m, true, last_new);
 }
 
@@ -239,6 +247,7 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
     struct progress *pr = progress_of(r, m->from);
+    assert(pr && pr->id != r->cfg.id); /* raft_step admits only the other voters */
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
     /* Any answer in our term, even a rejection, shows it still follows us. */

@@ -1,6 +1,7 @@
 /* Log compaction and InstallSnapshot (Raft §7), chunked by byte offset with a bounded
  * window per follower. The core never touches snapshot bytes it sends: the host fills
  * each outgoing chunk from its own copy of the snapshot. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ void raft__snapshot_start_transfer(struct raft *r, struct progress *pr)
 void raft__snapshot_send_chunks(struct raft *r, struct progress *pr)
 {
     struct snapshot_transfer *t = &pr->snap;
+    assert(t->sent <= t->meta.size); /* answers beyond the snapshot's size are dropped */
     while (t->inflight < r->cfg.max_inflight_chunks && !t->done_sent) {
         uint64_t left = t->meta.size - t->sent;
         struct raft_msg m = {.type = RAFT_MSG_INSTALL_SNAPSHOT, .to = pr->id};
@@ -165,6 +167,7 @@ int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
     int slot = raft__core_voter_slot(r, m->from);
+    assert(slot >= 0 && r->voters[slot] != r->cfg.id); /* raft_step admits only the others */
     struct progress *pr = &r->progress[slot];
     const struct raft_install_snapshot_resp *resp = &m->install_snapshot_resp;
     pr->recent_active = true;
