@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftkv/api.h"
+
 enum raftkv_status {
     RAFTKV_OK = 0,
     RAFTKV_NOT_FOUND = 1,    /* get/delete of a missing key */
@@ -49,7 +51,7 @@ enum raftkv_status {
     RAFTKV_EINTERNAL = 7,
 };
 
-const char *raftkv_status_str(int status);
+RAFTKV_API const char *raftkv_status_str(int status);
 
 /* A field left 0 takes its default. */
 struct raftkv_client_options {
@@ -62,7 +64,7 @@ struct raftkv_client_options {
     unsigned request_timeout_ms;  /* one request to one node; default 1000 */
 };
 
-void raftkv_client_options_defaults(struct raftkv_client_options *opts);
+RAFTKV_API void raftkv_client_options_defaults(struct raftkv_client_options *opts);
 
 /* Filled by every key operation (res may be NULL to ignore it). It is overwritten, not
  * freed: call raftkv_result_free before reusing one. Responses are at most 65 MiB. */
@@ -77,7 +79,7 @@ struct raftkv_result {
                         * INVALID, the last failure for UNAVAILABLE */
 };
 
-void raftkv_result_free(struct raftkv_result *res);
+RAFTKV_API void raftkv_result_free(struct raftkv_result *res);
 
 /* What a node counted since it started: its Raft core's drops and events, and its peer
  * transport's messages. */
@@ -114,29 +116,32 @@ struct raftkv_client;
 
 /* Fails with RAFTKV_EUSAGE on no endpoints, or a malformed or duplicate one. Connects
  * lazily: no node needs to be up yet. */
-int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out);
+RAFTKV_API int raftkv_client_open(const struct raftkv_client_options *opts,
+                                  struct raftkv_client **out);
 /* Ends every operation still in flight with RAFTKV_UNAVAILABLE ("client closed") and
  * returns once all of them have returned from their callbacks (at once for requests on
  * the wire; an operation pausing between retries ends when its pause does, at most 50 ms).
  * Must not be called from an async callback, nor together with new operations. */
-void raftkv_client_close(struct raftkv_client *c);
+RAFTKV_API void raftkv_client_close(struct raftkv_client *c);
 
 /* Keys must not be empty (RAFTKV_EUSAGE). Writes report their revision in res.
  * get/delete of a missing key return RAFTKV_NOT_FOUND. */
-int raftkv_put(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
-               size_t value_len, struct raftkv_result *res);
-int raftkv_get(struct raftkv_client *c, const void *key, size_t key_len, struct raftkv_result *res);
-int raftkv_delete(struct raftkv_client *c, const void *key, size_t key_len,
-                  struct raftkv_result *res);
+RAFTKV_API int raftkv_put(struct raftkv_client *c, const void *key, size_t key_len,
+                          const void *value, size_t value_len, struct raftkv_result *res);
+RAFTKV_API int raftkv_get(struct raftkv_client *c, const void *key, size_t key_len,
+                          struct raftkv_result *res);
+RAFTKV_API int raftkv_delete(struct raftkv_client *c, const void *key, size_t key_len,
+                             struct raftkv_result *res);
 /* Sets key to new_value if it currently equals expected; expected == NULL means "only if
  * the key does not exist". */
-int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
-               size_t expected_len, const void *new_value, size_t new_len,
-               struct raftkv_result *res);
+RAFTKV_API int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len,
+                          const void *expected, size_t expected_len, const void *new_value,
+                          size_t new_len, struct raftkv_result *res);
 /* Asks one endpoint (by its position in the options) for its status: one request, no
  * retries, at most min(request_timeout_ms, timeout_ms). RAFTKV_UNAVAILABLE if it did not
  * answer. */
-int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out);
+RAFTKV_API int raftkv_status(struct raftkv_client *c, size_t endpoint,
+                             struct raftkv_node_status *out);
 
 /*
  * Asynchronous operations. Each takes the arguments of its synchronous twin and, instead
@@ -155,14 +160,14 @@ int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_s
  */
 typedef void (*raftkv_callback)(int status, const struct raftkv_result *res, void *arg);
 
-int raftkv_put_async(struct raftkv_client *c, const void *key, size_t key_len, const void *value,
-                     size_t value_len, raftkv_callback cb, void *arg);
-int raftkv_get_async(struct raftkv_client *c, const void *key, size_t key_len, raftkv_callback cb,
-                     void *arg);
-int raftkv_delete_async(struct raftkv_client *c, const void *key, size_t key_len,
-                        raftkv_callback cb, void *arg);
-int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len, const void *expected,
-                     size_t expected_len, const void *new_value, size_t new_len, raftkv_callback cb,
-                     void *arg);
+RAFTKV_API int raftkv_put_async(struct raftkv_client *c, const void *key, size_t key_len,
+                                const void *value, size_t value_len, raftkv_callback cb, void *arg);
+RAFTKV_API int raftkv_get_async(struct raftkv_client *c, const void *key, size_t key_len,
+                                raftkv_callback cb, void *arg);
+RAFTKV_API int raftkv_delete_async(struct raftkv_client *c, const void *key, size_t key_len,
+                                   raftkv_callback cb, void *arg);
+RAFTKV_API int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len,
+                                const void *expected, size_t expected_len, const void *new_value,
+                                size_t new_len, raftkv_callback cb, void *arg);
 
 #endif

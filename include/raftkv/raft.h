@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftkv/api.h"
+
 typedef uint64_t raft_id;    /* node id; 0 means "none" */
 typedef uint64_t raft_term;  /* 0 is the term before any election */
 typedef uint64_t raft_index; /* log index; the first entry has index 1 */
@@ -49,7 +51,7 @@ enum raft_err {
 };
 
 /* A short, static description of an error code. */
-const char *raft_strerror(int err);
+RAFTKV_API const char *raft_strerror(int err);
 
 enum raft_role {
     RAFT_FOLLOWER,
@@ -58,7 +60,7 @@ enum raft_role {
     RAFT_LEADER,
 };
 
-const char *raft_role_name(enum raft_role role);
+RAFTKV_API const char *raft_role_name(enum raft_role role);
 
 enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 0,
@@ -83,7 +85,7 @@ enum raft_msg_type {
     RAFT_MSG_INSTALL_SNAPSHOT_RESP,
 };
 
-const char *raft_msg_type_name(enum raft_msg_type type);
+RAFTKV_API const char *raft_msg_type_name(enum raft_msg_type type);
 
 struct raft_request_vote {
     raft_index last_log_index;
@@ -152,9 +154,9 @@ struct raft_msg {
 };
 
 /* Deep-copies src (entries, data, voters) into dst. Free the copy with raft_msg_free. */
-int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src);
+RAFTKV_API int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src);
 /* Frees what raft_msg_copy allocated inside msg (not msg itself). */
-void raft_msg_free(struct raft_msg *msg);
+RAFTKV_API void raft_msg_free(struct raft_msg *msg);
 
 /* Supplies randomness to the core (randomized election timeouts). Must return a value in
  * [0, bound). The host decides where it comes from: a seeded PRNG in tests, any source in
@@ -187,7 +189,7 @@ struct raft_config {
 };
 
 /* Fills cfg with the defaults above (id, voters and random left unset). */
-void raft_config_defaults(struct raft_config *cfg);
+RAFTKV_API void raft_config_defaults(struct raft_config *cfg);
 
 /* A snapshot of the state machine: its state after applying every entry up to index. The
  * host holds its bytes (size of them) and can read any range of them. */
@@ -213,20 +215,22 @@ struct raft_restore {
 struct raft;
 
 /* Creates a core in the follower role. restore may be NULL for an empty node. */
-int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, struct raft **out);
-void raft_free(struct raft *r);
+RAFTKV_API int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
+                        struct raft **out);
+RAFTKV_API void raft_free(struct raft *r);
 
 /* Advances the logical clock by one tick. */
-void raft_tick(struct raft *r);
+RAFTKV_API void raft_tick(struct raft *r);
 
 /* Processes one message from a peer. Messages from unknown senders, addressed to another
  * node, or otherwise malformed are dropped and counted; they never crash the core. */
-int raft_step(struct raft *r, const struct raft_msg *msg);
+RAFTKV_API int raft_step(struct raft *r, const struct raft_msg *msg);
 
 /* Appends a normal entry with a copy of data to the leader's log. On success *index and
  * *term (either may be NULL) say where it went: the proposal succeeded if and when the
  * entry committed at *index has term *term. */
-int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index, raft_term *term);
+RAFTKV_API int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index,
+                            raft_term *term);
 
 /* Asks for a linearizable read (ReadIndex, Raft dissertation §6.4). The leader notes its
  * commit index (once it has committed an entry of its term), confirms with a round of
@@ -234,16 +238,17 @@ int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index
  * read_states: the host serves the read once it has applied up to index. A read pending
  * when the node stops leading is forgotten: the host fails it when the role changes.
  * Returns RAFT_ENOTLEADER on a follower. */
-int raft_read_index(struct raft *r, uint64_t ctx);
+RAFTKV_API int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
-void raft_campaign(struct raft *r);
+RAFTKV_API void raft_campaign(struct raft *r);
 
 /* Tells the core the host has taken a snapshot (meta.index <= applied) and dropped the
  * log entries up to compact_to (<= meta.index; the host keeps a trailing margin for slow
  * followers) from its storage. The core drops them from memory; followers that need them
  * get the snapshot instead. Call it between raft_advance and the next raft_ready. */
-int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, raft_index compact_to);
+RAFTKV_API int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta,
+                            raft_index compact_to);
 
 /* A piece of a snapshot received from the leader, in order: offset 0 starts a new one. */
 struct raft_snapshot_chunk {
@@ -308,27 +313,27 @@ struct raft_ready {
     raft_index commit;
 };
 
-bool raft_has_ready(const struct raft *r);
+RAFTKV_API bool raft_has_ready(const struct raft *r);
 /* Fills rd with the pending work. Call only when raft_has_ready. */
-void raft_ready(struct raft *r, struct raft_ready *rd);
+RAFTKV_API void raft_ready(struct raft *r, struct raft_ready *rd);
 /* Tells the core the host has durably done everything in rd (and applied rd.committed). */
-void raft_advance(struct raft *r, const struct raft_ready *rd);
+RAFTKV_API void raft_advance(struct raft *r, const struct raft_ready *rd);
 
 /* Read-only views of the core's state. */
-raft_id raft_id_of(const struct raft *r);
-enum raft_role raft_role_of(const struct raft *r);
-raft_term raft_term_of(const struct raft *r);
-raft_id raft_vote_of(const struct raft *r);
-raft_id raft_leader_of(const struct raft *r);
-raft_index raft_commit_of(const struct raft *r);
-raft_index raft_applied_of(const struct raft *r);
-raft_index raft_last_index_of(const struct raft *r);
-raft_index raft_first_index_of(const struct raft *r); /* first index held in memory */
+RAFTKV_API raft_id raft_id_of(const struct raft *r);
+RAFTKV_API enum raft_role raft_role_of(const struct raft *r);
+RAFTKV_API raft_term raft_term_of(const struct raft *r);
+RAFTKV_API raft_id raft_vote_of(const struct raft *r);
+RAFTKV_API raft_id raft_leader_of(const struct raft *r);
+RAFTKV_API raft_index raft_commit_of(const struct raft *r);
+RAFTKV_API raft_index raft_applied_of(const struct raft *r);
+RAFTKV_API raft_index raft_last_index_of(const struct raft *r);
+RAFTKV_API raft_index raft_first_index_of(const struct raft *r); /* first index held in memory */
 /* Term of the entry at index, or 0 if it is not held (compacted or beyond the log).
  * raft_term_at(r, snapshot_index) is the snapshot's term. */
-raft_term raft_term_at(const struct raft *r, raft_index index);
+RAFTKV_API raft_term raft_term_at(const struct raft *r, raft_index index);
 /* The entry at index, or NULL if it is not held. Valid until the next call into the core. */
-const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
+RAFTKV_API const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 
 /* Counters of what the core dropped or did, for metrics and tests. */
 struct raft_stats {
@@ -342,6 +347,6 @@ struct raft_stats {
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
 };
-void raft_stats_of(const struct raft *r, struct raft_stats *out);
+RAFTKV_API void raft_stats_of(const struct raft *r, struct raft_stats *out);
 
 #endif /* RAFTKV_RAFT_H */

@@ -1,4 +1,5 @@
 /* The core's lifecycle, term rules, message dispatch and the ready/advance handshake. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,13 +58,13 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
     int rv = (r->voters && r->progress && r->votes) ? RAFT_OK : RAFT_ENOMEM;
     for (size_t i = 0; rv == RAFT_OK && i < r->n_voters; i++) {
         r->voters[i] = cfg->voters[i];
-        rv = progress_init(&r->progress[i], cfg->voters[i], cfg->max_inflight_msgs);
+        rv = raft__progress_init(&r->progress[i], cfg->voters[i], cfg->max_inflight_msgs);
     }
     if (rv == RAFT_OK)
-        rv = log_init(&r->log, restore);
+        rv = raft__log_init(&r->log, restore);
     /* The host persists a term before any entry or snapshot of it. */
     if (rv == RAFT_OK && restore &&
-        (log_last_term(&r->log) > restore->term || restore->snapshot_term > restore->term))
+        (raft__log_last_term(&r->log) > restore->term || restore->snapshot_term > restore->term))
         rv = RAFT_ECORRUPT;
     if (rv != RAFT_OK) {
         raft_free(r);
@@ -77,7 +78,7 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
     }
     r->role = r->reported_role = RAFT_FOLLOWER;
     r->reported_commit = r->log.commit;
-    raft_reset_election_timer(r);
+    raft__core_reset_election_timer(r);
     *out = r;
     return RAFT_OK;
 }
@@ -97,25 +98,25 @@ void raft_free(struct raft *r)
     outbox_clear(&r->after_persist);
     free(r->now.msgs);
     free(r->after_persist.msgs);
-    snapshot_clear_chunks(r);
+    raft__snapshot_clear_chunks(r);
     free(r->chunks);
     free(r->reads);
     free(r->read_states);
     for (size_t i = 0; r->progress && i < r->n_voters; i++)
-        progress_free(&r->progress[i]);
-    log_free(&r->log);
+        raft__progress_free(&r->progress[i]);
+    raft__log_free(&r->log);
     free(r->progress);
     free(r->votes);
     free(r->voters);
     free(r);
 }
 
-size_t raft_quorum(const struct raft *r)
+size_t raft__core_quorum(const struct raft *r)
 {
     return r->n_voters / 2 + 1;
 }
 
-int raft_voter_slot(const struct raft *r, raft_id id)
+int raft__core_voter_slot(const struct raft *r, raft_id id)
 {
     for (size_t i = 0; i < r->n_voters; i++)
         if (r->voters[i] == id)
@@ -123,7 +124,7 @@ int raft_voter_slot(const struct raft *r, raft_id id)
     return -1;
 }
 
-int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
+int raft__core_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
 {
     if (box->n == box->cap) {
         size_t cap = box->cap ? box->cap * 2 : 16;
@@ -142,7 +143,7 @@ int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
     return RAFT_OK;
 }
 
-void raft_drop_acks_from(struct raft *r, raft_index index)
+void raft__core_drop_acks_from(struct raft *r, raft_index index)
 {
     struct outbox *box = &r->after_persist;
     size_t kept = 0;
@@ -159,35 +160,35 @@ void raft_drop_acks_from(struct raft *r, raft_index index)
     box->n = kept;
 }
 
-void raft_reset_election_timer(struct raft *r)
+void raft__core_reset_election_timer(struct raft *r)
 {
     unsigned span = r->cfg.election_ticks_max - r->cfg.election_ticks_min;
     r->election_elapsed = 0;
     r->election_timeout = r->cfg.election_ticks_min + r->cfg.random(r->cfg.random_arg, span);
 }
 
-void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
+void raft__core_become_follower(struct raft *r, raft_term term, raft_id leader)
 {
     if (term > r->term) {
         r->term = term;
         r->vote = 0;
     }
     if (r->role == RAFT_LEADER)
-        read_index_forget(r);
+        raft__read_index_forget(r);
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->heartbeat_elapsed = 0;
-    raft_reset_election_timer(r);
+    raft__core_reset_election_timer(r);
 }
 
-bool raft_follow(struct raft *r, const struct raft_msg *m)
+bool raft__core_follow(struct raft *r, const struct raft_msg *m)
 {
     if (r->role == RAFT_LEADER) {
         r->stats.msgs_dropped_malformed++; /* two leaders in one term cannot happen */
         return false;
     }
     if (r->role != RAFT_FOLLOWER)
-        raft_become_follower(r, m->term, m->from);
+        raft__core_become_follower(r, m->term, m->from);
     r->leader = m->from;
     r->election_elapsed = 0;
     return true;
@@ -196,15 +197,15 @@ bool raft_follow(struct raft *r, const struct raft_msg *m)
 void raft_tick(struct raft *r)
 {
     if (r->role == RAFT_LEADER)
-        replication_tick(r);
+        raft__replication_tick(r);
     else
-        election_tick(r);
+        raft__election_tick(r);
 }
 
 void raft_campaign(struct raft *r)
 {
     if (r->role != RAFT_LEADER)
-        election_start(r, r->cfg.pre_vote);
+        raft__election_start(r, r->cfg.pre_vote);
 }
 
 /* Rejects what no correct peer sends; the network and the codec are not trusted. */
@@ -261,7 +262,7 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
         /* A pre-vote is about a future term: it must not change ours. */
         bool from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_INSTALL_SNAPSHOT;
         if (!pre_vote_req && !pre_vote_granted)
-            raft_become_follower(r, m->term, from_leader ? m->from : 0);
+            raft__core_become_follower(r, m->term, from_leader ? m->from : 0);
         return true;
     }
     if (m->term < r->term) {
@@ -271,17 +272,17 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
              * would otherwise never learn it from a partitioned-and-healed follower). */
             struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
             resp.append_resp.index = m->append.prev_index;
-            resp.append_resp.last_index = log_last_index(&r->log);
-            raft_send(r, &r->after_persist, &resp);
+            resp.append_resp.last_index = raft__log_last_index(&r->log);
+            raft__core_send(r, &r->after_persist, &resp);
         } else if (m->type == RAFT_MSG_INSTALL_SNAPSHOT) {
             struct raft_msg resp = {.type = RAFT_MSG_INSTALL_SNAPSHOT_RESP, .to = m->from};
             resp.install_snapshot_resp.last_index = m->install_snapshot.last_index;
             resp.install_snapshot_resp.rejected = true;
-            raft_send(r, &r->after_persist, &resp);
+            raft__core_send(r, &r->after_persist, &resp);
         } else if (is_vote_request(m) && m->request_vote.pre_vote) {
             struct raft_msg resp = {.type = RAFT_MSG_REQUEST_VOTE_RESP, .to = m->from};
             resp.request_vote_resp.pre_vote = true;
-            raft_send(r, &r->after_persist, &resp);
+            raft__core_send(r, &r->after_persist, &resp);
         }
         return false;
     }
@@ -290,7 +291,7 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
 
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
-    if (m->to != r->cfg.id || m->from == r->cfg.id || raft_voter_slot(r, m->from) < 0) {
+    if (m->to != r->cfg.id || m->from == r->cfg.id || raft__core_voter_slot(r, m->from) < 0) {
         r->stats.msgs_dropped_unknown_peer++;
         return RAFT_EINVAL;
     }
@@ -302,17 +303,17 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         return RAFT_OK;
     switch (m->type) {
     case RAFT_MSG_REQUEST_VOTE:
-        return election_on_request_vote(r, m);
+        return raft__election_on_request_vote(r, m);
     case RAFT_MSG_REQUEST_VOTE_RESP:
-        return election_on_request_vote_resp(r, m);
+        return raft__election_on_request_vote_resp(r, m);
     case RAFT_MSG_APPEND:
-        return replication_on_append(r, m);
+        return raft__replication_on_append(r, m);
     case RAFT_MSG_APPEND_RESP:
-        return replication_on_append_resp(r, m);
+        return raft__replication_on_append_resp(r, m);
     case RAFT_MSG_INSTALL_SNAPSHOT:
-        return snapshot_on_install(r, m);
+        return raft__snapshot_on_install(r, m);
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
-        return snapshot_on_install_resp(r, m);
+        return raft__snapshot_on_install_resp(r, m);
     }
     return RAFT_OK;
 }
@@ -324,7 +325,7 @@ int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index
     if (len > r->cfg.max_entry_bytes)
         return RAFT_ETOOBIG;
     raft_index at;
-    int rv = replication_propose(r, RAFT_ENTRY_NORMAL, data, len, &at);
+    int rv = raft__replication_propose(r, RAFT_ENTRY_NORMAL, data, len, &at);
     if (rv != RAFT_OK)
         return rv;
     if (index)
@@ -345,7 +346,7 @@ bool raft_has_ready(const struct raft *r)
 {
     return r->term != r->persisted_term || r->vote != r->persisted_vote || r->log.truncate_from ||
            r->n_chunks || r->install_pending || r->n_read_states ||
-           r->log.stable < log_last_index(&r->log) || r->now.n || r->after_persist.n ||
+           r->log.stable < raft__log_last_index(&r->log) || r->now.n || r->after_persist.n ||
            r->replicate_pending || r->log.applied < applicable_index(r) ||
            r->role != r->reported_role || r->leader != r->reported_leader ||
            r->log.commit != r->reported_commit;
@@ -355,13 +356,13 @@ static const struct raft_entry *log_slice(const struct raft_log *l, raft_index f
                                           size_t *n)
 {
     *n = to >= from ? (size_t)(to - from + 1) : 0;
-    return *n ? log_entry_at(l, from) : NULL;
+    return *n ? raft__log_entry_at(l, from) : NULL;
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
 {
     if (r->replicate_pending)
-        replication_flush(r);
+        raft__replication_flush(r);
     memset(rd, 0, sizeof *rd);
     rd->hard_state_changed = r->term != r->persisted_term || r->vote != r->persisted_vote;
     rd->term = r->term;
@@ -371,7 +372,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->install_snapshot = r->install_pending;
     rd->snapshot = r->snapshot;
     rd->truncate_from = r->log.truncate_from;
-    rd->entries = log_slice(&r->log, r->log.stable + 1, log_last_index(&r->log), &rd->n_entries);
+    rd->entries =
+        log_slice(&r->log, r->log.stable + 1, raft__log_last_index(&r->log), &rd->n_entries);
     rd->msgs = r->now.msgs;
     rd->n_msgs = r->now.n;
     rd->msgs_after_persist = r->after_persist.msgs;
@@ -395,18 +397,21 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->log.stable = rd->entries[rd->n_entries - 1].index;
     if (rd->n_committed)
         r->log.applied = rd->committed[rd->n_committed - 1].index;
+    /* Only what is held is durable, and only what is committed and durable is applied. */
+    assert(r->log.stable <= raft__log_last_index(&r->log));
+    assert(r->log.applied <= r->log.commit && r->log.applied <= r->log.stable);
     r->reported_role = rd->role;
     r->reported_leader = rd->leader;
     r->reported_commit = rd->commit;
     outbox_clear(&r->now);
     outbox_clear(&r->after_persist);
-    snapshot_clear_chunks(r);
+    raft__snapshot_clear_chunks(r);
     r->install_pending = false;
     r->n_read_states = 0;
     /* The leader counts itself towards a quorum only once its own write is durable
      * (Raft dissertation §10.2.1). */
     if (r->role == RAFT_LEADER && rd->n_entries)
-        replication_maybe_commit(r);
+        raft__replication_maybe_commit(r);
 }
 
 raft_id raft_id_of(const struct raft *r)
@@ -446,7 +451,7 @@ raft_index raft_applied_of(const struct raft *r)
 
 raft_index raft_last_index_of(const struct raft *r)
 {
-    return log_last_index(&r->log);
+    return raft__log_last_index(&r->log);
 }
 
 raft_index raft_first_index_of(const struct raft *r)
@@ -456,12 +461,12 @@ raft_index raft_first_index_of(const struct raft *r)
 
 raft_term raft_term_at(const struct raft *r, raft_index index)
 {
-    return log_term_at(&r->log, index);
+    return raft__log_term_at(&r->log, index);
 }
 
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
 {
-    return log_entry_at(&r->log, index);
+    return raft__log_entry_at(&r->log, index);
 }
 
 void raft_stats_of(const struct raft *r, struct raft_stats *out)

@@ -1,4 +1,7 @@
-/* Internal state of the Raft core, shared by its files; nothing here is public. */
+/* Internal state of the Raft core, shared by its files; nothing here is public.
+ * Functions shared between the files are named raft__<file>_<verb> (canonical/raft's
+ * module__verb): the double underscore keeps them apart from the public raft_* API, and
+ * the module part names the file that defines them. Everything else is static. */
 #ifndef RAFTKV_RAFT_CORE_H
 #define RAFTKV_RAFT_CORE_H
 
@@ -17,28 +20,28 @@ struct raft_log {
     raft_index applied;
 };
 
-int log_init(struct raft_log *l, const struct raft_restore *restore);
-void log_free(struct raft_log *l);
-raft_index log_last_index(const struct raft_log *l);
-raft_term log_last_term(const struct raft_log *l);
+int raft__log_init(struct raft_log *l, const struct raft_restore *restore);
+void raft__log_free(struct raft_log *l);
+raft_index raft__log_last_index(const struct raft_log *l);
+raft_term raft__log_last_term(const struct raft_log *l);
 /* 0 when index is neither in the log nor the snapshot point. */
-raft_term log_term_at(const struct raft_log *l, raft_index index);
-const struct raft_entry *log_entry_at(const struct raft_log *l, raft_index index);
+raft_term raft__log_term_at(const struct raft_log *l, raft_index index);
+const struct raft_entry *raft__log_entry_at(const struct raft_log *l, raft_index index);
 /* Appends a copy of e (e->index must be last + 1). */
-int log_append(struct raft_log *l, const struct raft_entry *e);
+int raft__log_append(struct raft_log *l, const struct raft_entry *e);
 /* Deletes entries from index on, remembering a truncation of durable ones for the host. */
-void log_truncate(struct raft_log *l, raft_index index);
+void raft__log_truncate(struct raft_log *l, raft_index index);
 /* Drops the entries up to index (durable, applied ones) from memory. */
-void log_compact(struct raft_log *l, raft_index index);
+void raft__log_compact(struct raft_log *l, raft_index index);
 /* Empties the log and restarts it after (index, term), the point of an installed snapshot,
  * which also becomes the commit and applied index. */
-void log_reset(struct raft_log *l, raft_index index, raft_term term);
+void raft__log_reset(struct raft_log *l, raft_index index, raft_term term);
 /* Raft §5.4.1: a log ending in (last_index, last_term) is at least as up-to-date as ours. */
-bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term);
+bool raft__log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term);
 /* The first index of the run of entries with the same term as the entry at index. */
-raft_index log_first_index_of_term_run(const struct raft_log *l, raft_index index);
+raft_index raft__log_first_index_of_term_run(const struct raft_log *l, raft_index index);
 /* The largest index <= from whose term is term, or 0. */
-raft_index log_last_index_of_term(const struct raft_log *l, raft_term term, raft_index from);
+raft_index raft__log_last_index_of_term(const struct raft_log *l, raft_term term, raft_index from);
 
 enum progress_state {
     PROGRESS_PROBE,     /* next is a guess: one AppendEntries at a time until it matches */
@@ -75,16 +78,15 @@ struct progress {
     size_t inflight_cap;
 };
 
-int progress_init(struct progress *pr, raft_id id, size_t max_inflight);
-void progress_free(struct progress *pr);
-void progress_reset(struct progress *pr, raft_index last_index);
-void progress_become_probe(struct progress *pr, raft_index next);
-void progress_become_replicate(struct progress *pr);
-bool progress_is_paused(const struct progress *pr);
-void progress_on_sent(struct progress *pr, raft_index last_sent);
+int raft__progress_init(struct progress *pr, raft_id id, size_t max_inflight);
+void raft__progress_free(struct progress *pr);
+void raft__progress_reset(struct progress *pr, raft_index last_index);
+void raft__progress_become_probe(struct progress *pr, raft_index next);
+void raft__progress_become_replicate(struct progress *pr);
+bool raft__progress_is_paused(const struct progress *pr);
+void raft__progress_on_sent(struct progress *pr, raft_index last_sent);
 /* Records an acknowledgement of everything up to index; returns whether match moved. */
-bool progress_on_ack(struct progress *pr, raft_index index);
-void progress_free_first_inflight(struct progress *pr);
+bool raft__progress_on_ack(struct progress *pr, raft_index index);
 
 /* A list of outgoing messages, each owning deep copies of what it carries. */
 struct outbox {
@@ -156,44 +158,44 @@ struct raft {
 };
 
 /* core.c */
-size_t raft_quorum(const struct raft *r);
-int raft_voter_slot(const struct raft *r, raft_id id); /* -1 if not a voter */
-int raft_send(struct raft *r, struct outbox *box, const struct raft_msg *msg);
-void raft_become_follower(struct raft *r, raft_term term, raft_id leader);
+size_t raft__core_quorum(const struct raft *r);
+int raft__core_voter_slot(const struct raft *r, raft_id id); /* -1 if not a voter */
+int raft__core_send(struct raft *r, struct outbox *box, const struct raft_msg *msg);
+void raft__core_become_follower(struct raft *r, raft_term term, raft_id leader);
 /* Takes m (AppendEntries or InstallSnapshot of our term) as from the leader; false when
  * we lead this term ourselves. */
-bool raft_follow(struct raft *r, const struct raft_msg *m);
+bool raft__core_follow(struct raft *r, const struct raft_msg *m);
 /* Withdraws queued acknowledgements of entries from index on, which were just replaced. */
-void raft_drop_acks_from(struct raft *r, raft_index index);
-void raft_reset_election_timer(struct raft *r);
+void raft__core_drop_acks_from(struct raft *r, raft_index index);
+void raft__core_reset_election_timer(struct raft *r);
 
 /* election.c */
-void election_start(struct raft *r, bool pre_vote);
-int election_on_request_vote(struct raft *r, const struct raft_msg *m);
-int election_on_request_vote_resp(struct raft *r, const struct raft_msg *m);
-void election_tick(struct raft *r);
+void raft__election_start(struct raft *r, bool pre_vote);
+int raft__election_on_request_vote(struct raft *r, const struct raft_msg *m);
+int raft__election_on_request_vote_resp(struct raft *r, const struct raft_msg *m);
+void raft__election_tick(struct raft *r);
 
 /* snapshot.c */
-void snapshot_start_transfer(struct raft *r, struct progress *pr);
-void snapshot_send_chunks(struct raft *r, struct progress *pr);
-void snapshot_on_heartbeat(struct progress *pr);
-int snapshot_on_install(struct raft *r, const struct raft_msg *m);
-int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m);
-void snapshot_clear_chunks(struct raft *r);
+void raft__snapshot_start_transfer(struct raft *r, struct progress *pr);
+void raft__snapshot_send_chunks(struct raft *r, struct progress *pr);
+void raft__snapshot_on_heartbeat(struct progress *pr);
+int raft__snapshot_on_install(struct raft *r, const struct raft_msg *m);
+int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m);
+void raft__snapshot_clear_chunks(struct raft *r);
 
 /* read_index.c */
-void read_index_on_commit(struct raft *r);
-void read_index_confirm(struct raft *r);
-void read_index_forget(struct raft *r);
+void raft__read_index_on_commit(struct raft *r);
+void raft__read_index_confirm(struct raft *r);
+void raft__read_index_forget(struct raft *r);
 
 /* replication.c */
-int replication_become_leader(struct raft *r);
-int replication_on_append(struct raft *r, const struct raft_msg *m);
-int replication_on_append_resp(struct raft *r, const struct raft_msg *m);
-void replication_tick(struct raft *r);
-void replication_flush(struct raft *r);
-void replication_maybe_commit(struct raft *r);
-int replication_propose(struct raft *r, enum raft_entry_type type, const void *data, size_t len,
-                        raft_index *index);
+int raft__replication_become_leader(struct raft *r);
+int raft__replication_on_append(struct raft *r, const struct raft_msg *m);
+int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m);
+void raft__replication_tick(struct raft *r);
+void raft__replication_flush(struct raft *r);
+void raft__replication_maybe_commit(struct raft *r);
+int raft__replication_propose(struct raft *r, enum raft_entry_type type, const void *data,
+                              size_t len, raft_index *index);
 
 #endif

@@ -1,20 +1,21 @@
 /* Leader election (Raft §5.2) with pre-vote (Raft dissertation §9.6). */
+#include <assert.h>
 #include <string.h>
 
 #include "raft/core.h"
 
-void election_tick(struct raft *r)
+void raft__election_tick(struct raft *r)
 {
     if (++r->election_elapsed >= r->election_timeout)
-        election_start(r, r->cfg.pre_vote);
+        raft__election_start(r, r->cfg.pre_vote);
 }
 
 static void election_won(struct raft *r)
 {
     if (r->role == RAFT_PRE_CANDIDATE)
-        election_start(r, false);
+        raft__election_start(r, false);
     else
-        replication_become_leader(r);
+        raft__replication_become_leader(r);
 }
 
 static size_t count_votes(const struct raft *r, enum vote_state state)
@@ -25,7 +26,7 @@ static size_t count_votes(const struct raft *r, enum vote_state state)
     return n;
 }
 
-void election_start(struct raft *r, bool pre_vote)
+void raft__election_start(struct raft *r, bool pre_vote)
 {
     raft_term campaign_term = r->term + 1;
     if (pre_vote) {
@@ -40,46 +41,47 @@ void election_start(struct raft *r, bool pre_vote)
         r->stats.elections_started++;
     }
     r->leader = 0;
-    raft_reset_election_timer(r);
+    raft__core_reset_election_timer(r);
     memset(r->votes, 0, r->n_voters * sizeof *r->votes);
-    r->votes[raft_voter_slot(r, r->cfg.id)] = VOTE_GRANTED;
-    if (count_votes(r, VOTE_GRANTED) >= raft_quorum(r)) {
+    r->votes[raft__core_voter_slot(r, r->cfg.id)] = VOTE_GRANTED;
+    if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r)) {
         election_won(r);
         return;
     }
     struct raft_msg req = {.type = RAFT_MSG_REQUEST_VOTE, .term = campaign_term};
-    req.request_vote.last_log_index = log_last_index(&r->log);
-    req.request_vote.last_log_term = log_last_term(&r->log);
+    req.request_vote.last_log_index = raft__log_last_index(&r->log);
+    req.request_vote.last_log_term = raft__log_last_term(&r->log);
     req.request_vote.pre_vote = pre_vote;
     for (size_t i = 0; i < r->n_voters; i++) {
         if (r->voters[i] == r->cfg.id)
             continue;
         req.to = r->voters[i];
         /* Our own vote and term must be durable before anyone counts on them. */
-        raft_send(r, &r->after_persist, &req);
+        raft__core_send(r, &r->after_persist, &req);
     }
 }
 
-int election_on_request_vote(struct raft *r, const struct raft_msg *m)
+int raft__election_on_request_vote(struct raft *r, const struct raft_msg *m)
 {
     const struct raft_request_vote *rv = &m->request_vote;
     /* One vote per term (§5.2); a pre-vote for a later term binds nothing. */
     bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
                     (rv->pre_vote && m->term > r->term);
-    bool granted = can_vote && log_is_up_to_date(&r->log, rv->last_log_index, rv->last_log_term);
+    bool granted =
+        can_vote && raft__log_is_up_to_date(&r->log, rv->last_log_index, rv->last_log_term);
     struct raft_msg resp = {.type = RAFT_MSG_REQUEST_VOTE_RESP, .to = m->from};
     resp.term = granted ? m->term : r->term;
     resp.request_vote_resp.granted = granted;
     resp.request_vote_resp.pre_vote = rv->pre_vote;
     if (granted && !rv->pre_vote) {
         r->vote = m->from;
-        raft_reset_election_timer(r);
+        raft__core_reset_election_timer(r);
     }
     /* The vote is visible only once durable: a restarted node must not vote twice. */
-    return raft_send(r, &r->after_persist, &resp);
+    return raft__core_send(r, &r->after_persist, &resp);
 }
 
-int election_on_request_vote_resp(struct raft *r, const struct raft_msg *m)
+int raft__election_on_request_vote_resp(struct raft *r, const struct raft_msg *m)
 {
     bool pre_vote = m->request_vote_resp.pre_vote;
     bool expected = pre_vote ? r->role == RAFT_PRE_CANDIDATE : r->role == RAFT_CANDIDATE;
@@ -87,10 +89,12 @@ int election_on_request_vote_resp(struct raft *r, const struct raft_msg *m)
     bool granted = m->request_vote_resp.granted;
     if (!expected || (granted && m->term != campaign_term))
         return RAFT_OK; /* an answer to an earlier campaign */
-    r->votes[raft_voter_slot(r, m->from)] = granted ? VOTE_GRANTED : VOTE_REJECTED;
-    if (count_votes(r, VOTE_GRANTED) >= raft_quorum(r))
+    int slot = raft__core_voter_slot(r, m->from);
+    assert(slot >= 0); /* raft_step admits only voters */
+    r->votes[slot] = granted ? VOTE_GRANTED : VOTE_REJECTED;
+    if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r))
         election_won(r);
-    else if (count_votes(r, VOTE_REJECTED) >= raft_quorum(r))
-        raft_become_follower(r, r->term, 0);
+    else if (count_votes(r, VOTE_REJECTED) >= raft__core_quorum(r))
+        raft__core_become_follower(r, r->term, 0);
     return RAFT_OK;
 }

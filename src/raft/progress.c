@@ -1,10 +1,11 @@
 /* The leader's per-follower replication state: probe / replicate, and the in-flight window. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "raft/core.h"
 
-int progress_init(struct progress *pr, raft_id id, size_t max_inflight)
+int raft__progress_init(struct progress *pr, raft_id id, size_t max_inflight)
 {
     memset(pr, 0, sizeof *pr);
     pr->id = id;
@@ -13,22 +14,22 @@ int progress_init(struct progress *pr, raft_id id, size_t max_inflight)
     return pr->inflight ? RAFT_OK : RAFT_ENOMEM;
 }
 
-void progress_free(struct progress *pr)
+void raft__progress_free(struct progress *pr)
 {
     free(pr->inflight);
     pr->inflight = NULL;
 }
 
-void progress_reset(struct progress *pr, raft_index last_index)
+void raft__progress_reset(struct progress *pr, raft_index last_index)
 {
     pr->match = 0;
     pr->match_at_heartbeat = 0;
     pr->round_sent = pr->round_acked = 0;
     pr->recent_active = true; /* a new leader gives everyone an election timeout to answer */
-    progress_become_probe(pr, last_index + 1);
+    raft__progress_become_probe(pr, last_index + 1);
 }
 
-void progress_become_probe(struct progress *pr, raft_index next)
+void raft__progress_become_probe(struct progress *pr, raft_index next)
 {
     pr->state = PROGRESS_PROBE;
     pr->next = next > pr->match ? next : pr->match + 1;
@@ -36,7 +37,7 @@ void progress_become_probe(struct progress *pr, raft_index next)
     pr->inflight_start = pr->inflight_count = 0;
 }
 
-void progress_become_replicate(struct progress *pr)
+void raft__progress_become_replicate(struct progress *pr)
 {
     pr->state = PROGRESS_REPLICATE;
     pr->next = pr->match + 1;
@@ -44,14 +45,14 @@ void progress_become_replicate(struct progress *pr)
     pr->inflight_start = pr->inflight_count = 0;
 }
 
-bool progress_is_paused(const struct progress *pr)
+bool raft__progress_is_paused(const struct progress *pr)
 {
     if (pr->state == PROGRESS_PROBE)
         return pr->probe_sent;
     return pr->inflight_count == pr->inflight_cap;
 }
 
-void progress_on_sent(struct progress *pr, raft_index last_sent)
+void raft__progress_on_sent(struct progress *pr, raft_index last_sent)
 {
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = true;
@@ -60,11 +61,12 @@ void progress_on_sent(struct progress *pr, raft_index last_sent)
     if (last_sent < pr->next)
         return; /* nothing new was in it */
     pr->next = last_sent + 1;
+    assert(pr->inflight_count < pr->inflight_cap); /* nothing is sent while paused */
     pr->inflight[(pr->inflight_start + pr->inflight_count) % pr->inflight_cap] = last_sent;
     pr->inflight_count++;
 }
 
-bool progress_on_ack(struct progress *pr, raft_index index)
+bool raft__progress_on_ack(struct progress *pr, raft_index index)
 {
     while (pr->inflight_count && pr->inflight[pr->inflight_start] <= index) {
         pr->inflight_start = (pr->inflight_start + 1) % pr->inflight_cap;
@@ -76,12 +78,4 @@ bool progress_on_ack(struct progress *pr, raft_index index)
     if (pr->next <= index)
         pr->next = index + 1;
     return true;
-}
-
-void progress_free_first_inflight(struct progress *pr)
-{
-    if (pr->inflight_count) {
-        pr->inflight_start = (pr->inflight_start + 1) % pr->inflight_cap;
-        pr->inflight_count--;
-    }
 }

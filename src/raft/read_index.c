@@ -1,11 +1,12 @@
 /* Linearizable reads without a log write (ReadIndex, Raft dissertation §6.4). */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "raft/core.h"
 
 static bool committed_in_term(const struct raft *r)
 {
-    return log_term_at(&r->log, r->log.commit) == r->term;
+    return raft__log_term_at(&r->log, r->log.commit) == r->term;
 }
 
 static int grow(void **array, size_t *cap, size_t n, size_t size)
@@ -36,18 +37,18 @@ int raft_read_index(struct raft *r, uint64_t ctx)
         .round = ++r->read_round,
     };
     r->replicate_pending = true; /* the next ready sends the round */
-    read_index_confirm(r);
+    raft__read_index_confirm(r);
     return RAFT_OK;
 }
 
-void read_index_on_commit(struct raft *r)
+void raft__read_index_on_commit(struct raft *r)
 {
     if (!committed_in_term(r))
         return;
     for (size_t i = 0; i < r->n_reads; i++)
         if (r->reads[i].index == 0)
             r->reads[i].index = r->log.commit;
-    read_index_confirm(r);
+    raft__read_index_confirm(r);
 }
 
 static bool round_confirmed(const struct raft *r, uint64_t round)
@@ -55,17 +56,19 @@ static bool round_confirmed(const struct raft *r, uint64_t round)
     size_t acks = 0;
     for (size_t i = 0; i < r->n_voters; i++)
         acks += r->voters[i] == r->cfg.id || r->progress[i].round_acked >= round;
-    return acks >= raft_quorum(r);
+    return acks >= raft__core_quorum(r);
 }
 
 /* Reads are confirmed in order: rounds and indexes only grow along the list. */
-void read_index_confirm(struct raft *r)
+void raft__read_index_confirm(struct raft *r)
 {
     size_t done = 0;
     while (done < r->n_reads && r->reads[done].index && round_confirmed(r, r->reads[done].round)) {
         if (grow((void **)&r->read_states, &r->cap_read_states, r->n_read_states,
                  sizeof *r->read_states) != RAFT_OK)
             break; /* retried at the next answer */
+        /* The commit index only grows while we lead, and reads end with our leadership. */
+        assert(r->reads[done].index <= r->log.commit);
         r->read_states[r->n_read_states++] =
             (struct raft_read_state){.ctx = r->reads[done].ctx, .index = r->reads[done].index};
         done++;
@@ -75,7 +78,7 @@ void read_index_confirm(struct raft *r)
     r->n_reads -= done;
 }
 
-void read_index_forget(struct raft *r)
+void raft__read_index_forget(struct raft *r)
 {
     r->n_reads = 0;
 }

@@ -1,17 +1,21 @@
 /* Log replication (Raft §5.3) and commitment (§5.4.2), with batching and pipelining. */
+#include <assert.h>
+
 #include "raft/core.h"
 
-int replication_propose(struct raft *r, enum raft_entry_type type, const void *data, size_t len,
-                        raft_index *index)
+int raft__replication_propose(struct raft *r, enum raft_entry_type type, const void *data,
+                              size_t len, raft_index *index)
 {
+    /* Only a leader adds entries of its own, and no entry is of a later term than ours. */
+    assert(r->role == RAFT_LEADER && raft__log_last_term(&r->log) <= r->term);
     struct raft_entry e = {
         .term = r->term,
-        .index = log_last_index(&r->log) + 1,
+        .index = raft__log_last_index(&r->log) + 1,
         .type = type,
         .len = len,
         .data = (uint8_t *)data,
     };
-    int rv = log_append(&r->log, &e);
+    int rv = raft__log_append(&r->log, &e);
     if (rv != RAFT_OK)
         return rv;
     if (index)
@@ -21,22 +25,22 @@ int replication_propose(struct raft *r, enum raft_entry_type type, const void *d
     return RAFT_OK;
 }
 
-int replication_become_leader(struct raft *r)
+int raft__replication_become_leader(struct raft *r)
 {
     r->role = RAFT_LEADER;
     r->leader = r->cfg.id;
     r->heartbeat_elapsed = 0;
     r->election_elapsed = 0;
     for (size_t i = 0; i < r->n_voters; i++)
-        progress_reset(&r->progress[i], log_last_index(&r->log));
+        raft__progress_reset(&r->progress[i], raft__log_last_index(&r->log));
     /* Raft §8: a leader commits nothing of earlier terms until it commits an entry of its
      * own, so it appends one at once. */
-    return replication_propose(r, RAFT_ENTRY_NOOP, NULL, 0, NULL);
+    return raft__replication_propose(r, RAFT_ENTRY_NOOP, NULL, 0, NULL);
 }
 
 static struct progress *progress_of(struct raft *r, raft_id id)
 {
-    int slot = raft_voter_slot(r, id);
+    int slot = raft__core_voter_slot(r, id);
     return slot < 0 ? NULL : &r->progress[slot];
 }
 
@@ -48,27 +52,27 @@ static raft_index min_index(raft_index a, raft_index b)
 /* Builds and queues one AppendEntries for pr from pr->next, bounded in count and bytes. */
 static void send_append(struct raft *r, struct progress *pr)
 {
-    raft_index last = log_last_index(&r->log);
+    raft_index last = raft__log_last_index(&r->log);
     struct raft_msg m = {.type = RAFT_MSG_APPEND, .to = pr->id};
     m.append.prev_index = pr->next - 1;
-    m.append.prev_term = log_term_at(&r->log, m.append.prev_index);
+    m.append.prev_term = raft__log_term_at(&r->log, m.append.prev_index);
     m.append.commit = r->log.commit;
     m.append.context = r->read_round;
     size_t bytes = 0;
     for (raft_index i = pr->next; i <= last && m.append.n_entries < r->cfg.max_entries_per_msg;
          i++) {
-        size_t len = log_entry_at(&r->log, i)->len;
+        size_t len = raft__log_entry_at(&r->log, i)->len;
         if (m.append.n_entries && bytes + len > r->cfg.max_bytes_per_msg)
             break;
         bytes += len;
         m.append.n_entries++;
     }
     if (m.append.n_entries)
-        m.append.entries = (struct raft_entry *)log_entry_at(&r->log, pr->next);
-    if (raft_send(r, &r->now, &m) != RAFT_OK)
+        m.append.entries = (struct raft_entry *)raft__log_entry_at(&r->log, pr->next);
+    if (raft__core_send(r, &r->now, &m) != RAFT_OK)
         return; /* as if lost: the heartbeat round resends */
     pr->round_sent = m.append.context;
-    progress_on_sent(pr, m.append.prev_index + m.append.n_entries);
+    raft__progress_on_sent(pr, m.append.prev_index + m.append.n_entries);
 }
 
 /* An empty AppendEntries at the follower's match point: always consistent, so it asserts
@@ -79,25 +83,26 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
     /* Below our first entry the match point's term is gone; index 0 matches any log. */
     raft_index prev = pr->match >= r->log.snapshot_index ? pr->match : 0;
     m.append.prev_index = prev;
-    m.append.prev_term = log_term_at(&r->log, prev);
+    m.append.prev_term = raft__log_term_at(&r->log, prev);
     m.append.commit = min_index(r->log.commit, prev);
     m.append.context = r->read_round;
-    if (raft_send(r, &r->now, &m) == RAFT_OK)
+    if (raft__core_send(r, &r->now, &m) == RAFT_OK)
         pr->round_sent = m.append.context;
 }
 
 static void replicate_to(struct raft *r, struct progress *pr)
 {
-    raft_index last = log_last_index(&r->log);
+    assert(pr->id != r->cfg.id); /* the leader's own progress is its log.stable */
+    raft_index last = raft__log_last_index(&r->log);
     bool sent = false;
     /* Raft §7: what it needs next was compacted away; only the snapshot has it. */
     if (pr->state != PROGRESS_SNAPSHOT && pr->next <= r->log.snapshot_index)
-        snapshot_start_transfer(r, pr);
+        raft__snapshot_start_transfer(r, pr);
     if (pr->state == PROGRESS_SNAPSHOT) {
-        snapshot_send_chunks(r, pr);
+        raft__snapshot_send_chunks(r, pr);
         return;
     }
-    while (!progress_is_paused(pr)) {
+    while (!raft__progress_is_paused(pr)) {
         bool pending = pr->next <= last;
         /* A probe must go out even when empty: it is how the match point is found. */
         if (!pending && !(pr->state == PROGRESS_PROBE && pr->match < last))
@@ -114,7 +119,7 @@ static void replicate_to(struct raft *r, struct progress *pr)
         send_heartbeat(r, pr);
 }
 
-void replication_flush(struct raft *r)
+void raft__replication_flush(struct raft *r)
 {
     r->replicate_pending = false;
     if (r->role != RAFT_LEADER)
@@ -125,7 +130,7 @@ void replication_flush(struct raft *r)
 }
 
 /* Counts itself once its own write is durable (log.stable), others by their match. */
-void replication_maybe_commit(struct raft *r)
+void raft__replication_maybe_commit(struct raft *r)
 {
     raft_index best = r->log.commit;
     for (size_t i = 0; i < r->n_voters; i++) {
@@ -139,12 +144,14 @@ void replication_maybe_commit(struct raft *r)
         }
         /* Raft §5.4.2 (Figure 8): only an entry of the current term is committed by
          * counting replicas; earlier ones are committed indirectly through it. */
-        if (replicas >= raft_quorum(r) && log_term_at(&r->log, candidate) == r->term)
+        if (replicas >= raft__core_quorum(r) && raft__log_term_at(&r->log, candidate) == r->term)
             best = candidate;
     }
     if (best > r->log.commit) {
+        /* The term check above also keeps acks beyond our log from counting. */
+        assert(best <= raft__log_last_index(&r->log));
         r->log.commit = best;
-        read_index_on_commit(r);
+        raft__read_index_on_commit(r);
     }
 }
 
@@ -153,19 +160,19 @@ static int respond(struct raft *r, const struct raft_msg *m, bool success, raft_
     struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
     resp.append_resp.success = success;
     resp.append_resp.index = index;
-    resp.append_resp.last_index = log_last_index(&r->log);
+    resp.append_resp.last_index = raft__log_last_index(&r->log);
     resp.append_resp.context = m->append.context;
     if (!success) {
         raft_index prev = m->append.prev_index;
-        if (prev > log_last_index(&r->log)) {
-            resp.append_resp.conflict_index = log_last_index(&r->log) + 1;
+        if (prev > raft__log_last_index(&r->log)) {
+            resp.append_resp.conflict_index = raft__log_last_index(&r->log) + 1;
         } else {
-            resp.append_resp.conflict_term = log_term_at(&r->log, prev);
-            resp.append_resp.conflict_index = log_first_index_of_term_run(&r->log, prev);
+            resp.append_resp.conflict_term = raft__log_term_at(&r->log, prev);
+            resp.append_resp.conflict_index = raft__log_first_index_of_term_run(&r->log, prev);
         }
     }
     /* An acknowledgement speaks for entries that must be durable first. */
-    return raft_send(r, &r->after_persist, &resp);
+    return raft__core_send(r, &r->after_persist, &resp);
 }
 
 /* Appends what the leader sent after prev, replacing a conflicting suffix (§5.3). */
@@ -173,26 +180,26 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
 {
     for (size_t i = 0; i < n; i++) {
         const struct raft_entry *e = &entries[i];
-        if (e->index <= log_last_index(&r->log)) {
-            if (log_term_at(&r->log, e->index) == e->term)
+        if (e->index <= raft__log_last_index(&r->log)) {
+            if (raft__log_term_at(&r->log, e->index) == e->term)
                 continue;
             if (e->index <= r->log.commit) {
                 r->stats.msgs_dropped_malformed++; /* would rewrite committed history */
                 return RAFT_EINVAL;
             }
-            log_truncate(&r->log, e->index);
-            raft_drop_acks_from(r, e->index);
+            raft__log_truncate(&r->log, e->index);
+            raft__core_drop_acks_from(r, e->index);
         }
-        int rv = log_append(&r->log, e);
+        int rv = raft__log_append(&r->log, e);
         if (rv != RAFT_OK)
             return rv;
     }
     return RAFT_OK;
 }
 
-int replication_on_append(struct raft *r, const struct raft_msg *m)
+int raft__replication_on_append(struct raft *r, const struct raft_msg *m)
 {
-    if (!raft_follow(r, m))
+    if (!raft__core_follow(r, m))
         return RAFT_EINVAL;
 
     const struct raft_append *a = &m->append;
@@ -208,7 +215,7 @@ int replication_on_append(struct raft *r, const struct raft_msg *m)
     if (prev < r->log.commit)
         return respond(r, m, true, r->log.commit);
     raft_term prev_term = entries != a->entries ? entries[-1].term : a->prev_term;
-    if (prev > log_last_index(&r->log) || log_term_at(&r->log, prev) != prev_term)
+    if (prev > raft__log_last_index(&r->log) || raft__log_term_at(&r->log, prev) != prev_term)
         return respond(r, m, false, a->prev_index);
 
     int rv = append_from_leader(r, entries, n);
@@ -218,6 +225,7 @@ int replication_on_append(struct raft *r, const struct raft_msg *m)
     raft_index commit = min_index(a->commit, last_new);
     if (commit > r->log.commit)
         r->log.commit = commit;
+    assert(r->log.commit <= raft__log_last_index(&r->log));
     return respond(r, m, true, last_new);
 }
 
@@ -226,32 +234,34 @@ static raft_index next_after_rejection(const struct raft *r, const struct raft_a
 {
     raft_index next = ar->conflict_index;
     if (ar->conflict_term) {
-        raft_index last_of_term = log_last_index_of_term(&r->log, ar->conflict_term, ar->index);
+        raft_index last_of_term =
+            raft__log_last_index_of_term(&r->log, ar->conflict_term, ar->index);
         if (last_of_term)
             next = last_of_term + 1;
     }
     return next < ar->index ? next : ar->index;
 }
 
-int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
+int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
 {
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
     struct progress *pr = progress_of(r, m->from);
+    assert(pr && pr->id != r->cfg.id); /* raft_step admits only the other voters */
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
     /* Any answer in our term, even a rejection, shows it still follows us. */
     if (ar->context > pr->round_acked) {
         pr->round_acked = ar->context;
-        read_index_confirm(r);
+        raft__read_index_confirm(r);
     }
     if (pr->state == PROGRESS_SNAPSHOT)
         return RAFT_OK; /* about appends sent before the transfer began */
     if (ar->success) {
-        if (progress_on_ack(pr, ar->index)) {
+        if (raft__progress_on_ack(pr, ar->index)) {
             if (pr->state == PROGRESS_PROBE)
-                progress_become_replicate(pr);
-            replication_maybe_commit(r);
+                raft__progress_become_replicate(pr);
+            raft__replication_maybe_commit(r);
         }
         pr->probe_sent = false;
         r->replicate_pending = true;
@@ -264,7 +274,7 @@ int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
         /* The follower lost entries it had acknowledged (its disk was wiped): Raft assumes
          * this never happens; start over from what it holds so it can catch up. */
         pr->match = ar->last_index;
-        progress_become_probe(pr, ar->last_index + 1);
+        raft__progress_become_probe(pr, ar->last_index + 1);
         r->replicate_pending = true;
         return RAFT_OK;
     }
@@ -272,7 +282,7 @@ int replication_on_append_resp(struct raft *r, const struct raft_msg *m)
         pr->state == PROGRESS_REPLICATE ? ar->index <= pr->match : ar->index != pr->next - 1;
     if (stale)
         return RAFT_OK;
-    progress_become_probe(pr, next_after_rejection(r, ar));
+    raft__progress_become_probe(pr, next_after_rejection(r, ar));
     r->replicate_pending = true;
     return RAFT_OK;
 }
@@ -287,7 +297,7 @@ static bool leader_has_quorum(struct raft *r)
         active += r->voters[i] == r->cfg.id || pr->recent_active;
         pr->recent_active = false;
     }
-    return active >= raft_quorum(r);
+    return active >= raft__core_quorum(r);
 }
 
 static void heartbeat(struct raft *r)
@@ -297,14 +307,14 @@ static void heartbeat(struct raft *r)
         if (pr->id == r->cfg.id)
             continue;
         if (pr->state == PROGRESS_SNAPSHOT) {
-            snapshot_on_heartbeat(pr);
+            raft__snapshot_on_heartbeat(pr);
             continue; /* its chunks keep it from campaigning */
         }
         /* No progress for a whole heartbeat with appends in flight: one was lost.
          * Resend from the match point. */
         if (pr->state == PROGRESS_REPLICATE && pr->match == pr->match_at_heartbeat &&
             pr->next - 1 > pr->match)
-            progress_become_probe(pr, pr->match + 1);
+            raft__progress_become_probe(pr, pr->match + 1);
         pr->match_at_heartbeat = pr->match;
         pr->probe_sent = false;
         send_heartbeat(r, pr);
@@ -312,13 +322,13 @@ static void heartbeat(struct raft *r)
     r->replicate_pending = true;
 }
 
-void replication_tick(struct raft *r)
+void raft__replication_tick(struct raft *r)
 {
     if (++r->election_elapsed >= r->cfg.election_ticks_min) {
         r->election_elapsed = 0;
         if (r->cfg.check_quorum && !leader_has_quorum(r)) {
             r->stats.leader_stepped_down_no_quorum++;
-            raft_become_follower(r, r->term, 0);
+            raft__core_become_follower(r, r->term, 0);
             return;
         }
     }

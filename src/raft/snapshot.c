@@ -1,6 +1,7 @@
 /* Log compaction and InstallSnapshot (Raft §7), chunked by byte offset with a bounded
  * window per follower. The core never touches snapshot bytes it sends: the host fills
  * each outgoing chunk from its own copy of the snapshot. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,24 +13,25 @@ int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, raft_ind
         raft_term_at(r, meta->index) != meta->term)
         return RAFT_EINVAL;
     r->snapshot = *meta;
-    log_compact(&r->log, compact_to);
+    raft__log_compact(&r->log, compact_to);
     /* The host keeps only its latest snapshot: transfers of an older one start over. */
     for (size_t i = 0; i < r->n_voters; i++)
         if (r->progress[i].state == PROGRESS_SNAPSHOT)
-            snapshot_start_transfer(r, &r->progress[i]);
+            raft__snapshot_start_transfer(r, &r->progress[i]);
     return RAFT_OK;
 }
 
-void snapshot_start_transfer(struct raft *r, struct progress *pr)
+void raft__snapshot_start_transfer(struct raft *r, struct progress *pr)
 {
     pr->state = PROGRESS_SNAPSHOT;
     memset(&pr->snap, 0, sizeof pr->snap);
     pr->snap.meta = r->snapshot;
 }
 
-void snapshot_send_chunks(struct raft *r, struct progress *pr)
+void raft__snapshot_send_chunks(struct raft *r, struct progress *pr)
 {
     struct snapshot_transfer *t = &pr->snap;
+    assert(t->sent <= t->meta.size); /* answers beyond the snapshot's size are dropped */
     while (t->inflight < r->cfg.max_inflight_chunks && !t->done_sent) {
         uint64_t left = t->meta.size - t->sent;
         struct raft_msg m = {.type = RAFT_MSG_INSTALL_SNAPSHOT, .to = pr->id};
@@ -41,7 +43,7 @@ void snapshot_send_chunks(struct raft *r, struct progress *pr)
         s->offset = t->sent;
         s->len = left < r->cfg.snapshot_chunk_bytes ? (size_t)left : r->cfg.snapshot_chunk_bytes;
         s->done = s->len == left;
-        if (raft_send(r, &r->now, &m) != RAFT_OK)
+        if (raft__core_send(r, &r->now, &m) != RAFT_OK)
             return; /* as if lost: the heartbeat round resends */
         t->sent += s->len;
         t->inflight++;
@@ -50,7 +52,7 @@ void snapshot_send_chunks(struct raft *r, struct progress *pr)
 }
 
 /* A heartbeat round without progress means chunks were lost: resend from what is held. */
-void snapshot_on_heartbeat(struct progress *pr)
+void raft__snapshot_on_heartbeat(struct progress *pr)
 {
     struct snapshot_transfer *t = &pr->snap;
     t->stalled = t->acked == t->acked_at_heartbeat;
@@ -70,7 +72,7 @@ static int respond(struct raft *r, const struct raft_msg *m, bool done, bool rej
     resp.install_snapshot_resp.done = done;
     resp.install_snapshot_resp.rejected = rejected;
     /* Acknowledged bytes must be written first, and a done must be installed. */
-    return raft_send(r, &r->after_persist, &resp);
+    return raft__core_send(r, &r->after_persist, &resp);
 }
 
 static int queue_chunk(struct raft *r, const struct raft_install_snapshot *s)
@@ -101,7 +103,7 @@ static int queue_chunk(struct raft *r, const struct raft_install_snapshot *s)
     return RAFT_OK;
 }
 
-void snapshot_clear_chunks(struct raft *r)
+void raft__snapshot_clear_chunks(struct raft *r)
 {
     for (size_t i = 0; i < r->n_chunks; i++)
         free((void *)r->chunks[i].data);
@@ -111,24 +113,24 @@ void snapshot_clear_chunks(struct raft *r)
 /* Raft §7: the snapshot replaces the whole log; the state machine is reset to it. */
 static void install(struct raft *r)
 {
-    raft_drop_acks_from(r, r->incoming.index + 1);
-    log_reset(&r->log, r->incoming.index, r->incoming.term);
+    raft__core_drop_acks_from(r, r->incoming.index + 1);
+    raft__log_reset(&r->log, r->incoming.index, r->incoming.term);
     r->snapshot = r->incoming;
     r->install_pending = true;
     memset(&r->incoming, 0, sizeof r->incoming);
     r->stats.snapshots_installed++;
 }
 
-int snapshot_on_install(struct raft *r, const struct raft_msg *m)
+int raft__snapshot_on_install(struct raft *r, const struct raft_msg *m)
 {
-    if (!raft_follow(r, m))
+    if (!raft__core_follow(r, m))
         return RAFT_EINVAL;
 
     const struct raft_install_snapshot *s = &m->install_snapshot;
     /* Raft §7: if we hold the snapshot's last entry, Log Matching says we hold everything
      * before it, and what follows it must survive: we may have acknowledged it. So it is
      * not installed, only answered as held. */
-    if (s->last_index <= r->log.commit || log_term_at(&r->log, s->last_index) == s->last_term)
+    if (s->last_index <= r->log.commit || raft__log_term_at(&r->log, s->last_index) == s->last_term)
         return respond(r, m, true, false);
     /* Two leaders' snapshots at the same index need not be the same bytes: a transfer
      * resumes only from the leader (and term) it began with. */
@@ -160,22 +162,23 @@ int snapshot_on_install(struct raft *r, const struct raft_msg *m)
     return respond(r, m, false, false);
 }
 
-int snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
+int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
 {
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
-    int slot = raft_voter_slot(r, m->from);
+    int slot = raft__core_voter_slot(r, m->from);
+    assert(slot >= 0 && r->voters[slot] != r->cfg.id); /* raft_step admits only the others */
     struct progress *pr = &r->progress[slot];
     const struct raft_install_snapshot_resp *resp = &m->install_snapshot_resp;
     pr->recent_active = true;
     if (resp->done) {
         /* Whether it just installed it or already held it, it has everything up to there. */
-        bool moved = progress_on_ack(pr, resp->last_index);
+        bool moved = raft__progress_on_ack(pr, resp->last_index);
         if (pr->state == PROGRESS_SNAPSHOT && pr->snap.meta.index == resp->last_index)
             r->stats.snapshots_sent++;
         if (moved || pr->state == PROGRESS_SNAPSHOT) {
-            progress_become_probe(pr, pr->match + 1);
-            replication_maybe_commit(r);
+            raft__progress_become_probe(pr, pr->match + 1);
+            raft__replication_maybe_commit(r);
         }
         r->replicate_pending = true;
         return RAFT_OK;
