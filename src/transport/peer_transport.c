@@ -3,6 +3,11 @@
  * hands the message on and acknowledges at once. Sending uses one req0 socket per peer with
  * a fixed pool of contexts ("slots"): a slot is busy from rk_transport_send until the
  * peer's acknowledgement arrives or times out, which bounds what is in flight per peer.
+ *
+ * A watchdog thread replaces the socket of a peer that acknowledges nothing for
+ * silent_peer_ms. Without it a connection whose packets vanish (a one-way partition, no
+ * RST) sits in TCP's retransmission backoff for seconds after the network heals, and
+ * NNG 1.5.2's dialer sometimes never reconnects at all.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -11,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -20,6 +26,7 @@
 #include "transport/transport.h"
 
 #define DEFAULT_CONTEXTS_PER_PEER 64
+#define DEFAULT_SILENT_PEER_MS 1000
 /* How long a slot waits for a dead or slow peer, first to connect, then to acknowledge,
  * before it is freed for other messages. Raft retries by itself; holding longer only
  * starves later, more useful messages. */
@@ -28,37 +35,64 @@
 #define RECONNECT_MIN_MS 10
 #define RECONNECT_MAX_MS 200
 
-struct peer_link;
+struct peer_conn;
 
 struct send_slot {
-    struct peer_link *link;
+    struct peer_conn *conn;
     nng_ctx ctx;
     nng_aio *aio;
     bool awaiting_ack; /* the aio's pending operation is the ack's receive, not the send */
 };
 
-struct peer_link {
-    struct rk_transport *t;
-    raft_id id;
+/* One req0 socket towards a peer and its pool of slots; replaced whole on a redial. */
+struct peer_conn {
+    struct peer_link *link;
     nng_socket sock;
     size_t n_slots;
     struct send_slot *slots;
-    size_t n_free; /* guarded by t->mu */
+    /* Guarded by t->mu. starting counts sends between taking a slot and starting its
+     * operation: a retired conn is closed only once none is left. */
+    size_t n_free;
     struct send_slot **free_slots;
+    size_t starting;
+    bool retired;
+};
+
+struct peer_link {
+    struct rk_transport *t;
+    raft_id id;
+    char *url;
+    struct peer_conn *conn; /* guarded by t->mu; replaced only by the watchdog */
+    /* Monotonic ms of the first send since the last acknowledgement; 0 when none. */
+    _Atomic uint64_t unacked_since;
+    uint64_t silent_redials; /* since the last acknowledgement; the watchdog's own */
 };
 
 struct rk_transport {
     uint64_t cluster_id;
     raft_id self;
     size_t max_msg_bytes;
+    size_t slots_per_conn;
+    uint64_t silent_ms;
     void (*on_msg)(void *arg, struct raft_msg *msg);
     void *arg;
-    pthread_mutex_t mu; /* guards every link's free slot stack */
+    pthread_mutex_t mu; /* guards every link's conn, and the conns' fields marked so */
+    pthread_cond_t cv;  /* the watchdog waits on it: for stopping, for a retired conn */
+    bool stopping;      /* guarded by mu */
+    bool watchdog_started;
+    pthread_t watchdog;
     size_t n_links;
     struct peer_link *links;
     struct rk_client_server *server;
-    _Atomic uint64_t sent, send_dropped, received, recv_malformed, recv_unknown_peer;
+    _Atomic uint64_t sent, send_dropped, received, recv_malformed, recv_unknown_peer, redials;
 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* Counts a dropped message and logs it, at counts 1, 2, 4, 8... so that a flood of bad
  * input cannot flood the log as well. */
@@ -86,43 +120,61 @@ static struct peer_link *find_link(struct rk_transport *t, raft_id id)
     return NULL;
 }
 
+/* Takes a free slot of the link's current conn; slot_started must follow. */
 static struct send_slot *slot_acquire(struct peer_link *l)
 {
     struct send_slot *sl = NULL;
     pthread_mutex_lock(&l->t->mu);
-    if (l->n_free > 0)
-        sl = l->free_slots[--l->n_free];
+    struct peer_conn *c = l->conn;
+    if (c->n_free > 0) {
+        sl = c->free_slots[--c->n_free];
+        c->starting++;
+    }
     pthread_mutex_unlock(&l->t->mu);
     return sl;
 }
 
+/* The slot's operation has started (or the slot went back): its conn may be closed. */
+static void slot_started(struct send_slot *sl)
+{
+    struct peer_conn *c = sl->conn;
+    struct rk_transport *t = c->link->t;
+    pthread_mutex_lock(&t->mu);
+    if (--c->starting == 0 && c->retired)
+        pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static void slot_release(struct send_slot *sl)
 {
-    struct peer_link *l = sl->link;
-    pthread_mutex_lock(&l->t->mu);
-    l->free_slots[l->n_free++] = sl;
-    pthread_mutex_unlock(&l->t->mu);
+    struct peer_conn *c = sl->conn;
+    pthread_mutex_lock(&c->link->t->mu);
+    c->free_slots[c->n_free++] = sl;
+    pthread_mutex_unlock(&c->link->t->mu);
 }
 
 static void slot_cb(void *arg)
 {
     struct send_slot *sl = arg;
+    struct peer_link *l = sl->conn->link;
     int rv = nng_aio_result(sl->aio);
     if (sl->awaiting_ack) {
         /* A missing ack (timeout, peer gone) is not counted as a drop: the message may well
          * have arrived. */
-        if (rv == 0)
+        if (rv == 0) {
             nng_msg_free(nng_aio_get_msg(sl->aio));
+            atomic_store(&l->unacked_since, 0);
+        }
         slot_release(sl);
         return;
     }
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(sl->aio));
-        note_drop(&sl->link->t->send_dropped, nng_strerror(rv), sl->link->t->self, sl->link->id);
+        note_drop(&l->t->send_dropped, nng_strerror(rv), l->t->self, l->id);
         slot_release(sl);
         return;
     }
-    count(&sl->link->t->sent);
+    count(&l->t->sent);
     sl->awaiting_ack = true;
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
     nng_ctx_recv(sl->ctx, sl->aio);
@@ -147,6 +199,13 @@ static int encode_msg(struct rk_transport *t, const struct raft_msg *msg, nng_ms
     return rc;
 }
 
+/* Notes that something went out which the peer has yet to acknowledge. */
+static void link_note_unacked(struct peer_link *l)
+{
+    uint64_t none = 0;
+    atomic_compare_exchange_strong(&l->unacked_since, &none, now_ms());
+}
+
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
 {
     struct peer_link *l = find_link(t, msg->to);
@@ -161,14 +220,17 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
     int rc = encode_msg(t, msg, &m);
     if (rc != RAFT_OK) {
         slot_release(sl);
+        slot_started(sl);
         note_drop(&t->send_dropped, rc == RAFT_ETOOBIG ? "over max_msg_bytes" : raft_strerror(rc),
                   msg->from, msg->to);
         return rc;
     }
+    link_note_unacked(l);
     sl->awaiting_ack = false;
     nng_aio_set_msg(sl->aio, m);
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
     nng_ctx_send(sl->ctx, sl->aio);
+    slot_started(sl);
     return RAFT_OK;
 }
 
@@ -210,7 +272,7 @@ static void on_peer_request(void *arg, struct rk_client_call *call, const uint8_
     rk_client_server_reply(t->server, call, NULL, 0);
 }
 
-static int link_configure(nng_socket sock, size_t max_msg_bytes)
+static int conn_configure(nng_socket sock, size_t max_msg_bytes)
 {
     int rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
     /* No resends: Raft decides what to retransmit, and a resent request could duplicate
@@ -224,69 +286,225 @@ static int link_configure(nng_socket sock, size_t max_msg_bytes)
     return rv;
 }
 
-static int link_open(struct rk_transport *t, struct peer_link *l, raft_id id, size_t n_slots)
+/* Non-blocking: a peer that is down now is dialed again and again until it is up. */
+static int conn_dial(struct peer_conn *c, const char *url)
 {
-    l->t = t;
-    l->id = id;
-    l->slots = calloc(n_slots, sizeof *l->slots);
-    l->free_slots = calloc(n_slots, sizeof *l->free_slots);
-    if (!l->slots || !l->free_slots)
-        return NNG_ENOMEM;
-    l->n_slots = n_slots;
-    int rv = nng_req0_open(&l->sock);
-    if (rv == 0)
-        rv = link_configure(l->sock, t->max_msg_bytes);
-    for (size_t i = 0; i < n_slots && rv == 0; i++) {
-        struct send_slot *sl = &l->slots[i];
-        sl->link = l;
-        rv = nng_aio_alloc(&sl->aio, slot_cb, sl);
-        if (rv == 0)
-            rv = nng_ctx_open(&sl->ctx, l->sock);
-        if (rv == 0)
-            l->free_slots[l->n_free++] = sl;
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, c->sock, url);
+    /* Keepalive only turns on SO_KEEPALIVE: NNG 1.5.2 exposes neither its timings nor
+     * TCP_USER_TIMEOUT, and it never fires while data awaits an ACK, so the watchdog is
+     * what notices a silent peer. Other transports (ipc) have no such option. */
+    if (rv == 0) {
+        rv = nng_dialer_set_bool(d, NNG_OPT_TCP_KEEPALIVE, true);
+        if (rv == NNG_ENOTSUP)
+            rv = 0;
     }
+    if (rv == 0)
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     return rv;
 }
 
-/* Dials every peer. Non-blocking: a peer that is down now is dialed again and again until it
- * is up. */
-static int links_dial(struct rk_transport *t, const struct rk_peer *peers)
+static void conn_close(struct peer_conn *c)
 {
-    for (size_t i = 0; i < t->n_links; i++) {
-        int rv = nng_dial(t->links[i].sock, peers[i].url, NULL, NNG_FLAG_NONBLOCK);
-        if (rv != 0) {
-            fprintf(stderr, "raftkv transport: cannot dial peer %" PRIu64 " at %s: %s\n",
-                    peers[i].id, peers[i].url, nng_strerror(rv));
+    if (!c)
+        return;
+    /* As the client server does: operations cancelled before the socket closes (NNG 1.5.2's
+     * nng_close can hang with them pending), and nng_aio_stop waits for each callback. A
+     * socket that never opened has id 0, which nng_close rejects harmlessly. */
+    for (size_t i = 0; i < c->n_slots; i++) {
+        if (c->slots[i].aio)
+            nng_aio_stop(c->slots[i].aio);
+    }
+    nng_close(c->sock);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        if (c->slots[i].aio)
+            nng_aio_free(c->slots[i].aio);
+    }
+    free(c->slots);
+    free(c->free_slots);
+    free(c);
+}
+
+static int conn_open_slots(struct peer_conn *c, size_t n_slots)
+{
+    c->slots = calloc(n_slots, sizeof *c->slots);
+    c->free_slots = calloc(n_slots, sizeof *c->free_slots);
+    if (!c->slots || !c->free_slots)
+        return NNG_ENOMEM;
+    c->n_slots = n_slots;
+    for (size_t i = 0; i < n_slots; i++) {
+        struct send_slot *sl = &c->slots[i];
+        sl->conn = c;
+        int rv = nng_aio_alloc(&sl->aio, slot_cb, sl);
+        if (rv == 0)
+            rv = nng_ctx_open(&sl->ctx, c->sock);
+        if (rv != 0)
             return rv;
-        }
+        c->free_slots[c->n_free++] = sl;
     }
     return 0;
 }
 
-static void link_close(struct peer_link *l)
+/* A fresh socket towards l's peer, its slots ready and its dialer started. */
+static int conn_open(struct peer_link *l, struct peer_conn **out)
 {
-    /* Fails pending operations with NNG_ECLOSED; nng_aio_free waits for their callbacks. (Not
-     * stopped first as the server's are: cancelling a request whose copy is still being
-     * written makes NNG 1.5.2 leak that message more often.) A socket that never opened has
-     * id 0, which nng_close rejects harmlessly. */
-    nng_close(l->sock);
-    for (size_t i = 0; i < l->n_slots; i++) {
-        if (l->slots[i].aio)
-            nng_aio_free(l->slots[i].aio);
+    struct peer_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NNG_ENOMEM;
+    c->link = l;
+    int rv = nng_req0_open(&c->sock);
+    if (rv == 0)
+        rv = conn_configure(c->sock, l->t->max_msg_bytes);
+    if (rv == 0)
+        rv = conn_open_slots(c, l->t->slots_per_conn);
+    if (rv == 0)
+        rv = conn_dial(c, l->url);
+    if (rv != 0) {
+        conn_close(c);
+        return rv;
     }
-    free(l->slots);
-    free(l->free_slots);
+    *out = c;
+    return 0;
+}
+
+/* Replaces l's conn by a fresh one; the old one is closed once no send is starting on it. */
+static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
+{
+    struct rk_transport *t = l->t;
+    struct peer_conn *fresh;
+    int rv = conn_open(l, &fresh);
+    uint64_t n = ++l->silent_redials;
+    if ((n & (n - 1)) == 0)
+        fprintf(stderr,
+                "raftkv transport: peer %" PRIu64 " silent for %" PRIu64 " ms, %s (%" PRIu64
+                " in a row)\n",
+                l->id, silent_for_ms, rv == 0 ? "redialing" : nng_strerror(rv), n);
+    if (rv != 0)
+        return;
+    pthread_mutex_lock(&t->mu);
+    struct peer_conn *old = l->conn;
+    l->conn = fresh;
+    old->retired = true;
+    while (old->starting > 0)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    /* The fresh conn gets a full silent_ms of its own. */
+    atomic_store(&l->unacked_since, 0);
+    count(&t->redials);
+    conn_close(old);
+}
+
+static void link_check(struct peer_link *l)
+{
+    uint64_t since = atomic_load(&l->unacked_since);
+    if (since == 0) {
+        l->silent_redials = 0;
+        return;
+    }
+    uint64_t now = now_ms();
+    if (now >= since + l->t->silent_ms)
+        link_redial(l, now - since);
+}
+
+/* Checks every link a few times per silent_ms, so that a silent peer is redialed within
+ * about 1.25 silent_ms. */
+static void *watchdog_run(void *arg)
+{
+    struct rk_transport *t = arg;
+    uint64_t period_ms = t->silent_ms / 4 ? t->silent_ms / 4 : 1;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + period_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&t->cv, &t->mu, &until);
+        if (t->stopping)
+            break;
+        pthread_mutex_unlock(&t->mu);
+        for (size_t i = 0; i < t->n_links; i++)
+            link_check(&t->links[i]);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void watchdog_stop(struct rk_transport *t)
+{
+    if (!t->watchdog_started)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stopping = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->watchdog, NULL);
+}
+
+static int sync_init(struct rk_transport *t)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return RAFT_ENOMEM;
+    int rc =
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&t->cv, &ca) == 0
+            ? RAFT_OK
+            : RAFT_ENOMEM;
+    pthread_condattr_destroy(&ca);
+    if (rc == RAFT_OK && pthread_mutex_init(&t->mu, NULL) != 0) {
+        pthread_cond_destroy(&t->cv);
+        rc = RAFT_ENOMEM;
+    }
+    return rc;
 }
 
 static void transport_free(struct rk_transport *t)
 {
+    watchdog_stop(t);
     /* The server goes first, so that on_msg is never called once stop returns. */
     rk_client_server_stop(t->server);
-    for (size_t i = 0; i < t->n_links; i++)
-        link_close(&t->links[i]);
+    for (size_t i = 0; i < t->n_links; i++) {
+        conn_close(t->links[i].conn);
+        free(t->links[i].url);
+    }
     free(t->links);
+    pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t);
+}
+
+/* Names every peer: find_link may run on the server's threads from now on. */
+static int links_init(struct rk_transport *t, const struct rk_peer *peers, size_t n_peers)
+{
+    t->links = calloc(n_peers ? n_peers : 1, sizeof *t->links);
+    if (!t->links)
+        return RAFT_ENOMEM;
+    for (size_t i = 0; i < n_peers; i++) {
+        struct peer_link *l = &t->links[i];
+        t->n_links = i + 1;
+        l->t = t;
+        l->id = peers[i].id;
+        l->url = strdup(peers[i].url);
+        if (!l->url)
+            return RAFT_ENOMEM;
+    }
+    return RAFT_OK;
+}
+
+/* Opens and dials every peer's conn. */
+static int links_dial(struct rk_transport *t)
+{
+    for (size_t i = 0; i < t->n_links; i++) {
+        struct peer_link *l = &t->links[i];
+        int rv = conn_open(l, &l->conn);
+        if (rv != 0) {
+            fprintf(stderr, "raftkv transport: cannot dial peer %" PRIu64 " at %s: %s\n", l->id,
+                    l->url, nng_strerror(rv));
+            return rk_nng_err(rv);
+        }
+    }
+    return RAFT_OK;
 }
 
 int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out)
@@ -297,40 +515,36 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     struct rk_transport *t = calloc(1, sizeof *t);
     if (!t)
         return RAFT_ENOMEM;
-    if (pthread_mutex_init(&t->mu, NULL) != 0) {
+    if (sync_init(t) != RAFT_OK) {
         free(t);
         return RAFT_ENOMEM;
     }
     t->cluster_id = opts->cluster_id;
     t->self = opts->self;
     t->max_msg_bytes = rk_nng_max_msg_bytes(opts->max_msg_bytes);
+    t->slots_per_conn =
+        opts->contexts_per_peer ? opts->contexts_per_peer : DEFAULT_CONTEXTS_PER_PEER;
+    t->silent_ms = opts->silent_peer_ms ? opts->silent_peer_ms : DEFAULT_SILENT_PEER_MS;
     t->on_msg = opts->on_msg;
     t->arg = opts->arg;
-    size_t per_peer = opts->contexts_per_peer ? opts->contexts_per_peer : DEFAULT_CONTEXTS_PER_PEER;
-    t->links = calloc(opts->n_peers ? opts->n_peers : 1, sizeof *t->links);
-    int rv = t->links ? 0 : NNG_ENOMEM;
-    for (size_t i = 0; i < opts->n_peers && rv == 0; i++) {
-        t->n_links = i + 1;
-        rv = link_open(t, &t->links[i], opts->peers[i].id, per_peer);
-    }
-    if (rv != 0) {
-        fprintf(stderr, "raftkv transport: cannot set up peer sockets: %s\n", nng_strerror(rv));
-        transport_free(t);
-        return rk_nng_err(rv);
-    }
+    int rc = links_init(t, opts->peers, opts->n_peers);
     /* Enough receiving contexts for every peer's full pool of sends at once. */
     struct rk_client_server_options so = {
         .listen_url = opts->listen_url,
         .max_msg_bytes = t->max_msg_bytes,
-        .contexts = per_peer * (opts->n_peers ? opts->n_peers : 1),
+        .contexts = t->slots_per_conn * (opts->n_peers ? opts->n_peers : 1),
         .on_request = on_peer_request,
         .arg = t,
     };
     /* Listen before dialing: a busy address then fails the start before any connection is
      * made, and NNG 1.5.2 leaks a socket closed while its dial is mid-handshake. */
-    int rc = rk_client_server_start(&so, &t->server);
     if (rc == RAFT_OK)
-        rc = rk_nng_err(links_dial(t, opts->peers));
+        rc = rk_client_server_start(&so, &t->server);
+    if (rc == RAFT_OK)
+        rc = links_dial(t);
+    if (rc == RAFT_OK)
+        rc = pthread_create(&t->watchdog, NULL, watchdog_run, t) == 0 ? RAFT_OK : RAFT_ENOMEM;
+    t->watchdog_started = rc == RAFT_OK;
     if (rc != RAFT_OK) {
         transport_free(t);
         return rc;
@@ -352,6 +566,7 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
         .received = load(&t->received),
         .recv_malformed = load(&t->recv_malformed),
         .recv_unknown_peer = load(&t->recv_unknown_peer),
+        .redials = load(&t->redials),
     };
 }
 

@@ -28,6 +28,8 @@ struct rk_transport_stats {
      * connection on such a message without telling the socket's user. Senders refuse
      * messages over their own max_msg_bytes instead (send_dropped, RAFT_ETOOBIG). */
     uint64_t recv_oversized;
+    uint64_t redials; /* sockets replaced because their peer acknowledged nothing for
+                         silent_peer_ms */
 };
 
 /*
@@ -36,7 +38,10 @@ struct rk_transport_stats {
  * messages are one-way and their responses come later, after a durable write. Each peer
  * has a pool of NNG contexts so several AppendEntries are in flight at once; when all are
  * busy the message is dropped and counted (Raft tolerates loss). Dialers redial a
- * restarted peer by themselves.
+ * restarted peer by themselves. A peer that acknowledges nothing sent to it for
+ * silent_peer_ms (its packets vanish: a partition, a dead host, a wedged NNG dialer) gets
+ * a fresh socket, and again each silent_peer_ms while it stays silent; the messages in
+ * flight on the old one are dropped.
  */
 struct rk_transport_options {
     uint64_t cluster_id;
@@ -46,6 +51,10 @@ struct rk_transport_options {
     const struct rk_peer *peers;
     size_t max_msg_bytes;     /* set as NNG_OPT_RECVMAXSZ on every socket; default 64 MiB */
     size_t contexts_per_peer; /* default 64 */
+    /* Default 1000. About an election timeout, so that a follower cut off by a healed
+     * partition is back within one; a much smaller bound would redial peers that are
+     * merely slow to acknowledge (a loaded host, a large message on a slow link). */
+    unsigned silent_peer_ms;
     /* Called from an NNG thread with a decoded message from a known peer, addressed to
      * self. The callee owns msg's allocations (raft_msg_free); the struct itself is valid
      * only during the call, so queue a shallow copy of *msg. */
