@@ -310,6 +310,7 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"peer_msgs_malformed", k->peer_msgs_malformed},
         {"peer_msgs_unknown_peer", k->peer_msgs_unknown_peer},
         {"peer_msgs_oversized", k->peer_msgs_oversized},
+        {"peer_redials", k->peer_redials},
     };
     printf(",\"counters\":{");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)

@@ -99,6 +99,7 @@ struct raftkv_node_counters {
     uint64_t peer_msgs_malformed; /* undecodable, wrong version or wrong cluster */
     uint64_t peer_msgs_unknown_peer;
     uint64_t peer_msgs_oversized;
+    uint64_t peer_redials; /* links to a peer that acknowledged nothing, dialed afresh */
 };
 
 struct raftkv_node_status {

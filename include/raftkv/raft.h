@@ -240,8 +240,18 @@ RAFTKV_API int raft_propose(struct raft *r, const void *data, size_t len, raft_i
  * Returns RAFT_ENOTLEADER on a follower. */
 RAFTKV_API int raft_read_index(struct raft *r, uint64_t ctx);
 
-/* Starts an election now (pre-vote first when enabled), as if the election timeout fired. */
+/* Starts an election now (pre-vote first when enabled), as if the election timeout fired;
+ * not on a node that should not lead (raft_set_electable). */
 RAFTKV_API void raft_campaign(struct raft *r);
+
+/* Whether this node should lead; a new core should. One that should not (its host cannot
+ * persist new entries: storage full) steps down when told so while it leads or runs an
+ * election, since a leader that cannot append stalls every write; and it campaigns only
+ * after hearing from no leader for four election timeouts, so that any node that can lead
+ * wins first, and a cluster whose nodes are all full still elects one (which serves reads).
+ * It still votes, replicates and applies. Calling it again with the same value changes
+ * nothing. */
+RAFTKV_API void raft_set_electable(struct raft *r, bool electable);
 
 /* Tells the core the host has taken a snapshot (meta.index <= applied) and dropped the
  * log entries up to compact_to (<= meta.index; the host keeps a trailing margin for slow

@@ -448,6 +448,7 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
         out->peer_msgs_malformed = t->recv_malformed;
         out->peer_msgs_unknown_peer = t->recv_unknown_peer;
         out->peer_msgs_oversized = t->recv_oversized;
+        out->peer_redials = t->redials;
     }
 }
 

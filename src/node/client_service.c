@@ -12,10 +12,6 @@
 #include "node/node_internal.h"
 #include "transport/transport.h"
 
-/* Room kept free in the map: proposals are refused beyond max_db_bytes minus this, so the
- * node can still persist heartbeats' terms, votes and the entries already in flight. */
-#define FULL_HEADROOM_MIN (8u << 20)
-
 void clients__on_request(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len)
 {
     struct rk_node *n = arg;
@@ -104,6 +100,7 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     transport.recv_malformed = ts.recv_malformed;
     transport.recv_unknown_peer = ts.recv_unknown_peer;
     transport.recv_oversized = ts.recv_oversized;
+    transport.redials = ts.redials;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
     st.role = (char *)raft_role_name(n->view.role);
@@ -259,22 +256,6 @@ static void read_request(struct rk_node *n, struct rk_client_call *call, void *q
 
 /* ---- Requests. ---- */
 
-static bool storage_nearly_full(struct rk_node *n)
-{
-    struct rk_db_stats st;
-    rk_db_stats(n->db, &st);
-    uint64_t max = n->cfg->max_db_bytes;
-    uint64_t headroom = max / 20 > FULL_HEADROOM_MIN ? max / 20 : FULL_HEADROOM_MIN;
-    bool full = st.used_bytes + headroom >= max;
-    if (full != n->refusing_full)
-        full ? rk_error("storage nearly full (%zu of %llu bytes used): refusing writes; raise "
-                        "max_db_bytes and restart",
-                        st.used_bytes, (unsigned long long)max)
-             : rk_info("storage has room again: accepting writes");
-    n->refusing_full = full;
-    return full;
-}
-
 /* Proposes entry (the request's own bytes when the state machine left it empty) and
  * keeps the call until it commits. */
 static void propose(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *entry,
@@ -313,7 +294,7 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
         read_request(n, call, p.read); /* served even when storage is full: it writes nothing */
         break;
     case RAFTKV_PREPARE_PROPOSE:
-        if (storage_nearly_full(n))
+        if (n->refusing_full)
             reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
         else
             propose(n, call, &p.entry, request);

@@ -11,6 +11,10 @@
 #include "node/node_internal.h"
 #include "transport/transport.h"
 
+/* Room kept free in the map: writes are refused beyond max_db_bytes minus this, so the
+ * node can still persist heartbeats' terms, votes and the entries already in flight. */
+#define FULL_HEADROOM_MIN (8u << 20)
+
 /* A loop that fell this many ticks behind (e.g. a slow fsync) resynchronizes its clock
  * instead of firing them all at once. */
 #define MAX_TICK_CATCHUP 10
@@ -87,6 +91,27 @@ void loop__answer_queued(struct rk_node *n, const char *why)
     }
 }
 
+/* A node whose storage is nearly full refuses writes, and should not lead: a leader that
+ * cannot append would stall every write, so it steps down, and campaigns only when no
+ * node with room did (raft_set_electable). */
+static void storage_check(struct rk_node *n)
+{
+    struct rk_db_stats st;
+    rk_db_stats(n->db, &st);
+    uint64_t max = n->cfg->max_db_bytes;
+    uint64_t headroom = max / 20 > FULL_HEADROOM_MIN ? max / 20 : FULL_HEADROOM_MIN;
+    bool full = st.used_bytes + headroom >= max;
+    if (full != n->refusing_full)
+        full ? rk_error("storage nearly full (%zu of %llu bytes used): refusing writes and "
+                        "leaving the lead to nodes with room; raise max_db_bytes and restart",
+                        st.used_bytes, (unsigned long long)max)
+             : rk_info("storage has room again: accepting writes");
+    n->refusing_full = full;
+    /* The only voter has nobody to leave the lead to. */
+    if (!n->held)
+        raft_set_electable(n->raft, !full || n->cfg->n_members == 1);
+}
+
 /* Handles everything queued, waiting for the first event until deadline. */
 static void drain(struct rk_node *n, const struct timespec *deadline)
 {
@@ -107,6 +132,7 @@ int rk_node_run(struct rk_node *n)
     while (!atomic_load(&n->stop) && !n->fatal) {
         drain(n, &next_tick);
         tick_due(n, &next_tick);
+        storage_check(n);
         ready__process(n);
         snapshots__maybe_start(n);
     }

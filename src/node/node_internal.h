@@ -88,7 +88,7 @@ struct rk_node {
     struct pending *pending; /* FIFO by index, from pending_head */
     size_t pending_head, n_pending, pending_cap;
     size_t max_request_bytes;
-    bool refusing_full; /* proposals refused: the map is within the headroom of full */
+    bool refusing_full; /* writes and leadership refused: the map is nearly full (loop.c) */
 
     struct view view;
     raft_id published_leader;

@@ -207,6 +207,10 @@ static int start_sockets(struct rk_node *n)
                               ? cfg->max_append_bytes + n->max_request_bytes
                               : cfg->snapshot_chunk_bytes) +
                          (64u << 10),
+        /* A peer that acknowledges nothing for two election timeouts is redialed: after a
+         * silent drop heals, TCP's retransmission backoff would keep the link dead for
+         * seconds, and the cluster without a quorum. */
+        .silent_peer_ms = 2 * cfg->election_timeout_max_ms,
         .on_msg = loop__on_peer_msg,
         .arg = n,
     };

@@ -204,8 +204,16 @@ void raft_tick(struct raft *r)
 
 void raft_campaign(struct raft *r)
 {
-    if (r->role != RAFT_LEADER)
+    if (r->role != RAFT_LEADER && !r->unelectable)
         raft__election_start(r, r->cfg.pre_vote);
+}
+
+void raft_set_electable(struct raft *r, bool electable)
+{
+    bool stop = r->unelectable != !electable && !electable && r->role != RAFT_FOLLOWER;
+    r->unelectable = !electable;
+    if (stop)
+        raft__core_become_follower(r, r->term, r->role == RAFT_LEADER ? 0 : r->leader);
 }
 
 /* Rejects what no correct peer sends; the network and the codec are not trusted. */

@@ -118,6 +118,7 @@ struct raft {
     struct progress *progress; /* per voter, same order as voters; unused unless leader */
     enum vote_state *votes;    /* per voter, during an election */
     bool replicate_pending;    /* new entries or acknowledgements: send at the next ready */
+    bool unelectable;          /* raft_set_electable(false): campaigns only late */
 
     unsigned election_elapsed;
     unsigned heartbeat_elapsed;

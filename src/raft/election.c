@@ -4,9 +4,13 @@
 
 #include "raft/core.h"
 
+/* How many election timeouts a node that should not lead (raft_set_electable) waits. */
+#define UNELECTABLE_TIMEOUTS 4
+
 void raft__election_tick(struct raft *r)
 {
-    if (++r->election_elapsed >= r->election_timeout)
+    unsigned timeouts = r->unelectable ? UNELECTABLE_TIMEOUTS : 1;
+    if (++r->election_elapsed >= timeouts * r->election_timeout)
         raft__election_start(r, r->cfg.pre_vote);
 }
 

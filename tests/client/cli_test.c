@@ -157,7 +157,7 @@ TEST(status_lists_every_endpoint)
              "\"leader_stepped_down_no_quorum\":0,\"append_rejections\":0,\"snapshots_sent\":0,"
              "\"snapshots_installed\":0,\"peer_msgs_sent\":7,\"peer_msgs_send_dropped\":0,"
              "\"peer_msgs_received\":0,\"peer_msgs_malformed\":0,\"peer_msgs_unknown_peer\":0,"
-             "\"peer_msgs_oversized\":0}},"
+             "\"peer_msgs_oversized\":0,\"peer_redials\":0}},"
              "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
              a.url, dead);
     CHECK(strcmp(out, want) == 0);

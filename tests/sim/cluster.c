@@ -107,6 +107,23 @@ void cluster_campaign(struct cluster *c, raft_id id)
     host_drain(c, &c->nodes[id]);
 }
 
+void cluster_set_electable(struct cluster *c, raft_id id, bool electable)
+{
+    if (!node_valid(c, id) || c->nodes[id].unelectable == !electable)
+        return;
+    c->nodes[id].unelectable = !electable;
+    cluster_note(c, electable ? "storage has room" : "storage full", id, 0);
+    if (!cluster_is_up(c, id))
+        return;
+    raft_set_electable(c->nodes[id].r, electable);
+    host_drain(c, &c->nodes[id]);
+    /* (draining may crash it: a crash point) */
+    enum raft_role role = cluster_is_up(c, id) ? raft_role_of(c->nodes[id].r) : RAFT_FOLLOWER;
+    if (!electable && role != RAFT_FOLLOWER)
+        cluster_fail(c, id, "n%" PRIu64 " is still %s once its storage is full", id,
+                     raft_role_name(role));
+}
+
 bool cluster_cmd_of(const struct raft_entry *e, uint64_t *cmd)
 {
     if (e->type != RAFT_ENTRY_NORMAL || e->len < CMD_HEADER || memcmp(e->data, CMD_MAGIC, 8))

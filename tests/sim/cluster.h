@@ -105,7 +105,8 @@ struct cluster_node {
     raft_term lead_term; /* term in which it is leader (0: not leader) */
     raft_index lead_last;
     enum cluster_crash_point crash_at;
-    bool dirty; /* stepped, ready not yet processed */
+    bool unelectable; /* its host cannot store new entries (storage full): raft_set_electable */
+    bool dirty;       /* stepped, ready not yet processed */
     uint64_t crashes;
 };
 
@@ -246,6 +247,9 @@ bool cluster_is_up(const struct cluster *c, raft_id id);
 
 /* raft_campaign on a node, then the host loop. */
 void cluster_campaign(struct cluster *c, raft_id id);
+/* Makes a node's storage full (electable false) or gives it room again; it holds across
+ * restarts. A leader or candidate whose storage fills must step down at once. */
+void cluster_set_electable(struct cluster *c, raft_id id, bool electable);
 /* Proposes a unique command; *cmd gets its number. Returns raft_propose's result. */
 int cluster_propose_cmd(struct cluster *c, raft_id id, uint64_t *cmd);
 /* Asks a node for a linearizable read (raft_read_index); *ctx gets its number. */

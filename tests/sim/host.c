@@ -327,6 +327,8 @@ int host_start(struct cluster *c, struct cluster_node *n)
     }
     n->role = RAFT_FOLLOWER;
     n->term = raft_term_of(n->r);
+    if (n->unelectable)
+        raft_set_electable(n->r, false);
     host_drain(c, n);
     return RAFT_OK;
 }

@@ -51,6 +51,7 @@ struct profile {
     unsigned max_downtime;
     unsigned batch_permille;
     unsigned vote_crash_permille;
+    unsigned full_permille; /* per tick: a node's storage fills up, or has room again */
     struct cluster_net net;
 };
 
@@ -96,6 +97,7 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->net.delay_max = (unsigned)PICK(&x, 1, 2, 5, 15);
     p->net.long_delay_permille = (unsigned)PICK(&x, 0, 10, 50);
     p->net.long_delay_max = 3 * ELECTION_MAX;
+    p->full_permille = (unsigned)PICK(&x, 0, 0, 5, 20);
 }
 
 static raft_id random_node(struct cluster *c)
@@ -168,6 +170,11 @@ static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *
         crash_someone(c);
     if (roll(c, p->campaign_permille))
         cluster_campaign(c, random_node(c));
+    if (roll(c, p->full_permille)) {
+        raft_id id = cluster_rand_below(c, 2) ? cluster_leader(c) : random_node(c);
+        if (id)
+            cluster_set_electable(c, id, c->nodes[id].unelectable);
+    }
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         if (cluster_is_up(c, id)) {
             restart_at[id] = 0;
@@ -187,6 +194,7 @@ static void heal_everything(struct cluster *c)
     c->vote_crash_permille = 0;
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         c->nodes[id].crash_at = CRASH_NONE;
+        cluster_set_electable(c, id, true);
         if (!cluster_is_up(c, id))
             cluster_restart(c, id);
     }
@@ -318,14 +326,15 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         printf(
             "seed %" PRIu64 ": nodes=%zu ticks=%u heartbeat=%u pre_vote=%d check_quorum=%d "
             "entries/msg=%zu inflight=%zu | drop=%u dup=%u delay<=%u long=%u crash=%u "
-            "net=%u campaign=%u client=%u downtime<=%u batch=%u vote_crash=%u | snapshot every %u, "
+            "net=%u campaign=%u client=%u downtime<=%u batch=%u vote_crash=%u full=%u | snapshot "
+            "every %u, "
             "margin %u, chunk %zu, chunks in flight %zu\n",
             seed, o.n_nodes, so->ticks, o.heartbeat_ticks, o.pre_vote, o.check_quorum,
             o.max_entries_per_msg, o.max_inflight_msgs, p.net.drop_permille, p.net.dup_permille,
             p.net.delay_max, p.net.long_delay_permille, p.crash_permille, p.net_change_permille,
             p.campaign_permille, p.client_permille, p.max_downtime, p.batch_permille,
-            p.vote_crash_permille, o.snapshot_every, o.compact_margin, o.snapshot_chunk_bytes,
-            o.max_inflight_chunks);
+            p.vote_crash_permille, p.full_permille, o.snapshot_every, o.compact_margin,
+            o.snapshot_chunk_bytes, o.max_inflight_chunks);
     }
     c->net = p.net;
     c->batch_permille = p.batch_permille;

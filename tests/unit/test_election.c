@@ -579,7 +579,57 @@ TEST(leader_without_check_quorum_stays_leader)
     FX_CHECK_CONTRACT(f);
 }
 
+/* A node whose host cannot store new entries (storage full) should not lead: it would
+ * stall every write. It votes, and campaigns only after four election timeouts without a
+ * leader, so that a node with room wins first; with room again it campaigns as usual. */
+TEST(node_that_should_not_lead_campaigns_late_and_votes)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    raft_set_electable(f->r, false);
+    fx_campaign(f);
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 0, 0);
+    fx_vote_req(f, 2, 1, 0, 0, false);
+    CHECK(granted_to(f, 2));
+    CHECK_ROLE_TERM_VOTE(f, RAFT_FOLLOWER, 1, 2);
+    unsigned n = ticks_until_role_changes(f, 8 * FX_ELECTION_MAX);
+    CHECK(n >= 4 * FX_ELECTION_MIN && n <= 4 * FX_ELECTION_MAX);
+    CHECK_EQ(raft_role_of(f->r), RAFT_PRE_CANDIDATE);
+    struct fx *g = fx_new(1, NULL, NULL);
+    CHECK(g);
+    raft_set_electable(g->r, false);
+    raft_set_electable(g->r, true);
+    n = ticks_until_role_changes(g, 2 * FX_ELECTION_MAX);
+    CHECK(n >= FX_ELECTION_MIN && n <= FX_ELECTION_MAX);
+    FX_CHECK_CONTRACT(f);
+    FX_CHECK_CONTRACT(g);
+}
+
+/* A leader or candidate told it should no longer lead steps down at once, keeping its
+ * term. */
+TEST(leader_or_candidate_that_should_not_lead_steps_down)
+{
+    struct fx *f = new_leader((struct fx_opts){0});
+    CHECK(f);
+    raft_term term = raft_term_of(f->r);
+    raft_set_electable(f->r, false);
+    fx_drain(f);
+    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
+    CHECK_EQ(raft_term_of(f->r), term);
+    CHECK_EQ(raft_leader_of(f->r), 0);
+    CHECK_EQ(fx_propose(f, "x", NULL), RAFT_ENOTLEADER);
+    struct fx *c = new_campaigning((struct fx_opts){.no_pre_vote = true});
+    CHECK(c);
+    raft_set_electable(c->r, false);
+    fx_vote_resp(c, 2, 1, true, false);
+    CHECK_ROLE_TERM_VOTE(c, RAFT_FOLLOWER, 1, 1);
+    FX_CHECK_CONTRACT(f);
+    FX_CHECK_CONTRACT(c);
+}
+
 TEST_MAIN(TEST_REF(election_timeout_starts_pre_vote),
+          TEST_REF(node_that_should_not_lead_campaigns_late_and_votes),
+          TEST_REF(leader_or_candidate_that_should_not_lead_steps_down),
           TEST_REF(election_timeout_is_drawn_from_configured_range),
           TEST_REF(pre_vote_majority_starts_real_election),
           TEST_REF(pre_vote_rejected_by_majority_keeps_term),
