@@ -367,6 +367,37 @@ static bool scenario_follower_full(struct cluster *c)
     return true;
 }
 
+/* A leader whose map fills refuses writes and leaves the lead to a node with room (Raft
+ * itself would let it lead on, stalling every write); writes go on there. */
+static bool scenario_leader_full(struct cluster *c)
+{
+    REQUIRE(cluster_configure(c, 1, "max_db_bytes = 12MiB"));
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    for (int i = 0; leader && leader != 1 && i < 20; i++) {
+        REQUIRE(cluster_stop(c, (int)leader, SIGTERM) == 0);
+        uint64_t stopped = leader;
+        leader = cluster_wait_leader(c, WAIT_MS);
+        REQUIRE(cluster_start(c, (int)stopped));
+    }
+    REQUIRE(leader == 1);
+    static uint8_t value[256 << 10];
+    memset(value, 'x', sizeof value);
+    for (int i = 0; i < 80; i++) {
+        struct raftkv_result res;
+        memset(&res, 0, sizeof res);
+        int rc = raftkv_put(c->client, "big", 3, value, sizeof value, &res);
+        if (rc != RAFTKV_OK)
+            fprintf(stderr, "  put %d: status %d: %s\n", i, rc, res.error);
+        raftkv_result_free(&res);
+        REQUIRE(rc == RAFTKV_OK);
+    }
+    REQUIRE(cluster_log_contains(c, 1, "storage nearly full"));
+    leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader && leader != 1);
+    return true;
+}
+
 /* Runs raftd on a config with text; checks the exit status and that its output holds
  * want (with "%s" standing for the config's path). */
 static bool raftd_fails(const char *dir, const char *text, int status, const char *want)
@@ -532,6 +563,11 @@ TEST(follower_full)
     CHECK(with_cluster(3, scenario_follower_full));
 }
 
+TEST(leader_full)
+{
+    CHECK(with_cluster(3, scenario_leader_full));
+}
+
 TEST(change_stream)
 {
     CHECK(with_cluster(3, scenario_change_stream));
@@ -548,6 +584,7 @@ int main(int argc, char **argv)
                                              TEST_REF(bad_config),
                                              TEST_REF(storage_full),
                                              TEST_REF(follower_full),
+                                             TEST_REF(leader_full),
                                              TEST_REF(change_stream)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
