@@ -16,6 +16,7 @@
 
 #include "kv.pb-c.h"
 #include "kv/kv_private.h"
+#include "log/log.h"
 
 #define RECORD_HEADER RK_KV_RECORD_HEADER
 #define DEFAULT_MAX_VALUE ((size_t)1 << 20)
@@ -98,8 +99,11 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         rk_kv_limits_defaults(&kv->limits);
     /* Longer keys cannot be stored at all: LMDB's key size is fixed when it is built. */
     size_t lmdb_max = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
-    if (kv->limits.max_key_bytes > lmdb_max)
+    if (kv->limits.max_key_bytes > lmdb_max) {
+        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
+                kv->limits.max_key_bytes, lmdb_max);
         kv->limits.max_key_bytes = lmdb_max;
+    }
     if (kv->limits.persist_entries == 0)
         kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     if (kv->limits.persist_bytes == 0)

@@ -19,6 +19,7 @@ enum value_type {
     V_SIZE,   /* bytes with optional KiB/MiB/GiB suffix: size_t */
     V_SIZE64,
     V_LEVEL,
+    V_FORMAT,
 };
 
 struct key_spec {
@@ -57,6 +58,7 @@ static const struct key_spec keys[] = {
     KEY(snapshot_chunk_bytes, V_SIZE, false),
     KEY(snapshot_max_inflight_chunks, V_COUNT, false),
     KEY(log_level, V_LEVEL, false),
+    KEY(log_format, V_FORMAT, false),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -113,6 +115,7 @@ static void config_defaults(struct rk_config *cfg)
     cfg->snapshot_chunk_bytes = 1u << 20;
     cfg->snapshot_max_inflight_chunks = 4;
     cfg->log_level = RK_LOG_INFO;
+    cfg->log_format = RK_LOG_TEXT;
 }
 
 /* Parses all of s as an unsigned integer (decimal, or hex with 0x when hex_ok); the digits
@@ -201,6 +204,8 @@ static const char *type_expectation(enum value_type type)
         return "expected a size in bytes (e.g. 4096, 64KiB, 1MiB, 8GiB)";
     case V_LEVEL:
         return "expected one of error, warn, info, debug";
+    case V_FORMAT:
+        return "expected one of text, logfmt, json";
     }
     return "bad value";
 }
@@ -249,6 +254,8 @@ static int set_value(struct rk_config *cfg, const struct key_spec *spec, const c
         return rc;
     case V_LEVEL:
         return rk_log_level_parse(value, (enum rk_log_level *)field);
+    case V_FORMAT:
+        return rk_log_format_parse(value, (enum rk_log_format *)field);
     }
     return -1;
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "raftkv/raft.h"
 
 /* The node drives the core with a tick of this period; ms settings are converted to ticks. */
@@ -49,6 +49,7 @@ struct rk_config {
     size_t snapshot_chunk_bytes;
     size_t snapshot_max_inflight_chunks;
     enum rk_log_level log_level;
+    enum rk_log_format log_format;
 };
 
 /* Reads and checks the file at path. On failure returns nonzero and writes into err a

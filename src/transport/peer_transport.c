@@ -8,13 +8,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "log/log.h"
 #include "transport/codec.h"
 #include "transport/nng_opts.h"
 #include "transport/transport.h"
@@ -66,9 +66,8 @@ static void note_drop(_Atomic uint64_t *counter, const char *why, raft_id from, 
 {
     uint64_t n = atomic_fetch_add_explicit(counter, 1, memory_order_relaxed) + 1;
     if ((n & (n - 1)) == 0)
-        fprintf(stderr,
-                "raftkv transport: dropped message from %" PRIu64 " to %" PRIu64 ": %s (%" PRIu64
-                " so far)\n",
+        rk_warn("transport: dropped message from %" PRIu64 " to %" PRIu64 ": %s (%" PRIu64
+                " so far)",
                 from, to, why, n);
 }
 
@@ -255,8 +254,8 @@ static int links_dial(struct rk_transport *t, const struct rk_peer *peers)
     for (size_t i = 0; i < t->n_links; i++) {
         int rv = nng_dial(t->links[i].sock, peers[i].url, NULL, NNG_FLAG_NONBLOCK);
         if (rv != 0) {
-            fprintf(stderr, "raftkv transport: cannot dial peer %" PRIu64 " at %s: %s\n",
-                    peers[i].id, peers[i].url, nng_strerror(rv));
+            rk_error("transport: cannot dial peer %" PRIu64 " at %s: %s", peers[i].id, peers[i].url,
+                     nng_strerror(rv));
             return rv;
         }
     }
@@ -314,7 +313,7 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         rv = link_open(t, &t->links[i], opts->peers[i].id, per_peer);
     }
     if (rv != 0) {
-        fprintf(stderr, "raftkv transport: cannot set up peer sockets: %s\n", nng_strerror(rv));
+        rk_error("transport: cannot set up peer sockets: %s", nng_strerror(rv));
         transport_free(t);
         return rk_nng_err(rv);
     }
