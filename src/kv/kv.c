@@ -19,7 +19,6 @@
 #include "log/log.h"
 
 #define RECORD_HEADER RK_KV_RECORD_HEADER
-#define DEFAULT_MAX_VALUE ((size_t)1 << 20)
 
 static const char APPLIED[] = RK_KV_APPLIED;
 static const struct raftkv_fsm_ops fsm_ops;
@@ -52,8 +51,8 @@ void rk_bytes_free(struct rk_bytes *b)
 
 void rk_kv_limits_defaults(struct rk_kv_limits *l)
 {
-    l->max_key_bytes = 511;
-    l->max_value_bytes = DEFAULT_MAX_VALUE;
+    l->max_key_bytes = RK_KV_DEFAULT_MAX_KEY_BYTES;
+    l->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
     l->persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     l->persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
 }

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/kv.h"
 #include "node/config.h"
+#include "storage/db.h"
 
 enum value_type {
     V_ID,     /* positive integer */
@@ -97,23 +99,28 @@ static int fail_at(struct parser *p, int line, const char *key, const char *fmt,
     return -1;
 }
 
+/* Each default is the one of the module the setting is for, so that it is written once. */
 static void config_defaults(struct rk_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->election_timeout_min_ms = 150;
-    cfg->election_timeout_max_ms = 300;
-    cfg->heartbeat_interval_ms = 50;
-    cfg->max_append_entries = 64;
-    cfg->max_append_bytes = 1 << 20;
-    cfg->max_inflight = 32;
-    cfg->max_key_bytes = 511; /* LMDB's key limit in Debian's build */
-    cfg->max_value_bytes = 1 << 20;
-    cfg->max_db_bytes = 8ULL << 30;
-    cfg->snapshot_entries = 10000;
-    cfg->snapshot_bytes = 64u << 20;
-    cfg->snapshot_trailing_entries = 5000;
-    cfg->snapshot_chunk_bytes = 1u << 20;
-    cfg->snapshot_max_inflight_chunks = 4;
+    struct raft_config raft;
+    raft_config_defaults(&raft);
+    cfg->election_timeout_min_ms = raft.election_ticks_min * RK_TICK_MS;
+    cfg->election_timeout_max_ms = raft.election_ticks_max * RK_TICK_MS;
+    cfg->heartbeat_interval_ms = raft.heartbeat_ticks * RK_TICK_MS;
+    cfg->max_append_entries = raft.max_entries_per_msg;
+    cfg->max_append_bytes = raft.max_bytes_per_msg;
+    cfg->max_inflight = raft.max_inflight_msgs;
+    cfg->snapshot_chunk_bytes = raft.snapshot_chunk_bytes;
+    cfg->snapshot_max_inflight_chunks = raft.max_inflight_chunks;
+    cfg->max_key_bytes = RK_KV_DEFAULT_MAX_KEY_BYTES;
+    cfg->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
+    cfg->kv_persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
+    cfg->kv_persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
+    cfg->max_db_bytes = RK_DB_DEFAULT_MAX_MAP_BYTES;
+    cfg->snapshot_entries = RK_SNAPSHOT_DEFAULT_ENTRIES;
+    cfg->snapshot_bytes = RK_SNAPSHOT_DEFAULT_BYTES;
+    cfg->snapshot_trailing_entries = RK_SNAPSHOT_DEFAULT_TRAILING_ENTRIES;
     cfg->log_level = RK_LOG_INFO;
     cfg->log_format = RK_LOG_TEXT;
 }
