@@ -1,9 +1,7 @@
 /* raftd: one member of a raftkv cluster, with the key-value store as its state machine. */
-#include <lmdb.h>
-
 #include "kv/kv.h"
+#include "log/log.h"
 #include "node/daemon.h"
-#include "node/log.h"
 
 static int open_kv(struct rk_db *db, const struct rk_config *cfg, void *arg,
                    struct raftkv_fsm **out)
@@ -15,10 +13,6 @@ static int open_kv(struct rk_db *db, const struct rk_config *cfg, void *arg,
         rk_error("cannot open the key-value data in %s: %s", cfg->data_dir, rk_db_errmsg(db));
         return -1;
     }
-    size_t lmdb_max_key = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
-    if (cfg->max_key_bytes > lmdb_max_key)
-        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
-                cfg->max_key_bytes, lmdb_max_key);
     return 0;
 }
 

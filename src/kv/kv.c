@@ -16,9 +16,9 @@
 
 #include "kv.pb-c.h"
 #include "kv/kv_private.h"
+#include "log/log.h"
 
 #define RECORD_HEADER RK_KV_RECORD_HEADER
-#define DEFAULT_MAX_VALUE ((size_t)1 << 20)
 
 static const char APPLIED[] = RK_KV_APPLIED;
 static const struct raftkv_fsm_ops fsm_ops;
@@ -51,8 +51,8 @@ void rk_bytes_free(struct rk_bytes *b)
 
 void rk_kv_limits_defaults(struct rk_kv_limits *l)
 {
-    l->max_key_bytes = 511;
-    l->max_value_bytes = DEFAULT_MAX_VALUE;
+    l->max_key_bytes = RK_KV_DEFAULT_MAX_KEY_BYTES;
+    l->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
     l->persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     l->persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
 }
@@ -98,8 +98,11 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         rk_kv_limits_defaults(&kv->limits);
     /* Longer keys cannot be stored at all: LMDB's key size is fixed when it is built. */
     size_t lmdb_max = (size_t)mdb_env_get_maxkeysize(rk_db_env(db));
-    if (kv->limits.max_key_bytes > lmdb_max)
+    if (kv->limits.max_key_bytes > lmdb_max) {
+        rk_warn("max_key_bytes = %zu is over LMDB's key limit: keys are limited to %zu bytes",
+                kv->limits.max_key_bytes, lmdb_max);
         kv->limits.max_key_bytes = lmdb_max;
+    }
     if (kv->limits.persist_entries == 0)
         kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     if (kv->limits.persist_bytes == 0)

@@ -16,8 +16,8 @@
 #include "storage/db.h"
 
 struct rk_kv_limits {
-    size_t max_key_bytes;   /* default and most: LMDB's key limit (511 bytes in Debian's build) */
-    size_t max_value_bytes; /* default 1 MiB */
+    size_t max_key_bytes; /* at most LMDB's key limit: more is lowered to it, with a warning */
+    size_t max_value_bytes;
     /* Most applied entries kept in memory (the overlay) before their writes are stored in
      * one transaction: each store comes after a random count between half this and this,
      * so that the nodes of a cluster do not all store at once. 1 stores each entry's
@@ -26,6 +26,9 @@ struct rk_kv_limits {
     /* ... or as soon as the overlay holds this many bytes (large values); 0: the default. */
     size_t persist_bytes;
 };
+/* LMDB's key limit in Debian's build. */
+#define RK_KV_DEFAULT_MAX_KEY_BYTES 511
+#define RK_KV_DEFAULT_MAX_VALUE_BYTES ((size_t)1 << 20)
 #define RK_KV_DEFAULT_PERSIST_ENTRIES 2048
 #define RK_KV_DEFAULT_PERSIST_BYTES ((size_t)16 << 20)
 void rk_kv_limits_defaults(struct rk_kv_limits *l);

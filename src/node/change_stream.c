@@ -5,7 +5,7 @@
  * notice.
  */
 #include "client.pb-c.h"
-#include "node/log.h"
+#include "log/log.h"
 #include "node/node_internal.h"
 #include "transport/transport.h"
 

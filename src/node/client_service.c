@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "client.pb-c.h"
-#include "node/log.h"
+#include "log/log.h"
 #include "node/node_internal.h"
 #include "transport/transport.h"
 

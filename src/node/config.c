@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/kv.h"
 #include "node/config.h"
+#include "storage/db.h"
 
 enum value_type {
     V_ID,     /* positive integer */
@@ -19,6 +21,7 @@ enum value_type {
     V_SIZE,   /* bytes with optional KiB/MiB/GiB suffix: size_t */
     V_SIZE64,
     V_LEVEL,
+    V_FORMAT,
 };
 
 struct key_spec {
@@ -57,6 +60,7 @@ static const struct key_spec keys[] = {
     KEY(snapshot_chunk_bytes, V_SIZE, false),
     KEY(snapshot_max_inflight_chunks, V_COUNT, false),
     KEY(log_level, V_LEVEL, false),
+    KEY(log_format, V_FORMAT, false),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -95,24 +99,30 @@ static int fail_at(struct parser *p, int line, const char *key, const char *fmt,
     return -1;
 }
 
+/* Each default is the one of the module the setting is for, so that it is written once. */
 static void config_defaults(struct rk_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->election_timeout_min_ms = 150;
-    cfg->election_timeout_max_ms = 300;
-    cfg->heartbeat_interval_ms = 50;
-    cfg->max_append_entries = 64;
-    cfg->max_append_bytes = 1 << 20;
-    cfg->max_inflight = 32;
-    cfg->max_key_bytes = 511; /* LMDB's key limit in Debian's build */
-    cfg->max_value_bytes = 1 << 20;
-    cfg->max_db_bytes = 8ULL << 30;
-    cfg->snapshot_entries = 10000;
-    cfg->snapshot_bytes = 64u << 20;
-    cfg->snapshot_trailing_entries = 5000;
-    cfg->snapshot_chunk_bytes = 1u << 20;
-    cfg->snapshot_max_inflight_chunks = 4;
+    struct raft_config raft;
+    raft_config_defaults(&raft);
+    cfg->election_timeout_min_ms = raft.election_ticks_min * RK_TICK_MS;
+    cfg->election_timeout_max_ms = raft.election_ticks_max * RK_TICK_MS;
+    cfg->heartbeat_interval_ms = raft.heartbeat_ticks * RK_TICK_MS;
+    cfg->max_append_entries = raft.max_entries_per_msg;
+    cfg->max_append_bytes = raft.max_bytes_per_msg;
+    cfg->max_inflight = raft.max_inflight_msgs;
+    cfg->snapshot_chunk_bytes = raft.snapshot_chunk_bytes;
+    cfg->snapshot_max_inflight_chunks = raft.max_inflight_chunks;
+    cfg->max_key_bytes = RK_KV_DEFAULT_MAX_KEY_BYTES;
+    cfg->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
+    cfg->kv_persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
+    cfg->kv_persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
+    cfg->max_db_bytes = RK_DB_DEFAULT_MAX_MAP_BYTES;
+    cfg->snapshot_entries = RK_SNAPSHOT_DEFAULT_ENTRIES;
+    cfg->snapshot_bytes = RK_SNAPSHOT_DEFAULT_BYTES;
+    cfg->snapshot_trailing_entries = RK_SNAPSHOT_DEFAULT_TRAILING_ENTRIES;
     cfg->log_level = RK_LOG_INFO;
+    cfg->log_format = RK_LOG_TEXT;
 }
 
 /* Parses all of s as an unsigned integer (decimal, or hex with 0x when hex_ok); the digits
@@ -201,6 +211,8 @@ static const char *type_expectation(enum value_type type)
         return "expected a size in bytes (e.g. 4096, 64KiB, 1MiB, 8GiB)";
     case V_LEVEL:
         return "expected one of error, warn, info, debug";
+    case V_FORMAT:
+        return "expected one of text, logfmt, json";
     }
     return "bad value";
 }
@@ -249,6 +261,8 @@ static int set_value(struct rk_config *cfg, const struct key_spec *spec, const c
         return rc;
     case V_LEVEL:
         return rk_log_level_parse(value, (enum rk_log_level *)field);
+    case V_FORMAT:
+        return rk_log_format_parse(value, (enum rk_log_format *)field);
     }
     return -1;
 }

@@ -8,11 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "raftkv/raft.h"
 
 /* The node drives the core with a tick of this period; ms settings are converted to ticks. */
 #define RK_TICK_MS 10
+
+/* The node's snapshot policy. The other defaults are those of the modules that use the
+ * settings: raft_config_defaults (in ticks), the KV store's limits, the LMDB map's size. */
+#define RK_SNAPSHOT_DEFAULT_ENTRIES 10000
+#define RK_SNAPSHOT_DEFAULT_BYTES ((size_t)64 << 20)
+#define RK_SNAPSHOT_DEFAULT_TRAILING_ENTRIES 5000
 
 struct rk_member {
     raft_id id;
@@ -41,14 +47,15 @@ struct rk_config {
     size_t max_key_bytes;
     size_t max_value_bytes;
     uint64_t max_db_bytes;
-    size_t kv_persist_entries; /* 0: the KV store's default */
-    size_t kv_persist_bytes;   /* 0: the KV store's default */
+    size_t kv_persist_entries;
+    size_t kv_persist_bytes;
     size_t snapshot_entries;
     size_t snapshot_bytes;
     size_t snapshot_trailing_entries;
     size_t snapshot_chunk_bytes;
     size_t snapshot_max_inflight_chunks;
     enum rk_log_level log_level;
+    enum rk_log_format log_format;
 };
 
 /* Reads and checks the file at path. On failure returns nonzero and writes into err a

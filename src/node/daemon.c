@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
 #include "node/config.h"
 #include "node/daemon.h"
-#include "node/log.h"
 
 /* Exit statuses: 0 clean stop, 1 runtime failure, 2 usage or configuration error. */
 enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
@@ -30,7 +30,8 @@ static void usage(FILE *out, const char *name)
             "\n"
             "Runs one node of a raftkv cluster as described by FILE (see\n"
             "deploy/node.conf.example for every key). Stops cleanly on SIGTERM or SIGINT.\n"
-            "Environment: RAFT_LOG=error|warn|info|debug raises the configured log_level.\n"
+            "Environment: RAFT_LOG=error|warn|info|debug raises the configured log_level;\n"
+            "RAFT_LOG_FORMAT=text|logfmt|json replaces the configured log_format.\n"
             "Exit status: 0 stopped, 1 runtime failure, 2 bad usage or configuration.\n",
             name, name);
 }
@@ -78,6 +79,17 @@ static void set_log_level(const struct rk_config *cfg, const char *name)
     rk_log_set_level(level);
 }
 
+/* Unlike the level, the format has no order: the environment's, when set, wins. */
+static void set_log_format(const struct rk_config *cfg, const char *name)
+{
+    enum rk_log_format format = cfg->log_format;
+    const char *s = getenv("RAFT_LOG_FORMAT");
+    if (s && *s && rk_log_format_parse(s, &format) != 0)
+        fprintf(stderr, "%s: ignoring RAFT_LOG_FORMAT=\"%s\" (not text, logfmt or json)\n", name,
+                s);
+    rk_log_set_format(format);
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -103,6 +115,7 @@ int rk_daemon_main(int argc, char **argv, const char *name, rk_node_fsm_open_fn 
         return EXIT_CONFIG;
     }
     set_log_level(&cfg, name);
+    set_log_format(&cfg, name);
     /* Signals first: a SIGTERM during start must still stop the node once it runs. */
     install_signals();
     struct rk_node *node;

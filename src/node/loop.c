@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "node/node_internal.h"
 #include "transport/transport.h"
 

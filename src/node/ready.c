@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "node/node_internal.h"
 #include "storage/storage.h"
 #include "transport/transport.h"

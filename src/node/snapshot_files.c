@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "node/snapshot_files.h"
 
 #define LOCAL_TMP "local.tmp"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "node/log.h"
+#include "log/log.h"
 #include "node/node_internal.h"
 #include "storage/storage.h"
 #include "transport/transport.h"

@@ -14,7 +14,6 @@
 #define DB_FORMAT 1 /* on-disk layout version; bump when it changes incompatibly */
 #define DB_MAX_DBS 16
 #define DEFAULT_INITIAL_MAP ((size_t)64 << 20)
-#define DEFAULT_MAX_MAP ((size_t)8 << 30)
 
 struct rk_db {
     MDB_env *env;
@@ -244,7 +243,7 @@ int rk_db_open(const struct rk_db_options *opts, struct rk_db **out)
         return rk_db_fail(db, RK_DB_ENOMEM, "out of memory");
     db->remap_ready = true;
     size_t initial = opts->initial_map_bytes ? opts->initial_map_bytes : DEFAULT_INITIAL_MAP;
-    size_t max = opts->max_map_bytes ? opts->max_map_bytes : DEFAULT_MAX_MAP;
+    size_t max = opts->max_map_bytes ? opts->max_map_bytes : RK_DB_DEFAULT_MAX_MAP_BYTES;
     initial = page_round_up(initial < max ? initial : max);
     db->max_map = page_round_up(max);
     if (!db->path[0])

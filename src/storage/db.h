@@ -28,8 +28,9 @@ struct rk_db_options {
     uint64_t cluster_id;      /* stamped on first open, checked on every later open */
     raft_id node_id;          /* likewise */
     size_t initial_map_bytes; /* default 64 MiB; a reopened env keeps the size it grew to */
-    size_t max_map_bytes;     /* default 8 GiB; the map doubles when full, up to this */
+    size_t max_map_bytes;     /* default below; the map doubles when full, up to this */
 };
+#define RK_DB_DEFAULT_MAX_MAP_BYTES ((size_t)8 << 30)
 
 struct rk_db;
 struct rk_storage;

@@ -1,13 +1,13 @@
 /* A rep0 socket with a pool of contexts, each receiving on its own aio. Serves client
  * requests, and the peer transport's acknowledgements (which reply at once). */
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "log/log.h"
 #include "transport/nng_opts.h"
 #include "transport/transport.h"
 
@@ -66,7 +66,7 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
     if (nng_msg_alloc(&msg, len) != 0) {
         /* Without memory for the reply the request is abandoned (the client times out and
          * retries); the context must still go back to serving. */
-        fprintf(stderr, "raftkv client server: no memory for a %zu-byte reply\n", len);
+        rk_error("client server: no memory for a %zu-byte reply", len);
         call_arm_recv(call);
         return;
     }
@@ -133,8 +133,7 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
     if (rv == 0)
         rv = nng_listen(s->sock, opts->listen_url, NULL, 0);
     if (rv != 0) {
-        fprintf(stderr, "raftkv client server: cannot listen on %s: %s\n", opts->listen_url,
-                nng_strerror(rv));
+        rk_error("client server: cannot listen on %s: %s", opts->listen_url, nng_strerror(rv));
         server_free(s);
         return rk_nng_err(rv);
     }

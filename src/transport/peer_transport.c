@@ -13,7 +13,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +20,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "log/log.h"
 #include "transport/codec.h"
 #include "transport/nng_opts.h"
 #include "transport/transport.h"
@@ -100,9 +100,8 @@ static void note_drop(_Atomic uint64_t *counter, const char *why, raft_id from, 
 {
     uint64_t n = atomic_fetch_add_explicit(counter, 1, memory_order_relaxed) + 1;
     if ((n & (n - 1)) == 0)
-        fprintf(stderr,
-                "raftkv transport: dropped message from %" PRIu64 " to %" PRIu64 ": %s (%" PRIu64
-                " so far)\n",
+        rk_warn("transport: dropped message from %" PRIu64 " to %" PRIu64 ": %s (%" PRIu64
+                " so far)",
                 from, to, why, n);
 }
 
@@ -375,9 +374,7 @@ static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
     int rv = conn_open(l, &fresh);
     uint64_t n = ++l->silent_redials;
     if ((n & (n - 1)) == 0)
-        fprintf(stderr,
-                "raftkv transport: peer %" PRIu64 " silent for %" PRIu64 " ms, %s (%" PRIu64
-                " in a row)\n",
+        rk_warn("transport: peer %" PRIu64 " silent for %" PRIu64 " ms, %s (%" PRIu64 " in a row)",
                 l->id, silent_for_ms, rv == 0 ? "redialing" : nng_strerror(rv), n);
     if (rv != 0)
         return;
@@ -499,8 +496,8 @@ static int links_dial(struct rk_transport *t)
         struct peer_link *l = &t->links[i];
         int rv = conn_open(l, &l->conn);
         if (rv != 0) {
-            fprintf(stderr, "raftkv transport: cannot dial peer %" PRIu64 " at %s: %s\n", l->id,
-                    l->url, nng_strerror(rv));
+            rk_error("transport: cannot dial peer %" PRIu64 " at %s: %s", l->id, l->url,
+                     nng_strerror(rv));
             return rk_nng_err(rv);
         }
     }

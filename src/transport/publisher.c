@@ -1,11 +1,11 @@
 /* The change stream: a pub0 socket; each message is a topic prefix followed by a payload. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 
+#include "log/log.h"
 #include "transport/nng_opts.h"
 #include "transport/transport.h"
 
@@ -31,8 +31,7 @@ int rk_publisher_start(const char *listen_url, struct rk_publisher **out)
             nng_close(p->sock);
     }
     if (rv != 0) {
-        fprintf(stderr, "raftkv publisher: cannot listen on %s: %s\n", listen_url,
-                nng_strerror(rv));
+        rk_error("publisher: cannot listen on %s: %s", listen_url, nng_strerror(rv));
         free(p);
         return rk_nng_err(rv);
     }
@@ -56,7 +55,7 @@ void rk_publisher_send(struct rk_publisher *p, const char *topic, const uint8_t 
             nng_msg_free(msg);
     }
     if (rv != 0)
-        fprintf(stderr, "raftkv publisher: %s event not published: %s\n", topic, nng_strerror(rv));
+        rk_warn("publisher: %s event not published: %s", topic, nng_strerror(rv));
 }
 
 void rk_publisher_stop(struct rk_publisher *p)

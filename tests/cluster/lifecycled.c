@@ -2,7 +2,7 @@
  * tests/lifecycle instead of the KV store, for real-process tests of the fsm API. */
 #include "lifecycle.h"
 #include "node/daemon.h"
-#include "node/log.h"
+#include "log/log.h"
 
 static int open_lifecycle(struct rk_db *db, const struct rk_config *cfg, void *arg,
                           struct raftkv_fsm **out)
