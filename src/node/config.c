@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv/kv.h"
 #include "node/config.h"
 #include "storage/db.h"
 
@@ -113,10 +112,6 @@ static void config_defaults(struct rk_config *cfg)
     cfg->max_inflight = raft.max_inflight_msgs;
     cfg->snapshot_chunk_bytes = raft.snapshot_chunk_bytes;
     cfg->snapshot_max_inflight_chunks = raft.max_inflight_chunks;
-    cfg->max_key_bytes = RK_KV_DEFAULT_MAX_KEY_BYTES;
-    cfg->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
-    cfg->kv_persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
-    cfg->kv_persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
     cfg->max_db_bytes = RK_DB_DEFAULT_MAX_MAP_BYTES;
     cfg->snapshot_entries = RK_SNAPSHOT_DEFAULT_ENTRIES;
     cfg->snapshot_bytes = RK_SNAPSHOT_DEFAULT_BYTES;
@@ -489,9 +484,12 @@ static int parse_file(struct parser *p, FILE *f)
     return check_config(p);
 }
 
-int rk_config_load(const char *path, struct rk_config *out, char *err, size_t err_len)
+int rk_config_load(const char *path, rk_config_defaults_fn fsm_defaults, struct rk_config *out,
+                   char *err, size_t err_len)
 {
     config_defaults(out);
+    if (fsm_defaults)
+        fsm_defaults(out);
     struct parser p = {.path = path, .cfg = out, .err = err, .err_len = err_len};
     FILE *f = fopen(path, "r");
     if (!f)

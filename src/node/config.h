@@ -44,11 +44,13 @@ struct rk_config {
     size_t max_append_entries;
     size_t max_append_bytes;
     size_t max_inflight;
+    /* The state machine's settings: their defaults are its own (rk_config_load's
+     * fsm_defaults); a machine without them leaves them 0. */
     size_t max_key_bytes;
     size_t max_value_bytes;
-    uint64_t max_db_bytes;
     size_t kv_persist_entries;
     size_t kv_persist_bytes;
+    uint64_t max_db_bytes;
     size_t snapshot_entries;
     size_t snapshot_bytes;
     size_t snapshot_trailing_entries;
@@ -58,11 +60,14 @@ struct rk_config {
     enum rk_log_format log_format;
 };
 
-/* Reads and checks the file at path. On failure returns nonzero and writes into err a
- * message naming the file, the line and the key, e.g.
+/* Reads and checks the file at path, over the defaults: the node's own and the core's,
+ * then the state machine's from fsm_defaults (may be NULL). On failure returns nonzero and
+ * writes into err a message naming the file, the line and the key, e.g.
  *   node.conf:7: election_timeout_min_ms: expected a number of milliseconds, got "abc"
  * *out is then left empty (nothing to free). */
-int rk_config_load(const char *path, struct rk_config *out, char *err, size_t err_len);
+typedef void (*rk_config_defaults_fn)(struct rk_config *cfg);
+int rk_config_load(const char *path, rk_config_defaults_fn fsm_defaults, struct rk_config *out,
+                   char *err, size_t err_len);
 void rk_config_free(struct rk_config *cfg);
 
 /* The member with this id, or NULL. */

@@ -102,7 +102,7 @@ static void install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-int rk_daemon_main(int argc, char **argv, const char *name, rk_node_fsm_open_fn open_fsm, void *arg)
+int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daemon_fsm *fsm)
 {
     int exit_code = 0;
     const char *path = parse_args(argc, argv, name, &exit_code);
@@ -110,7 +110,7 @@ int rk_daemon_main(int argc, char **argv, const char *name, rk_node_fsm_open_fn 
         return exit_code;
     struct rk_config cfg;
     char err[1024];
-    if (rk_config_load(path, &cfg, err, sizeof err) != 0) {
+    if (rk_config_load(path, fsm->config_defaults, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", name, err);
         return EXIT_CONFIG;
     }
@@ -119,7 +119,7 @@ int rk_daemon_main(int argc, char **argv, const char *name, rk_node_fsm_open_fn 
     /* Signals first: a SIGTERM during start must still stop the node once it runs. */
     install_signals();
     struct rk_node *node;
-    int rc = rk_node_start(&cfg, open_fsm, arg, &node);
+    int rc = rk_node_start(&cfg, fsm->open, fsm->arg, &node);
     if (rc == 0) {
         running_node = node;
         if (stop_requested)

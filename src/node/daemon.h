@@ -8,9 +8,15 @@
 
 #include "node/node.h"
 
+/* What a program gives the node of its state machine. */
+struct rk_daemon_fsm {
+    rk_config_defaults_fn config_defaults; /* its settings' defaults; may be NULL */
+    rk_node_fsm_open_fn open;
+    void *arg; /* for open */
+};
+
 /* Returns the process exit status: 0 clean stop, 1 runtime failure, 2 usage or
  * configuration error. name is the program's name in messages. */
-int rk_daemon_main(int argc, char **argv, const char *name, rk_node_fsm_open_fn open_fsm,
-                   void *arg);
+int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daemon_fsm *fsm);
 
 #endif

@@ -19,5 +19,6 @@ static int open_lifecycle(struct rk_db *db, const struct rk_config *cfg, void *a
 
 int main(int argc, char **argv)
 {
-    return rk_daemon_main(argc, argv, "lifecycled", open_lifecycle, NULL);
+    const struct rk_daemon_fsm lifecycle = {NULL, open_lifecycle, NULL};
+    return rk_daemon_main(argc, argv, "lifecycled", &lifecycle);
 }

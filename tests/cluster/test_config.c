@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "node/config.h"
+#include "raftd_kv.h"
 #include "test.h"
 
 static char conf_dir[64];
@@ -30,7 +31,7 @@ static int load(const char *text, struct rk_config *cfg, char *err, size_t err_l
     err[0] = '\0';
     if (!write_conf(text))
         return -100;
-    int rc = rk_config_load(conf_path, cfg, err, err_len);
+    int rc = rk_config_load(conf_path, raftd_kv.config_defaults, cfg, err, err_len);
     unlink(conf_path);
     rmdir(conf_dir);
     return rc;
@@ -249,7 +250,7 @@ TEST(missing_file)
 {
     struct rk_config cfg;
     char err[512];
-    CHECK(rk_config_load("/nonexistent/node.conf", &cfg, err, sizeof err) != 0);
+    CHECK(rk_config_load("/nonexistent/node.conf", NULL, &cfg, err, sizeof err) != 0);
     CHECK(strcmp(err, "/nonexistent/node.conf: cannot open: No such file or directory") == 0);
 }
 

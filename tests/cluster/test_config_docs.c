@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "node/config.h"
+#include "raftd_kv.h"
 #include "test.h"
 
 /* Every setting with a default; each must be documented in both places. */
@@ -68,7 +69,7 @@ static int load_text(const char *text, struct rk_config *cfg)
     if (f && fclose(f) != 0)
         rc = -1;
     if (rc == 0)
-        rc = rk_config_load(path, cfg, err, sizeof err);
+        rc = rk_config_load(path, raftd_kv.config_defaults, cfg, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "  %s\n", err);
     unlink(path);
@@ -207,7 +208,8 @@ TEST(example_config_gives_the_compiled_defaults)
     CHECK(all_tunables_seen(seen, "node.conf.example"));
     struct rk_config cfg;
     char err[512];
-    int rc = rk_config_load(RAFTKV_SOURCE_DIR "/deploy/node.conf.example", &cfg, err, sizeof err);
+    int rc = rk_config_load(RAFTKV_SOURCE_DIR "/deploy/node.conf.example", raftd_kv.config_defaults,
+                            &cfg, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "  %s\n", err);
     CHECK_EQ(rc, 0);
