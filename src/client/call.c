@@ -25,7 +25,7 @@
  * (timed out, cancelled): in all, and since the last one arrived (a node that stopped
  * answering). See closer_drain. */
 #define RK_CLOSE_DRAIN_MS 1000
-#define RK_CLOSE_QUIET_MS 100
+#define RK_CLOSE_QUIET_MS 250
 #define RK_CLOSE_POLL_MS 2
 
 struct rk_endpoint {

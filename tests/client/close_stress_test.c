@@ -4,9 +4,15 @@
  * use after free or a data race shows there, a hang is caught by the watchdog below.
  *
  *     close_stress_test [seconds]     (default 15; the loop stops after this budget) */
+#define _GNU_SOURCE /* environ */
+#include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fake_node.h"
 #include "raftkv/client.h"
@@ -72,40 +78,54 @@ static int op_start(struct raftkv_client *c, unsigned kind, struct tally *t)
     }
 }
 
-/* The cluster: a leader, a follower that names it, and a slow leader; each may be down. */
+/* The cluster: a leader, a follower that names it, and a slow leader, each a process of
+ * its own (this program with --node) that comes and goes by SIGKILL, as a crashing node
+ * does. Out of process, so that the nodes' sockets never close in this one: only the
+ * clients' do, and NNG's close is what is on trial. */
 struct cluster {
-    struct fake_node nodes[N_NODES];
-    bool up[N_NODES];
-    char url[N_NODES][64]; /* each node's, kept across restarts */
+    pid_t pid[N_NODES]; /* 0 while down */
+    char url[N_NODES][64];
     const char *urls[N_NODES];
 };
 
-static int node_start(struct cluster *cl, int i)
+static int node_serve(int i, const char *url, const char *leader_url)
 {
-    struct fake_node *n = &cl->nodes[i];
-    memset(n, 0, sizeof *n);
-    memcpy(n->url, cl->url[i], sizeof n->url);
-    n->code = i == 1 ? RAFTKV__KV__CODE__NOT_LEADER : RAFTKV__KV__CODE__OK;
-    n->hint = i == 1 ? cl->url[0] : NULL;
-    n->delay_ms_max = i == 2 ? 4 : 0;
-    int rv = fake_node_start(n);
-    cl->up[i] = rv == 0;
-    if (rv == 0)
-        memcpy(cl->url[i], n->url, sizeof cl->url[i]);
-    return rv;
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* no node outlives a test that died */
+    struct fake_node n = {0};
+    snprintf(n.url, sizeof n.url, "%s", url);
+    n.code = i == 1 ? RAFTKV__KV__CODE__NOT_LEADER : RAFTKV__KV__CODE__OK;
+    n.hint = i == 1 ? leader_url : NULL;
+    n.delay_ms_max = i == 2 ? 4 : 0;
+    /* The port may still be held by the connections of the node before: it stays down. */
+    if (fake_node_start(&n))
+        return 1;
+    for (;;)
+        nng_msleep(1000);
 }
 
-static void node_toggle(void *arg)
+static void node_start(struct cluster *cl, int i)
 {
-    struct cluster *cl = arg;
+    char index[8];
+    snprintf(index, sizeof index, "%d", i);
+    char *argv[] = {"close_stress_test", "--node", index, cl->url[i], cl->url[0], NULL};
+    if (posix_spawn(&cl->pid[i], "/proc/self/exe", NULL, NULL, argv, environ))
+        cl->pid[i] = 0;
+}
+
+static void node_stop(struct cluster *cl, int i)
+{
+    kill(cl->pid[i], SIGKILL);
+    waitpid(cl->pid[i], NULL, 0);
+    cl->pid[i] = 0;
+}
+
+static void node_toggle(struct cluster *cl)
+{
     int i = (int)(nng_random() % N_NODES);
-    if (cl->up[i]) {
-        fake_node_stop(&cl->nodes[i]);
-        cl->up[i] = false;
-    } else {
-        /* The port may still be held by the connections just closed: then it stays down. */
+    if (cl->pid[i])
+        node_stop(cl, i);
+    else
         node_start(cl, i);
-    }
 }
 
 static struct raftkv_client *client_open(struct cluster *cl, unsigned request_timeout_ms)
@@ -126,9 +146,11 @@ TEST(close_while_operations_race_their_timeouts)
     struct cluster cl;
     memset(&cl, 0, sizeof cl);
     for (int i = 0; i < N_NODES; i++) {
-        CHECK_EQ(node_start(&cl, i), 0);
+        fake_dead_url(cl.url[i], sizeof cl.url[i]);
         cl.urls[i] = cl.url[i];
     }
+    for (int i = 0; i < N_NODES; i++)
+        node_start(&cl, i);
     nng_time end = nng_clock() + (nng_time)budget_s * 1000;
     unsigned rounds = 0, ops = 0;
     while (nng_clock() < end) {
@@ -144,10 +166,9 @@ TEST(close_while_operations_race_their_timeouts)
         unsigned n = nng_random() % MAX_OPS, started = 0;
         for (unsigned i = 0; i < n; i++)
             started += op_start(c, nng_random(), &t) == RAFTKV_OK;
-        /* Now and then a node stops or comes back while those run. */
-        nng_thread *toggler = NULL;
+        /* Now and then a node dies or comes back while those run. */
         if (rounds % 4 == 0)
-            CHECK_EQ(nng_thread_create(&toggler, node_toggle, &cl), 0);
+            node_toggle(&cl);
         nng_msleep(nng_random() % 6);
         watch("raftkv_client_close");
         raftkv_client_close(c);
@@ -156,18 +177,18 @@ TEST(close_while_operations_race_their_timeouts)
         CHECK_EQ(atomic_load(&t.done), started);
         CHECK_EQ(atomic_load(&t.bad), 0);
         ops += started + 1;
-        if (toggler)
-            nng_thread_destroy(toggler);
     }
     for (int i = 0; i < N_NODES; i++) {
-        if (cl.up[i])
-            fake_node_stop(&cl.nodes[i]);
+        if (cl.pid[i])
+            node_stop(&cl, i);
     }
     printf("%u clients, %u operations\n", rounds, ops);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--node") == 0)
+        return node_serve(atoi(argv[2]), argv[3], argv[4]);
     if (argc > 1)
         budget_s = (unsigned)atoi(argv[1]);
     nng_thread *dog;
