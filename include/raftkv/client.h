@@ -100,7 +100,7 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
  * requests on the wire and pauses between retries alike, waits until all of them have
  * returned from their callbacks, then closes the connections. Bounded: once the callbacks
  * have returned, close takes at most about 2 s. Up to 1 s of that waits for the answers
- * still owed to requests that timed out or were cancelled (normally a few ms; 100 ms
+ * still owed to requests that timed out or were cancelled (normally a few ms; 250 ms
  * without any answer ends the wait), because NNG 1.5.2 can hang for good when a message
  * arrives on a connection it is closing. The other 1 s bounds NNG's own close, which
  * 1.5.2 sometimes never finishes (nanomsg/nng#1543, #1813): the connections are then
