@@ -476,10 +476,6 @@ static void call_attempt(struct rk_call *call)
 static void call_retry(struct rk_call *call, size_t next, bool backoff)
 {
     struct raftkv_client *c = call->c;
-    if (atomic_load(&c->closing)) {
-        call_end_closed(call);
-        return;
-    }
     nng_time now = nng_clock();
     if (call->single || call->tries >= c->opts.attempts || now >= call->deadline) {
         call_finish(call, RAFTKV_UNAVAILABLE);
