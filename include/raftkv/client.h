@@ -15,7 +15,9 @@
  * single request may take request_timeout_ms, so a dead leader is left promptly. Near the
  * deadline a backoff shrinks to half the time left. After `attempts` tries, or when
  * timeout_ms is used up, the operation ends with RAFTKV_UNAVAILABLE and the last failure
- * in result.error.
+ * in result.error. Each request is ended by a timer of its own at its deadline, so an
+ * operation ends within timeout_ms of its start (give or take NNG's scheduling), whatever
+ * the nodes do; a reply that arrives later is dropped.
  *
  * A retried write may have been applied by the first node that received it (the answer
  * was lost): every request carries this client's random 64-bit id and a per-operation
@@ -119,10 +121,17 @@ struct raftkv_client;
  * lazily: no node needs to be up yet. */
 RAFTKV_API int raftkv_client_open(const struct raftkv_client_options *opts,
                                   struct raftkv_client **out);
-/* Ends every operation still in flight with RAFTKV_UNAVAILABLE ("client closed") and
- * returns once all of them have returned from their callbacks (at once for requests on
- * the wire; an operation pausing between retries ends when its pause does, at most 50 ms).
- * Must not be called from an async callback, nor together with new operations. */
+/* Ends every operation still in flight with RAFTKV_UNAVAILABLE ("client closed") at once,
+ * requests on the wire and pauses between retries alike, waits until all of them have
+ * returned from their callbacks, then closes the connections. Bounded: once the callbacks
+ * have returned, close takes at most about 2 s. Up to 1 s of that waits for the answers
+ * still owed to requests that timed out or were cancelled (normally a few ms; 250 ms
+ * without any answer ends the wait), because NNG 1.5.2 can hang for good when a message
+ * arrives on a connection it is closing. The other 1 s bounds NNG's own close, which
+ * 1.5.2 sometimes never finishes (nanomsg/nng#1543, #1813): the connections are then
+ * left to close in the background, with a line on stderr. Nothing of the client is used
+ * after close returns. Must not be called from an async callback, nor together with new
+ * operations. */
 RAFTKV_API void raftkv_client_close(struct raftkv_client *c);
 
 /* Keys must not be empty (RAFTKV_EUSAGE). Writes report their revision in res.

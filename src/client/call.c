@@ -19,6 +19,14 @@
 #define RK_RECONNECT_MAX_MS 1000
 /* Enough for every call a busy client keeps in flight to find a pooled one. */
 #define RK_CALL_POOL_MAX 1024
+/* How long raftkv_client_close waits for NNG to close the sockets (normally a few ms). */
+#define RK_CLOSE_WAIT_MS 1000
+/* Before closing, how long to wait for the replies still owed to requests we abandoned
+ * (timed out, cancelled): in all, and since the last one arrived (a node that stopped
+ * answering). See closer_drain. */
+#define RK_CLOSE_DRAIN_MS 1000
+#define RK_CLOSE_QUIET_MS 250
+#define RK_CLOSE_POLL_MS 2
 
 struct rk_endpoint {
     char *url;
@@ -29,8 +37,19 @@ struct rk_endpoint {
     atomic_int pipes;
 };
 
-enum rk_call_state { RK_CALL_SEND, RK_CALL_RECV };
+enum rk_call_state { RK_CALL_SEND, RK_CALL_RECV, RK_CALL_BACKOFF };
 
+/*
+ * An attempt runs two operations at once: the request on aio (send, then receive, on a
+ * context of its own) and its deadline on timer. NNG's own aio timeouts are not used for
+ * requests: NNG 1.5's expiry thread calls a context's cancel function after letting go of
+ * its locks, so it can run on a context the completed request's callback has just closed
+ * (freed memory: "panic: pthread_mutex_lock: Invalid argument"). Our timer cancels the
+ * request under mu instead, and the context is closed only once both operations have
+ * ended; whichever of the two callbacks ends last moves the call on, alone. Between
+ * attempts timer runs the backoff pause. Closing the client cancels timer: that ends an
+ * attempt or a pause at once.
+ */
 struct rk_call {
     struct raftkv_client *c;
     uint8_t *req;
@@ -42,17 +61,23 @@ struct rk_call {
     unsigned backoffs;
     nng_time deadline;
     nng_time attempt_deadline;
-    enum rk_call_state state;
     nng_aio *aio;
-    /* Backoffs sleep on their own aio: NNG 1.5 leaves an aio that once slept marked as
-     * sleeping, and a later request on it then "succeeds" when it times out. */
-    nng_aio *sleep_aio;
+    /* Only ever sleeps: NNG 1.5 leaves an aio that once slept marked as sleeping, and a
+     * later request on it would "succeed" when it times out. */
+    nng_aio *timer;
     nng_ctx ctx;
-    bool ctx_open;
+    nng_mtx *mu; /* guards the attempt's state below against the two callbacks */
+    enum rk_call_state state;
+    unsigned pending;     /* of the attempt's two operations, those not yet ended */
+    bool request_pending; /* an operation on aio has not completed */
+    bool expired;         /* the timer ended the attempt */
+    int rv;               /* how the request ended; 0 with the reply */
+    nng_msg *reply;
     rk_call_done_fn done;
     void *done_arg;
     struct rk_call_result res;
-    struct rk_call *next_pooled;
+    struct rk_call *next; /* in the client's active list, or its pool */
+    struct rk_call *prev; /* in the active list */
 };
 
 static void endpoint_on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -169,62 +194,190 @@ int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
     return RAFTKV_OK;
 }
 
-/* Closing a socket fails every request on it at once (NNG closes its contexts). Sockets
- * are closed outside c->mu: NNG waits for callbacks that may be waiting for it. */
-static void endpoints_shut(struct raftkv_client *c)
+static nng_duration ms_until(nng_time t)
 {
-    nng_socket socks[RK_MAX_ENDPOINTS + 1];
-    size_t n = 0;
-    nng_mtx_lock(c->mu);
-    if (c->any_open)
-        socks[n++] = c->any;
-    c->any_open = false;
-    for (size_t i = 0; i < c->n_eps; i++) {
-        if (c->eps[i]->open)
-            socks[n++] = c->eps[i]->sock;
-        c->eps[i]->open = false;
-    }
-    nng_mtx_unlock(c->mu);
-    for (size_t i = 0; i < n; i++)
-        nng_close(socks[i]);
+    nng_time now = nng_clock();
+    return t > now ? (nng_duration)(t - now) : 1;
 }
 
 void rk_calls_end(struct raftkv_client *c)
 {
     nng_mtx_lock(c->mu);
+    /* Attempts and pauses start under c->mu after a look at closing, so every timer that
+     * can still run is already running here. The cancels complete on NNG's threads. */
     atomic_store(&c->closing, true);
-    nng_mtx_unlock(c->mu);
-    endpoints_shut(c);
-    nng_mtx_lock(c->mu);
-    while (c->in_flight)
+    for (struct rk_call *call = c->active; call; call = call->next)
+        nng_aio_cancel(call->timer);
+    while (c->active)
         nng_cv_wait(c->idle);
     nng_mtx_unlock(c->mu);
 }
 
-void rk_endpoints_close(struct raftkv_client *c)
+/*
+ * NNG 1.5.2's nng_close sometimes never returns (its reaper waits forever on a task of a
+ * pipe; nanomsg/nng#1543, #1813, fixed in 1.8), also with none of our operations pending.
+ * So the sockets close on a thread of their own, waited for at most RK_CLOSE_WAIT_MS; a
+ * close that takes longer is left to finish in the background, and the closer then frees
+ * what it owns: the endpoints, which the sockets' pipe callbacks use until they close.
+ */
+struct rk_closer {
+    nng_mtx *mu;
+    nng_cv *cv;
+    bool done, abandoned;
+    nng_socket socks[RK_MAX_ENDPOINTS + 1];
+    size_t n_socks;
+    struct rk_endpoint **eps;
+    size_t n_eps;
+};
+
+/* Moves the open sockets and the endpoints from the client to k. c->mu held. */
+static void closer_fill(struct rk_closer *k, struct raftkv_client *c)
 {
-    endpoints_shut(c);
-    free(c->any_dialers);
-    c->any_dialers = NULL;
+    if (c->any_open)
+        k->socks[k->n_socks++] = c->any;
+    c->any_open = false;
     for (size_t i = 0; i < c->n_eps; i++) {
-        free(c->eps[i]->url);
-        free(c->eps[i]);
+        if (c->eps[i]->open)
+            k->socks[k->n_socks++] = c->eps[i]->sock;
+        c->eps[i]->open = false;
     }
-    free(c->eps);
+    k->eps = c->eps;
+    k->n_eps = c->n_eps;
     c->eps = NULL;
     c->n_eps = 0;
+}
+
+static bool closer_has_socket(const struct rk_closer *k, uint64_t id)
+{
+    for (size_t i = 0; i < k->n_socks; i++) {
+        if ((uint64_t)nng_socket_id(k->socks[i]) == id)
+            return true;
+    }
+    return false;
+}
+
+/* Over the pipes of k's sockets: the replies owed (requests sent, less replies received)
+ * and the replies received. NNG counts both per pipe, discarded replies included. */
+static int closer_count(const struct rk_closer *k, uint64_t *owed, uint64_t *received)
+{
+    nng_stat *all;
+    int rv = nng_stats_get(&all);
+    if (rv)
+        return rv;
+    *owed = *received = 0;
+    for (nng_stat *s = nng_stat_child(all); s; s = nng_stat_next(s)) {
+        if (strcmp(nng_stat_name(s), "pipe") != 0)
+            continue;
+        nng_stat *sock = nng_stat_find(s, "socket"), *tx = nng_stat_find(s, "tx_msgs"),
+                 *rx = nng_stat_find(s, "rx_msgs");
+        if (!sock || !tx || !rx || !closer_has_socket(k, nng_stat_value(sock)))
+            continue;
+        uint64_t t = nng_stat_value(tx), r = nng_stat_value(rx);
+        *owed += t > r ? t - r : 0;
+        *received += r;
+    }
+    nng_stats_free(all);
+    return 0;
+}
+
+/* NNG 1.5.2's nng_close can also hang when a message arrives on a pipe as it closes: the
+ * close stress test hangs so within seconds when replies to the requests it abandoned
+ * come in during the close. So wait until no reply is owed any more, or none has come
+ * for RK_CLOSE_QUIET_MS (a node that will not answer), at most RK_CLOSE_DRAIN_MS. */
+static void closer_drain(const struct rk_closer *k)
+{
+    nng_time now = nng_clock(), end = now + RK_CLOSE_DRAIN_MS, quiet = now + RK_CLOSE_QUIET_MS;
+    uint64_t owed, received, before = UINT64_MAX;
+    while (closer_count(k, &owed, &received) == 0 && owed && (now = nng_clock()) < end) {
+        if (received != before)
+            quiet = now + RK_CLOSE_QUIET_MS;
+        else if (now >= quiet)
+            return;
+        before = received;
+        nng_msleep(RK_CLOSE_POLL_MS);
+    }
+}
+
+static void closer_close(struct rk_closer *k)
+{
+    for (size_t i = 0; i < k->n_socks; i++)
+        nng_close(k->socks[i]);
+    for (size_t i = 0; i < k->n_eps; i++) {
+        free(k->eps[i]->url);
+        free(k->eps[i]);
+    }
+    free(k->eps);
+}
+
+static void closer_free(struct rk_closer *k)
+{
+    if (k->cv)
+        nng_cv_free(k->cv);
+    if (k->mu)
+        nng_mtx_free(k->mu);
+    free(k);
+}
+
+static void closer_run(void *arg)
+{
+    struct rk_closer *k = arg;
+    closer_close(k);
+    nng_mtx_lock(k->mu);
+    k->done = true;
+    bool abandoned = k->abandoned;
+    nng_cv_wake(k->cv);
+    nng_mtx_unlock(k->mu);
+    if (abandoned)
+        closer_free(k);
+}
+
+/* Runs the closer on a thread of its own and waits for it within the bound. */
+static void closer_wait(struct rk_closer *k)
+{
+    nng_thread *t;
+    if (nng_mtx_alloc(&k->mu) || nng_cv_alloc(&k->cv, k->mu) ||
+        nng_thread_create(&t, closer_run, k)) {
+        closer_close(k); /* no resources for a thread: unbounded, as NNG is */
+        closer_free(k);
+        return;
+    }
+    nng_time until = nng_clock() + RK_CLOSE_WAIT_MS;
+    nng_mtx_lock(k->mu);
+    while (!k->done && nng_cv_until(k->cv, until) != NNG_ETIMEDOUT)
+        ;
+    bool done = k->done;
+    k->abandoned = !done;
+    nng_mtx_unlock(k->mu);
+    if (!done) {
+        fprintf(stderr,
+                "raftkv client: NNG has not closed the sockets within %d ms; they close in "
+                "the background\n",
+                RK_CLOSE_WAIT_MS);
+        return; /* the thread's handle stays behind with it: joining could hang */
+    }
+    nng_thread_destroy(t);
+    closer_free(k);
+}
+
+void rk_endpoints_close(struct raftkv_client *c)
+{
+    struct rk_closer *k = calloc(1, sizeof *k), unbounded = {0};
+    nng_mtx_lock(c->mu);
+    closer_fill(k ? k : &unbounded, c);
+    nng_mtx_unlock(c->mu);
+    closer_drain(k ? k : &unbounded);
+    if (k)
+        closer_wait(k);
+    else
+        closer_close(&unbounded);
+    free(c->any_dialers);
+    c->any_dialers = NULL;
 }
 
 /* For messages: the url of a target. c->mu held. */
 static const char *endpoint_name(struct raftkv_client *c, size_t ep)
 {
     return ep == RK_ANY_ENDPOINT ? "any endpoint" : c->eps[ep]->url;
-}
-
-static nng_duration ms_until(nng_time t)
-{
-    nng_time now = nng_clock();
-    return t > now ? (nng_duration)(t - now) : 1;
 }
 
 static void call_finish(struct rk_call *call, int status)
@@ -240,6 +393,13 @@ static void call_finish(struct rk_call *call, int status)
 }
 
 static void call_retry(struct rk_call *call, size_t next, bool backoff);
+
+/* The client is closing: no attempt or pause starts any more. */
+static void call_end_closed(struct rk_call *call)
+{
+    snprintf(call->res.error, sizeof call->res.error, "client closed");
+    call_finish(call, RAFTKV_UNAVAILABLE);
+}
 
 static void call_fail(struct rk_call *call, const char *what)
 {
@@ -265,15 +425,13 @@ static void call_attempt(struct rk_call *call)
         call_fail(call, nng_strerror(rv));
         return;
     }
-    /* c->mu is held from the closing check through nng_ctx_send: raftkv_client_close marks
-     * the client closing under it before closing any socket, so a send never races a
-     * close (NNG 1.5 can crash on a context used while its socket closes). */
+    /* c->mu is held from the closing check until both operations have started, so that
+     * rk_calls_end finds the timer running and can cancel it. */
     nng_mtx_lock(c->mu);
     if (atomic_load(&c->closing)) {
         nng_mtx_unlock(c->mu);
         nng_msg_free(msg);
-        snprintf(call->res.error, sizeof call->res.error, "client closed");
-        call_retry(call, RK_ANY_ENDPOINT, false);
+        call_end_closed(call);
         return;
     }
     /* A known leader whose connection has dropped is likely dead: do not wait on it. */
@@ -297,27 +455,29 @@ static void call_attempt(struct rk_call *call)
         call_fail(call, nng_strerror(rv));
         return;
     }
-    call->ctx_open = true;
     call->attempt_deadline = nng_clock() + c->opts.request_timeout_ms;
     if (call->attempt_deadline > call->deadline)
         call->attempt_deadline = call->deadline;
+    nng_mtx_lock(call->mu);
     call->state = RK_CALL_SEND;
+    call->pending = 2;
+    call->request_pending = true;
+    call->expired = false;
+    call->rv = 0;
+    call->reply = NULL;
+    nng_sleep_aio(ms_until(call->attempt_deadline), call->timer);
     nng_aio_set_msg(call->aio, msg);
-    nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
     nng_ctx_send(call->ctx, call->aio);
+    nng_mtx_unlock(call->mu);
     nng_mtx_unlock(c->mu);
 }
 
 /* Moves on to endpoint `next`, after a backoff unless we follow a fresh leader hint. */
 static void call_retry(struct rk_call *call, size_t next, bool backoff)
 {
-    if (call->ctx_open) {
-        nng_ctx_close(call->ctx);
-        call->ctx_open = false;
-    }
+    struct raftkv_client *c = call->c;
     nng_time now = nng_clock();
-    if (call->single || call->tries >= call->c->opts.attempts || now >= call->deadline ||
-        atomic_load(&call->c->closing)) {
+    if (call->single || call->tries >= c->opts.attempts || now >= call->deadline) {
         call_finish(call, RAFTKV_UNAVAILABLE);
         return;
     }
@@ -343,7 +503,17 @@ static void call_retry(struct rk_call *call, size_t next, bool backoff)
         delay = (unsigned)(left / 2);
     }
     call->backoffs++;
-    nng_sleep_aio((nng_duration)delay, call->sleep_aio);
+    nng_mtx_lock(c->mu); /* as in call_attempt: a pause is cut short by rk_calls_end */
+    if (atomic_load(&c->closing)) {
+        nng_mtx_unlock(c->mu);
+        call_end_closed(call);
+        return;
+    }
+    nng_mtx_lock(call->mu);
+    call->state = RK_CALL_BACKOFF;
+    nng_sleep_aio((nng_duration)delay, call->timer);
+    nng_mtx_unlock(call->mu);
+    nng_mtx_unlock(c->mu);
 }
 
 /* A NOT_LEADER answer from endpoint `from`: go to the hinted leader, at once unless that
@@ -415,8 +585,6 @@ static void call_on_response(struct rk_call *call, nng_msg *msg)
         status = RAFTKV_EINTERNAL;
         break;
     }
-    nng_ctx_close(call->ctx);
-    call->ctx_open = false;
     if (!call->single && from != RK_ANY_ENDPOINT) {
         nng_mtx_lock(c->mu);
         c->leader = from;
@@ -427,44 +595,72 @@ static void call_on_response(struct rk_call *call, nng_msg *msg)
     call_finish(call, status);
 }
 
+/* Both operations of the attempt have ended: the call is this thread's alone. */
+static void call_attempt_end(struct rk_call *call)
+{
+    nng_ctx_close(call->ctx);
+    if (call->reply) {
+        call_on_response(call, call->reply);
+        return;
+    }
+    int rv = call->expired && call->rv == NNG_ECANCELED ? NNG_ETIMEDOUT : call->rv;
+    call_fail(call, nng_strerror(rv));
+}
+
+/* Ends one of the attempt's operations (call->mu held, and released here). */
+static void call_op_end(struct rk_call *call)
+{
+    bool last = --call->pending == 0;
+    nng_mtx_unlock(call->mu);
+    if (last)
+        call_attempt_end(call);
+}
+
 static void call_on_aio(void *arg)
 {
     struct rk_call *call = arg;
     int rv = nng_aio_result(call->aio);
-    switch (call->state) {
-    case RK_CALL_SEND: {
-        /* A request NNG accepted is no longer on the aio. One still there was not sent,
-         * whatever the result says (NNG 1.5 can report a timed-out operation as a success
-         * on an aio that once slept): it is ours to free, or it leaks. */
-        nng_msg *unsent = nng_aio_get_msg(call->aio);
-        nng_aio_set_msg(call->aio, NULL);
-        if (rv || unsent) {
-            nng_msg_free(unsent);
-            call_fail(call, rv ? nng_strerror(rv) : "request not sent");
+    nng_msg *msg = nng_aio_get_msg(call->aio);
+    nng_aio_set_msg(call->aio, NULL);
+    nng_mtx_lock(call->mu);
+    if (call->state == RK_CALL_SEND) {
+        /* A request NNG accepted is no longer on the aio; one still there was not sent
+         * and is ours to free. */
+        if (rv == 0 && !msg && !call->expired) {
+            call->state = RK_CALL_RECV;
+            nng_ctx_recv(call->ctx, call->aio);
+            nng_mtx_unlock(call->mu);
             return;
         }
-        call->state = RK_CALL_RECV;
-        nng_aio_set_timeout(call->aio, ms_until(call->attempt_deadline));
-        nng_ctx_recv(call->ctx, call->aio);
-        return;
+        nng_msg_free(msg);
+        msg = NULL;
+        if (rv == 0)
+            rv = call->expired ? NNG_ETIMEDOUT : NNG_EINTERNAL;
+    } else if (rv == 0 && !msg) {
+        rv = NNG_EINTERNAL;
     }
-    case RK_CALL_RECV: {
-        nng_msg *reply = nng_aio_get_msg(call->aio);
-        nng_aio_set_msg(call->aio, NULL); /* no stale pointer for the next send's check */
-        if (rv || !reply) {
-            nng_msg_free(reply);
-            call_fail(call, rv ? nng_strerror(rv) : "no reply");
-        } else {
-            call_on_response(call, reply);
-        }
-        return;
-    }
-    }
+    call->request_pending = false;
+    call->rv = rv;
+    call->reply = msg;
+    nng_aio_cancel(call->timer);
+    call_op_end(call);
 }
 
-static void call_on_sleep(void *arg)
+static void call_on_timer(void *arg)
 {
-    call_attempt(arg);
+    struct rk_call *call = arg;
+    nng_mtx_lock(call->mu);
+    if (call->state == RK_CALL_BACKOFF) {
+        nng_mtx_unlock(call->mu);
+        call_attempt(call);
+        return;
+    }
+    /* The attempt's deadline, or the client closing. The request's context is open until
+     * this callback has ended too, so the cancel cannot reach a closed one. */
+    call->expired = true;
+    if (call->request_pending)
+        nng_aio_cancel(call->aio);
+    call_op_end(call);
 }
 
 /* A pooled call with its aios, or a new one. c->mu held. */
@@ -472,19 +668,23 @@ static struct rk_call *call_take(struct raftkv_client *c)
 {
     struct rk_call *call = c->pool;
     if (call) {
-        c->pool = call->next_pooled;
+        c->pool = call->next;
         c->n_pool--;
-        nng_aio *aio = call->aio, *sleep_aio = call->sleep_aio;
+        nng_aio *aio = call->aio, *timer = call->timer;
+        nng_mtx *mu = call->mu;
         memset(call, 0, sizeof *call);
         call->aio = aio;
-        call->sleep_aio = sleep_aio;
+        call->timer = timer;
+        call->mu = mu;
         return call;
     }
     call = calloc(1, sizeof *call);
-    if (call && (nng_aio_alloc(&call->aio, call_on_aio, call) ||
-                 nng_aio_alloc(&call->sleep_aio, call_on_sleep, call))) {
+    if (call && (nng_mtx_alloc(&call->mu) || nng_aio_alloc(&call->aio, call_on_aio, call) ||
+                 nng_aio_alloc(&call->timer, call_on_timer, call))) {
         if (call->aio)
             nng_aio_free(call->aio);
+        if (call->mu)
+            nng_mtx_free(call->mu);
         free(call);
         call = NULL;
     }
@@ -501,7 +701,10 @@ int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endp
         free(req);
         return RAFTKV_ENOMEM;
     }
-    c->in_flight++;
+    call->next = c->active;
+    if (c->active)
+        c->active->prev = call;
+    c->active = call;
     call->c = c;
     call->req = req;
     call->req_len = len;
@@ -527,29 +730,34 @@ void rk_call_free(struct rk_call *call)
     if (!call)
         return;
     struct raftkv_client *c = call->c;
-    if (call->ctx_open)
-        nng_ctx_close(call->ctx);
     if (call->res.resp)
         raftkv__client__response__free_unpacked(call->res.resp, NULL);
     free(call->req);
     nng_mtx_lock(c->mu);
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->active = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
     bool pooled = c->n_pool < RK_CALL_POOL_MAX;
     if (pooled) {
-        /* Its aios may still be in this callback: the next call starts its operations
-         * from here, which NNG allows, and nothing else touches them. */
-        call->next_pooled = c->pool;
+        /* Its aios may still be in a callback that is returning: the next call starts its
+         * operations from here, which NNG allows, and nothing else touches them. */
+        call->next = c->pool;
         c->pool = call;
         c->n_pool++;
     }
-    if (--c->in_flight == 0)
+    if (!c->active)
         nng_cv_wake(c->idle);
     nng_mtx_unlock(c->mu);
     if (!pooled) {
         /* Reaped, not freed: nng_aio_free would wait for the callback that may be running
          * this (a done callback freeing its call). Nothing touches the call after
-         * call_finish. */
+         * call_finish, nor its mutex after the last callback let go of it. */
         nng_aio_reap(call->aio);
-        nng_aio_reap(call->sleep_aio);
+        nng_aio_reap(call->timer);
+        nng_mtx_free(call->mu);
         free(call);
     }
 }
@@ -558,10 +766,11 @@ void rk_calls_pool_free(struct raftkv_client *c)
 {
     while (c->pool) {
         struct rk_call *call = c->pool;
-        c->pool = call->next_pooled;
+        c->pool = call->next;
         /* Waits for a callback that freed the call and is still returning. */
         nng_aio_free(call->aio);
-        nng_aio_free(call->sleep_aio);
+        nng_aio_free(call->timer);
+        nng_mtx_free(call->mu);
         free(call);
     }
     c->n_pool = 0;

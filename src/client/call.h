@@ -41,8 +41,8 @@ struct raftkv_client {
     nng_dialer *any_dialers; /* one per configured endpoint */
     size_t leader;           /* index into eps, or RK_ANY_ENDPOINT while unknown */
     uint64_t sequence;
-    size_t in_flight; /* calls started and not yet freed */
-    nng_cv *idle;     /* signalled when in_flight drops to 0 */
+    struct rk_call *active; /* calls started and not yet freed, for close to end them */
+    nng_cv *idle;           /* signalled when the last active call is freed */
     /* Finished calls kept with their aios for the next ones: allocating an aio costs a
      * getrandom system call in NNG 1.5, twice per call without the pool. */
     struct rk_call *pool;
@@ -84,12 +84,15 @@ int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoi
 
 /* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
-/* Makes every call in flight end with RAFTKV_UNAVAILABLE and waits until all have been
- * freed. Calls started meanwhile end at once. */
+/* Makes every call in flight end with RAFTKV_UNAVAILABLE at once (their requests are
+ * cancelled, their pauses cut short) and waits until all have been freed. Calls started
+ * meanwhile end at once. */
 void rk_calls_end(struct raftkv_client *c);
-/* Closes every socket and frees the endpoints. */
-void rk_endpoints_close(struct raftkv_client *c);
-/* Frees the pooled calls; once no call is in flight (after rk_calls_end). */
+/* Frees the pooled calls; once no call is in flight (after rk_calls_end), so that no
+ * operation of ours is pending when the sockets close. */
 void rk_calls_pool_free(struct raftkv_client *c);
+/* Closes every socket and frees the endpoints, waiting at most RK_CLOSE_WAIT_MS for NNG
+ * (see call.c); after rk_calls_pool_free. */
+void rk_endpoints_close(struct raftkv_client *c);
 
 #endif

@@ -86,8 +86,13 @@ static void fake_answer(struct fake_node *n)
 static void fake_serve(void *arg)
 {
     struct fake_node *n = arg;
-    nng_msg *msg;
-    while (nng_recvmsg(n->sock, &msg, 0) == 0) {
+    while (!atomic_load(&n->stopping)) {
+        nng_msg *msg;
+        int rv = nng_recvmsg(n->sock, &msg, 0);
+        if (rv == NNG_ETIMEDOUT)
+            continue;
+        if (rv)
+            return;
         Raftkv__Client__Request *env =
             raftkv__client__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
         nng_msg_free(msg);
@@ -101,6 +106,8 @@ static void fake_serve(void *arg)
         if (req)
             raftkv__kv__request__free_unpacked(req, NULL);
         raftkv__client__request__free_unpacked(env, NULL);
+        if (n->delay_ms_max)
+            nng_msleep(nng_random() % (n->delay_ms_max + 1));
         if (!n->silent)
             fake_answer(n);
     }
@@ -109,7 +116,7 @@ static void fake_serve(void *arg)
 static int fake_listen(nng_socket sock, char *url, size_t size)
 {
     nng_listener l;
-    int port, rv = nng_listen(sock, "tcp://127.0.0.1:0", &l, 0);
+    int port, rv = nng_listen(sock, url[0] ? url : "tcp://127.0.0.1:0", &l, 0);
     if (rv || (rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port)))
         return rv;
     snprintf(url, size, "tcp://127.0.0.1:%d", port);
@@ -121,20 +128,24 @@ int fake_node_start(struct fake_node *n)
     int rv = nng_mtx_alloc(&n->mu);
     if (rv)
         return rv;
-    if ((rv = nng_rep0_open(&n->sock)))
-        return rv;
-    if ((rv = fake_listen(n->sock, n->url, sizeof n->url)) ||
-        (rv = nng_thread_create(&n->thread, fake_serve, n))) {
+    atomic_init(&n->stopping, false);
+    if ((rv = nng_rep0_open(&n->sock)) == 0 &&
+        ((rv = nng_socket_set_ms(n->sock, NNG_OPT_RECVTIMEO, 20)) ||
+         (rv = fake_listen(n->sock, n->url, sizeof n->url)) ||
+         (rv = nng_thread_create(&n->thread, fake_serve, n))))
         nng_close(n->sock);
-        return rv;
-    }
-    return 0;
+    if (rv)
+        nng_mtx_free(n->mu);
+    return rv;
 }
 
 void fake_node_stop(struct fake_node *n)
 {
-    nng_close(n->sock); /* ends the thread's recv with NNG_ECLOSED */
+    /* The thread stops receiving before the socket closes: NNG 1.5.2's nng_close can hang
+     * when it ends a receive in progress (nanomsg/nng#1813). */
+    atomic_store(&n->stopping, true);
     nng_thread_destroy(n->thread);
+    nng_close(n->sock);
     nng_mtx_free(n->mu);
 }
 
@@ -152,6 +163,8 @@ void fake_dead_url(char *buf, size_t size)
     snprintf(buf, size, "tcp://127.0.0.1:1");
     if (nng_rep0_open(&s))
         return;
-    fake_listen(s, buf, size);
+    char url[64] = "";
+    if (fake_listen(s, url, sizeof url) == 0)
+        snprintf(buf, size, "%s", url);
     nng_close(s);
 }

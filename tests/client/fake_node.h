@@ -6,6 +6,7 @@
 #ifndef RAFTKV_TEST_FAKE_NODE_H
 #define RAFTKV_TEST_FAKE_NODE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,9 +17,10 @@
 #include "kv.pb-c.h"
 
 struct fake_node {
-    char url[64];
+    char url[64]; /* set before start to listen there (a node coming back), else chosen */
     /* The canned answer; set before clients talk to the node (or under mu). */
     bool silent;                    /* receive, never answer: a hung node */
+    unsigned delay_ms_max;          /* answer after a random pause of up to this */
     Raftkv__Client__Code node_code; /* the envelope's: NOT_LEADER, UNAVAILABLE, ... */
     Raftkv__Kv__Code code;          /* the KV store's answer, with node_code OK */
     const char *value;              /* with value_len */
@@ -38,6 +40,7 @@ struct fake_node {
     char last_expected[64];
     nng_socket sock;
     nng_thread *thread;
+    atomic_bool stopping;
 };
 
 /* Starts listening and answering; returns 0 or an NNG error. */
