@@ -82,6 +82,25 @@ void rk_call_free(struct rk_call *call);
 int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                 struct rk_call **out);
 
+struct rk_endpoint {
+    char *url;
+    nng_socket sock;
+    bool open;
+    /* Pipes between ADD_PRE and REM_POST: NNG reports REM_POST exactly for pipes that saw
+     * ADD_PRE, so the count is exact. Tells a leader hint to a node we cannot reach. */
+    atomic_int pipes;
+};
+
+#define RK_MAX_URL_BYTES 512
+
+/* endpoints.c. Opens e's socket and dials it, once. c->mu held. */
+int rk_endpoint_open(struct rk_endpoint *e);
+/* Opens the any socket and dials every configured endpoint, once. c->mu held. */
+int rk_any_open(struct raftkv_client *c);
+/* The endpoint a pipe of the any socket leads to. c->mu held. */
+size_t rk_any_endpoint_of(struct raftkv_client *c, nng_pipe p);
+/* For messages: the url of a target. c->mu held. */
+const char *rk_endpoint_name(struct raftkv_client *c, size_t ep);
 /* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
 /* Makes every call in flight end with RAFTKV_UNAVAILABLE at once (their requests are
