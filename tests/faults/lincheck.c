@@ -1,4 +1,5 @@
 #include "lincheck.h"
+#include "register_search.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -10,15 +11,6 @@
  * has: a smaller witness is a convenience, the verdict is already known. */
 #define MINIMIZE_BUDGETS 10
 
-/* An operation of one key's sub-history, with its values numbered: 0 is "no key". */
-struct lin_op {
-    enum hist_kind kind;
-    enum hist_outcome outcome;
-    uint32_t value, expect, result;
-    uint64_t invoke;
-    uint64_t complete; /* UINT64_MAX when the outcome is unknown */
-};
-
 /* One key's sub-history: ops[i] is h->ops[src[i]]. */
 struct key_history {
     struct lin_op *ops;
@@ -26,36 +18,6 @@ struct key_history {
     size_t n;
     uint32_t n_values; /* value ids are 0 .. n_values - 1 */
 };
-
-/*
- * The model: a register. Returns whether op may take effect in state s, and the state after
- * it. An unknown write is legal in every state, which is what lets it go last.
- */
-static bool model_step(const struct lin_op *op, uint32_t s, uint32_t *next)
-{
-    *next = s;
-    switch (op->kind) {
-    case HIST_PUT:
-        *next = op->value;
-        return true;
-    case HIST_GET:
-        return s == (op->outcome == HIST_OK ? op->result : 0);
-    case HIST_DELETE:
-        if (op->outcome == HIST_NOTFOUND)
-            return s == 0;
-        *next = 0;
-        return op->outcome == HIST_UNKNOWN || s != 0;
-    case HIST_CAS:
-        if (op->outcome == HIST_MISMATCH)
-            return s == op->result && s != op->expect;
-        if (s == op->expect) {
-            *next = op->value;
-            return true;
-        }
-        return op->outcome == HIST_UNKNOWN;
-    }
-    return false;
-}
 
 static int bytes_cmp(const struct hist_bytes *a, const struct hist_bytes *b)
 {
@@ -80,6 +42,39 @@ static void add_ref(struct value_ref *refs, size_t *n, const struct hist_bytes *
     *id = 0;
     if (b->present)
         refs[(*n)++] = (struct value_ref){b, id};
+}
+
+/*
+ * Values that no operation ever looks at (reads, expects in a cas, is shown by a mismatch)
+ * cannot be told apart by any operation, so they all become one value, UNOBSERVED: a state
+ * the search remembers once instead of once per value. Only the presence of such a value
+ * matters (to a delete).
+ */
+#define UNOBSERVED 1
+
+static int merge_unobserved_values(struct key_history *k, uint32_t n_distinct)
+{
+    uint32_t *renumber = calloc(n_distinct, sizeof *renumber);
+    if (!renumber)
+        return -1;
+    for (size_t i = 0; i < k->n; i++) {
+        const struct lin_op *op = &k->ops[i];
+        renumber[op->result] = 1;
+        if (op->kind == HIST_CAS)
+            renumber[op->expect] = 1;
+    }
+    k->n_values = UNOBSERVED + 1;
+    for (uint32_t v = 1; v < n_distinct; v++)
+        renumber[v] = renumber[v] ? k->n_values++ : UNOBSERVED;
+    renumber[0] = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        struct lin_op *op = &k->ops[i];
+        op->value = renumber[op->value];
+        op->expect = renumber[op->expect];
+        op->result = renumber[op->result];
+    }
+    free(renumber);
+    return 0;
 }
 
 /* Numbers the values so that the search compares and remembers states as integers. */
@@ -108,15 +103,17 @@ static int key_history_init(struct key_history *k, const struct history *h, cons
             add_ref(refs, &n_refs, &op->result, &l->result);
     }
     qsort(refs, n_refs, sizeof *refs, value_ref_cmp);
-    k->n_values = 1;
+    uint32_t n_distinct = 1;
     for (size_t i = 0; i < n_refs; i++) {
         if (i > 0 && value_ref_cmp(&refs[i - 1], &refs[i]) != 0)
-            k->n_values++;
-        *refs[i].id = k->n_values;
+            n_distinct++;
+        *refs[i].id = n_distinct;
     }
-    k->n_values++;
     free(refs);
-    return 0;
+    if (merge_unobserved_values(k, n_distinct + 1) == 0)
+        return 0;
+    free(k->ops);
+    return -1;
 }
 
 /* What the operations of a selection observe: seen[v] for each value id (0: no key). */
@@ -158,250 +155,6 @@ static bool droppable(const struct lin_op *op, const struct observed *obs)
     return !obs->seen[op->value] && !obs->delete_ok;
 }
 
-/* ---- The search ---- */
-
-struct event {
-    struct event *prev, *next, *match;
-    uint64_t time;
-    uint32_t op;
-    bool call;
-};
-
-static int event_cmp(const void *a, const void *b)
-{
-    const struct event *x = a, *y = b;
-    if (x->time != y->time)
-        return x->time < y->time ? -1 : 1;
-    /* Calls first: operations that touch at one instant are concurrent. */
-    if (x->call != y->call)
-        return x->call ? -1 : 1;
-    return x->op < y->op ? -1 : x->op > y->op;
-}
-
-/* Takes op's call and return out of the list; event_unlift puts them back (in LIFO order). */
-static void event_lift(struct event *call)
-{
-    call->prev->next = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
-    struct event *ret = call->match;
-    ret->prev->next = ret->next;
-    if (ret->next)
-        ret->next->prev = ret->prev;
-}
-
-static void event_unlift(struct event *call)
-{
-    struct event *ret = call->match;
-    ret->prev->next = ret;
-    if (ret->next)
-        ret->next->prev = ret;
-    call->prev->next = call;
-    if (call->next)
-        call->next->prev = call;
-}
-
-/* The (linearized set, state) pairs already reached: an open-addressing table of slots that
- * point into an arena of bitsets. */
-struct cache_slot {
-    uint64_t hash;
-    uint32_t state;
-    uint32_t set; /* 1 + index of the set in the arena, 0 when free */
-};
-
-struct cache {
-    struct cache_slot *slots;
-    size_t cap, used;
-    uint64_t *sets;
-    size_t words, sets_cap; /* words per set, sets the arena has room for */
-    uint64_t max_bytes;
-};
-
-static uint64_t cache_bytes(const struct cache *c)
-{
-    return c->cap * sizeof *c->slots + c->sets_cap * c->words * sizeof *c->sets;
-}
-
-static int cache_grow(struct cache *c)
-{
-    size_t cap = c->cap * 2;
-    struct cache_slot *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return -1;
-    for (size_t i = 0; i < c->cap; i++) {
-        if (!c->slots[i].set)
-            continue;
-        size_t j = c->slots[i].hash & (cap - 1);
-        while (slots[j].set)
-            j = (j + 1) & (cap - 1);
-        slots[j] = c->slots[i];
-    }
-    free(c->slots);
-    c->slots = slots;
-    c->cap = cap;
-    return 0;
-}
-
-/* 1 when (set, state) is new and now remembered, 0 when seen before, -1 when the budget or
- * memory is exhausted. */
-static int cache_add(struct cache *c, const uint64_t *set, uint64_t set_hash, uint32_t state)
-{
-    uint64_t hash = set_hash ^ (state * 0x9e3779b97f4a7c15ull);
-    size_t j = hash & (c->cap - 1);
-    for (; c->slots[j].set; j = (j + 1) & (c->cap - 1)) {
-        const struct cache_slot *s = &c->slots[j];
-        if (s->hash == hash && s->state == state &&
-            !memcmp(&c->sets[(s->set - 1) * c->words], set, c->words * sizeof *set))
-            return 0;
-    }
-    if (c->used == c->sets_cap) {
-        size_t cap = c->sets_cap * 2;
-        if (cap > UINT32_MAX - 1 ||
-            (cap - c->sets_cap) * c->words * 8 + cache_bytes(c) > c->max_bytes)
-            return -1;
-        uint64_t *sets = realloc(c->sets, cap * c->words * sizeof *sets);
-        if (!sets)
-            return -1;
-        c->sets = sets;
-        c->sets_cap = cap;
-    }
-    memcpy(&c->sets[c->used * c->words], set, c->words * sizeof *set);
-    c->slots[j] = (struct cache_slot){hash, state, (uint32_t)++c->used};
-    if (c->used * 2 > c->cap && (cache_bytes(c) * 2 > c->max_bytes || cache_grow(c) < 0))
-        return -1;
-    return 1;
-}
-
-/* A fixed random number per operation, so that a set's hash is the XOR of its members'. */
-static uint64_t zobrist(uint64_t i)
-{
-    uint64_t z = (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Everything one search allocates. */
-struct search {
-    struct event head;
-    struct event *events;
-    uint64_t *set;
-    struct cache cache;
-    struct event **stack_event;
-    uint32_t *stack_state;
-};
-
-static void search_free(struct search *s)
-{
-    free(s->events);
-    free(s->set);
-    free(s->cache.slots);
-    free(s->cache.sets);
-    free(s->stack_event);
-    free(s->stack_state);
-}
-
-static int search_init(struct search *s, const struct key_history *k, const uint32_t *sel, size_t m,
-                       uint64_t max_bytes)
-{
-    *s = (struct search){0};
-    struct cache *c = &s->cache;
-    c->words = (m + 63) / 64 ? (m + 63) / 64 : 1;
-    c->cap = 1024;
-    c->sets_cap = 512;
-    c->max_bytes = max_bytes;
-    s->events = malloc(2 * m * sizeof *s->events + 1);
-    s->set = calloc(c->words, sizeof *s->set);
-    c->slots = calloc(c->cap, sizeof *c->slots);
-    c->sets = malloc(c->sets_cap * c->words * sizeof *c->sets);
-    s->stack_event = malloc((m + 1) * sizeof *s->stack_event);
-    s->stack_state = malloc((m + 1) * sizeof *s->stack_state);
-    if (!s->events || !s->set || !c->slots || !c->sets || !s->stack_event || !s->stack_state)
-        return -1;
-    for (uint32_t i = 0; i < m; i++) {
-        const struct lin_op *op = &k->ops[sel[i]];
-        s->events[2 * i] = (struct event){.time = op->invoke, .op = i, .call = true};
-        s->events[2 * i + 1] = (struct event){.time = op->complete, .op = i};
-    }
-    qsort(s->events, 2 * m, sizeof *s->events, event_cmp);
-    struct event **call_of = s->stack_event; /* free until the search starts */
-    struct event *prev = &s->head;
-    for (size_t i = 0; i < 2 * m; i++) {
-        struct event *e = &s->events[i];
-        if (e->call)
-            call_of[e->op] = e;
-        else
-            call_of[e->op]->match = e;
-        e->prev = prev;
-        prev->next = e;
-        prev = e;
-    }
-    prev->next = NULL;
-    return 0;
-}
-
-static enum lincheck_verdict search_run(struct search *s, const struct key_history *k,
-                                        const uint32_t *sel, size_t m, uint64_t max_steps,
-                                        uint64_t *steps)
-{
-    size_t known_left = 0, depth = 0;
-    for (size_t i = 0; i < m; i++)
-        known_left += k->ops[sel[i]].complete != UINT64_MAX;
-    uint32_t state = 0;
-    uint64_t set_hash = 0;
-    struct event *e = s->head.next;
-    while (known_left > 0) {
-        if (++*steps > max_steps)
-            return LINCHECK_UNKNOWN;
-        if (!e->call) {
-            /* An operation completed before any legal order could place it: undo the last
-             * choice and try the next one. */
-            if (depth == 0)
-                return LINCHECK_VIOLATION;
-            struct event *call = s->stack_event[--depth];
-            state = s->stack_state[depth];
-            s->set[call->op / 64] &= ~(1ull << (call->op % 64));
-            set_hash ^= zobrist(call->op);
-            known_left += k->ops[sel[call->op]].complete != UINT64_MAX;
-            event_unlift(call);
-            e = call->next;
-            continue;
-        }
-        const struct lin_op *op = &k->ops[sel[e->op]];
-        uint32_t next;
-        if (model_step(op, state, &next)) {
-            s->set[e->op / 64] |= 1ull << (e->op % 64);
-            int added = cache_add(&s->cache, s->set, set_hash ^ zobrist(e->op), next);
-            if (added < 0)
-                return LINCHECK_UNKNOWN;
-            if (added) {
-                s->stack_event[depth] = e;
-                s->stack_state[depth++] = state;
-                state = next;
-                set_hash ^= zobrist(e->op);
-                known_left -= op->complete != UINT64_MAX;
-                event_lift(e);
-                e = s->head.next;
-                continue;
-            }
-            s->set[e->op / 64] &= ~(1ull << (e->op % 64));
-        }
-        e = e->next;
-    }
-    return LINCHECK_OK;
-}
-
-static enum lincheck_verdict search(const struct key_history *k, const uint32_t *sel, size_t m,
-                                    const struct lincheck_options *o, uint64_t *steps)
-{
-    struct search s;
-    enum lincheck_verdict v = LINCHECK_UNKNOWN;
-    if (search_init(&s, k, sel, m, o->max_bytes) == 0)
-        v = search_run(&s, k, sel, m, o->max_steps, steps);
-    search_free(&s);
-    return v;
-}
-
 /* ---- Per key ---- */
 
 /* Leaves out what cannot matter to the verdict: failed operations, reads of unknown outcome,
@@ -432,6 +185,62 @@ static size_t select_relevant(const struct key_history *k, uint32_t *sel, uint8_
     return m;
 }
 
+/*
+ * An unknown write of a value nothing else writes, which an operation of known outcome found
+ * in place (read it, expected it in a successful cas, or was shown it by a mismatch), took
+ * effect before that operation completed: it gets that completion time and is then searched
+ * like an operation of known outcome. Left pending to the end, each such write would double
+ * the states the search remembers from its invocation on.
+ */
+static int bound_unknown_writes(struct key_history *k, const uint32_t *sel, size_t m)
+{
+    uint32_t *writers = calloc(k->n_values, sizeof *writers);
+    uint64_t *needed_by = malloc(k->n_values * sizeof *needed_by);
+    if (!writers || !needed_by) {
+        free(writers);
+        free(needed_by);
+        return -1;
+    }
+    for (uint32_t v = 0; v < k->n_values; v++)
+        needed_by[v] = UINT64_MAX;
+    for (size_t j = 0; j < m; j++) {
+        const struct lin_op *op = &k->ops[sel[j]];
+        uint32_t found = 0;
+        if (op->kind == HIST_PUT || (op->kind == HIST_CAS && op->outcome != HIST_MISMATCH))
+            writers[op->value]++;
+        if ((op->kind == HIST_GET && op->outcome == HIST_OK) || op->outcome == HIST_MISMATCH)
+            found = op->result;
+        else if (op->kind == HIST_CAS && op->outcome == HIST_OK)
+            found = op->expect;
+        if (found && op->complete < needed_by[found])
+            needed_by[found] = op->complete;
+    }
+    for (size_t j = 0; j < m; j++) {
+        struct lin_op *op = &k->ops[sel[j]];
+        if (op->outcome != HIST_UNKNOWN || op->kind == HIST_DELETE || writers[op->value] != 1 ||
+            needed_by[op->value] == UINT64_MAX)
+            continue;
+        /* Found before it was invoked: a point interval, and the search reports why. */
+        op->complete = needed_by[op->value] > op->invoke ? needed_by[op->value] : op->invoke;
+    }
+    free(writers);
+    free(needed_by);
+    return 0;
+}
+
+/* Searches the operations sel[0..m) of k on their own: unknown writes are bounded by what
+ * these operations found, not by any left out. */
+static enum lincheck_verdict check_selection(struct key_history *k, const uint32_t *sel, size_t m,
+                                             const struct lincheck_options *o, uint64_t *steps)
+{
+    for (size_t j = 0; j < m; j++)
+        if (k->ops[sel[j]].outcome == HIST_UNKNOWN)
+            k->ops[sel[j]].complete = UINT64_MAX;
+    if (bound_unknown_writes(k, sel, m) < 0)
+        return LINCHECK_UNKNOWN;
+    return register_search(k->ops, sel, m, o->max_steps, o->max_bytes, steps);
+}
+
 static struct lincheck_options options_or_defaults(const struct lincheck_options *o)
 {
     struct lincheck_options d = o ? *o : (struct lincheck_options){0};
@@ -442,35 +251,58 @@ static struct lincheck_options options_or_defaults(const struct lincheck_options
     return d;
 }
 
-/* Greedily drops chunks of droppable operations, halving the chunk size, for as long as
- * what is left is still not linearizable (in the manner of delta debugging). */
-static size_t minimize(const struct key_history *k, uint32_t *sel, size_t m, uint8_t *seen,
+/*
+ * Greedily drops chunks of droppable operations, halving the chunk size, for as long as
+ * what is left is still not linearizable (in the manner of delta debugging). A delete that
+ * cannot be dropped is weakened to an unknown outcome instead, which is also sound (the
+ * same linearization serves) and lets the writes only it observed go: what is left is then
+ * not linearizable even with the deletes' outcomes as reported.
+ */
+static size_t minimize(struct key_history *k, uint32_t *sel, size_t m, uint8_t *seen,
                        const struct lincheck_options *o, uint64_t *steps)
 {
     uint32_t *trial = malloc((m + 1) * sizeof *trial);
-    if (!trial)
-        return m;
+    uint32_t *weakened = malloc((m + 1) * sizeof *weakened);
+    uint64_t *completed = malloc((m + 1) * sizeof *completed);
     uint64_t limit = *steps + MINIMIZE_BUDGETS * o->max_steps;
     struct observed obs = {.seen = seen};
-    for (size_t chunk = m > 1 ? m / 2 : 1; chunk > 0 && *steps < limit;) {
+    for (size_t chunk = m > 1 ? m / 2 : 1; trial && weakened && completed && chunk > 0;) {
         bool changed = false;
         for (size_t start = 0; start < m && *steps < limit;) {
             observe(k, sel, m, &obs);
-            size_t n_trial = 0;
-            for (size_t j = 0; j < m; j++)
-                if (j < start || j >= start + chunk || !droppable(&k->ops[sel[j]], &obs))
-                    trial[n_trial++] = sel[j];
-            if (n_trial < m && search(k, trial, n_trial, o, steps) == LINCHECK_VIOLATION) {
+            size_t n_trial = 0, n_weak = 0;
+            for (size_t j = 0; j < m; j++) {
+                struct lin_op *op = &k->ops[sel[j]];
+                bool in_chunk = j >= start && j < start + chunk;
+                if (in_chunk && droppable(op, &obs))
+                    continue;
+                trial[n_trial++] = sel[j];
+                if (in_chunk && op->kind == HIST_DELETE && op->outcome == HIST_OK) {
+                    weakened[n_weak] = sel[j];
+                    completed[n_weak++] = op->complete;
+                    op->outcome = HIST_UNKNOWN;
+                }
+            }
+            if ((n_trial < m || n_weak > 0) &&
+                check_selection(k, trial, n_trial, o, steps) == LINCHECK_VIOLATION) {
                 memcpy(sel, trial, n_trial * sizeof *sel);
                 m = n_trial;
                 changed = true;
-            } else {
-                start += chunk;
+                continue;
             }
+            for (size_t w = 0; w < n_weak; w++) {
+                k->ops[weakened[w]].outcome = HIST_OK;
+                k->ops[weakened[w]].complete = completed[w];
+            }
+            start += chunk;
         }
+        if (*steps >= limit)
+            break;
         if (!changed)
             chunk /= 2;
     }
+    free(completed);
+    free(weakened);
     free(trial);
     return m;
 }
@@ -489,7 +321,7 @@ static enum lincheck_verdict check_key(const struct history *h, const size_t *sr
     uint8_t *seen = malloc(k.n_values);
     if (seen) {
         size_t m = select_relevant(&k, sel, seen);
-        v = search(&k, sel, m, o, steps);
+        v = check_selection(&k, sel, m, o, steps);
         if (v == LINCHECK_VIOLATION && res) {
             if (minimizing)
                 m = minimize(&k, sel, m, seen, o, steps);

@@ -10,11 +10,16 @@
  * Porcupine and Knossos use): a depth-first search for a legal order of the operations that
  * respects real time, over a list of call and return events, remembering every (set of
  * operations linearized, register state) already reached so that no state is explored
- * twice. Operation A precedes B in real time when A completed strictly before B was
- * invoked. A failed operation and a read whose outcome is unknown are left out. A write
- * whose outcome is unknown completes at +infinity and need not take effect at all (it may
- * be linearized after everything else, where nothing can observe it), so the search ends
- * once every operation with a known outcome is linearized.
+ * twice (register_search.c). Operation A precedes B in real time when A completed strictly
+ * before B was invoked. A failed operation and a read whose outcome is unknown are left out.
+ * A write whose outcome is unknown completes at +infinity and need not take effect at all
+ * (it may be linearized after everything else, where nothing can observe it), so the search
+ * ends once every operation with a known outcome is linearized.
+ *
+ * Before searching, without changing the verdict: values nothing observes become one value;
+ * an unknown write nothing observes is left out; and an unknown write of a value no other
+ * operation writes, which an operation of known outcome found in place, must have taken
+ * effect before that operation completed, and gets that completion time.
  *
  * The search is bounded: each key gets at most max_steps steps and max_bytes of memory for
  * its remembered states, after which the verdict is LINCHECK_UNKNOWN rather than a hang.
@@ -27,7 +32,7 @@
 enum lincheck_verdict { LINCHECK_OK = 0, LINCHECK_VIOLATION = 1, LINCHECK_UNKNOWN = 2 };
 
 struct lincheck_options {
-    uint64_t max_steps; /* per key; 0 = 100 million */
+    uint64_t max_steps; /* per key (and 10 times that to minimize a violation); 0 = 100 million */
     uint64_t max_bytes; /* per key; 0 = 1 GiB */
     bool no_minimize;   /* report a violating key's whole sub-history */
 };

@@ -152,10 +152,12 @@ static struct hist_bytes text(const char *s)
 }
 
 static const char *const values[] = {NULL, "", "a", "b"}; /* NULL: no key */
+static const char *const unique_values[] = {"v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"};
 
 /*
  * A real sequential execution against a map: operation i takes effect at 100 + 10 i, within
- * a random interval around that point. A tenth fail without effect; a fifth end unknown,
+ * a random interval around that point. Values are few, or (as in a real workload) unique
+ * to each write. A tenth fail without effect; a fifth end unknown,
  * half of those having taken effect. Always linearizable.
  */
 static void gen_history(uint64_t *rng, struct history *h)
@@ -163,7 +165,8 @@ static void gen_history(uint64_t *rng, struct history *h)
     const char *keys[] = {"x", "y"};
     const char *state[2] = {NULL, NULL};
     unsigned n_keys = 1 + rng_below(rng, 2), n_clients = 2 + rng_below(rng, 3);
-    unsigned n = 1 + rng_below(rng, 7);
+    unsigned n = 1 + rng_below(rng, 8);
+    bool unique = rng_below(rng, 2);
     *h = (struct history){0};
     for (unsigned i = 0; i < n; i++) {
         unsigned k = rng_below(rng, n_keys), fate = rng_below(rng, 10);
@@ -172,8 +175,10 @@ static void gen_history(uint64_t *rng, struct history *h)
         op.invoke_ns = at - rng_below(rng, 30);
         op.complete_ns = at + rng_below(rng, 30);
         op.kind = (enum hist_kind)rng_below(rng, 4);
-        const char *v = values[1 + rng_below(rng, 3)];
-        const char *expect = rng_below(rng, 2) ? state[k] : values[rng_below(rng, 4)];
+        const char *v = unique ? unique_values[i] : values[1 + rng_below(rng, 3)];
+        const char *other =
+            unique ? unique_values[rng_below(rng, i + 1)] : values[rng_below(rng, 4)];
+        const char *expect = rng_below(rng, 2) ? state[k] : rng_below(rng, 4) ? other : NULL;
         bool applies = fate >= 3 || (fate >= 1 && rng_below(rng, 2));
         const char *cur = state[k];
         switch (op.kind) {
@@ -257,7 +262,7 @@ static enum lincheck_verdict check(const struct history *h, struct lincheck_resu
     return lincheck_history(h, &o, res);
 }
 
-#define RANDOM_HISTORIES 4000
+#define RANDOM_HISTORIES 10000
 
 TEST(random_executions_are_linearizable_to_both_checkers)
 {
@@ -492,6 +497,30 @@ TEST(unknown_write_that_never_took_effect)
              LINCHECK_OK);
 }
 
+/* A precedes B only when A completed strictly before B was invoked. */
+TEST(operations_that_touch_are_concurrent)
+{
+    CHECK_EQ(check_text("1 0 10 put \"k\" \"A\" ok\n"
+                        "2 10 20 get \"k\" notfound\n",
+                        NULL),
+             LINCHECK_OK);
+    CHECK_EQ(check_text("1 0 10 put \"k\" \"A\" ok\n"
+                        "2 11 20 get \"k\" notfound\n",
+                        NULL),
+             LINCHECK_VIOLATION);
+    /* Also for an operation of unknown outcome, invoked as the read completes. */
+    CHECK_EQ(check_text("1 0 5 put \"k\" \"A\" ok\n"
+                        "1 10 12 delete \"k\" unknown\n"
+                        "2 6 10 get \"k\" notfound\n",
+                        NULL),
+             LINCHECK_OK);
+    CHECK_EQ(check_text("1 0 5 put \"k\" \"A\" ok\n"
+                        "1 11 12 delete \"k\" unknown\n"
+                        "2 6 10 get \"k\" notfound\n",
+                        NULL),
+             LINCHECK_VIOLATION);
+}
+
 TEST(keys_are_checked_apart)
 {
     /* Each key alone is fine; a violation on one key is reported with that key. */
@@ -694,7 +723,8 @@ TEST_MAIN(TEST_REF(random_executions_are_linearizable_to_both_checkers),
           TEST_REF(cas_that_succeeds_twice), TEST_REF(write_applied_twice),
           TEST_REF(cas_mismatch_showing_its_own_value),
           TEST_REF(unknown_write_that_must_have_taken_effect),
-          TEST_REF(unknown_write_that_never_took_effect), TEST_REF(keys_are_checked_apart),
+          TEST_REF(unknown_write_that_never_took_effect),
+          TEST_REF(operations_that_touch_are_concurrent), TEST_REF(keys_are_checked_apart),
           TEST_REF(an_exhausted_budget_is_unknown_not_a_verdict),
           TEST_REF(history_lines_round_trip),
           TEST_REF(malformed_lines_are_rejected_with_their_number),
