@@ -160,7 +160,7 @@ static const char *const unique_values[] = {"v0", "v1", "v2", "v3", "v4", "v5", 
  * to each write. A tenth fail without effect; a fifth end unknown,
  * half of those having taken effect. Always linearizable.
  */
-static void gen_history(uint64_t *rng, struct history *h)
+static void gen_history(uint64_t *rng, struct history *h, unsigned unknown_tenths)
 {
     const char *keys[] = {"x", "y"};
     const char *state[2] = {NULL, NULL};
@@ -179,7 +179,8 @@ static void gen_history(uint64_t *rng, struct history *h)
         const char *other =
             unique ? unique_values[rng_below(rng, i + 1)] : values[rng_below(rng, 4)];
         const char *expect = rng_below(rng, 2) ? state[k] : rng_below(rng, 4) ? other : NULL;
-        bool applies = fate >= 3 || (fate >= 1 && rng_below(rng, 2));
+        bool unknown = fate >= 1 && fate <= unknown_tenths;
+        bool applies = fate > unknown_tenths || (unknown && rng_below(rng, 2));
         const char *cur = state[k];
         switch (op.kind) {
         case HIST_PUT:
@@ -206,7 +207,7 @@ static void gen_history(uint64_t *rng, struct history *h)
         }
         if (fate == 0)
             op.outcome = HIST_FAILED;
-        else if (fate <= 2)
+        else if (unknown)
             op.outcome = HIST_UNKNOWN;
         if (op.outcome != HIST_OK && op.outcome != HIST_MISMATCH)
             op.result = text(NULL);
@@ -269,7 +270,7 @@ TEST(random_executions_are_linearizable_to_both_checkers)
     uint64_t rng = 0x5eed0001;
     for (int i = 0; i < RANDOM_HISTORIES; i++) {
         struct history h;
-        gen_history(&rng, &h);
+        gen_history(&rng, &h, 2);
         struct lincheck_result res;
         enum lincheck_verdict v = check(&h, &res);
         bool brute = brute_linearizable(&h, NULL, 0);
@@ -300,7 +301,7 @@ TEST(corrupted_histories_get_the_brute_force_verdict)
     int violations = 0;
     for (int i = 0; i < RANDOM_HISTORIES; i++) {
         struct history h;
-        gen_history(&rng, &h);
+        gen_history(&rng, &h, 2);
         for (unsigned c = 1 + rng_below(&rng, 2); c > 0; c--)
             corrupt(&rng, &h);
         struct lincheck_result res;
@@ -325,6 +326,32 @@ TEST(corrupted_histories_get_the_brute_force_verdict)
     CHECK(violations < RANDOM_HISTORIES * 9 / 10);
 }
 
+/* The search's rules for unknown operations, where they abound. */
+TEST(histories_mostly_of_unknown_outcome_get_the_brute_force_verdict)
+{
+    uint64_t rng = 0x5eed0004;
+    int violations = 0;
+    for (int i = 0; i < RANDOM_HISTORIES; i++) {
+        struct history h;
+        gen_history(&rng, &h, 6);
+        if (rng_below(&rng, 2))
+            corrupt(&rng, &h);
+        struct lincheck_result res;
+        enum lincheck_verdict v = check(&h, &res);
+        bool brute = brute_linearizable(&h, NULL, 0);
+        if (v != (brute ? LINCHECK_OK : LINCHECK_VIOLATION)) {
+            for (size_t j = 0; j < h.n; j++)
+                history_write_op(stderr, &h.ops[j]);
+            lincheck_result_print(stderr, &h, &res);
+        }
+        violations += !brute;
+        lincheck_result_free(&res);
+        history_free(&h);
+        CHECK_EQ(v, brute ? LINCHECK_OK : LINCHECK_VIOLATION);
+    }
+    CHECK(violations > RANDOM_HISTORIES / 50);
+}
+
 /* What the minimizer and the checker's pruning rest on: dropping a droppable operation from
  * a linearizable key history leaves it linearizable. */
 TEST(dropping_a_droppable_operation_keeps_a_history_linearizable)
@@ -333,7 +360,7 @@ TEST(dropping_a_droppable_operation_keeps_a_history_linearizable)
     int dropped = 0;
     for (int i = 0; i < RANDOM_HISTORIES; i++) {
         struct history h;
-        gen_history(&rng, &h);
+        gen_history(&rng, &h, 2);
         if (rng_below(&rng, 2))
             corrupt(&rng, &h);
         size_t ops[BRUTE_MAX_OPS], n = 0;
@@ -718,6 +745,7 @@ TEST(lincheck_tool_exit_status_is_its_verdict)
 
 TEST_MAIN(TEST_REF(random_executions_are_linearizable_to_both_checkers),
           TEST_REF(corrupted_histories_get_the_brute_force_verdict),
+          TEST_REF(histories_mostly_of_unknown_outcome_get_the_brute_force_verdict),
           TEST_REF(dropping_a_droppable_operation_keeps_a_history_linearizable),
           TEST_REF(stale_read_after_a_completed_write), TEST_REF(lost_update),
           TEST_REF(cas_that_succeeds_twice), TEST_REF(write_applied_twice),
