@@ -7,8 +7,11 @@
 
 #define DEFAULT_MAX_STEPS 100000000u
 #define DEFAULT_MAX_BYTES (1u << 30)
-/* Minimizing may take this many times a key's search budget before it settles for what it
- * has: a smaller witness is a convenience, the verdict is already known. */
+/* Minimizing takes up to this many times the steps that found the violation, plus the
+ * minimum, and at most this many times a key's search budget, before it settles for what
+ * it has: a smaller witness is a convenience, the verdict is already known. */
+#define MINIMIZE_STEPS_PER_FOUND 100
+#define MINIMIZE_MIN_STEPS 20000000u
 #define MINIMIZE_BUDGETS 10
 
 /* One key's sub-history: ops[i] is h->ops[src[i]]. */
@@ -251,33 +254,28 @@ static struct lincheck_options options_or_defaults(const struct lincheck_options
     return d;
 }
 
-/*
- * Greedily drops chunks of droppable operations, halving the chunk size, for as long as
- * what is left is still not linearizable (in the manner of delta debugging). A delete that
- * cannot be dropped is weakened to an unknown outcome instead, which is also sound (the
- * same linearization serves) and lets the writes only it observed go: what is left is then
- * not linearizable even with the deletes' outcomes as reported.
- */
-static size_t minimize(struct key_history *k, uint32_t *sel, size_t m, uint8_t *seen,
-                       const struct lincheck_options *o, uint64_t *steps)
+/* One round of delta debugging: drops chunks of droppable operations (and with weaken,
+ * turns the deletes that cannot be dropped into deletes of unknown outcome), halving the
+ * chunk size, for as long as what is left is still not linearizable. */
+static size_t minimize_round(struct key_history *k, uint32_t *sel, size_t m, bool weaken,
+                             struct observed *obs, const struct lincheck_options *o, uint64_t limit,
+                             uint64_t *steps)
 {
     uint32_t *trial = malloc((m + 1) * sizeof *trial);
     uint32_t *weakened = malloc((m + 1) * sizeof *weakened);
     uint64_t *completed = malloc((m + 1) * sizeof *completed);
-    uint64_t limit = *steps + MINIMIZE_BUDGETS * o->max_steps;
-    struct observed obs = {.seen = seen};
     for (size_t chunk = m > 1 ? m / 2 : 1; trial && weakened && completed && chunk > 0;) {
         bool changed = false;
         for (size_t start = 0; start < m && *steps < limit;) {
-            observe(k, sel, m, &obs);
+            observe(k, sel, m, obs);
             size_t n_trial = 0, n_weak = 0;
             for (size_t j = 0; j < m; j++) {
                 struct lin_op *op = &k->ops[sel[j]];
                 bool in_chunk = j >= start && j < start + chunk;
-                if (in_chunk && droppable(op, &obs))
+                if (in_chunk && droppable(op, obs))
                     continue;
                 trial[n_trial++] = sel[j];
-                if (in_chunk && op->kind == HIST_DELETE && op->outcome == HIST_OK) {
+                if (weaken && in_chunk && op->kind == HIST_DELETE && op->outcome == HIST_OK) {
                     weakened[n_weak] = sel[j];
                     completed[n_weak++] = op->complete;
                     op->outcome = HIST_UNKNOWN;
@@ -307,6 +305,30 @@ static size_t minimize(struct key_history *k, uint32_t *sel, size_t m, uint8_t *
     return m;
 }
 
+/*
+ * Finds a small part of a key's sub-history that is still not linearizable: drops what can
+ * be dropped (lincheck_droppable), then also weakens deletes to an unknown outcome, which
+ * is sound too (the same linearization serves) and lets go of the writes that only a
+ * delete observed: what is left is then not linearizable with the deletes' outcomes as
+ * reported either. Each search may take a few times the steps that found the violation.
+ * On a history of thousands of operations this may stop short of a small part.
+ */
+static size_t minimize(struct key_history *k, uint32_t *sel, size_t m, uint8_t *seen,
+                       const struct lincheck_options *o, uint64_t found_in, uint64_t *steps)
+{
+    struct lincheck_options trial = *o;
+    trial.max_steps = 4 * found_in + 100000;
+    if (trial.max_steps > o->max_steps)
+        trial.max_steps = o->max_steps;
+    uint64_t budget = MINIMIZE_STEPS_PER_FOUND * found_in + MINIMIZE_MIN_STEPS;
+    if (budget > MINIMIZE_BUDGETS * o->max_steps)
+        budget = MINIMIZE_BUDGETS * o->max_steps;
+    uint64_t limit = *steps + budget;
+    struct observed obs = {.seen = seen};
+    m = minimize_round(k, sel, m, false, &obs, &trial, limit, steps);
+    return minimize_round(k, sel, m, true, &obs, &trial, limit, steps);
+}
+
 static enum lincheck_verdict check_key(const struct history *h, const size_t *src, size_t n,
                                        const struct lincheck_options *o, bool minimizing,
                                        uint64_t *steps, struct lincheck_result *res)
@@ -321,10 +343,11 @@ static enum lincheck_verdict check_key(const struct history *h, const size_t *sr
     uint8_t *seen = malloc(k.n_values);
     if (seen) {
         size_t m = select_relevant(&k, sel, seen);
+        uint64_t before = *steps;
         v = check_selection(&k, sel, m, o, steps);
         if (v == LINCHECK_VIOLATION && res) {
             if (minimizing)
-                m = minimize(&k, sel, m, seen, o, steps);
+                m = minimize(&k, sel, m, seen, o, *steps - before, steps);
             res->witness = malloc((m + 1) * sizeof *res->witness);
             for (size_t j = 0; res->witness && j < m; j++)
                 res->witness[j] = src[sel[j]];

@@ -32,7 +32,7 @@
 enum lincheck_verdict { LINCHECK_OK = 0, LINCHECK_VIOLATION = 1, LINCHECK_UNKNOWN = 2 };
 
 struct lincheck_options {
-    uint64_t max_steps; /* per key (and 10 times that to minimize a violation); 0 = 100 million */
+    uint64_t max_steps; /* per key (minimizing a violation takes more); 0 = 100 million */
     uint64_t max_bytes; /* per key; 0 = 1 GiB */
     bool no_minimize;   /* report a violating key's whole sub-history */
 };

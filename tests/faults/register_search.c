@@ -396,9 +396,10 @@ static enum lincheck_verdict search_run(struct search *s, size_t known_left, uin
 {
     size_t depth = 0;
     uint32_t state = 0;
+    uint64_t limit = *steps + max_steps;
     struct event *e = next_candidate(s, &s->head);
     while (known_left > 0) {
-        if (++*steps > max_steps)
+        if (++*steps > limit)
             return LINCHECK_UNKNOWN;
         if (!e->call) {
             /* An operation completed before any order of the choices so far could place
