@@ -360,14 +360,6 @@ static enum lincheck_verdict check_key(const struct history *h, const size_t *sr
     return v;
 }
 
-enum lincheck_verdict lincheck_key(const struct history *h, const size_t *ops, size_t n,
-                                   const struct lincheck_options *o, uint64_t *steps)
-{
-    struct lincheck_options d = options_or_defaults(o);
-    uint64_t local = 0;
-    return check_key(h, ops, n, &d, false, steps ? steps : &local, NULL);
-}
-
 bool lincheck_droppable(const struct history *h, const size_t *ops, size_t n, size_t i)
 {
     struct key_history k;

@@ -34,7 +34,7 @@ enum lincheck_verdict { LINCHECK_OK = 0, LINCHECK_VIOLATION = 1, LINCHECK_UNKNOW
 struct lincheck_options {
     uint64_t max_steps; /* per key (minimizing a violation takes more); 0 = 100 million */
     uint64_t max_bytes; /* per key; 0 = 1 GiB */
-    bool no_minimize;   /* report a violating key's whole sub-history */
+    bool no_minimize;   /* report all of a violating key's operations that matter */
 };
 
 /* What lincheck_history found. For a violation: the key (an index of one of its ops) and
@@ -56,11 +56,6 @@ void lincheck_result_free(struct lincheck_result *res);
 /* Prints the verdict; for a violation, the witness with times in milliseconds after the
  * history's first invocation. */
 void lincheck_result_print(FILE *f, const struct history *h, const struct lincheck_result *res);
-
-/* Checks the operations ops[0..n) of h, all on one key. steps (may be NULL) adds the steps
- * taken. */
-enum lincheck_verdict lincheck_key(const struct history *h, const size_t *ops, size_t n,
-                                   const struct lincheck_options *o, uint64_t *steps);
 
 /*
  * Whether ops[i] may be dropped from the key's sub-history ops[0..n) such that, if the
