@@ -197,6 +197,9 @@ struct cluster {
     size_t n_terms;
     struct cluster_committed *committed; /* committed[i - 1] is index i */
     size_t n_committed, cap_committed;
+    /* commit_term[i - 1]: the term of the leader that first counted index i committed. */
+    raft_term *commit_term;
+    size_t n_commit_term, cap_commit_term;
     struct cluster_proposal *proposals; /* by command number */
     size_t n_proposals, cap_proposals;
     struct cluster_read *reads; /* by ctx */

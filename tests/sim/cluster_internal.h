@@ -143,6 +143,9 @@ void check_free(struct cluster *c);
 void check_ack_durable(struct cluster *c, const struct cluster_node *n, const struct raft_msg *m);
 /* Election Safety and Leader Completeness, when n becomes leader of term. */
 void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term term);
+/* Records the term in which the leader n first counts indexes committed (Leader
+ * Completeness constrains only leaders of later terms). */
+void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_term term);
 /* Leader Append-Only: the log of a leader, now last long, never shrinks... */
 void check_leader_log(struct cluster *c, const struct cluster_node *n, raft_index last);
 /* ...nor is truncated by a ready. */

@@ -184,6 +184,7 @@ static void node_observe(struct cluster *c, struct cluster_node *n)
     }
     if (n->lead_term != term) {
         check_new_leader(c, n, term);
+        check_leader_commit(c, n, term);
         n->lead_term = term;
         n->lead_last = raft_last_index_of(n->r);
         c->stats_elections_won++;
@@ -191,6 +192,7 @@ static void node_observe(struct cluster *c, struct cluster_node *n)
     }
     raft_index last = raft_last_index_of(n->r);
     check_leader_log(c, n, last);
+    check_leader_commit(c, n, term);
     n->lead_last = last;
 }
 

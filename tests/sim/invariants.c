@@ -143,11 +143,14 @@ void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term
                      "Election Safety: n%" PRIu64 " and n%" PRIu64 " both leaders of term %" PRIu64,
                      c->leader_of_term[term], n->id, term);
     c->leader_of_term[term] = n->id;
-    /* Compacted entries live in the snapshot, which was checked when it was taken. */
+    /* Raft §5.4: an entry committed in a term is in the log of every leader of a later
+     * term. A leader of an earlier term may still win after it (delayed votes): it owes
+     * nothing. Compacted entries live in the snapshot, checked when it was taken. */
     raft_index first = raft_first_index_of(n->r);
-    for (raft_index i = first > 1 ? first - 1 : 1; i <= c->n_committed; i++) {
+    raft_index upto = c->n_committed < c->n_commit_term ? c->n_committed : c->n_commit_term;
+    for (raft_index i = first > 1 ? first - 1 : 1; i <= upto; i++) {
         raft_term t = raft_term_at(n->r, i);
-        if (t != c->committed[i - 1].term) {
+        if (c->commit_term[i - 1] < term && t != c->committed[i - 1].term) {
             cluster_fail(c, n->id,
                          "Leader Completeness: n%" PRIu64 " became leader of term %" PRIu64
                          " holding term %" PRIu64 " at index %" PRIu64 ", where term %" PRIu64
@@ -156,6 +159,16 @@ void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term
             break;
         }
     }
+}
+
+void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_term term)
+{
+    raft_index commit = raft_commit_of(n->r);
+    if (commit <= c->n_commit_term)
+        return;
+    grow((void **)&c->commit_term, &c->cap_commit_term, commit, sizeof *c->commit_term);
+    while (c->n_commit_term < commit)
+        c->commit_term[c->n_commit_term++] = term;
 }
 
 void check_leader_log(struct cluster *c, const struct cluster_node *n, raft_index last)
@@ -337,6 +350,7 @@ void check_free(struct cluster *c)
     for (size_t i = 0; i < c->n_committed; i++)
         free(c->committed[i].data);
     free(c->committed);
+    free(c->commit_term);
     if (c->lm)
         free(c->lm->slots);
     free(c->lm);
