@@ -48,7 +48,16 @@ enum raft_err {
     RAFT_ENOTLEADER, /* a proposal reached a node that is not the leader */
     RAFT_ETOOBIG,    /* a proposal larger than the configured maximum */
     RAFT_ECORRUPT,   /* restored state is inconsistent (e.g. a gap in the log) */
+    RAFT_ERANGE,     /* a message's term is out of range (RAFT_MAX_TERM, RAFT_MAX_TERM_STEP) */
 };
+
+/* A message whose term is above RAFT_MAX_TERM, or more than RAFT_MAX_TERM_STEP above the
+ * node's own, is dropped as malformed (raft_step returns RAFT_ERANGE): a node would adopt
+ * and store such a term for good, and a term near 2^64 would wrap at the next election. A
+ * correct cluster reaches neither bound: RAFT_MAX_TERM_STEP is 2^32 elections, over 20
+ * years at one every 150 ms. A node whose term reached RAFT_MAX_TERM no longer campaigns. */
+#define RAFT_MAX_TERM (UINT64_C(1) << 62)
+#define RAFT_MAX_TERM_STEP (UINT64_C(1) << 32)
 
 /* A short, static description of an error code. */
 RAFTKV_API const char *raft_strerror(int err);

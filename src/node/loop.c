@@ -38,7 +38,16 @@ static void step_peer_msg(struct rk_node *n, struct raft_msg *msg)
      * tolerates. */
     if (!n->held) {
         int rc = raft_step(n->raft, msg);
-        if (rc != RAFT_OK)
+        /* A term out of range is forged or corrupt, not a network accident: say so, at
+         * the first and then every 2^k-th. */
+        n->bad_terms += rc == RAFT_ERANGE;
+        if (rc == RAFT_ERANGE && (n->bad_terms & (n->bad_terms - 1)) == 0)
+            rk_warn("dropped %s from %llu: term %llu is out of range (own term %llu; %llu "
+                    "such messages so far)",
+                    raft_msg_type_name(msg->type), (unsigned long long)msg->from,
+                    (unsigned long long)msg->term, (unsigned long long)n->view.term,
+                    (unsigned long long)n->bad_terms);
+        else if (rc != RAFT_OK)
             rk_debug("dropped %s from %llu: %s", raft_msg_type_name(msg->type),
                      (unsigned long long)msg->from, raft_strerror(rc));
     }

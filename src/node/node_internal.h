@@ -99,7 +99,8 @@ struct rk_node {
     bool held;
     struct raft_ready held_rd;
     struct timespec retry_at;
-    uint64_t write_us; /* how long the last batch write took */
+    uint64_t write_us;  /* how long the last batch write took */
+    uint64_t bad_terms; /* peer messages dropped for a term out of range */
     int fatal;
 
     /* Snapshot service. */

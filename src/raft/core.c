@@ -307,6 +307,10 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         r->stats.msgs_dropped_malformed++;
         return RAFT_EINVAL;
     }
+    if (m->term > RAFT_MAX_TERM || (m->term > r->term && m->term - r->term > RAFT_MAX_TERM_STEP)) {
+        r->stats.msgs_dropped_malformed++;
+        return RAFT_ERANGE;
+    }
     if (!step_term(r, m))
         return RAFT_OK;
     switch (m->type) {

@@ -32,6 +32,10 @@ static size_t count_votes(const struct raft *r, enum vote_state state)
 
 void raft__election_start(struct raft *r, bool pre_vote)
 {
+    if (r->term >= RAFT_MAX_TERM) { /* the next term would be out of range */
+        raft__core_reset_election_timer(r);
+        return;
+    }
     raft_term campaign_term = r->term + 1;
     if (pre_vote) {
         /* Ask first whether we could win, without raising our term: a node that cannot

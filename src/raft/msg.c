@@ -19,6 +19,8 @@ const char *raft_strerror(int err)
         return "proposal too large";
     case RAFT_ECORRUPT:
         return "inconsistent restored state";
+    case RAFT_ERANGE:
+        return "term out of range";
     }
     return "unknown error";
 }

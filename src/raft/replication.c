@@ -250,6 +250,11 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     assert(pr && pr->id != r->cfg.id); /* raft_step admits only the other voters */
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
+    /* A round we never sent cannot be answered: it would confirm reads not yet asked. */
+    if (ar->context > pr->round_sent) {
+        r->stats.msgs_dropped_malformed++;
+        return RAFT_EINVAL;
+    }
     /* Any answer in our term, even a rejection, shows it still follows us. */
     if (ar->context > pr->round_acked) {
         pr->round_acked = ar->context;
@@ -258,6 +263,11 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     if (pr->state == PROGRESS_SNAPSHOT)
         return RAFT_OK; /* about appends sent before the transfer began */
     if (ar->success) {
+        /* A follower holds at most what we sent it; more would make its match absurd. */
+        if (ar->index > raft__log_last_index(&r->log)) {
+            r->stats.msgs_dropped_malformed++;
+            return RAFT_EINVAL;
+        }
         if (raft__progress_on_ack(pr, ar->index)) {
             if (pr->state == PROGRESS_PROBE)
                 raft__progress_become_replicate(pr);

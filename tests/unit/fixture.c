@@ -283,8 +283,7 @@ int fx_propose(struct fx *f, const char *data, raft_index *index)
     return rc;
 }
 
-static struct raft_msg fx_msg_to(const struct fx *f, enum raft_msg_type type, raft_id from,
-                                 raft_term term)
+struct raft_msg fx_msg_to(const struct fx *f, enum raft_msg_type type, raft_id from, raft_term term)
 {
     return (struct raft_msg){.type = type, .from = from, .to = f->id, .term = term};
 }

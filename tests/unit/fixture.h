@@ -102,6 +102,9 @@ void fx_campaign(struct fx *f);
 int fx_propose(struct fx *f, const char *data, raft_index *index);
 
 /* Hand-built messages from peer `from` to the fixture's node, stepped and drained. */
+/* A message of type from a peer to the node under test, its body left empty. */
+struct raft_msg fx_msg_to(const struct fx *f, enum raft_msg_type type, raft_id from,
+                          raft_term term);
 int fx_vote_req(struct fx *f, raft_id from, raft_term term, raft_index last_index,
                 raft_term last_term, bool pre_vote);
 int fx_vote_resp(struct fx *f, raft_id from, raft_term term, bool granted, bool pre_vote);

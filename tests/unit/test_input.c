@@ -359,12 +359,55 @@ TEST(ack_beyond_leader_log_cannot_commit)
     CHECK(f);
     CHECK(fx_elect(f));
     raft_index last = raft_last_index_of(f->r);
-    fx_append_ok(f, 2, 100);
-    fx_append_ok(f, 3, 100);
+    uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
+    CHECK_EQ(fx_append_ok(f, 2, 100), RAFT_EINVAL);
+    CHECK_EQ(fx_append_ok(f, 3, UINT64_MAX), RAFT_EINVAL);
+    CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 2);
     CHECK(raft_commit_of(f->r) <= last);
     CHECK(f->last_applied <= last);
     CHECK_EQ(fx_propose(f, "x", NULL), RAFT_OK);
     CHECK(raft_commit_of(f->r) <= raft_last_index_of(f->r));
+    FX_CHECK_CONTRACT(f);
+}
+
+/* One forged message must not move a node's term for good: a term near 2^64 would wrap
+ * at the next election and leave the cluster without a leader, across restarts. */
+TEST(term_out_of_range_is_dropped_and_counted)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    raft_term forged[] = {UINT64_MAX, RAFT_MAX_TERM + 1, RAFT_MAX_TERM_STEP + 1};
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+        uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
+        struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND_RESP, 2, forged[i]);
+        CHECK_EQ(fx_step(f, &m), RAFT_ERANGE);
+        CHECK_EQ(fx_vote_req(f, 3, forged[i], 0, 0, false), RAFT_ERANGE);
+        CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 2);
+        CHECK_EQ(raft_term_of(f->r), 0);
+    }
+    /* A step as large as the bound is a term like any other. */
+    CHECK_EQ(fx_vote_req(f, 3, RAFT_MAX_TERM_STEP, 0, 0, false), RAFT_OK);
+    CHECK_EQ(raft_term_of(f->r), RAFT_MAX_TERM_STEP);
+    FX_CHECK_CONTRACT(f);
+}
+
+/* A response naming a ReadIndex round the leader never sent would confirm reads that no
+ * quorum has seen. */
+TEST(answer_to_a_round_never_sent_is_dropped)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    fx_ack_all(f);
+    CHECK_EQ(raft_read_index(f->r, 7), RAFT_OK);
+    fx_drain(f);
+    struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND_RESP, 2, raft_term_of(f->r));
+    m.append_resp = (struct raft_append_resp){
+        .success = true, .index = raft_last_index_of(f->r), .context = UINT64_MAX};
+    uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
+    CHECK_EQ(fx_step(f, &m), RAFT_EINVAL);
+    CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 1);
+    CHECK_EQ(f->n_reads, 0);
     FX_CHECK_CONTRACT(f);
 }
 
@@ -383,4 +426,6 @@ TEST_MAIN(TEST_REF(restart_restores_term_vote_and_log),
           TEST_REF(message_addressed_to_another_node_is_dropped_and_counted),
           TEST_REF(malformed_append_is_dropped_and_counted),
           TEST_REF(message_of_unknown_type_is_dropped_and_counted),
-          TEST_REF(ack_beyond_leader_log_cannot_commit))
+          TEST_REF(ack_beyond_leader_log_cannot_commit),
+          TEST_REF(term_out_of_range_is_dropped_and_counted),
+          TEST_REF(answer_to_a_round_never_sent_is_dropped))
