@@ -5,6 +5,7 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,6 +15,8 @@
 
 #include "harness.h"
 #include "kv.pb-c.h"
+#include "raft.pb-c.h"
+#include "transport/codec.h"
 #include "test.h"
 
 #define WAIT_MS 10000
@@ -398,6 +401,67 @@ static bool scenario_leader_full(struct cluster *c)
     return true;
 }
 
+/* Sends `to` one hand-made AppendEntriesResponse of term from node `from`, as a peer on
+ * the same network could, and waits for the transport's acknowledgement. */
+static bool send_forged_term(struct cluster *c, int from, int to, uint64_t term)
+{
+    Raftkv__Raft__AppendEntriesResponse r = RAFTKV__RAFT__APPEND_ENTRIES_RESPONSE__INIT;
+    r.term = term;
+    r.success = true;
+    r.index = 1;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.version = RK_WIRE_VERSION;
+    env.cluster_id = 99;
+    env.from = (uint64_t)from;
+    env.to = (uint64_t)to;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_APPEND_ENTRIES_RESPONSE;
+    env.append_entries_response = &r;
+    uint8_t buf[128];
+    size_t len = raftkv__raft__envelope__pack(&env, buf);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", c->ports[3 * (to - 1)]);
+    nng_socket s;
+    char *ack = NULL;
+    size_t ack_len = 0;
+    bool ok = nng_req0_open(&s) == 0;
+    ok = ok && nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, WAIT_MS) == 0 &&
+         nng_dial(s, url, NULL, 0) == 0 && nng_send(s, buf, len, 0) == 0 &&
+         nng_recv(s, &ack, &ack_len, NNG_FLAG_ALLOC) == 0;
+    if (ack)
+        nng_free(ack, ack_len);
+    nng_close(s);
+    return ok;
+}
+
+/* One packet with the largest term used to raise every node's term for good, wrap it at
+ * the next election and leave the cluster without a leader across restarts. It is now
+ * dropped, said in the log, and the cluster goes on as it was. */
+static bool scenario_forged_term(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    REQUIRE(put_ok(c->client, "before", "1", NULL));
+    for (int i = 1; i <= 3; i++)
+        REQUIRE(send_forged_term(c, i % 3 + 1, i, UINT64_MAX));
+    uint64_t deadline = now_ms() + WAIT_MS;
+    for (int i = 1; i <= 3; i++) {
+        while (!cluster_log_contains(c, i, "is out of range") && now_ms() < deadline)
+            sleep_ms(20);
+        REQUIRE(cluster_log_contains(c, i, "is out of range"));
+    }
+    REQUIRE(put_ok(c->client, "after", "2", NULL));
+    for (int i = 1; i <= 3; i++) {
+        struct raftkv_node_status st;
+        REQUIRE(cluster_status(c, i, &st) && st.term < 1000);
+        REQUIRE(st.counters.msgs_dropped_malformed > 0);
+    }
+    /* Elections still work: the leader goes, another takes over. */
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(cluster_stop(c, (int)leader, SIGKILL) == -1);
+    REQUIRE(put_ok(c->client, "elected", "3", NULL));
+    return true;
+}
+
 /* Runs raftd on a config with text; checks the exit status and that its output holds
  * want (with "%s" standing for the config's path). */
 static bool raftd_fails(const char *dir, const char *text, int status, const char *want)
@@ -568,6 +632,11 @@ TEST(leader_full)
     CHECK(with_cluster(3, scenario_leader_full));
 }
 
+TEST(forged_term)
+{
+    CHECK(with_cluster(3, scenario_forged_term));
+}
+
 TEST(change_stream)
 {
     CHECK(with_cluster(3, scenario_change_stream));
@@ -585,6 +654,7 @@ int main(int argc, char **argv)
                                              TEST_REF(storage_full),
                                              TEST_REF(follower_full),
                                              TEST_REF(leader_full),
+                                             TEST_REF(forged_term),
                                              TEST_REF(change_stream)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
