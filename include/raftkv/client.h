@@ -20,8 +20,10 @@
  * the nodes do; a reply that arrives later is dropped.
  *
  * A retried write may have been applied by the first node that received it (the answer
- * was lost): every request carries this client's random 64-bit id and a per-operation
- * sequence number, kept across retries, so that the cluster can recognise duplicates.
+ * was lost, or the leader lost its lead and answered UNAVAILABLE after the entry reached
+ * the followers): the retry can then apply it a second time. Every request carries this
+ * client's random 64-bit id and a per-operation sequence number, kept across retries, for
+ * the cluster to recognise duplicates once it keeps client sessions; it does not yet.
  *
  * One client may be used from several threads at once; requests then run concurrently.
  * Sockets (one per node addressed directly, one to all endpoints, redialing by themselves)
