@@ -337,7 +337,14 @@ int host_start(struct cluster *c, struct cluster_node *n)
 
 void host_receive(struct cluster *c, struct cluster_node *n, const struct raft_msg *m)
 {
-    raft_step(n->r, m);
+    /* The simulated network loses, delays and repeats messages but never corrupts one: a
+     * message refused as malformed was sent malformed, by the core. */
+    int rc = raft_step(n->r, m);
+    if (rc == RAFT_EINVAL || rc == RAFT_ERANGE)
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " refused a %s from n%" PRIu64 " of term %" PRIu64
+                     " as malformed: %s",
+                     n->id, raft_msg_type_name(m->type), m->from, m->term, raft_strerror(rc));
     node_observe(c, n); /* every leader is seen, even one that lasts a single step */
     if (roll_permille(c, c->batch_permille))
         n->dirty = true;
