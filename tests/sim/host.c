@@ -339,7 +339,16 @@ void host_receive(struct cluster *c, struct cluster_node *n, const struct raft_m
 {
     /* The simulated network loses, delays and repeats messages but never corrupts one: a
      * message refused as malformed was sent malformed, by the core. */
+    raft_term term = raft_term_of(n->r);
+    raft_id vote = raft_vote_of(n->r);
     int rc = raft_step(n->r, m);
+    /* Raft dissertation §9.6: a pre-vote asks without disrupting anyone. */
+    if (m->type == RAFT_MSG_REQUEST_VOTE && m->request_vote.pre_vote &&
+        (raft_term_of(n->r) != term || raft_vote_of(n->r) != vote))
+        cluster_fail(c, n->id,
+                     "a pre-vote request from n%" PRIu64 " moved n%" PRIu64 " from term %" PRIu64
+                     " vote %" PRIu64 " to term %" PRIu64 " vote %" PRIu64,
+                     m->from, n->id, term, vote, raft_term_of(n->r), raft_vote_of(n->r));
     if (rc == RAFT_EINVAL || rc == RAFT_ERANGE)
         cluster_fail(c, n->id,
                      "n%" PRIu64 " refused a %s from n%" PRIu64 " of term %" PRIu64
