@@ -65,6 +65,7 @@ void cluster_tick(struct cluster *c)
         raft_tick(n->r);
         host_drain(c, n);
     }
+    check_isolated_leaders(c);
 }
 
 void cluster_ticks(struct cluster *c, unsigned n)

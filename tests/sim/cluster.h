@@ -106,7 +106,8 @@ struct cluster_node {
     raft_index lead_last;
     enum cluster_crash_point crash_at;
     bool unelectable; /* its host cannot store new entries (storage full): raft_set_electable */
-    bool dirty;       /* stepped, ready not yet processed */
+    uint64_t isolated_since; /* tick from which it leads without a majority it can reach */
+    bool dirty;              /* stepped, ready not yet processed */
     uint64_t crashes;
 };
 

@@ -146,6 +146,10 @@ void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term
 /* Records the term in which the leader n first counts indexes committed (Leader
  * Completeness constrains only leaders of later terms). */
 void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_term term);
+/* Check-quorum (Raft dissertation §6.2): a leader that can reach no majority (partitioned
+ * away, or its peers down) steps down within a bound of election timeouts, counted from
+ * when the last message that could still reach it is delivered. Once per tick. */
+void check_isolated_leaders(struct cluster *c);
 /* Leader Append-Only: the log of a leader, now last long, never shrinks... */
 void check_leader_log(struct cluster *c, const struct cluster_node *n, raft_index last);
 /* ...nor is truncated by a ready. */

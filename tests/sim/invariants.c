@@ -171,6 +171,40 @@ void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_t
         c->commit_term[c->n_commit_term++] = term;
 }
 
+/* Whether the leader n can exchange messages with a majority (itself included). */
+static bool reaches_majority(const struct cluster *c, const struct cluster_node *n)
+{
+    size_t reached = 0;
+    for (raft_id p = 1; p <= c->opts.n_nodes; p++)
+        reached +=
+            p == n->id || (cluster_is_up(c, p) && !c->blocked[n->id][p] && !c->blocked[p][n->id]);
+    return reached > c->opts.n_nodes / 2;
+}
+
+void check_isolated_leaders(struct cluster *c)
+{
+    /* A peer's answer sent before the isolation may still arrive this late; then one
+     * check-quorum round (the minimum election timeout) runs out without an answer, and
+     * the next ends it; an election timeout of slack for rounds cut short by a restart. */
+    uint64_t in_flight = c->net.delay_max + c->net.long_delay_max;
+    uint64_t bound = in_flight + 2 * (uint64_t)c->opts.election_ticks_min +
+                     c->opts.election_ticks_max;
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        struct cluster_node *n = &c->nodes[id];
+        if (!n->r || raft_role_of(n->r) != RAFT_LEADER || reaches_majority(c, n)) {
+            n->isolated_since = 0;
+            continue;
+        }
+        if (!n->isolated_since)
+            n->isolated_since = c->now;
+        if (c->opts.check_quorum && c->now - n->isolated_since > bound)
+            cluster_fail(c, id,
+                         "check-quorum: n%" PRIu64 " still leads term %" PRIu64 " %" PRIu64
+                         " ticks after it last reached a majority",
+                         id, raft_term_of(n->r), c->now - n->isolated_since);
+    }
+}
+
 void check_leader_log(struct cluster *c, const struct cluster_node *n, raft_index last)
 {
     if (last < n->lead_last)
