@@ -1,7 +1,9 @@
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log/log.h"
 #include "node/config.h"
@@ -102,6 +104,35 @@ static void install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* How long closing the sockets may take once the node has stopped. */
+#define CLOSE_BOUND_S 5
+
+static int close_exit_code;
+
+/* NNG 1.5.2's nng_close sometimes never returns (nanomsg/nng#1543, #1813; more likely when
+ * a peer redials a node that is closing). Everything the node acknowledged is synced by
+ * now, and its state machine persisted: exiting without the rest of the clean-up loses
+ * nothing, and a SIGTERM'd node always ends. */
+static void *close_watch_run(void *arg)
+{
+    (void)arg;
+    sleep(CLOSE_BOUND_S);
+    rk_error("sockets did not close within %d s (NNG 1.5.2's close hang); exiting without "
+             "the rest of the clean-up, nothing acknowledged is lost",
+             CLOSE_BOUND_S);
+    _exit(close_exit_code);
+}
+
+/* Frees the node, or exits with exit_code if that hangs. */
+static void free_bounded(struct rk_node *node, int exit_code)
+{
+    close_exit_code = exit_code;
+    pthread_t t;
+    if (pthread_create(&t, NULL, close_watch_run, NULL) == 0)
+        pthread_detach(t);
+    rk_node_free(node);
+}
+
 int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daemon_fsm *fsm)
 {
     int exit_code = 0;
@@ -126,7 +157,7 @@ int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daem
             rk_node_request_stop(node);
         rc = rk_node_run(node);
         running_node = NULL;
-        rk_node_free(node);
+        free_bounded(node, rc == 0 ? 0 : EXIT_RUNTIME);
     }
     rk_config_free(&cfg);
     return rc == 0 ? 0 : EXIT_RUNTIME;
