@@ -187,8 +187,8 @@ void check_isolated_leaders(struct cluster *c)
      * check-quorum round (the minimum election timeout) runs out without an answer, and
      * the next ends it; an election timeout of slack for rounds cut short by a restart. */
     uint64_t in_flight = c->net.delay_max + c->net.long_delay_max;
-    uint64_t bound = in_flight + 2 * (uint64_t)c->opts.election_ticks_min +
-                     c->opts.election_ticks_max;
+    uint64_t bound =
+        in_flight + 2 * (uint64_t)c->opts.election_ticks_min + c->opts.election_ticks_max;
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         struct cluster_node *n = &c->nodes[id];
         if (!n->r || raft_role_of(n->r) != RAFT_LEADER || reaches_majority(c, n)) {
