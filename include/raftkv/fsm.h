@@ -116,7 +116,8 @@ struct raftkv_fsm_ops {
     /* A short description of an error code returned above. */
     const char *(*strerror)(struct raftkv_fsm *fsm, int err);
     void (*close)(struct raftkv_fsm *fsm);
-    /* The change stream's topic for this machine's events, e.g. "kv/". */
+    /* The change stream's topic for this machine's events, e.g. "kv/"; NULL: its events are
+     * not published. */
     const char *event_topic;
 };
 

@@ -11,7 +11,7 @@
 
 void changes__publish(struct rk_node *n, const struct raftkv_buf *events, size_t count)
 {
-    if (!n->pub)
+    if (!n->pub || !n->fsm->ops->event_topic)
         return;
     for (size_t i = 0; i < count; i++)
         if (events[i].len)

@@ -291,7 +291,14 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
         reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, p.why);
         break;
     case RAFTKV_PREPARE_READ:
-        read_request(n, call, p.read); /* served even when storage is full: it writes nothing */
+        if (n->fsm->ops->query) {
+            read_request(n, call, p.read); /* served even when full: it writes nothing */
+            break;
+        }
+        if (n->fsm->ops->read_free)
+            n->fsm->ops->read_free(n->fsm, p.read);
+        reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL,
+                    "the state machine prepared a read but answers none (no query op)");
         break;
     case RAFTKV_PREPARE_PROPOSE:
         if (n->refusing_full)
