@@ -1,7 +1,7 @@
 /*
  * kv-workload: concurrent clients of a running cluster, recording a history for lincheck.
  *
- *     kv-workload --endpoints A,B,C --history FILE [--clients N] [--keys K]
+ *     kv-workload [--endpoints A,B,C] --history FILE [--clients N] [--keys K]
  *                 [--seconds S] [--request-timeout MS] [--timeout MS] [--seed X]
  *
  * Each client is a thread with a client of its own that runs one operation at a time on a
@@ -11,6 +11,7 @@
  * not). When the time is up, every key is read once more with a long timeout. The history
  * (history.h) goes to FILE; lincheck FILE checks it.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli_options.h"
 #include "history.h"
 #include "raftkv/client.h"
 
@@ -152,46 +154,67 @@ static void final_reads(const struct workload *w, struct worker *k)
     raftkv_client_close(c);
 }
 
-static int parse_args(int argc, char **argv, struct workload *w, const char **history)
+static int parse_args(int argc, char **argv, struct workload *w, const char **history,
+                      struct rk_cli_endpoints *eps)
 {
-    static char *endpoints[16];
+    static const struct option longopts[] = {{"endpoints", required_argument, NULL, 'e'},
+                                             {"history", required_argument, NULL, 'H'},
+                                             {"clients", required_argument, NULL, 'c'},
+                                             {"keys", required_argument, NULL, 'k'},
+                                             {"seconds", required_argument, NULL, 's'},
+                                             {"request-timeout", required_argument, NULL, 'r'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"seed", required_argument, NULL, 'x'},
+                                             {NULL, 0, NULL, 0}};
     raftkv_client_options_defaults(&w->opts);
     *w = (struct workload){w->opts, 4, 3, 10, 1, 0};
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *o = argv[i], *v = argv[i + 1];
-        if (!strcmp(o, "--endpoints")) {
-            char *s = strdup(v), *save = NULL;
-            for (char *t = strtok_r(s, ",", &save); t && w->opts.n_endpoints < 16;
-                 t = strtok_r(NULL, ",", &save))
-                endpoints[w->opts.n_endpoints++] = t;
-            w->opts.endpoints = (const char *const *)endpoints;
-        } else if (!strcmp(o, "--history")) {
-            *history = v;
-        } else if (!strcmp(o, "--clients")) {
-            w->clients = (unsigned)strtoul(v, NULL, 10);
-        } else if (!strcmp(o, "--keys")) {
-            w->keys = (unsigned)strtoul(v, NULL, 10);
-        } else if (!strcmp(o, "--seconds")) {
-            w->seconds = (unsigned)strtoul(v, NULL, 10);
-        } else if (!strcmp(o, "--request-timeout")) {
-            w->opts.request_timeout_ms = (unsigned)strtoul(v, NULL, 10);
-        } else if (!strcmp(o, "--timeout")) {
-            w->opts.timeout_ms = (unsigned)strtoul(v, NULL, 10);
-        } else if (!strcmp(o, "--seed")) {
-            w->seed = strtoull(v, NULL, 10);
-        } else {
-            return -1;
+    const char *endpoints = NULL;
+    bool ok = true;
+    int c;
+    while (ok && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            endpoints = optarg;
+            break;
+        case 'H':
+            *history = optarg;
+            break;
+        case 'c':
+            ok = rk_cli_parse_uint(optarg, 1, 64, &w->clients);
+            break;
+        case 'k':
+            ok = rk_cli_parse_uint(optarg, 1, 1000000, &w->keys);
+            break;
+        case 's':
+            ok = rk_cli_parse_uint(optarg, 1, 86400, &w->seconds);
+            break;
+        case 'r':
+            ok = rk_cli_parse_uint(optarg, 1, 86400000, &w->opts.request_timeout_ms);
+            break;
+        case 't':
+            ok = rk_cli_parse_uint(optarg, 1, 86400000, &w->opts.timeout_ms);
+            break;
+        case 'x':
+            ok = rk_cli_parse_u64(optarg, 0, UINT64_MAX, &w->seed);
+            break;
+        default:
+            ok = false;
         }
     }
-    return *history && w->opts.n_endpoints && w->clients && w->clients <= 64 && w->keys ? 0 : -1;
+    if (!ok || optind != argc || !*history || rk_cli_endpoints_split(eps, endpoints) != 0)
+        return -1;
+    w->opts.n_endpoints = eps->n;
+    w->opts.endpoints = eps->urls;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     struct workload w;
     const char *path = NULL;
-    if (parse_args(argc, argv, &w, &path) != 0) {
-        fprintf(stderr, "usage: kv-workload --endpoints A,B,C --history FILE [--clients N] "
+    struct rk_cli_endpoints eps = {0};
+    if (parse_args(argc, argv, &w, &path, &eps) != 0) {
+        fprintf(stderr, "usage: kv-workload [--endpoints A,B,C] --history FILE [--clients N] "
                         "[--keys K] [--seconds S] [--request-timeout MS] [--timeout MS] "
                         "[--seed X]\n");
         return 2;
@@ -221,6 +244,7 @@ int main(int argc, char **argv)
         history_free(&k[i].h);
     }
     fclose(f);
+    rk_cli_endpoints_free(&eps);
     printf("kv-workload: %u operations (%u of unknown outcome) by %u clients\n", ops, unknown,
            w.clients);
     return 0;
