@@ -47,9 +47,10 @@ static void usage(FILE *f)
            "status prints a table, one row per endpoint; unreachable ones say so.\n"
            "\n"
            "--json: {\"result\": \"ok\" | \"not_found\" | \"cas_mismatch\" | \"invalid\" |\n"
-           "\"unavailable\" | \"internal\", ...}. get adds key, value, create_revision,\n"
-           "mod_revision; writes add revision; cas_mismatch adds exists and (if it exists)\n"
-           "the current value with its revisions; failures add error; status adds nodes: [{\n"
+           "\"unavailable\" | \"session_expired\" | \"internal\", ...}. get adds key, value,\n"
+           "create_revision, mod_revision; writes add revision; cas_mismatch adds exists and\n"
+           "(if it exists) the current value with its revisions; failures add error; status adds "
+           "nodes: [{\n"
            "endpoint, reachable, id, role, term, leader, commit, applied, last_index,\n"
            "counters}]: counters are what the node counted since it started (its Raft\n"
            "core's dropped messages, elections, rejections and snapshots; its peer\n"
@@ -59,8 +60,10 @@ static void usage(FILE *f)
            "says so. Usage errors are reported on stderr only, also with --json.\n"
            "\n"
            "exit status: 0 success; 1 key not found or cas mismatch; 2 usage error or a\n"
-           "request the cluster rejects as invalid; 3 cluster unavailable within the timeout\n"
-           "(status: no endpoint answered); 4 internal error.\n");
+           "request the cluster rejects as invalid; 3 cluster unavailable within the timeout,\n"
+           "or a write's session expired while it was retried (status: no endpoint\n"
+           "answered): a write's outcome is then unknown, but it is never applied twice;\n"
+           "4 internal error.\n");
 }
 
 struct cli;
@@ -190,6 +193,8 @@ static const char *json_result_name(int status)
         return "invalid";
     case RAFTKV_UNAVAILABLE:
         return "unavailable";
+    case RAFTKV_SESSION_EXPIRED:
+        return "session_expired";
     default:
         return "internal";
     }
@@ -207,6 +212,7 @@ static int exit_code(int status)
     case RAFTKV_EUSAGE:
         return EXIT_USAGE;
     case RAFTKV_UNAVAILABLE:
+    case RAFTKV_SESSION_EXPIRED:
         return EXIT_UNAVAILABLE;
     default:
         return EXIT_INTERNAL;

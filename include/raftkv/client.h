@@ -19,11 +19,24 @@
  * operation ends within timeout_ms of its start (give or take NNG's scheduling), whatever
  * the nodes do; a reply that arrives later is dropped.
  *
- * A retried write may have been applied by the first node that received it (the answer
- * was lost, or the leader lost its lead and answered UNAVAILABLE after the entry reached
- * the followers): the retry can then apply it a second time. Every request carries this
- * client's random 64-bit id and a per-operation sequence number, kept across retries, for
- * the cluster to recognise duplicates once it keeps client sessions; it does not yet.
+ * Exactly-once writes. Writes (put, delete, cas) run in a client session (Raft
+ * dissertation §6.3): the first write registers one with the cluster (an entry in its log),
+ * and every write is numbered in it. A write is resent with its number whenever its answer
+ * is lost: a timeout, a dropped connection, or a leader that lost its lead and answered
+ * UNAVAILABLE after the entry may have reached the followers. The cluster applies a
+ * numbered write at most once and answers every copy with the first answer: a cas retried
+ * after it succeeded reports its success, never a mismatch with its own new value. So:
+ *   - RAFTKV_OK, NOT_FOUND, CAS_MISMATCH, INVALID: the write was applied exactly once (for
+ *     INVALID: refused, applied never), and the result is its answer.
+ *   - RAFTKV_UNAVAILABLE: unknown. The write may have been applied once, or may be applied
+ *     later (its entry may still commit); never twice.
+ *   - RAFTKV_SESSION_EXPIRED: unknown, as for UNAVAILABLE. The cluster forgot the session
+ *     (it keeps the 10,000 most recently used; registering more expires the idlest) while
+ *     the write was being retried, so a copy of it may have been applied. When no copy can
+ *     have been (the write's only attempt was answered "expired"), the library registers a
+ *     new session and sends it there instead, and the caller never sees this status.
+ * A session allows 256 writes in flight: further ones wait in the library. Reads (get) are
+ * linearizable (ReadIndex) and need no session.
  *
  * One client may be used from several threads at once; requests then run concurrently.
  * Sockets (one per node addressed directly, one to all endpoints, redialing by themselves)
@@ -53,6 +66,7 @@ enum raftkv_status {
     RAFTKV_EUSAGE = 5,       /* bad arguments to the library */
     RAFTKV_ENOMEM = 6,
     RAFTKV_EINTERNAL = 7,
+    RAFTKV_SESSION_EXPIRED = 8, /* a write's outcome is unknown: see "Exactly-once writes" */
 };
 
 RAFTKV_API const char *raftkv_status_str(int status);

@@ -422,6 +422,11 @@ const struct rk_call_result *rk_call_result(const struct rk_call *call)
     return &call->res;
 }
 
+unsigned rk_call_tries(const struct rk_call *call)
+{
+    return call->tries;
+}
+
 void rk_call_free(struct rk_call *call)
 {
     if (!call)
@@ -473,44 +478,58 @@ void rk_calls_pool_free(struct raftkv_client *c)
     c->n_pool = 0;
 }
 
-struct rk_call_waiter {
-    nng_mtx *mu;
-    nng_cv *cv;
-    bool done;
-};
-
-static void call_wake(struct rk_call *call, void *arg)
+int rk_wait_init(struct rk_wait *w)
 {
-    struct rk_call_waiter *w = arg;
-    (void)call;
+    *w = (struct rk_wait){0};
+    if (nng_mtx_alloc(&w->mu))
+        return RAFTKV_ENOMEM;
+    if (nng_cv_alloc(&w->cv, w->mu)) {
+        nng_mtx_free(w->mu);
+        return RAFTKV_ENOMEM;
+    }
+    return RAFTKV_OK;
+}
+
+void rk_wait_wake(struct rk_wait *w)
+{
     nng_mtx_lock(w->mu);
     w->done = true;
     nng_cv_wake(w->cv);
     nng_mtx_unlock(w->mu);
 }
 
+void rk_wait_until_woken(struct rk_wait *w)
+{
+    nng_mtx_lock(w->mu);
+    while (!w->done)
+        nng_cv_wait(w->cv);
+    nng_mtx_unlock(w->mu);
+}
+
+void rk_wait_fini(struct rk_wait *w)
+{
+    nng_cv_free(w->cv);
+    nng_mtx_free(w->mu);
+}
+
+static void call_wake(struct rk_call *call, void *arg)
+{
+    (void)call;
+    rk_wait_wake(arg);
+}
+
 int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                 struct rk_call **out)
 {
-    struct rk_call_waiter w = {0};
-    int rv;
-    if (nng_mtx_alloc(&w.mu)) {
+    struct rk_wait w;
+    int rv = rk_wait_init(&w);
+    if (rv != RAFTKV_OK) {
         free(req);
-        return RAFTKV_ENOMEM;
-    }
-    if (nng_cv_alloc(&w.cv, w.mu)) {
-        nng_mtx_free(w.mu);
-        free(req);
-        return RAFTKV_ENOMEM;
+        return rv;
     }
     rv = rk_call_start(c, req, len, endpoint, call_wake, &w, out);
-    if (rv == RAFTKV_OK) {
-        nng_mtx_lock(w.mu);
-        while (!w.done)
-            nng_cv_wait(w.cv);
-        nng_mtx_unlock(w.mu);
-    }
-    nng_cv_free(w.cv);
-    nng_mtx_free(w.mu);
+    if (rv == RAFTKV_OK)
+        rk_wait_until_woken(&w);
+    rk_wait_fini(&w);
     return rv;
 }

@@ -21,6 +21,19 @@
 #include "raftkv/client.h"
 
 struct rk_endpoint;
+struct rk_write;
+
+/* The client's session (session.c), under the client's mu. */
+struct rk_session {
+    uint64_t id; /* 0 while none is registered */
+    uint64_t next_sequence;
+    bool registering;
+    struct rk_write *queue; /* writes waiting for the session or its window, oldest first */
+    struct rk_write **queue_tail;
+    uint64_t *in_flight; /* sequences of the session's writes sent and not answered */
+    size_t n_in_flight;
+    size_t cap_in_flight;
+};
 
 /*
  * Sockets: one req0 socket per endpoint used, for requests to one node (the leader, or a
@@ -31,8 +44,7 @@ struct rk_endpoint;
  */
 struct raftkv_client {
     struct raftkv_client_options opts; /* endpoints point into eps[] urls */
-    uint64_t client_id;
-    nng_mtx *mu;              /* guards everything below */
+    nng_mtx *mu;                       /* guards everything below */
     struct rk_endpoint **eps; /* the configured endpoints first, then leader hints learned */
     size_t n_eps;
     size_t n_configured;
@@ -40,7 +52,7 @@ struct raftkv_client {
     bool any_open;
     nng_dialer *any_dialers; /* one per configured endpoint */
     size_t leader;           /* index into eps, or RK_ANY_ENDPOINT while unknown */
-    uint64_t sequence;
+    struct rk_session session;
     struct rk_call *active; /* calls started and not yet freed, for close to end them */
     nng_cv *idle;           /* signalled when the last active call is freed */
     /* Finished calls kept with their aios for the next ones: allocating an aio costs a
@@ -75,8 +87,37 @@ struct rk_call_result {
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out);
 const struct rk_call_result *rk_call_result(const struct rk_call *call);
+/* Attempts the call made (each may have reached a node). */
+unsigned rk_call_tries(const struct rk_call *call);
 /* Only once the call has finished (from its done callback or after it). */
 void rk_call_free(struct rk_call *call);
+
+/* Packs a state machine request into the envelope every node reads (client.proto Request);
+ * *buf is malloc'd. client.c. */
+int rk_fsm_request_pack(const uint8_t *fsm, size_t fsm_len, uint8_t **buf, size_t *len);
+
+/* A condition to wait for on one thread and set from another (an NNG callback). */
+struct rk_wait {
+    nng_mtx *mu;
+    nng_cv *cv;
+    bool done;
+};
+int rk_wait_init(struct rk_wait *w);
+void rk_wait_wake(struct rk_wait *w);
+void rk_wait_until_woken(struct rk_wait *w);
+void rk_wait_fini(struct rk_wait *w);
+
+/* session.c. A write in the client's session: takes op (a packed kv.proto Request with
+ * only its op set, malloc'd), numbers it in the session, registering one first if needed,
+ * and runs it as a call. done runs exactly once, as a call's done does, with the result of
+ * the write's last call or of the failure that ended it (then resp is NULL). */
+typedef void (*rk_write_done_fn)(const struct rk_call_result *res, void *arg);
+int rk_write_start(struct raftkv_client *c, uint8_t *op, size_t op_len, rk_write_done_fn done,
+                   void *arg);
+/* Ends every queued write with res (its error prefixed): registering failed. */
+void rk_session_failed(struct raftkv_client *c, const struct rk_call_result *res);
+int rk_session_init(struct rk_session *s);
+void rk_session_free(struct rk_session *s);
 
 /* Runs a call to completion on the calling thread. *out gets the finished call. */
 int rk_call_run(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,

@@ -28,6 +28,8 @@ const char *raftkv_status_str(int status)
         return "out of memory";
     case RAFTKV_EINTERNAL:
         return "internal error";
+    case RAFTKV_SESSION_EXPIRED:
+        return "session expired: the write may or may not have been applied";
     default:
         return "unknown status";
     }
@@ -63,12 +65,12 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
     c->opts.endpoints = NULL; /* the caller's strings are copied into eps */
     options_fill_defaults(&c->opts);
     c->leader = RK_ANY_ENDPOINT;
-    c->client_id = ((uint64_t)nng_random() << 32) | nng_random();
-    c->client_id += c->client_id == 0; /* 0 reads as "no client" on the wire */
     atomic_init(&c->closing, false);
-    if (nng_mtx_alloc(&c->mu) || nng_cv_alloc(&c->idle, c->mu)) {
+    if (rk_session_init(&c->session) != RAFTKV_OK || nng_mtx_alloc(&c->mu) ||
+        nng_cv_alloc(&c->idle, c->mu)) {
         if (c->mu)
             nng_mtx_free(c->mu);
+        rk_session_free(&c->session);
         free(c);
         return RAFTKV_ENOMEM;
     }
@@ -93,6 +95,7 @@ void raftkv_client_close(struct raftkv_client *c)
     if (!c)
         return;
     rk_calls_end(c);
+    rk_session_free(&c->session);
     rk_calls_pool_free(c);
     rk_endpoints_close(c);
     nng_cv_free(c->idle);
@@ -120,37 +123,40 @@ static int envelope_pack(Raftkv__Client__Request *env, uint8_t **buf, size_t *le
     return RAFTKV_OK;
 }
 
-/* Stamps the KV request with this client's identity and the next sequence number (retries
- * of one operation keep theirs, so a node can recognise a duplicate) and packs it, inside
- * the envelope, for the state machine. */
-static int request_pack(struct raftkv_client *c, Raftkv__Kv__Request *req, uint8_t **buf,
-                        size_t *len)
+int rk_fsm_request_pack(const uint8_t *fsm, size_t fsm_len, uint8_t **buf, size_t *len)
 {
-    nng_mtx_lock(c->mu);
-    req->sequence = ++c->sequence;
-    nng_mtx_unlock(c->mu);
-    req->client_id = c->client_id;
-    size_t kv_len = raftkv__kv__request__get_packed_size(req);
-    uint8_t *kv = malloc(kv_len ? kv_len : 1);
-    if (!kv)
-        return RAFTKV_ENOMEM;
-    raftkv__kv__request__pack(req, kv);
     Raftkv__Client__Request env = RAFTKV__CLIENT__REQUEST__INIT;
     env.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
-    env.fsm = (ProtobufCBinaryData){kv_len, kv};
-    int rv = envelope_pack(&env, buf, len);
+    env.fsm = (ProtobufCBinaryData){fsm_len, (uint8_t *)fsm};
+    return envelope_pack(&env, buf, len);
+}
+
+/* The packed KV request (malloc'd). */
+static int kv_pack(const Raftkv__Kv__Request *req, uint8_t **kv, size_t *len)
+{
+    *len = raftkv__kv__request__get_packed_size(req);
+    *kv = malloc(*len ? *len : 1);
+    if (!*kv)
+        return RAFTKV_ENOMEM;
+    raftkv__kv__request__pack(req, *kv);
+    return RAFTKV_OK;
+}
+
+/* A read, packed for the state machine inside the envelope. */
+static int read_pack(const Raftkv__Kv__Request *req, uint8_t **buf, size_t *len)
+{
+    uint8_t *kv;
+    size_t kv_len;
+    int rv = kv_pack(req, &kv, &kv_len);
+    if (rv == RAFTKV_OK)
+        rv = rk_fsm_request_pack(kv, kv_len, buf, len);
     free(kv);
     return rv;
 }
 
-/* Packs and runs a KV request to completion; *out gets the finished call (or NULL). */
-static int client_call(struct raftkv_client *c, Raftkv__Kv__Request *req, struct rk_call **out)
+static bool is_write(const Raftkv__Kv__Request *req)
 {
-    uint8_t *buf;
-    size_t len;
-    *out = NULL;
-    int rv = request_pack(c, req, &buf, &len);
-    return rv ? rv : rk_call_run(c, buf, len, RK_ANY_ENDPOINT, out);
+    return req->op_case != RAFTKV__KV__REQUEST__OP_GET;
 }
 
 static int kv_status(Raftkv__Kv__Code code)
@@ -164,6 +170,8 @@ static int kv_status(Raftkv__Kv__Code code)
         return RAFTKV_CAS_MISMATCH;
     case RAFTKV__KV__CODE__INVALID:
         return RAFTKV_INVALID;
+    case RAFTKV__KV__CODE__SESSION_EXPIRED:
+        return RAFTKV_SESSION_EXPIRED;
     default: /* a code newer than us */
         return RAFTKV_EINTERNAL;
     }
@@ -216,17 +224,60 @@ static int result_fill(const struct rk_call_result *r, struct raftkv_result *res
     return status;
 }
 
+struct write_wait {
+    struct rk_wait wait;
+    struct raftkv_result *res;
+    int status;
+};
+
+static void write_waited(const struct rk_call_result *r, void *arg)
+{
+    struct write_wait *w = arg;
+    w->status = result_fill(r, w->res);
+    rk_wait_wake(&w->wait);
+}
+
+/* A write, run in the client's session, waited for. */
+static int client_write(struct raftkv_client *c, const Raftkv__Kv__Request *req,
+                        struct raftkv_result *res)
+{
+    struct write_wait w = {.res = res};
+    uint8_t *kv;
+    size_t len;
+    int rv = rk_wait_init(&w.wait);
+    if (rv != RAFTKV_OK)
+        return rv;
+    rv = kv_pack(req, &kv, &len);
+    if (rv == RAFTKV_OK)
+        rv = rk_write_start(c, kv, len, write_waited, &w);
+    if (rv == RAFTKV_OK) {
+        rk_wait_until_woken(&w.wait);
+        rv = w.status;
+    }
+    rk_wait_fini(&w.wait);
+    return rv;
+}
+
 static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__Request *req,
                         struct raftkv_result *res)
 {
     struct raftkv_result discard = {0};
     if (!res)
         res = &discard;
-    struct rk_call *call;
-    int rv = client_call(c, req, &call);
-    if (rv == RAFTKV_OK)
-        rv = result_fill(rk_call_result(call), res);
-    rk_call_free(call);
+    int rv;
+    if (is_write(req)) {
+        rv = client_write(c, req, res);
+    } else {
+        uint8_t *buf;
+        size_t len;
+        struct rk_call *call = NULL;
+        rv = read_pack(req, &buf, &len);
+        if (rv == RAFTKV_OK)
+            rv = rk_call_run(c, buf, len, RK_ANY_ENDPOINT, &call);
+        if (rv == RAFTKV_OK)
+            rv = result_fill(rk_call_result(call), res);
+        rk_call_free(call);
+    }
     if (res == &discard)
         raftkv_result_free(res);
     return rv;
@@ -237,16 +288,21 @@ struct async_op {
     void *arg;
 };
 
-static void async_done(struct rk_call *call, void *arg)
+static void async_answer(const struct rk_call_result *r, void *arg)
 {
     struct async_op op = *(struct async_op *)arg;
     free(arg);
     struct raftkv_result res;
     Raftkv__Kv__Response *answer;
-    int status = result_view(rk_call_result(call), &res, &answer);
+    int status = result_view(r, &res, &answer);
     op.cb(status, &res, op.arg);
     if (answer)
         raftkv__kv__response__free_unpacked(answer, NULL);
+}
+
+static void async_done(struct rk_call *call, void *arg)
+{
+    async_answer(rk_call_result(call), arg);
     rk_call_free(call);
 }
 
@@ -259,10 +315,17 @@ static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req,
     if (!op)
         return RAFTKV_ENOMEM;
     *op = (struct async_op){cb, arg};
-    int rv = request_pack(c, req, &buf, &len);
-    struct rk_call *call;
-    if (rv == RAFTKV_OK)
-        rv = rk_call_start(c, buf, len, RK_ANY_ENDPOINT, async_done, op, &call);
+    int rv;
+    if (is_write(req)) {
+        rv = kv_pack(req, &buf, &len);
+        if (rv == RAFTKV_OK)
+            rv = rk_write_start(c, buf, len, async_answer, op);
+    } else {
+        struct rk_call *call;
+        rv = read_pack(req, &buf, &len);
+        if (rv == RAFTKV_OK)
+            rv = rk_call_start(c, buf, len, RK_ANY_ENDPOINT, async_done, op, &call);
+    }
     if (rv != RAFTKV_OK)
         free(op);
     return rv;

@@ -16,6 +16,7 @@
 
 #include "kv.pb-c.h"
 #include "kv/kv_private.h"
+#include "kv/session.h"
 #include "log/log.h"
 
 #define RECORD_HEADER RK_KV_RECORD_HEADER
@@ -34,14 +35,6 @@ struct apply {
     char why[160];
 };
 
-struct record {
-    bool found;
-    uint64_t create;
-    uint64_t mod;
-    /* points into the map or the overlay: valid until the next write */
-    ProtobufCBinaryData value;
-};
-
 void rk_bytes_free(struct rk_bytes *b)
 {
     free(b->data);
@@ -55,6 +48,7 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l)
     l->max_value_bytes = RK_KV_DEFAULT_MAX_VALUE_BYTES;
     l->persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     l->persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
+    l->max_sessions = RK_KV_DEFAULT_MAX_SESSIONS;
 }
 
 /* Entries until the next store: between half and all of persist_entries, drawn at random.
@@ -107,6 +101,8 @@ int rk_kv_open(struct rk_db *db, const struct rk_kv_limits *limits, struct rk_kv
         kv->limits.persist_entries = RK_KV_DEFAULT_PERSIST_ENTRIES;
     if (kv->limits.persist_bytes == 0)
         kv->limits.persist_bytes = RK_KV_DEFAULT_PERSIST_BYTES;
+    if (kv->limits.max_sessions == 0)
+        kv->limits.max_sessions = RK_KV_DEFAULT_MAX_SESSIONS;
     kv->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)(uintptr_t)kv ^ 1;
     kv->persist_after = persist_after(kv);
     int rc = rk_db_dbi(db, "kv", &kv->data);
@@ -196,6 +192,8 @@ static bool check_sizes(ProtobufCBinaryData key, ProtobufCBinaryData value, size
 {
     if (key.len == 0)
         snprintf(why, why_len, "empty key");
+    else if (key.data[0] == RK_KV_RESERVED_KEY_BYTE)
+        snprintf(why, why_len, "keys starting with byte 0x00 are reserved for the store");
     else if (key.len > max_key)
         snprintf(why, why_len, "key is %zu bytes, over the %zu-byte key limit (%s)", key.len,
                  max_key, limit_names);
@@ -215,6 +213,8 @@ int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftk
     out->kind = RAFTKV_PREPARE_REFUSE;
     if (!r)
         snprintf(out->why, sizeof out->why, "malformed request: not a kv.proto Request");
+    else if (r->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION)
+        out->kind = RAFTKV_PREPARE_PROPOSE;
     else if (!op_fields(r, &key, &value))
         snprintf(out->why, sizeof out->why, "request has no operation");
     else if (check_sizes(key, value, kv->limits.max_key_bytes, kv->limits.max_value_bytes,
@@ -229,11 +229,12 @@ int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftk
     return RK_DB_OK;
 }
 
-static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r)
+int rk_kv_record_get(struct rk_kv *kv, MDB_txn *txn, const void *key, size_t key_len,
+                     struct rk_kv_record *r)
 {
-    MDB_val k = {key.len, key.data}, v;
+    MDB_val k = {key_len, (void *)key}, v;
     memset(r, 0, sizeof *r);
-    const struct rk_overlay_rec *o = rk_overlay_get(&a->kv->ov, key.data, key.len);
+    const struct rk_overlay_rec *o = rk_overlay_get(&kv->ov, key, key_len);
     if (o) {
         r->found = !o->deleted;
         r->create = o->create;
@@ -241,13 +242,13 @@ static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r
         r->value = (ProtobufCBinaryData){o->value_len, o->value};
         return RK_DB_OK;
     }
-    int rc = mdb_get(a->txn, a->kv->data, &k, &v);
+    int rc = mdb_get(txn, kv->data, &k, &v);
     if (rc == MDB_NOTFOUND)
         return RK_DB_OK;
     if (rc != MDB_SUCCESS)
-        return rk_db_check(a->kv->db, rc, "read key");
+        return rk_db_check(kv->db, rc, "read key");
     if (v.mv_size < RECORD_HEADER)
-        return rk_db_fail(a->kv->db, RK_DB_ECORRUPT, "malformed kv record (%zu bytes)", v.mv_size);
+        return rk_db_fail(kv->db, RK_DB_ECORRUPT, "malformed kv record (%zu bytes)", v.mv_size);
     const uint8_t *p = v.mv_data;
     r->found = true;
     r->create = rk_db_decode_u64(p);
@@ -256,7 +257,12 @@ static int record_get(struct apply *a, ProtobufCBinaryData key, struct record *r
     return RK_DB_OK;
 }
 
-static void answer_found(struct apply *a, const struct record *r)
+static int record_get(struct apply *a, ProtobufCBinaryData key, struct rk_kv_record *r)
+{
+    return rk_kv_record_get(a->kv, a->txn, key.data, key.len, r);
+}
+
+static void answer_found(struct apply *a, const struct rk_kv_record *r)
 {
     a->resp.value = r->value;
     a->resp.create_revision = r->create;
@@ -274,19 +280,24 @@ static void record_change(struct apply *a, Raftkv__Kv__ChangeEvent__Kind kind,
     a->changed = true;
 }
 
+int rk_kv_record_set(struct rk_kv *kv, raft_index index, const void *key, size_t key_len,
+                     bool deleted, uint64_t create, const void *value, size_t value_len)
+{
+    if (rk_overlay_set(&kv->ov, key, key_len, deleted, create, index, value, value_len) != 0)
+        return rk_db_fail(kv->db, RK_DB_ENOMEM, "out of memory applying index %" PRIu64, index);
+    return RK_DB_OK;
+}
+
 static int overlay_set(struct apply *a, ProtobufCBinaryData key, bool deleted, uint64_t create,
                        ProtobufCBinaryData value)
 {
-    if (rk_overlay_set(&a->kv->ov, key.data, key.len, deleted, create, a->index, value.data,
-                       value.len) != 0)
-        return rk_db_fail(a->kv->db, RK_DB_ENOMEM, "out of memory applying index %" PRIu64,
-                          a->index);
-    return RK_DB_OK;
+    return rk_kv_record_set(a->kv, a->index, key.data, key.len, deleted, create, value.data,
+                            value.len);
 }
 
 /* Stores value under key; r is what the key held before. */
 static int write_value(struct apply *a, ProtobufCBinaryData key, ProtobufCBinaryData value,
-                       const struct record *r)
+                       const struct rk_kv_record *r)
 {
     uint64_t create = r->found ? r->create : a->index;
     int rc = overlay_set(a, key, false, create, value);
@@ -298,7 +309,7 @@ static int write_value(struct apply *a, ProtobufCBinaryData key, ProtobufCBinary
     return RK_DB_OK;
 }
 
-static int op_delete(struct apply *a, ProtobufCBinaryData key, const struct record *r)
+static int op_delete(struct apply *a, ProtobufCBinaryData key, const struct rk_kv_record *r)
 {
     if (!r->found) {
         a->resp.code = RAFTKV__KV__CODE__NOT_FOUND;
@@ -313,7 +324,8 @@ static int op_delete(struct apply *a, ProtobufCBinaryData key, const struct reco
 
 /* A mismatch answers with the current value and revisions; a missing key answers with
  * revisions 0, which tells it apart from a key holding an empty value. */
-static int op_cas(struct apply *a, const Raftkv__Kv__CompareAndSwap *cas, const struct record *r)
+static int op_cas(struct apply *a, const Raftkv__Kv__CompareAndSwap *cas,
+                  const struct rk_kv_record *r)
 {
     bool match = cas->expect_absent
                      ? !r->found
@@ -330,7 +342,7 @@ static int op_cas(struct apply *a, const Raftkv__Kv__CompareAndSwap *cas, const 
 static int run_command(struct apply *a, const Raftkv__Kv__Request *c)
 {
     ProtobufCBinaryData key, value;
-    struct record r;
+    struct rk_kv_record r;
     if (!op_fields(c, &key, &value)) {
         snprintf(a->why, sizeof a->why, "request has no operation");
         return RK_DB_OK;
@@ -359,25 +371,57 @@ static int run_command(struct apply *a, const Raftkv__Kv__Request *c)
     }
 }
 
-/* Runs the command and packs the answers. Packing happens before any further write, as
+/* Runs an entry's request, in its session when it has one: a copy of a write the session
+ * already applied gets the first answer, packed as it was, and changes nothing. *remember:
+ * the answer is to be kept for the session. */
+static int run_request(struct apply *a, const Raftkv__Kv__Request *c, struct rk_bytes *cached,
+                       bool *remember)
+{
+    struct rk_kv_session_check check = {.run = true};
+    int rc = RK_DB_OK;
+    *remember = false;
+    if (c->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION) /* revision: the session */
+        return rk_kv_session_register(a->kv, a->txn, a->index, c->register_session,
+                                      &a->resp.revision);
+    if (c->session)
+        rc = rk_kv_session_check(a->kv, a->txn, c, &check);
+    *remember = c->session && check.run;
+    if (rc || check.run)
+        return rc ? rc : run_command(a, c);
+    *cached = check.cached;
+    a->resp.code = check.code;
+    if (!cached->data)
+        snprintf(a->why, sizeof a->why, "%s", check.why);
+    return RK_DB_OK;
+}
+
+/* Runs the request and packs the answers. Packing happens before any further write, as
  * the response may point into the map. */
 static int apply_command(struct apply *a, const struct raft_entry *e, struct rk_bytes *response,
                          struct rk_bytes *change)
 {
     Raftkv__Kv__Request *c = raftkv__kv__request__unpack(NULL, e->len, e->data);
+    struct rk_bytes cached = {NULL, 0};
+    bool remember = false;
     int rc = RK_DB_OK;
     if (c)
-        rc = run_command(a, c);
+        rc = run_request(a, c, &cached, &remember);
     else
         snprintf(a->why, sizeof a->why, "malformed entry: not a kv.proto Request");
-    if (a->why[0]) {
+    if (a->why[0] && a->resp.code == RAFTKV__KV__CODE__OK)
         a->resp.code = RAFTKV__KV__CODE__INVALID;
+    if (a->why[0])
         a->resp.error = a->why;
+    if (cached.data) {
+        *response = cached;
+    } else {
+        if (!rc)
+            rc = pack(&a->resp.base, response);
+        if (!rc && a->changed)
+            rc = pack(&a->change.base, change);
+        if (!rc && remember)
+            rc = rk_kv_session_remember(a->kv, a->txn, a->index, c, response);
     }
-    if (!rc)
-        rc = pack(&a->resp.base, response);
-    if (!rc && a->changed)
-        rc = pack(&a->change.base, change);
     if (c)
         raftkv__kv__request__free_unpacked(c, NULL);
     return rc;
@@ -484,7 +528,7 @@ static int fsm_query(struct raftkv_fsm *fsm, void *read, struct raftkv_buf *resu
     struct rk_kv *kv = (struct rk_kv *)fsm;
     const Raftkv__Kv__Request *req = read;
     struct apply a = {.kv = kv, .resp = RAFTKV__KV__RESPONSE__INIT};
-    struct record r;
+    struct rk_kv_record r;
     struct rk_bytes packed = {NULL, 0};
     int rc = rk_db_read_begin(kv->db, &a.txn);
     if (rc == RK_DB_OK) {

@@ -25,12 +25,17 @@ struct rk_kv_limits {
     uint64_t persist_entries;
     /* ... or as soon as the overlay holds this many bytes (large values); 0: the default. */
     size_t persist_bytes;
+    /* Client sessions kept (session.h); registering one more expires the least recently
+     * active. Every node must apply entries alike, so this must be equal on every node of a
+     * cluster: raftd does not let it be configured. 0: RK_KV_DEFAULT_MAX_SESSIONS. */
+    uint64_t max_sessions;
 };
 /* LMDB's key limit in Debian's build. */
 #define RK_KV_DEFAULT_MAX_KEY_BYTES 511
 #define RK_KV_DEFAULT_MAX_VALUE_BYTES ((size_t)1 << 20)
 #define RK_KV_DEFAULT_PERSIST_ENTRIES 2048
 #define RK_KV_DEFAULT_PERSIST_BYTES ((size_t)16 << 20)
+#define RK_KV_DEFAULT_MAX_SESSIONS 10000
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */

@@ -3,6 +3,8 @@
 #ifndef RAFTKV_KV_PRIVATE_H
 #define RAFTKV_KV_PRIVATE_H
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "kv/kv.h"
 #include "kv/overlay.h"
 
@@ -66,6 +68,20 @@ struct rk_kv {
     uint64_t persist_after;  /* entries after stored_applied that make the next store */
     uint64_t rng;            /* xorshift64 state for persist_after */
 };
+
+/* A key's record as the store holds it, the overlay's first, else LMDB's (txn). */
+struct rk_kv_record {
+    bool found;
+    uint64_t create;
+    uint64_t mod;
+    /* points into the map or the overlay: valid until the next write */
+    ProtobufCBinaryData value;
+};
+int rk_kv_record_get(struct rk_kv *kv, MDB_txn *txn, const void *key, size_t key_len,
+                     struct rk_kv_record *r);
+/* Writes a record (or deletes key) in the overlay, as applied at index. */
+int rk_kv_record_set(struct rk_kv *kv, raft_index index, const void *key, size_t key_len,
+                     bool deleted, uint64_t create, const void *value, size_t value_len);
 
 /* The fsm's snapshot and restore (kv.h documents both and the format). */
 int rk_kv_snapshot(struct rk_kv *kv, raftkv_snapshot_emit_fn emit, void *arg, raft_index *index);

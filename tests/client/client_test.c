@@ -37,20 +37,34 @@ TEST(follows_leader_hint_outside_the_endpoint_list)
     struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
     CHECK(c);
     struct raftkv_result res;
+    /* The session's registration found the leader; the write went straight there. */
     CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_OK);
     CHECK_EQ(res.revision, 7);
-    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_registrations(&a), 1);
+    CHECK_EQ(fake_node_registrations(&b), 1);
+    CHECK_EQ(fake_node_requests(&a), 0);
     CHECK_EQ(fake_node_requests(&b), 1);
-    /* The retry carried the operation's identity unchanged. */
-    CHECK(a.last_client_id != 0);
-    CHECK_EQ(a.last_client_id, b.last_client_id);
-    CHECK_EQ(a.last_sequence, b.last_sequence);
+    CHECK_EQ(b.last_session, FAKE_SESSION_ID);
+    CHECK_EQ(b.last_sequence, 1);
     CHECK_EQ(b.last_op, RAFTKV__KV__REQUEST__OP_PUT);
-    /* The leader is remembered: the next operation goes straight there, with a new sequence. */
+    /* The lead moves back to a: the next write, retried there, keeps its identity and
+     * says the first write was answered. */
+    nng_mtx_lock(b.mu);
+    b.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER;
+    b.hint = a.url;
+    nng_mtx_unlock(b.mu);
+    nng_mtx_lock(a.mu);
+    a.node_code = RAFTKV__CLIENT__CODE__OK;
+    a.code = OK_CODE;
+    nng_mtx_unlock(a.mu);
     CHECK_EQ(raftkv_put(c, "k", 1, "w", 1, &res), RAFTKV_OK);
     CHECK_EQ(fake_node_requests(&a), 1);
     CHECK_EQ(fake_node_requests(&b), 2);
-    CHECK_EQ(b.last_sequence, a.last_sequence + 1);
+    CHECK_EQ(a.last_session, FAKE_SESSION_ID);
+    CHECK_EQ(b.last_sequence, 2);
+    CHECK_EQ(a.last_sequence, 2);
+    CHECK_EQ(a.last_first_incomplete, 2);
+    CHECK_EQ(fake_node_registrations(&a) + fake_node_registrations(&b), 2);
     raftkv_result_free(&res);
     raftkv_client_close(c);
     fake_node_stop(&a);
@@ -74,7 +88,9 @@ TEST(not_leader_without_hint_tries_another_node)
     fake_node_stop(&b);
 }
 
-/* Hints that cannot help are not followed: every try goes back to a node that answers. */
+/* Hints that cannot help are not followed: every try goes back to a node that answers.
+ * (Reads and writes share the retries; a read here, as a write would first retry the
+ * registration of its session.) */
 TEST(useless_hints_are_ignored)
 {
     char dead[64];
@@ -87,7 +103,7 @@ TEST(useless_hints_are_ignored)
         struct raftkv_client *c = client_for(urls, 1, 4, 30000, 300);
         CHECK(c);
         struct raftkv_result res;
-        CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+        CHECK_EQ(raftkv_get(c, "k", 1, &res), RAFTKV_UNAVAILABLE);
         CHECK(strstr(res.error, "not the leader"));
         /* The dead leader costs one try; once its connection is known down, no more. */
         CHECK_EQ(fake_node_requests(&a), hints[i] == dead ? 3 : 4);
@@ -180,9 +196,13 @@ TEST(gives_up_after_the_attempts)
     struct raftkv_client *c = client_for(urls, 1, 3, 30000, 3000);
     CHECK(c);
     struct raftkv_result res;
-    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+    CHECK_EQ(raftkv_get(c, "k", 1, &res), RAFTKV_UNAVAILABLE);
     CHECK_EQ(fake_node_requests(&a), 3);
     CHECK(strstr(res.error, "3 attempts") && strstr(res.error, "no leader"));
+    /* A write fails the same way, registering its session. */
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_UNAVAILABLE);
+    CHECK_EQ(fake_node_registrations(&a), 3);
+    CHECK(strstr(res.error, "registering a session") && strstr(res.error, "3 attempts"));
     raftkv_client_close(c);
     fake_node_stop(&a);
 }
@@ -253,7 +273,7 @@ TEST(not_found_and_invalid_are_answers_not_retried)
     struct raftkv_result res;
     CHECK_EQ(raftkv_get(ca, "k", 1, &res), RAFTKV_NOT_FOUND);
     CHECK_EQ(res.value_len, 0);
-    CHECK_EQ(raftkv_put(cb, "k", 1, "v", 1, &res), RAFTKV_INVALID);
+    CHECK_EQ(raftkv_get(cb, "k", 1, &res), RAFTKV_INVALID);
     CHECK(strcmp(res.error, "key over 4096 bytes") == 0);
     CHECK_EQ(fake_node_requests(&a), 1);
     CHECK_EQ(fake_node_requests(&b), 1);
@@ -261,6 +281,31 @@ TEST(not_found_and_invalid_are_answers_not_retried)
     raftkv_client_close(cb);
     fake_node_stop(&a);
     fake_node_stop(&b);
+}
+
+/* An expired session is replaced once when the write's only copy was refused; a write
+ * that may have been applied (a second try) ends SESSION_EXPIRED: its outcome is unknown. */
+TEST(expired_session_is_replaced_only_when_nothing_was_applied)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__SESSION_EXPIRED};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 30000, 300);
+    CHECK(c);
+    struct raftkv_result res;
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_SESSION_EXPIRED);
+    CHECK_EQ(fake_node_registrations(&a), 2);
+    CHECK_EQ(fake_node_requests(&a), 2);
+    CHECK_EQ(a.last_sequence, 1); /* the first write of the new session */
+    /* Answered "expired" only after a try that timed out: not resent. */
+    nng_mtx_lock(a.mu);
+    a.ignore_next = 1;
+    nng_mtx_unlock(a.mu);
+    CHECK_EQ(raftkv_put(c, "k", 1, "v", 1, &res), RAFTKV_SESSION_EXPIRED);
+    CHECK_EQ(fake_node_registrations(&a), 3);
+    CHECK_EQ(fake_node_requests(&a), 4);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
 }
 
 TEST(status_asks_one_endpoint_once)
@@ -352,5 +397,6 @@ TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(backoff_gives_up_within_the_overall_timeout),
           TEST_REF(cas_mismatch_returns_the_current_value),
           TEST_REF(not_found_and_invalid_are_answers_not_retried),
+          TEST_REF(expired_session_is_replaced_only_when_nothing_was_applied),
           TEST_REF(status_asks_one_endpoint_once), TEST_REF(bad_arguments_are_usage_errors),
           TEST_REF(one_client_serves_several_threads))

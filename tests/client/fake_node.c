@@ -10,12 +10,18 @@ static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
                         const Raftkv__Kv__Request *req)
 {
     nng_mtx_lock(n->mu);
+    if (req && req->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION) {
+        n->registrations++;
+        nng_mtx_unlock(n->mu);
+        return;
+    }
     n->requests++;
     n->last_was_status = env->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
     n->last_op = req ? req->op_case : 0;
     if (req) {
-        n->last_client_id = req->client_id;
+        n->last_session = req->session;
         n->last_sequence = req->sequence;
+        n->last_first_incomplete = req->first_incomplete;
     }
     if (req && req->op_case == RAFTKV__KV__REQUEST__OP_CAS) {
         n->last_expect_absent = req->cas->expect_absent;
@@ -26,16 +32,16 @@ static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
 }
 
 /* The KV store's answer, packed into out (freed by the caller). */
-static int fake_kv_answer(const struct fake_node *n, ProtobufCBinaryData *out)
+static int fake_kv_answer(const struct fake_node *n, bool registration, ProtobufCBinaryData *out)
 {
     Raftkv__Kv__Response kv = RAFTKV__KV__RESPONSE__INIT;
-    kv.code = n->code;
+    kv.code = registration ? RAFTKV__KV__CODE__OK : n->code;
     kv.value.data = (uint8_t *)n->value;
     kv.value.len = n->value_len;
     kv.error = (char *)(n->error ? n->error : "");
     kv.create_revision = n->create_revision;
     kv.mod_revision = n->mod_revision;
-    kv.revision = n->revision;
+    kv.revision = registration ? FAKE_SESSION_ID : n->revision;
     out->len = raftkv__kv__response__get_packed_size(&kv);
     out->data = malloc(out->len ? out->len : 1);
     if (!out->data)
@@ -44,7 +50,7 @@ static int fake_kv_answer(const struct fake_node *n, ProtobufCBinaryData *out)
     return 0;
 }
 
-static void fake_answer(struct fake_node *n)
+static void fake_answer(struct fake_node *n, bool registration)
 {
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
@@ -70,7 +76,8 @@ static void fake_answer(struct fake_node *n)
         st.raft = &raft;
         st.transport = &transport;
         resp.status = &st;
-    } else if (n->node_code == RAFTKV__CLIENT__CODE__OK && fake_kv_answer(n, &resp.fsm) != 0) {
+    } else if (n->node_code == RAFTKV__CLIENT__CODE__OK &&
+               fake_kv_answer(n, registration, &resp.fsm) != 0) {
         return;
     }
     nng_msg *msg;
@@ -103,13 +110,19 @@ static void fake_serve(void *arg)
                 ? raftkv__kv__request__unpack(NULL, env->fsm.len, env->fsm.data)
                 : NULL;
         fake_record(n, env, req);
+        bool registration = req && req->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION;
         if (req)
             raftkv__kv__request__free_unpacked(req, NULL);
         raftkv__client__request__free_unpacked(env, NULL);
         if (n->delay_ms_max)
             nng_msleep(nng_random() % (n->delay_ms_max + 1));
-        if (!n->silent)
-            fake_answer(n);
+        nng_mtx_lock(n->mu); /* tests may change the canned answer meanwhile */
+        bool ignore = n->silent || (!registration && n->ignore_next > 0);
+        if (!n->silent && ignore)
+            n->ignore_next--;
+        if (!ignore)
+            fake_answer(n, registration);
+        nng_mtx_unlock(n->mu);
     }
 }
 
@@ -153,6 +166,14 @@ unsigned fake_node_requests(struct fake_node *n)
 {
     nng_mtx_lock(n->mu);
     unsigned r = n->requests;
+    nng_mtx_unlock(n->mu);
+    return r;
+}
+
+unsigned fake_node_registrations(struct fake_node *n)
+{
+    nng_mtx_lock(n->mu);
+    unsigned r = n->registrations;
     nng_mtx_unlock(n->mu);
     return r;
 }

@@ -64,6 +64,36 @@ static inline struct rk_bytes cmd_cas(const char *key, const char *expected, con
     return pack_request(&c.base);
 }
 
+static inline struct rk_bytes cmd_register_nonce(uint64_t nonce)
+{
+    Raftkv__Kv__RegisterSession reg = RAFTKV__KV__REGISTER_SESSION__INIT;
+    reg.nonce = nonce;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
+    c.op_case = RAFTKV__KV__REQUEST__OP_REGISTER_SESSION;
+    c.register_session = &reg;
+    return pack_request(&c.base);
+}
+
+static inline struct rk_bytes cmd_register(void)
+{
+    return cmd_register_nonce(0);
+}
+
+/* cmd (consumed) as write `sequence` of session, which has every write before
+ * first_incomplete answered. */
+static inline struct rk_bytes in_session(struct rk_bytes cmd, uint64_t session, uint64_t sequence,
+                                         uint64_t first_incomplete)
+{
+    Raftkv__Kv__Request *c = raftkv__kv__request__unpack(NULL, cmd.len, cmd.data);
+    free(cmd.data);
+    c->session = session;
+    c->sequence = sequence;
+    c->first_incomplete = first_incomplete;
+    struct rk_bytes b = pack_request(&c->base);
+    raftkv__kv__request__free_unpacked(c, NULL);
+    return b;
+}
+
 /* What the node does for a store in its environment: tells it how each batch ended (fsm.h,
  * batch_end), so that an aborted batch is undone. */
 static inline void kv_batch_end_cb(void *kv, bool committed)

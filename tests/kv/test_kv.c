@@ -5,6 +5,7 @@
 
 #include "kv.pb-c.h"
 #include "kv/kv_private.h"
+#include "kv/session.h"
 #include "kv_commands.h"
 #include "test.h"
 #include "storage/tmp_dir.h"
@@ -442,7 +443,215 @@ TEST(prepare_limits)
     fixture_end(&f);
 }
 
+/* Client sessions (session.h; Raft dissertation §6.3). */
+
+static uint64_t register_at(struct fixture *f, raft_index index)
+{
+    struct applied a = apply_cmd(f, index, cmd_register());
+    uint64_t id =
+        a.rc == 0 && a.resp && a.resp->code == RAFTKV__KV__CODE__OK ? a.resp->revision : 0;
+    applied_free(&a);
+    return id;
+}
+
+/* The code of applying cmd at index; *revision gets the answer's revision. */
+static int apply_code(struct fixture *f, raft_index index, struct rk_bytes cmd, uint64_t *revision)
+{
+    struct applied a = apply_cmd(f, index, cmd);
+    int code = a.rc ? -1 : a.resp ? (int)a.resp->code : -2;
+    if (revision)
+        *revision = a.resp ? a.resp->revision : 0;
+    applied_free(&a);
+    return code;
+}
+
+static bool value_is(struct fixture *f, raft_index index, const char *key, const char *value)
+{
+    struct applied a = apply_cmd(f, index, cmd_get(key));
+    bool ok =
+        a.resp && (value ? a.resp->code == RAFTKV__KV__CODE__OK && bytes_eq(a.resp->value, value)
+                         : a.resp->code == RAFTKV__KV__CODE__NOT_FOUND);
+    applied_free(&a);
+    return ok;
+}
+
+TEST(session_write_committed_twice_is_applied_once)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    uint64_t s = register_at(&f, 1), rev;
+    CHECK_EQ(s, 1);
+    CHECK_EQ(apply_code(&f, 2, in_session(cmd_put("k", "v1"), s, 1, 1), &rev), 0);
+    CHECK_EQ(rev, 2);
+    CHECK_EQ(apply_code(&f, 3, cmd_put("k", "v2"), NULL), 0);
+    /* The leader answered "retry" and the copy was committed too: the first answer, no
+     * change, and the later put stays. */
+    struct applied a = apply_cmd(&f, 4, in_session(cmd_put("k", "v1"), s, 1, 1));
+    CHECK(a.rc == 0 && a.resp && !a.change);
+    CHECK_EQ(a.resp->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(a.resp->revision, 2);
+    applied_free(&a);
+    CHECK(value_is(&f, 5, "k", "v2"));
+    /* Without a session, a copy is applied again. */
+    CHECK_EQ(apply_code(&f, 6, cmd_put("k", "v1"), &rev), 0);
+    CHECK_EQ(rev, 6);
+    fixture_end(&f);
+}
+
+TEST(session_retried_cas_returns_its_original_success)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    uint64_t s = register_at(&f, 1), rev;
+    CHECK_EQ(apply_code(&f, 2, in_session(cmd_cas("k", NULL, "A"), s, 1, 1), &rev), 0);
+    CHECK_EQ(apply_code(&f, 3, in_session(cmd_cas("k", "A", "B"), s, 2, 1), &rev), 0);
+    CHECK_EQ(rev, 3);
+    /* today's bug: the copy would answer "mismatch, the value is B" */
+    CHECK_EQ(apply_code(&f, 4, in_session(cmd_cas("k", "A", "B"), s, 2, 2), &rev), 0);
+    CHECK_EQ(rev, 3);
+    CHECK(value_is(&f, 5, "k", "B"));
+    fixture_end(&f);
+}
+
+TEST(session_unknown_is_expired_and_never_applied)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    CHECK_EQ(apply_code(&f, 1, in_session(cmd_put("k", "v"), 77, 1, 1), NULL),
+             RAFTKV__KV__CODE__SESSION_EXPIRED);
+    CHECK(value_is(&f, 2, "k", NULL));
+    fixture_end(&f);
+}
+
+TEST(session_keeps_answers_until_acknowledged_within_its_window)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    uint64_t s = register_at(&f, 1), rev;
+    raft_index i = 2;
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        CHECK_EQ(apply_code(&f, i++, in_session(cmd_put("k", "v"), s, seq, 1), NULL), 0);
+    /* write 4 says 1 and 2 were answered: their answers go, 3's stays */
+    CHECK_EQ(apply_code(&f, i++, in_session(cmd_put("k", "w"), s, 4, 3), NULL), 0);
+    CHECK_EQ(apply_code(&f, i++, in_session(cmd_put("k", "v"), s, 1, 1), NULL),
+             RAFTKV__KV__CODE__INVALID);
+    CHECK_EQ(apply_code(&f, i++, in_session(cmd_put("k", "v"), s, 3, 3), &rev), 0);
+    CHECK_EQ(rev, 4);
+    CHECK(value_is(&f, i++, "k", "w"));
+    /* at most RK_KV_SESSION_WINDOW writes past the first unanswered one */
+    CHECK_EQ(
+        apply_code(&f, i++, in_session(cmd_put("k", "x"), s, 3 + RK_KV_SESSION_WINDOW, 3), NULL),
+        RAFTKV__KV__CODE__INVALID);
+    CHECK_EQ(apply_code(&f, i++, in_session(cmd_put("k", "x"), s, 5, 6), NULL),
+             RAFTKV__KV__CODE__INVALID);
+    CHECK(value_is(&f, i++, "k", "w"));
+    fixture_end(&f);
+}
+
+TEST(session_least_recently_active_expires_first)
+{
+    struct fixture f;
+    struct rk_kv_limits lim;
+    rk_kv_limits_defaults(&lim);
+    lim.persist_entries = 1000; /* registration stores the overlay itself */
+    lim.max_sessions = 3;
+    CHECK(fixture_start(&f, &lim));
+    uint64_t s1 = register_at(&f, 1), s2 = register_at(&f, 2), s3 = register_at(&f, 3);
+    CHECK(s1 && s2 && s3);
+    CHECK_EQ(apply_code(&f, 4, in_session(cmd_put("a", "1"), s1, 1, 1), NULL), 0);
+    CHECK_EQ(apply_code(&f, 5, in_session(cmd_put("b", "1"), s2, 1, 1), NULL), 0);
+    CHECK_EQ(apply_code(&f, 6, in_session(cmd_put("a", "2"), s1, 2, 2), NULL), 0);
+    /* s3 was idle since its registration */
+    uint64_t s4 = register_at(&f, 7);
+    CHECK_EQ(s4, 7);
+    CHECK_EQ(apply_code(&f, 8, in_session(cmd_put("c", "1"), s3, 1, 1), NULL),
+             RAFTKV__KV__CODE__SESSION_EXPIRED);
+    CHECK_EQ(apply_code(&f, 9, in_session(cmd_put("b", "2"), s2, 2, 2), NULL), 0);
+    CHECK_EQ(apply_code(&f, 10, in_session(cmd_put("a", "3"), s1, 3, 3), NULL), 0);
+    /* now s4 is the idlest; its registration, then s2's answers, go */
+    CHECK(register_at(&f, 11) == 11);
+    CHECK_EQ(apply_code(&f, 12, in_session(cmd_put("d", "1"), s4, 1, 1), NULL),
+             RAFTKV__KV__CODE__SESSION_EXPIRED);
+    CHECK(register_at(&f, 13) == 13);
+    CHECK_EQ(apply_code(&f, 14, in_session(cmd_put("b", "2"), s2, 2, 2), NULL),
+             RAFTKV__KV__CODE__SESSION_EXPIRED);
+    CHECK_EQ(apply_code(&f, 15, in_session(cmd_put("a", "3"), s1, 3, 3), NULL), 0);
+    CHECK(value_is(&f, 16, "c", NULL));
+    fixture_end(&f);
+}
+
+TEST(session_registration_copies_open_one_session)
+{
+    struct fixture f;
+    struct rk_kv_limits lim;
+    rk_kv_limits_defaults(&lim);
+    lim.persist_entries = 1;
+    lim.max_sessions = 2;
+    CHECK(fixture_start(&f, &lim));
+    uint64_t id;
+    CHECK_EQ(apply_code(&f, 1, cmd_register_nonce(5), &id), 0);
+    CHECK_EQ(id, 1);
+    CHECK_EQ(apply_code(&f, 2, cmd_register_nonce(5), &id), 0);
+    CHECK_EQ(id, 1);
+    CHECK_EQ(apply_code(&f, 3, cmd_register_nonce(6), &id), 0);
+    CHECK_EQ(id, 3);
+    /* a third session expires session 1, and its nonce with it */
+    CHECK_EQ(apply_code(&f, 4, cmd_register_nonce(7), &id), 0);
+    CHECK_EQ(id, 4);
+    CHECK_EQ(apply_code(&f, 5, cmd_register_nonce(5), &id), 0);
+    CHECK_EQ(id, 5);
+    CHECK_EQ(apply_code(&f, 6, in_session(cmd_put("k", "v"), 1, 1, 1), NULL),
+             RAFTKV__KV__CODE__SESSION_EXPIRED);
+    CHECK_EQ(apply_code(&f, 7, in_session(cmd_put("k", "v"), 5, 1, 1), NULL), 0);
+    fixture_end(&f);
+}
+
+TEST(session_state_survives_restart_and_aborted_batches)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    uint64_t s = register_at(&f, 1), rev;
+    /* an aborted batch takes its answer with it: the write runs when it comes again */
+    struct rk_bytes cmd = in_session(cmd_cas("k", NULL, "A"), s, 1, 1);
+    struct raft_entry e = {
+        .term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = cmd.len, .data = cmd.data};
+    struct applied a = apply_entry(&f, &e, true);
+    CHECK(a.rc != 0);
+    applied_free(&a);
+    free(cmd.data);
+    CHECK_EQ(apply_code(&f, 2, in_session(cmd_cas("k", NULL, "A"), s, 1, 1), &rev), 0);
+    CHECK_EQ(rev, 2);
+    fixture_close(&f);
+    CHECK(fixture_open(&f, NULL));
+    CHECK_EQ(apply_code(&f, 3, in_session(cmd_cas("k", NULL, "A"), s, 1, 1), &rev), 0);
+    CHECK_EQ(rev, 2);
+    fixture_end(&f);
+}
+
+TEST(reserved_keys_are_refused)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    ProtobufCBinaryData reserved = {3, (uint8_t *)"\0sx"};
+    CHECK_EQ(prepare(f.kv, request(RAFTKV__KV__REQUEST__OP_PUT, reserved, B("v")), "reserved"),
+             RAFTKV_PREPARE_REFUSE);
+    CHECK_EQ(prepare(f.kv, request(RAFTKV__KV__REQUEST__OP_GET, reserved, B("")), "reserved"),
+             RAFTKV_PREPARE_REFUSE);
+    CHECK_EQ(prepare(f.kv, cmd_register(), NULL), RAFTKV_PREPARE_PROPOSE);
+    /* an entry that got into the log anyway is a no-op on every node */
+    CHECK_EQ(apply_code(&f, 1, request(RAFTKV__KV__REQUEST__OP_PUT, reserved, B("v")), NULL),
+             RAFTKV__KV__CODE__INVALID);
+    fixture_end(&f);
+}
+
 TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_semantics),
           TEST_REF(malformed_and_noop_entries_advance_applied_index),
           TEST_REF(applied_index_is_atomic_with_effects), TEST_REF(applies_across_map_growth),
-          TEST_REF(prepare_limits))
+          TEST_REF(prepare_limits), TEST_REF(session_write_committed_twice_is_applied_once),
+          TEST_REF(session_retried_cas_returns_its_original_success),
+          TEST_REF(session_unknown_is_expired_and_never_applied),
+          TEST_REF(session_keeps_answers_until_acknowledged_within_its_window),
+          TEST_REF(session_least_recently_active_expires_first),
+          TEST_REF(session_registration_copies_open_one_session),
+          TEST_REF(session_state_survives_restart_and_aborted_batches),
+          TEST_REF(reserved_keys_are_refused))
