@@ -563,6 +563,90 @@ static bool scenario_change_stream(struct cluster *c)
     return ok;
 }
 
+/* ---- Exactly-once writes (issue 11). ---- */
+
+/* The median time of a few puts, in ms (at least 1). */
+static unsigned put_latency_ms(struct cluster *c)
+{
+    unsigned ms[9];
+    for (int i = 0; i < 9; i++) {
+        uint64_t t = now_ms();
+        if (raftkv_put(c->client, "probe", 5, "x", 1, NULL) != RAFTKV_OK)
+            return 0;
+        ms[i] = (unsigned)(now_ms() - t);
+    }
+    for (int i = 1; i < 9; i++) /* insertion sort */
+        for (int j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
+            unsigned t = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = t;
+        }
+    return ms[4] ? ms[4] : 1;
+}
+
+static uint64_t leader_last_index(struct cluster *c)
+{
+    struct raftkv_node_status st;
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    return leader && cluster_status(c, (int)leader, &st) ? st.last_log_index : 0;
+}
+
+/* A counter advanced by cas from a client whose requests time out about half the time, so
+ * that it resends writes whose first copy was committed: every cas applies once and
+ * reports its own outcome. A cas of unknown outcome is settled by a read. Without
+ * sessions, a copy applied twice shows as a mismatch, often holding the cas's own value. */
+static bool scenario_retried_writes(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
+    unsigned latency = put_latency_ms(c);
+    REQUIRE(latency > 0);
+    struct raftkv_client *hasty = cluster_client_opts(c, 0, 60000, latency);
+    REQUIRE(hasty);
+    uint64_t first_index = leader_last_index(c);
+    int counter = 0, ok = 0, unknown = 0, mismatches = 0;
+    REQUIRE(raftkv_put(c->client, "counter", 7, "0", 1, NULL) == RAFTKV_OK);
+    for (int i = 0; i < 60; i++) {
+        char expected[16], next[16];
+        snprintf(expected, sizeof expected, "%d", counter);
+        snprintf(next, sizeof next, "%d", counter + 1);
+        struct raftkv_result res;
+        int st =
+            raftkv_cas(hasty, "counter", 7, expected, strlen(expected), next, strlen(next), &res);
+        if (st == RAFTKV_CAS_MISMATCH) {
+            fprintf(stderr, "cas %s -> %s: mismatch, current value %.*s\n", expected, next,
+                    (int)res.value_len, res.value ? (const char *)res.value : "");
+            mismatches++;
+        }
+        raftkv_result_free(&res);
+        REQUIRE(st == RAFTKV_OK || st == RAFTKV_UNAVAILABLE || st == RAFTKV_CAS_MISMATCH);
+        ok += st == RAFTKV_OK;
+        if (st == RAFTKV_OK)
+            counter++;
+        else if (st == RAFTKV_UNAVAILABLE) {
+            unknown++;
+            REQUIRE(raftkv_get(c->client, "counter", 7, &res) == RAFTKV_OK);
+            char now[16];
+            snprintf(now, sizeof now, "%.*s", (int)res.value_len, (const char *)res.value);
+            raftkv_result_free(&res);
+            REQUIRE(strcmp(now, expected) == 0 || strcmp(now, next) == 0);
+            counter = atoi(now);
+        }
+    }
+    raftkv_client_close(hasty);
+    uint64_t entries = leader_last_index(c) - first_index;
+    fprintf(stderr, "  request timeout %u ms: %d cas ok, %d unknown, %d mismatches; %llu entries\n",
+            latency, ok, unknown, mismatches, (unsigned long long)entries);
+    REQUIRE(mismatches == 0);
+    /* The test must have made the library resend committed writes: more entries than
+     * operations (and one registration, plus its own copies). */
+    REQUIRE(ok > 0);
+    REQUIRE(entries > 60 + 2);
+    char want[16];
+    snprintf(want, sizeof want, "%d", counter);
+    return cluster_get_is(c->client, "counter", want);
+}
+
 /* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
 static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
 {
@@ -642,6 +726,11 @@ TEST(change_stream)
     CHECK(with_cluster(3, scenario_change_stream));
 }
 
+TEST(retried_writes_apply_once)
+{
+    CHECK(with_cluster(3, scenario_retried_writes));
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -655,6 +744,7 @@ int main(int argc, char **argv)
                                              TEST_REF(follower_full),
                                              TEST_REF(leader_full),
                                              TEST_REF(forged_term),
-                                             TEST_REF(change_stream)};
+                                             TEST_REF(change_stream),
+                                             TEST_REF(retried_writes_apply_once)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
