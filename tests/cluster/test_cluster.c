@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "kv.pb-c.h"
@@ -194,6 +195,7 @@ static bool scenario_failover(struct cluster *c)
 struct writer {
     struct cluster *c;
     int id;
+    unsigned timeout_ms; /* per put; 0: 2 s */
     atomic_bool *stop;
     atomic_int acked; /* puts 0 .. acked-1 were acknowledged */
     pthread_t thread;
@@ -208,7 +210,7 @@ static void writer_kv(int w, int i, char *key, char *value, size_t len)
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    struct raftkv_client *client = cluster_client(w->c, 0, 2000);
+    struct raftkv_client *client = cluster_client(w->c, 0, w->timeout_ms ? w->timeout_ms : 2000);
     char key[64], value[64];
     for (int i = 0; client && i < MAX_PUTS && !atomic_load(w->stop); i++) {
         writer_kv(w->id, i, key, value, sizeof key);
@@ -647,6 +649,113 @@ static bool scenario_retried_writes(struct cluster *c)
     return cluster_get_is(c->client, "counter", want);
 }
 
+/* ---- A disk that fails a synced write. ---- */
+
+/* Makes the nodes started from now on load tests/cluster/fail_sync.c, armed by trigger. */
+static void fail_sync_preload(const char *trigger, char *saved_asan, size_t len)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    snprintf(saved_asan, len, "%s", asan ? asan : "");
+    char opts[512];
+    /* The preloaded library comes before the sanitizer runtime of an instrumented raftd. */
+    snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", saved_asan,
+             saved_asan[0] ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    setenv("LD_PRELOAD", FAIL_SYNC_PATH, 1);
+    setenv("RAFTKV_TEST_FAIL_SYNC_FILE", trigger, 1);
+}
+
+static void fail_sync_preload_end(const char *saved_asan)
+{
+    unsetenv("LD_PRELOAD");
+    unsetenv("RAFTKV_TEST_FAIL_SYNC_FILE");
+    if (saved_asan[0])
+        setenv("ASAN_OPTIONS", saved_asan, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+}
+
+/* Waits for node id's process to exit on its own; returns its wait status, or -1. */
+static int wait_exit(struct cluster *c, int id, unsigned timeout_ms)
+{
+    struct cnode *node = &c->nodes[id - 1];
+    uint64_t deadline = now_ms() + timeout_ms;
+    int status;
+    while (waitpid(node->pid, &status, WNOHANG) != node->pid) {
+        if (now_ms() >= deadline)
+            return -1;
+        sleep_ms(20);
+    }
+    node->pid = 0;
+    return status;
+}
+
+/* Under load, the leader's disk fails a write (fsync returns EIO). The leader must stop at
+ * once (fail-stop: anything acknowledged after a lost write could be lost with it), the
+ * others go on with a new leader, and the node restarted on a good disk catches up; no
+ * acknowledged write is lost. */
+static bool scenario_failed_sync_body(struct cluster *c, const char *trigger)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    atomic_bool stop = false;
+    struct writer w[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (struct writer){.c = c, .id = i, .stop = &stop, .timeout_ms = 30000};
+        atomic_init(&w[i].acked, 0);
+        REQUIRE(pthread_create(&w[i].thread, NULL, writer_main, &w[i]) == 0);
+    }
+    uint64_t deadline = now_ms() + 30000;
+    while (total_acked(w) < 200 && now_ms() < deadline)
+        sleep_ms(5);
+    FILE *f = fopen(trigger, "w");
+    bool armed = f && fprintf(f, "%d\n", (int)c->nodes[leader - 1].pid) > 0;
+    if (f)
+        armed = fclose(f) == 0 && armed;
+    int status = armed ? wait_exit(c, (int)leader, 30000) : -1;
+    int at_failure = total_acked(w);
+    /* The others keep taking writes under a new leader. */
+    deadline = now_ms() + 30000;
+    while (total_acked(w) < at_failure + 200 && now_ms() < deadline)
+        sleep_ms(5);
+    int after = total_acked(w);
+    bool restarted = status != -1 && cluster_start(c, (int)leader);
+    atomic_store(&stop, true);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i].thread, NULL);
+    fprintf(stderr,
+            "  node %llu stopped with status %d after its fsync failed; %d puts "
+            "acknowledged then, %d later\n",
+            (unsigned long long)leader, status, at_failure, after - at_failure);
+    REQUIRE(armed);
+    REQUIRE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    REQUIRE(after >= at_failure + 200);
+    REQUIRE(restarted);
+    uint64_t new_leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(new_leader);
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, (int)new_leader, &st));
+    REQUIRE(cluster_wait_applied(c, (int)leader, st.commit_index, WAIT_MS));
+    char key[64], value[64];
+    for (int t = 0; t < WRITERS; t++)
+        for (int i = 0; i < atomic_load(&w[t].acked); i++) {
+            writer_kv(t, i, key, value, sizeof key);
+            REQUIRE(cluster_get_is(c->client, key, value));
+        }
+    return true;
+}
+
+static bool scenario_failed_sync(struct cluster *c)
+{
+    char trigger[128], saved_asan[256];
+    snprintf(trigger, sizeof trigger, "%s/fail-sync", c->dir);
+    fail_sync_preload(trigger, saved_asan, sizeof saved_asan);
+    bool ok = scenario_failed_sync_body(c, trigger);
+    fail_sync_preload_end(saved_asan);
+    return ok;
+}
+
 /* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
 static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
 {
@@ -731,6 +840,11 @@ TEST(retried_writes_apply_once)
     CHECK(with_cluster(3, scenario_retried_writes));
 }
 
+TEST(failed_sync_stops_the_node)
+{
+    CHECK(with_cluster(3, scenario_failed_sync));
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -745,6 +859,7 @@ int main(int argc, char **argv)
                                              TEST_REF(leader_full),
                                              TEST_REF(forged_term),
                                              TEST_REF(change_stream),
-                                             TEST_REF(retried_writes_apply_once)};
+                                             TEST_REF(retried_writes_apply_once),
+                                             TEST_REF(failed_sync_stops_the_node)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
