@@ -150,7 +150,9 @@ RAFTKV_API int raftkv_client_open(const struct raftkv_client_options *opts,
  * operations. */
 RAFTKV_API void raftkv_client_close(struct raftkv_client *c);
 
-/* Keys must not be empty (RAFTKV_EUSAGE). Writes report their revision in res.
+/* Keys must not be empty (RAFTKV_EUSAGE); the cluster refuses keys whose first byte is
+ * 0x00, which it keeps for its own records (RAFTKV_INVALID). Writes report their revision
+ * in res.
  * get/delete of a missing key return RAFTKV_NOT_FOUND. */
 RAFTKV_API int raftkv_put(struct raftkv_client *c, const void *key, size_t key_len,
                           const void *value, size_t value_len, struct raftkv_result *res);

@@ -114,8 +114,6 @@ void rk_wait_fini(struct rk_wait *w);
 typedef void (*rk_write_done_fn)(const struct rk_call_result *res, void *arg);
 int rk_write_start(struct raftkv_client *c, uint8_t *op, size_t op_len, rk_write_done_fn done,
                    void *arg);
-/* Ends every queued write with res (its error prefixed): registering failed. */
-void rk_session_failed(struct raftkv_client *c, const struct rk_call_result *res);
 int rk_session_init(struct rk_session *s);
 void rk_session_free(struct rk_session *s);
 

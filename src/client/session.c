@@ -86,6 +86,29 @@ static int write_pack(const struct rk_write *w, uint64_t first, uint8_t **buf, s
     return rv;
 }
 
+/* Ends every queued write with status and why. */
+static void queue_fail(struct raftkv_client *c, int status, const char *why)
+{
+    nng_mtx_lock(c->mu);
+    struct rk_write *w = c->session.queue;
+    c->session.queue = NULL;
+    c->session.queue_tail = &c->session.queue;
+    c->session.registering = false;
+    nng_mtx_unlock(c->mu);
+    while (w) {
+        struct rk_write *next = w->next;
+        write_fail(w, status, why);
+        w = next;
+    }
+}
+
+static void registration_failed(struct raftkv_client *c, int status, const char *why)
+{
+    char error[sizeof((struct rk_call_result *)0)->error];
+    snprintf(error, sizeof error, "registering a session: %.200s", why);
+    queue_fail(c, status, error);
+}
+
 static void write_call_done(struct rk_call *call, void *arg);
 static void register_done(struct rk_call *call, void *arg);
 
@@ -103,11 +126,8 @@ static void register_start(struct raftkv_client *c)
     int rv = rk_fsm_request_pack(kv, raftkv__kv__request__pack(&req, kv), &buf, &len);
     if (rv == RAFTKV_OK)
         rv = rk_call_start(c, buf, len, RK_ANY_ENDPOINT, register_done, c, &call);
-    if (rv != RAFTKV_OK) {
-        struct rk_call_result res = {.status = rv};
-        snprintf(res.error, sizeof res.error, "cannot start a session: out of memory");
-        rk_session_failed(c, &res);
-    }
+    if (rv != RAFTKV_OK)
+        registration_failed(c, rv, "out of memory");
 }
 
 /* Sends what the session and its window allow, or registers the session. */
@@ -119,8 +139,7 @@ static void pump(struct raftkv_client *c)
     nng_mtx_lock(c->mu);
     if (atomic_load(&c->closing)) {
         nng_mtx_unlock(c->mu);
-        struct rk_call_result closed = {.status = RAFTKV_UNAVAILABLE, .error = "client closed"};
-        rk_session_failed(c, &closed);
+        queue_fail(c, RAFTKV_UNAVAILABLE, "client closed");
         return;
     }
     if (!s->id && s->queue && !s->registering)
@@ -160,24 +179,6 @@ static void pump(struct raftkv_client *c)
     }
 }
 
-void rk_session_failed(struct raftkv_client *c, const struct rk_call_result *res)
-{
-    nng_mtx_lock(c->mu);
-    struct rk_write *w = c->session.queue;
-    c->session.queue = NULL;
-    c->session.queue_tail = &c->session.queue;
-    c->session.registering = false;
-    nng_mtx_unlock(c->mu);
-    struct rk_call_result failed = *res;
-    failed.resp = NULL;
-    snprintf(failed.error, sizeof failed.error, "registering a session: %.200s", res->error);
-    while (w) {
-        struct rk_write *next = w->next;
-        write_end(w, &failed);
-        w = next;
-    }
-}
-
 /* The session id in a registration's answer, or 0. */
 static uint64_t registered_id(const struct rk_call_result *r)
 {
@@ -204,12 +205,10 @@ static void register_done(struct rk_call *call, void *arg)
         c->session.registering = false;
         nng_mtx_unlock(c->mu);
         pump(c);
+    } else if (r->status == RAFTKV_OK) {
+        registration_failed(c, RAFTKV_EINTERNAL, "the cluster gave no session id");
     } else {
-        struct rk_call_result res = *r;
-        if (res.status == RAFTKV_OK)
-            snprintf(res.error, sizeof res.error, "the cluster gave no session id");
-        res.status = res.status == RAFTKV_OK ? RAFTKV_EINTERNAL : res.status;
-        rk_session_failed(c, &res);
+        registration_failed(c, r->status, r->error);
     }
     /* Last: close waits for the active calls, and the writes queued behind this one have
      * ended or started by now. */
