@@ -27,7 +27,9 @@
  * KV store does this with its overlay).
  *
  * Every function returns 0 or a positive error code of the implementation (strerror
- * describes it).
+ * describes it). One code is shared: restore returns RAFTKV_FSM_EBADSNAPSHOT when the
+ * stream is not a valid snapshot of that index (truncated, corrupt, forged). The node then
+ * refuses the snapshot and lives on; any other error of restore stops it.
  */
 #ifndef RAFTKV_FSM_H
 #define RAFTKV_FSM_H
@@ -37,6 +39,8 @@
 #include <stdint.h>
 
 #include "raftkv/raft.h"
+
+#define RAFTKV_FSM_EBADSNAPSHOT 1000
 
 /* A heap buffer handed from the state machine to the node, which frees it. */
 struct raftkv_buf {

@@ -208,6 +208,8 @@ struct raft_snapshot_meta {
     uint64_t size;
 };
 
+struct raft_stats;
+
 /* What a node recovered from stable storage at start. */
 struct raft_restore {
     raft_term term;
@@ -219,6 +221,9 @@ struct raft_restore {
     raft_index applied;                 /* last index the state machine has applied */
     size_t n_entries;
     const struct raft_entry *entries; /* contiguous, starting at snapshot_index + 1; copied */
+    /* Counters to go on from (NULL: zero): a host that starts a new core within one
+     * process keeps them counting up. */
+    const struct raft_stats *stats;
 };
 
 struct raft;

@@ -503,6 +503,7 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
             .append_rejections = r->append_rejections,
             .snapshots_sent = r->snapshots_sent,
             .snapshots_installed = r->snapshots_installed,
+            .snapshots_refused = r->snapshots_refused,
         };
     if (t) {
         out->peer_msgs_sent = t->sent;

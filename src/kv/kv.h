@@ -39,7 +39,8 @@ struct rk_kv_limits {
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
-#define RK_KV_ESNAPSHOT 101 /* restore: the stream is malformed, truncated or fails its CRC */
+/* restore: the stream is malformed, truncated or fails its CRC */
+#define RK_KV_ESNAPSHOT RAFTKV_FSM_EBADSNAPSHOT
 #define RK_KV_ECALLBACK 102 /* the snapshot's emit or restore's read function failed */
 
 /*

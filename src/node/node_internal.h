@@ -114,7 +114,8 @@ struct rk_node {
     bool job_running;
     struct event *job_event; /* posted by the job when it ends */
     struct timespec snapshot_retry_at;
-    uint64_t applied_bytes; /* entry bytes applied after the latest snapshot (or log start) */
+    uint64_t applied_bytes;     /* entry bytes applied after the latest snapshot (or log start) */
+    uint64_t snapshots_refused; /* received snapshots the state machine found malformed */
 };
 
 /* ---- Time, on CLOCK_MONOTONIC. ---- */
@@ -190,6 +191,16 @@ int snapshots__fill_chunk(struct rk_node *n, struct raft_msg *m);
 void snapshots__count_applied(struct rk_node *n, const struct raft_ready *rd);
 /* Where the next snapshot is measured from, at start. */
 void snapshots__start_counting(struct rk_node *n);
+
+/* The state machine found the snapshot received in rd malformed (install_fd holds it):
+ * refuses it without stopping. */
+void snapshots__refuse(struct rk_node *n, raft_index index, const char *why);
+
+/* ---- start.c ---- */
+
+/* Starts the core again from storage, as a restart of the node would, keeping its
+ * counters: what the core held beyond storage (a batch that was not written) is gone. */
+int start__core_again(struct rk_node *n);
 
 /* ---- change_stream.c ---- */
 

@@ -15,11 +15,13 @@
  * Step 4 comes before 5 because the answers rest on the entries being committed, durable
  * on a majority, not on this transaction: a crash before it commits re-applies them from
  * the log, to the same results. A write that fills the map is held and retried, and the
- * core is not called meanwhile; any other failed write stops the node (n->fatal), since
- * acknowledging anything more could lose it.
+ * core is not called meanwhile. A snapshot from the leader that the state machine finds
+ * malformed is refused (snapshot_service.c). Any other failed write stops the node
+ * (n->fatal), since acknowledging anything more could lose it.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +157,7 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     size_t k = rd->n_committed ? rd->n_committed : 1;
     struct batch b = {n, rd, calloc(k, sizeof(struct raftkv_buf)),
                       calloc(k, sizeof(struct raftkv_buf)), 0};
+    char refused[256] = "";
     struct timespec start = node__now();
     int rc = b.results && b.events ? rk_db_write_staged(n->db, batch_write, batch_answer, &b)
                                    : RK_DB_ENOMEM;
@@ -166,6 +169,8 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
         n->held = false;
     } else if (rc == RK_DB_EFULL || rc == RK_DB_ENOMEM) {
         ready_hold(n, rd, rc);
+    } else if (rd->install_snapshot && b.fsm_err == rc && rc == RAFTKV_FSM_EBADSNAPSHOT) {
+        snprintf(refused, sizeof refused, "%s", write_error(n, &b, rc));
     } else {
         rk_error("synced write%s failed: %s; stopping",
                  rd->install_snapshot ? " installing a snapshot" : "", write_error(n, &b, rc));
@@ -175,6 +180,8 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
         batch_reset(&b);
     free(b.results);
     free(b.events);
+    if (refused[0]) /* last: it replaces the core that rd belongs to */
+        snapshots__refuse(n, rd->snapshot.index, refused);
     return rc == RK_DB_OK;
 }
 

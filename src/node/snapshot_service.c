@@ -240,6 +240,23 @@ int snapshots__receive(struct rk_node *n, const struct raft_ready *rd)
     return rc;
 }
 
+/* Bytes off the network, forged or corrupted, must not stop the node. Nothing of the batch
+ * that would have installed them was stored, so the core starts again from storage, as
+ * after a crash before that write; the leader, which saw no acknowledgement, sends the
+ * snapshot again from its first byte. */
+void snapshots__refuse(struct rk_node *n, raft_index index, const char *why)
+{
+    n->snapshots_refused++;
+    rk_error("refused the snapshot at index %" PRIu64 " received from node %" PRIu64
+             ": %s; the leader will send it again (%" PRIu64 " refused so far)",
+             index, raft_leader_of(n->raft), why, n->snapshots_refused);
+    rk_snap_discard(&n->snapdir, true, index, n->install_fd);
+    n->install_fd = -1;
+    int rc = start__core_again(n);
+    if (rc != RK_NODE_OK)
+        n->fatal = rc;
+}
+
 void snapshots__installed(struct rk_node *n, const struct raft_ready *rd)
 {
     rk_snap_adopt(&n->snapdir, &rd->snapshot, n->install_fd);

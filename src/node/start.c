@@ -135,6 +135,52 @@ static int fsm_catch_up(struct rk_node *n, struct raft_restore *restore)
     return RK_NODE_OK;
 }
 
+/* Creates the core from restore, which it frees. */
+static int core_new(struct rk_node *n, struct raft_restore *restore)
+{
+    raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
+    struct raft_config rcfg;
+    int rc = voters ? RAFT_OK : RAFT_ENOMEM;
+    if (rc == RAFT_OK) {
+        raft_config_fill(n, &rcfg, voters);
+        rc = raft_new(&rcfg, restore, &n->raft);
+    }
+    free(voters);
+    rk_storage_restore_free(restore);
+    if (rc != RAFT_OK) {
+        n->raft = NULL;
+        rk_error("cannot start the raft core: %s", raft_strerror(rc));
+        return RK_NODE_ERAFT;
+    }
+    return RK_NODE_OK;
+}
+
+int start__core_again(struct rk_node *n)
+{
+    struct raft_stats stats;
+    struct raft_restore restore;
+    raft_stats_of(n->raft, &stats);
+    raft_free(n->raft);
+    n->raft = NULL;
+    int rc = n->storage->ops->load(n->storage, &restore);
+    if (rc != 0) {
+        rk_error("cannot read the raft log: %s", rk_db_errmsg(n->db));
+        return RK_NODE_ESTORAGE;
+    }
+    rc = n->fsm->ops->applied_index(n->fsm, &restore.applied);
+    if (rc != 0) {
+        rk_storage_restore_free(&restore);
+        rk_error("cannot read the applied index: %s", n->fsm->ops->strerror(n->fsm, rc));
+        return RK_NODE_ESTORAGE;
+    }
+    restore.snapshot = n->snapdir.latest;
+    restore.stats = &stats;
+    rc = core_new(n, &restore);
+    if (rc == RK_NODE_OK)
+        ready__view_update(n);
+    return rc;
+}
+
 static int start_raft(struct rk_node *n)
 {
     struct raft_restore restore;
@@ -165,19 +211,9 @@ static int start_raft(struct rk_node *n)
             ", applied %" PRIu64 ", snapshot at %" PRIu64,
             restore.term, restore.vote, restore.n_entries, restore.snapshot_index, restore.applied,
             restore.snapshot.index);
-    raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
-    struct raft_config rcfg;
-    rc = voters ? RAFT_OK : RAFT_ENOMEM;
-    if (rc == RAFT_OK) {
-        raft_config_fill(n, &rcfg, voters);
-        rc = raft_new(&rcfg, &restore, &n->raft);
-    }
-    free(voters);
-    rk_storage_restore_free(&restore);
-    if (rc != RAFT_OK) {
-        rk_error("cannot start the raft core: %s", raft_strerror(rc));
-        return RK_NODE_ERAFT;
-    }
+    rc = core_new(n, &restore);
+    if (rc != RK_NODE_OK)
+        return rc;
     /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
     if (n->cfg->n_members == 1)
         raft_campaign(n->raft);

@@ -75,6 +75,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
         r->term = r->persisted_term = restore->term;
         r->vote = r->persisted_vote = restore->vote;
         r->snapshot = restore->snapshot;
+        if (restore->stats)
+            r->stats = *restore->stats;
     }
     r->role = r->reported_role = RAFT_FOLLOWER;
     r->reported_commit = r->log.commit;

@@ -403,23 +403,17 @@ static bool scenario_leader_full(struct cluster *c)
     return true;
 }
 
-/* Sends `to` one hand-made AppendEntriesResponse of term from node `from`, as a peer on
- * the same network could, and waits for the transport's acknowledgement. */
-static bool send_forged_term(struct cluster *c, int from, int to, uint64_t term)
+/* Sends env to node `to`'s peer port, as a peer on the same network could, and waits for
+ * the transport's acknowledgement. */
+static bool send_forged(struct cluster *c, int to, Raftkv__Raft__Envelope *env)
 {
-    Raftkv__Raft__AppendEntriesResponse r = RAFTKV__RAFT__APPEND_ENTRIES_RESPONSE__INIT;
-    r.term = term;
-    r.success = true;
-    r.index = 1;
-    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
-    env.version = RK_WIRE_VERSION;
-    env.cluster_id = 99;
-    env.from = (uint64_t)from;
-    env.to = (uint64_t)to;
-    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_APPEND_ENTRIES_RESPONSE;
-    env.append_entries_response = &r;
-    uint8_t buf[128];
-    size_t len = raftkv__raft__envelope__pack(&env, buf);
+    env->version = RK_WIRE_VERSION;
+    env->cluster_id = 99;
+    env->to = (uint64_t)to;
+    size_t len = raftkv__raft__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(len);
+    REQUIRE(buf);
+    raftkv__raft__envelope__pack(env, buf);
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", c->ports[3 * (to - 1)]);
     nng_socket s;
@@ -432,7 +426,64 @@ static bool send_forged_term(struct cluster *c, int from, int to, uint64_t term)
     if (ack)
         nng_free(ack, ack_len);
     nng_close(s);
+    free(buf);
     return ok;
+}
+
+/* One hand-made AppendEntriesResponse of term from node `from`. */
+static bool send_forged_term(struct cluster *c, int from, int to, uint64_t term)
+{
+    Raftkv__Raft__AppendEntriesResponse r = RAFTKV__RAFT__APPEND_ENTRIES_RESPONSE__INIT;
+    r.term = term;
+    r.success = true;
+    r.index = 1;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.from = (uint64_t)from;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_APPEND_ENTRIES_RESPONSE;
+    env.append_entries_response = &r;
+    return send_forged(c, to, &env);
+}
+
+/* A whole snapshot in one forged InstallSnapshot from the leader's id, in its term, made of
+ * bytes that are no KV snapshot: it used to make the follower exit (and exit again at every
+ * restart). The follower refuses it, says so and counts it, and stays in the cluster. */
+static bool scenario_forged_snapshot(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    uint64_t rev = 0;
+    REQUIRE(put_ok(c->client, "before", "1", &rev));
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, (int)leader, &st));
+    int follower = leader == 1 ? 2 : 1;
+    REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
+    static uint8_t junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 2654435761u >> 24);
+    Raftkv__Raft__InstallSnapshot is = RAFTKV__RAFT__INSTALL_SNAPSHOT__INIT;
+    is.term = st.term;
+    is.last_included_index = st.commit_index + 1000;
+    is.last_included_term = st.term;
+    is.data = (ProtobufCBinaryData){sizeof junk, junk};
+    is.done = true;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.from = leader;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT;
+    env.install_snapshot = &is;
+    REQUIRE(send_forged(c, follower, &env));
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (!(cluster_status(c, follower, &st) && st.counters.snapshots_refused > 0) &&
+           now_ms() < deadline)
+        sleep_ms(20);
+    REQUIRE(st.counters.snapshots_refused == 1);
+    REQUIRE(cluster_log_contains(c, follower, "refused the snapshot"));
+    /* It still follows: it applies what comes next, and has what it had. */
+    REQUIRE(put_ok(c->client, "after", "2", &rev));
+    REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
+    REQUIRE(cluster_get_is(c->client, "before", "1"));
+    REQUIRE(c->nodes[follower - 1].pid && kill(c->nodes[follower - 1].pid, 0) == 0);
+    return true;
 }
 
 /* One packet with the largest term used to raise every node's term for good, wrap it at
@@ -830,6 +881,11 @@ TEST(forged_term)
     CHECK(with_cluster(3, scenario_forged_term));
 }
 
+TEST(forged_snapshot)
+{
+    CHECK(with_cluster(3, scenario_forged_snapshot));
+}
+
 TEST(change_stream)
 {
     CHECK(with_cluster(3, scenario_change_stream));
@@ -858,6 +914,7 @@ int main(int argc, char **argv)
                                              TEST_REF(follower_full),
                                              TEST_REF(leader_full),
                                              TEST_REF(forged_term),
+                                             TEST_REF(forged_snapshot),
                                              TEST_REF(change_stream),
                                              TEST_REF(retried_writes_apply_once),
                                              TEST_REF(failed_sync_stops_the_node)};

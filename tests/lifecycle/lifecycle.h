@@ -36,7 +36,8 @@ enum lifecycle_state {
 enum lifecycle_err {
     LIFECYCLE_OK = 0,
     LIFECYCLE_ENOMEM = 2,
-    LIFECYCLE_ESNAPSHOT = 3, /* restore: not a lifecycle snapshot of that index */
+    LIFECYCLE_ESNAPSHOT = RAFTKV_FSM_EBADSNAPSHOT, /* restore: not a lifecycle snapshot of that
+                                                    * index */
     LIFECYCLE_ECALLBACK = 4, /* the snapshot's emit or restore's read function failed */
 };
 
