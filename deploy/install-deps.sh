@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages raftkv builds and runs with, when any is missing.
+#   deploy/install-deps.sh           to build and run
+#   deploy/install-deps.sh --tests   also what only the tests need (tests/run.sh)
 set -euo pipefail
 # gnuplot-nox draws raft-bench --plot figures (and lets its test run).
 packages=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev
           liblmdb-dev gnuplot-nox)
+# clang: libFuzzer for tests/fuzz. iproute2, nftables: the fault suite's network
+# namespaces, links and partitions (tests/faults).
+[[ ${1:-} == --tests ]] && packages+=(clang iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

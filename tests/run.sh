@@ -5,7 +5,7 @@
 #   tests/run.sh --fast     the optimised build only
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/deploy/install-deps.sh"
+"$top/deploy/install-deps.sh" --tests
 jobs=$(nproc)
 run() { # name, cmake flags...
   local dir=$top/build/$1; shift
@@ -18,3 +18,9 @@ run release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # See tests/lsan-nng.supp for why leaks inside NNG are not reported.
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$top/tests/lsan-nng.supp:print_suppressions=0" \
   run asan -DCMAKE_BUILD_TYPE=Debug -DRAFTKV_SANITIZE=ON
+# The fuzz harnesses (tests/fuzz), built with clang, each for a short while over its seeds.
+fuzz=$top/build/fuzz
+CC=clang cmake -S "$top" -B "$fuzz" -DCMAKE_BUILD_TYPE=Debug -DRAFTKV_SANITIZE=ON \
+  -DRAFTKV_FUZZ=ON >/dev/null
+cmake --build "$fuzz" -j "$jobs" --target fuzz_peer fuzz_client fuzz_snapshot fuzz_config
+(cd "$fuzz" && ctest --output-on-failure -j "$jobs" -L fuzz)
