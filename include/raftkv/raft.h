@@ -49,6 +49,11 @@ enum raft_err {
     RAFT_ETOOBIG,    /* a proposal larger than the configured maximum */
     RAFT_ECORRUPT,   /* restored state is inconsistent (e.g. a gap in the log) */
     RAFT_ERANGE,     /* a message's term is out of range (RAFT_MAX_TERM, RAFT_MAX_TERM_STEP) */
+    /* A message contradicts what the node knows for certain: it would rewrite committed
+     * entries, comes from a second leader of the node's own term, or acknowledges entries
+     * or a heartbeat round the node never sent. Forged, or a peer's bug: the host should
+     * say so with the sender. Dropped and counted as malformed. */
+    RAFT_ECONFLICT,
 };
 
 /* A message whose term is above RAFT_MAX_TERM, or more than RAFT_MAX_TERM_STEP above the

@@ -38,16 +38,20 @@ static void step_peer_msg(struct rk_node *n, struct raft_msg *msg)
      * tolerates. */
     if (!n->held) {
         int rc = raft_step(n->raft, msg);
-        /* A term out of range is forged or corrupt, not a network accident: say so, at
-         * the first and then every 2^k-th. */
-        n->bad_terms += rc == RAFT_ERANGE;
-        if (rc == RAFT_ERANGE && (n->bad_terms & (n->bad_terms - 1)) == 0)
-            rk_warn("dropped %s from %llu: term %llu is out of range (own term %llu; %llu "
-                    "such messages so far)",
+        /* A term out of range, or a message that contradicts committed history, is forged
+         * or a peer's bug, not a network accident: say so with the sender, at the first
+         * and then every 2^k-th. */
+        bool bad = rc == RAFT_ERANGE || rc == RAFT_ECONFLICT;
+        n->bad_msgs += bad;
+        if (bad && (n->bad_msgs & (n->bad_msgs - 1)) == 0)
+            rk_warn("dropped %s from %llu in term %llu: %s%s (own term %llu; %llu such "
+                    "messages so far)",
                     raft_msg_type_name(msg->type), (unsigned long long)msg->from,
-                    (unsigned long long)msg->term, (unsigned long long)n->view.term,
-                    (unsigned long long)n->bad_terms);
-        else if (rc != RAFT_OK)
+                    (unsigned long long)msg->term,
+                    rc == RAFT_ERANGE ? "the term is out of range" : raft_strerror(rc),
+                    rc == RAFT_ECONFLICT ? ": forged, or a bug in that node" : "",
+                    (unsigned long long)n->view.term, (unsigned long long)n->bad_msgs);
+        else if (!bad && rc != RAFT_OK)
             rk_debug("dropped %s from %llu: %s", raft_msg_type_name(msg->type),
                      (unsigned long long)msg->from, raft_strerror(rc));
     }

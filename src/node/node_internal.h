@@ -100,7 +100,7 @@ struct rk_node {
     struct raft_ready held_rd;
     struct timespec retry_at;
     uint64_t write_us;  /* how long the last batch write took */
-    uint64_t bad_terms; /* peer messages dropped for a term out of range */
+    uint64_t bad_msgs; /* peer messages dropped as forged: term out of range, or conflicting */
     int fatal;
 
     /* Snapshot service. */

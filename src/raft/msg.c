@@ -21,6 +21,8 @@ const char *raft_strerror(int err)
         return "inconsistent restored state";
     case RAFT_ERANGE:
         return "term out of range";
+    case RAFT_ECONFLICT:
+        return "contradicts committed history or this node's own messages";
     }
     return "unknown error";
 }

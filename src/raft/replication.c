@@ -183,10 +183,7 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
         if (e->index <= raft__log_last_index(&r->log)) {
             if (raft__log_term_at(&r->log, e->index) == e->term)
                 continue;
-            if (e->index <= r->log.commit) {
-                r->stats.msgs_dropped_malformed++; /* would rewrite committed history */
-                return RAFT_EINVAL;
-            }
+            assert(e->index > r->log.commit); /* raft__replication_on_append checked */
             raft__log_truncate(&r->log, e->index);
             raft__core_drop_acks_from(r, e->index);
         }
@@ -200,7 +197,7 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
 int raft__replication_on_append(struct raft *r, const struct raft_msg *m)
 {
     if (!raft__core_follow(r, m))
-        return RAFT_EINVAL;
+        return RAFT_ECONFLICT;
 
     const struct raft_append *a = &m->append;
     raft_index prev = a->prev_index;
@@ -215,6 +212,12 @@ int raft__replication_on_append(struct raft *r, const struct raft_msg *m)
     if (prev < r->log.commit)
         return respond(r, m, true, r->log.commit);
     raft_term prev_term = entries != a->entries ? entries[-1].term : a->prev_term;
+    /* Here prev == commit at most: an entry there that differs from ours would rewrite
+     * committed history, which no leader holding every committed entry sends (§5.4). */
+    if (prev == r->log.commit && raft__log_term_at(&r->log, prev) != prev_term) {
+        r->stats.msgs_dropped_malformed++;
+        return RAFT_ECONFLICT;
+    }
     if (prev > raft__log_last_index(&r->log) || raft__log_term_at(&r->log, prev) != prev_term)
         return respond(r, m, false, a->prev_index);
 
@@ -253,7 +256,7 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     /* A round we never sent cannot be answered: it would confirm reads not yet asked. */
     if (ar->context > pr->round_sent) {
         r->stats.msgs_dropped_malformed++;
-        return RAFT_EINVAL;
+        return RAFT_ECONFLICT;
     }
     /* Any answer in our term, even a rejection, shows it still follows us. */
     if (ar->context > pr->round_acked) {
@@ -266,7 +269,7 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
         /* A follower holds at most what we sent it; more would make its match absurd. */
         if (ar->index > raft__log_last_index(&r->log)) {
             r->stats.msgs_dropped_malformed++;
-            return RAFT_EINVAL;
+            return RAFT_ECONFLICT;
         }
         if (raft__progress_on_ack(pr, ar->index)) {
             if (pr->state == PROGRESS_PROBE)

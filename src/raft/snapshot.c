@@ -124,7 +124,7 @@ static void install(struct raft *r)
 int raft__snapshot_on_install(struct raft *r, const struct raft_msg *m)
 {
     if (!raft__core_follow(r, m))
-        return RAFT_EINVAL;
+        return RAFT_ECONFLICT;
 
     const struct raft_install_snapshot *s = &m->install_snapshot;
     /* Raft §7: if we hold the snapshot's last entry, Log Matching says we hold everything

@@ -341,6 +341,42 @@ TEST(malformed_append_is_dropped_and_counted)
     FX_CHECK_CONTRACT(f);
 }
 
+/* Raft §5.4.1: committed entries are never replaced. A leader that sends another entry at
+ * a committed index is forged or broken: dropped, counted, and told apart (ECONFLICT) so
+ * that the host logs its sender. So is a second leader of the node's own term. */
+TEST(append_contradicting_committed_history_is_refused)
+{
+    struct fx *f = fx_new(
+        1, &(struct fx_opts){.term = 2, .log = (raft_term[]){1, 2}, .n_log = 2, .applied = 2},
+        NULL);
+    CHECK(f);
+    CHECK_EQ(raft_commit_of(f->r), 2);
+    uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2};
+    struct raft_entry other[] = {{.term = 1, .index = 2}};
+    m.append =
+        (struct raft_append){.prev_index = 1, .prev_term = 1, .n_entries = 1, .entries = other};
+    CHECK_EQ(fx_step(f, &m), RAFT_ECONFLICT);
+    CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 1);
+    CHECK_EQ(raft_term_at(f->r, 2), 2);
+    CHECK_EQ(raft_last_index_of(f->r), 2);
+    CHECK_EQ(f->last_truncate_from, 0);
+    FX_CHECK_CONTRACT(f);
+}
+
+TEST(append_to_the_leader_of_its_own_term_is_refused)
+{
+    struct fx *f = fx_new(1, NULL, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f));
+    struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND, 2, raft_term_of(f->r));
+    m.append = (struct raft_append){.prev_index = raft_last_index_of(f->r),
+                                    .prev_term = raft_term_of(f->r)};
+    CHECK_EQ(fx_step(f, &m), RAFT_ECONFLICT);
+    CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
+    FX_CHECK_CONTRACT(f);
+}
+
 TEST(message_of_unknown_type_is_dropped_and_counted)
 {
     struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
@@ -360,8 +396,8 @@ TEST(ack_beyond_leader_log_cannot_commit)
     CHECK(fx_elect(f));
     raft_index last = raft_last_index_of(f->r);
     uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
-    CHECK_EQ(fx_append_ok(f, 2, 100), RAFT_EINVAL);
-    CHECK_EQ(fx_append_ok(f, 3, UINT64_MAX), RAFT_EINVAL);
+    CHECK_EQ(fx_append_ok(f, 2, 100), RAFT_ECONFLICT);
+    CHECK_EQ(fx_append_ok(f, 3, UINT64_MAX), RAFT_ECONFLICT);
     CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 2);
     CHECK(raft_commit_of(f->r) <= last);
     CHECK(f->last_applied <= last);
@@ -405,7 +441,7 @@ TEST(answer_to_a_round_never_sent_is_dropped)
     m.append_resp = (struct raft_append_resp){
         .success = true, .index = raft_last_index_of(f->r), .context = UINT64_MAX};
     uint64_t malformed = fx_stats(f).msgs_dropped_malformed;
-    CHECK_EQ(fx_step(f, &m), RAFT_EINVAL);
+    CHECK_EQ(fx_step(f, &m), RAFT_ECONFLICT);
     CHECK_EQ(fx_stats(f).msgs_dropped_malformed, malformed + 1);
     CHECK_EQ(f->n_reads, 0);
     FX_CHECK_CONTRACT(f);
@@ -418,6 +454,8 @@ TEST_MAIN(TEST_REF(restart_restores_term_vote_and_log),
           TEST_REF(restore_of_inconsistent_log_is_rejected),
           TEST_REF(restore_with_entries_newer_than_term_is_rejected),
           TEST_REF(new_rejects_invalid_configuration),
+          TEST_REF(append_contradicting_committed_history_is_refused),
+          TEST_REF(append_to_the_leader_of_its_own_term_is_refused),
           TEST_REF(propose_on_non_leader_returns_enotleader),
           TEST_REF(propose_returns_index_and_term_and_copies_data),
           TEST_REF(propose_larger_than_max_entry_bytes_is_rejected),
