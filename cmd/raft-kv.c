@@ -310,6 +310,7 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"append_rejections", k->append_rejections},
         {"snapshots_sent", k->snapshots_sent},
         {"snapshots_installed", k->snapshots_installed},
+        {"snapshots_refused", k->snapshots_refused},
         {"peer_msgs_sent", k->peer_msgs_sent},
         {"peer_msgs_send_dropped", k->peer_msgs_send_dropped},
         {"peer_msgs_received", k->peer_msgs_received},
@@ -317,6 +318,10 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"peer_msgs_unknown_peer", k->peer_msgs_unknown_peer},
         {"peer_msgs_oversized", k->peer_msgs_oversized},
         {"peer_redials", k->peer_redials},
+        {"conns_refused", k->conns_refused},
+        {"conns_closed_slow", k->conns_closed_slow},
+        {"conns_closed_idle", k->conns_closed_idle},
+        {"requests_over_limit", k->requests_over_limit},
     };
     printf(",\"counters\":{");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)

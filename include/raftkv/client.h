@@ -119,6 +119,14 @@ struct raftkv_node_counters {
     uint64_t peer_msgs_unknown_peer;
     uint64_t peer_msgs_oversized;
     uint64_t peer_redials; /* links to a peer that acknowledged nothing, dialed afresh */
+    /* How the client and peer ports kept one connection from taking them (README,
+     * "Bounded servers"):
+     * connections refused over the limit, closed for taking no reply, closed when idle,
+     * and requests dropped because their connection had too much unanswered. */
+    uint64_t conns_refused;
+    uint64_t conns_closed_slow;
+    uint64_t conns_closed_idle;
+    uint64_t requests_over_limit;
 };
 
 struct raftkv_node_status {

@@ -514,6 +514,13 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
         out->peer_msgs_oversized = t->recv_oversized;
         out->peer_redials = t->redials;
     }
+    const Raftkv__Client__ServerStats *v = s->servers;
+    if (v) {
+        out->conns_refused = v->conns_refused;
+        out->conns_closed_slow = v->conns_closed_slow;
+        out->conns_closed_idle = v->conns_closed_idle;
+        out->requests_over_limit = v->requests_over_limit;
+    }
 }
 
 int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out)

@@ -102,6 +102,14 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     transport.recv_unknown_peer = ts.recv_unknown_peer;
     transport.recv_oversized = ts.recv_oversized;
     transport.redials = ts.redials;
+    struct rk_server_stats ss = {0};
+    rk_client_server_stats(n->clients, &ss);
+    rk_transport_server_stats(n->transport, &ss);
+    Raftkv__Client__ServerStats servers = RAFTKV__CLIENT__SERVER_STATS__INIT;
+    servers.conns_refused = ss.conns_refused;
+    servers.conns_closed_slow = ss.conns_closed_slow;
+    servers.conns_closed_idle = ss.conns_closed_idle;
+    servers.requests_over_limit = ss.requests_over_limit;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
     st.role = (char *)raft_role_name(n->view.role);
@@ -112,6 +120,7 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     st.last_log_index = n->view.last_index;
     st.raft = &raft;
     st.transport = &transport;
+    st.servers = &servers;
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.status = &st;
     reply_response(n, call, &resp);

@@ -530,6 +530,7 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         .listen_url = opts->listen_url,
         .max_msg_bytes = t->max_msg_bytes,
         .contexts = t->slots_per_conn * (opts->n_peers ? opts->n_peers : 1),
+        .conn_contexts = t->slots_per_conn,
         .on_request = on_peer_request,
         .arg = t,
     };
@@ -565,6 +566,11 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
         .recv_unknown_peer = load(&t->recv_unknown_peer),
         .redials = load(&t->redials),
     };
+}
+
+void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out)
+{
+    rk_client_server_stats(t->server, out);
 }
 
 void rk_transport_stop(struct rk_transport *t)

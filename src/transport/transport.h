@@ -70,19 +70,42 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
  * RAFT_ETOOBIG when encoded it exceeds max_msg_bytes, RAFT_ENOMEM. */
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg);
 void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
+struct rk_server_stats;
+/* Adds the counters of the server peers send to (transport.h, rk_server_stats) to out. */
+void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out);
 void rk_transport_stop(struct rk_transport *t);
 
 /*
  * Client requests: an NNG rep socket with a pool of contexts. Each request (a packed
  * kv.proto ClientRequest) is handed to on_request with a handle; the node answers it
  * later, from its event loop, with rk_client_server_reply (exactly once per handle).
+ *
+ * Bounded, so that one connection cannot take the server from the others: a connection
+ * holds at most a quarter of the contexts (at least 8) with requests not yet answered, and
+ * at most RK_SERVER_CONN_REPLY_BYTES of replies not yet sent; requests past either are
+ * dropped unanswered (the client times out and retries). A reply the connection does not
+ * take within RK_SERVER_REPLY_TIMEOUT_MS (it stopped reading) closes the connection, and
+ * so does RK_SERVER_IDLE_MS without a request. At most RK_SERVER_MAX_CONNS connections;
+ * more are closed at once.
  */
+#define RK_SERVER_REPLY_TIMEOUT_MS 5000
+#define RK_SERVER_IDLE_MS (10 * 60 * 1000)
+#define RK_SERVER_CONN_REPLY_BYTES ((size_t)64 << 20)
+#define RK_SERVER_MAX_CONNS 4096
+
+struct rk_server_stats {
+    uint64_t conns_refused;       /* over RK_SERVER_MAX_CONNS */
+    uint64_t conns_closed_slow;   /* did not take a reply in time */
+    uint64_t conns_closed_idle;   /* no request for RK_SERVER_IDLE_MS */
+    uint64_t requests_over_limit; /* dropped: the connection had too much unanswered */
+};
 struct rk_client_call; /* one received request awaiting its reply */
 
 struct rk_client_server_options {
     const char *listen_url;
     size_t max_msg_bytes; /* NNG_OPT_RECVMAXSZ; default 64 MiB */
     size_t contexts;      /* concurrent requests served; default 1024 */
+    size_t conn_contexts; /* of them, one connection's at most; default a quarter (>= 8) */
     /* req is valid only during the call. */
     void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len);
     void *arg;
@@ -96,6 +119,8 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
 void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *call,
                             const uint8_t *resp, size_t len);
 void rk_client_server_stop(struct rk_client_server *s);
+/* Adds the server's counters to out. */
+void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *out);
 
 /*
  * Change stream: an NNG pub socket. Each message is a topic followed by a payload: the

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "client.pb-c.h"
 #include "kv.pb-c.h"
 #include "raft.pb-c.h"
 #include "transport/codec.h"
@@ -807,6 +808,86 @@ static bool scenario_failed_sync(struct cluster *c)
     return ok;
 }
 
+/* ---- A client that sends and never reads. ---- */
+
+/* A packed client envelope asking for key (a get). */
+static size_t get_request(const char *key, uint8_t *buf, size_t cap)
+{
+    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
+    Raftkv__Kv__Request kv = RAFTKV__KV__REQUEST__INIT;
+    get.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    kv.op_case = RAFTKV__KV__REQUEST__OP_GET;
+    kv.get = &get;
+    uint8_t inner[256];
+    size_t n = raftkv__kv__request__pack(&kv, inner);
+    Raftkv__Client__Request env = RAFTKV__CLIENT__REQUEST__INIT;
+    env.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
+    env.fsm = (ProtobufCBinaryData){n, inner};
+    return raftkv__client__request__get_packed_size(&env) <= cap
+               ? raftkv__client__request__pack(&env, buf)
+               : 0;
+}
+
+/* A raw req socket that takes in one reply and then reads no more: its connection stops
+ * taking bytes, as a client that never reads. It asks for a large value many times. */
+static bool flood_without_reading(struct cluster *c, int id, int requests, nng_socket *s)
+{
+    uint8_t req[512];
+    size_t len = get_request("big", req, sizeof req);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", c->ports[3 * (id - 1) + 1]);
+    REQUIRE(len && nng_req0_open_raw(s) == 0);
+    REQUIRE(nng_socket_set_int(*s, NNG_OPT_RECVBUF, 1) == 0);
+    REQUIRE(nng_dial(*s, url, NULL, 0) == 0);
+    for (int i = 0; i < requests; i++) {
+        nng_msg *m;
+        REQUIRE(nng_msg_alloc(&m, 0) == 0);
+        REQUIRE(nng_msg_header_append_u32(m, 0x80000000u | (uint32_t)i) == 0);
+        REQUIRE(nng_msg_append(m, req, len) == 0);
+        if (nng_sendmsg(*s, m, 0) != 0) {
+            nng_msg_free(m);
+            break; /* the node closed the connection already */
+        }
+    }
+    return true;
+}
+
+/* A client that sends hundreds of requests for a 256 KiB value and never reads the replies
+ * used to hold the node's server contexts (and the replies' memory) for good; the node's
+ * client port stopped answering. Now the node drops what is over the connection's share,
+ * closes the connection once a reply waits too long, and serves everyone else meanwhile. */
+static bool scenario_slow_reader(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    static char big[256 << 10];
+    memset(big, 'b', sizeof big - 1);
+    REQUIRE(raftkv_put(c->client, "big", 3, big, sizeof big - 1, NULL) == RAFTKV_OK);
+    nng_socket flood;
+    REQUIRE(flood_without_reading(c, (int)leader, 1200, &flood));
+    /* Everyone else is served all along, until the node gave up on the flooder. */
+    struct raftkv_node_status st = {0};
+    uint64_t deadline = now_ms() + 60000;
+    int puts = 0;
+    do {
+        char key[32];
+        snprintf(key, sizeof key, "meanwhile%d", puts++);
+        REQUIRE(put_ok(c->client, key, "x", NULL));
+        REQUIRE(cluster_get_is(c->client, key, "x"));
+    } while (!(cluster_status(c, (int)leader, &st) && st.counters.conns_closed_slow > 0) &&
+             now_ms() < deadline);
+    nng_close(flood);
+    fprintf(stderr,
+            "  %d puts and gets served meanwhile; the node dropped %llu requests over "
+            "the connection's share and closed %llu slow connection(s)\n",
+            puts, (unsigned long long)st.counters.requests_over_limit,
+            (unsigned long long)st.counters.conns_closed_slow);
+    REQUIRE(st.counters.conns_closed_slow >= 1);
+    REQUIRE(st.counters.requests_over_limit >= 1);
+    return cluster_log_contains(c, (int)leader, "it took no reply");
+}
+
 /* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
 static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
 {
@@ -886,6 +967,11 @@ TEST(forged_snapshot)
     CHECK(with_cluster(3, scenario_forged_snapshot));
 }
 
+TEST(slow_reader_loses_its_own_connection)
+{
+    CHECK(with_cluster(3, scenario_slow_reader));
+}
+
 TEST(change_stream)
 {
     CHECK(with_cluster(3, scenario_change_stream));
@@ -915,6 +1001,7 @@ int main(int argc, char **argv)
                                              TEST_REF(leader_full),
                                              TEST_REF(forged_term),
                                              TEST_REF(forged_snapshot),
+                                             TEST_REF(slow_reader_loses_its_own_connection),
                                              TEST_REF(change_stream),
                                              TEST_REF(retried_writes_apply_once),
                                              TEST_REF(failed_sync_stops_the_node)};
