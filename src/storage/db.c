@@ -14,7 +14,9 @@
 #include "storage/data_dir.h"
 #include "storage/db.h"
 
-#define DB_FORMAT 1 /* on-disk layout version; bump when it changes incompatibly */
+/* On-disk layout version; bump when it changes incompatibly. 2: log records and the hard
+ * state carry a CRC-32C. */
+#define DB_FORMAT 2
 #define DB_MAX_DBS 16
 #define DEFAULT_INITIAL_MAP ((size_t)64 << 20)
 /* LMDB reports a write that a full disk cut short as EIO: with less than this left free on
@@ -206,6 +208,13 @@ static int check_identity(MDB_txn *txn, void *arg)
         return rk_db_fail(db, RK_DB_EFORMAT,
                           "data dir %s has on-disk format %" PRIu64
                           ", newer than this build's %d: upgrade raftkv",
+                          db->path, format, DB_FORMAT);
+    if (!rc && format < DB_FORMAT)
+        return rk_db_fail(db, RK_DB_EFORMAT,
+                          "data dir %s has on-disk format %" PRIu64
+                          ", older than this build's %d (log records without checksums), which "
+                          "this build does not read: run the raftkv that wrote it, or delete the "
+                          "dir and add the node back as a new member",
                           db->path, format, DB_FORMAT);
     if (!rc)
         rc = rk_db_meta_get(db, txn, "identity", id, 2, &found);

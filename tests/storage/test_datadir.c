@@ -1,6 +1,6 @@
 /* A data dir that cannot lie: one process at a time, the node marker, a data.mdb lost or
  * cut short, log records and the hard state damaged on disk, a full disk. */
-#define _GNU_SOURCE /* RTLD_NEXT */
+#define _GNU_SOURCE /* RTLD_NEXT, memmem */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
@@ -97,7 +97,7 @@ static int save(struct rk_db *db, struct rk_storage *s, const struct raft_ready 
     return rk_db_write(db, save_fn, arg);
 }
 
-/* Entries of 110 bytes from first. */
+/* Entry i holds "entry-<i>;" over and over: each can be found in data.mdb. */
 static int append(struct rk_db *db, struct rk_storage *s, raft_index first, size_t n)
 {
     struct raft_entry es[16];
@@ -112,7 +112,8 @@ static int append(struct rk_db *db, struct rk_storage *s, raft_index first, size
     return save(db, s, &rd);
 }
 
-#define TERM 5
+/* A hard state whose term can be found in data.mdb: its bytes spell QRSTUVWX. */
+#define TERM 0x5152535455565758ULL
 
 /* A data dir that node 2 left after saving its term and vote and entries 1 to 16 * batches. */
 static bool make_node_dir(size_t batches)
@@ -145,6 +146,26 @@ static int reopen_and_load(struct rk_db **db)
         rk_storage_restore_free(&r);
     s->ops->close(s);
     return rc;
+}
+
+/* Flips one bit of every copy of text in data.mdb, at offset at from its start (LMDB
+ * writes a changed page anew, so older copies may remain in free pages). */
+static int damage(const char *text, size_t len, size_t at)
+{
+    char path[128];
+    path_of("data.mdb", path, sizeof path);
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return 0;
+    static char buf[8 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int copies = 0;
+    for (char *p = buf; (p = memmem(p, n - (size_t)(p - buf), text, len)); p += len) {
+        p[at] ^= 0x10;
+        copies++;
+    }
+    bool ok = fseek(f, 0, SEEK_SET) == 0 && fwrite(buf, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? copies : 0;
 }
 
 /* "<dir>/<name><rest>", for the messages that name a file of the data dir. */
@@ -293,6 +314,30 @@ TEST(a_second_open_of_the_dir_is_refused_while_the_first_holds_it)
     tmp_dir_remove(&dir);
 }
 
+TEST(a_damaged_log_record_stops_the_load_naming_its_index)
+{
+    struct rk_db *db;
+    CHECK(make_node_dir(1));
+    CHECK(damage("entry-0003;", 11, 5) > 0);
+    CHECK_EQ(reopen_and_load(&db), RK_DB_ECORRUPT);
+    CHECK(strcmp(rk_db_errmsg(db),
+                 "log entry 3 fails its checksum: the record is damaged on disk") == 0);
+    rk_db_close(db);
+    tmp_dir_remove(&dir);
+}
+
+TEST(a_damaged_hard_state_stops_the_load)
+{
+    struct rk_db *db;
+    CHECK(make_node_dir(1));
+    CHECK(damage("QRSTUVWX", 8, 7) > 0);
+    CHECK_EQ(reopen_and_load(&db), RK_DB_ECORRUPT);
+    CHECK(strcmp(rk_db_errmsg(db), "the hard state (term, vote) fails its checksum: the record "
+                                   "is damaged on disk") == 0);
+    rk_db_close(db);
+    tmp_dir_remove(&dir);
+}
+
 /* A write that finds the disk full, refused outright or cut short. */
 static void check_disk_full(bool *test_failed_, enum disk how)
 {
@@ -333,5 +378,6 @@ TEST_MAIN(TEST_REF(a_new_dir_is_marked_and_a_marked_one_reopens),
           TEST_REF(data_without_a_marker_is_accepted_and_marked),
           TEST_REF(a_marker_of_another_node_or_a_damaged_one_is_refused),
           TEST_REF(a_second_open_of_the_dir_is_refused_while_the_first_holds_it),
-          TEST_REF(a_full_disk_is_reported_as_one),
+          TEST_REF(a_damaged_log_record_stops_the_load_naming_its_index),
+          TEST_REF(a_damaged_hard_state_stops_the_load), TEST_REF(a_full_disk_is_reported_as_one),
           TEST_REF(a_write_cut_short_by_a_full_disk_is_reported_as_one))
