@@ -114,6 +114,16 @@ MDB_env *rk_db_env(struct rk_db *db)
     return db->env;
 }
 
+size_t rk_db_max_key_bytes(void)
+{
+    MDB_env *env;
+    if (mdb_env_create(&env) != MDB_SUCCESS)
+        return 0;
+    size_t max = (size_t)mdb_env_get_maxkeysize(env);
+    mdb_env_close(env);
+    return max;
+}
+
 MDB_txn *rk_db_current_txn(struct rk_db *db)
 {
     return db->txn;

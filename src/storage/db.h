@@ -58,6 +58,9 @@ void rk_db_close(struct rk_db *db);
 
 MDB_env *rk_db_env(struct rk_db *db);
 
+/* LMDB's largest key (mdb_env_get_maxkeysize, fixed when LMDB is built), without a db. */
+size_t rk_db_max_key_bytes(void);
+
 /* Opens (creating if missing) the named database `name` in the environment, for modules
  * that keep their own data (the log, the KV store). Handles stay valid until rk_db_close.
  * Call at setup, never inside rk_db_write. */
