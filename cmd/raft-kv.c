@@ -23,11 +23,13 @@ static void usage(FILE *f)
         f, "usage: raft-kv [options] COMMAND [ARGS]\n"
            "\n"
            "commands:\n"
-           "  put KEY VALUE             set KEY to VALUE\n"
+           "  put KEY VALUE             set KEY to VALUE ('-': the bytes read from stdin)\n"
+           "  put --value-file PATH KEY set KEY to the bytes of the file PATH\n"
            "  get KEY                   print the value of KEY\n"
            "  delete KEY                remove KEY\n"
            "  cas KEY EXPECTED NEW      set KEY to NEW if its value is EXPECTED\n"
            "  cas --absent KEY NEW      set KEY to NEW only if KEY does not exist\n"
+           "                            (cas's NEW may be '-' or --value-file PATH, as put's)\n"
            "  status                    show every endpoint's view of the cluster\n"
            "\n"
            "options (anywhere before a '--'; after it every word is an argument, so a value\n"
@@ -41,6 +43,9 @@ static void usage(FILE *f)
            "  --retry-delay MS          first backoff, doubled per retry up to 50 ms (default 20)\n"
            "  --json                    print one JSON object on stdout (see below)\n"
            "  --help, --version\n"
+           "\n"
+           "A value read from stdin or a file is taken byte for byte, up to 1GiB (the most a\n"
+           "node accepts); a value of '-' itself is given with --value-file.\n"
            "\n"
            "output: get prints the value followed by a newline; put, delete and a successful\n"
            "cas print OK; a failed cas prints the current value (if the key exists) like get.\n"
@@ -85,9 +90,13 @@ struct cli {
     struct rk_cli_endpoints eps;
     bool json;
     bool absent;
+    const char *value_file; /* --value-file */
     const struct command *cmd;
     char **args;
     int n_args;
+    const void *value; /* put's VALUE, cas's NEW: an argument, or value_buf */
+    size_t value_len;
+    char *value_buf; /* read from stdin or value_file */
 };
 
 /* ---- JSON output ---- */
@@ -275,16 +284,15 @@ static int run_key_command(const struct cli *cli, struct raftkv_client *c)
     size_t kl = strlen(k);
     int status;
     if (!strcmp(cli->cmd->name, "put")) {
-        status = raftkv_put(c, k, kl, cli->args[1], strlen(cli->args[1]), &res);
+        status = raftkv_put(c, k, kl, cli->value, cli->value_len, &res);
     } else if (!strcmp(cli->cmd->name, "get")) {
         status = raftkv_get(c, k, kl, &res);
     } else if (!strcmp(cli->cmd->name, "delete")) {
         status = raftkv_delete(c, k, kl, &res);
     } else {
         const char *expected = cli->absent ? NULL : cli->args[1];
-        const char *nv = cli->args[cli->absent ? 1 : 2];
-        status =
-            raftkv_cas(c, k, kl, expected, expected ? strlen(expected) : 0, nv, strlen(nv), &res);
+        status = raftkv_cas(c, k, kl, expected, expected ? strlen(expected) : 0, cli->value,
+                            cli->value_len, &res);
     }
     if (cli->json)
         report_json(cli, status, &res);
@@ -382,6 +390,7 @@ enum option_id {
     OPT_HELP,
     OPT_VERSION,
     OPT_ABSENT,
+    OPT_VALUE_FILE,
 };
 
 static const struct option global_options[] = {
@@ -396,11 +405,16 @@ static const struct option global_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+#define VALUE_FILE_OPTION                                                                          \
+    {                                                                                              \
+        "value-file", required_argument, NULL, OPT_VALUE_FILE                                      \
+    }
+
 static const struct command commands[] = {
-    {"put", 2, {{0}}, run_key_command},
+    {"put", 2, {VALUE_FILE_OPTION}, run_key_command},
     {"get", 1, {{0}}, run_key_command},
     {"delete", 1, {{0}}, run_key_command},
-    {"cas", 3, {{"absent", no_argument, NULL, OPT_ABSENT}}, run_key_command},
+    {"cas", 3, {{"absent", no_argument, NULL, OPT_ABSENT}, VALUE_FILE_OPTION}, run_key_command},
     {"status", 0, {{0}}, run_status},
 };
 
@@ -444,6 +458,11 @@ static int apply_option(struct cli *cli, int id, const char *arg)
         break;
     case OPT_ABSENT:
         cli->absent = true;
+        break;
+    case OPT_VALUE_FILE:
+        if (!arg || !*arg)
+            return rk_cli_usage_error(PROG, "--value-file needs a file name");
+        cli->value_file = arg;
         break;
     }
     return 0;
@@ -539,9 +558,66 @@ static int parse_command_line(struct cli *cli, int argc, char **argv)
         cli->args = argv + at + 1;
         cli->n_args = argc - at - 1;
     }
-    int want = cli->cmd->n_args - (cli->absent ? 1 : 0);
+    int want = cli->cmd->n_args - (cli->absent ? 1 : 0) - (cli->value_file ? 1 : 0);
     if (!rv && cli->n_args != want)
         rv = rk_cli_usage_error(PROG, "wrong number of arguments for %s", cli->cmd->name);
+    return rv;
+}
+
+/* The most a node accepts as a value (raftd's largest max_value_bytes). */
+#define MAX_VALUE_BYTES ((size_t)1 << 30)
+
+/* Reads f to its end into cli->value_buf, bytes as they are. */
+static int read_value_from(struct cli *cli, FILE *f, const char *name)
+{
+    size_t cap = 0, len = 0, got;
+    do {
+        if (len == cap) {
+            cap = cap ? 2 * cap : 64 << 10;
+            cap = cap > MAX_VALUE_BYTES + 1 ? MAX_VALUE_BYTES + 1 : cap;
+            char *buf = realloc(cli->value_buf, cap);
+            if (!buf)
+                return EXIT_INTERNAL;
+            cli->value_buf = buf;
+        }
+        got = fread(cli->value_buf + len, 1, cap - len, f);
+        len += got;
+    } while (got > 0 && len <= MAX_VALUE_BYTES);
+    if (len > MAX_VALUE_BYTES) {
+        fprintf(stderr, "raft-kv: %s: more than 1GiB, the most a node accepts\n", name);
+        return EXIT_USAGE;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "raft-kv: cannot read %s: %s\n", name, strerror(errno));
+        return EXIT_USAGE;
+    }
+    cli->value = cli->value_buf;
+    cli->value_len = len;
+    return 0;
+}
+
+/* put's VALUE and cas's NEW, the last argument: as given, from stdin for "-", or the
+ * bytes of --value-file (which takes the argument's place). */
+static int read_value(struct cli *cli)
+{
+    bool writes = !strcmp(cli->cmd->name, "put") || !strcmp(cli->cmd->name, "cas");
+    const char *arg = writes && !cli->value_file ? cli->args[cli->n_args - 1] : NULL;
+    if (arg && strcmp(arg, "-") != 0) {
+        cli->value = arg;
+        cli->value_len = strlen(arg);
+        return 0;
+    }
+    if (arg)
+        return read_value_from(cli, stdin, "stdin");
+    if (!cli->value_file)
+        return 0;
+    FILE *f = fopen(cli->value_file, "rb");
+    if (!f) {
+        fprintf(stderr, "raft-kv: cannot open %s: %s\n", cli->value_file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    int rv = read_value_from(cli, f, cli->value_file);
+    fclose(f);
     return rv;
 }
 
@@ -569,10 +645,13 @@ int main(int argc, char **argv)
     if (rv == EXIT_ANSWERED)
         return 0;
     if (!rv)
+        rv = read_value(&cli);
+    if (!rv)
         rv = open_client(&cli, &c);
     if (!rv)
         rv = cli.cmd->run(&cli, c);
     raftkv_client_close(c);
     rk_cli_endpoints_free(&cli.eps);
+    free(cli.value_buf);
     return rv;
 }

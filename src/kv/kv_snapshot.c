@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv/crc32c.h"
+#include "storage/crc32c.h"
 #include "kv/kv_private.h"
 
 #define HEADER_BYTES 32

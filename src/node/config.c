@@ -1,10 +1,13 @@
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "node/config.h"
 #include "storage/db.h"
@@ -396,6 +399,38 @@ static int dup_default(char **dst, const char *src)
     return *dst ? 0 : -1;
 }
 
+/* peer.<id> or client.<id> of member i, and the line that set it. */
+static const char *member_address(const struct parser *p, size_t i, bool peer, char *key,
+                                  size_t key_len, int *line)
+{
+    const struct rk_member *m = &p->cfg->members[i];
+    snprintf(key, key_len, "%s.%llu", peer ? "peer" : "client", (unsigned long long)m->id);
+    *line = peer ? p->member_lines[i].peer : p->member_lines[i].client;
+    return peer ? m->peer_url : m->client_url;
+}
+
+/* Two members at one address would take each other's messages (or fail to bind). Runs while
+ * members and member_lines are still parallel, before check_members sorts the members. */
+static int check_addresses(struct parser *p)
+{
+    size_t n = 2 * p->cfg->n_members;
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = a + 1; b < n; b++) {
+            char key_a[40], key_b[40];
+            int line_a, line_b;
+            const char *url_a = member_address(p, a / 2, a % 2, key_a, sizeof key_a, &line_a);
+            const char *url_b = member_address(p, b / 2, b % 2, key_b, sizeof key_b, &line_b);
+            if (!url_a || !url_b || strcmp(url_a, url_b) != 0)
+                continue;
+            bool a_first = line_a < line_b;
+            return fail_at(p, a_first ? line_b : line_a, a_first ? key_b : key_a,
+                           "the same address as %s (line %d): %s", a_first ? key_a : key_b,
+                           a_first ? line_a : line_b, url_a);
+        }
+    }
+    return 0;
+}
+
 static int check_members(struct parser *p)
 {
     struct rk_config *cfg = p->cfg;
@@ -408,6 +443,9 @@ static int check_members(struct parser *p)
                            (unsigned long long)cfg->members[i].id);
         }
     }
+    int rc = check_addresses(p);
+    if (rc != 0)
+        return rc;
     const struct rk_member *self = rk_config_member(cfg, cfg->node_id);
     if (!self)
         return fail_at(p, key_line(p, "node_id"), "node_id",
@@ -457,6 +495,37 @@ static int check_snapshots(struct parser *p)
     return 0;
 }
 
+/* NNG carries at most 4GiB - 1 bytes in one message (its limit of NNG_OPT_RECVMAXSZ) and
+ * LMDB as many in one record. A cas carries two values in one entry, and an AppendEntries
+ * max_append_bytes and one more entry: with each at most 1GiB, the largest message stays
+ * near 3GiB. */
+#define MAX_CARRIED_BYTES ((size_t)1 << 30)
+
+static int check_size(struct parser *p, const char *key, size_t value, size_t max,
+                      const char *limit, const char *why)
+{
+    return value <= max ? 0
+                        : fail_at(p, key_line(p, key), key, "must be at most %s: %s", limit, why);
+}
+
+static int check_sizes(struct parser *p)
+{
+    const struct rk_config *cfg = p->cfg;
+    char lmdb_key[32];
+    snprintf(lmdb_key, sizeof lmdb_key, "%zu", rk_db_max_key_bytes());
+    int rc = check_size(p, "max_value_bytes", cfg->max_value_bytes, MAX_CARRIED_BYTES, "1GiB",
+                        "a cas carries two values in one message and one log record, and NNG "
+                        "and LMDB carry at most 4GiB - 1 bytes in one");
+    if (rc == 0)
+        rc = check_size(p, "max_append_bytes", cfg->max_append_bytes, MAX_CARRIED_BYTES, "1GiB",
+                        "an AppendEntries carries this and one more entry in one message, and "
+                        "NNG carries at most 4GiB - 1 bytes in one");
+    if (rc == 0)
+        rc = check_size(p, "max_key_bytes", cfg->max_key_bytes, rk_db_max_key_bytes(), lmdb_key,
+                        "LMDB's key limit");
+    return rc;
+}
+
 static int check_config(struct parser *p)
 {
     for (size_t i = 0; i < N_KEYS; i++)
@@ -465,23 +534,58 @@ static int check_config(struct parser *p)
     int rc = check_members(p);
     if (rc == 0)
         rc = check_timing(p);
+    if (rc == 0)
+        rc = check_sizes(p);
     return rc ? rc : check_snapshots(p);
 }
 
+/* A configuration is a few hundred bytes: a larger file is not one. */
+#define MAX_FILE_BYTES ((off_t)1 << 20)
+#define MAX_LINE_BYTES 4094
+
 static int parse_file(struct parser *p, FILE *f)
 {
-    char buf[4096];
-    while (fgets(buf, sizeof buf, f)) {
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
         p->line++;
-        size_t len = strlen(buf);
-        if (len == sizeof buf - 1 && buf[len - 1] != '\n')
-            return fail_at(p, p->line, NULL, "line longer than %zu bytes", sizeof buf - 2);
-        if (parse_line(p, buf) != 0)
-            return -1;
+        if ((size_t)len > MAX_LINE_BYTES + 1)
+            rc = fail_at(p, p->line, NULL, "line longer than %d bytes", MAX_LINE_BYTES);
+        else if (strlen(buf) != (size_t)len)
+            rc = fail_at(p, p->line, NULL, "a NUL byte in the line: this is not a text file");
+        else
+            rc = parse_line(p, buf);
     }
-    if (ferror(f))
-        return fail_at(p, 0, NULL, "cannot read: %s", strerror(errno));
-    return check_config(p);
+    free(buf);
+    if (rc == 0 && ferror(f))
+        rc = fail_at(p, 0, NULL, "cannot read: %s", strerror(errno));
+    return rc == 0 ? check_config(p) : rc;
+}
+
+/* Opened without blocking (a FIFO would wait for a writer) and refused unless a regular file
+ * of a configuration's size: /dev/zero would be read for ever. */
+static FILE *open_file(struct parser *p)
+{
+    int fd = open(p->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fail_at(p, 0, NULL, "cannot open: %s", strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        fail_at(p, 0, NULL, "not a regular file");
+    } else if (st.st_size > MAX_FILE_BYTES) {
+        fail_at(p, 0, NULL, "%lld bytes, more than a configuration's limit of 1MiB",
+                (long long)st.st_size);
+    } else {
+        FILE *f = fdopen(fd, "r");
+        if (f)
+            return f;
+        fail_at(p, 0, NULL, "cannot open: %s", strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
 }
 
 int rk_config_load(const char *path, rk_config_defaults_fn fsm_defaults, struct rk_config *out,
@@ -491,9 +595,9 @@ int rk_config_load(const char *path, rk_config_defaults_fn fsm_defaults, struct 
     if (fsm_defaults)
         fsm_defaults(out);
     struct parser p = {.path = path, .cfg = out, .err = err, .err_len = err_len};
-    FILE *f = fopen(path, "r");
+    FILE *f = open_file(&p);
     if (!f)
-        return fail_at(&p, 0, NULL, "cannot open: %s", strerror(errno));
+        return -1;
     int rc = parse_file(&p, f);
     fclose(f);
     free(p.member_lines);

@@ -9,7 +9,8 @@
 #include "node/config.h"
 #include "node/daemon.h"
 
-/* Exit statuses: 0 clean stop, 1 runtime failure, 2 usage or configuration error. */
+/* Exit statuses: 0 clean stop, 1 runtime failure, 2 usage or configuration error, or a data
+ * dir refused (RK_NODE_EDATADIR). */
 enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 
 static struct rk_node *volatile running_node;
@@ -34,7 +35,9 @@ static void usage(FILE *out, const char *name)
             "deploy/node.conf.example for every key). Stops cleanly on SIGTERM or SIGINT.\n"
             "Environment: RAFT_LOG=error|warn|info|debug raises the configured log_level;\n"
             "RAFT_LOG_FORMAT=text|logfmt|json replaces the configured log_format.\n"
-            "Exit status: 0 stopped, 1 runtime failure, 2 bad usage or configuration.\n",
+            "Exit status: 0 stopped, 1 runtime failure, 2 bad usage or configuration, or\n"
+            "a data dir refused (in use by another process; data lost, damaged or of\n"
+            "another on-disk format).\n",
             name, name);
 }
 
@@ -160,5 +163,5 @@ int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daem
         free_bounded(node, rc == 0 ? 0 : EXIT_RUNTIME);
     }
     rk_config_free(&cfg);
-    return rc == 0 ? 0 : EXIT_RUNTIME;
+    return rc == 0 ? 0 : rc == RK_NODE_EDATADIR ? EXIT_CONFIG : EXIT_RUNTIME;
 }

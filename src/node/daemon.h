@@ -15,8 +15,8 @@ struct rk_daemon_fsm {
     void *arg; /* for open */
 };
 
-/* Returns the process exit status: 0 clean stop, 1 runtime failure, 2 usage or
- * configuration error. name is the program's name in messages. */
+/* Returns the process exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration
+ * error, or a data dir refused. name is the program's name in messages. */
 int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daemon_fsm *fsm);
 
 #endif

@@ -45,6 +45,14 @@ static void fsm_batch_end(void *arg, bool committed)
     fsm->ops->batch_end(fsm, committed);
 }
 
+/* What only the operator can resolve: another process has the dir, or its data is lost,
+ * damaged or of another format. (A dir of another cluster or node stays RK_NODE_EDB, a
+ * runtime failure, as tests/cluster's bad_config has it.) */
+static bool db_refused(int rc)
+{
+    return rc == RK_DB_ELOCKED || rc == RK_DB_ECORRUPT || rc == RK_DB_EFORMAT;
+}
+
 static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
 {
     const struct rk_config *cfg = n->cfg;
@@ -59,8 +67,12 @@ static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
     if (rc != RK_DB_OK) {
         rk_error("cannot open data dir %s: %s", cfg->data_dir,
                  n->db ? rk_db_errmsg(n->db) : "out of memory");
-        return RK_NODE_EDB;
+        return db_refused(rc) ? RK_NODE_EDATADIR : RK_NODE_EDB;
     }
+    if (rk_db_dir_state(n->db) == RK_DB_DIR_UNMARKED)
+        rk_info("data dir %s held data but no %s (made by an older raftkv, or before a crash): "
+                "marked it as node %" PRIu64 " of cluster %" PRIu64,
+                cfg->data_dir, RK_DB_MARKER_FILE, (uint64_t)cfg->node_id, cfg->cluster_id);
     if (rk_lmdb_storage_new(n->db, &n->storage) != 0) {
         rk_error("cannot open the raft log in %s: %s", cfg->data_dir, rk_db_errmsg(n->db));
         return RK_NODE_ESTORAGE;
@@ -186,8 +198,8 @@ static int start_raft(struct rk_node *n)
     struct raft_restore restore;
     int rc = n->storage->ops->load(n->storage, &restore);
     if (rc != 0) {
-        rk_error("cannot read the raft log: %s", rk_db_errmsg(n->db));
-        return RK_NODE_ESTORAGE;
+        rk_error("cannot read the raft log in %s: %s", n->cfg->data_dir, rk_db_errmsg(n->db));
+        return db_refused(rc) ? RK_NODE_EDATADIR : RK_NODE_ESTORAGE;
     }
     rc = n->fsm->ops->applied_index(n->fsm, &restore.applied);
     if (rc != 0) {

@@ -1,4 +1,5 @@
-/* The node's LMDB environment: identity stamping, group-commit writes and map growth. */
+/* The node's LMDB environment: opening the data dir (data_dir.c checks it), identity
+ * stamping, group-commit writes and map growth. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -7,18 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "storage/data_dir.h"
 #include "storage/db.h"
 
-#define DB_FORMAT 1 /* on-disk layout version; bump when it changes incompatibly */
+/* On-disk layout version; bump when it changes incompatibly. 2: log records and the hard
+ * state carry a CRC-32C. */
+#define DB_FORMAT 2
 #define DB_MAX_DBS 16
 #define DEFAULT_INITIAL_MAP ((size_t)64 << 20)
+/* LMDB reports a write that a full disk cut short as EIO: with less than this left free on
+ * the filesystem, an EIO is taken for a full disk. */
+#define DISK_NEARLY_FULL_BYTES ((uint64_t)1 << 20)
 
 struct rk_db {
     MDB_env *env;
     MDB_dbi meta;
     char *path;
+    int lock_fd;
+    enum rk_db_dir_state state;
     size_t max_map;
     MDB_txn *txn; /* the rk_db_write in progress */
     void (*on_end)(void *arg, bool committed);
@@ -29,7 +39,7 @@ struct rk_db {
     bool remap_ready;
     uint64_t commits;
     uint64_t grows;
-    char err[512];
+    char err[1024];
 };
 
 int rk_db_fail(struct rk_db *db, int code, const char *fmt, ...)
@@ -39,6 +49,21 @@ int rk_db_fail(struct rk_db *db, int code, const char *fmt, ...)
     vsnprintf(db->err, sizeof db->err, fmt, ap);
     va_end(ap);
     return code;
+}
+
+static bool disk_nearly_full(const char *path)
+{
+    struct statvfs st;
+    return statvfs(path, &st) == 0 && (uint64_t)st.f_bavail * st.f_frsize < DISK_NEARLY_FULL_BYTES;
+}
+
+/* err: an errno value or an LMDB code. */
+static int fail_io(struct rk_db *db, int err, const char *what)
+{
+    if (err == ENOSPC || err == EDQUOT || (err == EIO && disk_nearly_full(db->path)))
+        return rk_db_fail(db, RK_DB_EIO, "%s in %s: disk full (%s)", what, db->path,
+                          mdb_strerror(err));
+    return rk_db_fail(db, RK_DB_EIO, "%s in %s: %s", what, db->path, mdb_strerror(err));
 }
 
 int rk_db_check(struct rk_db *db, int mdb_rc, const char *what)
@@ -51,7 +76,7 @@ int rk_db_check(struct rk_db *db, int mdb_rc, const char *what)
     case ENOMEM:
         return rk_db_fail(db, RK_DB_ENOMEM, "%s: out of memory", what);
     default:
-        return rk_db_fail(db, RK_DB_EIO, "%s in %s: %s", what, db->path, mdb_strerror(mdb_rc));
+        return fail_io(db, mdb_rc, what);
     }
 }
 
@@ -76,7 +101,9 @@ const char *rk_db_strerror(int err)
     case RK_DB_ENOMEM:
         return "out of memory";
     case RK_DB_ECORRUPT:
-        return "stored data is inconsistent";
+        return "stored data is inconsistent or lost";
+    case RK_DB_ELOCKED:
+        return "data dir in use by another process";
     default:
         return "unknown error";
     }
@@ -85,6 +112,16 @@ const char *rk_db_strerror(int err)
 MDB_env *rk_db_env(struct rk_db *db)
 {
     return db->env;
+}
+
+size_t rk_db_max_key_bytes(void)
+{
+    MDB_env *env;
+    if (mdb_env_create(&env) != MDB_SUCCESS)
+        return 0;
+    size_t max = (size_t)mdb_env_get_maxkeysize(env);
+    mdb_env_close(env);
+    return max;
 }
 
 MDB_txn *rk_db_current_txn(struct rk_db *db)
@@ -182,6 +219,13 @@ static int check_identity(MDB_txn *txn, void *arg)
                           "data dir %s has on-disk format %" PRIu64
                           ", newer than this build's %d: upgrade raftkv",
                           db->path, format, DB_FORMAT);
+    if (!rc && format < DB_FORMAT)
+        return rk_db_fail(db, RK_DB_EFORMAT,
+                          "data dir %s has on-disk format %" PRIu64
+                          ", older than this build's %d (log records without checksums), which "
+                          "this build does not read: run the raftkv that wrote it, or delete the "
+                          "dir and add the node back as a new member",
+                          db->path, format, DB_FORMAT);
     if (!rc)
         rc = rk_db_meta_get(db, txn, "identity", id, 2, &found);
     if (!rc && !found)
@@ -212,11 +256,8 @@ static int set_map_bytes(struct rk_db *db, size_t bytes)
 /* A fresh env gets the initial size before open. An existing one is opened without a size,
  * so LMDB adopts the size stored in the file (the one it last grew to), then raised to the
  * initial size if that is larger. */
-static int open_env(struct rk_db *db, size_t initial)
+static int open_env(struct rk_db *db, bool fresh, size_t initial)
 {
-    char data[4096];
-    snprintf(data, sizeof data, "%s/data.mdb", db->path);
-    bool fresh = access(data, F_OK) != 0;
     int rc = mdb_env_create(&db->env);
     if (rc != MDB_SUCCESS) {
         db->env = NULL;
@@ -227,9 +268,38 @@ static int open_env(struct rk_db *db, size_t initial)
         rc = mdb_env_set_mapsize(db->env, initial);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_open(db->env, db->path, 0, 0600);
+    if (rc == MDB_INVALID)
+        return data_dir__refuse_lost(db, db->path,
+                                     "is not an LMDB file (its meta pages are damaged)");
     if (rc != MDB_SUCCESS)
         return rk_db_check(db, rc, "open env");
-    return map_bytes(db) < initial ? set_map_bytes(db, initial) : RK_DB_OK;
+    rc = fresh ? RK_DB_OK : data_dir__check_size(db, db->path);
+    if (!rc && map_bytes(db) < initial)
+        rc = set_map_bytes(db, initial);
+    return rc;
+}
+
+/* Lock, marker and data file first: LMDB must not see a data dir it would misread. */
+static int open_dir(struct rk_db *db, const struct rk_db_options *opts, size_t initial)
+{
+    struct data_dir_marker m;
+    int rc = make_dirs(db, db->path);
+    if (!rc)
+        rc = data_dir__lock(db, db->path, &db->lock_fd);
+    if (!rc)
+        rc = data_dir__read_marker(db, db->path, &m);
+    if (!rc)
+        rc = data_dir__check_marker(db, db->path, &m, opts);
+    if (!rc)
+        rc = data_dir__check_data_file(db, db->path, &m, &db->state);
+    if (!rc)
+        rc = open_env(db, db->state == RK_DB_DIR_NEW, initial);
+    struct identity id = {db, opts};
+    if (!rc)
+        rc = rk_db_write(db, check_identity, &id);
+    if (!rc && !m.found)
+        rc = data_dir__mark(db, db->path, opts);
+    return rc;
 }
 
 int rk_db_open(const struct rk_db_options *opts, struct rk_db **out)
@@ -238,6 +308,7 @@ int rk_db_open(const struct rk_db_options *opts, struct rk_db **out)
     *out = db;
     if (!db)
         return RK_DB_ENOMEM;
+    db->lock_fd = -1;
     db->path = strdup(opts->path ? opts->path : "");
     if (!db->path || pthread_rwlock_init(&db->remap, NULL) != 0)
         return rk_db_fail(db, RK_DB_ENOMEM, "out of memory");
@@ -248,13 +319,12 @@ int rk_db_open(const struct rk_db_options *opts, struct rk_db **out)
     db->max_map = page_round_up(max);
     if (!db->path[0])
         return rk_db_fail(db, RK_DB_EIO, "no data dir given");
-    int rc = make_dirs(db, db->path);
-    if (!rc)
-        rc = open_env(db, initial);
-    struct identity id = {db, opts};
-    if (!rc)
-        rc = rk_db_write(db, check_identity, &id);
-    return rc;
+    return open_dir(db, opts, initial);
+}
+
+enum rk_db_dir_state rk_db_dir_state(const struct rk_db *db)
+{
+    return db->state;
 }
 
 void rk_db_close(struct rk_db *db)
@@ -263,6 +333,8 @@ void rk_db_close(struct rk_db *db)
         return;
     if (db->env)
         mdb_env_close(db->env);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
     if (db->remap_ready)
         pthread_rwlock_destroy(&db->remap);
     free(db->path);

@@ -20,7 +20,9 @@ enum rk_db_err {
     RK_DB_EIDENTITY = 3, /* data dir belongs to another cluster or node id */
     RK_DB_EFORMAT = 4,   /* data dir written by a newer on-disk format */
     RK_DB_ENOMEM = 5,
-    RK_DB_ECORRUPT = 6, /* stored data is inconsistent (a gap in the log, a malformed record) */
+    RK_DB_ECORRUPT = 6, /* stored data is inconsistent or lost (a gap in the log, a record that
+                         * fails its checksum, a data.mdb missing or cut short) */
+    RK_DB_ELOCKED = 7,  /* another process has the data dir open */
 };
 
 struct rk_db_options {
@@ -35,7 +37,18 @@ struct rk_db_options {
 struct rk_db;
 struct rk_storage;
 
+/* Opens the data dir for this process alone (RK_DB_ELOCKED while another holds it), and
+ * checks that it cannot lie. The first open writes a node marker, RK_DB_MARKER_FILE, beside
+ * the LMDB files; once it is there, a data.mdb that is missing, empty or shorter than its own
+ * meta pages say is refused (RK_DB_ECORRUPT) instead of starting afresh or reading past its
+ * end, and a marker of another cluster or node id is refused (RK_DB_EIDENTITY). */
 int rk_db_open(const struct rk_db_options *opts, struct rk_db **out);
+#define RK_DB_MARKER_FILE "raftkv-node"
+#define RK_DB_LOCK_FILE "raftkv.lock"
+/* What rk_db_open found: a new dir, a marked one, or data without a marker (a dir of a build
+ * before markers, or one that crashed before marking it), which it accepted and marked. */
+enum rk_db_dir_state { RK_DB_DIR_NEW, RK_DB_DIR_MARKED, RK_DB_DIR_UNMARKED };
+enum rk_db_dir_state rk_db_dir_state(const struct rk_db *db);
 /* On failure of rk_db_open *out is still set (or NULL on ENOMEM) so the message can be
  * read; rk_db_close it afterwards. */
 const char *rk_db_errmsg(const struct rk_db *db);
@@ -44,6 +57,9 @@ const char *rk_db_strerror(int err);
 void rk_db_close(struct rk_db *db);
 
 MDB_env *rk_db_env(struct rk_db *db);
+
+/* LMDB's largest key (mdb_env_get_maxkeysize, fixed when LMDB is built), without a db. */
+size_t rk_db_max_key_bytes(void);
 
 /* Opens (creating if missing) the named database `name` in the environment, for modules
  * that keep their own data (the log, the KV store). Handles stay valid until rk_db_close.
@@ -107,8 +123,8 @@ int rk_db_meta_put(struct rk_db *db, MDB_txn *txn, const char *name, const uint6
 
 /* Error helpers for code working in db's transactions: rk_db_check maps an LMDB return
  * code to an rk_db_err (MDB_MAP_FULL -> RK_DB_EFULL, so rk_db_write grows the map) and
- * records "what: reason" as the message; rk_db_fail records a formatted message and
- * returns code. Both return 0 for success. */
+ * records "what: reason" as the message (a full disk says "disk full"); rk_db_fail records a
+ * formatted message and returns code. Both return 0 for success. */
 int rk_db_check(struct rk_db *db, int mdb_rc, const char *what);
 int rk_db_fail(struct rk_db *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

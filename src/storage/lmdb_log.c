@@ -1,10 +1,12 @@
 /*
  * Raft stable storage in LMDB. The log lives in the "log" database keyed by the big-endian
  * entry index, so keys sort in log order and appends can use MDB_APPEND (no tree search,
- * packed pages). A value is a fixed 9-byte header, term (big-endian uint64) and type (one
- * byte), followed by the entry's data: no decoding library, no allocation on the write
- * path (MDB_RESERVE), and the index is not stored twice. Term/vote, the log's starting
- * point and the latest snapshot's meta are meta records.
+ * packed pages). A value is a fixed 13-byte header, term (big-endian uint64), type (one
+ * byte) and a CRC-32C (big-endian uint32) of the index, term, type and data, followed by the
+ * entry's data: no decoding library, no allocation on the write path (MDB_RESERVE), and the
+ * index is not stored twice. Term/vote (with a CRC-32C of its own), the log's starting point
+ * and the latest snapshot's meta are meta records. LMDB keeps no checksums of its pages: these
+ * make a record damaged on disk stop the node at load instead of being believed.
  *
  * Compaction deletes entries from the front of the tree. LMDB puts their pages on its free
  * list and reuses them once no reader still sees them, so a log that is appended to and
@@ -14,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/crc32c.h"
 #include "storage/db.h"
 #include "storage/storage.h"
 
-#define ENTRY_HEADER 9
+#define ENTRY_HEADER 13
+#define ENTRY_CRC 9 /* offset of the CRC in the header */
 
-static const char HARD_STATE[] = "hard_state"; /* term, vote */
+static const char HARD_STATE[] = "hard_state"; /* term, vote, CRC-32C of both */
 /* The log's starting point: entries up to its index were compacted away. The record
  * name predates snapshots' meta, hence "snapshot". */
 static const char SNAPSHOT[] = "snapshot";           /* index, term */
@@ -63,6 +67,25 @@ static int truncate_log(struct lmdb_storage *ls, MDB_cursor *cur, raft_index fro
                                                    : rk_db_check(ls->db, rc, "truncate log");
 }
 
+/* Covers the key too: a record that lands under another index fails it. */
+static uint32_t entry_crc(const uint8_t *key, const uint8_t *header, const void *data, size_t len)
+{
+    uint32_t crc = rk_crc32c(0, key, 8);
+    crc = rk_crc32c(crc, header, ENTRY_CRC);
+    return rk_crc32c(crc, data, len);
+}
+
+static void encode_u32(uint8_t *out, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint32_t decode_u32(const uint8_t *in)
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
 static int append_entry(struct lmdb_storage *ls, MDB_cursor *cur, const struct raft_entry *e)
 {
     uint8_t key[8];
@@ -76,6 +99,7 @@ static int append_entry(struct lmdb_storage *ls, MDB_cursor *cur, const struct r
     p[8] = (uint8_t)e->type;
     if (e->len)
         memcpy(p + ENTRY_HEADER, e->data, e->len);
+    encode_u32(p + ENTRY_CRC, entry_crc(key, p, e->data, e->len));
     return RK_DB_OK;
 }
 
@@ -115,6 +139,14 @@ static int save_log(struct lmdb_storage *ls, MDB_cursor *cur, const struct raft_
     return rc;
 }
 
+static uint64_t hard_state_crc(uint64_t term, uint64_t vote)
+{
+    uint8_t b[16];
+    rk_db_encode_u64(b, term);
+    rk_db_encode_u64(b + 8, vote);
+    return rk_crc32c(0, b, sizeof b);
+}
+
 static int lmdb_save(struct rk_storage *s, const struct raft_ready *rd)
 {
     struct lmdb_storage *ls = (struct lmdb_storage *)s;
@@ -123,8 +155,8 @@ static int lmdb_save(struct rk_storage *s, const struct raft_ready *rd)
         return rk_db_fail(ls->db, RK_DB_EIO, "log save outside rk_db_write");
     int rc = RK_DB_OK;
     if (rd->hard_state_changed) {
-        uint64_t hs[2] = {rd->term, rd->vote};
-        rc = rk_db_meta_put(ls->db, txn, HARD_STATE, hs, 2);
+        uint64_t hs[3] = {rd->term, rd->vote, hard_state_crc(rd->term, rd->vote)};
+        rc = rk_db_meta_put(ls->db, txn, HARD_STATE, hs, 3);
     }
     if (!rc && rd->install_snapshot)
         rc = install_snapshot(ls, txn, rd);
@@ -205,6 +237,10 @@ static int load_entry(struct lmdb_storage *ls, const MDB_val *k, const MDB_val *
     e->term = rk_db_decode_u64(p);
     e->type = (enum raft_entry_type)p[8];
     e->len = v->mv_size - ENTRY_HEADER;
+    if (decode_u32(p + ENTRY_CRC) != entry_crc(k->mv_data, p, p + ENTRY_HEADER, e->len))
+        return rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                          "log entry %" PRIu64 " fails its checksum: the record is damaged on disk",
+                          e->index);
     if (e->index != prev + 1)
         return rk_db_fail(ls->db, RK_DB_ECORRUPT,
                           "the stored log has a gap: entry %" PRIu64 " follows %" PRIu64, e->index,
@@ -260,8 +296,13 @@ static int lmdb_load(struct rk_storage *s, struct raft_restore *out)
     int rc = rk_db_read_begin(ls->db, &txn);
     if (rc)
         return rc;
-    uint64_t hs[2] = {0}, snap[2] = {0}, meta[3] = {0};
-    rc = rk_db_meta_get(ls->db, txn, HARD_STATE, hs, 2, NULL);
+    uint64_t hs[3] = {0}, snap[2] = {0}, meta[3] = {0};
+    bool found;
+    rc = rk_db_meta_get(ls->db, txn, HARD_STATE, hs, 3, &found);
+    if (!rc && found && hs[2] != hard_state_crc(hs[0], hs[1]))
+        rc = rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                        "the hard state (term, vote) fails its checksum: the record is damaged "
+                        "on disk");
     if (!rc)
         rc = rk_db_meta_get(ls->db, txn, SNAPSHOT, snap, 2, NULL);
     if (!rc)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "fake_node.h"
 #include "test.h"
@@ -240,7 +241,7 @@ TEST(help_lists_every_option)
 {
     static const char *const options[] = {
         "--endpoints", "--timeout", "--request-timeout", "--attempts", "--retry-delay",
-        "--json",      "--help",    "--version",         "--absent",
+        "--json",      "--help",    "--version",         "--absent",   "--value-file",
     };
     char out[8192];
     CHECK_EQ(run(out, sizeof out, "--help"), 0);
@@ -257,10 +258,63 @@ TEST(help_lists_every_option)
     }
 }
 
+/* A value of every byte, NULs included, over the 128 KiB an argument may hold. */
+static bool write_value_file(const char *path, uint8_t *value, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        value[i] = (uint8_t)(i * 7 + i / 256);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(value, 1, len, f) == len;
+    return f && fclose(f) == 0 && ok;
+}
+
+static bool node_got(struct fake_node *n, const void *value, size_t len)
+{
+    nng_mtx_lock(n->mu);
+    bool same = n->last_value_len == len && memcmp(n->last_value, value, len) == 0;
+    nng_mtx_unlock(n->mu);
+    return same;
+}
+
+TEST(a_value_comes_from_stdin_or_a_file_byte_for_byte)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
+    CHECK_EQ(fake_node_start(&a), 0);
+    static uint8_t value[300 << 10];
+    char path[] = "/tmp/raftkv-cli-value-XXXXXX", out[4096];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(write_value_file(path, value, sizeof value));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s put k - < %s", a.url, path), 0);
+    CHECK(strcmp(out, "OK\n") == 0);
+    CHECK(node_got(&a, value, sizeof value));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s put k - < /dev/null", a.url), 0);
+    CHECK(node_got(&a, "", 0));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s put --value-file %s k", a.url, path), 0);
+    CHECK(node_got(&a, value, sizeof value));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s cas --value-file=%s k old", a.url, path), 0);
+    CHECK(node_got(&a, value, sizeof value));
+    CHECK(strcmp(a.last_expected, "old") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s cas --absent k - < /dev/null", a.url), 0);
+    CHECK(node_got(&a, "", 0));
+    CHECK_EQ(fake_node_requests(&a), 5);
+    /* No request goes out for a file that cannot be read or a word too many. */
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s put --value-file %s.none k 2>&1", a.url, path),
+             2);
+    CHECK(strstr(out, "cannot open") && strstr(out, ".none"));
+    CHECK_EQ(
+        run(out, sizeof out, "--endpoints %s put --value-file %s k v 2>/dev/null", a.url, path), 2);
+    CHECK_EQ(fake_node_requests(&a), 5);
+    unlink(path);
+    fake_node_stop(&a);
+}
+
 TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
           TEST_REF(status_lists_every_endpoint), TEST_REF(endpoints_come_from_the_environment),
           TEST_REF(options_take_their_value_joined_or_separate),
           TEST_REF(words_after_a_double_dash_are_arguments),
-          TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option))
+          TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option),
+          TEST_REF(a_value_comes_from_stdin_or_a_file_byte_for_byte))

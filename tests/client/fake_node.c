@@ -23,6 +23,17 @@ static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
         n->last_sequence = req->sequence;
         n->last_first_incomplete = req->first_incomplete;
     }
+    ProtobufCBinaryData *value =
+        req && req->op_case == RAFTKV__KV__REQUEST__OP_PUT   ? &req->put->value
+        : req && req->op_case == RAFTKV__KV__REQUEST__OP_CAS ? &req->cas->new_value
+                                                             : NULL;
+    if (value) {
+        free(n->last_value);
+        n->last_value = malloc(value->len ? value->len : 1);
+        n->last_value_len = n->last_value ? value->len : 0;
+        if (value->len && n->last_value)
+            memcpy(n->last_value, value->data, value->len);
+    }
     if (req && req->op_case == RAFTKV__KV__REQUEST__OP_CAS) {
         n->last_expect_absent = req->cas->expect_absent;
         snprintf(n->last_expected, sizeof n->last_expected, "%.*s", (int)req->cas->expected.len,
@@ -160,6 +171,7 @@ void fake_node_stop(struct fake_node *n)
     nng_thread_destroy(n->thread);
     nng_close(n->sock);
     nng_mtx_free(n->mu);
+    free(n->last_value);
 }
 
 unsigned fake_node_requests(struct fake_node *n)

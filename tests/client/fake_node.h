@@ -44,6 +44,8 @@ struct fake_node {
     bool last_was_status;
     bool last_expect_absent;
     char last_expected[64];
+    uint8_t *last_value; /* a put's value or a cas's new value, with last_value_len */
+    size_t last_value_len;
     nng_socket sock;
     nng_thread *thread;
     atomic_bool stopping;

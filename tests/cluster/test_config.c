@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "node/config.h"
@@ -11,8 +12,8 @@
 static char conf_dir[64];
 static char conf_path[80];
 
-/* Writes text to node.conf in a fresh temporary directory. */
-static bool write_conf(const char *text)
+/* Writes len bytes of text to node.conf in a fresh temporary directory. */
+static bool write_conf(const char *text, size_t len)
 {
     strcpy(conf_dir, "/tmp/raftkv-test-XXXXXX");
     if (!mkdtemp(conf_dir))
@@ -21,15 +22,16 @@ static bool write_conf(const char *text)
     FILE *f = fopen(conf_path, "w");
     if (!f)
         return false;
-    bool ok = fputs(text, f) >= 0;
+    bool ok = fwrite(text, 1, len, f) == len;
     return fclose(f) == 0 && ok;
 }
 
-/* Loads text; returns the loader's result and leaves its message in err. */
-static int load(const char *text, struct rk_config *cfg, char *err, size_t err_len)
+/* Loads len bytes of text; returns the loader's result and leaves its message in err. */
+static int load_bytes(const char *text, size_t len, struct rk_config *cfg, char *err,
+                      size_t err_len)
 {
     err[0] = '\0';
-    if (!write_conf(text))
+    if (!write_conf(text, len))
         return -100;
     int rc = rk_config_load(conf_path, raftd_kv.config_defaults, cfg, err, err_len);
     unlink(conf_path);
@@ -37,12 +39,17 @@ static int load(const char *text, struct rk_config *cfg, char *err, size_t err_l
     return rc;
 }
 
-/* True when loading text fails with exactly "<path>:<suffix>". */
-static bool fails_with(const char *text, const char *suffix)
+static int load(const char *text, struct rk_config *cfg, char *err, size_t err_len)
+{
+    return load_bytes(text, strlen(text), cfg, err, err_len);
+}
+
+/* True when loading len bytes of text fails with exactly "<path>:<suffix>". */
+static bool bytes_fail_with(const char *text, size_t len, const char *suffix)
 {
     struct rk_config cfg;
     char err[512], want[600];
-    if (load(text, &cfg, err, sizeof err) == 0) {
+    if (load_bytes(text, len, &cfg, err, sizeof err) == 0) {
         rk_config_free(&cfg);
         fprintf(stderr, "  loaded, expected error: %s\n", suffix);
         return false;
@@ -53,6 +60,11 @@ static bool fails_with(const char *text, const char *suffix)
         return false;
     }
     return true;
+}
+
+static bool fails_with(const char *text, const char *suffix)
+{
+    return bytes_fail_with(text, strlen(text), suffix);
 }
 
 #define BASE                                                                                       \
@@ -254,7 +266,80 @@ TEST(missing_file)
     CHECK(strcmp(err, "/nonexistent/node.conf: cannot open: No such file or directory") == 0);
 }
 
+/* Read for ever (/dev/zero) or waited on for ever (a FIFO without a writer) before. */
+TEST(only_a_regular_file_of_a_configuration_size_is_read)
+{
+    struct rk_config cfg;
+    char err[512], fifo[128], big[128];
+    CHECK(rk_config_load("/dev/zero", NULL, &cfg, err, sizeof err) != 0);
+    CHECK(strcmp(err, "/dev/zero: not a regular file") == 0);
+    strcpy(conf_dir, "/tmp/raftkv-test-XXXXXX");
+    CHECK(mkdtemp(conf_dir));
+    snprintf(fifo, sizeof fifo, "%s/fifo.conf", conf_dir);
+    CHECK_EQ(mkfifo(fifo, 0600), 0);
+    int rc = rk_config_load(fifo, NULL, &cfg, err, sizeof err);
+    unlink(fifo);
+    CHECK(rc != 0);
+    CHECK(strstr(err, ": not a regular file"));
+    snprintf(big, sizeof big, "%s/big.conf", conf_dir);
+    FILE *f = fopen(big, "w");
+    CHECK(f);
+    for (int i = 0; i < (1 << 20) / 8; i++)
+        fputs("# .....\n", f); /* 8 bytes */
+    fputs("#\n", f);
+    fclose(f);
+    rc = rk_config_load(big, NULL, &cfg, err, sizeof err);
+    unlink(big);
+    rmdir(conf_dir);
+    CHECK(rc != 0);
+    CHECK(strstr(err, "big.conf: 1048578 bytes, more than a configuration's limit of 1MiB"));
+}
+
+TEST(a_nul_byte_is_refused_naming_its_line)
+{
+    static const char text[] = BASE "max_inflight = 4\0 = 5\n";
+    CHECK(bytes_fail_with(text, sizeof text - 1,
+                          ":7: a NUL byte in the line: this is not a text file"));
+}
+
+TEST(two_members_at_one_address_are_refused_naming_both)
+{
+    CHECK(fails_with(BASE "peer.3 = tcp://127.0.0.1:7001\n",
+                     ":7: peer.3: the same address as peer.1 (line 4): tcp://127.0.0.1:7001"));
+    CHECK(fails_with(BASE "client.1 = tcp://127.0.0.1:7102\n",
+                     ":7: client.1: the same address as client.2 (line 6): "
+                     "tcp://127.0.0.1:7102"));
+    CHECK(fails_with(BASE "client.1 = tcp://127.0.0.1:7002\n",
+                     ":7: client.1: the same address as peer.2 (line 5): tcp://127.0.0.1:7002"));
+}
+
+/* 100GiB was accepted, and raftd then failed with "cannot set up peer sockets: Invalid
+ * argument" (NNG's limit) instead. */
+TEST(sizes_beyond_what_nng_and_lmdb_carry_are_refused)
+{
+    CHECK(fails_with(BASE "max_value_bytes = 100GiB\n",
+                     ":7: max_value_bytes: must be at most 1GiB: a cas carries two values in "
+                     "one message and one log record, and NNG and LMDB carry at most 4GiB - 1 "
+                     "bytes in one"));
+    CHECK(fails_with(BASE "max_append_bytes = 2GiB\n",
+                     ":7: max_append_bytes: must be at most 1GiB: an AppendEntries carries this "
+                     "and one more entry in one message, and NNG carries at most 4GiB - 1 bytes "
+                     "in one"));
+    CHECK(fails_with(BASE "max_key_bytes = 512\n",
+                     ":7: max_key_bytes: must be at most 511: LMDB's key limit"));
+    struct rk_config cfg;
+    char err[512];
+    CHECK_EQ(load(BASE "max_value_bytes = 1GiB\nmax_append_bytes = 1GiB\nmax_key_bytes = 511\n",
+                  &cfg, err, sizeof err),
+             0);
+    rk_config_free(&cfg);
+}
+
 TEST_MAIN(TEST_REF(minimal_config_gets_defaults), TEST_REF(every_key_parses),
           TEST_REF(hex_cluster_id), TEST_REF(bad_number_names_file_line_and_key),
           TEST_REF(unknown_and_duplicate_keys), TEST_REF(missing_keys_and_membership),
-          TEST_REF(timing_must_be_consistent), TEST_REF(snapshot_keys), TEST_REF(missing_file))
+          TEST_REF(timing_must_be_consistent), TEST_REF(snapshot_keys), TEST_REF(missing_file),
+          TEST_REF(only_a_regular_file_of_a_configuration_size_is_read),
+          TEST_REF(a_nul_byte_is_refused_naming_its_line),
+          TEST_REF(two_members_at_one_address_are_refused_naming_both),
+          TEST_REF(sizes_beyond_what_nng_and_lmdb_carry_are_refused))

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "kv.pb-c.h"
-#include "kv/crc32c.h"
+#include "storage/crc32c.h"
 #include "kv/kv.h"
 #include "kv_commands.h"
 #include "test.h"

@@ -240,9 +240,20 @@ TEST(refuses_newer_format)
 {
     struct fixture f;
     CHECK(fixture_of_7_2(&f));
-    CHECK_EQ(poke_format(f.dir.path, 2), 0);
+    CHECK_EQ(poke_format(f.dir.path, 3), 0);
     CHECK_EQ(rk_db_open(&f.o, &f.db), RK_DB_EFORMAT);
-    CHECK(strstr(rk_db_errmsg(f.db), "format 2"));
+    CHECK(strstr(rk_db_errmsg(f.db), "format 3, newer than this build's 2"));
+    fixture_remove(&f);
+}
+
+/* Format 1 stored log records and the hard state without checksums. */
+TEST(refuses_older_format)
+{
+    struct fixture f;
+    CHECK(fixture_of_7_2(&f));
+    CHECK_EQ(poke_format(f.dir.path, 1), 0);
+    CHECK_EQ(rk_db_open(&f.o, &f.db), RK_DB_EFORMAT);
+    CHECK(strstr(rk_db_errmsg(f.db), "format 1, older than this build's 2"));
     fixture_remove(&f);
 }
 
@@ -694,7 +705,7 @@ TEST(staged_write_runs_its_step_once_before_the_commit)
 
 TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster),
           TEST_REF(refuses_other_node), TEST_REF(refuses_newer_format),
-          TEST_REF(log_round_trip_with_truncation_and_hard_state),
+          TEST_REF(refuses_older_format), TEST_REF(log_round_trip_with_truncation_and_hard_state),
           TEST_REF(save_refuses_gap_and_overlap_and_changes_nothing), TEST_REF(load_detects_gap),
           TEST_REF(installed_snapshot_replaces_the_log),
           TEST_REF(map_grows_and_reopen_keeps_grown_size),

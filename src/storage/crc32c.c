@@ -1,7 +1,7 @@
 /* Software CRC-32C, slicing-by-8: eight table lookups per 8 input bytes. */
 #include <pthread.h>
 
-#include "kv/crc32c.h"
+#include "storage/crc32c.h"
 
 #define POLY 0x82f63b78u /* Castagnoli, bit-reflected */
 
