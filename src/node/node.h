@@ -23,9 +23,10 @@ struct rk_db;
 
 enum rk_node_err {
     RK_NODE_OK = 0,
-    RK_NODE_EDB,        /* the data dir could not be opened or belongs to something else */
-    RK_NODE_EDATADIR,   /* the data dir is refused: in use by another process, or its data is
-                         * lost, damaged or of another on-disk format */
+    RK_NODE_EDB,        /* the data dir could not be opened */
+    RK_NODE_EDATADIR,   /* the data dir is refused: in use by another process, of another
+                         * cluster or node, or its data is lost, damaged or of another
+                         * on-disk format */
     RK_NODE_ESTORAGE,   /* stable storage failed (read at start, or a synced write) */
     RK_NODE_ERAFT,      /* the core refused the restored state or the configuration */
     RK_NODE_ETRANSPORT, /* a socket could not listen */

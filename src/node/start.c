@@ -50,7 +50,8 @@ static void fsm_batch_end(void *arg, bool committed)
  * runtime failure, as tests/cluster's bad_config has it.) */
 static bool db_refused(int rc)
 {
-    return rc == RK_DB_ELOCKED || rc == RK_DB_ECORRUPT || rc == RK_DB_EFORMAT;
+    return rc == RK_DB_ELOCKED || rc == RK_DB_ECORRUPT || rc == RK_DB_EFORMAT ||
+           rc == RK_DB_EIDENTITY;
 }
 
 static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)

@@ -556,14 +556,14 @@ static bool scenario_bad_config(struct cluster *c)
     char out[128];
     snprintf(out, sizeof out, "%s/missing.out", c->dir);
     REQUIRE(run_capture(argv, out) == 2);
-    /* A data dir stamped by another cluster is refused at start (status 1). */
+    /* A data dir stamped by another cluster is refused at start (status 2, as bad data). */
     REQUIRE(cluster_start(c, 1));
     REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
     snprintf(text, sizeof text,
              "node_id = 1\ncluster_id = 12345\ndata_dir = %s\npeer.1 = tcp://127.0.0.1:1\n"
              "client.1 = tcp://127.0.0.1:2\n",
              c->nodes[0].data);
-    REQUIRE(raftd_fails(c->dir, text, 1, "cannot open data dir"));
+    REQUIRE(raftd_fails(c->dir, text, 2, "cannot open data dir"));
     return true;
 }
 
