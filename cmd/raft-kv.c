@@ -319,6 +319,7 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"snapshots_sent", k->snapshots_sent},
         {"snapshots_installed", k->snapshots_installed},
         {"snapshots_refused", k->snapshots_refused},
+        {"snapshots_damaged", k->snapshots_damaged},
         {"peer_msgs_sent", k->peer_msgs_sent},
         {"peer_msgs_send_dropped", k->peer_msgs_send_dropped},
         {"peer_msgs_received", k->peer_msgs_received},

@@ -111,7 +111,8 @@ struct raftkv_node_counters {
     uint64_t append_rejections;
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
-    uint64_t snapshots_refused; /* received ones found malformed: also in snapshots_installed */
+    uint64_t snapshots_refused; /* received ones damaged or malformed: also in _installed */
+    uint64_t snapshots_damaged; /* own files found damaged before sending, taken anew */
     uint64_t peer_msgs_sent;
     uint64_t peer_msgs_send_dropped; /* no free context, peer down, or over the size limit */
     uint64_t peer_msgs_received;

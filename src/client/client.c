@@ -504,6 +504,7 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
             .snapshots_sent = r->snapshots_sent,
             .snapshots_installed = r->snapshots_installed,
             .snapshots_refused = r->snapshots_refused,
+            .snapshots_damaged = r->snapshots_damaged,
         };
     if (t) {
         out->peer_msgs_sent = t->sent;

@@ -94,6 +94,7 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     raft.snapshots_sent = rs.snapshots_sent;
     raft.snapshots_installed = rs.snapshots_installed;
     raft.snapshots_refused = n->snapshots_refused;
+    raft.snapshots_damaged = n->snapshots_damaged;
     Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
     transport.sent = ts.sent;
     transport.send_dropped = ts.send_dropped;

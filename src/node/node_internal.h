@@ -99,7 +99,7 @@ struct rk_node {
     bool held;
     struct raft_ready held_rd;
     struct timespec retry_at;
-    uint64_t write_us;  /* how long the last batch write took */
+    uint64_t write_us; /* how long the last batch write took */
     uint64_t bad_msgs; /* peer messages dropped as forged: term out of range, or conflicting */
     int fatal;
 
@@ -115,7 +115,8 @@ struct rk_node {
     struct event *job_event; /* posted by the job when it ends */
     struct timespec snapshot_retry_at;
     uint64_t applied_bytes;     /* entry bytes applied after the latest snapshot (or log start) */
-    uint64_t snapshots_refused; /* received snapshots the state machine found malformed */
+    uint64_t snapshots_refused; /* received snapshots found damaged or malformed */
+    uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
 };
 
 /* ---- Time, on CLOCK_MONOTONIC. ---- */
@@ -181,7 +182,8 @@ void snapshots__maybe_start(struct rk_node *n);
 /* The producer thread ended (EV_SNAPSHOT_DONE): keep its snapshot and compact the log. */
 void snapshots__finish(struct rk_node *n);
 /* Writes the snapshot chunks of rd to their file, durably, before the write that
- * acknowledges them. Returns 0, or nonzero with n->fatal set. */
+ * acknowledges them; a complete one is checked against its trailer. Returns 0, or nonzero:
+ * n->fatal set, or the snapshot refused (snapshots__refuse: rd is the old core's). */
 int snapshots__receive(struct rk_node *n, const struct raft_ready *rd);
 /* The received snapshot in rd is now the node's state: its file is the latest. */
 void snapshots__installed(struct rk_node *n, const struct raft_ready *rd);
@@ -192,8 +194,8 @@ void snapshots__count_applied(struct rk_node *n, const struct raft_ready *rd);
 /* Where the next snapshot is measured from, at start. */
 void snapshots__start_counting(struct rk_node *n);
 
-/* The state machine found the snapshot received in rd malformed (install_fd holds it):
- * refuses it without stopping. */
+/* The snapshot received at index (install_fd holds it) is damaged, or the state machine
+ * found it malformed: refuses it without stopping. */
 void snapshots__refuse(struct rk_node *n, raft_index index, const char *why);
 
 /* ---- start.c ---- */

@@ -64,7 +64,7 @@ static int batch_write(MDB_txn *txn, void *arg)
     batch_reset(b);
     int rc = 0;
     if (b->rd->install_snapshot) {
-        struct rk_snap_reader reader = {n->install_fd, 0};
+        struct rk_snap_reader reader = {n->install_fd, 0, b->rd->snapshot.size};
         b->fsm_err = rc = fsm->ops->restore(fsm, b->rd->snapshot.index, rk_snap_read_fn, &reader);
     }
     if (rc == 0)

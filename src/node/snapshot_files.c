@@ -11,6 +11,8 @@
 
 #include "log/log.h"
 #include "node/snapshot_files.h"
+#include "storage/crc32c.h"
+#include "storage/db.h"
 
 #define LOCAL_TMP "local.tmp"
 #define INCOMING_TMP "incoming.tmp"
@@ -199,17 +201,68 @@ void rk_snap_discard(struct rk_snapdir *sd, bool incoming, raft_index index, int
         rk_warn("cannot delete %s: %s", path, strerror(errno));
 }
 
+void rk_snap_forget_latest(struct rk_snapdir *sd)
+{
+    raft_index index = sd->latest.index;
+    int fd = sd->latest_fd;
+    sd->latest = (struct raft_snapshot_meta){0};
+    sd->latest_fd = -1;
+    rk_snap_discard(sd, false, index, fd);
+}
+
 int rk_snap_read_fn(void *arg, void *buf, size_t cap, size_t *n)
 {
     struct rk_snap_reader *r = arg;
-    ssize_t got;
-    while ((got = pread(r->fd, buf, cap, (off_t)r->offset)) < 0 && errno == EINTR)
-        ;
-    if (got < 0)
-        return errno;
-    r->offset += (uint64_t)got;
-    *n = (size_t)got;
-    return 0;
+    uint64_t end = r->size >= RK_SNAP_TRAILER_BYTES ? r->size - RK_SNAP_TRAILER_BYTES : 0;
+    size_t want = end - r->offset < cap ? (size_t)(end - r->offset) : cap;
+    *n = 0;
+    if (want == 0)
+        return 0;
+    int rc = io_exact(r->fd, false, buf, want, r->offset);
+    if (rc == 0) {
+        r->offset += want;
+        *n = want;
+    }
+    return rc;
+}
+
+static void trailer_encode(uint8_t t[RK_SNAP_TRAILER_BYTES], uint32_t crc, uint64_t len)
+{
+    memcpy(t, "RKSC", 4);
+    for (int i = 0; i < 4; i++)
+        t[4 + i] = (uint8_t)(crc >> (24 - 8 * i));
+    rk_db_encode_u64(t + 8, len);
+}
+
+int rk_snap_verify(int fd, uint64_t size, char *why, size_t why_len)
+{
+    enum { BUF = 1 << 20 };
+    if (size < RK_SNAP_TRAILER_BYTES) {
+        snprintf(why, why_len, "%" PRIu64 " bytes: too short for its trailer", size);
+        return EBADMSG;
+    }
+    uint8_t *buf = malloc(BUF);
+    if (!buf)
+        return ENOMEM;
+    uint64_t len = size - RK_SNAP_TRAILER_BYTES;
+    uint32_t crc = 0;
+    int rc = 0;
+    for (uint64_t at = 0; rc == 0 && at < len; at += BUF) {
+        size_t n = len - at < BUF ? (size_t)(len - at) : BUF;
+        rc = io_exact(fd, false, buf, n, at);
+        crc = rc == 0 ? rk_crc32c(crc, buf, n) : crc;
+    }
+    uint8_t want[RK_SNAP_TRAILER_BYTES], got[RK_SNAP_TRAILER_BYTES];
+    trailer_encode(want, crc, len);
+    if (rc == 0)
+        rc = io_exact(fd, false, got, sizeof got, len);
+    free(buf);
+    if (rc == 0 && memcmp(want, got, sizeof want) != 0) {
+        snprintf(why, why_len,
+                 "its bytes do not match its trailer (CRC-32C over %" PRIu64 " bytes)", len);
+        rc = EBADMSG;
+    }
+    return rc;
 }
 
 /* ---- The producer thread. ---- */
@@ -217,6 +270,7 @@ int rk_snap_read_fn(void *arg, void *buf, size_t cap, size_t *n)
 static int job_flush(struct rk_snap_job *job)
 {
     int rc = io_exact(job->fd, true, job->buf, job->buf_len, job->size);
+    job->crc = rk_crc32c(job->crc, job->buf, job->buf_len);
     job->size += job->buf_len;
     job->buf_len = 0;
     return rc;
@@ -261,6 +315,11 @@ static void *job_main(void *arg)
     }
     if (rc == 0 && job->buf_len)
         job->errno_failed = (rc = job_flush(job)) != 0;
+    uint8_t trailer[RK_SNAP_TRAILER_BYTES];
+    trailer_encode(trailer, job->crc, job->size);
+    if (rc == 0)
+        job->errno_failed = (rc = io_exact(job->fd, true, trailer, sizeof trailer, job->size)) != 0;
+    job->size += sizeof trailer;
     if (rc == 0 && fdatasync(job->fd) != 0)
         job->errno_failed = (rc = errno) != 0;
     close(job->fd);

@@ -8,6 +8,12 @@
  * exists after a crash has all its bytes. Temp files and snapshots other than the stored
  * one are left-overs of a crash and deleted at start.
  *
+ * A file is the state machine's stream followed by the node's trailer of
+ * RK_SNAP_TRAILER_BYTES: magic "RKSC", the CRC-32C of the stream (u32), and the stream's
+ * length (u64), big-endian. The trailer travels with the file: the leader checks it before
+ * it sends a file and the follower before it installs one, so bytes damaged on a disk or
+ * on the way are caught whatever the state machine checks itself.
+ *
  * All functions are called from the node's event loop, except what the producer thread
  * does inside rk_snap_produce_start.
  */
@@ -56,11 +62,22 @@ int rk_snap_publish(struct rk_snapdir *sd, bool incoming, raft_index index, int 
 void rk_snap_adopt(struct rk_snapdir *sd, const struct raft_snapshot_meta *meta, int fd);
 /* Deletes a temp file or a published file that will not be adopted (fd closed). */
 void rk_snap_discard(struct rk_snapdir *sd, bool incoming, raft_index index, int fd);
+/* Deletes the latest file (found damaged): the node has no snapshot to send until it
+ * takes a new one, as when the file is missing at start. */
+void rk_snap_forget_latest(struct rk_snapdir *sd);
 
-/* A raftkv_snapshot_read_fn over a snapshot file, from offset 0. */
+#define RK_SNAP_TRAILER_BYTES 16
+
+/* Checks the trailer of the size-byte file fd against its stream. Returns 0, EBADMSG
+ * (why says what is wrong), or an errno. Reads the whole file. */
+int rk_snap_verify(int fd, uint64_t size, char *why, size_t why_len);
+
+/* A raftkv_snapshot_read_fn over the stream of a snapshot file of size bytes, from
+ * offset 0. */
 struct rk_snap_reader {
     int fd;
     uint64_t offset;
+    uint64_t size; /* the file's; the stream ends RK_SNAP_TRAILER_BYTES before */
 };
 int rk_snap_read_fn(void *arg, void *buf, size_t cap, size_t *n);
 
@@ -77,6 +94,7 @@ struct rk_snap_job {
     bool errno_failed;
     raft_index index;
     uint64_t size;
+    uint32_t crc; /* of the stream so far */
     uint64_t elapsed_us;
     void (*done)(void *arg); /* called on the job's thread as its last act */
     void *done_arg;

@@ -198,11 +198,29 @@ void snapshots__finish(struct rk_node *n)
 
 /* ---- Sending it. ---- */
 
+/* Before the first chunk of each transfer: a file damaged on this disk is not sent but
+ * deleted, and a new snapshot taken in its place (snapshots__maybe_start, at once). */
+static int check_before_sending(struct rk_node *n, raft_index index)
+{
+    char why[160];
+    int rc = n->snapdir.latest.index == index
+                 ? rk_snap_verify(n->snapdir.latest_fd, n->snapdir.latest.size, why, sizeof why)
+                 : ENOENT;
+    if (rc == EBADMSG) {
+        n->snapshots_damaged++;
+        rk_error("the snapshot file at index %" PRIu64 " is damaged (%s): deleted, not sent; "
+                 "taking a new one",
+                 index, why);
+        rk_snap_forget_latest(&n->snapdir);
+    }
+    return rc;
+}
+
 int snapshots__fill_chunk(struct rk_node *n, struct raft_msg *m)
 {
     struct raft_install_snapshot *s = &m->install_snapshot;
-    int rc = 0;
-    if (!s->data && s->len > 0) {
+    int rc = s->offset == 0 ? check_before_sending(n, s->last_index) : 0;
+    if (rc == 0 && !s->data && s->len > 0) {
         if (s->len > n->cfg->snapshot_chunk_bytes)
             return EINVAL;
         rc = rk_snap_read(&n->snapdir, s->last_index, s->offset, n->chunk_buf, s->len);
@@ -227,6 +245,15 @@ int snapshots__receive(struct rk_node *n, const struct raft_ready *rd)
         rc = rk_snap_sync_incoming(&n->snapdir);
     if (rc == 0 && rd->install_snapshot)
         rc = rk_snap_publish(&n->snapdir, true, rd->snapshot.index, &n->install_fd);
+    char why[160];
+    int bad = rc == 0 && rd->install_snapshot
+                  ? rk_snap_verify(n->install_fd, rd->snapshot.size, why, sizeof why)
+                  : 0;
+    if (bad == EBADMSG) {
+        snapshots__refuse(n, rd->snapshot.index, why);
+        return bad;
+    }
+    rc = rc ? rc : bad;
     if (rc != 0) {
         rk_error("cannot write the snapshot received from the leader in %s: %s; stopping",
                  n->snapdir.dir, strerror(rc));

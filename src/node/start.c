@@ -3,6 +3,7 @@
  * storage (and the state machine caught up with the latest snapshot), then the sockets;
  * and the same in reverse.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -111,13 +112,14 @@ struct fsm_restore {
     struct raftkv_fsm *fsm;
     raft_index index;
     int fd;
+    uint64_t size;
 };
 
 static int fsm_restore_write(MDB_txn *txn, void *arg)
 {
     (void)txn;
     struct fsm_restore *fr = arg;
-    struct rk_snap_reader reader = {fr->fd, 0};
+    struct rk_snap_reader reader = {fr->fd, 0, fr->size};
     return fr->fsm->ops->restore(fr->fsm, fr->index, rk_snap_read_fn, &reader);
 }
 
@@ -136,8 +138,17 @@ static int fsm_catch_up(struct rk_node *n, struct raft_restore *restore)
                  restore->applied, restore->snapshot_index);
         return RK_NODE_ESTORAGE;
     }
-    struct fsm_restore fr = {n->fsm, snap->index, n->snapdir.latest_fd};
-    int rc = rk_db_write(n->db, fsm_restore_write, &fr);
+    char why[160];
+    int rc = rk_snap_verify(n->snapdir.latest_fd, n->snapdir.latest.size, why, sizeof why);
+    if (rc != 0) {
+        rk_error("the snapshot file at index %" PRIu64 " in %s is damaged (%s) and the state "
+                 "machine needs it: restore the data dir from a backup, or wipe it and add the "
+                 "node back through a membership change",
+                 snap->index, n->snapdir.dir, rc == EBADMSG ? why : strerror(rc));
+        return RK_NODE_EDATADIR;
+    }
+    struct fsm_restore fr = {n->fsm, snap->index, n->snapdir.latest_fd, n->snapdir.latest.size};
+    rc = rk_db_write(n->db, fsm_restore_write, &fr);
     if (rc != 0) {
         rk_error("cannot restore the state machine from the snapshot at %" PRIu64 ": %s",
                  snap->index, n->fsm->ops->strerror(n->fsm, rc));

@@ -17,7 +17,10 @@
 #include "harness.h"
 #include "client.pb-c.h"
 #include "kv.pb-c.h"
+#include "node/snapshot_files.h"
 #include "raft.pb-c.h"
+#include "storage/crc32c.h"
+#include "storage/db.h"
 #include "transport/codec.h"
 #include "test.h"
 
@@ -445,9 +448,41 @@ static bool send_forged_term(struct cluster *c, int from, int to, uint64_t term)
     return send_forged(c, to, &env);
 }
 
-/* A whole snapshot in one forged InstallSnapshot from the leader's id, in its term, made of
- * bytes that are no KV snapshot: it used to make the follower exit (and exit again at every
- * restart). The follower refuses it, says so and counts it, and stays in the cluster. */
+/* Sends follower a whole snapshot in one InstallSnapshot from the leader's id and term:
+ * junk, with the node's trailer (node/snapshot_files.h) that matches it when sealed. */
+static bool send_junk_snapshot(struct cluster *c, uint64_t leader, int follower, bool sealed)
+{
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, (int)leader, &st));
+    static uint8_t junk[4096 + RK_SNAP_TRAILER_BYTES];
+    size_t len = 4096;
+    for (size_t i = 0; i < len; i++)
+        junk[i] = (uint8_t)(i * 2654435761u >> 24);
+    if (sealed) {
+        uint32_t crc = rk_crc32c(0, junk, len);
+        memcpy(junk + len, "RKSC", 4);
+        for (int i = 0; i < 4; i++)
+            junk[len + 4 + i] = (uint8_t)(crc >> (24 - 8 * i));
+        rk_db_encode_u64(junk + len + 8, len);
+        len += RK_SNAP_TRAILER_BYTES;
+    }
+    Raftkv__Raft__InstallSnapshot is = RAFTKV__RAFT__INSTALL_SNAPSHOT__INIT;
+    is.term = st.term;
+    is.last_included_index = st.commit_index + 1000;
+    is.last_included_term = st.term;
+    is.data = (ProtobufCBinaryData){len, junk};
+    is.done = true;
+    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
+    env.from = leader;
+    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT;
+    env.install_snapshot = &is;
+    return send_forged(c, follower, &env);
+}
+
+/* A forged snapshot (junk from the leader's id, in its term) used to make the follower exit,
+ * and exit again at every restart. Now it is refused, said and counted, and the follower
+ * stays in the cluster: junk caught by the node's trailer, and junk with a matching trailer
+ * caught by the state machine. */
 static bool scenario_forged_snapshot(struct cluster *c)
 {
     REQUIRE(cluster_start_all(c));
@@ -455,30 +490,19 @@ static bool scenario_forged_snapshot(struct cluster *c)
     REQUIRE(leader);
     uint64_t rev = 0;
     REQUIRE(put_ok(c->client, "before", "1", &rev));
-    struct raftkv_node_status st;
-    REQUIRE(cluster_status(c, (int)leader, &st));
     int follower = leader == 1 ? 2 : 1;
     REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));
-    static uint8_t junk[4096];
-    for (size_t i = 0; i < sizeof junk; i++)
-        junk[i] = (uint8_t)(i * 2654435761u >> 24);
-    Raftkv__Raft__InstallSnapshot is = RAFTKV__RAFT__INSTALL_SNAPSHOT__INIT;
-    is.term = st.term;
-    is.last_included_index = st.commit_index + 1000;
-    is.last_included_term = st.term;
-    is.data = (ProtobufCBinaryData){sizeof junk, junk};
-    is.done = true;
-    Raftkv__Raft__Envelope env = RAFTKV__RAFT__ENVELOPE__INIT;
-    env.from = leader;
-    env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT;
-    env.install_snapshot = &is;
-    REQUIRE(send_forged(c, follower, &env));
-    uint64_t deadline = now_ms() + WAIT_MS;
-    while (!(cluster_status(c, follower, &st) && st.counters.snapshots_refused > 0) &&
-           now_ms() < deadline)
-        sleep_ms(20);
-    REQUIRE(st.counters.snapshots_refused == 1);
-    REQUIRE(cluster_log_contains(c, follower, "refused the snapshot"));
+    struct raftkv_node_status st = {0};
+    for (uint64_t sent = 1; sent <= 2; sent++) {
+        REQUIRE(send_junk_snapshot(c, leader, follower, sent == 2));
+        uint64_t deadline = now_ms() + WAIT_MS;
+        while (!(cluster_status(c, follower, &st) && st.counters.snapshots_refused >= sent) &&
+               now_ms() < deadline)
+            sleep_ms(20);
+        REQUIRE(st.counters.snapshots_refused == sent);
+    }
+    REQUIRE(cluster_log_contains(c, follower, "do not match its trailer"));
+    REQUIRE(cluster_log_contains(c, follower, "malformed"));
     /* It still follows: it applies what comes next, and has what it had. */
     REQUIRE(put_ok(c->client, "after", "2", &rev));
     REQUIRE(cluster_wait_applied(c, follower, rev, WAIT_MS));

@@ -381,6 +381,60 @@ static bool scenario_overwrite(struct cluster *c)
     return true;
 }
 
+/* The path of node id's latest snapshot file (the only <index>.snap), or false. */
+static bool latest_snapshot_path(struct cluster *c, int id, char *out, size_t len)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/snapshots", c->nodes[id - 1].data);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".snap") && !found) {
+            snprintf(out, len, "%s/%s", dir, e->d_name);
+            found = true;
+        }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Bits flip in the leader's snapshot file on its disk. A follower that needs a snapshot
+ * must not get those bytes: the leader checks the file before sending, deletes it, takes a
+ * new one and sends that. */
+static bool scenario_damaged_file(struct cluster *c)
+{
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    uint64_t rev;
+    REQUIRE(cluster_write_keys(c, "key-", 10000, 0, 1, WRITERS, &rev));
+    REQUIRE(wait_converged(c, rev));
+    leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader && cluster_log_contains(c, (int)leader, "log compacted up to index"));
+    int wiped = other_follower(leader, 0);
+    REQUIRE(cluster_stop(c, wiped, SIGKILL) == -1);
+    REQUIRE(cluster_wipe(c, wiped));
+    char path[600];
+    REQUIRE(latest_snapshot_path(c, (int)leader, path, sizeof path));
+    FILE *f = fopen(path, "r+b");
+    REQUIRE(f);
+    REQUIRE(fseek(f, 100, SEEK_SET) == 0);
+    int byte = fgetc(f);
+    REQUIRE(byte != EOF && fseek(f, 100, SEEK_SET) == 0 && fputc(byte ^ 0x5a, f) != EOF);
+    REQUIRE(fclose(f) == 0);
+    REQUIRE(cluster_start(c, wiped));
+    REQUIRE(cluster_wait_applied(c, wiped, rev, WAIT_MS));
+    struct raftkv_node_status st;
+    REQUIRE(cluster_status(c, (int)leader, &st));
+    fprintf(stderr, "  leader found %llu damaged file(s); the follower refused %llu snapshot(s)\n",
+            (unsigned long long)st.counters.snapshots_damaged,
+            (unsigned long long)st.counters.snapshots_refused);
+    REQUIRE(st.counters.snapshots_damaged >= 1);
+    REQUIRE(cluster_log_contains(c, wiped, "installed the snapshot"));
+    return check_sample(c, "key-", 10000, 0);
+}
+
 static bool with_cluster(const char *conf, bool (*fn)(struct cluster *c))
 {
     struct cluster c;
@@ -404,6 +458,11 @@ TEST(install_after_wipe_and_crash)
     CHECK(with_cluster(SMALL_SNAPSHOTS, scenario_install));
 }
 
+TEST(damaged_file_is_taken_anew)
+{
+    CHECK(with_cluster(SMALL_SNAPSHOTS, scenario_damaged_file));
+}
+
 TEST(overwrite_bounded_data_dir)
 {
     CHECK(with_cluster(NULL, scenario_overwrite));
@@ -413,6 +472,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     static const struct test_case cases[] = {TEST_REF(install_after_wipe_and_crash),
+                                             TEST_REF(damaged_file_is_taken_anew),
                                              TEST_REF(overwrite_bounded_data_dir)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
