@@ -102,6 +102,9 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     transport.recv_unknown_peer = ts.recv_unknown_peer;
     transport.recv_oversized = ts.recv_oversized;
     transport.redials = ts.redials;
+    transport.tls_refused = ts.tls_refused;
+    transport.tls_dials_failed = ts.tls_dials_failed;
+    transport.client_tls_refused = n->client_tls_refused;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
     st.role = (char *)raft_role_name(n->view.role);
