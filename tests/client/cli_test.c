@@ -158,7 +158,8 @@ TEST(status_lists_every_endpoint)
              "\"snapshots_installed\":0,\"snapshots_refused\":0,\"peer_msgs_sent\":7,\"peer_msgs_"
              "send_dropped\":0,"
              "\"peer_msgs_received\":0,\"peer_msgs_malformed\":0,\"peer_msgs_unknown_peer\":0,"
-             "\"peer_msgs_oversized\":0,\"peer_redials\":0}},"
+             "\"peer_msgs_oversized\":0,\"peer_redials\":0,\"peer_tls_refused\":0,"
+             "\"peer_tls_dials_failed\":0,\"client_tls_refused\":0}},"
              "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
              a.url, dead);
     CHECK(strcmp(out, want) == 0);
