@@ -31,6 +31,11 @@ static void usage(FILE *f)
             "  --cluster-script PATH  cluster.sh to use (default: " BENCH_CLUSTER_SH ")\n"
             "  --raftd PATH           raftd binary for --spawn (default: the one built with\n"
             "                         raft-bench, else cluster.sh's choice)\n"
+            "  --tls                  with --spawn: a TLS cluster (cluster.sh -t), used with\n"
+            "                         its client certificate\n"
+            "  --tls-ca FILE, --tls-cert FILE, --tls-key FILE  with --endpoints: the\n"
+            "                         cluster's CA, the client's certificate and key (default:\n"
+            "                         RAFTKV_TLS_CA, RAFTKV_TLS_CERT, RAFTKV_TLS_KEY)\n"
             "load:\n"
             "  --clients N            requests in flight (default 16)\n"
             "  --conns N              client library instances (each its own sockets) the\n"
@@ -138,6 +143,10 @@ enum option_id {
     OPT_JSON,
     OPT_PLOT,
     OPT_HELP,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 static const struct option long_options[] = {
@@ -165,6 +174,10 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"plot", required_argument, NULL, OPT_PLOT},
     {"help", no_argument, NULL, OPT_HELP},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {NULL, 0, NULL, 0},
 };
 
@@ -259,6 +272,18 @@ static int apply_option(struct bench_options *o, int id, const char *arg)
     case OPT_PREFILL:
         o->prefill = true;
         return 0;
+    case OPT_TLS:
+        o->tls = true;
+        return 0;
+    case OPT_TLS_CA:
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
+        if (!arg || !*arg)
+            return rk_cli_usage_error(PROG, "--tls-ca, --tls-cert and --tls-key need a file");
+        *(id == OPT_TLS_CA     ? &o->files.ca
+          : id == OPT_TLS_CERT ? &o->files.cert
+                               : &o->files.key) = arg;
+        return 0;
     case OPT_KILL_LEADER_AT:
         if (!rk_cli_parse_seconds(arg, &o->kill_at_s))
             return rk_cli_usage_error(PROG, "--kill-leader-at needs seconds into the run");
@@ -297,6 +322,11 @@ static int check(struct bench_options *o)
     }
     if (o->keep && !o->spawn)
         return rk_cli_usage_error(PROG, "--keep goes with --spawn");
+    if (o->tls && !o->spawn)
+        return rk_cli_usage_error(PROG, "--tls goes with --spawn (with --endpoints: --tls-ca)");
+    if (o->spawn && (o->files.ca || o->files.cert || o->files.key))
+        return rk_cli_usage_error(PROG, "--tls-ca, --tls-cert and --tls-key go with "
+                                        "--endpoints (with --spawn: --tls)");
     if (o->plot) {
         const char *ext = strrchr(o->plot, '.');
         if (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png")))
@@ -353,9 +383,13 @@ void options_command(const struct bench_options *o, const char *prog, char *out,
     options_mix(o, mix, sizeof mix);
     snprintf(out, size, "%s", prog);
     if (o->spawn)
-        append(out, size, "--spawn %d", o->spawn);
+        append(out, size, "--spawn %d%s", o->spawn, o->tls ? " --tls" : "");
     else
         append(out, size, "--endpoints %s", o->endpoints);
+    if (!o->spawn && o->files.ca)
+        append(out, size, "--tls-ca %s", o->files.ca);
+    if (!o->spawn && o->files.cert)
+        append(out, size, "--tls-cert %s --tls-key %s", o->files.cert, o->files.key);
     append(out, size, "--clients %u --conns %u", o->clients, o->conns);
     if (o->ops)
         append(out, size, "--ops %llu", (unsigned long long)o->ops);

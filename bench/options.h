@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/cli_options.h"
+
 enum op_kind { OP_PUT, OP_GET, OP_CAS, N_KINDS };
 
 extern const char *const op_kind_names[N_KINDS];
@@ -32,6 +34,8 @@ struct bench_options {
     bool keep;
     const char *script; /* cluster.sh */
     const char *raftd;
+    bool tls;                /* --tls: spawn a TLS cluster */
+    struct rk_cli_tls files; /* --tls-ca, --tls-cert, --tls-key */
 };
 
 /* Fills defaults and parses argv. Returns 0 to run, 1 after --help, 2 on a usage error

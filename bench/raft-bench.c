@@ -38,6 +38,7 @@ struct bench {
     struct spawned cluster;
     bool spawned;
     struct rk_cli_endpoints eps;
+    struct raftkv_client_options tls; /* only its tls_* fields */
     struct raftkv_client **conns;
     struct raftkv_client *admin; /* status queries, warm-up */
     struct driver d;
@@ -57,6 +58,9 @@ static struct raftkv_client *client_open(struct bench *b, unsigned timeout_ms,
     co.n_endpoints = b->eps.n;
     co.timeout_ms = timeout_ms;
     co.request_timeout_ms = request_timeout_ms;
+    co.tls_ca_file = b->tls.tls_ca_file;
+    co.tls_cert_file = b->tls.tls_cert_file;
+    co.tls_key_file = b->tls.tls_key_file;
     struct raftkv_client *c = NULL;
     int rv = raftkv_client_open(&co, &c);
     if (rv)
@@ -292,11 +296,17 @@ static int bench_main(struct bench *b, const char *prog)
         return 2;
     }
     if (b->o.spawn) {
-        if (spawn_start(&b->cluster, b->o.script, b->o.raftd, b->o.spawn))
+        if (spawn_start(&b->cluster, b->o.script, b->o.raftd, b->o.spawn, b->o.tls))
             return EXIT_CLUSTER;
         b->spawned = true;
         b->sum.nodes = b->o.spawn;
+        if (b->o.tls)
+            b->o.files =
+                (struct rk_cli_tls){b->cluster.tls_ca, b->cluster.tls_cert, b->cluster.tls_key};
     }
+    /* A plain spawned cluster takes no TLS files, not even from the environment. */
+    if ((!b->spawned || b->o.tls) && rk_cli_tls_apply("raft-bench", &b->o.files, &b->tls))
+        return EXIT_CLUSTER;
     const char *eps = b->spawned ? b->cluster.endpoints : b->o.endpoints;
     b->sum.endpoints = eps;
     int rv = rk_cli_endpoints_split(&b->eps, eps);

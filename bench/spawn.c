@@ -18,7 +18,11 @@ static int run_script(struct spawned *s, const char *cmd, const char *out_path)
 {
     char n[16];
     snprintf(n, sizeof n, "%d", s->nodes);
-    const char *argv[] = {"bash", s->script, "-d", s->dir, "-n", n, cmd, NULL};
+    const char *argv[] = {"bash", s->script, "-d", s->dir, "-n", n, cmd, NULL, NULL};
+    if (s->tls) {
+        argv[6] = "-t";
+        argv[7] = cmd;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path, O_WRONLY | O_CREAT | O_APPEND,
@@ -62,12 +66,13 @@ static int read_endpoints(struct spawned *s, const char *path)
     return ok && s->endpoints[0] ? 0 : -1;
 }
 
-int spawn_start(struct spawned *s, const char *script, const char *raftd, int nodes)
+int spawn_start(struct spawned *s, const char *script, const char *raftd, int nodes, bool tls)
 {
     memset(s, 0, sizeof *s);
     s->script = script;
     s->raftd = raftd;
     s->nodes = nodes;
+    s->tls = tls;
     const char *tmp = getenv("TMPDIR");
     snprintf(s->dir, sizeof s->dir, "%s/raft-bench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(s->dir)) {
@@ -82,6 +87,9 @@ int spawn_start(struct spawned *s, const char *script, const char *raftd, int no
     snprintf(eps, sizeof eps, "%s/endpoints", s->dir);
     size_t len = strlen(s->dir);
     snprintf(s->dir + len, sizeof s->dir - len, "/cluster");
+    snprintf(s->tls_ca, sizeof s->tls_ca, "%s/tls/ca.crt", s->dir);
+    snprintf(s->tls_cert, sizeof s->tls_cert, "%s/tls/client.crt", s->dir);
+    snprintf(s->tls_key, sizeof s->tls_key, "%s/tls/client.key", s->dir);
     if (run_script(s, "start", log) != 0 || run_script(s, "endpoints", eps) != 0 ||
         read_endpoints(s, eps) != 0) {
         fprintf(stderr, "raft-bench: starting the cluster with %s failed:\n", script);

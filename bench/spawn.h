@@ -15,12 +15,15 @@ struct spawned {
     const char *script; /* cluster.sh */
     const char *raftd;  /* NULL: cluster.sh finds it */
     int nodes;
+    bool tls;             /* cluster.sh -t: TLS, with certificates in DIR/tls */
     char endpoints[1024]; /* comma-separated */
+    /* With tls: the files a client needs. */
+    char tls_ca[PATH_MAX + 16], tls_cert[PATH_MAX + 16], tls_key[PATH_MAX + 16];
 };
 
 /* Creates the directory and starts n nodes; on failure prints why (with cluster.sh's
  * output) and leaves nothing running. Returns 0 or -1. */
-int spawn_start(struct spawned *s, const char *script, const char *raftd, int nodes);
+int spawn_start(struct spawned *s, const char *script, const char *raftd, int nodes, bool tls);
 /* SIGKILL to node id; *pid gets its pid. Returns 0 or -1. */
 int spawn_kill(struct spawned *s, uint64_t id, pid_t *pid);
 /* Stops every node; deletes the directory unless keep (then prints where it is). */

@@ -41,6 +41,12 @@ static void usage(FILE *f)
            "  --request-timeout MS      deadline of one request to one node (default 1000)\n"
            "  --attempts N              tries before giving up (default 100)\n"
            "  --retry-delay MS          first backoff, doubled per retry up to 50 ms (default 20)\n"
+           "  --tls-ca FILE             the cluster's CA (PEM), for tls+tcp:// endpoints: every\n"
+           "                            node's certificate must come from it; default: the\n"
+           "                            RAFTKV_TLS_CA environment variable\n"
+           "  --tls-cert FILE           this client's certificate, for nodes that require one\n"
+           "                            (RAFTKV_TLS_CERT)\n"
+           "  --tls-key FILE            its private key, unencrypted (RAFTKV_TLS_KEY)\n"
            "  --json                    print one JSON object on stdout (see below)\n"
            "  --help, --version\n"
            "\n"
@@ -88,6 +94,7 @@ struct cli {
     struct raftkv_client_options opts;
     const char *endpoints; /* --endpoints; NULL: RAFTKV_ENDPOINTS or the default */
     struct rk_cli_endpoints eps;
+    struct rk_cli_tls tls;
     bool json;
     bool absent;
     const char *value_file; /* --value-file */
@@ -320,6 +327,7 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"snapshots_installed", k->snapshots_installed},
         {"snapshots_refused", k->snapshots_refused},
         {"snapshots_damaged", k->snapshots_damaged},
+
         {"peer_msgs_sent", k->peer_msgs_sent},
         {"peer_msgs_send_dropped", k->peer_msgs_send_dropped},
         {"peer_msgs_received", k->peer_msgs_received},
@@ -331,6 +339,10 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"conns_closed_slow", k->conns_closed_slow},
         {"conns_closed_idle", k->conns_closed_idle},
         {"requests_over_limit", k->requests_over_limit},
+        {"peer_tls_refused", k->peer_tls_refused},
+        {"peer_tls_dials_failed", k->peer_tls_dials_failed},
+        {"client_tls_refused", k->client_tls_refused},
+
     };
     printf(",\"counters\":{");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -392,6 +404,10 @@ enum option_id {
     OPT_VERSION,
     OPT_ABSENT,
     OPT_VALUE_FILE,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+
 };
 
 static const struct option global_options[] = {
@@ -401,6 +417,9 @@ static const struct option global_options[] = {
     {"attempts", required_argument, NULL, OPT_ATTEMPTS},
     {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
     {"json", no_argument, NULL, OPT_JSON},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -428,6 +447,17 @@ static int parse_ms(const char *name, const char *s, unsigned *out)
 {
     if (!rk_cli_parse_uint(s, 1, 86400000, out))
         return rk_cli_usage_error(PROG, "%s needs a positive number", name);
+    return 0;
+}
+
+static int apply_tls_option(struct cli *cli, int id, const char *arg)
+{
+    const char *name = id == OPT_TLS_CA     ? "--tls-ca"
+                       : id == OPT_TLS_CERT ? "--tls-cert"
+                                            : "--tls-key";
+    if (!arg || !*arg)
+        return rk_cli_usage_error(PROG, "%s needs a file", name);
+    *(id == OPT_TLS_CA ? &cli->tls.ca : id == OPT_TLS_CERT ? &cli->tls.cert : &cli->tls.key) = arg;
     return 0;
 }
 
@@ -465,6 +495,10 @@ static int apply_option(struct cli *cli, int id, const char *arg)
             return rk_cli_usage_error(PROG, "--value-file needs a file name");
         cli->value_file = arg;
         break;
+    case OPT_TLS_CA:
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
+        return apply_tls_option(cli, id, arg);
     }
     return 0;
 }
@@ -631,9 +665,14 @@ static int open_client(struct cli *cli, struct raftkv_client **c)
         return rk_cli_usage_error(PROG, "no endpoints given");
     cli->opts.endpoints = cli->eps.urls;
     cli->opts.n_endpoints = cli->eps.n;
+    rv = rk_cli_tls_apply(PROG, &cli->tls, &cli->opts);
+    if (rv)
+        return rv;
     int st = raftkv_client_open(&cli->opts, c);
     if (st == RAFTKV_EUSAGE)
-        return rk_cli_usage_error(PROG, "invalid or duplicate endpoint address");
+        return rk_cli_usage_error(PROG, "invalid or duplicate endpoint address%s",
+                                  cli->opts.tls_ca_file ? " (with TLS, each must be tls+tcp://)"
+                                                        : " (tls+tcp:// ones need --tls-ca)");
     return st ? exit_code(st) : 0;
 }
 

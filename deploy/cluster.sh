@@ -17,10 +17,15 @@
 #   -p PORT  RAFTKV_BASE_PORT     peer ports PORT+i, client PORT+100+i, pub PORT+200+i
 #                                 (default: a free range picked at random)
 #   -b PATH  RAFTD                the raftd binary (default: build/cmd/raftd, then PATH)
+#   -t       RAFTKV_TLS=1         when generating configs: TLS (tls+tcp://) on every port,
+#                                 with a CA and certificates made by openssl in DIR/tls/:
+#                                 ca.crt, nodeI.{crt,key}, client.{crt,key} (for raft-kv:
+#                                 --tls-ca DIR/tls/ca.crt --tls-cert DIR/tls/client.crt
+#                                 --tls-key DIR/tls/client.key)
 #   RAFTKV_CLI                    the raft-kv binary, for status (default: next to raftd)
 #   RAFTKV_EXTRA_CONF             extra lines appended to every generated config
 #
-# Layout: DIR/cluster.env (node count, ports), DIR/nodeI/{node.conf,data/,raftd.log,pid}.
+# Layout: DIR/cluster.env (node count, ports, TLS), DIR/nodeI/{node.conf,data/,raftd.log,pid}.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,6 +33,7 @@ dir=${RAFTKV_CLUSTER_DIR:-./raftkv-cluster}
 nodes=${RAFTKV_NODES:-3}
 base_port=${RAFTKV_BASE_PORT:-}
 raftd=${RAFTD:-}
+tls=${RAFTKV_TLS:-0}
 
 die() {
     echo "cluster.sh: $*" >&2
@@ -35,16 +41,17 @@ die() {
 }
 
 usage() {
-    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
-while getopts "d:n:p:b:h" opt; do
+while getopts "d:n:p:b:th" opt; do
     case $opt in
     d) dir=$OPTARG ;;
     n) nodes=$OPTARG ;;
     p) base_port=$OPTARG ;;
     b) raftd=$OPTARG ;;
+    t) tls=1 ;;
     h) usage 0 ;;
     *) usage 2 ;;
     esac
@@ -91,13 +98,42 @@ pick_base_port() {
     die "no free port range found"
 }
 
+# A certificate for $1 (CN), signed by DIR/tls/ca, valid for 127.0.0.1 and localhost.
+make_cert() {
+    local t=$dir/tls
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
+        -keyout "$t/$1.key" -out "$t/$1.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/$1.ext"
+    openssl x509 -req -in "$t/$1.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$t/$1.ext" -out "$t/$1.crt" 2>/dev/null
+    rm -f "$t/$1.csr" "$t/$1.ext"
+}
+
+make_tls_files() {
+    command -v openssl >/dev/null || die "-t needs openssl"
+    mkdir -p "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=raftkv cluster CA" -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" 2>/dev/null
+    local i
+    for ((i = 1; i <= nodes; i++)); do make_cert "node$i"; done
+    make_cert client
+    chmod 600 "$dir"/tls/*.key
+}
+
+scheme() {
+    if [ "$tls" = 1 ]; then echo tls+tcp; else echo tcp; fi
+}
+
 init_cluster() {
     [ -f "$dir/cluster.env" ] && return
     [[ $nodes =~ ^[1-9][0-9]*$ ]] || die "bad node count: $nodes"
     [ -n "$base_port" ] || base_port=$(pick_base_port)
     [[ $base_port =~ ^[1-9][0-9]*$ ]] || die "bad base port: $base_port"
     mkdir -p "$dir"
-    local cluster_id=$((RANDOM * 32768 + RANDOM + 1)) i j
+    [ "$tls" != 1 ] || make_tls_files
+    local cluster_id=$((RANDOM * 32768 + RANDOM + 1)) i j s tlsdir
+    s=$(scheme)
+    tlsdir=$(cd "$dir" && pwd)/tls
     for ((i = 1; i <= nodes; i++)); do
         mkdir -p "$dir/node$i"
         {
@@ -106,14 +142,19 @@ init_cluster() {
             echo "cluster_id = $cluster_id"
             echo "data_dir = $(cd "$dir" && pwd)/node$i/data"
             for ((j = 1; j <= nodes; j++)); do
-                echo "peer.$j = tcp://127.0.0.1:$((base_port + j))"
-                echo "client.$j = tcp://127.0.0.1:$((base_port + 100 + j))"
+                echo "peer.$j = $s://127.0.0.1:$((base_port + j))"
+                echo "client.$j = $s://127.0.0.1:$((base_port + 100 + j))"
             done
-            echo "pub_address = tcp://127.0.0.1:$((base_port + 200 + i))"
+            echo "pub_address = $s://127.0.0.1:$((base_port + 200 + i))"
+            if [ "$tls" = 1 ]; then
+                echo "tls_ca_file = $tlsdir/ca.crt"
+                echo "tls_cert_file = $tlsdir/node$i.crt"
+                echo "tls_key_file = $tlsdir/node$i.key"
+            fi
             [ -z "${RAFTKV_EXTRA_CONF:-}" ] || echo "$RAFTKV_EXTRA_CONF"
         } >"$dir/node$i/node.conf"
     done
-    printf 'nodes=%s\nbase_port=%s\n' "$nodes" "$base_port" >"$dir/cluster.env"
+    printf 'nodes=%s\nbase_port=%s\ntls=%s\n' "$nodes" "$base_port" "$tls" >"$dir/cluster.env"
 }
 
 load_cluster() {
@@ -186,7 +227,7 @@ all_ids() {
 endpoints() {
     local i out=""
     for i in $(all_ids); do
-        out+="${out:+,}tcp://127.0.0.1:$((base_port + 100 + i))"
+        out+="${out:+,}$(scheme)://127.0.0.1:$((base_port + 100 + i))"
     done
     echo "$out"
 }
@@ -204,7 +245,10 @@ status() {
         find_raftd 2>/dev/null || true
         [ -n "$raftd" ] && [ -x "$(dirname "$raftd")/raft-kv" ] && cli=$(dirname "$raftd")/raft-kv
     fi
-    if [ -n "$cli" ]; then
+    if [ -n "$cli" ] && [ "$tls" = 1 ]; then
+        "$cli" --endpoints "$(endpoints)" --tls-ca "$dir/tls/ca.crt" \
+            --tls-cert "$dir/tls/client.crt" --tls-key "$dir/tls/client.key" status || true
+    elif [ -n "$cli" ]; then
         "$cli" --endpoints "$(endpoints)" status || true
     fi
 }

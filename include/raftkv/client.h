@@ -80,6 +80,16 @@ struct raftkv_client_options {
     unsigned retry_delay_ms;      /* first backoff delay, doubled per try up to 50 ms; default 20 */
     unsigned timeout_ms;          /* overall deadline per operation; default 5000 */
     unsigned request_timeout_ms;  /* one request to one node; default 1000 */
+    /* TLS, for a cluster whose addresses are tls+tcp:// (raftd's tls_* keys). Set
+     * tls_ca_file for tls+tcp:// endpoints, leave it NULL for tcp:// ones: open fails with
+     * RAFTKV_EUSAGE on an endpoint of the other kind, or on a file that cannot be read or
+     * is not PEM. Leader hints of the other kind are ignored. */
+    const char *tls_ca_file;     /* the cluster's CA: every node's certificate must come from it */
+    const char *tls_cert_file;   /* this client's certificate, for nodes whose tls_client_auth
+                                  * requires one; NULL: none is presented */
+    const char *tls_key_file;    /* its private key (PEM, unencrypted); with tls_cert_file */
+    const char *tls_server_name; /* the name each node's certificate must carry; NULL: any
+                                  * certificate from the CA is accepted */
 };
 
 RAFTKV_API void raftkv_client_options_defaults(struct raftkv_client_options *opts);
@@ -128,6 +138,12 @@ struct raftkv_node_counters {
     uint64_t conns_closed_slow;
     uint64_t conns_closed_idle;
     uint64_t requests_over_limit;
+    /* TLS handshakes that failed, as NNG counts them. It names nobody for the handshakes a
+     * node refused, and counts a failure of ours and of the other end's alike on a dial. */
+    uint64_t peer_tls_refused;      /* on the peer port: no certificate from the CA, or no TLS */
+    uint64_t peer_tls_dials_failed; /* dials to a peer: its certificate not from the CA, or
+                                     * ours refused */
+    uint64_t client_tls_refused;    /* on the client and pub ports */
 };
 
 struct raftkv_node_status {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls/tls.h"
+
 int rk_cli_usage_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
@@ -114,4 +116,35 @@ void rk_cli_endpoints_free(struct rk_cli_endpoints *e)
     free(e->urls);
     free(e->list);
     memset(e, 0, sizeof *e);
+}
+
+static const char *env_or(const char *set, const char *name)
+{
+    const char *env = getenv(name);
+    return set ? set : env && *env ? env : NULL;
+}
+
+int rk_cli_tls_apply(const char *prog, struct rk_cli_tls *tls, struct raftkv_client_options *opts)
+{
+    tls->ca = env_or(tls->ca, "RAFTKV_TLS_CA");
+    tls->cert = env_or(tls->cert, "RAFTKV_TLS_CERT");
+    tls->key = env_or(tls->key, "RAFTKV_TLS_KEY");
+    if (!tls->cert != !tls->key)
+        return rk_cli_usage_error(prog, "--tls-cert and --tls-key go together");
+    if (!tls->ca && tls->cert)
+        return rk_cli_usage_error(prog, "--tls-cert and --tls-key need --tls-ca");
+    if (!tls->ca)
+        return 0;
+    /* raftkv_client_open would only say "invalid argument": name the file here. */
+    struct rk_tls_files files = {.ca_file = tls->ca, .cert_file = tls->cert, .key_file = tls->key};
+    nng_tls_config *cfg;
+    char err[512];
+    if (rk_tls_config_new(&files, NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &cfg, err,
+                          sizeof err) != 0)
+        return rk_cli_usage_error(prog, "%s", err);
+    nng_tls_config_free(cfg);
+    opts->tls_ca_file = tls->ca;
+    opts->tls_cert_file = tls->cert;
+    opts->tls_key_file = tls->key;
+    return 0;
 }

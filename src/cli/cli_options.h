@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftkv/client.h"
+
 /* Exit status of a bad command line, in every program. */
 #define RK_CLI_EXIT_USAGE 2
 
@@ -48,5 +50,18 @@ struct rk_cli_endpoints {
  * RK_CLI_DEFAULT_ENDPOINTS. Returns 0, EINVAL if it names no address, ENOMEM. */
 int rk_cli_endpoints_split(struct rk_cli_endpoints *e, const char *list);
 void rk_cli_endpoints_free(struct rk_cli_endpoints *e);
+
+/* TLS files for the client library: --tls-ca, --tls-cert and --tls-key, else the
+ * environment variables RAFTKV_TLS_CA, RAFTKV_TLS_CERT and RAFTKV_TLS_KEY. */
+struct rk_cli_tls {
+    const char *ca;
+    const char *cert;
+    const char *key;
+};
+
+/* Fills what the options left unset from the environment, checks the files with the loader
+ * the library uses, and sets them in opts. Returns 0, or RK_CLI_EXIT_USAGE after saying
+ * which file is at fault. */
+int rk_cli_tls_apply(const char *prog, struct rk_cli_tls *tls, struct raftkv_client_options *opts);
 
 #endif

@@ -143,7 +143,7 @@ static void call_attempt(struct rk_call *call)
         rv = rk_any_open(c);
         sock = c->any;
     } else {
-        rv = rk_endpoint_open(c->eps[call->ep]);
+        rv = rk_endpoint_open(c, c->eps[call->ep]);
         sock = c->eps[call->ep]->sock;
     }
     if (rv || (rv = nng_ctx_open(&call->ctx, sock))) {

@@ -19,6 +19,7 @@
 
 #include "client.pb-c.h"
 #include "raftkv/client.h"
+#include "tls/tls.h"
 
 struct rk_endpoint;
 struct rk_write;
@@ -43,7 +44,8 @@ struct rk_session {
  * ones rotate over the live nodes.
  */
 struct raftkv_client {
-    struct raftkv_client_options opts; /* endpoints point into eps[] urls */
+    struct raftkv_client_options opts; /* endpoints and TLS files unset: see below */
+    nng_tls_config *tls;               /* every dialer's; NULL for tcp:// endpoints */
     nng_mtx *mu;                       /* guards everything below */
     struct rk_endpoint **eps; /* the configured endpoints first, then leader hints learned */
     size_t n_eps;
@@ -133,14 +135,15 @@ struct rk_endpoint {
 #define RK_MAX_URL_BYTES 512
 
 /* endpoints.c. Opens e's socket and dials it, once. c->mu held. */
-int rk_endpoint_open(struct rk_endpoint *e);
+int rk_endpoint_open(struct raftkv_client *c, struct rk_endpoint *e);
 /* Opens the any socket and dials every configured endpoint, once. c->mu held. */
 int rk_any_open(struct raftkv_client *c);
 /* The endpoint a pipe of the any socket leads to. c->mu held. */
 size_t rk_any_endpoint_of(struct raftkv_client *c, nng_pipe p);
 /* For messages: the url of a target. c->mu held. */
 const char *rk_endpoint_name(struct raftkv_client *c, size_t ep);
-/* Finds or appends url (RAFTKV_EUSAGE if malformed or the list is full). c->mu held. */
+/* Finds or appends url (RAFTKV_EUSAGE if malformed, tls+tcp:// without the client's TLS
+ * or the other way round, or the list is full). c->mu held. */
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
 /* Makes every call in flight end with RAFTKV_UNAVAILABLE at once (their requests are
  * cancelled, their pauses cut short) and waits until all have been freed. Calls started

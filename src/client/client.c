@@ -54,6 +54,23 @@ static void options_fill_defaults(struct raftkv_client_options *o)
     o->request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : d.request_timeout_ms;
 }
 
+/* One config for every socket of the client: nodes must present a certificate from the CA. */
+static int tls_open(struct raftkv_client *c, const struct raftkv_client_options *opts)
+{
+    if (!opts->tls_ca_file)
+        return opts->tls_cert_file || opts->tls_key_file ? RAFTKV_EUSAGE : RAFTKV_OK;
+    struct rk_tls_files files = {
+        .ca_file = opts->tls_ca_file,
+        .cert_file = opts->tls_cert_file,
+        .key_file = opts->tls_key_file,
+        .server_name = opts->tls_server_name,
+    };
+    char err[512];
+    int rv = rk_tls_config_new(&files, NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED, &c->tls,
+                               err, sizeof err);
+    return rv == 0 ? RAFTKV_OK : rv == NNG_ENOMEM ? RAFTKV_ENOMEM : RAFTKV_EUSAGE;
+}
+
 int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_client **out)
 {
     if (!opts || !out || !opts->n_endpoints || !opts->endpoints)
@@ -63,6 +80,9 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
         return RAFTKV_ENOMEM;
     c->opts = *opts;
     c->opts.endpoints = NULL; /* the caller's strings are copied into eps */
+    /* Nor are the TLS files kept: only the config built from them. */
+    c->opts.tls_ca_file = c->opts.tls_cert_file = c->opts.tls_key_file = NULL;
+    c->opts.tls_server_name = NULL;
     options_fill_defaults(&c->opts);
     c->leader = RK_ANY_ENDPOINT;
     atomic_init(&c->closing, false);
@@ -74,7 +94,7 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
         free(c);
         return RAFTKV_ENOMEM;
     }
-    int rv = RAFTKV_OK;
+    int rv = tls_open(c, opts);
     for (size_t i = 0; rv == RAFTKV_OK && i < opts->n_endpoints; i++) {
         size_t index;
         rv = rk_endpoints_add(c, opts->endpoints[i], &index);
@@ -98,6 +118,8 @@ void raftkv_client_close(struct raftkv_client *c)
     rk_session_free(&c->session);
     rk_calls_pool_free(c);
     rk_endpoints_close(c);
+    if (c->tls)
+        nng_tls_config_free(c->tls);
     nng_cv_free(c->idle);
     nng_mtx_free(c->mu);
     free(c);
@@ -514,6 +536,9 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
         out->peer_msgs_unknown_peer = t->recv_unknown_peer;
         out->peer_msgs_oversized = t->recv_oversized;
         out->peer_redials = t->redials;
+        out->peer_tls_refused = t->tls_refused;
+        out->peer_tls_dials_failed = t->tls_dials_failed;
+        out->client_tls_refused = t->client_tls_refused;
     }
     const Raftkv__Client__ServerStats *v = s->servers;
     if (v) {

@@ -47,16 +47,27 @@ static int req_socket_open(nng_socket *s)
 
 /* Opens the endpoint's socket on first use. Dialers are non-blocking so they keep
  * redialing a node that is down or restarts, in the background. Called with c->mu held. */
-int rk_endpoint_open(struct rk_endpoint *e)
+static int dial(struct raftkv_client *c, nng_socket s, const char *url, nng_dialer *d)
+{
+    int rv = rk_tls_dialer_create(d, s, url, c->tls);
+    if (rv == 0 && (rv = nng_dialer_start(*d, NNG_FLAG_NONBLOCK)) != 0)
+        nng_dialer_close(*d);
+    if (rv != 0)
+        *d = (nng_dialer)NNG_DIALER_INITIALIZER;
+    return rv;
+}
+
+int rk_endpoint_open(struct raftkv_client *c, struct rk_endpoint *e)
 {
     if (e->open)
         return 0;
     int rv = req_socket_open(&e->sock);
     if (rv)
         return rv;
+    nng_dialer d;
     if ((rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_PRE, endpoint_on_pipe, e)) ||
         (rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_REM_POST, endpoint_on_pipe, e)) ||
-        (rv = nng_dial(e->sock, e->url, NULL, NNG_FLAG_NONBLOCK))) {
+        (rv = dial(c, e->sock, e->url, &d))) {
         nng_close(e->sock);
         return rv;
     }
@@ -78,7 +89,7 @@ int rk_any_open(struct raftkv_client *c)
         return rv;
     for (size_t i = 0; i < c->n_configured; i++) {
         c->any_dialers[i] = (nng_dialer)NNG_DIALER_INITIALIZER;
-        last = nng_dial(c->any, c->eps[i]->url, &c->any_dialers[i], NNG_FLAG_NONBLOCK);
+        last = dial(c, c->any, c->eps[i]->url, &c->any_dialers[i]);
         dialed += last == 0;
     }
     if (!dialed) {
@@ -113,7 +124,7 @@ static bool url_valid(const char *url)
 
 int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index)
 {
-    if (!url_valid(url))
+    if (!url_valid(url) || rk_tls_url(url) != (c->tls != NULL))
         return RAFTKV_EUSAGE;
     for (size_t i = 0; i < c->n_eps; i++) {
         if (strcmp(c->eps[i]->url, url) == 0) {

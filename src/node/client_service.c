@@ -111,6 +111,10 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     servers.conns_closed_slow = ss.conns_closed_slow;
     servers.conns_closed_idle = ss.conns_closed_idle;
     servers.requests_over_limit = ss.requests_over_limit;
+    transport.tls_refused = ts.tls_refused;
+    transport.tls_dials_failed = ts.tls_dials_failed;
+    transport.client_tls_refused = n->client_tls_refused;
+
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
     st.role = (char *)raft_role_name(n->view.role);

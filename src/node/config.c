@@ -24,6 +24,7 @@ enum value_type {
     V_SIZE64,
     V_LEVEL,
     V_FORMAT,
+    V_CLIENT_AUTH,
 };
 
 struct key_spec {
@@ -45,6 +46,10 @@ static const struct key_spec keys[] = {
     KEY(listen_client, V_URL, false),
     KEY(listen_pub, V_URL, false),
     KEY(pub_address, V_URL, false),
+    KEY(tls_cert_file, V_STR, false),
+    KEY(tls_key_file, V_STR, false),
+    KEY(tls_ca_file, V_STR, false),
+    KEY(tls_client_auth, V_CLIENT_AUTH, false),
     KEY(election_timeout_min_ms, V_MS, false),
     KEY(election_timeout_max_ms, V_MS, false),
     KEY(heartbeat_interval_ms, V_MS, false),
@@ -121,6 +126,7 @@ static void config_defaults(struct rk_config *cfg)
     cfg->snapshot_trailing_entries = RK_SNAPSHOT_DEFAULT_TRAILING_ENTRIES;
     cfg->log_level = RK_LOG_INFO;
     cfg->log_format = RK_LOG_TEXT;
+    cfg->tls_client_auth = RK_TLS_CLIENT_AUTH_REQUIRED;
 }
 
 /* Parses all of s as an unsigned integer (decimal, or hex with 0x when hex_ok); the digits
@@ -182,6 +188,18 @@ static int parse_size(const char *s, uint64_t *out)
     return -1;
 }
 
+static int parse_client_auth(const char *s, enum rk_tls_client_auth *out)
+{
+    static const char *const names[] = {"required", "optional", "none"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum rk_tls_client_auth)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static bool is_url(const char *s)
 {
     const char *sep = strstr(s, "://");
@@ -211,6 +229,8 @@ static const char *type_expectation(enum value_type type)
         return "expected one of error, warn, info, debug";
     case V_FORMAT:
         return "expected one of text, logfmt, json";
+    case V_CLIENT_AUTH:
+        return "expected one of required, optional, none";
     }
     return "bad value";
 }
@@ -261,6 +281,8 @@ static int set_value(struct rk_config *cfg, const struct key_spec *spec, const c
         return rk_log_level_parse(value, (enum rk_log_level *)field);
     case V_FORMAT:
         return rk_log_format_parse(value, (enum rk_log_format *)field);
+    case V_CLIENT_AUTH:
+        return parse_client_auth(value, (enum rk_tls_client_auth *)field);
     }
     return -1;
 }
@@ -526,12 +548,78 @@ static int check_sizes(struct parser *p)
     return rc;
 }
 
+static bool is_tls_url(const char *url)
+{
+    return strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+/* An address whose scheme does not match whether TLS is configured: a tls+tcp:// one
+ * without the files could never connect, and a plain one beside them would be a way in
+ * without a certificate. */
+static int check_tls_url(struct parser *p, bool tls, const char *key, int line, const char *url)
+{
+    if (!url || is_tls_url(url) == tls)
+        return 0;
+    return tls ? fail_at(p, line, key,
+                         "\"%s\" is not tls+tcp://: with tls_* set, every address must use TLS",
+                         url)
+               : fail_at(p, line, key,
+                         "a tls+tcp:// address needs tls_cert_file, tls_key_file and "
+                         "tls_ca_file");
+}
+
+static int check_tls_members(struct parser *p, bool tls)
+{
+    const struct rk_config *cfg = p->cfg;
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        const struct rk_member *m = &cfg->members[i];
+        char key[40];
+        snprintf(key, sizeof key, "peer.%llu", (unsigned long long)m->id);
+        if (check_tls_url(p, tls, key, p->member_lines[i].peer, m->peer_url) != 0)
+            return -1;
+        snprintf(key, sizeof key, "client.%llu", (unsigned long long)m->id);
+        if (check_tls_url(p, tls, key, p->member_lines[i].client, m->client_url) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The TLS files come together, and every address agrees with them. Runs before
+ * check_members fills in the listen_* defaults, so that a bad one is named where it is
+ * set. Whether the files can be read is checked at start. */
+static int check_tls(struct parser *p)
+{
+    const struct rk_config *cfg = p->cfg;
+    static const char *const files[] = {"tls_cert_file", "tls_key_file", "tls_ca_file"};
+    int set = 0, first = -1;
+    for (int i = 0; i < 3; i++) {
+        if (key_line(p, files[i])) {
+            set++;
+            first = first < 0 ? i : first;
+        }
+    }
+    if (set != 0 && set != 3)
+        return fail_at(p, key_line(p, files[first]), files[first],
+                       "tls_cert_file, tls_key_file and tls_ca_file must be set together");
+    bool tls = set == 3;
+    static const char *const addresses[] = {"listen_peer", "listen_client", "listen_pub",
+                                            "pub_address"};
+    const char *values[] = {cfg->listen_peer, cfg->listen_client, cfg->listen_pub,
+                            cfg->pub_address};
+    for (size_t i = 0; i < sizeof addresses / sizeof addresses[0]; i++)
+        if (check_tls_url(p, tls, addresses[i], key_line(p, addresses[i]), values[i]) != 0)
+            return -1;
+    return check_tls_members(p, tls);
+}
+
 static int check_config(struct parser *p)
 {
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].required && !p->key_line[i])
             return fail_at(p, 0, keys[i].name, "required key missing");
-    int rc = check_members(p);
+    int rc = check_tls(p);
+    if (rc == 0)
+        rc = check_members(p);
     if (rc == 0)
         rc = check_timing(p);
     if (rc == 0)
@@ -618,6 +706,9 @@ void rk_config_free(struct rk_config *cfg)
     free(cfg->listen_client);
     free(cfg->pub_address);
     free(cfg->listen_pub);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
+    free(cfg->tls_ca_file);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -20,6 +20,13 @@
 #define RK_SNAPSHOT_DEFAULT_BYTES ((size_t)64 << 20)
 #define RK_SNAPSHOT_DEFAULT_TRAILING_ENTRIES 5000
 
+/* Whether the client and pub ports require a certificate from tls_ca_file. */
+enum rk_tls_client_auth {
+    RK_TLS_CLIENT_AUTH_REQUIRED, /* refuse a client without one */
+    RK_TLS_CLIENT_AUTH_OPTIONAL, /* verify one if presented */
+    RK_TLS_CLIENT_AUTH_NONE,     /* encrypt only */
+};
+
 struct rk_member {
     raft_id id;
     char *peer_url;   /* peer.<id> */
@@ -37,6 +44,13 @@ struct rk_config {
     char *listen_client; /* default: client.<node_id> */
     char *pub_address;   /* NULL: no change stream */
     char *listen_pub;    /* default: pub_address */
+
+    /* TLS: all three or none. With them every address is tls+tcp://, peers must present a
+     * certificate from tls_ca_file, and clients as tls_client_auth says. */
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_ca_file;
+    enum rk_tls_client_auth tls_client_auth;
 
     unsigned election_timeout_min_ms;
     unsigned election_timeout_max_ms;

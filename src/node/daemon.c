@@ -163,5 +163,7 @@ int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daem
         free_bounded(node, rc == 0 ? 0 : EXIT_RUNTIME);
     }
     rk_config_free(&cfg);
-    return rc == 0 ? 0 : rc == RK_NODE_EDATADIR ? EXIT_CONFIG : EXIT_RUNTIME;
+    return rc == 0                                           ? 0
+           : rc == RK_NODE_EDATADIR || rc == RK_NODE_ECONFIG ? EXIT_CONFIG
+                                                             : EXIT_RUNTIME;
 }

@@ -146,6 +146,7 @@ int rk_node_run(struct rk_node *n)
         drain(n, &next_tick);
         tick_due(n, &next_tick);
         storage_check(n);
+        tls__poll(n);
         ready__process(n);
         snapshots__maybe_start(n);
     }

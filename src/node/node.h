@@ -31,6 +31,7 @@ enum rk_node_err {
     RK_NODE_ERAFT,      /* the core refused the restored state or the configuration */
     RK_NODE_ETRANSPORT, /* a socket could not listen */
     RK_NODE_ENOMEM,
+    RK_NODE_ECONFIG, /* a file the configuration names is missing or invalid (TLS) */
 };
 
 struct rk_node;

@@ -7,6 +7,7 @@
  *   client_service.c    client requests: proposals awaiting commit, ReadIndex reads, replies
  *   snapshot_service.c  when to take a snapshot, log compaction, sending and installing them
  *   change_stream.c     the change stream: state machine events and leader changes
+ *   tls_service.c       TLS configs from the node's files, and the handshakes NNG refused
  *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
  *
  * Everything here runs on the event loop's thread, except the on_* callbacks, which NNG
@@ -76,6 +77,13 @@ struct rk_node {
     struct rk_transport *transport;
     struct rk_client_server *clients;
     struct rk_publisher *pub;
+    /* TLS service; all NULL without TLS. The peer port always requires a certificate from
+     * the CA; the client and pub ports as tls_client_auth says. */
+    struct nng_tls_config *tls_peer_listen;
+    struct nng_tls_config *tls_peer_dial;
+    struct nng_tls_config *tls_clients;
+    struct timespec tls_poll_at;
+    uint64_t client_tls_refused; /* on the client and pub ports, as of the last poll */
     struct rk_queue queue;
     bool queue_ready;
     atomic_bool stop;
@@ -210,5 +218,14 @@ int start__core_again(struct rk_node *n);
 void changes__publish(struct rk_node *n, const struct raftkv_buf *events, size_t count);
 /* Logs and publishes the leader in n->view if it changed. */
 void changes__leader(struct rk_node *n);
+
+/* ---- TLS service (tls_service.c). ---- */
+
+/* Builds the TLS configs from the node's files, if it has any. RK_NODE_ECONFIG after
+ * logging which file is missing or invalid. */
+int tls__start(struct rk_node *n);
+/* About once a second: counts and logs the handshakes NNG refused since the last poll. */
+void tls__poll(struct rk_node *n);
+void tls__free(struct rk_node *n);
 
 #endif

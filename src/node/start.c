@@ -271,6 +271,8 @@ static int start_sockets(struct rk_node *n)
          * silent drop heals, TCP's retransmission backoff would keep the link dead for
          * seconds, and the cluster without a quorum. */
         .silent_peer_ms = 2 * cfg->election_timeout_max_ms,
+        .tls_listen = n->tls_peer_listen,
+        .tls_dial = n->tls_peer_dial,
         .on_msg = loop__on_peer_msg,
         .arg = n,
     };
@@ -283,6 +285,7 @@ static int start_sockets(struct rk_node *n)
     struct rk_client_server_options copts = {
         .listen_url = cfg->listen_client,
         .max_msg_bytes = n->max_request_bytes + (4u << 10),
+        .tls = n->tls_clients,
         .on_request = clients__on_request,
         .arg = n,
     };
@@ -290,7 +293,7 @@ static int start_sockets(struct rk_node *n)
         rk_error("cannot listen for clients on %s", cfg->listen_client);
         return RK_NODE_ETRANSPORT;
     }
-    if (cfg->listen_pub && rk_publisher_start(cfg->listen_pub, &n->pub) != 0) {
+    if (cfg->listen_pub && rk_publisher_start(cfg->listen_pub, n->tls_clients, &n->pub) != 0) {
         rk_error("cannot listen for subscribers on %s", cfg->listen_pub);
         return RK_NODE_ETRANSPORT;
     }
@@ -314,6 +317,9 @@ int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, voi
     n->chunk_buf = malloc(cfg->snapshot_chunk_bytes);
     int rc = n->chunk_buf && rk_queue_init(&n->queue) == 0 ? RK_NODE_OK : RK_NODE_ENOMEM;
     n->queue_ready = rc == RK_NODE_OK;
+    /* First: a bad file is a configuration error, to be told before anything is opened. */
+    if (rc == RK_NODE_OK)
+        rc = tls__start(n);
     if (rc == RK_NODE_OK)
         rc = open_db(n, open_fsm, arg);
     if (rc == RK_NODE_OK)
@@ -339,6 +345,7 @@ void rk_node_free(struct rk_node *n)
         rk_transport_stop(n->transport);
     if (n->pub)
         rk_publisher_stop(n->pub);
+    tls__free(n);
     /* The producer holds a read of the state machine: it ends before the machine closes. */
     if (n->job_running) {
         atomic_store(&n->job.cancel, true);

@@ -38,6 +38,7 @@ struct conn {
 
 struct rk_client_server {
     nng_socket sock;
+    nng_listener listener;
     size_t n_calls;
     struct rk_client_call *calls;
     void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len);
@@ -304,7 +305,9 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
     if (rv == 0)
         rv = server_open_calls(s);
     if (rv == 0)
-        rv = nng_listen(s->sock, opts->listen_url, NULL, 0);
+        rv = rk_tls_listener_create(&s->listener, s->sock, opts->listen_url, opts->tls);
+    if (rv == 0)
+        rv = nng_listener_start(s->listener, 0);
     if (rv != 0) {
         rk_error("client server: cannot listen on %s: %s", opts->listen_url, nng_strerror(rv));
         server_free(s);
@@ -316,6 +319,11 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
         call_arm_recv(&s->calls[i]);
     nng_sleep_aio(IDLE_SWEEP_MS, s->sweep);
     return RAFT_OK;
+}
+
+uint64_t rk_client_server_tls_refusals(struct rk_client_server *s, nng_stat *all)
+{
+    return rk_tls_listener_refusals(all, s->listener);
 }
 
 void rk_client_server_stop(struct rk_client_server *s)

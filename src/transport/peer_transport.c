@@ -48,6 +48,8 @@ struct send_slot {
 struct peer_conn {
     struct peer_link *link;
     nng_socket sock;
+    nng_dialer dialer;
+    uint64_t tls_failures; /* the dialer's, as last polled; guarded by t->mu */
     size_t n_slots;
     struct send_slot *slots;
     /* Guarded by t->mu. starting counts sends between taking a slot and starting its
@@ -66,6 +68,8 @@ struct peer_link {
     /* Monotonic ms of the first send since the last acknowledgement; 0 when none. */
     _Atomic uint64_t unacked_since;
     uint64_t silent_redials; /* since the last acknowledgement; the watchdog's own */
+    _Atomic bool acked;      /* an acknowledgement arrived since the last TLS poll */
+    bool tls_failure_logged; /* since the last acknowledgement; the TLS poll's own */
 };
 
 struct rk_transport {
@@ -84,7 +88,9 @@ struct rk_transport {
     size_t n_links;
     struct peer_link *links;
     struct rk_client_server *server;
+    nng_tls_config *tls_dial; /* NULL: plain tcp:// */
     _Atomic uint64_t sent, send_dropped, received, recv_malformed, recv_unknown_peer, redials;
+    _Atomic uint64_t tls_refused, tls_dials_failed;
 };
 
 static uint64_t now_ms(void)
@@ -163,6 +169,7 @@ static void slot_cb(void *arg)
         if (rv == 0) {
             nng_msg_free(nng_aio_get_msg(sl->aio));
             atomic_store(&l->unacked_since, 0);
+            atomic_store(&l->acked, true);
         }
         slot_release(sl);
         return;
@@ -289,7 +296,7 @@ static int conn_configure(nng_socket sock, size_t max_msg_bytes)
 static int conn_dial(struct peer_conn *c, const char *url)
 {
     nng_dialer d;
-    int rv = nng_dialer_create(&d, c->sock, url);
+    int rv = rk_tls_dialer_create(&d, c->sock, url, c->link->t->tls_dial);
     /* Keepalive only turns on SO_KEEPALIVE: NNG 1.5.2 exposes neither its timings nor
      * TCP_USER_TIMEOUT, and it never fires while data awaits an ACK, so the watchdog is
      * what notices a silent peer. Other transports (ipc) have no such option. */
@@ -300,6 +307,7 @@ static int conn_dial(struct peer_conn *c, const char *url)
     }
     if (rv == 0)
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    c->dialer = d;
     return rv;
 }
 
@@ -466,6 +474,8 @@ static void transport_free(struct rk_transport *t)
         free(t->links[i].url);
     }
     free(t->links);
+    if (t->tls_dial)
+        nng_tls_config_free(t->tls_dial);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t);
@@ -524,6 +534,9 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     t->silent_ms = opts->silent_peer_ms ? opts->silent_peer_ms : DEFAULT_SILENT_PEER_MS;
     t->on_msg = opts->on_msg;
     t->arg = opts->arg;
+    t->tls_dial = opts->tls_dial;
+    if (t->tls_dial)
+        nng_tls_config_hold(t->tls_dial);
     int rc = links_init(t, opts->peers, opts->n_peers);
     /* Enough receiving contexts for every peer's full pool of sends at once. */
     struct rk_client_server_options so = {
@@ -531,6 +544,8 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         .max_msg_bytes = t->max_msg_bytes,
         .contexts = t->slots_per_conn * (opts->n_peers ? opts->n_peers : 1),
         .conn_contexts = t->slots_per_conn,
+        .tls = opts->tls_listen,
+
         .on_request = on_peer_request,
         .arg = t,
     };
@@ -565,12 +580,52 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
         .recv_malformed = load(&t->recv_malformed),
         .recv_unknown_peer = load(&t->recv_unknown_peer),
         .redials = load(&t->redials),
+        .tls_refused = load(&t->tls_refused),
+        .tls_dials_failed = load(&t->tls_dials_failed),
     };
 }
 
 void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out)
 {
     rk_client_server_stats(t->server, out);
+}
+
+/* Counts the failed handshakes of l's dialer since the last poll, and logs the first of
+ * them since the peer last acknowledged anything. */
+static void link_tls_poll(struct peer_link *l, nng_stat *all)
+{
+    struct rk_transport *t = l->t;
+    pthread_mutex_lock(&t->mu);
+    struct peer_conn *c = l->conn;
+    uint64_t total = rk_tls_dialer_failures(all, c->dialer);
+    uint64_t fresh = total > c->tls_failures ? total - c->tls_failures : 0;
+    c->tls_failures = total;
+    pthread_mutex_unlock(&t->mu);
+    if (atomic_exchange(&l->acked, false))
+        l->tls_failure_logged = false;
+    if (fresh == 0)
+        return;
+    atomic_fetch_add_explicit(&t->tls_dials_failed, fresh, memory_order_relaxed);
+    if (l->tls_failure_logged)
+        return;
+    l->tls_failure_logged = true;
+    rk_warn("transport: TLS handshake with peer %" PRIu64 " at %s failed: its certificate is "
+            "not from the cluster's CA, or it refused ours (logged again only after it has "
+            "answered)",
+            l->id, l->url);
+}
+
+void rk_transport_tls_poll(struct rk_transport *t, nng_stat *all)
+{
+    uint64_t total = rk_client_server_tls_refusals(t->server, all);
+    uint64_t before = atomic_exchange(&t->tls_refused, total);
+    if (total > before && rk_tls_refusals_loggable(before, total))
+        rk_warn("transport: %" PRIu64 " TLS handshake(s) refused on the peer port so far: a "
+                "node or program without a certificate from the cluster's CA (NNG does not "
+                "say from where)",
+                total);
+    for (size_t i = 0; i < t->n_links; i++)
+        link_tls_poll(&t->links[i], all);
 }
 
 void rk_transport_stop(struct rk_transport *t)

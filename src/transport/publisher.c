@@ -13,9 +13,10 @@
 
 struct rk_publisher {
     nng_socket sock;
+    nng_listener listener;
 };
 
-int rk_publisher_start(const char *listen_url, struct rk_publisher **out)
+int rk_publisher_start(const char *listen_url, nng_tls_config *tls, struct rk_publisher **out)
 {
     *out = NULL;
     struct rk_publisher *p = calloc(1, sizeof *p);
@@ -26,7 +27,9 @@ int rk_publisher_start(const char *listen_url, struct rk_publisher **out)
         /* Room per subscriber for the burst one large apply batch publishes. */
         rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, SEND_BUFFER_MSGS);
         if (rv == 0)
-            rv = nng_listen(p->sock, listen_url, NULL, 0);
+            rv = rk_tls_listener_create(&p->listener, p->sock, listen_url, tls);
+        if (rv == 0)
+            rv = nng_listener_start(p->listener, 0);
         if (rv != 0)
             nng_close(p->sock);
     }
@@ -56,6 +59,11 @@ void rk_publisher_send(struct rk_publisher *p, const char *topic, const uint8_t 
     }
     if (rv != 0)
         rk_warn("publisher: %s event not published: %s", topic, nng_strerror(rv));
+}
+
+uint64_t rk_publisher_tls_refusals(struct rk_publisher *p, nng_stat *all)
+{
+    return rk_tls_listener_refusals(all, p->listener);
 }
 
 void rk_publisher_stop(struct rk_publisher *p)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "raftkv/raft.h"
+#include "tls/tls.h"
 
 struct rk_peer {
     raft_id id;
@@ -30,6 +31,11 @@ struct rk_transport_stats {
     uint64_t recv_oversized;
     uint64_t redials; /* sockets replaced because their peer acknowledged nothing for
                          silent_peer_ms */
+    /* With TLS, as of the last rk_transport_tls_poll (tls.h says what NNG counts):
+     * handshakes on our listener that failed, and our dials to a peer whose handshake
+     * failed (its certificate is not from the CA, or it refused ours). */
+    uint64_t tls_refused;
+    uint64_t tls_dials_failed;
 };
 
 /*
@@ -55,6 +61,11 @@ struct rk_transport_options {
      * partition is back within one; a much smaller bound would redial peers that are
      * merely slow to acknowledge (a loaded host, a large message on a slow link). */
     unsigned silent_peer_ms;
+    /* TLS for tls+tcp:// addresses (both NULL: plain tcp://): the listener's, which should
+     * require a certificate from the cluster's CA, and the dialers'. The transport holds
+     * its own references. */
+    nng_tls_config *tls_listen;
+    nng_tls_config *tls_dial;
     /* Called from an NNG thread with a decoded message from a known peer, addressed to
      * self. The callee owns msg's allocations (raft_msg_free); the struct itself is valid
      * only during the call, so queue a shallow copy of *msg. */
@@ -73,6 +84,11 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
 struct rk_server_stats;
 /* Adds the counters of the server peers send to (transport.h, rk_server_stats) to out. */
 void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out);
+/* Updates the TLS counters from all (a snapshot of nng_stats_get) and logs a peer whose
+ * handshake fails: once per peer until a message to it is acknowledged again, and the
+ * listener's refusals at their 1st, 2nd, 4th, 8th... (NNG does not say whose they are). */
+void rk_transport_tls_poll(struct rk_transport *t, nng_stat *all);
+
 void rk_transport_stop(struct rk_transport *t);
 
 /*
@@ -106,6 +122,8 @@ struct rk_client_server_options {
     size_t max_msg_bytes; /* NNG_OPT_RECVMAXSZ; default 64 MiB */
     size_t contexts;      /* concurrent requests served; default 1024 */
     size_t conn_contexts; /* of them, one connection's at most; default a quarter (>= 8) */
+    nng_tls_config *tls;  /* for a tls+tcp:// listen_url; NULL for plain tcp:// */
+
     /* req is valid only during the call. */
     void (*on_request)(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len);
     void *arg;
@@ -118,6 +136,8 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
 /* Sends the reply (the bytes are copied) and re-arms the call's context. */
 void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *call,
                             const uint8_t *resp, size_t len);
+/* Failed TLS handshakes on the listener, from a snapshot of nng_stats_get (tls.h). */
+uint64_t rk_client_server_tls_refusals(struct rk_client_server *s, nng_stat *all);
 void rk_client_server_stop(struct rk_client_server *s);
 /* Adds the server's counters to out. */
 void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *out);
@@ -132,9 +152,11 @@ void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *
 
 struct rk_publisher;
 
-int rk_publisher_start(const char *listen_url, struct rk_publisher **out);
+/* tls: for a tls+tcp:// listen_url; NULL for plain tcp://. */
+int rk_publisher_start(const char *listen_url, nng_tls_config *tls, struct rk_publisher **out);
 void rk_publisher_send(struct rk_publisher *p, const char *topic, const uint8_t *payload,
                        size_t len);
+uint64_t rk_publisher_tls_refusals(struct rk_publisher *p, nng_stat *all);
 void rk_publisher_stop(struct rk_publisher *p);
 
 #endif

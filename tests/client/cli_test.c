@@ -156,12 +156,12 @@ TEST(status_lists_every_endpoint)
              "\"counters\":{\"msgs_dropped_unknown_peer\":0,\"msgs_dropped_stale_term\":0,"
              "\"msgs_dropped_malformed\":0,\"elections_started\":3,\"pre_votes_started\":0,"
              "\"leader_stepped_down_no_quorum\":0,\"append_rejections\":0,\"snapshots_sent\":0,"
-             "\"snapshots_installed\":0,\"snapshots_refused\":0,\"snapshots_damaged\":0,\"peer_"
-             "msgs_sent\":7,\"peer_msgs_"
-             "send_dropped\":0,"
+             "\"snapshots_installed\":0,\"snapshots_refused\":0,\"snapshots_damaged\":0,"
+             "\"peer_msgs_sent\":7,\"peer_msgs_send_dropped\":0,"
              "\"peer_msgs_received\":0,\"peer_msgs_malformed\":0,\"peer_msgs_unknown_peer\":0,"
              "\"peer_msgs_oversized\":0,\"peer_redials\":0,\"conns_refused\":0,"
-             "\"conns_closed_slow\":0,\"conns_closed_idle\":0,\"requests_over_limit\":0}},"
+             "\"conns_closed_slow\":0,\"conns_closed_idle\":0,\"requests_over_limit\":0,"
+             "\"peer_tls_refused\":0,\"peer_tls_dials_failed\":0,\"client_tls_refused\":0}},"
              "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
              a.url, dead);
     CHECK(strcmp(out, want) == 0);

@@ -89,8 +89,8 @@ bool cluster_configure(struct cluster *c, int id, const char *extra)
     fprintf(f, "node_id = %llu\ncluster_id = 99\ndata_dir = %s\n", (unsigned long long)node->id,
             node->data);
     for (int i = 0; i < c->n; i++)
-        fprintf(f, "peer.%d = tcp://127.0.0.1:%d\nclient.%d = %s\n", i + 1, ports[3 * i], i + 1,
-                c->nodes[i].client_url);
+        fprintf(f, "peer.%d = %s://127.0.0.1:%d\nclient.%d = %s\n", i + 1, c->scheme, ports[3 * i],
+                i + 1, c->nodes[i].client_url);
     fprintf(f, "pub_address = %s\n%s\n", node->pub_url, extra ? extra : "");
     return fclose(f) == 0;
 }
@@ -111,13 +111,36 @@ struct raftkv_client *cluster_client_opts(struct cluster *c, int id, unsigned ti
     opts.request_timeout_ms = request_timeout_ms;
     opts.retry_delay_ms = 10;
     opts.attempts = 1000;
+    opts.tls_ca_file = c->tls_ca_file;
+    opts.tls_cert_file = c->tls_cert_file;
+    opts.tls_key_file = c->tls_key_file;
     struct raftkv_client *client;
     return raftkv_client_open(&opts, &client) == RAFTKV_OK ? client : NULL;
 }
 
+static bool init_with(struct cluster *c, int n, const char *extra_conf);
+
 bool cluster_init(struct cluster *c, int n, const char *extra_conf)
 {
     memset(c, 0, sizeof *c);
+    c->scheme = "tcp";
+    return init_with(c, n, extra_conf);
+}
+
+bool cluster_init_tls(struct cluster *c, int n, const char *ca_file, const char *cert_file,
+                      const char *key_file)
+{
+    memset(c, 0, sizeof *c);
+    c->scheme = "tls+tcp";
+    c->tls_ca_file = ca_file;
+    c->tls_cert_file = cert_file;
+    c->tls_key_file = key_file;
+    return init_with(c, n, NULL);
+}
+
+/* cluster_init with c's scheme and TLS files set. */
+static bool init_with(struct cluster *c, int n, const char *extra_conf)
+{
     c->daemon = RAFTD_PATH;
     c->n = n;
     strcpy(c->dir, "/tmp/raftkv-cluster-XXXXXX");
@@ -131,8 +154,10 @@ bool cluster_init(struct cluster *c, int n, const char *extra_conf)
         snprintf(node->conf, sizeof node->conf, "%s/node%d.conf", c->dir, i + 1);
         snprintf(node->data, sizeof node->data, "%s/data%d", c->dir, i + 1);
         snprintf(node->log, sizeof node->log, "%s/node%d.log", c->dir, i + 1);
-        snprintf(node->client_url, sizeof node->client_url, "tcp://127.0.0.1:%d", ports[3 * i + 1]);
-        snprintf(node->pub_url, sizeof node->pub_url, "tcp://127.0.0.1:%d", ports[3 * i + 2]);
+        snprintf(node->client_url, sizeof node->client_url, "%s://127.0.0.1:%d", c->scheme,
+                 ports[3 * i + 1]);
+        snprintf(node->pub_url, sizeof node->pub_url, "%s://127.0.0.1:%d", c->scheme,
+                 ports[3 * i + 2]);
         c->endpoints[i] = node->client_url;
     }
     for (int i = 0; i < n; i++)

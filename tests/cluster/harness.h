@@ -41,11 +41,18 @@ struct cluster {
     int ports[3 * CLUSTER_MAX_NODES];      /* peer, client, pub of each node */
     const char *endpoints[CLUSTER_MAX_NODES];
     struct raftkv_client *client; /* all endpoints */
+    const char *scheme;           /* of every address: "tcp", or "tls+tcp" (cluster_init_tls) */
+    /* The TLS files of every client the harness opens (NULL: plain). */
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file;
 };
 
 /* Writes configs for n nodes (extra_conf, if not NULL, is appended to each) and opens a
  * client on every endpoint. Starts nothing. */
 bool cluster_init(struct cluster *c, int n, const char *extra_conf);
+/* The same with tls+tcp:// addresses, and clients that use these files (not copied). The
+ * configs get no TLS keys: give each node its own with cluster_configure. */
+bool cluster_init_tls(struct cluster *c, int n, const char *ca_file, const char *cert_file,
+                      const char *key_file);
 /* Kills what runs, closes the client; deletes the directory unless keep (then prints it,
  * with the tail of each node's log). */
 void cluster_destroy(struct cluster *c, bool keep);

@@ -29,7 +29,8 @@
     X(snapshot_chunk_bytes)                                                                        \
     X(snapshot_max_inflight_chunks)                                                                \
     X(log_level)                                                                                   \
-    X(log_format)
+    X(log_format)                                                                                  \
+    X(tls_client_auth)
 
 #define NAME(f) #f,
 static const char *const tunables[] = {TUNABLES(NAME)};
@@ -135,7 +136,10 @@ static bool readme_row(char *row, char *conf, size_t conf_len, bool *seen)
     if (!keys || !defaults)
         return false;
     defaults = trim(defaults);
-    for (size_t i = 0; i < sizeof NO_VALUE / sizeof NO_VALUE[0]; i++)
+    /* A tunable's default is a value, even one that reads like another cell ("required"). */
+    char first[64] = "";
+    bool tunable = sscanf(keys, " `%63[^`]`", first) == 1 && tunable_index(first) >= 0;
+    for (size_t i = 0; i < sizeof NO_VALUE / sizeof NO_VALUE[0] && !tunable; i++)
         if (strcmp(defaults, NO_VALUE[i]) == 0)
             return true;
     if (strncmp(defaults, "own ", 4) == 0) /* listen_*: another key's value */

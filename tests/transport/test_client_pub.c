@@ -149,7 +149,7 @@ TEST(client_server_start_fails_cleanly_on_busy_address)
     CHECK(rk_client_server_start(&o, &b) != RAFT_OK);
     CHECK(b == NULL);
     struct rk_publisher *p;
-    CHECK(rk_publisher_start(url, &p) != RAFT_OK);
+    CHECK(rk_publisher_start(url, NULL, &p) != RAFT_OK);
     CHECK(p == NULL);
     rk_client_server_stop(a);
 }
@@ -211,7 +211,7 @@ TEST(subscriber_gets_each_published_event_once_in_order)
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", test_free_port());
     struct rk_publisher *p;
-    CHECK_EQ(rk_publisher_start(url, &p), RAFT_OK);
+    CHECK_EQ(rk_publisher_start(url, NULL, &p), RAFT_OK);
     static struct subscriber sub = {.mu = PTHREAD_MUTEX_INITIALIZER};
     CHECK_EQ(nng_sub0_open(&sub.sock), 0);
     CHECK_EQ(nng_socket_set_int(sub.sock, NNG_OPT_RECVBUF, 8192), 0);
