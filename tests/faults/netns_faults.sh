@@ -62,7 +62,7 @@ tools=${TOOLS:-}
 scenarios=mixed
 node_counts=3
 seconds=40
-seed=$((RANDOM * 32768 + RANDOM))
+seed=$(((RANDOM * 32768 + RANDOM) % 1000000000))
 rows=""
 keep=0
 
