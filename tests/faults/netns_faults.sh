@@ -618,6 +618,8 @@ cleanup() {
     trap - EXIT
     [[ -z ${n:-} ]] || stop_cluster
     net_down
+    # A failed run says where it is kept; an interrupted or broken one says it here.
+    ((rc < 2)) || [[ ! -d ${run_dir:-} ]] || echo "netns_faults: exit $rc; kept $run_dir" >&2
     [[ ! -d ${out:-} ]] || rmdir "$out" 2>/dev/null || true
     exit "$rc"
 }
