@@ -130,6 +130,8 @@ check_can_run() {
 
 # --- the PRNG: the fault schedule depends on the seed alone -----------------------------
 # Called in the main shell only (never in $(...)), so that every draw advances one state.
+# No draw depends on anything but earlier draws: time decides only how many cycles run, and
+# the cluster only which node "the leader" is.
 rng=0
 rand() { # N: R = a number in [0, N)
     rng=$(((rng * 1103515245 + 12345) % 2147483648))
@@ -427,7 +429,7 @@ choose_kinds() {
 # One fault cycle: fault, hold, heal, wait until writes are served, a quiet pause.
 # Returns 1 when the run is to stop: too little time left, or a problem.
 cycle() {
-    local kind hold quiet served agreed
+    local kind hold quiet served
     choose_kinds "$scenario"
     rand 2500
     hold=$((500 + R))
@@ -436,7 +438,6 @@ cycle() {
     quiet=$((300 + R))
     rand "$n"
     any=$((R + 1))
-    # Every draw is made: what follows cannot change the schedule.
     (($(ms_since "$t0") + hold + 4000 < seconds * 1000)) || return 1
     lead=$(leader)
     lead=${lead:-$any}
@@ -577,7 +578,8 @@ run_one() {
     run_dir=$out/$scenario-${n}n-seed$run_seed
     mkdir -p "$run_dir"
     touch "$run_dir/heals"
-    rng=$run_seed problems=() cycles=0 agreed_max=0 disagreed=0 lin=- workload="" all_ids=()
+    rng=$run_seed problems=() killed=() paused=() all_ids=()
+    cycles=0 agreed_max=0 disagreed=0 lin=- workload=""
     mapfile -t all_ids < <(seq "$n")
     declare -gA F=([ok]=- [failed]=- [unknown]=- [lost]=- [heal_ms]=- [unserved]=0 [gap_ms]=-)
     echo "== $scenario, $n nodes, seed $run_seed, ${seconds} s: $(about "$scenario")"
