@@ -4,9 +4,9 @@
 # Starts a cluster (deploy/cluster.sh), runs kv-workload against it while the leader or a
 # random node is killed (kill -9) and restarted or paused (SIGSTOP) for longer than an
 # election timeout, then checks the recorded history with lincheck and prints its verdict.
-# Exit status: lincheck's (0 linearizable, 1 not, 2 undecided). Not part of ctest yet: on
-# a cluster without client sessions a retried write can be applied twice (issue 11), and
-# this run is how that is seen. It uses only 127.0.0.1 and kill/SIGSTOP, no root.
+# Exit status: lincheck's (0 linearizable, 1 not, 2 undecided). It uses only 127.0.0.1 and
+# kill/SIGSTOP, so it needs no root; netns_faults.sh, which ctest runs, adds partitions,
+# one-way drops and loss in network namespaces (tests/faults/README.md).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build/release}
