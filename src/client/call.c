@@ -304,13 +304,20 @@ static void call_attempt_end(struct rk_call *call)
     call_fail(call, nng_strerror(rv));
 }
 
-/* Ends one of the attempt's operations (call->mu held, and released here). */
-static void call_op_end(struct rk_call *call)
+/* Ends one of the attempt's operations (call->mu held, and released here); other is the
+ * call's other aio. The last one to end goes on with the call, which starts operations on
+ * both aios: first it waits for the other's callback, which ended its operation and is
+ * returning, to have returned (it does nothing more). In NNG 1.5.2 an operation started
+ * on an aio whose callback is still running on another thread can be lost: a timer that
+ * never fires, and the call, and the write waiting on it, hung for good. */
+static void call_op_end(struct rk_call *call, nng_aio *other)
 {
     bool last = --call->pending == 0;
     nng_mtx_unlock(call->mu);
-    if (last)
+    if (last) {
+        nng_aio_wait(other);
         call_attempt_end(call);
+    }
 }
 
 static void call_on_aio(void *arg)
@@ -340,7 +347,7 @@ static void call_on_aio(void *arg)
     call->rv = rv;
     call->reply = msg;
     nng_aio_cancel(call->timer);
-    call_op_end(call);
+    call_op_end(call, call->timer);
 }
 
 static void call_on_timer(void *arg)
@@ -349,6 +356,7 @@ static void call_on_timer(void *arg)
     nng_mtx_lock(call->mu);
     if (call->state == RK_CALL_BACKOFF) {
         nng_mtx_unlock(call->mu);
+        nng_aio_wait(call->aio); /* as in call_op_end: its callback armed this pause */
         call_attempt(call);
         return;
     }
@@ -357,16 +365,25 @@ static void call_on_timer(void *arg)
     call->expired = true;
     if (call->request_pending)
         nng_aio_cancel(call->aio);
-    call_op_end(call);
+    call_op_end(call, call->aio);
 }
 
-/* A pooled call with its aios, or a new one. c->mu held. */
+/* A pooled call with its aios, or a new one. */
 static struct rk_call *call_take(struct raftkv_client *c)
 {
+    nng_mtx_lock(c->mu);
     struct rk_call *call = c->pool;
     if (call) {
         c->pool = call->next;
         c->n_pool--;
+    }
+    nng_mtx_unlock(c->mu);
+    if (call) {
+        /* A call is pooled from its done callback, which may still be returning on an NNG
+         * thread: an operation started on its aios before their callbacks have returned
+         * can be lost in NNG 1.5.2 (a timer that never fires: the call hung for good). */
+        nng_aio_wait(call->aio);
+        nng_aio_wait(call->timer);
         nng_aio *aio = call->aio, *timer = call->timer;
         nng_mtx *mu = call->mu;
         memset(call, 0, sizeof *call);
@@ -391,13 +408,12 @@ static struct rk_call *call_take(struct raftkv_client *c)
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out)
 {
-    nng_mtx_lock(c->mu);
     struct rk_call *call = call_take(c);
     if (!call) {
-        nng_mtx_unlock(c->mu);
         free(req);
         return RAFTKV_ENOMEM;
     }
+    nng_mtx_lock(c->mu);
     call->next = c->active;
     if (c->active)
         c->active->prev = call;
@@ -444,8 +460,8 @@ void rk_call_free(struct rk_call *call)
         call->next->prev = call->prev;
     bool pooled = c->n_pool < RK_CALL_POOL_MAX;
     if (pooled) {
-        /* Its aios may still be in a callback that is returning: the next call starts its
-         * operations from here, which NNG allows, and nothing else touches them. */
+        /* Its aios may still be in a callback that is returning: the call that takes it
+         * next waits for them first (call_take). */
         call->next = c->pool;
         c->pool = call;
         c->n_pool++;
