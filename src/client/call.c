@@ -60,18 +60,11 @@ struct rk_call {
     struct rk_call *prev; /* in the active list */
 };
 
-/* Before the timer is armed again: a sleep the sweeper gave up on is cancelled, and its
- * callback (which ignores it) waited for, so that no operation is started on the timer
- * while one may still be on it. */
+/* Before the timer is armed again. The sweeper took over from a timer only after its
+ * cancels found no sleep on it: nothing of it is left to end late. (Waiting on an aio here,
+ * inside callbacks, stalled NNG's few task threads.) */
 static void call_timer_settle(struct rk_call *call)
 {
-    nng_mtx_lock(call->mu);
-    bool lost = call->timer_lost;
-    nng_mtx_unlock(call->mu);
-    if (!lost)
-        return;
-    nng_aio_cancel(call->timer);
-    nng_aio_wait(call->timer);
     nng_mtx_lock(call->mu);
     call->timer_lost = false;
     nng_mtx_unlock(call->mu);
@@ -85,7 +78,7 @@ static nng_duration ms_until(nng_time t)
 
 #define RK_SWEEP_MS 100
 #define RK_OVERDUE_MS 200
-#define RK_LOST_MS 1000
+#define RK_LOST_MS 3000
 
 /* One look at a call (c->mu held): an overdue timer is cancelled, which makes its callback
  * run as the expiry would have (cancelling a sleep that already ended is a no-op); a timer
@@ -387,20 +380,13 @@ static void call_attempt_end(struct rk_call *call)
     call_fail(call, nng_strerror(rv));
 }
 
-/* Ends one of the attempt's operations (call->mu held, and released here); other is the
- * call's other aio. The last one to end goes on with the call, which starts operations on
- * both aios: first it waits for the other's callback, which ended its operation and is
- * returning, to have returned (it does nothing more). In NNG 1.5.2 an operation started
- * on an aio whose callback is still running on another thread can be lost: a timer that
- * never fires, and the call, and the write waiting on it, hung for good. */
-static void call_op_end(struct rk_call *call, nng_aio *other)
+/* Ends one of the attempt's operations (call->mu held, and released here). */
+static void call_op_end(struct rk_call *call)
 {
     bool last = --call->pending == 0;
     nng_mtx_unlock(call->mu);
-    if (last) {
-        nng_aio_wait(other);
+    if (last)
         call_attempt_end(call);
-    }
 }
 
 static void call_on_aio(void *arg)
@@ -430,7 +416,7 @@ static void call_on_aio(void *arg)
     call->rv = rv;
     call->reply = msg;
     nng_aio_cancel(call->timer);
-    call_op_end(call, call->timer);
+    call_op_end(call);
 }
 
 static void call_on_timer(void *arg)
@@ -444,7 +430,6 @@ static void call_on_timer(void *arg)
     }
     if (call->state == RK_CALL_BACKOFF) {
         nng_mtx_unlock(call->mu);
-        nng_aio_wait(call->aio); /* as in call_op_end: its callback armed this pause */
         call_attempt(call);
         return;
     }
@@ -453,7 +438,7 @@ static void call_on_timer(void *arg)
     call->expired = true;
     if (call->request_pending)
         nng_aio_cancel(call->aio);
-    call_op_end(call, call->aio);
+    call_op_end(call);
 }
 
 /* A pooled call with its aios, or a new one. */
@@ -467,11 +452,6 @@ static struct rk_call *call_take(struct raftkv_client *c)
     }
     nng_mtx_unlock(c->mu);
     if (call) {
-        /* A call is pooled from its done callback, which may still be returning on an NNG
-         * thread: an operation started on its aios before their callbacks have returned
-         * can be lost in NNG 1.5.2 (a timer that never fires: the call hung for good). */
-        nng_aio_wait(call->aio);
-        nng_aio_wait(call->timer);
         nng_aio *aio = call->aio, *timer = call->timer;
         nng_mtx *mu = call->mu;
         memset(call, 0, sizeof *call);
@@ -549,8 +529,8 @@ void rk_call_free(struct rk_call *call)
         call->next->prev = call->prev;
     bool pooled = c->n_pool < RK_CALL_POOL_MAX;
     if (pooled) {
-        /* Its aios may still be in a callback that is returning: the call that takes it
-         * next waits for them first (call_take). */
+        /* Its aios may still be in a callback that is returning: the next call starts its
+         * operations from here, which NNG allows, and nothing else touches them. */
         call->next = c->pool;
         c->pool = call;
         c->n_pool++;

@@ -368,6 +368,16 @@ bool cluster_logs_clean(struct cluster *c)
     return true;
 }
 
+bool cluster_finish(struct cluster *c, bool ok)
+{
+    for (int i = 1; i <= c->n; i++)
+        if (c->nodes[i - 1].pid)
+            cluster_stop(c, i, SIGTERM);
+    ok = cluster_logs_clean(c) && ok;
+    cluster_destroy(c, !ok);
+    return ok;
+}
+
 bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value)
 {
     struct raftkv_result res;

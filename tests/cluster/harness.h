@@ -56,6 +56,10 @@ bool cluster_init_tls(struct cluster *c, int n, const char *ca_file, const char 
 /* Kills what runs, closes the client; deletes the directory unless keep (then prints it,
  * with the tail of each node's log). */
 void cluster_destroy(struct cluster *c, bool keep);
+/* The end of a test on c that went ok or not: stops the running nodes with SIGTERM, checks
+ * their logs hold no sanitizer report, and destroys c, keeping it on failure. Returns
+ * whether all went well. */
+bool cluster_finish(struct cluster *c, bool ok);
 
 /* Starts raftd for node id and waits until it answers a status request. */
 /* Rewrites node id's config with extra (may be NULL) appended; takes effect at its next

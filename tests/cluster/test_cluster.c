@@ -923,12 +923,7 @@ static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct c
     uint64_t start = now_ms();
     bool ok = fn(&c);
     fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
-    for (int i = 1; i <= c.n; i++)
-        if (c.nodes[i - 1].pid)
-            cluster_stop(&c, i, SIGTERM);
-    ok = cluster_logs_clean(&c) && ok;
-    cluster_destroy(&c, !ok);
-    return ok;
+    return cluster_finish(&c, ok);
 }
 
 static bool with_cluster(int n, bool (*fn)(struct cluster *c))

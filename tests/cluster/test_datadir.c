@@ -124,11 +124,7 @@ static bool with_node(bool (*fn)(struct cluster *c))
         return false;
     }
     bool ok = fn(&c);
-    if (c.nodes[0].pid)
-        cluster_stop(&c, 1, SIGTERM);
-    ok = cluster_logs_clean(&c) && ok;
-    cluster_destroy(&c, !ok);
-    return ok;
+    return cluster_finish(&c, ok);
 }
 
 TEST(empty_data_file)

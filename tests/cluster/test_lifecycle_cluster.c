@@ -206,12 +206,7 @@ TEST(lifecycle_machine_in_cluster)
     bool ok = cluster_init(&c, 3, SNAPSHOT_OFTEN);
     c.daemon = LIFECYCLED_PATH;
     ok = ok && scenario_lifecycle(&c);
-    for (int i = 1; i <= c.n; i++)
-        if (c.nodes[i - 1].pid)
-            cluster_stop(&c, i, SIGTERM);
-    ok = cluster_logs_clean(&c) && ok;
-    cluster_destroy(&c, !ok);
-    CHECK(ok);
+    CHECK(cluster_finish(&c, ok));
 }
 
 int main(int argc, char **argv)

@@ -445,12 +445,7 @@ static bool with_cluster(const char *conf, bool (*fn)(struct cluster *c))
     uint64_t start = now_ms();
     bool ok = fn(&c);
     fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
-    for (int i = 1; i <= c.n; i++)
-        if (c.nodes[i - 1].pid)
-            cluster_stop(&c, i, SIGTERM);
-    ok = cluster_logs_clean(&c) && ok;
-    cluster_destroy(&c, !ok);
-    return ok;
+    return cluster_finish(&c, ok);
 }
 
 TEST(install_after_wipe_and_crash)

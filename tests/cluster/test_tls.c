@@ -351,12 +351,7 @@ static bool with_tls_cluster(bool (*fn)(struct cluster *c))
         return false;
     }
     bool ok = fn(&c);
-    for (int i = 1; i <= c.n; i++)
-        if (c.nodes[i - 1].pid)
-            cluster_stop(&c, i, SIGTERM);
-    ok = cluster_logs_clean(&c) && ok;
-    cluster_destroy(&c, !ok);
-    return ok;
+    return cluster_finish(&c, ok);
 }
 
 TEST(tls_cluster_serves)
