@@ -39,7 +39,6 @@ struct rk_call {
     unsigned backoffs;
     nng_time deadline;
     nng_time attempt_deadline;
-    nng_time wake_at; /* the end of the backoff pause */
     nng_aio *aio;
     /* Only ever sleeps: NNG 1.5 leaves an aio that once slept marked as sleeping, and a
      * later request on it would "succeed" when it times out. */
@@ -50,7 +49,6 @@ struct rk_call {
     unsigned pending;     /* of the attempt's two operations, those not yet ended */
     bool request_pending; /* an operation on aio has not completed */
     bool expired;         /* the timer ended the attempt */
-    bool timer_lost;      /* the sweeper ended it instead: the timer's sleep was lost */
     int rv;               /* how the request ended; 0 with the reply */
     nng_msg *reply;
     rk_call_done_fn done;
@@ -60,81 +58,10 @@ struct rk_call {
     struct rk_call *prev; /* in the active list */
 };
 
-/* Before the timer is armed again. The sweeper took over from a timer only after its
- * cancels found no sleep on it: nothing of it is left to end late. (Waiting on an aio here,
- * inside callbacks, stalled NNG's few task threads.) */
-static void call_timer_settle(struct rk_call *call)
-{
-    nng_mtx_lock(call->mu);
-    call->timer_lost = false;
-    nng_mtx_unlock(call->mu);
-}
-
 static nng_duration ms_until(nng_time t)
 {
     nng_time now = nng_clock();
     return t > now ? (nng_duration)(t - now) : 1;
-}
-
-#define RK_SWEEP_MS 100
-#define RK_OVERDUE_MS 200
-#define RK_LOST_MS 3000
-
-/* One look at a call (c->mu held): an overdue timer is cancelled, which makes its callback
- * run as the expiry would have (cancelling a sleep that already ended is a no-op); a timer
- * still silent long after that has no sleep left to cancel, so the attempt is ended here:
- * the request is cancelled and its callback, now the last, moves the call on. */
-static void call_sweep(struct rk_call *call, nng_time now)
-{
-    nng_mtx_lock(call->mu);
-    bool backoff = call->state == RK_CALL_BACKOFF;
-    nng_time due = backoff ? call->wake_at : call->attempt_deadline;
-    bool overdue = due && now > due + RK_OVERDUE_MS;
-    bool lost = !backoff && due && now > due + RK_LOST_MS && !call->expired &&
-                call->request_pending && call->pending == 2;
-    if (lost) {
-        call->expired = call->timer_lost = true;
-        call->pending--;
-        nng_aio_cancel(call->aio);
-    }
-    nng_mtx_unlock(call->mu);
-    if (overdue && !lost)
-        nng_aio_cancel(call->timer);
-}
-
-static void sweep_run(void *arg)
-{
-    struct raftkv_client *c = arg;
-    nng_mtx_lock(c->mu);
-    while (!c->sweeper_stop) {
-        nng_time now = nng_clock();
-        for (struct rk_call *call = c->active; call; call = call->next)
-            call_sweep(call, now);
-        nng_cv_until(c->sweep_cv, now + RK_SWEEP_MS);
-    }
-    nng_mtx_unlock(c->mu);
-}
-
-int rk_calls_sweep_start(struct raftkv_client *c)
-{
-    if (nng_cv_alloc(&c->sweep_cv, c->mu) != 0)
-        return RAFTKV_ENOMEM;
-    return nng_thread_create(&c->sweeper, sweep_run, c) == 0 ? RAFTKV_OK : RAFTKV_ENOMEM;
-}
-
-void rk_calls_sweep_stop(struct raftkv_client *c)
-{
-    if (c->sweeper) {
-        nng_mtx_lock(c->mu);
-        c->sweeper_stop = true;
-        nng_cv_wake(c->sweep_cv);
-        nng_mtx_unlock(c->mu);
-        nng_thread_destroy(c->sweeper);
-        c->sweeper = NULL;
-    }
-    if (c->sweep_cv)
-        nng_cv_free(c->sweep_cv);
-    c->sweep_cv = NULL;
 }
 
 void rk_calls_end(struct raftkv_client *c)
@@ -228,7 +155,6 @@ static void call_attempt(struct rk_call *call)
     call->attempt_deadline = nng_clock() + c->opts.request_timeout_ms;
     if (call->attempt_deadline > call->deadline)
         call->attempt_deadline = call->deadline;
-    call_timer_settle(call);
     nng_mtx_lock(call->mu);
     call->state = RK_CALL_SEND;
     call->pending = 2;
@@ -274,8 +200,6 @@ static void call_retry(struct rk_call *call, size_t next, bool backoff)
         delay = (unsigned)(left / 2);
     }
     call->backoffs++;
-    call->wake_at = nng_clock() + delay;
-    call_timer_settle(call);
     nng_mtx_lock(c->mu); /* as in call_attempt: a pause is cut short by rk_calls_end */
     if (atomic_load(&c->closing)) {
         nng_mtx_unlock(c->mu);
@@ -423,11 +347,6 @@ static void call_on_timer(void *arg)
 {
     struct rk_call *call = arg;
     nng_mtx_lock(call->mu);
-    if (call->timer_lost) {
-        /* The sweeper ended this attempt already: a late end of its sleep. */
-        nng_mtx_unlock(call->mu);
-        return;
-    }
     if (call->state == RK_CALL_BACKOFF) {
         nng_mtx_unlock(call->mu);
         call_attempt(call);
@@ -441,17 +360,13 @@ static void call_on_timer(void *arg)
     call_op_end(call);
 }
 
-/* A pooled call with its aios, or a new one. */
+/* A pooled call with its aios, or a new one. c->mu held. */
 static struct rk_call *call_take(struct raftkv_client *c)
 {
-    nng_mtx_lock(c->mu);
     struct rk_call *call = c->pool;
     if (call) {
         c->pool = call->next;
         c->n_pool--;
-    }
-    nng_mtx_unlock(c->mu);
-    if (call) {
         nng_aio *aio = call->aio, *timer = call->timer;
         nng_mtx *mu = call->mu;
         memset(call, 0, sizeof *call);
@@ -476,12 +391,13 @@ static struct rk_call *call_take(struct raftkv_client *c)
 int rk_call_start(struct raftkv_client *c, uint8_t *req, size_t len, size_t endpoint,
                   rk_call_done_fn done, void *arg, struct rk_call **out)
 {
+    nng_mtx_lock(c->mu);
     struct rk_call *call = call_take(c);
     if (!call) {
+        nng_mtx_unlock(c->mu);
         free(req);
         return RAFTKV_ENOMEM;
     }
-    nng_mtx_lock(c->mu);
     call->next = c->active;
     if (c->active)
         c->active->prev = call;
@@ -516,7 +432,6 @@ void rk_call_free(struct rk_call *call)
     if (!call)
         return;
     struct raftkv_client *c = call->c;
-    call_timer_settle(call);
     if (call->res.resp)
         raftkv__client__response__free_unpacked(call->res.resp, NULL);
     free(call->req);

@@ -62,9 +62,6 @@ struct raftkv_client {
     struct rk_call *pool;
     size_t n_pool;
     atomic_bool closing;
-    nng_thread *sweeper; /* rk_calls_sweep_start */
-    nng_cv *sweep_cv;
-    bool sweeper_stop; /* under mu */
 };
 
 /* As a call's target: the any socket. */
@@ -152,12 +149,6 @@ int rk_endpoints_add(struct raftkv_client *c, const char *url, size_t *index);
  * cancelled, their pauses cut short) and waits until all have been freed. Calls started
  * meanwhile end at once. */
 void rk_calls_end(struct raftkv_client *c);
-/* A thread that cancels the timer of a call whose attempt or pause is overdue: NNG 1.5.2
- * sometimes never fires a sleep (its expiry queue missed a wake-up), which left the call,
- * and the write waiting on it, hung for good. A cancelled timer's callback moves the call
- * on as the expiry would have, a little late. Stopped by rk_calls_sweep_stop. */
-int rk_calls_sweep_start(struct raftkv_client *c);
-void rk_calls_sweep_stop(struct raftkv_client *c);
 /* Frees the pooled calls; once no call is in flight (after rk_calls_end), so that no
  * operation of ours is pending when the sockets close. */
 void rk_calls_pool_free(struct raftkv_client *c);

@@ -87,10 +87,7 @@ int raftkv_client_open(const struct raftkv_client_options *opts, struct raftkv_c
     c->leader = RK_ANY_ENDPOINT;
     atomic_init(&c->closing, false);
     if (rk_session_init(&c->session) != RAFTKV_OK || nng_mtx_alloc(&c->mu) ||
-        nng_cv_alloc(&c->idle, c->mu) || rk_calls_sweep_start(c) != RAFTKV_OK) {
-        rk_calls_sweep_stop(c);
-        if (c->idle)
-            nng_cv_free(c->idle);
+        nng_cv_alloc(&c->idle, c->mu)) {
         if (c->mu)
             nng_mtx_free(c->mu);
         rk_session_free(&c->session);
@@ -117,7 +114,6 @@ void raftkv_client_close(struct raftkv_client *c)
 {
     if (!c)
         return;
-    rk_calls_sweep_stop(c);
     rk_calls_end(c);
     rk_session_free(&c->session);
     rk_calls_pool_free(c);
