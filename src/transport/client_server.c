@@ -23,6 +23,7 @@ struct rk_client_call {
     nng_ctx ctx;
     nng_aio *aio;
     bool replying;    /* the aio's pending operation is the reply, not a receive */
+    bool counted;     /* the request is counted in its connection's in_flight */
     nng_pipe pipe;    /* the connection the request came on */
     size_t reply_len; /* of the reply being sent */
 };
@@ -59,15 +60,18 @@ static struct conn *conn_find(struct rk_client_server *s, nng_pipe p)
     return NULL;
 }
 
+/* Connections are taken in at ADD_PRE: NNG starts receiving on a pipe before it reports
+ * ADD_POST, so a request can arrive before that. NNG reports REM_POST exactly for the pipes
+ * that saw ADD_PRE, closed there or not. */
 static void conn_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     struct rk_client_server *s = arg;
     bool refuse = false;
     nng_mtx_lock(s->mu);
     struct conn *c = conn_find(s, p);
-    if (ev == NNG_PIPE_EV_ADD_POST && !c && s->n_conns < RK_SERVER_MAX_CONNS) {
+    if (ev == NNG_PIPE_EV_ADD_PRE && !c && s->n_conns < RK_SERVER_MAX_CONNS) {
         s->conns[s->n_conns++] = (struct conn){.pipe = p, .last_request = nng_clock()};
-    } else if (ev == NNG_PIPE_EV_ADD_POST && !c) {
+    } else if (ev == NNG_PIPE_EV_ADD_PRE && !c) {
         refuse = true;
         s->stats.conns_refused++;
     } else if (ev == NNG_PIPE_EV_REM_POST && c)
@@ -91,41 +95,46 @@ static void conn_close(nng_pipe p, const char *what, unsigned ms)
     nng_pipe_close(p);
 }
 
-/* A request on p: counted against its connection, or refused when that holds too much. */
-static bool conn_admit(struct rk_client_server *s, nng_pipe p)
+/* The call's request: counted against its connection, or refused when that holds too much.
+ * A request whose connection is already gone is served uncounted; its reply goes nowhere. */
+static bool conn_admit(struct rk_client_server *s, struct rk_client_call *call)
 {
     bool admit = true;
     nng_mtx_lock(s->mu);
-    struct conn *c = conn_find(s, p);
+    struct conn *c = conn_find(s, call->pipe);
+    call->counted = false;
     if (c && (c->in_flight >= s->conn_contexts || c->reply_bytes >= RK_SERVER_CONN_REPLY_BYTES)) {
         admit = false;
         s->stats.requests_over_limit++;
     } else if (c) {
         c->in_flight++;
         c->last_request = nng_clock();
+        call->counted = true;
     }
     nng_mtx_unlock(s->mu);
     return admit;
 }
 
-/* The request on p is answered (reply_len bytes to send; 0 when dropped). */
-static void conn_answered(struct rk_client_server *s, nng_pipe p, size_t reply_len)
+/* The call's request is answered (reply_len bytes to send; 0 when dropped). */
+static void conn_answered(struct rk_client_server *s, struct rk_client_call *call, size_t reply_len)
 {
     nng_mtx_lock(s->mu);
-    struct conn *c = conn_find(s, p);
+    struct conn *c = call->counted ? conn_find(s, call->pipe) : NULL;
     if (c) {
         c->in_flight--;
         c->reply_bytes += reply_len;
     }
+    call->counted = c != NULL;
     nng_mtx_unlock(s->mu);
 }
 
-static void conn_sent(struct rk_client_server *s, nng_pipe p, size_t reply_len, bool too_slow)
+static void conn_sent(struct rk_client_server *s, struct rk_client_call *call, bool too_slow)
 {
+    nng_pipe p = call->pipe;
     nng_mtx_lock(s->mu);
     struct conn *c = conn_find(s, p);
-    if (c)
-        c->reply_bytes -= reply_len;
+    if (c && call->counted)
+        c->reply_bytes -= call->reply_len;
     bool close = too_slow && c && !c->closing;
     if (close) {
         c->closing = true;
@@ -176,7 +185,7 @@ static void call_cb(void *arg)
     if (call->replying) {
         if (rv != 0)
             nng_msg_free(nng_aio_get_msg(call->aio));
-        conn_sent(s, call->pipe, call->reply_len, rv == NNG_ETIMEDOUT);
+        conn_sent(s, call, rv == NNG_ETIMEDOUT);
         if (rv != NNG_ECLOSED)
             call_arm_recv(call);
         return;
@@ -188,7 +197,7 @@ static void call_cb(void *arg)
     }
     nng_msg *msg = nng_aio_get_msg(call->aio);
     call->pipe = nng_msg_get_pipe(msg);
-    if (!conn_admit(s, call->pipe)) {
+    if (!conn_admit(s, call)) {
         nng_msg_free(msg);
         call_arm_recv(call);
         return;
@@ -207,13 +216,13 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
         /* Without memory for the reply the request is abandoned (the client times out and
          * retries); the context must still go back to serving. */
         rk_error("client server: no memory for a %zu-byte reply", len);
-        conn_answered(s, call->pipe, 0);
+        conn_answered(s, call, 0);
         call_arm_recv(call);
         return;
     }
     if (len > 0)
         memcpy(nng_msg_body(msg), resp, len);
-    conn_answered(s, call->pipe, len);
+    conn_answered(s, call, len);
     call->replying = true;
     call->reply_len = len;
     nng_aio_set_msg(call->aio, msg);
@@ -299,7 +308,7 @@ int rk_client_server_start(const struct rk_client_server_options *opts,
     }
     rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, rk_nng_max_msg_bytes(opts->max_msg_bytes));
     if (rv == 0)
-        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, conn_event, s);
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, conn_event, s);
     if (rv == 0)
         rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, conn_event, s);
     if (rv == 0)

@@ -154,6 +154,55 @@ TEST(client_server_start_fails_cleanly_on_busy_address)
     rk_client_server_stop(a);
 }
 
+static void reply_at_once(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len)
+{
+    struct rk_client_server **srv = arg; /* set before any client connects */
+    rk_client_server_reply(*srv, call, req, len);
+}
+
+/* Each connection sends its first request the moment it is up, then another. */
+static int connect_and_ask_twice(const char *url)
+{
+    nng_socket s;
+    if (nng_req0_open(&s) != 0)
+        return 2;
+    int failures = 0;
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, DEADLINE_MS);
+    if (nng_dial(s, url, NULL, 0) != 0)
+        failures = 2;
+    for (int j = 0; j < 2 && failures == 0; j++) {
+        char *reply = NULL;
+        size_t len = 0;
+        if (nng_send(s, "ping", 4, 0) != 0 || nng_recv(s, &reply, &len, NNG_FLAG_ALLOC) != 0)
+            failures++;
+        if (reply)
+            nng_free(reply, len);
+    }
+    nng_close(s);
+    return failures;
+}
+
+/* NNG starts receiving on a connection before it reports ADD_POST: a request that arrives
+ * first must be counted like any other, or its answer would leave the connection's count
+ * of unanswered requests wrapped around, and every later request on it refused. */
+TEST(a_request_on_a_brand_new_connection_is_counted)
+{
+    static struct rk_client_server *srv;
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", test_free_port());
+    struct rk_client_server_options o = {
+        .listen_url = url, .contexts = 16, .on_request = reply_at_once, .arg = &srv};
+    CHECK_EQ(rk_client_server_start(&o, &srv), RAFT_OK);
+    int failures = 0;
+    for (int i = 0; i < 300; i++)
+        failures += connect_and_ask_twice(url);
+    struct rk_server_stats st = {0};
+    rk_client_server_stats(srv, &st);
+    rk_client_server_stop(srv);
+    CHECK_EQ(failures, 0);
+    CHECK_EQ(st.requests_over_limit, 0);
+}
+
 #define N_EVENTS 1000
 
 struct subscriber {
@@ -248,4 +297,5 @@ TEST(subscriber_gets_each_published_event_once_in_order)
 
 TEST_MAIN(TEST_REF(client_requests_are_served_concurrently),
           TEST_REF(client_server_start_fails_cleanly_on_busy_address),
+          TEST_REF(a_request_on_a_brand_new_connection_is_counted),
           TEST_REF(subscriber_gets_each_published_event_once_in_order))
