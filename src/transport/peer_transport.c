@@ -58,6 +58,7 @@ struct peer_conn {
     struct send_slot **free_slots;
     size_t starting;
     bool retired;
+    struct peer_conn *next_retired; /* in t->retired, guarded by t->mu */
 };
 
 struct peer_link {
@@ -81,10 +82,13 @@ struct rk_transport {
     void (*on_msg)(void *arg, struct raft_msg *msg);
     void *arg;
     pthread_mutex_t mu; /* guards every link's conn, and the conns' fields marked so */
-    pthread_cond_t cv;  /* the watchdog waits on it: for stopping, for a retired conn */
+    pthread_cond_t cv;  /* the watchdog and the closer wait on it: for stopping, for work */
     bool stopping;      /* guarded by mu */
     bool watchdog_started;
     pthread_t watchdog;
+    bool closer_started;
+    pthread_t closer;
+    struct peer_conn *retired; /* replaced conns for the closer to close; guarded by mu */
     size_t n_links;
     struct peer_link *links;
     struct rk_client_server *server;
@@ -392,11 +396,13 @@ static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
     old->retired = true;
     while (old->starting > 0)
         pthread_cond_wait(&t->cv, &t->mu);
-    pthread_mutex_unlock(&t->mu);
     /* The fresh conn gets a full silent_ms of its own. */
     atomic_store(&l->unacked_since, 0);
     count(&t->redials);
-    conn_close(old);
+    old->next_retired = t->retired;
+    t->retired = old;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
 }
 
 static void link_check(struct peer_link *l)
@@ -436,15 +442,42 @@ static void *watchdog_run(void *arg)
     return NULL;
 }
 
-static void watchdog_stop(struct rk_transport *t)
+/* Closes the retired conns, off the watchdog's thread: NNG 1.5.2's nng_close can hang for
+ * good, and the watchdog must go on redialing the other peers meanwhile (once it hung in a
+ * close, a restarted follower was never dialed again). Ends once stopping, with every
+ * retired conn closed. */
+static void *closer_run(void *arg)
 {
-    if (!t->watchdog_started)
-        return;
+    struct rk_transport *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        struct peer_conn *c = t->retired;
+        if (!c && t->stopping)
+            break;
+        if (!c) {
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
+        t->retired = c->next_retired;
+        pthread_mutex_unlock(&t->mu);
+        conn_close(c);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Stops the watchdog and the closer (which closes what is retired first). */
+static void threads_stop(struct rk_transport *t)
+{
     pthread_mutex_lock(&t->mu);
     t->stopping = true;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    pthread_join(t->watchdog, NULL);
+    if (t->watchdog_started)
+        pthread_join(t->watchdog, NULL);
+    if (t->closer_started)
+        pthread_join(t->closer, NULL);
 }
 
 static int sync_init(struct rk_transport *t)
@@ -466,7 +499,7 @@ static int sync_init(struct rk_transport *t)
 
 static void transport_free(struct rk_transport *t)
 {
-    watchdog_stop(t);
+    threads_stop(t);
     /* The server goes first, so that on_msg is never called once stop returns. */
     rk_client_server_stop(t->server);
     for (size_t i = 0; i < t->n_links; i++) {
@@ -545,7 +578,6 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         .contexts = t->slots_per_conn * (opts->n_peers ? opts->n_peers : 1),
         .conn_contexts = t->slots_per_conn,
         .tls = opts->tls_listen,
-
         .on_request = on_peer_request,
         .arg = t,
     };
@@ -555,6 +587,9 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
         rc = rk_client_server_start(&so, &t->server);
     if (rc == RAFT_OK)
         rc = links_dial(t);
+    if (rc == RAFT_OK)
+        rc = pthread_create(&t->closer, NULL, closer_run, t) == 0 ? RAFT_OK : RAFT_ENOMEM;
+    t->closer_started = rc == RAFT_OK;
     if (rc == RAFT_OK)
         rc = pthread_create(&t->watchdog, NULL, watchdog_run, t) == 0 ? RAFT_OK : RAFT_ENOMEM;
     t->watchdog_started = rc == RAFT_OK;
