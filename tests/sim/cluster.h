@@ -16,10 +16,14 @@
  *   - Snapshots: a snapshot taken, installed or restored holds exactly the state of the
  *     committed sequence at its index; the core only asks the host for bytes of the
  *     snapshot it holds, and hands it chunks in order.
+ *   - Votes: a vote or pre-vote goes only to a log at least as up to date as the voter's;
+ *     a pre-vote request changes nobody's term or vote.
  *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
- *     are durable before they are applied, a vote is durable before it is granted, a
- *     persisted term never goes back and a persisted vote never changes within a term,
- *     and a proposal lands where raft_propose said it would.
+ *     are durable before they are applied, a vote is durable before it is granted, an
+ *     append or a snapshot's last chunk is acknowledged only once what it speaks for is
+ *     durable and matches the leader, a persisted term never goes back and a persisted
+ *     vote never changes within a term, and a proposal lands where raft_propose said it
+ *     would.
  * The first violation is kept in cluster.violation and recorded in the event trace.
  * cluster_internal.h says which file holds which part.
  */
@@ -35,6 +39,7 @@
 
 #define CLUSTER_MAX_NODES 7
 #define CLUSTER_RING 256 /* events kept for the failure report */
+#define CLUSTER_VOTE_TERMS 4
 
 struct cluster_opts {
     size_t n_nodes; /* node ids are 1..n_nodes */
@@ -109,6 +114,14 @@ struct cluster_node {
     uint64_t isolated_since; /* tick from which it leads without a majority it can reach */
     bool dirty;              /* stepped, ready not yet processed */
     uint64_t crashes;
+    /* The vote requests it received, per candidate and kind (0: vote, 1: pre-vote), for the
+     * latest few terms (one ready may answer several): whether any request for that term came
+     * from a log at least as up to date as its own was then (a repeated request may be
+     * granted again, Raft §5.2, after the voter's log has moved on). */
+    struct cluster_vote_asked {
+        raft_term term;
+        bool up_to_date;
+    } asked[CLUSTER_MAX_NODES + 1][2][CLUSTER_VOTE_TERMS];
 };
 
 struct cluster_pending {

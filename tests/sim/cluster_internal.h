@@ -139,8 +139,11 @@ void host_drain_batched(struct cluster *c);
 
 int check_init(struct cluster *c);
 void check_free(struct cluster *c);
-/* What a node sends: an acknowledgement only of durable state. */
+/* What a node sends: an acknowledgement only of durable state, and a vote (or pre-vote)
+ * only for a log at least as up to date as its own. */
 void check_ack_durable(struct cluster *c, const struct cluster_node *n, const struct raft_msg *m);
+/* A vote request as n receives it, before its core steps it. */
+void check_vote_asked(struct cluster_node *n, const struct raft_msg *m);
 /* Election Safety and Leader Completeness, when n becomes leader of term. */
 void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term term);
 /* Records the term in which the leader n first counts indexes committed (Leader

@@ -341,6 +341,7 @@ void host_receive(struct cluster *c, struct cluster_node *n, const struct raft_m
      * message refused as malformed was sent malformed, by the core. */
     raft_term term = raft_term_of(n->r);
     raft_id vote = raft_vote_of(n->r);
+    check_vote_asked(n, m);
     int rc = raft_step(n->r, m);
     /* Raft dissertation §9.6: a pre-vote asks without disrupting anyone. */
     if (m->type == RAFT_MSG_REQUEST_VOTE && m->request_vote.pre_vote &&

@@ -83,16 +83,18 @@ static void lm_check(struct cluster *c, raft_id node, const struct raft_entry *e
 
 /* ---- what a node sends ---- */
 
-/* A successful append response says "my log matches yours up to index": the entry there
- * must be durable and be the one the leader of that term holds (while it still leads). */
-static void check_append_ack(struct cluster *c, const struct cluster_node *n, raft_term term,
-                             raft_index index)
+/* A successful append response says "my log matches yours up to index", and so does the
+ * answer to a snapshot's last chunk: the entry there must be durable and be the one the
+ * leader of that term holds (while it still leads). */
+static void check_log_ack(struct cluster *c, const struct cluster_node *n, const struct raft_msg *m,
+                          raft_index index)
 {
+    raft_term term = m->term;
     if (index > stored_last(n)) {
         cluster_fail(c, n->id,
-                     "append acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
+                     "%s acknowledged before it was durable: n%" PRIu64 " acks index %" PRIu64
                      " but storage holds up to %" PRIu64,
-                     n->id, index, stored_last(n));
+                     raft_msg_type_name(m->type), n->id, index, stored_last(n));
         return;
     }
     raft_id l = term < c->n_terms ? c->leader_of_term[term] : 0;
@@ -111,10 +113,46 @@ static void check_append_ack(struct cluster *c, const struct cluster_node *n, ra
                      n->id, index, term, have, want);
 }
 
+void check_vote_asked(struct cluster_node *n, const struct raft_msg *m)
+{
+    if (m->type != RAFT_MSG_REQUEST_VOTE || m->from > CLUSTER_MAX_NODES)
+        return;
+    const struct raft_request_vote *rv = &m->request_vote;
+    raft_index last = raft_last_index_of(n->r);
+    raft_term last_term = raft_term_at(n->r, last);
+    bool up_to_date = rv->last_log_term > last_term ||
+                      (rv->last_log_term == last_term && rv->last_log_index >= last);
+    /* The slot of this term, or else that of the lowest term, which it replaces. */
+    struct cluster_vote_asked *slots = n->asked[m->from][rv->pre_vote], *a = &slots[0];
+    for (size_t i = 0; i < CLUSTER_VOTE_TERMS && a->term != m->term; i++)
+        if (slots[i].term == m->term || slots[i].term < a->term)
+            a = &slots[i];
+    if (a->term != m->term)
+        *a = (struct cluster_vote_asked){m->term, false};
+    a->up_to_date |= up_to_date;
+}
+
+/* Raft §5.4.1: a vote, and a pre-vote (dissertation §9.6), goes only to a candidate whose
+ * log is at least as up to date as the voter's. */
+static void check_vote_granted(struct cluster *c, const struct cluster_node *n,
+                               const struct raft_msg *m)
+{
+    bool pre = m->request_vote_resp.pre_vote;
+    const struct cluster_vote_asked *slots = n->asked[m->to][pre];
+    for (size_t i = 0; i < CLUSTER_VOTE_TERMS; i++)
+        if (slots[i].term == m->term && !slots[i].up_to_date)
+            cluster_fail(c, n->id,
+                         "n%" PRIu64 " grants its %s for term %" PRIu64 " to n%" PRIu64
+                         ", whose log was behind its own",
+                         n->id, pre ? "pre-vote" : "vote", m->term, m->to);
+}
+
 /* A node acknowledges only what is durable: a granted vote and a successful append response
  * promise state that a crash must not lose (raft.h: msgs_after_persist). */
 void check_ack_durable(struct cluster *c, const struct cluster_node *n, const struct raft_msg *m)
 {
+    if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted)
+        check_vote_granted(c, n, m);
     /* A vote is safe once the node can never vote otherwise in that term: it stored the
      * vote, or already a later term. */
     if (m->type == RAFT_MSG_REQUEST_VOTE_RESP && m->request_vote_resp.granted &&
@@ -125,7 +163,10 @@ void check_ack_durable(struct cluster *c, const struct cluster_node *n, const st
                      " in term %" PRIu64 " but storage holds term %" PRIu64 " vote %" PRIu64,
                      n->id, m->to, m->term, n->hs_term, n->hs_vote);
     if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.success)
-        check_append_ack(c, n, m->term, m->append_resp.index);
+        check_log_ack(c, n, m, m->append_resp.index);
+    if (m->type == RAFT_MSG_INSTALL_SNAPSHOT_RESP && m->install_snapshot_resp.done &&
+        !m->install_snapshot_resp.rejected)
+        check_log_ack(c, n, m, m->install_snapshot_resp.last_index);
 }
 
 /* ---- leaders ---- */

@@ -5,8 +5,10 @@
  * granting a vote), with hosts that batch several steps per ready, compact their logs and
  * ship snapshots in chunks, and clients writing and reading (ReadIndex) throughout. Each
  * seed draws its own mix of these (and of the core's options). The cluster fixture checks
- * safety after every step; this driver adds liveness once the faults heal for the last
- * part of the run.
+ * safety after every step, and check-quorum while the faults are active; this driver adds
+ * liveness once the faults heal for the last part of the run: one leader, everything
+ * applied, and no term rises once that leader is stable. tests/sim/mutants.sh measures
+ * what it catches.
  *
  *     raft-sim --seed S [--trace]            one run; --trace prints every event
  *     raft-sim --seeds N [--start S]         N runs from seed S (default 1)
@@ -87,8 +89,10 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->max_downtime = (unsigned)PICK(&x, 10, 40, 120);
     p->batch_permille = (unsigned)PICK(&x, 0, 300, 1000);
     p->vote_crash_permille = (unsigned)PICK(&x, 0, 0, 200);
-    o->snapshot_every = (unsigned)PICK(&x, 0, 0, 10, 50);
-    o->compact_margin = (unsigned)PICK(&x, 0, 3, 30);
+    /* Some compact every few entries with nothing kept, so that snapshot transfers, and the
+     * truncations they cut short, are common rather than rare. */
+    o->snapshot_every = (unsigned)PICK(&x, 0, 0, 3, 10, 50);
+    o->compact_margin = (unsigned)PICK(&x, 0, 0, 3, 30);
     o->snapshot_chunk_bytes = PICK(&x, 16, 64, 4096);
     o->max_inflight_chunks = PICK(&x, 1, 4);
     p->net.drop_permille = (unsigned)PICK(&x, 0, 20, 100, 250);
@@ -224,6 +228,18 @@ static bool settled(const struct cluster *c, raft_id stable, uint64_t first_read
            cluster_converged(c);
 }
 
+/* Once a leader is stable on the healed network nobody campaigns again: every node stays
+ * in its term, whichever way its election timer or vote handling fails. */
+static void check_terms_settled(struct cluster *c, raft_id stable, raft_term stable_term)
+{
+    for (raft_id id = 1; id <= c->opts.n_nodes && !c->failed; id++)
+        if (raft_term_of(c->nodes[id].r) != stable_term)
+            cluster_fail(c, id,
+                         "Liveness: n%" PRIu64 " is in term %" PRIu64 " after n%" PRIu64
+                         " led term %" PRIu64 " on the healed network",
+                         id, raft_term_of(c->nodes[id].r), stable, stable_term);
+}
+
 /* After the heal and the clients stop: within a bound that allows the slowest profile
  * (one entry per message, one message in flight, so one entry per round trip of at most
  * 4 ticks) to stream the backlog, everything proposed to the stable leader is applied on
@@ -344,6 +360,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     uint64_t heal_at = so->ticks - heal_ticks;
     uint64_t restart_at[CLUSTER_MAX_NODES + 1] = {0};
     raft_id stable = 0, candidate = 0;
+    raft_term stable_term = 0;
     uint64_t first_cmd_after_stable = 0, first_read_after_stable = 0, since = 0;
     for (uint64_t t = 0; t < so->ticks && !c->failed; t++) {
         if (t < heal_at)
@@ -362,6 +379,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
              * leadership counts as settled once it has held for a while. */
             if (candidate && t - since >= SETTLE) {
                 stable = candidate;
+                stable_term = raft_term_of(c->nodes[stable].r);
                 first_cmd_after_stable = c->n_proposals;
                 first_read_after_stable = c->n_reads;
             }
@@ -373,6 +391,8 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     }
     if (!c->failed)
         check_final(c, stable, first_cmd_after_stable, first_read_after_stable);
+    if (!c->failed)
+        check_terms_settled(c, stable, stable_term);
     struct run_result res = {c->failed, c->n_committed, c->stats_elections_won};
     if (c->failed && (loud || so->trace)) {
         printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);

@@ -267,7 +267,75 @@ TEST(leader_crash_before_persisting_its_own_entry_commits_through_followers)
     cluster_free(c);
 }
 
+static bool has_stable_leader(const struct cluster *c)
+{
+    return cluster_stable_leader(c) != 0;
+}
+
+/* Elections and pre-votes started so far, over all nodes. */
+static uint64_t campaigns(const struct cluster *c)
+{
+    uint64_t n = 0;
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        struct raft_stats st;
+        raft_stats_of(c->nodes[id].r, &st);
+        n += st.elections_started + st.pre_votes_started;
+    }
+    return n;
+}
+
+/* Raft §5.2: randomized election timeouts break the symmetry of nodes that start together
+ * over a network with one fixed delay; with equal timeouts every round splits the vote. */
+TEST(nodes_started_together_elect_a_leader)
+{
+    for (int pre_vote = 0; pre_vote <= 1; pre_vote++) {
+        struct cluster_opts o;
+        cluster_opts_defaults(&o);
+        o.n_nodes = 5;
+        o.seed = 21;
+        o.pre_vote = pre_vote;
+        struct cluster *c = NULL;
+        CHECK_EQ(cluster_new(&o, &c), RAFT_OK);
+        CHECK(cluster_run_until(c, has_stable_leader, 20 * o.election_ticks_max));
+        report(c);
+        CHECK(!c->failed);
+        cluster_free(c);
+    }
+}
+
+/* Heartbeats reset every follower's election timer: a cluster whose leader is healthy
+ * holds no election and no pre-vote, however long it runs. */
+TEST(a_healthy_cluster_holds_no_elections)
+{
+    for (int pre_vote = 0; pre_vote <= 1; pre_vote++) {
+        struct cluster_opts o;
+        cluster_opts_defaults(&o);
+        o.n_nodes = 5;
+        o.seed = 22;
+        o.pre_vote = pre_vote;
+        struct cluster *c = NULL;
+        CHECK_EQ(cluster_new(&o, &c), RAFT_OK);
+        CHECK(cluster_run_until(c, has_stable_leader, 20 * o.election_ticks_max));
+        raft_id leader = cluster_stable_leader(c);
+        raft_term term = raft_term_of(c->nodes[leader].r);
+        uint64_t before = campaigns(c);
+        for (unsigned t = 0; t < 100 * o.election_ticks_max; t++) {
+            if (t % 7 == 0)
+                cluster_propose_cmd(c, leader, NULL);
+            cluster_tick(c);
+        }
+        report(c);
+        CHECK(!c->failed);
+        CHECK_EQ(cluster_stable_leader(c), leader);
+        CHECK_EQ(raft_term_of(c->nodes[leader].r), term);
+        CHECK_EQ(campaigns(c), before);
+        cluster_free(c);
+    }
+}
+
 TEST_MAIN(TEST_REF(reordering_loss_and_duplication_still_commit),
+          TEST_REF(nodes_started_together_elect_a_leader),
+          TEST_REF(a_healthy_cluster_holds_no_elections),
           TEST_REF(stale_leader_steps_down_and_loses_uncommitted_entries),
           TEST_REF(conflicting_suffixes_are_truncated_by_the_new_leader),
           TEST_REF(node_offline_while_entries_commit_catches_up_on_rejoin),
