@@ -341,9 +341,9 @@ bool cluster_put_retry(struct cluster *c, const char *key, const char *value, un
     return false;
 }
 
-bool cluster_log_contains(struct cluster *c, int id, const char *text)
+bool cluster_file_contains(const char *path, const char *text)
 {
-    FILE *f = fopen(c->nodes[id - 1].log, "r");
+    FILE *f = fopen(path, "r");
     char line[1024];
     bool found = false;
     while (f && !found && fgets(line, sizeof line, f))
@@ -351,6 +351,11 @@ bool cluster_log_contains(struct cluster *c, int id, const char *text)
     if (f)
         fclose(f);
     return found;
+}
+
+bool cluster_log_contains(struct cluster *c, int id, const char *text)
+{
+    return cluster_file_contains(c->nodes[id - 1].log, text);
 }
 
 bool cluster_logs_clean(struct cluster *c)

@@ -84,6 +84,8 @@ bool cluster_wait_applied(struct cluster *c, int id, uint64_t index, unsigned ti
 bool cluster_put_retry(struct cluster *c, const char *key, const char *value, unsigned timeout_ms,
                        uint64_t *revision);
 
+/* Whether the file at path has a line containing text (false if it cannot be read). */
+bool cluster_file_contains(const char *path, const char *text);
 /* Whether node id's log has a line containing text. */
 bool cluster_log_contains(struct cluster *c, int id, const char *text);
 /* No node's log holds a sanitizer report (ASan, LSan, UBSan); prints the first found. */

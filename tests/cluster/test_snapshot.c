@@ -274,24 +274,32 @@ static bool check_sample(struct cluster *c, const char *prefix, int n_keys, int 
 #define N_KEYS 100000
 #define N_MORE 10000
 
-static bool scenario_install(struct cluster *c)
+/* The opening of the install scenarios: n_keys written and on every node, the leader's log
+ * compacted, and then a follower killed and its data dir wiped (down when this returns). */
+static bool compact_and_wipe_a_follower(struct cluster *c, int n_keys, uint64_t *leader, int *wiped,
+                                        uint64_t *rev)
 {
     REQUIRE(cluster_start_all(c));
-    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
-    REQUIRE(leader);
-    uint64_t rev;
+    REQUIRE(cluster_wait_leader(c, WAIT_MS));
     uint64_t start = now_ms();
-    REQUIRE(cluster_write_keys(c, "key-", N_KEYS, 0, 1, WRITERS, &rev));
-    fprintf(stderr, "  %d keys written in %llu ms (last revision %llu)\n", N_KEYS,
-            (unsigned long long)(now_ms() - start), (unsigned long long)rev);
-    REQUIRE(wait_converged(c, rev));
-    leader = cluster_wait_leader(c, WAIT_MS);
-    REQUIRE(leader && cluster_log_contains(c, (int)leader, "log compacted up to index"));
+    REQUIRE(cluster_write_keys(c, "key-", n_keys, 0, 1, WRITERS, rev));
+    fprintf(stderr, "  %d keys written in %llu ms (last revision %llu)\n", n_keys,
+            (unsigned long long)(now_ms() - start), (unsigned long long)*rev);
+    REQUIRE(wait_converged(c, *rev));
+    *leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(*leader && cluster_log_contains(c, (int)*leader, "log compacted up to index"));
+    *wiped = other_follower(*leader, 0);
+    REQUIRE(cluster_stop(c, *wiped, SIGKILL) == -1);
+    REQUIRE(cluster_wipe(c, *wiped));
+    return true;
+}
 
-    /* A wiped follower: killed in the middle of its install, then restarted. */
-    int wiped = other_follower(leader, 0);
-    REQUIRE(cluster_stop(c, wiped, SIGKILL) == -1);
-    REQUIRE(cluster_wipe(c, wiped));
+static bool scenario_install(struct cluster *c)
+{
+    uint64_t leader, rev;
+    int wiped;
+    REQUIRE(compact_and_wipe_a_follower(c, N_KEYS, &leader, &wiped, &rev));
+    /* The wiped follower is killed in the middle of its install, then restarted. */
     REQUIRE(kill_during_install(c, wiped));
     REQUIRE(cluster_start(c, wiped));
     REQUIRE(cluster_wait_applied(c, wiped, rev, WAIT_MS));
@@ -404,17 +412,9 @@ static bool latest_snapshot_path(struct cluster *c, int id, char *out, size_t le
  * new one and sends that. */
 static bool scenario_damaged_file(struct cluster *c)
 {
-    REQUIRE(cluster_start_all(c));
-    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
-    REQUIRE(leader);
-    uint64_t rev;
-    REQUIRE(cluster_write_keys(c, "key-", 10000, 0, 1, WRITERS, &rev));
-    REQUIRE(wait_converged(c, rev));
-    leader = cluster_wait_leader(c, WAIT_MS);
-    REQUIRE(leader && cluster_log_contains(c, (int)leader, "log compacted up to index"));
-    int wiped = other_follower(leader, 0);
-    REQUIRE(cluster_stop(c, wiped, SIGKILL) == -1);
-    REQUIRE(cluster_wipe(c, wiped));
+    uint64_t leader, rev;
+    int wiped;
+    REQUIRE(compact_and_wipe_a_follower(c, 10000, &leader, &wiped, &rev));
     char path[600];
     REQUIRE(latest_snapshot_path(c, (int)leader, path, sizeof path));
     FILE *f = fopen(path, "r+b");

@@ -128,18 +128,6 @@ static int raft_kv(struct cluster *c, const char *const *words, const char *out)
     return run_capture(argv, out);
 }
 
-static bool file_has(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 static int log_count(struct cluster *c, int id, const char *text)
 {
     FILE *f = fopen(c->nodes[id - 1].log, "r");
@@ -210,7 +198,7 @@ static bool scenario_serves(struct cluster *c)
     REQUIRE(raft_kv(c, put, out) == 0);
     const char *get[] = {tls[0], tls[1], tls[2], tls[3], tls[4], tls[5], "get", "lib", NULL};
     REQUIRE(raft_kv(c, get, out) == 0);
-    REQUIRE(file_has(out, "from-the-library"));
+    REQUIRE(cluster_file_contains(out, "from-the-library"));
     REQUIRE(cluster_get_is(c->client, "cli", "v1"));
     return true;
 }
@@ -327,19 +315,19 @@ static bool scenario_bad_tls_config(struct cluster *c)
              certs, cert_path("node1", "key"), cert_path("ca", "crt"));
     REQUIRE(cluster_configure(c, 1, extra));
     REQUIRE(run_capture(argv, out) == 2);
-    REQUIRE(file_has(out, "missing.crt: cannot read"));
+    REQUIRE(cluster_file_contains(out, "missing.crt: cannot read"));
     snprintf(extra, sizeof extra, "tls_cert_file = %s\ntls_key_file = %s\ntls_ca_file = %s\n",
              cert_path("node1", "crt"), cert_path("node1", "key"), cert_path("node1", "key"));
     REQUIRE(cluster_configure(c, 1, extra));
     REQUIRE(run_capture(argv, out) == 2);
-    REQUIRE(file_has(out, "node1.key: no PEM CERTIFICATE"));
+    REQUIRE(cluster_file_contains(out, "node1.key: no PEM CERTIFICATE"));
     snprintf(extra, sizeof extra, "tls_cert_file = %s\n", cert_path("node1", "crt"));
     REQUIRE(cluster_configure(c, 1, extra));
     REQUIRE(run_capture(argv, out) == 2);
-    REQUIRE(file_has(out, "must be set together"));
+    REQUIRE(cluster_file_contains(out, "must be set together"));
     REQUIRE(cluster_configure(c, 1, NULL)); /* tls+tcp:// addresses without the files */
     REQUIRE(run_capture(argv, out) == 2);
-    REQUIRE(file_has(out, "needs tls_cert_file"));
+    REQUIRE(cluster_file_contains(out, "needs tls_cert_file"));
     return true;
 }
 

@@ -22,8 +22,8 @@ mutant timer-not-reset-by-leader src/raft/core.c \
     r->election_elapsed = 0;' \
     '    r->leader = m->from;'
 mutant pre-vote-raises-term src/raft/core.c \
-    'if (!pre_vote_req && !pre_vote_granted)' \
-    'if (!pre_vote_granted)'
+    'bool pre_vote_req = is_vote_request(m) && m->request_vote.pre_vote;' \
+    'bool pre_vote_req = false;'
 mutant pre-vote-ignores-log src/raft/election.c \
     'can_vote && raft__log_is_up_to_date(&r->log, rv->last_log_index, rv->last_log_term);' \
     'can_vote && (rv->pre_vote || raft__log_is_up_to_date(&r->log, rv->last_log_index, rv->last_log_term));'
@@ -64,7 +64,7 @@ mutant snapshot-held-beyond-commit src/raft/snapshot.c \
 # Reads
 mutant read-before-own-commit src/raft/read_index.c \
     'return raft__log_term_at(&r->log, r->log.commit) == r->term;' \
-    'return true;'
+    'return raft__log_term_at(&r->log, r->log.commit) <= r->term;'
 
 scratch=$(mktemp -d /tmp/raftkv-mutants.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
