@@ -174,9 +174,15 @@ int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
     if (resp->done) {
         /* Whether it just installed it or already held it, it has everything up to there. */
         bool moved = raft__progress_on_ack(pr, resp->last_index);
-        if (pr->state == PROGRESS_SNAPSHOT && pr->snap.meta.index == resp->last_index)
+        bool this_transfer =
+            pr->state == PROGRESS_SNAPSHOT && pr->snap.meta.index == resp->last_index;
+        if (this_transfer)
             r->stats.snapshots_sent++;
-        if (moved || pr->state == PROGRESS_SNAPSHOT) {
+        /* A late answer about an earlier snapshot, which tells nothing new, must not restart
+         * the transfer under way: a follower answers every chunk of a snapshot it holds
+         * already, so each such answer restarting a window of chunks multiplied the traffic
+         * without bound (raft-sim --seed 1084927). */
+        if (moved || this_transfer) {
             raft__progress_become_probe(pr, pr->match + 1);
             raft__replication_maybe_commit(r);
         }

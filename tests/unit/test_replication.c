@@ -467,7 +467,37 @@ TEST(snapshot_of_entries_held_does_not_discard_what_follows_them)
     FX_CHECK_CONTRACT(f);
 }
 
+/* A follower answers every chunk of a snapshot it already holds with "done": a late copy of
+ * such an answer about an earlier snapshot, which moves nothing, must not restart the
+ * transfer under way (each restart sent a new window, whose answers restarted it again). */
+TEST(late_answer_about_an_earlier_snapshot_does_not_restart_the_transfer)
+{
+    struct fx *f =
+        fx_new(1, &(struct fx_opts){.term = 1, .log = (raft_term[]){1}, .n_log = 1}, NULL);
+    CHECK(f);
+    CHECK(fx_elect(f)); /* term 2, its no-op at 2 */
+    CHECK_EQ(fx_propose(f, "a", NULL), RAFT_OK);
+    CHECK_EQ(fx_append_ok(f, 2, 3), RAFT_OK); /* 1..3 commit with node 2 */
+    CHECK_EQ(raft_commit_of(f->r), 3);
+    CHECK_EQ(raft_compact(f->r, &(struct raft_snapshot_meta){3, 2, 100}, 3), RAFT_OK);
+    /* Node 3 holds nothing: it needs the snapshot at 3. */
+    CHECK_EQ(fx_append_reject(f, 3, 1, 0, 1, 0), RAFT_OK);
+    CHECK(fx_count(f, 3, RAFT_MSG_INSTALL_SNAPSHOT) > 0);
+    CHECK_EQ(fx_propose(f, "b", NULL), RAFT_OK);
+    CHECK_EQ(fx_append_ok(f, 2, 4), RAFT_OK);
+    CHECK_EQ(raft_compact(f->r, &(struct raft_snapshot_meta){4, 2, 100}, 4), RAFT_OK);
+    /* Node 3 installed the snapshot at 3: the transfer of the one at 4 goes on. */
+    struct raft_msg done = fx_msg_to(f, RAFT_MSG_INSTALL_SNAPSHOT_RESP, 3, 2);
+    done.install_snapshot_resp = (struct raft_install_snapshot_resp){.last_index = 3, .done = true};
+    CHECK_EQ(fx_step(f, &done), RAFT_OK);
+    fx_clear(f);
+    CHECK_EQ(fx_step(f, &done), RAFT_OK); /* the same answer again, late */
+    CHECK_EQ(fx_count(f, 3, RAFT_MSG_INSTALL_SNAPSHOT), 0);
+    FX_CHECK_CONTRACT(f);
+}
+
 TEST_MAIN(TEST_REF(snapshot_of_entries_held_does_not_discard_what_follows_them),
+          TEST_REF(late_answer_about_an_earlier_snapshot_does_not_restart_the_transfer),
           TEST_REF(new_leader_appends_noop_of_its_term),
           TEST_REF(append_rejected_when_log_is_too_short),
           TEST_REF(append_rejected_when_prev_term_differs_with_conflict_hint),
