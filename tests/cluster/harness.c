@@ -79,6 +79,14 @@ static bool pick_ports(int *ports, int count)
     return opened == count;
 }
 
+int cluster_free_port(void)
+{
+    int port;
+    if (!pick_ports(&port, 1))
+        return -1;
+    return port;
+}
+
 bool cluster_configure(struct cluster *c, int id, const char *extra)
 {
     const struct cnode *node = &c->nodes[id - 1];
@@ -381,6 +389,19 @@ bool cluster_finish(struct cluster *c, bool ok)
     ok = cluster_logs_clean(c) && ok;
     cluster_destroy(c, !ok);
     return ok;
+}
+
+bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
+{
+    struct cluster c;
+    if (!cluster_init(&c, n, extra_conf)) {
+        cluster_destroy(&c, true);
+        return false;
+    }
+    uint64_t start = now_ms();
+    bool ok = fn(&c);
+    fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
+    return cluster_finish(&c, ok);
 }
 
 bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value)

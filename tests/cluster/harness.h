@@ -60,6 +60,9 @@ void cluster_destroy(struct cluster *c, bool keep);
  * their logs hold no sanitizer report, and destroys c, keeping it on failure. Returns
  * whether all went well. */
 bool cluster_finish(struct cluster *c, bool ok);
+/* A whole test: a cluster of n nodes (cluster_init), fn run on it and timed, then
+ * cluster_finish. */
+bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c));
 
 /* Starts raftd for node id and waits until it answers a status request. */
 /* Rewrites node id's config with extra (may be NULL) appended; takes effect at its next
@@ -112,5 +115,7 @@ int run_capture(const char *const *argv, const char *out_path);
 
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);
+/* A port on 127.0.0.1 free right now, picked as the cluster's own are; -1 if none. */
+int cluster_free_port(void);
 
 #endif

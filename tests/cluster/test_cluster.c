@@ -912,23 +912,9 @@ static bool scenario_slow_reader(struct cluster *c)
     return cluster_log_contains(c, (int)leader, "it took no reply");
 }
 
-/* Sets up a cluster of n nodes, runs fn, tears down (keeping the logs on failure). */
-static bool with_cluster_conf(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
-{
-    struct cluster c;
-    if (!cluster_init(&c, n, extra_conf)) {
-        cluster_destroy(&c, true);
-        return false;
-    }
-    uint64_t start = now_ms();
-    bool ok = fn(&c);
-    fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
-    return cluster_finish(&c, ok);
-}
-
 static bool with_cluster(int n, bool (*fn)(struct cluster *c))
 {
-    return with_cluster_conf(n, NULL, fn);
+    return cluster_run(n, NULL, fn);
 }
 
 TEST(replicate_three_nodes)
@@ -963,7 +949,7 @@ TEST(bad_config)
 
 TEST(storage_full)
 {
-    CHECK(with_cluster_conf(1, "max_db_bytes = 16MiB", scenario_storage_full));
+    CHECK(cluster_run(1, "max_db_bytes = 16MiB", scenario_storage_full));
 }
 
 TEST(follower_full)

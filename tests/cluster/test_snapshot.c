@@ -437,15 +437,7 @@ static bool scenario_damaged_file(struct cluster *c)
 
 static bool with_cluster(const char *conf, bool (*fn)(struct cluster *c))
 {
-    struct cluster c;
-    if (!cluster_init(&c, 3, conf)) {
-        cluster_destroy(&c, true);
-        return false;
-    }
-    uint64_t start = now_ms();
-    bool ok = fn(&c);
-    fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
-    return cluster_finish(&c, ok);
+    return cluster_run(3, conf, fn);
 }
 
 TEST(install_after_wipe_and_crash)

@@ -284,19 +284,33 @@ static uint64_t campaigns(const struct cluster *c)
     return n;
 }
 
+/* Five nodes started together over the default network (one fixed delay, no faults), run
+ * until they have a stable leader; NULL if they find none within 20 election timeouts. */
+static struct cluster *five_with_a_leader(bool pre_vote, uint64_t seed)
+{
+    struct cluster_opts o;
+    cluster_opts_defaults(&o);
+    o.n_nodes = 5;
+    o.seed = seed;
+    o.pre_vote = pre_vote;
+    struct cluster *c = NULL;
+    if (cluster_new(&o, &c) != RAFT_OK)
+        return NULL;
+    if (!cluster_run_until(c, has_stable_leader, 20 * o.election_ticks_max)) {
+        report(c);
+        cluster_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* Raft §5.2: randomized election timeouts break the symmetry of nodes that start together
  * over a network with one fixed delay; with equal timeouts every round splits the vote. */
 TEST(nodes_started_together_elect_a_leader)
 {
     for (int pre_vote = 0; pre_vote <= 1; pre_vote++) {
-        struct cluster_opts o;
-        cluster_opts_defaults(&o);
-        o.n_nodes = 5;
-        o.seed = 21;
-        o.pre_vote = pre_vote;
-        struct cluster *c = NULL;
-        CHECK_EQ(cluster_new(&o, &c), RAFT_OK);
-        CHECK(cluster_run_until(c, has_stable_leader, 20 * o.election_ticks_max));
+        struct cluster *c = five_with_a_leader(pre_vote, 21);
+        CHECK(c);
         report(c);
         CHECK(!c->failed);
         cluster_free(c);
@@ -308,18 +322,12 @@ TEST(nodes_started_together_elect_a_leader)
 TEST(a_healthy_cluster_holds_no_elections)
 {
     for (int pre_vote = 0; pre_vote <= 1; pre_vote++) {
-        struct cluster_opts o;
-        cluster_opts_defaults(&o);
-        o.n_nodes = 5;
-        o.seed = 22;
-        o.pre_vote = pre_vote;
-        struct cluster *c = NULL;
-        CHECK_EQ(cluster_new(&o, &c), RAFT_OK);
-        CHECK(cluster_run_until(c, has_stable_leader, 20 * o.election_ticks_max));
+        struct cluster *c = five_with_a_leader(pre_vote, 22);
+        CHECK(c);
         raft_id leader = cluster_stable_leader(c);
         raft_term term = raft_term_of(c->nodes[leader].r);
         uint64_t before = campaigns(c);
-        for (unsigned t = 0; t < 100 * o.election_ticks_max; t++) {
+        for (unsigned t = 0; t < 100 * c->opts.election_ticks_max; t++) {
             if (t % 7 == 0)
                 cluster_propose_cmd(c, leader, NULL);
             cluster_tick(c);
