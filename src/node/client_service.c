@@ -77,7 +77,7 @@ static void reply_not_leader(struct rk_node *n, struct rk_client_call *call)
     reply_response(n, call, &resp);
 }
 
-static void reply_status(struct rk_node *n, struct rk_client_call *call)
+void clients__status(struct rk_node *n, struct node_status *out)
 {
     struct raft_stats rs;
     struct rk_transport_stats ts;
@@ -123,11 +123,21 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     st.commit_index = n->view.commit;
     st.applied_index = n->view.applied;
     st.last_log_index = n->view.last_index;
-    st.raft = &raft;
-    st.transport = &transport;
-    st.servers = &servers;
+    out->raft = raft;
+    out->transport = transport;
+    out->servers = servers;
+    out->st = st;
+    out->st.raft = &out->raft;
+    out->st.transport = &out->transport;
+    out->st.servers = &out->servers;
+}
+
+static void reply_status(struct rk_node *n, struct rk_client_call *call)
+{
+    struct node_status s;
+    clients__status(n, &s);
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
-    resp.status = &st;
+    resp.status = &s.st;
     reply_response(n, call, &resp);
 }
 

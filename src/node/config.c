@@ -46,6 +46,7 @@ static const struct key_spec keys[] = {
     KEY(listen_client, V_URL, false),
     KEY(listen_pub, V_URL, false),
     KEY(pub_address, V_URL, false),
+    KEY(http_address, V_URL, false),
     KEY(tls_cert_file, V_STR, false),
     KEY(tls_key_file, V_STR, false),
     KEY(tls_ca_file, V_STR, false),
@@ -612,12 +613,24 @@ static int check_tls(struct parser *p)
     return check_tls_members(p, tls);
 }
 
+/* Plain HTTP only: the port answers health, status and metrics, never data. */
+static int check_http(struct parser *p)
+{
+    const char *url = p->cfg->http_address;
+    if (!url || strncmp(url, "http://", 7) == 0)
+        return 0;
+    return fail_at(p, key_line(p, "http_address"), "http_address",
+                   "expected an address such as http://127.0.0.1:8080, got \"%s\"", url);
+}
+
 static int check_config(struct parser *p)
 {
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].required && !p->key_line[i])
             return fail_at(p, 0, keys[i].name, "required key missing");
-    int rc = check_tls(p);
+    int rc = check_http(p);
+    if (rc == 0)
+        rc = check_tls(p);
     if (rc == 0)
         rc = check_members(p);
     if (rc == 0)
@@ -705,6 +718,7 @@ void rk_config_free(struct rk_config *cfg)
     free(cfg->listen_peer);
     free(cfg->listen_client);
     free(cfg->pub_address);
+    free(cfg->http_address);
     free(cfg->listen_pub);
     free(cfg->tls_cert_file);
     free(cfg->tls_key_file);

@@ -44,6 +44,7 @@ struct rk_config {
     char *listen_client; /* default: client.<node_id> */
     char *pub_address;   /* NULL: no change stream */
     char *listen_pub;    /* default: pub_address */
+    char *http_address;  /* http://host:port for /health, /status, /metrics; NULL: none */
 
     /* TLS: all three or none. With them every address is tls+tcp://, peers must present a
      * certificate from tls_ca_file, and clients as tls_client_auth says. */

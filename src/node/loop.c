@@ -70,6 +70,9 @@ static void handle_event(struct rk_node *n, struct event *ev)
     case EV_PEER_MSG:
         step_peer_msg(n, &ev->msg);
         break;
+    case EV_HTTP_REQUEST:
+        http__handle(n, ev);
+        break;
     }
     free(ev);
 }
@@ -100,6 +103,8 @@ void loop__answer_queued(struct rk_node *n, const char *why)
             raft_msg_free(&ev->msg);
         else if (ev->type == EV_CLIENT_REQUEST && why)
             clients__reply_unavailable(n, ev->call, why);
+        else if (ev->type == EV_HTTP_REQUEST && why)
+            http__reply_unavailable(ev, why);
         free(ev);
     }
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "client.pb-c.h"
 #include "node/node.h"
 #include "node/queue.h"
 #include "node/snapshot_files.h"
@@ -29,13 +30,14 @@
 #include "raftkv/raft.h"
 #include "storage/db.h"
 
-enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST, EV_SNAPSHOT_DONE };
+enum event_type { EV_PEER_MSG, EV_CLIENT_REQUEST, EV_SNAPSHOT_DONE, EV_HTTP_REQUEST };
 
 struct event {
     struct rk_queue_item item; /* first: the queue hands back items */
     enum event_type type;
-    struct raft_msg msg;         /* EV_PEER_MSG; owned */
-    struct rk_client_call *call; /* EV_CLIENT_REQUEST */
+    struct raft_msg msg;          /* EV_PEER_MSG; owned */
+    struct rk_client_call *call;  /* EV_CLIENT_REQUEST */
+    struct rk_http_request *http; /* EV_HTTP_REQUEST; data holds its path */
     size_t len;
     uint8_t data[]; /* the packed client request */
 };
@@ -68,6 +70,9 @@ struct view {
     raft_index last_index;
 };
 
+/* Buckets of the batch write histogram, in microseconds (and one more: above them all). */
+#define WRITE_BUCKETS 12
+
 struct rk_node {
     const struct rk_config *cfg;
     struct rk_db *db;
@@ -77,6 +82,7 @@ struct rk_node {
     struct rk_transport *transport;
     struct rk_client_server *clients;
     struct rk_publisher *pub;
+    struct rk_http_server *http; /* NULL without http_address */
     /* TLS service; all NULL without TLS. The peer port always requires a certificate from
      * the CA; the client and pub ports as tls_client_auth says. */
     struct nng_tls_config *tls_peer_listen;
@@ -107,7 +113,9 @@ struct rk_node {
     bool held;
     struct raft_ready held_rd;
     struct timespec retry_at;
-    uint64_t write_us; /* how long the last batch write took */
+    uint64_t write_us;                      /* how long the last batch write took */
+    uint64_t write_hist[WRITE_BUCKETS + 1]; /* batch writes (synced) by duration */
+    uint64_t write_us_total;
     uint64_t bad_msgs; /* peer messages dropped as forged: term out of range, or conflicting */
     int fatal;
 
@@ -182,6 +190,24 @@ void clients__reads_serve(struct rk_node *n);
 /* Answers everything waiting (all reads, or only unconfirmed ones) UNAVAILABLE: why. */
 void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads);
 void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why);
+/* The node's status as client.proto's NodeStatus; st points into the struct. */
+struct node_status {
+    Raftkv__Client__NodeStatus st;
+    Raftkv__Client__RaftStats raft;
+    Raftkv__Client__TransportStats transport;
+    Raftkv__Client__ServerStats servers;
+};
+void clients__status(struct rk_node *n, struct node_status *out);
+
+/* ---- http_service.c ---- */
+
+/* Starts the HTTP server on http_address, if set. */
+int http__start(struct rk_node *n);
+void http__handle(struct rk_node *n, struct event *ev);
+/* Answers a queued HTTP request with 503: why. */
+void http__reply_unavailable(struct event *ev, const char *why);
+/* Counts a batch write of us microseconds. */
+void http__count_write(struct rk_node *n, uint64_t us);
 
 /* ---- snapshot_service.c ---- */
 

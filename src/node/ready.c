@@ -165,6 +165,7 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     n->write_us =
         (uint64_t)((end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L);
     if (rc == RK_DB_OK) {
+        http__count_write(n, n->write_us);
         ready_finish(n, rd, &b);
         n->held = false;
     } else if (rc == RK_DB_EFULL || rc == RK_DB_ENOMEM) {

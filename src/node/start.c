@@ -13,6 +13,7 @@
 #include "log/log.h"
 #include "node/node_internal.h"
 #include "storage/storage.h"
+#include "transport/http_server.h"
 #include "transport/transport.h"
 
 /* xorshift64*: election timeouts only need to differ between nodes, not be secret. */
@@ -297,7 +298,7 @@ static int start_sockets(struct rk_node *n)
         rk_error("cannot listen for subscribers on %s", cfg->listen_pub);
         return RK_NODE_ETRANSPORT;
     }
-    return RK_NODE_OK;
+    return http__start(n);
 }
 
 int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, void *arg,
@@ -345,6 +346,8 @@ void rk_node_free(struct rk_node *n)
         rk_transport_stop(n->transport);
     if (n->pub)
         rk_publisher_stop(n->pub);
+    /* Answers what it still holds: the loop no longer does. */
+    rk_http_server_stop(n->http);
     tls__free(n);
     /* The producer holds a read of the state machine: it ends before the machine closes. */
     if (n->job_running) {

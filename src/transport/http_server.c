@@ -1,0 +1,165 @@
+/* HTTP server (http_server.h): one tree handler for GET, and the requests handed out and
+ * not answered yet, so that stopping can answer them. */
+#include "transport/http_server.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <nng/supplemental/util/platform.h>
+
+#define MAX_PATH_BYTES 256
+
+static const char stopping_body[] = "{\"error\":\"the node is stopping\"}\n";
+
+struct rk_http_request {
+    struct rk_http_server *server;
+    nng_aio *aio; /* NNG's: finished by the answer */
+    struct rk_http_request *prev, *next;
+};
+
+struct rk_http_server {
+    nng_http_server *http;
+    rk_http_on_request on_request;
+    void *arg;
+    nng_mtx *mu;                     /* guards the two below */
+    struct rk_http_request *pending; /* handed out, not answered */
+    bool stopping;
+};
+
+/* Sends the answer and ends NNG's operation. The request is no longer pending. */
+static void answer(nng_aio *aio, uint16_t status, const char *content_type, const char *body,
+                   size_t len)
+{
+    nng_http_res *res;
+    if (nng_http_res_alloc(&res) != 0) {
+        nng_aio_finish(aio, NNG_ENOMEM); /* NNG closes the connection */
+        return;
+    }
+    if (nng_http_res_set_status(res, status) != 0 ||
+        nng_http_res_set_header(res, "Content-Type", content_type) != 0 ||
+        nng_http_res_copy_data(res, body, len) != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, NNG_ENOMEM);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+static void unlink_request(struct rk_http_server *s, struct rk_http_request *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->pending = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+static void on_http(nng_aio *aio)
+{
+    nng_http_req *hreq = nng_aio_get_input(aio, 0);
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    struct rk_http_server *s = nng_http_handler_get_data(h);
+    char path[MAX_PATH_BYTES];
+    const char *uri = nng_http_req_get_uri(hreq);
+    size_t n = strcspn(uri, "?#");
+    if (n >= sizeof path) {
+        static const char long_uri[] = "{\"error\":\"path too long\"}\n";
+        answer(aio, 414, "application/json", long_uri, sizeof long_uri - 1);
+        return;
+    }
+    memcpy(path, uri, n);
+    path[n] = '\0';
+    struct rk_http_request *r = calloc(1, sizeof *r);
+    nng_mtx_lock(s->mu);
+    if (r && !s->stopping) {
+        *r = (struct rk_http_request){.server = s, .aio = aio, .next = s->pending};
+        if (s->pending)
+            s->pending->prev = r;
+        s->pending = r;
+    }
+    bool handed = r && !s->stopping;
+    nng_mtx_unlock(s->mu);
+    if (!handed) {
+        static const char oom[] = "{\"error\":\"out of memory\"}\n";
+        const char *body = r ? stopping_body : oom;
+        answer(aio, 503, "application/json", body, strlen(body));
+        free(r);
+        return;
+    }
+    s->on_request(s->arg, r, path);
+}
+
+void rk_http_reply(struct rk_http_request *req, uint16_t status, const char *content_type,
+                   const char *body, size_t len)
+{
+    struct rk_http_server *s = req->server;
+    nng_mtx_lock(s->mu);
+    unlink_request(s, req);
+    nng_mtx_unlock(s->mu);
+    answer(req->aio, status, content_type, body, len);
+    free(req);
+}
+
+int rk_http_server_start(const char *url, rk_http_on_request on_request, void *arg,
+                         struct rk_http_server **out)
+{
+    *out = NULL;
+    struct rk_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NNG_ENOMEM;
+    s->on_request = on_request;
+    s->arg = arg;
+    nng_url *u = NULL;
+    nng_http_handler *h = NULL;
+    int rv = nng_mtx_alloc(&s->mu);
+    if (rv == 0)
+        rv = nng_url_parse(&u, url);
+    if (rv == 0)
+        rv = nng_http_server_hold(&s->http, u);
+    if (rv == 0)
+        rv = nng_http_handler_alloc(&h, "/", on_http);
+    if (rv == 0 && (rv = nng_http_handler_set_tree(h)) == 0 &&
+        (rv = nng_http_handler_set_data(h, s, NULL)) == 0)
+        rv = nng_http_server_add_handler(s->http, h);
+    if (rv != 0 && h)
+        nng_http_handler_free(h);
+    if (rv == 0)
+        rv = nng_http_server_start(s->http);
+    nng_url_free(u);
+    if (rv != 0) {
+        if (s->http)
+            nng_http_server_release(s->http);
+        if (s->mu)
+            nng_mtx_free(s->mu);
+        free(s);
+        return rv;
+    }
+    *out = s;
+    return 0;
+}
+
+void rk_http_server_stop(struct rk_http_server *s)
+{
+    if (!s)
+        return;
+    nng_mtx_lock(s->mu);
+    s->stopping = true;
+    struct rk_http_request *r = s->pending;
+    s->pending = NULL;
+    nng_mtx_unlock(s->mu);
+    while (r) {
+        struct rk_http_request *next = r->next;
+        answer(r->aio, 503, "application/json", stopping_body, sizeof stopping_body - 1);
+        free(r);
+        r = next;
+    }
+    nng_http_server_stop(s->http);
+    nng_http_server_release(s->http);
+    nng_mtx_free(s->mu);
+    free(s);
+}

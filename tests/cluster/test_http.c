@@ -1,0 +1,305 @@
+/*
+ * HTTP for people and monitors (http_address): /health follows the cluster's state,
+ * /status carries what raft-kv status shows, and /metrics is Prometheus text that a strict
+ * parser of the exposition format (below) accepts.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "test.h"
+
+#define WAIT_MS 20000
+#define MAX_BODY (256 << 10)
+
+static int http_ports[CLUSTER_MAX_NODES];
+
+/* One GET with Connection: close; fills body, returns the status code or -1. */
+static int http_get(int port, const char *path, char *body, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 10};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    static char resp[MAX_BODY + 4096];
+    size_t got = 0;
+    ssize_t r = write(fd, req, (size_t)n) == n ? 1 : -1;
+    while (r > 0 && got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    int status;
+    const char *start = strstr(resp, "\r\n\r\n");
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1 || !start)
+        return -1;
+    snprintf(body, cap, "%s", start + 4);
+    return status;
+}
+
+/* Polls node id's path until it answers want. */
+static bool http_wait(int id, const char *path, int want, char *body, size_t cap)
+{
+    uint64_t deadline = now_ms() + WAIT_MS;
+    int got = -1;
+    while ((got = http_get(http_ports[id - 1], path, body, cap)) != want && now_ms() < deadline)
+        sleep_ms(50);
+    if (got != want)
+        fprintf(stderr, "node %d %s: %d (want %d): %s\n", id, path, got, want, body);
+    return got == want;
+}
+
+/* ---- the Prometheus text exposition format, version 0.0.4, strictly ---- */
+
+struct family {
+    char name[128];
+    char type[16];
+};
+
+struct exposition {
+    struct family fam[256];
+    size_t n;
+    double hist_last, hist_count; /* the running histogram's last bucket, and its +Inf */
+};
+
+static bool metric_name_ok(const char *s, size_t len)
+{
+    if (!len || !(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == ':'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':'))
+            return false;
+    return true;
+}
+
+/* A histogram's samples are its name with _bucket, _sum or _count. */
+static bool names_family(const struct family *f, const char *sample, size_t len)
+{
+    static const char *const parts[] = {"", "_bucket", "_sum", "_count"};
+    size_t fl = strlen(f->name);
+    size_t n_parts = strcmp(f->type, "histogram") ? 1 : sizeof parts / sizeof parts[0];
+    for (size_t i = 0; i < n_parts; i++)
+        if (len == fl + strlen(parts[i]) && !memcmp(sample, f->name, fl) &&
+            !memcmp(sample + fl, parts[i], strlen(parts[i])))
+            return true;
+    return false;
+}
+
+static const struct family *family_of(const struct exposition *e, const char *sample, size_t len)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (names_family(&e->fam[i], sample, len))
+            return &e->fam[i];
+    return NULL;
+}
+
+/* "# HELP name text" or "# TYPE name type": each family once, TYPE before its samples. */
+static bool parse_comment(struct exposition *e, const char *line)
+{
+    char kind[8], name[128], rest[16];
+    if (sscanf(line, "# %7s %127s %15[^\n]", kind, name, rest) != 3 ||
+        !metric_name_ok(name, strlen(name)))
+        return false;
+    if (!strcmp(kind, "HELP"))
+        return true;
+    static const char *const types[] = {"counter", "gauge", "histogram", "summary", "untyped"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        known |= !strcmp(rest, types[i]);
+    if (strcmp(kind, "TYPE") || !known || e->n == sizeof e->fam / sizeof e->fam[0])
+        return false;
+    for (size_t i = 0; i < e->n; i++)
+        if (!strcmp(e->fam[i].name, name))
+            return false; /* declared twice */
+    if (!strcmp(rest, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
+        return false;
+    struct family *f = &e->fam[e->n++];
+    snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->type, sizeof f->type, "%s", rest);
+    e->hist_last = 0;
+    return true;
+}
+
+/* name{label="value",...} number: its family declared, counters and buckets sane. */
+static bool parse_sample(struct exposition *e, const char *line, double *value)
+{
+    size_t len = strcspn(line, "{ ");
+    const struct family *f = family_of(e, line, len);
+    if (!metric_name_ok(line, len) || !f)
+        return false;
+    const char *p = line + len;
+    double le = NAN;
+    if (*p == '{') {
+        p++;
+        while (*p != '}') {
+            size_t ln = strcspn(p, "=");
+            if (!metric_name_ok(p, ln) || p[ln] != '=' || p[ln + 1] != '"')
+                return false;
+            const char *v = p + ln + 2, *end = strchr(v, '"');
+            if (!end)
+                return false;
+            if (ln == 2 && !memcmp(p, "le", 2))
+                le = !strncmp(v, "+Inf", 4) ? INFINITY : strtod(v, NULL);
+            p = end + 1;
+            if (*p == ',')
+                p++;
+            else if (*p != '}')
+                return false;
+        }
+        p++;
+    }
+    char *end;
+    if (*p++ != ' ')
+        return false;
+    *value = strtod(p, &end);
+    if (end == p || (*end && *end != '\n' && *end != ' ') || isnan(*value))
+        return false;
+    if (!strcmp(f->type, "counter") && *value < 0)
+        return false;
+    if (!strcmp(f->type, "histogram") && !isnan(le)) {
+        if (*value < e->hist_last)
+            return false; /* buckets are cumulative */
+        e->hist_last = *value;
+        if (isinf(le))
+            e->hist_count = *value;
+    }
+    if (!strcmp(f->type, "histogram") && strstr(line, "_count ") && *value != e->hist_count)
+        return false;
+    return true;
+}
+
+/* Parses the whole text; *value_of gets the sample named want (if any). */
+static bool exposition_ok(const char *text, const char *want, double *value_of)
+{
+    static struct exposition e;
+    memset(&e, 0, sizeof e);
+    size_t samples = 0;
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        if (!nl) {
+            fprintf(stderr, "metrics: the last line has no newline\n");
+            return false;
+        }
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)(nl - line), line);
+        double v = NAN;
+        bool ok = buf[0] == '#' ? parse_comment(&e, buf) : parse_sample(&e, buf, &v);
+        if (!ok) {
+            fprintf(stderr, "metrics: bad line: %s\n", buf);
+            return false;
+        }
+        if (buf[0] != '#') {
+            samples++;
+            size_t wl = strlen(want);
+            if (!strncmp(buf, want, wl) && buf[wl] == ' ')
+                *value_of = v;
+        }
+        line = nl + 1;
+    }
+    return samples > 0;
+}
+
+/* ---- scenarios ---- */
+
+static bool configure_http(struct cluster *c)
+{
+    for (int i = 1; i <= c->n; i++) {
+        char extra[128];
+        http_ports[i - 1] = cluster_free_port();
+        REQUIRE(http_ports[i - 1] > 0);
+        snprintf(extra, sizeof extra, "http_address = http://127.0.0.1:%d\n", http_ports[i - 1]);
+        REQUIRE(cluster_configure(c, i, extra));
+    }
+    return true;
+}
+
+static bool scenario_serves(struct cluster *c)
+{
+    /* The parser refuses what a scraper would. */
+    double v;
+    REQUIRE(exposition_ok("# TYPE a_total counter\na_total 1\n", "a_total", &v) && v == 1);
+    REQUIRE(!exposition_ok("a_total 1\n", "", &v));                /* no TYPE */
+    REQUIRE(!exposition_ok("# TYPE a counter\na 1\n", "", &v));    /* no _total */
+    REQUIRE(!exposition_ok("# TYPE a gauge\na{x=1} 1\n", "", &v)); /* bad label */
+    REQUIRE(!exposition_ok("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                           "h_bucket{le=\"+Inf\"} 1\n",
+                           "", &v)); /* not cumulative */
+    REQUIRE(configure_http(c));
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS), rev = 0;
+    REQUIRE(leader);
+    REQUIRE(cluster_put_retry(c, "k", "v", WAIT_MS, &rev));
+    static char body[MAX_BODY];
+    for (int i = 1; i <= c->n; i++) {
+        REQUIRE(http_wait(i, "/health", 200, body, sizeof body));
+        REQUIRE(strstr(body, "\"healthy\":true"));
+    }
+    REQUIRE(http_wait((int)leader, "/status", 200, body, sizeof body));
+    REQUIRE(strstr(body, "\"role\":\"leader\"") && strstr(body, "\"elections_started\":"));
+    /* A follower learns the commit index with the leader's next message. */
+    for (int i = 1; i <= c->n; i++) {
+        double commit = -1;
+        for (uint64_t deadline = now_ms() + WAIT_MS; commit < (double)rev && now_ms() < deadline;) {
+            REQUIRE(http_wait(i, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, "raftkv_commit_index", &commit));
+        }
+        REQUIRE(commit >= (double)rev);
+        REQUIRE(strstr(body, "raftkv_batch_write_seconds_count"));
+    }
+    fprintf(stderr, "  /metrics: %zu bytes\n", strlen(body));
+    REQUIRE(http_get(http_ports[0], "/nothing-here", body, sizeof body) == 404);
+    /* Without a quorum the survivor is unhealthy, and says why. */
+    int survivor = leader == 1 ? 2 : 1;
+    for (int i = 1; i <= c->n; i++)
+        if (i != survivor)
+            REQUIRE(cluster_stop(c, i, SIGTERM) == 0);
+    REQUIRE(http_wait(survivor, "/health", 503, body, sizeof body));
+    REQUIRE(strstr(body, "\"reason\":\"no leader\""));
+    return true;
+}
+
+static bool scenario_bad_address(struct cluster *c)
+{
+    REQUIRE(cluster_configure(c, 1, "http_address = tcp://127.0.0.1:1\n"));
+    const char *argv[] = {RAFTD_PATH, "--config", c->nodes[0].conf, NULL};
+    char out[256];
+    snprintf(out, sizeof out, "%s/bad-http.out", c->dir);
+    REQUIRE(run_capture(argv, out) == 2);
+    REQUIRE(cluster_file_contains(out, "http_address: expected an address such as http://"));
+    return true;
+}
+
+TEST(health_status_and_metrics)
+{
+    CHECK(cluster_run(3, NULL, scenario_serves));
+}
+
+TEST(bad_http_address_exits_2)
+{
+    CHECK(cluster_run(1, NULL, scenario_bad_address));
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    static const struct test_case cases[] = {TEST_REF(health_status_and_metrics),
+                                             TEST_REF(bad_http_address_exits_2)};
+    return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
+}
