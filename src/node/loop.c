@@ -141,20 +141,23 @@ static void drain(struct rk_node *n, const struct timespec *deadline)
     }
 }
 
+void loop__turn(struct rk_node *n, bool wait)
+{
+    static const struct timespec no_wait = {0, 0};
+    drain(n, wait ? &n->next_tick : &no_wait);
+    tick_due(n, &n->next_tick);
+    storage_check(n);
+    tls__poll(n);
+    ready__process(n);
+    snapshots__maybe_start(n);
+}
+
 int rk_node_run(struct rk_node *n)
 {
-    struct timespec next_tick = node__now();
-    node__add_ms(&next_tick, RK_TICK_MS);
     rk_info("running: client %s, peer %s%s%s", n->cfg->listen_client, n->cfg->listen_peer,
             n->cfg->listen_pub ? ", pub " : "", n->cfg->listen_pub ? n->cfg->listen_pub : "");
-    while (!atomic_load(&n->stop) && !n->fatal) {
-        drain(n, &next_tick);
-        tick_due(n, &next_tick);
-        storage_check(n);
-        tls__poll(n);
-        ready__process(n);
-        snapshots__maybe_start(n);
-    }
+    while (!atomic_load(&n->stop) && !n->fatal)
+        loop__turn(n, true);
     clients__fail_waiting(n, "node shutting down", true);
     loop__answer_queued(n, "node shutting down");
     /* Spares the next start re-applying the entries (a crash would leave them in the log). */

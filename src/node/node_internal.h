@@ -92,6 +92,7 @@ struct rk_node {
     uint64_t client_tls_refused; /* on the client and pub ports, as of the last poll */
     struct rk_queue queue;
     bool queue_ready;
+    struct timespec next_tick;
     atomic_bool stop;
     uint64_t rng;
 
@@ -135,14 +136,12 @@ struct rk_node {
     uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
 };
 
-/* ---- Time, on CLOCK_MONOTONIC. ---- */
+/* ---- The environment (env.c): the host simulator (tests/hostsim) links its own. ---- */
 
-static inline struct timespec node__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts;
-}
+/* CLOCK_MONOTONIC. */
+struct timespec node__now(void);
+/* A seed for the node's random numbers (election timeouts), never 0. */
+uint64_t node__seed(raft_id id);
 
 static inline void node__add_ms(struct timespec *ts, unsigned ms)
 {
@@ -160,6 +159,10 @@ static inline bool node__reached(const struct timespec *now, const struct timesp
 
 /* NNG threads: queue a message from a peer for the loop. */
 void loop__on_peer_msg(void *arg, struct raft_msg *msg);
+/* One turn of the loop: handles what is queued (first waiting for it until the next tick
+ * when wait is set), ticks the core when a tick is due, writes the core's ready and starts
+ * a snapshot when one is due. */
+void loop__turn(struct rk_node *n, bool wait);
 /* Takes what is queued without waiting; answers client requests with why (when given). */
 void loop__answer_queued(struct rk_node *n, const char *why);
 

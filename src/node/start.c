@@ -4,7 +4,6 @@
  * and the same in reverse.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +25,6 @@ static uint32_t node_random(void *arg, uint32_t bound)
     return bound ? (uint32_t)((n->rng * 0x2545F4914F6CDD1DULL) >> 32) % bound : 0;
 }
 
-static uint64_t random_seed(raft_id id)
-{
-    uint64_t seed = 0;
-    int fd = open("/dev/urandom", O_RDONLY);
-    if (fd >= 0) {
-        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed)
-            seed = 0;
-        close(fd);
-    }
-    struct timespec ts = node__now();
-    seed ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (id * 0x9E3779B97F4A7C15ULL);
-    return seed ? seed : 1;
-}
 
 /* The node's batches are rk_db_write transactions: their end is the machine's. */
 static void fsm_batch_end(void *arg, bool committed)
@@ -311,7 +297,7 @@ int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, voi
     n->cfg = cfg;
     n->install_fd = -1;
     atomic_init(&n->stop, false);
-    n->rng = random_seed(cfg->node_id);
+    n->rng = node__seed(cfg->node_id);
     /* A CAS carries two values; protobuf framing adds little beyond that. */
     n->max_request_bytes = cfg->max_key_bytes + 2 * cfg->max_value_bytes + 1024;
     rk_log_set_node(cfg->node_id, 0, "follower");
@@ -327,6 +313,8 @@ int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, voi
         rc = start_raft(n);
     if (rc == RK_NODE_OK)
         rc = start_sockets(n);
+    n->next_tick = node__now();
+    node__add_ms(&n->next_tick, RK_TICK_MS);
     if (rc != RK_NODE_OK) {
         rk_node_free(n);
         return rc;
@@ -360,6 +348,9 @@ void rk_node_free(struct rk_node *n)
     }
     if (n->raft)
         raft_free(n->raft);
+    /* Reads still waiting: a node freed without running down (the host simulator's crash). */
+    for (size_t i = 0; n->fsm && i < n->n_reads; i++)
+        n->fsm->ops->read_free(n->fsm, n->reads[i].query);
     if (n->fsm)
         n->fsm->ops->close(n->fsm);
     if (n->install_fd >= 0)

@@ -1,9 +1,10 @@
 #!/bin/bash
-# How much the simulator catches: each mutant changes one line of the core (a bug someone
-# could plausibly write), is built in a scratch copy of the tree, and must be caught by the
-# CI seed budget (the seeds tests/sim/CMakeLists.txt runs) or by the named scenarios. Prints
-# one line per mutant: the seeds it fails, the first failing seed with its violation, and
-# the scenarios that fail. Not part of ctest: it takes about half a minute per mutant.
+# How much the simulators catch: each mutant changes one line of the core or of the node (a
+# bug someone could plausibly write), is built in a scratch copy of the tree, and must be
+# caught by the CI seed budget of raft-sim (tests/sim/CMakeLists.txt), by the named
+# scenarios, or, for the node's own code, by raft-hostsim's CI budget (tests/hostsim).
+# Prints one line per mutant: the seeds it fails, the first failing seed with its
+# violation, and the scenarios that fail. Not part of ctest: about half a minute per mutant.
 #
 #     tests/sim/mutants.sh             every mutant
 #     tests/sim/mutants.sh NAME...     only these
@@ -61,6 +62,13 @@ mutant snapshot-chunk-acked-as-done src/raft/snapshot.c \
 mutant snapshot-held-beyond-commit src/raft/snapshot.c \
     'if (s->last_index <= r->log.commit || raft__log_term_at(&r->log, s->last_index) == s->last_term)' \
     'if (s->last_index <= r->log.commit + 1 || raft__log_term_at(&r->log, s->last_index) == s->last_term)'
+# The node around the core (raft-hostsim)
+mutant node-reads-unconfirmed src/node/client_service.c \
+    'while (n->n_reads && n->reads[0].index && n->reads[0].index <= applied) {' \
+    'while (n->n_reads && n->reads[0].index <= applied) {'
+mutant node-installs-without-restoring src/node/ready.c \
+    '    if (b->rd->install_snapshot) {' \
+    '    if (b->rd->install_snapshot && b->rd->n_committed > 1000000) {'
 # Reads
 mutant read-before-own-commit src/raft/read_index.c \
     'return raft__log_term_at(&r->log, r->log.commit) == r->term;' \
@@ -71,7 +79,9 @@ trap 'rm -rf "$scratch"' EXIT
 cp -a "$repo/CMakeLists.txt" "$repo/src" "$repo/include" "$repo/tests" "$repo/proto" \
     "$repo/cmd" "$repo/bench" "$scratch/"
 cmake -S "$scratch" -B "$scratch/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-build() { cmake --build "$scratch/build" -j2 --target raft-sim test_sim_scenarios >/dev/null; }
+build() {
+    cmake --build "$scratch/build" -j2 --target raft-sim test_sim_scenarios raft-hostsim >/dev/null
+}
 
 # Replaces the one occurrence of $2 in file $1 by $3 (literally); fails if not exactly one.
 replace_once() {
@@ -86,13 +96,20 @@ replace_once() {
 }
 
 run() {
-    local sim=$scratch/build/tests/sim/raft-sim out failed first scen
-    out=$({ "$sim" --seeds 2000 --start 1 --nodes 3; "$sim" --seeds 800 --start 100001 --nodes 5; } 2>&1 || true)
+    local b=$scratch/build/tests out failed first scen host hfirst
+    out=$({ "$b/sim/raft-sim" --seeds 2000 --start 1 --nodes 3
+            "$b/sim/raft-sim" --seeds 800 --start 100001 --nodes 5; } 2>&1 || true)
     failed=$(grep -c ' FAILED at tick' <<<"$out" || true)
     first=$(grep -m1 ' FAILED at tick' <<<"$out" || true)
-    scen=$("$scratch/build/tests/sim/test_sim_scenarios" 2>&1 | awk '$NF == "FAIL" {print $1}' | paste -sd, - || true)
-    printf '%-32s seeds failed: %4s/2800  scenarios failed: %s\n' "$1" "$failed" "${scen:-none}"
+    scen=$("$b/sim/test_sim_scenarios" 2>&1 | awk '$NF == "FAIL" {print $1}' | paste -sd, - || true)
+    out=$({ "$b/hostsim/raft-hostsim" --seeds 100 --start 1 --nodes 3
+            "$b/hostsim/raft-hostsim" --seeds 40 --start 1001 --nodes 5; } 2>&1 || true)
+    host=$(grep -c ' FAILED at ' <<<"$out" || true)
+    hfirst=$(grep -m1 ' FAILED at ' <<<"$out" || true)
+    printf '%-32s seeds failed: %4s/2800  scenarios failed: %s  hostsim seeds failed: %s/140\n' \
+        "$1" "$failed" "${scen:-none}" "$host"
     [ -n "$first" ] && printf '%32s first: %s\n' '' "$first"
+    [ -n "$hfirst" ] && printf '%32s hostsim first: %s\n' '' "$hfirst"
     return 0
 }
 

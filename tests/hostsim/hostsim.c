@@ -1,0 +1,667 @@
+/*
+ * raft-hostsim: seeded runs of whole raftd nodes — the node's own logic from src/node (the
+ * event loop, the ready pipeline with its synced LMDB writes, the client service with its
+ * ReadIndex reads and proposals, snapshots produced, sent, received and installed, the KV
+ * store) — over the simulated network and clock of sim_io.c. raft-sim checks the core
+ * through raft.h; this checks what raftd does around it. Each seed draws a profile: message
+ * loss, duplication and delay, partitions, crashes (the node is dropped at a loop turn's
+ * end, as kill -9 would leave it: what LMDB committed survives, nothing else) and restarts,
+ * and how often snapshots are taken and the KV store persists. Clients put, get, cas and
+ * delete a few keys throughout, one attempt per operation; once the faults heal, every key
+ * is read through the leader. The history must be linearizable (tests/faults/lincheck.h),
+ * the healed cluster must elect a leader and answer, and every node must apply everything.
+ *
+ *     raft-hostsim --seed S [--nodes 3|5] [--ms T]       one run, its history on failure
+ *     raft-hostsim --seeds N [--start S] [--nodes 3|5] [--ms T]
+ *
+ * Data dirs live under $TMPDIR (default /dev/shm if there is one, else /tmp) in a directory
+ * removed after each run; on tmpfs the synced writes cost little. A seed replays the same faults
+ * and client schedule (the KV store's persist points come from its own clock-seeded generator, so a
+ * replay can differ there).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.pb-c.h"
+#include "kv.pb-c.h"
+#include "lincheck.h"
+#include "log/log.h"
+#include "node/node_internal.h"
+#include "raftd_kv.h"
+#include "sim_io.h"
+
+#define KEYS 3
+#define CLIENTS 4
+#define OP_TIMEOUT_MS 1000
+#define HEAL_BOUND_MS 5000 /* after the heal: a leader all follow, reads answered, all applied */
+
+struct profile {
+    unsigned crash_per_s, net_per_s; /* expected events per simulated second */
+    unsigned max_down_ms;
+    unsigned snapshot_entries, trailing, chunk_bytes, persist_entries;
+};
+
+struct client {
+    bool busy;
+    struct rk_client_call *call; /* the operation's; answers to earlier ones are ignored */
+    uint64_t deadline;
+    struct hist_op op;
+    uint8_t key[32], value[32], expect[32];
+};
+
+struct run {
+    uint64_t seed;
+    size_t n;
+    unsigned ms;
+    struct profile p;
+    char dir[256];
+    struct rk_config cfg[SIM_MAX_NODES + 1];
+    struct rk_node *nodes[SIM_MAX_NODES + 1];
+    uint64_t restart_at[SIM_MAX_NODES + 1];
+    struct client clients[CLIENTS];
+    uint64_t next_call, next_value;
+    /* Every call made: a node may answer one long after its client gave up, or never. */
+    struct rk_client_call **calls;
+    size_t n_calls, cap_calls;
+    raft_id leader_guess;
+    struct history hist;
+    bool failed;
+    char why[512];
+    uint64_t crashes, ops;
+};
+
+static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct run *r, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
+}
+
+static unsigned pick(const unsigned *choices, size_t n)
+{
+    return choices[sim_rand_below((uint32_t)n)];
+}
+#define PICK(...)                                                                                  \
+    pick((const unsigned[]){__VA_ARGS__},                                                          \
+         sizeof((const unsigned[]){__VA_ARGS__}) / sizeof(unsigned))
+
+static void draw_profile(struct run *r)
+{
+    r->p = (struct profile){
+        .crash_per_s = PICK(0, 1, 2),
+        .net_per_s = PICK(0, 1, 3),
+        .max_down_ms = PICK(100, 1000),
+        .snapshot_entries = PICK(20, 100, 10000),
+        .trailing = PICK(0, 5),
+        .chunk_bytes = PICK(256, 65536),
+        .persist_entries = PICK(1, 8, 64),
+    };
+    sim.drop_permille = PICK(0, 20, 100);
+    sim.dup_permille = PICK(0, 20);
+    sim.delay_max = PICK(2, 5, 20);
+}
+
+/* ---- nodes ---- */
+
+static bool write_config(struct run *r, raft_id id)
+{
+    char path[320], data[300];
+    snprintf(path, sizeof path, "%s/node%" PRIu64 ".conf", r->dir, id);
+    snprintf(data, sizeof data, "%s/data%" PRIu64, r->dir, id);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    fprintf(f, "node_id = %" PRIu64 "\ncluster_id = 1\ndata_dir = %s\nlog_level = error\n", id,
+            data);
+    for (raft_id m = 1; m <= r->n; m++) /* never dialed: sim_io.c carries the messages */
+        fprintf(f,
+                "peer.%" PRIu64 " = tcp://127.0.0.1:%" PRIu64 "\nclient.%" PRIu64
+                " = tcp://127.0.0.1:%" PRIu64 "\n",
+                m, 17000 + m, m, 17100 + m);
+    fprintf(f,
+            "snapshot_entries = %u\nsnapshot_trailing_entries = %u\nsnapshot_chunk_bytes = %u\n"
+            "kv_persist_entries = %u\n",
+            r->p.snapshot_entries, r->p.trailing, r->p.chunk_bytes, r->p.persist_entries);
+    if (fclose(f) != 0)
+        return false;
+    char err[512];
+    if (rk_config_load(path, raftd_kv.config_defaults, &r->cfg[id], err, sizeof err) != 0) {
+        fail(r, "config: %s", err);
+        return false;
+    }
+    return true;
+}
+
+static void node_start(struct run *r, raft_id id)
+{
+    if (rk_node_start(&r->cfg[id], raftd_kv.open, raftd_kv.arg, &r->nodes[id]) != RK_NODE_OK)
+        fail(r, "n%" PRIu64 " did not start again from its data dir", id);
+    r->restart_at[id] = 0;
+}
+
+/* As kill -9 would: nothing more is written, nothing is answered. */
+static void node_crash(struct run *r, raft_id id, bool restart)
+{
+    rk_node_free(r->nodes[id]);
+    r->nodes[id] = NULL;
+    r->crashes++;
+    r->restart_at[id] = restart ? sim.now_ms + 1 + sim_rand_below(r->p.max_down_ms) : 0;
+}
+
+/* A snapshot producer runs on a thread of its own: the run waits for it to end (in real
+ * time), so that its end comes at the same loop turn on every replay. */
+static void wait_background(struct rk_node *n)
+{
+    if (!n->job_running)
+        return;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 60;
+    struct rk_queue_item *it = rk_queue_take_all(&n->queue, &deadline);
+    while (it) {
+        struct rk_queue_item *next = it->next;
+        rk_queue_push(&n->queue, it);
+        it = next;
+    }
+}
+
+static void nodes_turn(struct run *r)
+{
+    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+        struct rk_node *n = r->nodes[id];
+        if (!n)
+            continue;
+        loop__turn(n, false);
+        if (n->fatal)
+            fail(r, "n%" PRIu64 " stopped: its storage failed (%d)", id, n->fatal);
+        wait_background(n);
+    }
+}
+
+/* ---- faults ---- */
+
+static bool per_ms(unsigned per_s)
+{
+    return per_s && sim_rand_below(1000) < per_s;
+}
+
+static void change_network(struct run *r)
+{
+    memset(sim.blocked, 0, sizeof sim.blocked);
+    unsigned kind = sim_rand_below(3);
+    if (kind == 0)
+        return; /* healed */
+    raft_id alone = 1 + sim_rand_below((uint32_t)r->n);
+    for (raft_id a = 1; a <= r->n; a++)
+        for (raft_id b = 1; b <= r->n; b++) {
+            bool cut = kind == 1 ? (a == alone) != (b == alone) /* one node cut off */
+                                 : a == alone && b != alone;    /* it hears, is not heard */
+            sim.blocked[a][b] = cut;
+        }
+}
+
+static void inject_faults(struct run *r)
+{
+    if (per_ms(r->p.net_per_s))
+        change_network(r);
+    if (per_ms(r->p.crash_per_s)) {
+        raft_id id = 1 + sim_rand_below((uint32_t)r->n);
+        if (r->leader_guess && sim_rand_below(2))
+            id = r->leader_guess;
+        if (r->nodes[id])
+            node_crash(r, id, true);
+    }
+    for (raft_id id = 1; id <= r->n; id++)
+        if (!r->nodes[id] && r->restart_at[id] && sim.now_ms >= r->restart_at[id])
+            node_start(r, id);
+}
+
+static void heal(struct run *r)
+{
+    memset(sim.blocked, 0, sizeof sim.blocked);
+    sim.drop_permille = sim.dup_permille = 0;
+    sim.delay_max = 2;
+    for (raft_id id = 1; id <= r->n; id++)
+        if (!r->nodes[id])
+            node_start(r, id);
+}
+
+/* ---- clients ---- */
+
+static struct hist_bytes bytes_of(uint8_t *p, size_t len)
+{
+    return (struct hist_bytes){p, len, true};
+}
+
+static void record(struct run *r, struct client *cl, enum hist_outcome outcome)
+{
+    cl->op.outcome = outcome;
+    cl->op.complete_ns = sim.now_ms * 1000000;
+    /* A read that did not complete tells nothing; lincheck leaves it out either way. */
+    if (history_add(&r->hist, &cl->op) != 0)
+        fail(r, "out of memory recording the history");
+    cl->busy = false;
+    free(cl->op.result.data);
+    cl->op.result = (struct hist_bytes){0};
+}
+
+/* Packs op as raftd's clients send it: a client.proto Request around a kv.proto Request. */
+static uint8_t *pack(const struct hist_op *op, size_t *len)
+{
+    Raftkv__Kv__Request kreq = RAFTKV__KV__REQUEST__INIT;
+    Raftkv__Kv__Put put = RAFTKV__KV__PUT__INIT;
+    Raftkv__Kv__Get get = RAFTKV__KV__GET__INIT;
+    Raftkv__Kv__Delete del = RAFTKV__KV__DELETE__INIT;
+    Raftkv__Kv__CompareAndSwap cas = RAFTKV__KV__COMPARE_AND_SWAP__INIT;
+    ProtobufCBinaryData key = {op->key.len, op->key.data};
+    switch (op->kind) {
+    case HIST_PUT:
+        put.key = key;
+        put.value = (ProtobufCBinaryData){op->value.len, op->value.data};
+        kreq.op_case = RAFTKV__KV__REQUEST__OP_PUT;
+        kreq.put = &put;
+        break;
+    case HIST_GET:
+        get.key = key;
+        kreq.op_case = RAFTKV__KV__REQUEST__OP_GET;
+        kreq.get = &get;
+        break;
+    case HIST_DELETE:
+        del.key = key;
+        kreq.op_case = RAFTKV__KV__REQUEST__OP_DELETE;
+        kreq.delete_ = &del;
+        break;
+    case HIST_CAS:
+        cas.key = key;
+        cas.new_value = (ProtobufCBinaryData){op->value.len, op->value.data};
+        cas.expected = (ProtobufCBinaryData){op->expect.len, op->expect.data};
+        cas.expect_absent = !op->expect.present;
+        kreq.op_case = RAFTKV__KV__REQUEST__OP_CAS;
+        kreq.cas = &cas;
+        break;
+    }
+    size_t klen = raftkv__kv__request__get_packed_size(&kreq);
+    uint8_t *kbuf = malloc(klen ? klen : 1);
+    if (!kbuf)
+        abort();
+    raftkv__kv__request__pack(&kreq, kbuf);
+    Raftkv__Client__Request creq = RAFTKV__CLIENT__REQUEST__INIT;
+    creq.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
+    creq.fsm = (ProtobufCBinaryData){klen, kbuf};
+    *len = raftkv__client__request__get_packed_size(&creq);
+    uint8_t *buf = malloc(*len);
+    if (!buf)
+        abort();
+    raftkv__client__request__pack(&creq, buf);
+    free(kbuf);
+    return buf;
+}
+
+static raft_id target(struct run *r)
+{
+    if (r->leader_guess && r->nodes[r->leader_guess] && sim_rand_below(10))
+        return r->leader_guess;
+    return 1 + sim_rand_below((uint32_t)r->n);
+}
+
+/* Starts an operation at node to (0: the leader as far as known, or any). */
+static void client_start(struct run *r, struct client *cl, enum hist_kind kind, unsigned key,
+                         raft_id to)
+{
+    cl->op = (struct hist_op){.client = (uint64_t)(cl - r->clients) + 1, .kind = kind};
+    int kl = key < KEYS ? snprintf((char *)cl->key, sizeof cl->key, "k%u", key)
+                        : snprintf((char *)cl->key, sizeof cl->key, "u%" PRIu64, r->next_value);
+    cl->op.key = bytes_of(cl->key, (size_t)kl);
+    if (kind == HIST_PUT || kind == HIST_CAS) {
+        int vl = snprintf((char *)cl->value, sizeof cl->value, "v%" PRIu64, ++r->next_value);
+        cl->op.value = bytes_of(cl->value, (size_t)vl);
+    }
+    if (kind == HIST_CAS && sim_rand_below(4)) {
+        /* Expect a value some client wrote lately, so that some cas succeed. */
+        uint64_t v = r->next_value > 3 ? r->next_value - 1 - sim_rand_below(3) : 1;
+        int el = snprintf((char *)cl->expect, sizeof cl->expect, "v%" PRIu64, v);
+        cl->op.expect = bytes_of(cl->expect, (size_t)el);
+    }
+    cl->op.invoke_ns = sim.now_ms * 1000000;
+    if (r->n_calls == r->cap_calls) {
+        r->cap_calls = r->cap_calls ? 2 * r->cap_calls : 256;
+        r->calls = realloc(r->calls, r->cap_calls * sizeof *r->calls);
+    }
+    cl->call = malloc(sizeof *cl->call);
+    if (!r->calls || !cl->call)
+        abort();
+    *cl->call = (struct rk_client_call){++r->next_call, to ? to : target(r)};
+    r->calls[r->n_calls++] = cl->call;
+    cl->deadline = sim.now_ms + OP_TIMEOUT_MS;
+    cl->busy = true;
+    r->ops++;
+    size_t len;
+    uint8_t *req = pack(&cl->op, &len);
+    bool sent = sim_client_request(cl->call, req, len);
+    free(req);
+    if (!sent)
+        record(r, cl, HIST_FAILED); /* the node is down: nothing was sent */
+}
+
+static void clients_act(struct run *r)
+{
+    for (size_t i = 0; i < CLIENTS; i++) {
+        struct client *cl = &r->clients[i];
+        if (cl->busy && sim.now_ms >= cl->deadline)
+            record(r, cl, HIST_UNKNOWN); /* timed out: may have taken effect, or not */
+        else if (!cl->busy && sim_rand_below(10) == 0) {
+            unsigned k = sim_rand_below(10);
+            enum hist_kind kind = k < 4   ? HIST_PUT
+                                  : k < 7 ? HIST_GET
+                                  : k < 9 ? HIST_CAS
+                                          : HIST_DELETE;
+            /* One put in four goes to a key of its own, which nothing writes again. */
+            unsigned key = kind == HIST_PUT && sim_rand_below(4) == 0 ? KEYS : sim_rand_below(KEYS);
+            client_start(r, cl, kind, key, 0);
+        }
+    }
+}
+
+static void follow_hint(struct run *r, const Raftkv__Client__Response *resp)
+{
+    const char *hint = resp->not_leader ? resp->not_leader->leader_address : NULL;
+    r->leader_guess = 0;
+    for (raft_id id = 1; hint && id <= r->n; id++)
+        if (!strcmp(r->cfg[1].members[id - 1].client_url, hint))
+            r->leader_guess = id;
+}
+
+static void keep_result(struct client *cl, const ProtobufCBinaryData *v, bool present)
+{
+    cl->op.result = (struct hist_bytes){malloc(v->len + 1), v->len, present};
+    if (!cl->op.result.data)
+        abort();
+    if (v->len)
+        memcpy(cl->op.result.data, v->data, v->len);
+}
+
+static enum hist_outcome kv_outcome(struct client *cl, const Raftkv__Kv__Response *k)
+{
+    switch (k->code) {
+    case RAFTKV__KV__CODE__OK:
+        if (cl->op.kind == HIST_GET)
+            keep_result(cl, &k->value, true);
+        return HIST_OK;
+    case RAFTKV__KV__CODE__NOT_FOUND:
+        return HIST_NOTFOUND;
+    case RAFTKV__KV__CODE__CAS_MISMATCH:
+        keep_result(cl, &k->value, k->create_revision != 0);
+        return HIST_MISMATCH;
+    default:
+        return HIST_FAILED; /* INVALID: refused, not applied */
+    }
+}
+
+static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp, size_t len)
+{
+    struct run *r = arg;
+    struct client *cl = NULL;
+    for (size_t i = 0; i < CLIENTS; i++)
+        if (r->clients[i].busy && r->clients[i].call == call)
+            cl = &r->clients[i];
+    if (!cl)
+        return; /* an answer after the client gave up */
+    Raftkv__Client__Response *c = raftkv__client__response__unpack(NULL, len, resp);
+    Raftkv__Kv__Response *k = c && c->code == RAFTKV__CLIENT__CODE__OK
+                                  ? raftkv__kv__response__unpack(NULL, c->fsm.len, c->fsm.data)
+                                  : NULL;
+    if (!c || (c->code == RAFTKV__CLIENT__CODE__OK && !k)) {
+        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", call->node,
+             call->id);
+    } else if (k) {
+        r->leader_guess = call->node;
+        record(r, cl, kv_outcome(cl, k));
+    } else if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
+        follow_hint(r, c);
+        record(r, cl, HIST_FAILED); /* not proposed */
+    } else if (c->code == RAFTKV__CLIENT__CODE__INVALID) {
+        record(r, cl, HIST_FAILED);
+    } else {
+        record(r, cl, HIST_UNKNOWN); /* UNAVAILABLE (e.g. leadership changed): maybe applied */
+    }
+    raftkv__kv__response__free_unpacked(k, NULL);
+    raftkv__client__response__free_unpacked(c, NULL);
+}
+
+/* ---- the end: a healed cluster elects, answers and converges ---- */
+
+static raft_id agreed_leader(const struct run *r)
+{
+    raft_id leader = 0;
+    for (raft_id id = 1; id <= r->n; id++) {
+        const struct rk_node *n = r->nodes[id];
+        if (!n || !n->view.leader || (leader && n->view.leader != leader))
+            return 0;
+        leader = n->view.leader;
+    }
+    return r->nodes[leader]->view.role == RAFT_LEADER ? leader : 0;
+}
+
+static bool converged(const struct run *r, raft_id leader)
+{
+    for (raft_id id = 1; id <= r->n; id++)
+        if (r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
+            return false;
+    return true;
+}
+
+static void tick(struct run *r)
+{
+    sim.now_ms++;
+    sim_deliver_due();
+    nodes_turn(r);
+}
+
+/* Reads every key through the leader; each must be answered. */
+static void final_reads(struct run *r, raft_id leader)
+{
+    for (unsigned key = 0; key < KEYS && !r->failed; key++) {
+        struct client *cl = &r->clients[0];
+        client_start(r, cl, HIST_GET, key, leader);
+        while (cl->busy && !r->failed && sim.now_ms < cl->deadline)
+            tick(r);
+        if (cl->busy || cl->op.outcome == HIST_UNKNOWN || cl->op.outcome == HIST_FAILED)
+            fail(r, "Liveness: the final read of k%u through leader n%" PRIu64 " was not answered",
+                 key, leader);
+    }
+}
+
+static int digest_emit(void *arg, const void *data, size_t len)
+{
+    uint64_t *h = arg;
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        *h = (*h ^ p[i]) * 0x100000001b3ULL;
+    return 0;
+}
+
+/* State Machine Safety on the real store: once every node applied the same index, their
+ * state machines hold the same state, byte for byte as a snapshot streams it. */
+static void check_states(struct run *r)
+{
+    uint64_t first = 0;
+    raft_index first_index = 0;
+    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+        struct rk_node *n = r->nodes[id];
+        uint64_t h = 0xcbf29ce484222325ULL;
+        raft_index index = 0;
+        if (ready__persist_fsm(n) != 0 || n->fsm->ops->snapshot(n->fsm, digest_emit, &h, &index))
+            fail(r, "n%" PRIu64 " could not stream its state machine", id);
+        else if (id == 1)
+            first = h, first_index = index;
+        else if (h != first || index != first_index)
+            fail(r,
+                 "State Machine Safety: n%" PRIu64 " holds another state at index %" PRIu64
+                 " than n1 at %" PRIu64,
+                 id, index, first_index);
+    }
+}
+
+static void finish(struct run *r)
+{
+    for (size_t i = 0; i < CLIENTS; i++)
+        if (r->clients[i].busy)
+            record(r, &r->clients[i], HIST_UNKNOWN);
+    heal(r);
+    uint64_t until = sim.now_ms + HEAL_BOUND_MS;
+    raft_id leader = 0;
+    while (!r->failed && !(leader = agreed_leader(r)) && sim.now_ms < until)
+        tick(r);
+    if (!leader) {
+        fail(r, "Liveness: no leader followed by all within %d ms of the heal", HEAL_BOUND_MS);
+        return;
+    }
+    r->leader_guess = leader;
+    final_reads(r, leader);
+    while (!r->failed && !converged(r, leader) && sim.now_ms < until + HEAL_BOUND_MS)
+        tick(r);
+    if (!r->failed && !converged(r, leader))
+        fail(r, "Liveness: not every node applied the leader's commit index %" PRIu64,
+             r->nodes[leader]->view.commit);
+    check_states(r);
+}
+
+static void check_history(struct run *r)
+{
+    struct lincheck_options o = {0};
+    struct lincheck_result res;
+    enum lincheck_verdict v = lincheck_history(&r->hist, &o, &res);
+    if (v != LINCHECK_OK) {
+        fail(r, "%s",
+             v == LINCHECK_VIOLATION ? "Linearizability: the history is not linearizable"
+                                     : "the linearizability check ran out of budget");
+        lincheck_result_print(stdout, &r->hist, &res);
+    }
+    lincheck_result_free(&res);
+}
+
+/* ---- runs ---- */
+
+static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
+{
+    static struct run r;
+    memset(&r, 0, sizeof r);
+    sim_network_clear();
+    memset(&sim, 0, sizeof sim);
+    sim.seed = sim.rng = seed;
+    sim.on_reply = on_reply;
+    sim.reply_arg = &r;
+    r.seed = seed;
+    r.n = nodes;
+    r.ms = ms;
+    draw_profile(&r);
+    struct stat st;
+    const char *tmp = getenv("TMPDIR")                                    ? getenv("TMPDIR")
+                      : stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm"
+                                                                          : "/tmp";
+    snprintf(r.dir, sizeof r.dir, "%s/raft-hostsim-XXXXXX", tmp);
+    if (!mkdtemp(r.dir)) {
+        printf("seed %" PRIu64 ": cannot make a directory under %s: %s\n", seed, tmp,
+               strerror(errno));
+        return false;
+    }
+    for (raft_id id = 1; id <= nodes && !r.failed; id++)
+        if (write_config(&r, id))
+            node_start(&r, id);
+    while (!r.failed && sim.now_ms < ms) {
+        inject_faults(&r);
+        clients_act(&r);
+        tick(&r);
+    }
+    if (!r.failed)
+        finish(&r);
+    if (!r.failed)
+        check_history(&r);
+    for (raft_id id = 1; id <= nodes; id++) {
+        if (r.nodes[id])
+            node_crash(&r, id, false);
+        rk_config_free(&r.cfg[id]);
+    }
+    for (size_t i = 0; i < r.n_calls; i++)
+        free(r.calls[i]);
+    free(r.calls);
+    if (r.failed) {
+        printf("seed %" PRIu64 " FAILED at %" PRIu64 " ms: %s (replay: raft-hostsim --seed %" PRIu64
+               " --nodes %zu --ms %u)\n",
+               seed, sim.now_ms, r.why, seed, nodes, ms);
+        if (loud)
+            for (size_t i = 0; i < r.hist.n; i++)
+                history_write_op(stdout, &r.hist.ops[i]);
+    } else if (loud) {
+        printf("seed %" PRIu64 " ok: %" PRIu64 " operations, %" PRIu64 " crashes, %" PRIu64
+               " messages delivered, %" PRIu64 " dropped\n",
+               seed, r.ops, r.crashes, sim.delivered, sim.dropped);
+    }
+    history_free(&r.hist);
+    sim_network_clear();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r.dir);
+    if (system(cmd) != 0)
+        printf("seed %" PRIu64 ": could not remove %s\n", seed, r.dir);
+    return !r.failed;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: raft-hostsim (--seed S | --seeds N [--start S]) [--nodes 3|5] "
+                    "[--ms T]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t start = 1, count = 0;
+    size_t nodes = 3;
+    unsigned ms = 4000;
+    bool single = false;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        unsigned long long v = strtoull(argv[i + 1], NULL, 10);
+        if (!strcmp(argv[i], "--seed")) {
+            start = v;
+            count = 1;
+            single = true;
+        } else if (!strcmp(argv[i], "--seeds")) {
+            count = v;
+        } else if (!strcmp(argv[i], "--start")) {
+            start = v;
+        } else if (!strcmp(argv[i], "--nodes")) {
+            nodes = (size_t)v;
+        } else if (!strcmp(argv[i], "--ms")) {
+            ms = (unsigned)v;
+        } else {
+            return usage();
+        }
+    }
+    if (argc % 2 == 0 || !count || (nodes != 3 && nodes != 5) || ms < 100)
+        return usage();
+    rk_log_set_level(RK_LOG_ERROR);
+    uint64_t failed = 0, first = 0;
+    for (uint64_t s = start; s < start + count; s++)
+        if (!run_seed(s, nodes, ms, single) && !failed++)
+            first = s;
+    if (!single) {
+        printf("raft-hostsim: %" PRIu64 " seeds from %" PRIu64 " (nodes=%zu ms=%u): %" PRIu64
+               " passed, %" PRIu64 " failed",
+               count, start, nodes, ms, count - failed, failed);
+        if (failed)
+            printf(", first failing seed %" PRIu64, first);
+        printf("\n");
+    }
+    return failed ? 1 : 0;
+}
