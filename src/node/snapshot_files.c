@@ -48,8 +48,11 @@ static raft_index snap_name_index(const char *name)
     return errno == 0 && end != name && strcmp(end, ".snap") == 0 ? (raft_index)v : 0;
 }
 
-/* Deletes temp files and every snapshot but keep's (0: every snapshot). */
-static void remove_others(const struct rk_snapdir *sd, raft_index keep)
+/* Deletes every snapshot but keep's (0: every snapshot), and with temps the temp files. A
+ * node that adopts a snapshot keeps them: the one received from the leader may be half
+ * written, and the producer may be writing its own (deleting either under it failed the
+ * next write: a follower that took a snapshot of its own during a transfer stopped). */
+static void remove_others(const struct rk_snapdir *sd, raft_index keep, bool temps)
 {
     DIR *d = opendir(sd->dir);
     if (!d)
@@ -59,7 +62,7 @@ static void remove_others(const struct rk_snapdir *sd, raft_index keep)
     while ((de = readdir(d))) {
         raft_index index = snap_name_index(de->d_name);
         bool tmp = strcmp(de->d_name, LOCAL_TMP) == 0 || strcmp(de->d_name, INCOMING_TMP) == 0;
-        if (!tmp && (index == 0 || index == keep))
+        if (tmp ? !temps : index == 0 || index == keep)
             continue;
         snap_path(sd, de->d_name, path, sizeof path);
         if (unlink(path) != 0)
@@ -97,7 +100,7 @@ int rk_snap_open_dir(const char *data_dir, const struct raft_snapshot_meta *stor
     snprintf(sd->dir, len, "%s/snapshots", data_dir);
     if (mkdir(sd->dir, 0755) != 0 && errno != EEXIST)
         return errno;
-    remove_others(sd, stored->index);
+    remove_others(sd, stored->index, true);
     if (stored->index)
         open_latest(sd, stored);
     return 0;
@@ -185,7 +188,7 @@ void rk_snap_adopt(struct rk_snapdir *sd, const struct raft_snapshot_meta *meta,
         close(sd->latest_fd);
     sd->latest = *meta;
     sd->latest_fd = fd;
-    remove_others(sd, meta->index);
+    remove_others(sd, meta->index, false);
 }
 
 void rk_snap_discard(struct rk_snapdir *sd, bool incoming, raft_index index, int fd)

@@ -6,7 +6,8 @@
  * through raft.h; this checks what raftd does around it. Each seed draws a profile: message
  * loss, duplication and delay, partitions, crashes (the node is dropped at a loop turn's
  * end, as kill -9 would leave it: what LMDB committed survives, nothing else) and restarts,
- * and how often snapshots are taken and the KV store persists. Clients put, get, cas and
+ * slow disks (a node's loop stuck in a synced write for up to 300 ms), and how often
+ * snapshots are taken and the KV store persists. Clients put, get, cas and
  * delete a few keys throughout, one attempt per operation; once the faults heal, every key
  * is read through the leader. The history must be linearizable (tests/faults/lincheck.h),
  * the healed cluster must elect a leader and answer, and every node must apply everything.
@@ -42,7 +43,7 @@
 #define HEAL_BOUND_MS 5000 /* after the heal: a leader all follow, reads answered, all applied */
 
 struct profile {
-    unsigned crash_per_s, net_per_s; /* expected events per simulated second */
+    unsigned crash_per_s, net_per_s, stall_per_s; /* expected events per simulated second */
     unsigned max_down_ms;
     unsigned snapshot_entries, trailing, chunk_bytes, persist_entries;
 };
@@ -64,6 +65,9 @@ struct run {
     struct rk_config cfg[SIM_MAX_NODES + 1];
     struct rk_node *nodes[SIM_MAX_NODES + 1];
     uint64_t restart_at[SIM_MAX_NODES + 1];
+    /* A slow disk: the node's loop is inside a synced write until then, and does nothing
+     * else (raftd does not step messages while it syncs); what arrives waits in its queue. */
+    uint64_t stalled_until[SIM_MAX_NODES + 1];
     struct client clients[CLIENTS];
     uint64_t next_call, next_value;
     /* Every call made: a node may answer one long after its client gave up, or never. */
@@ -101,6 +105,7 @@ static void draw_profile(struct run *r)
     r->p = (struct profile){
         .crash_per_s = PICK(0, 1, 2),
         .net_per_s = PICK(0, 1, 3),
+        .stall_per_s = PICK(0, 2, 5),
         .max_down_ms = PICK(100, 1000),
         .snapshot_entries = PICK(20, 100, 10000),
         .trailing = PICK(0, 5),
@@ -180,7 +185,7 @@ static void nodes_turn(struct run *r)
 {
     for (raft_id id = 1; id <= r->n && !r->failed; id++) {
         struct rk_node *n = r->nodes[id];
-        if (!n)
+        if (!n || sim.now_ms < r->stalled_until[id])
             continue;
         loop__turn(n, false);
         if (n->fatal)
@@ -222,6 +227,8 @@ static void inject_faults(struct run *r)
         if (r->nodes[id])
             node_crash(r, id, true);
     }
+    if (per_ms(r->p.stall_per_s))
+        r->stalled_until[1 + sim_rand_below((uint32_t)r->n)] = sim.now_ms + 1 + sim_rand_below(300);
     for (raft_id id = 1; id <= r->n; id++)
         if (!r->nodes[id] && r->restart_at[id] && sim.now_ms >= r->restart_at[id])
             node_start(r, id);
@@ -230,6 +237,7 @@ static void inject_faults(struct run *r)
 static void heal(struct run *r)
 {
     memset(sim.blocked, 0, sizeof sim.blocked);
+    memset(r->stalled_until, 0, sizeof r->stalled_until);
     sim.drop_permille = sim.dup_permille = 0;
     sim.delay_max = 2;
     for (raft_id id = 1; id <= r->n; id++)
