@@ -148,7 +148,7 @@ until start_raftd; do
     fi
 done
 endpoint=tcp://127.0.0.1:$client
-kv() { "$prefix/bin/raft-kv" --endpoints "$endpoint" "$@"; }
+kv() { "$prefix/bin/raft-kv" --endpoints "$endpoint" --timeout 30000 "$@"; }
 deadline=$((SECONDS + 60))
 until kv --json status 2>/dev/null | grep -q '"role":"leader"'; do
     [ $SECONDS -lt $deadline ] || fail "the node did not lead within 60 s: $(kv status 2>&1)"
