@@ -1,7 +1,9 @@
 /*
  * raftkv client library: talks to a raftkv cluster over NNG req/rep, finds the leader by
  * following "not leader" hints, and retries with backoff within an overall timeout.
- * Usable from any C program; link with raftkv_client.
+ * Usable from any C program: link with the installed libraftkv (pkg-config raftkv, or CMake's
+ * find_package(raftkv) and raftkv::raftkv; README, "Installing"), or with the build's
+ * raftkv_client.
  *
  * Every function returns an enum raftkv_status; RAFTKV_OK = 0.
  *
