@@ -8,6 +8,9 @@
 #   LIBDIR: CMAKE_INSTALL_LIBDIR; CFLAGS: what a program needs to use this build's library
 #   (the sanitizer flags of a sanitizer build), also passed when linking.
 set -euo pipefail
+# Never `producer | grep -q`: grep -q exits at the first match, the producer may then die of
+# SIGPIPE, and pipefail makes the whole pipeline fail. has TEXT PATTERN... greps a string.
+has() { local text=$1; shift; grep -q "$@" <<<"$text"; }
 build=$1
 src=$2
 libdir_rel=$3
@@ -66,7 +69,7 @@ step "$prefix/bin/raft-bench" --help || fail "raft-bench --help"
 # the functions client.h declares RAFTKV_API, no internal (rk_...) or generated (raftkv__...)
 # symbol, nothing of the Raft core (raft_...).
 lib=$libdir/libraftkv.so.$version
-readelf -d "$lib" | grep -q 'Library soname: \[libraftkv.so.0\]' || fail "SONAME: $(readelf -d "$lib")"
+has "$(readelf -d "$lib")" 'Library soname: \[libraftkv.so.0\]' || fail "SONAME: $(readelf -d "$lib")"
 grep -o 'RAFTKV_API[^(]*(' "$prefix/include/raftkv/client.h" | sed -E 's/.*[ *]([A-Za-z0-9_]+)\($/\1/' |
     sort >"$work/api.txt"
 [ "$(wc -l <"$work/api.txt")" -ge 10 ] || fail "too few RAFTKV_API functions found in client.h"
@@ -98,13 +101,13 @@ grep -qx "raftkv_DIR:PATH=$libdir/cmake/raftkv" "$work/example/build/CMakeCache.
 step cmake --build "$work/example/build" || fail "cmake --build of the example"
 
 needs_shared() { # program: it loads libraftkv.so.0 from the prefix
-    readelf -d "$1" | grep -q 'Shared library: \[libraftkv.so.0\]' &&
-        ldd "$1" | grep -q "libraftkv.so.0 => $libdir/libraftkv.so.0 "
+    has "$(readelf -d "$1")" 'Shared library: \[libraftkv.so.0\]' &&
+        has "$(ldd "$1")" "libraftkv.so.0 => $libdir/libraftkv.so.0 "
 }
 needs_shared "$work/kv_put_get_pc" || fail "kv_put_get_pc does not load $libdir/libraftkv.so.0"
 needs_shared "$work/example/build/kv_put_get" || fail "kv_put_get (CMake) does not load the installed library"
 for p in "$work/kv_put_get_pc_static" "$work/example/build/kv_put_get_static"; do
-    ! readelf -d "$p" | grep -q libraftkv || fail "$p needs libraftkv.so, though linked with libraftkv.a"
+    ! has "$(readelf -d "$p")" libraftkv || fail "$p needs libraftkv.so, though linked with libraftkv.a"
 done
 
 # 4. The installed raftd, one node on free ports of 127.0.0.1: it elects itself at once.
@@ -150,7 +153,7 @@ done
 endpoint=tcp://127.0.0.1:$client
 kv() { "$prefix/bin/raft-kv" --endpoints "$endpoint" --timeout 30000 "$@"; }
 deadline=$((SECONDS + 60))
-until kv --json status 2>/dev/null | grep -q '"role":"leader"'; do
+until has "$(kv --json status 2>/dev/null || true)" '"role":"leader"'; do
     [ $SECONDS -lt $deadline ] || fail "the node did not lead within 60 s: $(kv status 2>&1)"
     sleep 0.1
 done
