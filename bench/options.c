@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli_options.h"
+#include "cli/version.h"
 #include "ledger.h"
 
 const char *const op_kind_names[N_KINDS] = {"put", "get", "cas"};
@@ -66,7 +67,7 @@ static void usage(FILE *f)
             "output:\n"
             "  --json                 one JSON object on stdout instead of the table\n"
             "  --plot FILE.svg|.png   throughput and p99 over time (gnuplot; figures in FILE.dat)\n"
-            "  --help\n"
+            "  --help, --version\n"
             "\n"
             "Latencies are of successful operations; a get of a missing key and a cas mismatch\n"
             "are successes. A progress line is shown when stderr is a terminal.\n"
@@ -143,6 +144,7 @@ enum option_id {
     OPT_JSON,
     OPT_PLOT,
     OPT_HELP,
+    OPT_VERSION,
     OPT_TLS,
     OPT_TLS_CA,
     OPT_TLS_CERT,
@@ -174,6 +176,7 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"plot", required_argument, NULL, OPT_PLOT},
     {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
     {"tls", no_argument, NULL, OPT_TLS},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
@@ -252,6 +255,9 @@ static int apply_option(struct bench_options *o, int id, const char *arg)
     case 'h':
     case OPT_HELP:
         usage(stdout);
+        return 1;
+    case OPT_VERSION:
+        printf("raft-bench %s\n", rk_version());
         return 1;
     case OPT_ENDPOINTS:
         o->endpoints = arg && *arg ? arg : NULL;

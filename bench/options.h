@@ -38,8 +38,8 @@ struct bench_options {
     struct rk_cli_tls files; /* --tls-ca, --tls-cert, --tls-key */
 };
 
-/* Fills defaults and parses argv. Returns 0 to run, 1 after --help, 2 on a usage error
- * (said why on stderr). */
+/* Fills defaults and parses argv. Returns 0 to run, 1 after --help or --version, 2 on a
+ * usage error (said why on stderr). */
 int options_parse(struct bench_options *o, int argc, char **argv);
 /* The full command line of this run, every choice spelled out (defaults too), so that it
  * reproduces the run. prog is argv[0]. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli_options.h"
+#include "cli/version.h"
 #include "raftkv/client.h"
 
 #define PROG "raft-kv"
@@ -469,7 +470,7 @@ static int apply_option(struct cli *cli, int id, const char *arg)
         usage(stdout);
         return EXIT_ANSWERED;
     case OPT_VERSION:
-        printf("raft-kv %s\n", RAFTKV_VERSION);
+        printf("raft-kv %s\n", rk_version());
         return EXIT_ANSWERED;
     case OPT_ENDPOINTS:
         if (!arg || !*arg)

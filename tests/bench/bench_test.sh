@@ -90,7 +90,7 @@ usage)
         for opt in --endpoints --spawn --keep --cluster-script --raftd --clients --conns \
             --duration --ops --value-size --keys --zipf --mix --consistency --prefill \
             --workers --timeout --request-timeout --seed --kill-leader-at --verify --json \
-            --plot --help; do
+            --plot --help --version; do
             grep -q -- "$opt" "$out/stdout" || fail "$help does not list $opt"
         done
     done
