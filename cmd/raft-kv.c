@@ -1,6 +1,7 @@
 /* raft-kv: the command-line client. See usage() for the interface and exit codes. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,16 +58,20 @@ static void usage(FILE *f)
            "output: get prints the value followed by a newline; put, delete and a successful\n"
            "cas print OK; a failed cas prints the current value (if the key exists) like get.\n"
            "status prints a table, one row per endpoint; unreachable ones say so.\n"
+           "When a command finds the cluster unavailable, raft-kv then asks every endpoint\n"
+           "for its status (at most --request-timeout more) and says how many answered.\n"
            "\n"
            "--json: {\"result\": \"ok\" | \"not_found\" | \"cas_mismatch\" | \"invalid\" |\n"
            "\"unavailable\" | \"session_expired\" | \"internal\", ...}. get adds key, value,\n"
            "create_revision, mod_revision; writes add revision; cas_mismatch adds exists and\n"
-           "(if it exists) the current value with its revisions; failures add error; status adds "
-           "nodes: [{\n"
-           "endpoint, reachable, id, role, term, leader, commit, applied, last_index,\n"
-           "counters}]: counters are what the node counted since it started (its Raft\n"
-           "core's dropped messages, elections, rejections and snapshots; its peer\n"
-           "transport's messages sent, dropped, received, malformed).\n"
+           "(if it exists) the current value with its revisions; failures add error, and\n"
+           "\"unavailable\" adds what the endpoints said next: answered, configured (how\n"
+           "many endpoints were given), quorum (a majority of them), leader (0: none named)\n"
+           "and term (the highest any node answered with). status adds nodes: [{endpoint,\n"
+           "reachable, id, role, term, leader, commit, applied, last_index, counters}]:\n"
+           "counters are what the node counted since it started (its Raft core's dropped\n"
+           "messages, elections, rejections and snapshots; its peer transport's messages\n"
+           "sent, dropped, received, malformed).\n"
            "Keys and values are JSON strings when they are valid UTF-8; otherwise they are\n"
            "base64 (RFC 4648) and a field \"key_encoding\" / \"value_encoding\": \"base64\"\n"
            "says so. Usage errors are reported on stderr only, also with --json.\n"
@@ -236,78 +241,110 @@ static int exit_code(int status)
     }
 }
 
-/* ---- commands ---- */
+/* ---- what the nodes say ---- */
 
-static void print_value(const struct raftkv_result *res)
+/* One endpoint's answer to a status request. */
+struct node_answer {
+    int rv;
+    struct raftkv_node_status s;
+};
+
+struct poll_one {
+    struct raftkv_client *c;
+    size_t endpoint;
+    struct node_answer *answer;
+};
+
+static void *poll_one(void *arg)
 {
-    fwrite(res->value ? (const void *)res->value : "", 1, res->value_len, stdout);
-    putchar('\n');
+    struct poll_one *p = arg;
+    p->answer->rv = raftkv_status(p->c, p->endpoint, &p->answer->s);
+    return NULL;
 }
 
-static void report_json(const struct cli *cli, int status, const struct raftkv_result *res)
+/* Asks every endpoint for its status at once, so that the nodes that do not answer cost
+ * min(--request-timeout, --timeout) in all, not each. Returns how many answered. */
+static size_t poll_nodes(const struct cli *cli, struct raftkv_client *c, struct node_answer *a)
 {
-    const char *key = cli->args[0];
-    printf("{\"result\":\"%s\"", json_result_name(status));
-    json_bytes_field("key", key, strlen(key));
-    bool is_get = !strcmp(cli->cmd->name, "get");
-    if (status == RAFTKV_CAS_MISMATCH)
-        printf(",\"exists\":%s", res->create_revision ? "true" : "false");
-    if ((status == RAFTKV_OK && is_get) ||
-        (status == RAFTKV_CAS_MISMATCH && res->create_revision)) {
-        json_bytes_field("value", res->value, res->value_len);
-        printf(",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64, res->create_revision,
-               res->mod_revision);
+    size_t n = cli->opts.n_endpoints, answered = 0;
+    struct poll_one *polls = calloc(n, sizeof *polls);
+    pthread_t *threads = calloc(n, sizeof *threads);
+    bool *started = calloc(n, sizeof *started);
+    for (size_t i = 0; i < n; i++) {
+        struct poll_one one = {c, i, &a[i]};
+        if (polls && threads && started) {
+            polls[i] = one;
+            started[i] = pthread_create(&threads[i], NULL, poll_one, &polls[i]) == 0;
+        }
+        if (!started || !started[i])
+            poll_one(&one); /* no thread to spare: one after the other */
     }
-    if (status == RAFTKV_OK && !is_get)
-        printf(",\"revision\":%" PRIu64, res->revision);
-    if (status != RAFTKV_OK && status != RAFTKV_NOT_FOUND && status != RAFTKV_CAS_MISMATCH)
-        json_bytes_field("error", res->error, strlen(res->error));
-    printf("}\n");
+    for (size_t i = 0; i < n; i++) {
+        if (started && started[i])
+            pthread_join(threads[i], NULL);
+        answered += a[i].rv == RAFTKV_OK;
+    }
+    free(started);
+    free(threads);
+    free(polls);
+    return answered;
 }
 
-static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res)
+/* The cluster as the answers show it. */
+struct cluster_view {
+    size_t configured, answered, quorum; /* quorum: a majority of the endpoints given */
+    uint64_t term;                       /* the highest term any node answered with */
+    uint64_t leader;                     /* named at that term; 0: none */
+};
+
+static struct cluster_view cluster_view(const struct cli *cli, const struct node_answer *a)
 {
-    if (status == RAFTKV_OK) {
-        if (!strcmp(cli->cmd->name, "get"))
-            print_value(res);
-        else
-            printf("OK\n");
-    } else if (status == RAFTKV_NOT_FOUND) {
-        fprintf(stderr, "raft-kv: key not found\n");
-    } else if (status == RAFTKV_CAS_MISMATCH) {
-        fprintf(stderr, "raft-kv: compare-and-swap mismatch: %s\n",
-                res->create_revision ? "the current value differs" : "the key does not exist");
-        if (res->create_revision)
-            print_value(res);
-    } else {
-        fprintf(stderr, "raft-kv: %s%s%s\n", raftkv_status_str(status), res->error[0] ? ": " : "",
-                res->error);
+    struct cluster_view v = {.configured = cli->opts.n_endpoints};
+    v.quorum = v.configured / 2 + 1;
+    for (size_t i = 0; i < v.configured; i++) {
+        if (a[i].rv != RAFTKV_OK)
+            continue;
+        v.answered++;
+        if (a[i].s.term > v.term)
+            v.term = a[i].s.term, v.leader = 0;
+        /* Raft allows one leader per term: whoever names it at the highest term is right. */
+        if (a[i].s.term == v.term && a[i].s.leader_id)
+            v.leader = a[i].s.leader_id;
     }
+    return v;
 }
 
-static int run_key_command(const struct cli *cli, struct raftkv_client *c)
+/* Asks every endpoint and describes the answers: cluster_view. */
+static int look_at_cluster(const struct cli *cli, struct raftkv_client *c,
+                           struct node_answer **answers, struct cluster_view *v)
 {
-    struct raftkv_result res;
-    const char *k = cli->args[0];
-    size_t kl = strlen(k);
-    int status;
-    if (!strcmp(cli->cmd->name, "put")) {
-        status = raftkv_put(c, k, kl, cli->value, cli->value_len, &res);
-    } else if (!strcmp(cli->cmd->name, "get")) {
-        status = raftkv_get(c, k, kl, &res);
-    } else if (!strcmp(cli->cmd->name, "delete")) {
-        status = raftkv_delete(c, k, kl, &res);
-    } else {
-        const char *expected = cli->absent ? NULL : cli->args[1];
-        status = raftkv_cas(c, k, kl, expected, expected ? strlen(expected) : 0, cli->value,
-                            cli->value_len, &res);
-    }
-    if (cli->json)
-        report_json(cli, status, &res);
+    free(*answers);
+    *answers = calloc(cli->opts.n_endpoints, sizeof **answers);
+    if (!*answers)
+        return EXIT_INTERNAL;
+    poll_nodes(cli, c, *answers);
+    *v = cluster_view(cli, *answers);
+    return 0;
+}
+
+/* "1 of 3 nodes answered, no quorum", "3 of 3 nodes answered, leader 2 (term 4)". */
+static void describe_view(FILE *f, const struct cluster_view *v)
+{
+    fprintf(f, "%zu of %zu node%s answered", v->answered, v->configured,
+            v->configured == 1 ? "" : "s");
+    if (v->answered < v->quorum)
+        fprintf(f, ", no quorum");
+    else if (v->leader)
+        fprintf(f, ", leader %" PRIu64 " (term %" PRIu64 ")", v->leader, v->term);
     else
-        report_plain(cli, status, &res);
-    raftkv_result_free(&res);
-    return exit_code(status);
+        fprintf(f, ", none names a leader");
+}
+
+static void json_view(const struct cluster_view *v)
+{
+    printf(",\"answered\":%zu,\"configured\":%zu,\"quorum\":%zu,\"leader\":%" PRIu64
+           ",\"term\":%" PRIu64,
+           v->answered, v->configured, v->quorum, v->leader, v->term);
 }
 
 /* ,"counters":{...}: what the node counted since it started. */
@@ -351,45 +388,148 @@ static void json_counters(const struct raftkv_node_counters *k)
     printf("}");
 }
 
+/* [...]: each endpoint's answer, as status --json shows it. */
+static void json_nodes(const struct cli *cli, const struct node_answer *a)
+{
+    printf("[");
+    for (size_t i = 0; i < cli->opts.n_endpoints; i++) {
+        const struct raftkv_node_status *s = &a[i].s;
+        printf("%s{\"reachable\":%s", i ? "," : "", a[i].rv == RAFTKV_OK ? "true" : "false");
+        json_bytes_field("endpoint", cli->eps.urls[i], strlen(cli->eps.urls[i]));
+        if (a[i].rv == RAFTKV_OK) {
+            json_bytes_field("role", s->role, strlen(s->role));
+            printf(",\"id\":%" PRIu64 ",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
+                   ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"last_index\":%" PRIu64,
+                   s->id, s->term, s->leader_id, s->commit_index, s->applied_index,
+                   s->last_log_index);
+            json_counters(&s->counters);
+        }
+        printf("}");
+    }
+    printf("]");
+}
+
+/* ---- commands ---- */
+
+static void print_value(const struct raftkv_result *res)
+{
+    fwrite(res->value ? (const void *)res->value : "", 1, res->value_len, stdout);
+    putchar('\n');
+}
+
+/* view: for an unavailable cluster, what its nodes said afterwards; else NULL. */
+static void report_json(const struct cli *cli, int status, const struct raftkv_result *res,
+                        const struct cluster_view *view)
+{
+    const char *key = cli->args[0];
+    printf("{\"result\":\"%s\"", json_result_name(status));
+    json_bytes_field("key", key, strlen(key));
+    bool is_get = !strcmp(cli->cmd->name, "get");
+    if (status == RAFTKV_CAS_MISMATCH)
+        printf(",\"exists\":%s", res->create_revision ? "true" : "false");
+    if ((status == RAFTKV_OK && is_get) ||
+        (status == RAFTKV_CAS_MISMATCH && res->create_revision)) {
+        json_bytes_field("value", res->value, res->value_len);
+        printf(",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64, res->create_revision,
+               res->mod_revision);
+    }
+    if (status == RAFTKV_OK && !is_get)
+        printf(",\"revision\":%" PRIu64, res->revision);
+    if (status != RAFTKV_OK && status != RAFTKV_NOT_FOUND && status != RAFTKV_CAS_MISMATCH)
+        json_bytes_field("error", res->error, strlen(res->error));
+    if (view)
+        json_view(view);
+    printf("}\n");
+}
+
+static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res,
+                         const struct cluster_view *view)
+{
+    if (status == RAFTKV_OK) {
+        if (!strcmp(cli->cmd->name, "get"))
+            print_value(res);
+        else
+            printf("OK\n");
+    } else if (status == RAFTKV_NOT_FOUND) {
+        fprintf(stderr, "raft-kv: key not found\n");
+    } else if (status == RAFTKV_CAS_MISMATCH) {
+        fprintf(stderr, "raft-kv: compare-and-swap mismatch: %s\n",
+                res->create_revision ? "the current value differs" : "the key does not exist");
+        if (res->create_revision)
+            print_value(res);
+    } else {
+        fprintf(stderr, "raft-kv: %s%s%s\n", raftkv_status_str(status), res->error[0] ? ": " : "",
+                res->error);
+    }
+    if (view) {
+        fprintf(stderr, "raft-kv: asked afterwards: ");
+        describe_view(stderr, view);
+        fprintf(stderr, "\n");
+    }
+}
+
+static int run_key_command(const struct cli *cli, struct raftkv_client *c)
+{
+    struct raftkv_result res;
+    const char *k = cli->args[0];
+    size_t kl = strlen(k);
+    int status;
+    if (!strcmp(cli->cmd->name, "put")) {
+        status = raftkv_put(c, k, kl, cli->value, cli->value_len, &res);
+    } else if (!strcmp(cli->cmd->name, "get")) {
+        status = raftkv_get(c, k, kl, &res);
+    } else if (!strcmp(cli->cmd->name, "delete")) {
+        status = raftkv_delete(c, k, kl, &res);
+    } else {
+        const char *expected = cli->absent ? NULL : cli->args[1];
+        status = raftkv_cas(c, k, kl, expected, expected ? strlen(expected) : 0, cli->value,
+                            cli->value_len, &res);
+    }
+    /* Whether the nodes answer at all, and agree on a leader, tells a cluster down from one
+     * without a quorum or a leader; the library knows only its last failure. */
+    struct node_answer *answers = NULL;
+    struct cluster_view view;
+    bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
+    if (cli->json)
+        report_json(cli, status, &res, viewed ? &view : NULL);
+    else
+        report_plain(cli, status, &res, viewed ? &view : NULL);
+    free(answers);
+    raftkv_result_free(&res);
+    return exit_code(status);
+}
+
 static int run_status(const struct cli *cli, struct raftkv_client *c)
 {
-    size_t n = cli->opts.n_endpoints, answered = 0, width = strlen("ENDPOINT");
+    size_t n = cli->opts.n_endpoints, width = strlen("ENDPOINT");
+    struct node_answer *a = NULL;
+    struct cluster_view v;
+    if (look_at_cluster(cli, c, &a, &v))
+        return EXIT_INTERNAL;
+    if (cli->json) {
+        printf("{\"nodes\":");
+        json_nodes(cli, a);
+        printf(",\"result\":\"%s\"}\n", v.answered ? "ok" : "unavailable");
+        free(a);
+        return v.answered ? 0 : EXIT_UNAVAILABLE;
+    }
     for (size_t i = 0; i < n; i++)
         width = strlen(cli->eps.urls[i]) > width ? strlen(cli->eps.urls[i]) : width;
-    if (cli->json)
-        printf("{\"nodes\":[");
-    else
-        printf("%-*s %6s %-10s %8s %6s %10s %10s %10s\n", (int)width, "ENDPOINT", "ID", "ROLE",
-               "TERM", "LEADER", "COMMIT", "APPLIED", "LAST");
+    printf("%-*s %6s %-10s %8s %6s %10s %10s %10s\n", (int)width, "ENDPOINT", "ID", "ROLE", "TERM",
+           "LEADER", "COMMIT", "APPLIED", "LAST");
     for (size_t i = 0; i < n; i++) {
-        struct raftkv_node_status s;
-        int rv = raftkv_status(c, i, &s);
-        answered += rv == RAFTKV_OK;
-        if (cli->json) {
-            printf("%s{\"reachable\":%s", i ? "," : "", rv == RAFTKV_OK ? "true" : "false");
-            json_bytes_field("endpoint", cli->eps.urls[i], strlen(cli->eps.urls[i]));
-            if (rv == RAFTKV_OK) {
-                json_bytes_field("role", s.role, strlen(s.role));
-                printf(",\"id\":%" PRIu64 ",\"term\":%" PRIu64 ",\"leader\":%" PRIu64
-                       ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"last_index\":%" PRIu64,
-                       s.id, s.term, s.leader_id, s.commit_index, s.applied_index,
-                       s.last_log_index);
-                json_counters(&s.counters);
-            }
-            printf("}");
-        } else if (rv == RAFTKV_OK) {
+        const struct raftkv_node_status *s = &a[i].s;
+        if (a[i].rv == RAFTKV_OK)
             printf("%-*s %6" PRIu64 " %-10s %8" PRIu64 " %6" PRIu64 " %10" PRIu64 " %10" PRIu64
                    " %10" PRIu64 "\n",
-                   (int)width, cli->eps.urls[i], s.id, s.role, s.term, s.leader_id, s.commit_index,
-                   s.applied_index, s.last_log_index);
-        } else {
+                   (int)width, cli->eps.urls[i], s->id, s->role, s->term, s->leader_id,
+                   s->commit_index, s->applied_index, s->last_log_index);
+        else
             printf("%-*s %6s %s\n", (int)width, cli->eps.urls[i], "-",
-                   rv == RAFTKV_UNAVAILABLE ? "unreachable" : raftkv_status_str(rv));
-        }
+                   a[i].rv == RAFTKV_UNAVAILABLE ? "unreachable" : raftkv_status_str(a[i].rv));
     }
-    if (cli->json)
-        printf("],\"result\":\"%s\"}\n", answered ? "ok" : "unavailable");
-    return answered ? 0 : EXIT_UNAVAILABLE;
+    free(a);
+    return v.answered ? 0 : EXIT_UNAVAILABLE;
 }
 
 /* ---- the command line ---- */
@@ -667,13 +807,13 @@ static int open_client(struct cli *cli, struct raftkv_client **c)
     cli->opts.endpoints = cli->eps.urls;
     cli->opts.n_endpoints = cli->eps.n;
     rv = rk_cli_tls_apply(PROG, &cli->tls, &cli->opts);
+    if (!rv)
+        rv = rk_cli_endpoints_check(PROG, &cli->eps, cli->opts.tls_ca_file != NULL);
     if (rv)
         return rv;
     int st = raftkv_client_open(&cli->opts, c);
-    if (st == RAFTKV_EUSAGE)
-        return rk_cli_usage_error(PROG, "invalid or duplicate endpoint address%s",
-                                  cli->opts.tls_ca_file ? " (with TLS, each must be tls+tcp://)"
-                                                        : " (tls+tcp:// ones need --tls-ca)");
+    if (st == RAFTKV_EUSAGE) /* what the checks above let through: too many, say */
+        return rk_cli_usage_error(PROG, "the client library refused the endpoints");
     return st ? exit_code(st) : 0;
 }
 

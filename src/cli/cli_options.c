@@ -118,6 +118,64 @@ void rk_cli_endpoints_free(struct rk_cli_endpoints *e)
     memset(e, 0, sizeof *e);
 }
 
+/* HOST:PORT after the scheme: a name or IPv4 address, or an IPv6 one in brackets; a port
+ * from 1 to 65535. */
+static bool host_port_valid(const char *s)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close == s + 1 || close[1] != ':')
+            return false;
+        colon = close + 1;
+    } else {
+        colon = strchr(s, ':');
+        if (!colon || colon == s || memchr(s, '/', (size_t)(colon - s)))
+            return false;
+    }
+    unsigned port;
+    return rk_cli_parse_uint(colon + 1, 1, 65535, &port);
+}
+
+static bool endpoint_valid(const char *url, bool *tls)
+{
+    static const char *const schemes[] = {"tcp://", "tcp4://", "tcp6://"};
+    *tls = strncmp(url, "tls+", 4) == 0;
+    const char *rest = url + (*tls ? 4 : 0);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ')
+            return false;
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strncmp(rest, schemes[i], strlen(schemes[i])) == 0)
+            return host_port_valid(rest + strlen(schemes[i]));
+    return false;
+}
+
+int rk_cli_endpoints_check(const char *prog, const struct rk_cli_endpoints *e, bool tls)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        const char *url = e->urls[i];
+        bool is_tls;
+        if (!endpoint_valid(url, &is_tls))
+            return rk_cli_usage_error(
+                prog, "bad endpoint \"%s\": expected tcp://host:port or tls+tcp://host:port", url);
+        if (is_tls && !tls)
+            return rk_cli_usage_error(prog,
+                                      "endpoint \"%s\" is TLS: give the cluster's CA with "
+                                      "--tls-ca (or RAFTKV_TLS_CA)",
+                                      url);
+        if (!is_tls && tls)
+            return rk_cli_usage_error(prog,
+                                      "endpoint \"%s\" is not tls+tcp://: with a CA (--tls-ca "
+                                      "or RAFTKV_TLS_CA) every endpoint must be",
+                                      url);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(e->urls[j], url) == 0)
+                return rk_cli_usage_error(prog, "endpoint \"%s\" is given twice", url);
+    }
+    return 0;
+}
+
 static const char *env_or(const char *set, const char *name)
 {
     const char *env = getenv(name);

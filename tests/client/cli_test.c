@@ -100,7 +100,7 @@ TEST(missing_key_and_cas_mismatch_exit_1)
 
 TEST(usage_errors_exit_2)
 {
-    char out[4096];
+    char out[8192];
     CHECK_EQ(run(out, sizeof out, "2>/dev/null"), 2);
     CHECK_EQ(run(out, sizeof out, "frobnicate k 2>/dev/null"), 2);
     CHECK_EQ(run(out, sizeof out, "get a b 2>/dev/null"), 2);
@@ -166,6 +166,56 @@ TEST(status_lists_every_endpoint)
              a.url, dead);
     CHECK(strcmp(out, want) == 0);
     fake_node_stop(&a);
+}
+
+TEST(a_bad_endpoint_is_named_with_the_form_expected)
+{
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
+    CHECK_EQ(fake_node_start(&a), 0);
+    static const char *const bad[] = {
+        "127.0.0.1:7101",    "tcp://127.0.0.1",       "http://127.0.0.1:7101", "tcp://:7101",
+        "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536", "tcp://127.0.0.1:x",     "tcp://::1:7101",
+        "tcp://[]:7101",     "tcp://a b:7101",
+    };
+    char out[4096], want[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(run(out, sizeof out, "--endpoints '%s,%s' get k 2>&1", a.url, bad[i]), 2);
+        snprintf(want, sizeof want, "bad endpoint \"%s\": expected tcp://host:port", bad[i]);
+        if (!strstr(out, want))
+            fprintf(stderr, "for %s: %s", bad[i], out);
+        CHECK(strstr(out, want) && strstr(out, "tls+tcp://host:port"));
+    }
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s,%s get k 2>&1", a.url, a.url), 2);
+    snprintf(want, sizeof want, "endpoint \"%s\" is given twice", a.url);
+    CHECK(strstr(out, want));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s,tls+tcp://127.0.0.1:7101 get k 2>&1", a.url), 2);
+    CHECK(strstr(out, "\"tls+tcp://127.0.0.1:7101\"") && strstr(out, "--tls-ca"));
+    /* Nothing went out. */
+    CHECK_EQ(fake_node_requests(&a), 0);
+    /* The forms that are good: IPv6 in brackets, names. */
+    CHECK_EQ(
+        run(out, sizeof out, "--endpoints %s,tcp://[::1]:7101,tcp://localhost:7102 get k", a.url),
+        0);
+    fake_node_stop(&a);
+}
+
+TEST(an_unavailable_cluster_is_told_with_how_many_nodes_answered)
+{
+    /* A follower that knows no leader, and a node that is down. */
+    struct fake_node f = {.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                          .answer_status = true,
+                          .status_id = 1,
+                          .status_role = "follower"};
+    CHECK_EQ(fake_node_start(&f), 0);
+    char dead[64], out[4096];
+    fake_dead_url(dead, sizeof dead);
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s,%s get k 2>&1", f.url, dead), 3);
+    CHECK(strstr(out, "raft-kv: cluster unavailable: "));
+    CHECK(strstr(out, "1 of 2 nodes answered, no quorum\n"));
+    CHECK_EQ(run(out, sizeof out, "--json --timeout 300 --endpoints %s,%s put k v", f.url, dead),
+             3);
+    CHECK(strstr(out, ",\"answered\":1,\"configured\":2,\"quorum\":2,\"leader\":0,\"term\":4}\n"));
+    fake_node_stop(&f);
 }
 
 TEST(endpoints_come_from_the_environment)
@@ -241,8 +291,9 @@ TEST(a_bad_option_is_a_usage_error_that_names_it)
 TEST(help_lists_every_option)
 {
     static const char *const options[] = {
-        "--endpoints", "--timeout", "--request-timeout", "--attempts", "--retry-delay",
-        "--json",      "--help",    "--version",         "--absent",   "--value-file",
+        "--endpoints", "--timeout",  "--request-timeout", "--attempts", "--retry-delay",
+        "--json",      "--help",     "--version",         "--absent",   "--value-file",
+        "--tls-ca",    "--tls-cert", "--tls-key",
     };
     char out[8192];
     CHECK_EQ(run(out, sizeof out, "--help"), 0);
@@ -314,7 +365,10 @@ TEST(a_value_comes_from_stdin_or_a_file_byte_for_byte)
 TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
-          TEST_REF(status_lists_every_endpoint), TEST_REF(endpoints_come_from_the_environment),
+          TEST_REF(status_lists_every_endpoint),
+          TEST_REF(a_bad_endpoint_is_named_with_the_form_expected),
+          TEST_REF(an_unavailable_cluster_is_told_with_how_many_nodes_answered),
+          TEST_REF(endpoints_come_from_the_environment),
           TEST_REF(options_take_their_value_joined_or_separate),
           TEST_REF(words_after_a_double_dash_are_arguments),
           TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option),

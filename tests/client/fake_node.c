@@ -61,24 +61,27 @@ static int fake_kv_answer(const struct fake_node *n, bool registration, Protobuf
     return 0;
 }
 
-static void fake_answer(struct fake_node *n, bool registration)
+static void fake_answer(struct fake_node *n, bool registration, bool status_request)
 {
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     Raftkv__Client__RaftStats raft = RAFTKV__CLIENT__RAFT_STATS__INIT;
     Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
-    resp.code = n->node_code;
+    /* A node answers its status whatever it answers to the KV store's requests. */
+    Raftkv__Client__Code code =
+        n->answer_status && status_request ? RAFTKV__CLIENT__CODE__OK : n->node_code;
+    resp.code = code;
     resp.error = (char *)(n->error ? n->error : "");
-    if (n->node_code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
+    if (code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         nl.leader_address = (char *)(n->hint ? n->hint : "");
         resp.not_leader = &nl;
     }
-    if (n->answer_status) {
+    if (n->answer_status && status_request) {
         st.id = n->status_id;
-        st.role = "leader";
-        st.term = 4;
-        st.leader_id = n->status_id;
+        st.role = (char *)(n->status_role ? n->status_role : "leader");
+        st.term = n->status_term ? n->status_term : 4;
+        st.leader_id = n->status_role ? n->status_leader : n->status_id;
         st.commit_index = 10;
         st.applied_index = 9;
         st.last_log_index = 11;
@@ -87,7 +90,7 @@ static void fake_answer(struct fake_node *n, bool registration)
         st.raft = &raft;
         st.transport = &transport;
         resp.status = &st;
-    } else if (n->node_code == RAFTKV__CLIENT__CODE__OK &&
+    } else if (code == RAFTKV__CLIENT__CODE__OK &&
                fake_kv_answer(n, registration, &resp.fsm) != 0) {
         return;
     }
@@ -122,6 +125,7 @@ static void fake_serve(void *arg)
                 : NULL;
         fake_record(n, env, req);
         bool registration = req && req->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION;
+        bool status_request = env->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
         if (req)
             raftkv__kv__request__free_unpacked(req, NULL);
         raftkv__client__request__free_unpacked(env, NULL);
@@ -132,7 +136,7 @@ static void fake_serve(void *arg)
         if (!n->silent && ignore)
             n->ignore_next--;
         if (!ignore)
-            fake_answer(n, registration);
+            fake_answer(n, registration, status_request);
         nng_mtx_unlock(n->mu);
     }
 }

@@ -33,8 +33,11 @@ struct fake_node {
     const char *error;
     const char *hint; /* NOT_LEADER: the leader's address, NULL for none */
     uint64_t create_revision, mod_revision, revision;
-    bool answer_status; /* attach a NodeStatus with id = status_id */
+    bool answer_status; /* answer a status request with a NodeStatus of id status_id */
     uint64_t status_id;
+    const char *status_role; /* NULL: "leader", naming itself as leader */
+    uint64_t status_leader;  /* with status_role: the leader it names (0: none) */
+    uint64_t status_term;    /* 0: 4 */
     /* What arrived, under mu. */
     nng_mtx *mu;
     unsigned requests;

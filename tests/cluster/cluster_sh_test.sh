@@ -72,6 +72,12 @@ cluster start "$victim" >/dev/null
 rev=$(kv --json put after-wipe yes | revision_of) || fail "put after wipe"
 wait_for applied_at_least "$victim" "$rev" || fail "wiped node $victim did not catch up to $rev"
 
+# Without a quorum: a write fails with status 3 and says how many nodes answered.
+cluster stop 1 >/dev/null
+cluster stop 2 >/dev/null
+st=0 && out=$(kv --timeout 1000 put k v 2>&1) || st=$?
+[ $st = 3 ] && [[ $out == *"1 of 3 nodes answered, no quorum"* ]] || fail "put: status $st, '$out'"
+
 cluster stop
 cluster status | grep -q running && fail "a node still runs after stop"
 for i in 1 2 3; do
