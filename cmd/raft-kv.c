@@ -19,6 +19,9 @@
 /* A bad command line, or a request the cluster rejects as invalid. */
 #define EXIT_USAGE RK_CLI_EXIT_USAGE
 
+/* What health reads through the leader: an ordinary key, found or not. */
+#define HEALTH_KEY "raftkv-health"
+
 static void usage(FILE *f)
 {
     fprintf(
@@ -33,6 +36,10 @@ static void usage(FILE *f)
            "  cas --absent KEY NEW      set KEY to NEW only if KEY does not exist\n"
            "                            (cas's NEW may be '-' or --value-file PATH, as put's)\n"
            "  status                    show every endpoint's view of the cluster\n"
+           "  health                    check that a quorum of the endpoints answers and a\n"
+           "                            leader serves a linearizable read (a get of the key\n"
+           "                            " HEALTH_KEY ", found or not); prints how many nodes\n"
+           "                            answered and which leads\n"
            "\n"
            "options (anywhere before a '--'; after it every word is an argument, so a value\n"
            "may start with '-': raft-kv put -- k -1):\n"
@@ -57,7 +64,9 @@ static void usage(FILE *f)
            "\n"
            "output: get prints the value followed by a newline; put, delete and a successful\n"
            "cas print OK; a failed cas prints the current value (if the key exists) like get.\n"
-           "status prints a table, one row per endpoint; unreachable ones say so.\n"
+           "status prints a table, one row per endpoint; unreachable ones say so. health\n"
+           "prints one line: \"healthy: 3 of 3 nodes answered, leader 2 (term 4)\", or\n"
+           "\"unhealthy: 1 of 3 nodes answered, no quorum\" (or why no leader served).\n"
            "When a command finds the cluster unavailable, raft-kv then asks every endpoint\n"
            "for its status (at most --request-timeout more) and says how many answered.\n"
            "\n"
@@ -71,16 +80,19 @@ static void usage(FILE *f)
            "reachable, id, role, term, leader, commit, applied, last_index, counters}]:\n"
            "counters are what the node counted since it started (its Raft core's dropped\n"
            "messages, elections, rejections and snapshots; its peer transport's messages\n"
-           "sent, dropped, received, malformed).\n"
+           "sent, dropped, received, malformed). health adds healthy (true or false),\n"
+           "answered, configured, quorum, leader, term, nodes (as status) and, when\n"
+           "unhealthy, reason (\"no quorum\" or \"no leader served a read\") and, for the\n"
+           "latter, error.\n"
            "Keys and values are JSON strings when they are valid UTF-8; otherwise they are\n"
            "base64 (RFC 4648) and a field \"key_encoding\" / \"value_encoding\": \"base64\"\n"
            "says so. Usage errors are reported on stderr only, also with --json.\n"
            "\n"
-           "exit status: 0 success; 1 key not found or cas mismatch; 2 usage error or a\n"
-           "request the cluster rejects as invalid; 3 cluster unavailable within the timeout,\n"
-           "or a write's session expired while it was retried (status: no endpoint\n"
-           "answered): a write's outcome is then unknown, but it is never applied twice;\n"
-           "4 internal error.\n");
+           "exit status: 0 success (health: healthy); 1 key not found or cas mismatch;\n"
+           "2 usage error or a request the cluster rejects as invalid; 3 cluster unavailable\n"
+           "within the timeout, or a write's session expired while it was retried (status:\n"
+           "no endpoint answered; health: unhealthy): a write's outcome is then unknown,\n"
+           "but it is never applied twice; 4 internal error.\n");
 }
 
 struct cli;
@@ -532,6 +544,59 @@ static int run_status(const struct cli *cli, struct raftkv_client *c)
     return v.answered ? 0 : EXIT_UNAVAILABLE;
 }
 
+/* Healthy: a quorum of the endpoints answers, and a leader serves a linearizable read (a
+ * ReadIndex round: the leader confirms with a quorum that it still leads). */
+static int run_health(const struct cli *cli, struct raftkv_client *c)
+{
+    struct node_answer *a = NULL;
+    struct cluster_view v;
+    if (look_at_cluster(cli, c, &a, &v))
+        return EXIT_INTERNAL;
+    int read = RAFTKV_UNAVAILABLE;
+    struct raftkv_result res = {0};
+    if (v.answered >= v.quorum) {
+        read = raftkv_get(c, HEALTH_KEY, strlen(HEALTH_KEY), &res);
+        /* The read waited through an election the answers did not show: ask who won. */
+        if ((read == RAFTKV_OK || read == RAFTKV_NOT_FOUND) && !v.leader &&
+            look_at_cluster(cli, c, &a, &v)) {
+            raftkv_result_free(&res);
+            return EXIT_INTERNAL;
+        }
+    }
+    bool healthy = v.answered >= v.quorum && (read == RAFTKV_OK || read == RAFTKV_NOT_FOUND);
+    const char *reason = healthy                 ? NULL
+                         : v.answered < v.quorum ? "no quorum"
+                                                 : "no leader served a read";
+    if (cli->json) {
+        printf("{\"result\":\"%s\",\"healthy\":%s", healthy ? "ok" : "unavailable",
+               healthy ? "true" : "false");
+        json_view(&v);
+        if (reason)
+            printf(",\"reason\":\"%s\"", reason);
+        if (!healthy && v.answered >= v.quorum)
+            json_bytes_field("error", res.error, strlen(res.error));
+        printf(",\"nodes\":");
+        json_nodes(cli, a);
+        printf("}\n");
+    } else if (healthy) {
+        printf("healthy: ");
+        describe_view(stdout, &v);
+        printf("\n");
+    } else {
+        printf("unhealthy: ");
+        describe_view(stdout, &v);
+        if (v.answered >= v.quorum)
+            printf("; no leader served a read: %s%s%s", raftkv_status_str(read),
+                   res.error[0] ? ": " : "", res.error);
+        printf("\n");
+    }
+    raftkv_result_free(&res);
+    free(a);
+    if (read == RAFTKV_ENOMEM)
+        return EXIT_INTERNAL;
+    return healthy ? 0 : EXIT_UNAVAILABLE;
+}
+
 /* ---- the command line ---- */
 
 enum option_id {
@@ -577,6 +642,7 @@ static const struct command commands[] = {
     {"delete", 1, {{0}}, run_key_command},
     {"cas", 3, {{"absent", no_argument, NULL, OPT_ABSENT}, VALUE_FILE_OPTION}, run_key_command},
     {"status", 0, {{0}}, run_status},
+    {"health", 0, {{0}}, run_health},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -168,6 +168,125 @@ TEST(status_lists_every_endpoint)
     fake_node_stop(&a);
 }
 
+/* Nodes 1 and 3 follow node 2, which leads and answers reads with `code`. */
+struct fake_trio {
+    struct fake_node follower1, leader, follower3;
+};
+
+static int trio_start(struct fake_trio *t, Raftkv__Kv__Code code)
+{
+    *t = (struct fake_trio){
+        .leader = {.code = code, .answer_status = true, .status_id = 2},
+    };
+    int rv = fake_node_start(&t->leader);
+    struct fake_node *followers[] = {&t->follower1, &t->follower3};
+    for (int i = 0; i < 2 && !rv; i++) {
+        *followers[i] = (struct fake_node){.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER,
+                                           .hint = t->leader.url,
+                                           .answer_status = true,
+                                           .status_id = i ? 3 : 1,
+                                           .status_role = "follower",
+                                           .status_leader = 2};
+        rv = fake_node_start(followers[i]);
+    }
+    return rv;
+}
+
+static void trio_stop(struct fake_trio *t)
+{
+    fake_node_stop(&t->follower1);
+    fake_node_stop(&t->leader);
+    fake_node_stop(&t->follower3);
+}
+
+TEST(health_is_a_quorum_answering_and_a_leader_serving_a_read)
+{
+    struct fake_trio t;
+    CHECK_EQ(trio_start(&t, RAFTKV__KV__CODE__NOT_FOUND), 0);
+    char dead[64], out[8192];
+    fake_dead_url(dead, sizeof dead);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s,%s,%s health", t.follower1.url, t.leader.url,
+                 t.follower3.url),
+             0);
+    CHECK(strcmp(out, "healthy: 3 of 3 nodes answered, leader 2 (term 4)\n") == 0);
+    /* The leader served a read of an ordinary key (not one of the store's own, 0x00...). */
+    CHECK_EQ(t.leader.last_op, RAFTKV__KV__REQUEST__OP_GET);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s,%s,%s health", t.follower1.url,
+                 t.leader.url, dead),
+             0);
+    const char *want = "{\"result\":\"ok\",\"healthy\":true,\"answered\":2,\"configured\":3,"
+                       "\"quorum\":2,\"leader\":2,\"term\":4,\"nodes\":[{\"reachable\":true,";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    CHECK(strstr(out, "\"role\":\"follower\",\"id\":1,") && strstr(out, "\"role\":\"leader\""));
+    CHECK(strstr(out, "{\"reachable\":false,") && !strstr(out, "reason"));
+    trio_stop(&t);
+    /* A key that exists serves as well. */
+    CHECK_EQ(trio_start(&t, RAFTKV__KV__CODE__OK), 0);
+    CHECK_EQ(
+        run(out, sizeof out, "--endpoints %s,%s,%s health", t.follower1.url, dead, t.leader.url),
+        0);
+    CHECK(strcmp(out, "healthy: 2 of 3 nodes answered, leader 2 (term 4)\n") == 0);
+    trio_stop(&t);
+}
+
+TEST(health_without_a_quorum_answering_exits_3)
+{
+    struct fake_node a = {
+        .answer_status = true, .status_id = 1, .status_role = "follower", .status_leader = 2};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char dead2[64], dead3[64], out[8192];
+    fake_dead_url(dead2, sizeof dead2);
+    fake_dead_url(dead3, sizeof dead3);
+    CHECK_EQ(run(out, sizeof out, "--timeout 500 --endpoints %s,%s,%s health", a.url, dead2, dead3),
+             3);
+    CHECK(strcmp(out, "unhealthy: 1 of 3 nodes answered, no quorum\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --timeout 500 --endpoints %s,%s,%s health", dead2, a.url,
+                 dead3),
+             3);
+    const char *want = "{\"result\":\"unavailable\",\"healthy\":false,\"answered\":1,"
+                       "\"configured\":3,\"quorum\":2,\"leader\":2,\"term\":4,"
+                       "\"reason\":\"no quorum\",\"nodes\":[{\"reachable\":false,";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    /* Status requests only: without a quorum no read is tried. */
+    CHECK_EQ(fake_node_requests(&a), 2);
+    CHECK(a.last_was_status);
+    fake_node_stop(&a);
+}
+
+TEST(health_needs_a_read_served_not_only_a_leader_named)
+{
+    /* Every node names node 2 as leader, but no read gets an answer. */
+    struct fake_trio t;
+    CHECK_EQ(trio_start(&t, RAFTKV__KV__CODE__OK), 0);
+    t.leader.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE;
+    char out[8192];
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s,%s,%s health", t.follower1.url,
+                 t.leader.url, t.follower3.url),
+             3);
+    const char *want = "unhealthy: 3 of 3 nodes answered, leader 2 (term 4); no leader served a "
+                       "read: ";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    CHECK_EQ(t.leader.last_op, RAFTKV__KV__REQUEST__OP_GET);
+    CHECK_EQ(run(out, sizeof out, "--json --timeout 300 --endpoints %s,%s,%s health",
+                 t.follower1.url, t.leader.url, t.follower3.url),
+             3);
+    want = "{\"result\":\"unavailable\",\"healthy\":false,\"answered\":3,\"configured\":3,"
+           "\"quorum\":2,\"leader\":2,\"term\":4,\"reason\":\"no leader served a read\","
+           "\"error\":\"";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    trio_stop(&t);
+    /* Nodes that answer but name no leader. */
+    struct fake_node f = {.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                          .answer_status = true,
+                          .status_id = 1,
+                          .status_role = "candidate"};
+    CHECK_EQ(fake_node_start(&f), 0);
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s health", f.url), 3);
+    want = "unhealthy: 1 of 1 node answered, none names a leader; no leader served a read: ";
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    fake_node_stop(&f);
+}
+
 TEST(a_bad_endpoint_is_named_with_the_form_expected)
 {
     struct fake_node a = {.code = RAFTKV__KV__CODE__OK};
@@ -293,7 +412,7 @@ TEST(help_lists_every_option)
     static const char *const options[] = {
         "--endpoints", "--timeout",  "--request-timeout", "--attempts", "--retry-delay",
         "--json",      "--help",     "--version",         "--absent",   "--value-file",
-        "--tls-ca",    "--tls-cert", "--tls-key",
+        "--tls-ca",    "--tls-cert", "--tls-key",         "health",
     };
     char out[8192];
     CHECK_EQ(run(out, sizeof out, "--help"), 0);
@@ -366,6 +485,9 @@ TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_an
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
           TEST_REF(status_lists_every_endpoint),
+          TEST_REF(health_is_a_quorum_answering_and_a_leader_serving_a_read),
+          TEST_REF(health_without_a_quorum_answering_exits_3),
+          TEST_REF(health_needs_a_read_served_not_only_a_leader_named),
           TEST_REF(a_bad_endpoint_is_named_with_the_form_expected),
           TEST_REF(an_unavailable_cluster_is_told_with_how_many_nodes_answered),
           TEST_REF(endpoints_come_from_the_environment),

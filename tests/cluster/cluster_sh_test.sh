@@ -58,7 +58,16 @@ revision_of() { grep -o '"revision":[0-9]*' | grep -o '[0-9]*$'; }
 wait_for has_leader || fail "no leader"
 leader=$(leader_id)
 
+# health: a quorum answers and a leader serves a read. The leader it names is the one the
+# nodes name (an election in between makes it try again).
+health_is() { # expected start of the line, up to the leader's id
+    local out
+    out=$(kv health) && [[ $out == "$1$(leader_id) (term "* ]]
+}
+wait_for health_is "healthy: 3 of 3 nodes answered, leader " || fail "health: '$(kv health)'"
+
 cluster kill "$leader"
+wait_for health_is "healthy: 2 of 3 nodes answered, leader " || fail "health: '$(kv health)'"
 rev=$(kv --json put after-kill yes | revision_of) || fail "put after killing leader $leader"
 [ "$(kv get after-kill)" = yes ] || fail "get after kill"
 cluster start "$leader" >/dev/null
@@ -72,11 +81,19 @@ cluster start "$victim" >/dev/null
 rev=$(kv --json put after-wipe yes | revision_of) || fail "put after wipe"
 wait_for applied_at_least "$victim" "$rev" || fail "wiped node $victim did not catch up to $rev"
 
-# Without a quorum: a write fails with status 3 and says how many nodes answered.
+# Without a quorum: health and a write fail with status 3 and say how many nodes answered.
 cluster stop 1 >/dev/null
 cluster stop 2 >/dev/null
+st=0 && out=$(kv --timeout 1000 health) || st=$?
+[ $st = 3 ] && [ "$out" = "unhealthy: 1 of 3 nodes answered, no quorum" ] ||
+    fail "health: status $st, '$out'"
 st=0 && out=$(kv --timeout 1000 put k v 2>&1) || st=$?
 [ $st = 3 ] && [[ $out == *"1 of 3 nodes answered, no quorum"* ]] || fail "put: status $st, '$out'"
+# A quorum of the endpoints given (node 3 alone), but no leader can serve a read.
+st=0 && out=$("$kv_bin" --endpoints "$(echo "$endpoints" | cut -d, -f3)" --timeout 1000 health) ||
+    st=$?
+[ $st = 3 ] && [[ $out == "unhealthy: 1 of 1 node answered, "*"; no leader served a read: "* ]] ||
+    fail "health of node 3: status $st, '$out'"
 
 cluster stop
 cluster status | grep -q running && fail "a node still runs after stop"
