@@ -312,7 +312,11 @@ static int bench_main(struct bench *b, const char *prog)
     int rv = rk_cli_endpoints_split(&b->eps, eps);
     if (rv == EINVAL)
         fprintf(stderr, "raft-bench: no endpoints given\n");
-    if (rv || connect_all(b))
+    if (rv)
+        return EXIT_CLUSTER;
+    if (rk_cli_endpoints_check("raft-bench", &b->eps, b->tls.tls_ca_file != NULL))
+        return RK_CLI_EXIT_USAGE;
+    if (connect_all(b))
         return EXIT_CLUSTER;
     if (driver_init(&b->d, &b->o, b->conns) || run_phases(b))
         return EXIT_CLUSTER;

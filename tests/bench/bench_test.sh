@@ -67,6 +67,10 @@ usage)
     done
     run_bench --endpoints tcp://127.0.0.1:1 --consistency serializable
     grep -q "only 'linearizable' exists" "$out/stderr" || fail "no reason for --consistency"
+    # A malformed endpoint is named before anything is tried.
+    run_bench --endpoints tcp://127.0.0.1:1,127.0.0.1:2 --duration 1
+    [ $? = 2 ] && grep -q 'bad endpoint "127.0.0.1:2": expected tcp://host:port' "$out/stderr" ||
+        fail "a malformed endpoint is not named"
     # A value joined with '=' or in the next word: these refusals need both values read.
     for args in "--spawn=3 --duration=2 --kill-leader-at=3" \
         "--spawn 3 --duration 2 --kill-leader-at 3"; do
