@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libnng-dev
           liblmdb-dev gnuplot-nox)
 # clang: libFuzzer for tests/fuzz. iproute2, nftables: the fault suite's network
-# namespaces, links and partitions (tests/faults).
-[[ ${1:-} == --tests ]] && packages+=(clang iproute2 nftables)
+# namespaces, links and partitions (tests/faults). groff-base, mandoc: render and lint the
+# man pages (tests/tools/man_test.sh; about 1.3 MB together).
+[[ ${1:-} == --tests ]] && packages+=(clang iproute2 nftables groff-base mandoc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
