@@ -52,6 +52,9 @@ step cmake --install "$build" --prefix "$prefix" || fail "cmake --install"
 for f in bin/raftd bin/raft-kv bin/raft-bench; do
     [ -x "$prefix/$f" ] || fail "$f not installed"
 done
+for f in share/man/man1/raft-kv.1 share/man/man8/raftd.8 share/bash-completion/completions/raft-kv; do
+    [ -f "$prefix/$f" ] || fail "$f not installed"
+done
 [ "$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')" = \
     "./raftkv/api.h ./raftkv/client.h " ] ||
     fail "the public headers are include/raftkv/{api,client}.h, and only they: $(cd "$prefix/include" && find . -type f)"
