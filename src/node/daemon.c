@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include "log/log.h"
 #include "node/config.h"
 #include "node/daemon.h"
+#include "node/sd_notify.h"
 
 /* Exit statuses: 0 clean stop, 1 runtime failure, 2 usage or configuration error, or a data
  * dir refused (RK_NODE_EDATADIR). */
@@ -34,7 +36,9 @@ static void usage(FILE *out, const char *name)
             "Runs one node of a raftkv cluster as described by FILE (see\n"
             "deploy/node.conf.example for every key). Stops cleanly on SIGTERM or SIGINT.\n"
             "Environment: RAFT_LOG=error|warn|info|debug raises the configured log_level;\n"
-            "RAFT_LOG_FORMAT=text|logfmt|json replaces the configured log_format.\n"
+            "RAFT_LOG_FORMAT=text|logfmt|json replaces the configured log_format;\n"
+            "NOTIFY_SOCKET (set by systemd for Type=notify) is told READY=1 once the node\n"
+            "serves and STOPPING=1 when it stops.\n"
             "Exit status: 0 stopped, 1 runtime failure, 2 bad usage or configuration, or\n"
             "a data dir refused (in use by another process; data lost, damaged or of\n"
             "another on-disk format).\n",
@@ -107,6 +111,20 @@ static void install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* Tells systemd (Type=notify) state; a failure is logged, never fatal: the node serves
+ * whether or not its supervisor hears it. */
+static void notify_supervisor(const char *state)
+{
+    int rc = rk_sd_notify(state), err = errno;
+    if (rc == RK_SD_NOTIFY_EADDRESS)
+        rk_warn("NOTIFY_SOCKET=\"%s\" is not an absolute path or an abstract name (@name) "
+                "that fits a socket address: cannot tell systemd %s",
+                getenv("NOTIFY_SOCKET"), state);
+    else if (rc != RK_SD_NOTIFY_OK)
+        rk_warn("cannot tell systemd %s through NOTIFY_SOCKET=%s: %s", state,
+                getenv("NOTIFY_SOCKET"), strerror(err));
+}
+
 /* How long closing the sockets may take once the node has stopped. */
 #define CLOSE_BOUND_S 5
 
@@ -158,8 +176,11 @@ int rk_daemon_main(int argc, char **argv, const char *name, const struct rk_daem
         running_node = node;
         if (stop_requested)
             rk_node_request_stop(node);
+        /* Its sockets listen and the loop starts now: clients can be served. */
+        notify_supervisor("READY=1");
         rc = rk_node_run(node);
         running_node = NULL;
+        notify_supervisor("STOPPING=1");
         free_bounded(node, rc == 0 ? 0 : EXIT_RUNTIME);
     }
     rk_config_free(&cfg);
