@@ -13,7 +13,7 @@
 #   RAFTKV_DATA_DIR      default /var/lib/raftkv/data
 #   RAFTKV_CONF          where the config is written (default /var/lib/raftkv/node.conf)
 #   RAFTKV_EXTRA_CONF    lines appended to the config (deploy/node.conf.example has every key)
-#   RAFTKV_HOSTNAME      the host name to take the ordinal from (default: hostname)
+#   RAFTKV_HOSTNAME      the host name to take the ordinal from (default: the kernel's)
 #   RAFTKV_DRY_RUN=1     print the config and exit instead of running raftd
 # Checked by tests/deploy/entrypoint_test.sh (a 3-node cluster of it on 127.0.0.1-3, and the
 # ordinal and refusals); with `sh -n` and under dash.
@@ -36,7 +36,7 @@ conf=${RAFTKV_CONF:-/var/lib/raftkv/node.conf}
 
 id=${RAFTKV_NODE_ID:-}
 if [ -z "$id" ]; then
-    host=${RAFTKV_HOSTNAME:-$(hostname)}
+    host=${RAFTKV_HOSTNAME:-$(cat /proc/sys/kernel/hostname)}
     ordinal=${host##*-}
     case $ordinal in
     '' | *[!0-9]*) die "RAFTKV_NODE_ID unset, and host name \"$host\" does not end in -<ordinal>" ;;
