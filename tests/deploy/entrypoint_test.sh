@@ -9,7 +9,7 @@ set -uo pipefail
 entry=$1/deploy/docker/entrypoint.sh
 bin=$2
 export PATH=$bin:$PATH
-sh=sh
+sh="sh"
 command -v dash >/dev/null && sh=dash
 work=$(mktemp -d /tmp/entrypoint-test.XXXXXX)
 pids=()
@@ -47,15 +47,15 @@ grep -q RAFTKV_CLUSTER_ID "$work/dry.out" || fail "missing RAFTKV_CLUSTER_ID not
 
 # Ports free on the three addresses, below the ephemeral range.
 free() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-for try in $(seq 50); do
+for _ in $(seq 50); do
   base=$((20000 + (RANDOM % 120) * 100))
   ok=1
   for i in 1 2 3; do
     for p in 1 2 3 4; do free "127.0.0.$i" $((base + p)) || ok=0; done
   done
-  [ $ok = 1 ] && break
+  [ "$ok" = 1 ] && break
 done
-[ $ok = 1 ] || fail "no free ports"
+[ "$ok" = 1 ] || fail "no free ports"
 
 for i in 1 2 3; do
   env RAFTKV_CLUSTER_ID=77 RAFTKV_PEERS=127.0.0.1,127.0.0.2,127.0.0.3 RAFTKV_NODE_ID=$i \
