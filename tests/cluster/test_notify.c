@@ -159,8 +159,9 @@ static bool scenario_not_ready(struct cluster *c)
         }
         sleep_ms(50);
     }
-    if (ok && (!WIFEXITED(status) || WEXITSTATUS(status) == 0)) {
-        fprintf(stderr, "raftd exited with status %d, want a failure\n", status);
+    if (ok && (!WIFEXITED(status) || WEXITSTATUS(status) == 0 ||
+               !cluster_log_contains(c, 1, "cannot listen for clients"))) {
+        fprintf(stderr, "raftd exited with status %d, want a failure to listen\n", status);
         ok = false;
     }
     char msg[256];
