@@ -2,7 +2,8 @@
 # deploy/docker/entrypoint.sh, the container's entry point, outside a container: the node id
 # from a StatefulSet host name's ordinal, its refusals, and a 3-node cluster of it on
 # 127.0.0.1, 127.0.0.2 and 127.0.0.3 (one port set, as three pods or compose services have)
-# that elects a leader, takes a put, reads it back and reports /health 200 on every node.
+# that elects a leader, takes a put, reads it back, reports /health 200 on every node and
+# passes the Dockerfile's HEALTHCHECK (raft-kv health), which fails once it is stopped.
 # Run with dash, the /bin/sh of Debian's images.
 #   entrypoint_test.sh SOURCE_DIR BUILD_CMD_DIR
 set -uo pipefail
@@ -84,8 +85,8 @@ for i in 1 2 3; do
     sleep 0.1
   done
   # The Dockerfile's HEALTHCHECK, on this node.
-  raft-kv --endpoints "tcp://127.0.0.$i:$((base + 2))" --timeout 3000 status >"$work/hc.out" 2>&1 ||
-    fail "node $i: raft-kv status (the HEALTHCHECK) exit status $?"
+  raft-kv --endpoints "tcp://127.0.0.$i:$((base + 2))" --timeout 30000 health >"$work/hc.out" 2>&1 ||
+    fail "node $i: raft-kv health (the HEALTHCHECK) exit status $?"
 done
 
 # exec: the entry point's process is raftd, which SIGTERM stops cleanly.
@@ -94,4 +95,7 @@ for i in 0 1 2; do
   wait "${pids[$i]}" || fail "node $((i + 1)) exited with status $? on SIGTERM"
 done
 pids=()
+# ... which fails once the node is down.
+raft-kv --endpoints "tcp://127.0.0.1:$((base + 2))" --timeout 1000 health >"$work/hc.out" 2>&1
+[ $? = 3 ] || fail "raft-kv health (the HEALTHCHECK) on a stopped node: not exit status 3"
 echo ok
