@@ -25,7 +25,6 @@ static uint32_t node_random(void *arg, uint32_t bound)
     return bound ? (uint32_t)((n->rng * 0x2545F4914F6CDD1DULL) >> 32) % bound : 0;
 }
 
-
 /* The node's batches are rk_db_write transactions: their end is the machine's. */
 static void fsm_batch_end(void *arg, bool committed)
 {
