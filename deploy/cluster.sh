@@ -182,9 +182,10 @@ start_node() {
     { wc -c <"$dir/node$i/raftd.log" || echo 0; } >"$dir/node$i/log_offset" 2>/dev/null
     "$raftd" --config "$dir/node$i/node.conf" >>"$dir/node$i/raftd.log" 2>&1 &
     echo $! >"$dir/node$i/pid"
+    disown $! # its end is ours to see (pid file), not bash's to announce ("Killed")
 }
 
-# Waits until node i logs that it runs, or fails with its log if it exits first.
+# Waits until node i logs that it runs; if it exits first, shows its log and returns 1.
 wait_running() {
     local i=$1 log pid offset deadline=$((SECONDS + 15))
     log="$dir/node$i/raftd.log"
@@ -193,7 +194,8 @@ wait_running() {
     while [ $SECONDS -lt $deadline ]; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -c +$((offset + 1)) "$log" | tail -n 20 >&2
-            die "node $i exited during start (log: $log)"
+            echo "cluster.sh: node $i exited during start (log: $log)" >&2
+            return 1
         fi
         if tail -c +$((offset + 1)) "$log" | grep -q ": running: "; then
             return
@@ -253,18 +255,48 @@ status() {
     fi
 }
 
+# Starts every node of a new or stopped cluster; returns 1 if one exits during start.
+start_all() {
+    local i
+    for i in $(all_ids); do start_node "$i"; done
+    for i in $(all_ids); do wait_running "$i" || return 1; done
+}
+
+# Forgets a cluster made by this run (its nodes killed), so that init_cluster makes it anew.
+forget_new_cluster() {
+    local i
+    for i in $(all_ids); do stop_node "$i" KILL; done
+    for i in $(all_ids); do rm -rf "${dir:?}/node$i"; done
+    rm -rf "${dir:?}/tls" "$dir/cluster.env"
+}
+
 case $cmd in
 start)
     find_raftd
+    # Free ports picked here can be taken before the nodes bind them (another cluster
+    # starting at the same moment): a new cluster then starts over on other ports.
+    picked=0
+    [ -f "$dir/cluster.env" ] || [ -n "$base_port" ] || picked=1
     init_cluster
     load_cluster
     if [ -n "$id" ]; then
         check_id "$id"
         start_node "$id"
-        wait_running "$id"
+        wait_running "$id" || die "node $id did not start"
     else
-        for i in $(all_ids); do start_node "$i"; done
-        for i in $(all_ids); do wait_running "$i"; done
+        for attempt in 1 2 3 4 5; do
+            start_all && break
+            if [ $picked = 1 ] && [ $attempt -lt 5 ] &&
+                grep -qs "Address in use" "$dir"/node*/raftd.log; then
+                echo "cluster.sh: a port was taken meanwhile; starting over on other ports" >&2
+                forget_new_cluster
+                base_port=""
+                init_cluster
+                load_cluster
+                continue
+            fi
+            die "the cluster did not start"
+        done
     fi
     echo "endpoints: $(endpoints)"
     ;;
@@ -288,7 +320,7 @@ restart)
     check_id "$id"
     stop_node "$id"
     start_node "$id"
-    wait_running "$id"
+    wait_running "$id" || die "node $id did not start"
     ;;
 status)
     load_cluster
