@@ -96,7 +96,7 @@ static void on_request(void *arg, struct rk_http_request *req, const char *path)
     }
     ev->type = EV_HTTP_REQUEST;
     ev->http = req;
-    ev->len = route;
+    ev->route = (unsigned)route;
     rk_queue_push(&n->queue, &ev->item);
 }
 
@@ -280,7 +280,7 @@ static void serve_metrics(struct rk_node *n, struct rk_http_request *req)
 
 void http__handle(struct rk_node *n, struct event *ev)
 {
-    switch ((enum route)ev->len) {
+    switch ((enum route)ev->route) {
     case ROUTE_HEALTH:
         serve_health(n, ev->http);
         break;

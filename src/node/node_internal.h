@@ -37,7 +37,8 @@ struct event {
     enum event_type type;
     struct raft_msg msg;          /* EV_PEER_MSG; owned */
     struct rk_client_call *call;  /* EV_CLIENT_REQUEST */
-    struct rk_http_request *http; /* EV_HTTP_REQUEST; data holds its path */
+    struct rk_http_request *http; /* EV_HTTP_REQUEST, with the route asked (http_service.c) */
+    unsigned route;
     size_t len;
     uint8_t data[]; /* the packed client request */
 };
