@@ -59,7 +59,6 @@ struct client {
 struct run {
     uint64_t seed;
     size_t n;
-    unsigned ms;
     struct profile p;
     char dir[256];
     struct rk_config cfg[SIM_MAX_NODES + 1];
@@ -572,7 +571,6 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
     sim.reply_arg = &r;
     r.seed = seed;
     r.n = nodes;
-    r.ms = ms;
     draw_profile(&r);
     struct stat st;
     const char *tmp = getenv("TMPDIR")                                    ? getenv("TMPDIR")
