@@ -118,13 +118,7 @@ static bool scenario_second_raftd(struct cluster *c)
 
 static bool with_node(bool (*fn)(struct cluster *c))
 {
-    struct cluster c;
-    if (!cluster_init(&c, 1, NULL)) {
-        cluster_destroy(&c, true);
-        return false;
-    }
-    bool ok = fn(&c);
-    return cluster_finish(&c, ok);
+    return cluster_run(1, NULL, fn);
 }
 
 TEST(empty_data_file)
