@@ -54,6 +54,16 @@ enum raft_err {
      * or a heartbeat round the node never sent. Forged, or a peer's bug: the host should
      * say so with the sender. Dropped and counted as malformed. */
     RAFT_ECONFLICT,
+    /* A membership change or leadership transfer is refused for now: another change is not
+     * committed yet, the leader has not committed an entry of its own term yet (Raft
+     * dissertation §4.1, with the fix of raft-dev, 2015), or a leadership transfer is under
+     * way (proposals wait for its outcome). Retry later. */
+    RAFT_EBUSY,
+    RAFT_EEXIST,   /* a member with this id exists (add), or it is a voter already (promote) */
+    RAFT_ENOTFOUND, /* no member with this id */
+    /* The learner is further behind the leader's log than promote_max_lag entries: a voter
+     * that far behind would stall commits until it caught up. */
+    RAFT_EBEHIND,
 };
 
 /* A message whose term is above RAFT_MAX_TERM, or more than RAFT_MAX_TERM_STEP above the
@@ -79,8 +89,60 @@ RAFTKV_API const char *raft_role_name(enum raft_role role);
 enum raft_entry_type {
     RAFT_ENTRY_NORMAL = 0,
     RAFT_ENTRY_NOOP = 1, /* appended by each new leader (Raft §8) so it can commit its term */
+    /* A configuration (raft_configuration_encode): the whole membership from its index on. */
     RAFT_ENTRY_CONFIG = 2,
 };
+
+/* ---- Membership (Raft dissertation chapter 4) ----
+ *
+ * A configuration lists every member: voters, which elect leaders and count towards every
+ * quorum, and learners, which receive the log and snapshots but never vote and never count.
+ * It changes one server at a time by configuration entries in the log, and every node uses
+ * the latest configuration in its log, committed or not (§4.1): a configuration entry that
+ * is truncated away rolls the node back to the one before. Snapshots carry the
+ * configuration at their index. Each member's addresses are opaque to the core: the host
+ * uses them to reach it. */
+enum raft_member_role {
+    RAFT_VOTER = 0,
+    RAFT_LEARNER = 1,
+};
+
+RAFTKV_API const char *raft_member_role_name(enum raft_member_role role);
+
+#define RAFT_MAX_ADDRESS 255 /* bytes of an address, at most */
+#define RAFT_MAX_MEMBERS 64  /* members of a configuration, at most */
+
+struct raft_member {
+    raft_id id;
+    enum raft_member_role role;
+    char *peer_address;   /* NUL-terminated; "" when unknown */
+    char *client_address; /* NUL-terminated; "" when unknown */
+};
+
+struct raft_configuration {
+    size_t n;
+    struct raft_member *members; /* distinct ids, none 0 */
+};
+
+/* Deep-copies src into dst (whose previous contents are not freed). */
+RAFTKV_API int raft_configuration_copy(struct raft_configuration *dst,
+                                       const struct raft_configuration *src);
+/* Frees what the configuration holds (not conf itself) and empties it. */
+RAFTKV_API void raft_configuration_free(struct raft_configuration *conf);
+/* The member with this id, or NULL. */
+RAFTKV_API const struct raft_member *raft_configuration_find(const struct raft_configuration *conf,
+                                                             raft_id id);
+/* Whether conf is one the core accepts: at most RAFT_MAX_MEMBERS members, distinct nonzero
+ * ids, addresses of at most RAFT_MAX_ADDRESS bytes, known roles. An empty configuration is
+ * valid (a node that joins an existing cluster knows no members yet). */
+RAFTKV_API bool raft_configuration_is_valid(const struct raft_configuration *conf);
+/* The bytes of a configuration entry, in a format of the core's own (versioned): *buf is
+ * allocated (free it). The host also uses them to keep a snapshot's configuration. */
+RAFTKV_API int raft_configuration_encode(const struct raft_configuration *conf, uint8_t **buf,
+                                         size_t *len);
+/* The inverse: RAFT_EINVAL for bytes that are not a valid encoded configuration. */
+RAFTKV_API int raft_configuration_decode(const uint8_t *buf, size_t len,
+                                         struct raft_configuration *conf);
 
 struct raft_entry {
     raft_term term;
@@ -97,6 +159,8 @@ enum raft_msg_type {
     RAFT_MSG_APPEND_RESP,
     RAFT_MSG_INSTALL_SNAPSHOT,
     RAFT_MSG_INSTALL_SNAPSHOT_RESP,
+    /* From a leader transferring its leadership (Raft dissertation §3.10): campaign now. */
+    RAFT_MSG_TIMEOUT_NOW,
 };
 
 RAFTKV_API const char *raft_msg_type_name(enum raft_msg_type type);
@@ -105,6 +169,9 @@ struct raft_request_vote {
     raft_index last_log_index;
     raft_term last_log_term;
     bool pre_vote; /* msg.term is then the term the sender would campaign in */
+    /* The campaign follows a TimeoutNow: the leader itself asked for it, so voters grant
+     * it although they heard from that leader recently (no leader lease). */
+    bool transfer;
 };
 
 struct raft_request_vote_resp {
@@ -137,8 +204,7 @@ struct raft_append_resp {
 struct raft_install_snapshot {
     raft_index last_index;
     raft_term last_term;
-    size_t n_voters;
-    raft_id *voters;
+    struct raft_configuration conf; /* the configuration at last_index */
     uint64_t offset;
     size_t len;
     uint8_t *data;
@@ -167,7 +233,7 @@ struct raft_msg {
     };
 };
 
-/* Deep-copies src (entries, data, voters) into dst. Free the copy with raft_msg_free. */
+/* Deep-copies src (entries, data, configuration) into dst. Free the copy with raft_msg_free. */
 RAFTKV_API int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src);
 /* Frees what raft_msg_copy allocated inside msg (not msg itself). */
 RAFTKV_API void raft_msg_free(struct raft_msg *msg);
@@ -179,8 +245,11 @@ typedef uint32_t (*raft_random_fn)(void *arg, uint32_t bound);
 
 struct raft_config {
     raft_id id;
-    size_t n_voters;
-    const raft_id *voters; /* every voting member, this node included; copied */
+    /* The membership of a new cluster (every member, this node included; copied), used
+     * until the log or a snapshot holds a configuration. Empty (n == 0) for a node that
+     * joins a running cluster: it waits for a leader to send it the log, and campaigns
+     * only once a configuration names it a voter. */
+    struct raft_configuration bootstrap;
 
     /* Timing, in ticks. Election timeouts are drawn uniformly from [min, max). */
     unsigned election_ticks_min; /* default 15 */
@@ -197,12 +266,15 @@ struct raft_config {
     size_t snapshot_chunk_bytes; /* InstallSnapshot chunk size; default 1 MiB */
     size_t max_inflight_chunks;  /* InstallSnapshot chunks in flight per follower; default 4 */
     size_t max_entry_bytes;      /* largest proposal; default 8 MiB */
+    /* A learner is promoted only when its log is at most this many entries behind the
+     * leader's last index (RAFT_EBEHIND otherwise); default 1000. */
+    raft_index promote_max_lag;
 
     raft_random_fn random;
     void *random_arg;
 };
 
-/* Fills cfg with the defaults above (id, voters and random left unset). */
+/* Fills cfg with the defaults above (id, bootstrap and random left unset). */
 RAFTKV_API void raft_config_defaults(struct raft_config *cfg);
 
 /* A snapshot of the state machine: its state after applying every entry up to index. The
@@ -223,6 +295,10 @@ struct raft_restore {
     raft_index snapshot_index;
     raft_term snapshot_term;
     struct raft_snapshot_meta snapshot; /* the latest snapshot, index >= snapshot_index */
+    /* The configuration at snapshot.index, as raft_configuration_at gave it when the
+     * snapshot was taken or ready.snapshot_conf when it was installed; empty: the
+     * bootstrap configuration (raft_config) is used. */
+    struct raft_configuration snapshot_conf;
     raft_index applied;                 /* last index the state machine has applied */
     size_t n_entries;
     const struct raft_entry *entries; /* contiguous, starting at snapshot_index + 1; copied */
@@ -247,7 +323,8 @@ RAFTKV_API int raft_step(struct raft *r, const struct raft_msg *msg);
 
 /* Appends a normal entry with a copy of data to the leader's log. On success *index and
  * *term (either may be NULL) say where it went: the proposal succeeded if and when the
- * entry committed at *index has term *term. */
+ * entry committed at *index has term *term. RAFT_EBUSY while a leadership transfer is
+ * under way. */
 RAFTKV_API int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index,
                             raft_term *term);
 
@@ -259,8 +336,36 @@ RAFTKV_API int raft_propose(struct raft *r, const void *data, size_t len, raft_i
  * Returns RAFT_ENOTLEADER on a follower. */
 RAFTKV_API int raft_read_index(struct raft *r, uint64_t ctx);
 
+/* Membership changes, one server at a time (Raft dissertation §4.1-4.3), proposed on the
+ * leader as a configuration entry: on success *index and *term (either may be NULL) say
+ * where it went, as for raft_propose. Each is refused with RAFT_EBUSY while another change
+ * is uncommitted, before the leader has committed an entry of its own term, or during a
+ * leadership transfer; RAFT_ENOTLEADER on a follower.
+ *
+ * raft_add_learner adds m (its role is ignored: it joins as a learner; RAFT_EEXIST if its
+ * id is a member, RAFT_EINVAL if its addresses are too long). raft_promote makes a learner
+ * a voter (RAFT_ENOTFOUND, RAFT_EEXIST for a voter, RAFT_EBEHIND when it lags). raft_remove
+ * removes any member (RAFT_ENOTFOUND; RAFT_EINVAL for the last voter); a leader that removes
+ * itself keeps leading until the change commits (§4.2.2: without counting itself), then
+ * steps down and hands the lead to the most up-to-date voter (TimeoutNow). */
+RAFTKV_API int raft_add_learner(struct raft *r, const struct raft_member *m, raft_index *index,
+                                raft_term *term);
+RAFTKV_API int raft_promote(struct raft *r, raft_id id, raft_index *index, raft_term *term);
+RAFTKV_API int raft_remove(struct raft *r, raft_id id, raft_index *index, raft_term *term);
+
+/* Leadership transfer (Raft dissertation §3.10) to target, a voter (0: the voter with the
+ * most of the log). The leader stops taking proposals, brings the target's log up to date
+ * and sends it TimeoutNow; the target campaigns at once, without pre-vote. After an
+ * election timeout without a new leader the transfer is abandoned and proposals resume.
+ * RAFT_ENOTLEADER on a follower; RAFT_EBUSY while a transfer is under way; RAFT_ENOTFOUND
+ * for a target that is not a voter, RAFT_EINVAL for the leader itself or when no other
+ * voter exists. */
+RAFTKV_API int raft_transfer_leadership(struct raft *r, raft_id target);
+/* The target of the transfer under way, or 0. */
+RAFTKV_API raft_id raft_transferee_of(const struct raft *r);
+
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired;
- * not on a node that should not lead (raft_set_electable). */
+ * not on a node that should not lead (raft_set_electable) nor on one that is not a voter. */
 RAFTKV_API void raft_campaign(struct raft *r);
 
 /* Whether this node should lead; a new core should. One that should not (its host cannot
@@ -309,6 +414,9 @@ struct raft_ready {
      * delete every log entry and make (index, term) the log's starting point. */
     bool install_snapshot;
     struct raft_snapshot_meta snapshot;
+    /* With install_snapshot: the snapshot's configuration, to keep with it
+     * (raft_restore.snapshot_conf). */
+    const struct raft_configuration *snapshot_conf;
 
     /* Delete stable entries with index >= truncate_from before appending (0: none). */
     raft_index truncate_from;
@@ -334,6 +442,13 @@ struct raft_ready {
     /* Committed entries to apply, in order. They are always already durable locally. */
     size_t n_committed;
     const struct raft_entry *committed;
+
+    /* The latest configuration (committed or not) and the index of its entry (0: the
+     * bootstrap configuration); configuration_changed when it differs from the previous
+     * ready's: the host follows it (its address book). */
+    bool configuration_changed;
+    const struct raft_configuration *configuration;
+    raft_index configuration_index;
 
     /* Soft state, for the host's information. */
     bool soft_state_changed;
@@ -364,6 +479,28 @@ RAFTKV_API raft_term raft_term_at(const struct raft *r, raft_index index);
 /* The entry at index, or NULL if it is not held. Valid until the next call into the core. */
 RAFTKV_API const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 
+/* The latest configuration in the log (committed or not) and its entry's index (0: the
+ * bootstrap configuration). Valid until the next call into the core. */
+RAFTKV_API const struct raft_configuration *raft_configuration_of(const struct raft *r,
+                                                                  raft_index *index);
+/* The configuration in effect at index, which must be between the latest snapshot's index
+ * and the last index: what the host keeps with a snapshot taken at index. NULL when index
+ * is out of that range. Valid until the next call into the core. */
+RAFTKV_API const struct raft_configuration *raft_configuration_at(const struct raft *r,
+                                                                  raft_index index);
+
+/* What a leader knows of a member's replication. */
+struct raft_member_progress {
+    raft_index match; /* last index known to be in its log */
+    raft_index next;  /* next index to send it */
+    bool recent_active; /* heard from within the current check-quorum round (or the last) */
+    bool snapshot;      /* being sent a snapshot */
+};
+/* RAFT_ENOTLEADER on a follower, RAFT_ENOTFOUND for an id that is not a member; for the
+ * leader itself, match is its durable last index. */
+RAFTKV_API int raft_member_progress_of(const struct raft *r, raft_id id,
+                                       struct raft_member_progress *out);
+
 /* Counters of what the core dropped or did, for metrics and tests. */
 struct raft_stats {
     uint64_t msgs_dropped_unknown_peer;
@@ -375,6 +512,9 @@ struct raft_stats {
     uint64_t append_rejections;
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
+    uint64_t configuration_changes; /* proposed by this node as leader */
+    uint64_t transfers_started;
+    uint64_t transfers_abandoned; /* no new leader within an election timeout */
 };
 RAFTKV_API void raft_stats_of(const struct raft *r, struct raft_stats *out);
 
