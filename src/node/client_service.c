@@ -34,8 +34,8 @@ void clients__on_request(void *arg, struct rk_client_call *call, const uint8_t *
 
 /* ---- Replies: the envelope of client.proto around the state machine's answers. ---- */
 
-static void reply_response(struct rk_node *n, struct rk_client_call *call,
-                           const Raftkv__Client__Response *resp)
+void clients__reply(struct rk_node *n, struct rk_client_call *call,
+                    const Raftkv__Client__Response *resp)
 {
     size_t len = raftkv__client__response__get_packed_size(resp);
     uint8_t *buf = malloc(len ? len : 1);
@@ -49,32 +49,30 @@ static void reply_response(struct rk_node *n, struct rk_client_call *call,
     free(buf);
 }
 
-static void reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Client__Code code,
-                        const char *error)
+void clients__reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Client__Code code,
+                          const char *error)
 {
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.code = code;
     resp.error = (char *)error;
-    reply_response(n, call, &resp);
+    clients__reply(n, call, &resp);
 }
 
 void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why)
 {
-    reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
+    clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
 }
 
-static void reply_not_leader(struct rk_node *n, struct rk_client_call *call)
+void clients__reply_not_leader(struct rk_node *n, struct rk_client_call *call)
 {
     Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
     nl.leader_id = n->view.leader;
-    const struct rk_member *m = rk_config_member(n->cfg, n->view.leader);
-    if (m && m->client_url)
-        nl.leader_address = m->client_url;
+    nl.leader_address = (char *)members__client_address(n, n->view.leader);
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.code = RAFTKV__CLIENT__CODE__NOT_LEADER;
     resp.not_leader = &nl;
     resp.error = n->view.leader ? "not the leader" : "no leader known yet";
-    reply_response(n, call, &resp);
+    clients__reply(n, call, &resp);
 }
 
 void clients__status(struct rk_node *n, struct node_status *out)
@@ -138,25 +136,26 @@ static void reply_status(struct rk_node *n, struct rk_client_call *call)
     clients__status(n, &s);
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.status = &s.st;
-    reply_response(n, call, &resp);
+    clients__reply(n, call, &resp);
 }
 
 /* The state machine's answer, as it is. */
 static void reply_fsm(struct rk_node *n, struct rk_client_call *call, const struct raftkv_buf *b)
 {
     if (!b->len) {
-        reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL, "the state machine gave no answer");
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL,
+                             "the state machine gave no answer");
         return;
     }
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     resp.fsm = (ProtobufCBinaryData){b->len, b->data};
-    reply_response(n, call, &resp);
+    clients__reply(n, call, &resp);
 }
 
 /* ---- Proposals awaiting commit. ---- */
 
 static int pending_push(struct rk_node *n, raft_index index, raft_term term,
-                        struct rk_client_call *call)
+                        struct rk_client_call *call, bool members)
 {
     if (n->pending_head + n->n_pending == n->pending_cap) {
         if (n->pending_head > 0) {
@@ -171,7 +170,7 @@ static int pending_push(struct rk_node *n, raft_index index, raft_term term,
             n->pending_cap = cap;
         }
     }
-    n->pending[n->pending_head + n->n_pending++] = (struct pending){index, term, call};
+    n->pending[n->pending_head + n->n_pending++] = (struct pending){index, term, call, members};
     return 0;
 }
 
@@ -191,10 +190,13 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e, const struct
 {
     struct pending *p;
     while ((p = pending_front(n)) && p->index <= e->index) {
-        if (p->index == e->index && p->term == e->term)
+        if (p->index == e->index && p->term == e->term && p->members)
+            members__reply_list(n, p->call);
+        else if (p->index == e->index && p->term == e->term)
             reply_fsm(n, p->call, result);
         else
-            reply_error(n, p->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "leadership changed, retry");
+            clients__reply_error(n, p->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                                 "leadership changed, retry");
         pending_pop(n);
     }
 }
@@ -213,14 +215,14 @@ void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads)
     if (n->n_pending)
         rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending, why);
     while (n->n_pending) {
-        reply_error(n, pending_front(n)->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
+        clients__reply_error(n, pending_front(n)->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
         pending_pop(n);
     }
     /* A confirmed read stays valid after a change of leader: its state was current when
      * it was confirmed. */
     for (size_t i = n->n_reads; i-- > 0;) {
         if (all_reads || n->reads[i].index == 0) {
-            reply_error(n, n->reads[i].call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
+            clients__reply_error(n, n->reads[i].call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
             read_pop(n, i);
         }
     }
@@ -244,8 +246,8 @@ void clients__reads_serve(struct rk_node *n)
         if (rc == 0)
             reply_fsm(n, rd->call, &result);
         else
-            reply_error(n, rd->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
-                        n->fsm->ops->strerror(n->fsm, rc));
+            clients__reply_error(n, rd->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                                 n->fsm->ops->strerror(n->fsm, rc));
         free(result.data);
         read_pop(n, 0);
     }
@@ -261,7 +263,7 @@ static void read_request(struct rk_node *n, struct rk_client_call *call, void *q
         struct read *grown = realloc(n->reads, cap * sizeof *grown);
         if (!grown) {
             n->fsm->ops->read_free(n->fsm, query);
-            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
+            clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
             return;
         }
         n->reads = grown;
@@ -271,9 +273,9 @@ static void read_request(struct rk_node *n, struct rk_client_call *call, void *q
     if (rc != RAFT_OK) {
         n->fsm->ops->read_free(n->fsm, query);
         if (rc == RAFT_ENOTLEADER)
-            reply_not_leader(n, call);
+            clients__reply_not_leader(n, call);
         else
-            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
+            clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
         return;
     }
     n->reads[n->n_reads++] = (struct read){n->last_read_ctx, 0, call, query};
@@ -292,14 +294,24 @@ static void propose(struct rk_node *n, struct rk_client_call *call, const struct
     raft_term term;
     int rc = raft_propose(n->raft, data, len, &index, &term);
     if (rc == RAFT_ENOTLEADER)
-        reply_not_leader(n, call);
+        clients__reply_not_leader(n, call);
     else if (rc == RAFT_ETOOBIG)
-        reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, "request too large");
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, "request too large");
+    else if (rc == RAFT_EBUSY)
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                             "the leadership is being transferred, retry");
     else if (rc != RAFT_OK)
-        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
-    else if (pending_push(n, index, term, call) != 0)
-        /* The entry may still commit; the client retries and sees the result then. */
-        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, raft_strerror(rc));
+    else
+        clients__await(n, index, term, call, false);
+}
+
+void clients__await(struct rk_node *n, raft_index index, raft_term term,
+                    struct rk_client_call *call, bool members)
+{
+    /* The entry may still commit; the client retries and sees the result then. */
+    if (pending_push(n, index, term, call, members) != 0)
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
 }
 
 /* A request for the state machine, on the leader: prepare says what to do with it. */
@@ -308,12 +320,13 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
     struct raftkv_prepared p;
     int rc = n->fsm->ops->prepare(n->fsm, request.data, request.len, &p);
     if (rc != 0) {
-        reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, n->fsm->ops->strerror(n->fsm, rc));
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                             n->fsm->ops->strerror(n->fsm, rc));
         return;
     }
     switch (p.kind) {
     case RAFTKV_PREPARE_REFUSE:
-        reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, p.why);
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, p.why);
         break;
     case RAFTKV_PREPARE_READ:
         if (n->fsm->ops->query) {
@@ -322,12 +335,12 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
         }
         if (n->fsm->ops->read_free)
             n->fsm->ops->read_free(n->fsm, p.read);
-        reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL,
-                    "the state machine prepared a read but answers none (no query op)");
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__INTERNAL,
+                             "the state machine prepared a read but answers none (no query op)");
         break;
     case RAFTKV_PREPARE_PROPOSE:
         if (n->refusing_full)
-            reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
+            clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
         else
             propose(n, call, &p.entry, request);
         free(p.entry.data);
@@ -340,17 +353,19 @@ void clients__handle(struct rk_node *n, struct event *ev)
     Raftkv__Client__Request *req = raftkv__client__request__unpack(NULL, ev->len, ev->data);
     if (!req) {
         rk_debug("malformed client request (%zu bytes)", ev->len);
-        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "malformed request");
+        clients__reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "malformed request");
         return;
     }
     if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS)
         reply_status(n, ev->call);
+    else if (members__handles(req))
+        members__handle(n, ev->call, req);
     else if (req->body_case != RAFTKV__CLIENT__REQUEST__BODY_FSM)
-        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "request without a body");
+        clients__reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "request without a body");
     else if (n->held)
-        reply_error(n, ev->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
+        clients__reply_error(n, ev->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
     else if (raft_role_of(n->raft) != RAFT_LEADER)
-        reply_not_leader(n, ev->call);
+        clients__reply_not_leader(n, ev->call);
     else
         fsm_request(n, ev->call, req->fsm);
     raftkv__client__request__free_unpacked(req, NULL);

@@ -25,6 +25,7 @@ enum value_type {
     V_LEVEL,
     V_FORMAT,
     V_CLIENT_AUTH,
+    V_BOOL, /* true or false */
 };
 
 struct key_spec {
@@ -42,6 +43,7 @@ static const struct key_spec keys[] = {
     KEY(node_id, V_ID, true),
     KEY(cluster_id, V_U64, true),
     KEY(data_dir, V_STR, true),
+    KEY(join, V_BOOL, false),
     KEY(listen_peer, V_URL, false),
     KEY(listen_client, V_URL, false),
     KEY(listen_pub, V_URL, false),
@@ -232,6 +234,8 @@ static const char *type_expectation(enum value_type type)
         return "expected one of text, logfmt, json";
     case V_CLIENT_AUTH:
         return "expected one of required, optional, none";
+    case V_BOOL:
+        return "expected true or false";
     }
     return "bad value";
 }
@@ -284,6 +288,11 @@ static int set_value(struct rk_config *cfg, const struct key_spec *spec, const c
         return rk_log_format_parse(value, (enum rk_log_format *)field);
     case V_CLIENT_AUTH:
         return parse_client_auth(value, (enum rk_tls_client_auth *)field);
+    case V_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return -1;
+        *(bool *)field = value[0] == 't';
+        return 0;
     }
     return -1;
 }

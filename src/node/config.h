@@ -37,6 +37,10 @@ struct rk_config {
     raft_id node_id;
     uint64_t cluster_id;
     char *data_dir;
+    /* Start as a new member of a running cluster: the members are not the bootstrap
+     * membership, only where to find the cluster; the node waits for the leader to send it
+     * the log and campaigns only once the cluster makes it a voter. */
+    bool join;
     size_t n_members; /* sorted by id; self included */
     struct rk_member *members;
 

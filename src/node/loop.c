@@ -127,7 +127,7 @@ static void storage_check(struct rk_node *n)
     n->refusing_full = full;
     /* The only voter has nobody to leave the lead to. */
     if (!n->held)
-        raft_set_electable(n->raft, !full || n->cfg->n_members == 1);
+        raft_set_electable(n->raft, !full || members__alone(n));
 }
 
 /* Handles everything queued, waiting for the first event until deadline. */
@@ -149,6 +149,7 @@ void loop__turn(struct rk_node *n, bool wait)
     storage_check(n);
     tls__poll(n);
     ready__process(n);
+    members__transfer_check(n);
     snapshots__maybe_start(n);
 }
 
@@ -158,6 +159,10 @@ int rk_node_run(struct rk_node *n)
             n->cfg->listen_pub ? ", pub " : "", n->cfg->listen_pub ? n->cfg->listen_pub : "");
     while (!atomic_load(&n->stop) && !n->fatal)
         loop__turn(n, true);
+    members__hand_off(n);
+    if (n->moving)
+        clients__reply_unavailable(n, n->moving, "node shutting down");
+    n->moving = NULL;
     clients__fail_waiting(n, "node shutting down", true);
     loop__answer_queued(n, "node shutting down");
     /* Spares the next start re-applying the entries (a crash would leave them in the log). */

@@ -6,6 +6,7 @@
  *   ready.c             the ready pipeline: persist, apply, answer, send, advance
  *   client_service.c    client requests: proposals awaiting commit, ReadIndex reads, replies
  *   snapshot_service.c  when to take a snapshot, log compaction, sending and installing them
+ *   membership.c        the members: address book, member requests, leadership hand-off
  *   change_stream.c     the change stream: state machine events and leader changes
  *   tls_service.c       TLS configs from the node's files, and the handshakes NNG refused
  *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
@@ -58,6 +59,7 @@ struct pending {
     raft_index index;
     raft_term term;
     struct rk_client_call *call;
+    bool members; /* a membership change: answered with the members, not the machine's */
 };
 
 /* The core's state as of the last raft_advance: answers status requests, drives logging
@@ -135,6 +137,10 @@ struct rk_node {
     uint64_t applied_bytes;     /* entry bytes applied after the latest snapshot (or log start) */
     uint64_t snapshots_refused; /* received snapshots found damaged or malformed */
     uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
+
+    /* Membership: a move-leader request waiting for the transfer's outcome. */
+    struct rk_client_call *moving;
+    raft_id moving_to;
 };
 
 /* ---- The environment (env.c): the host simulator (tests/hostsim) links its own. ---- */
@@ -194,6 +200,16 @@ void clients__reads_serve(struct rk_node *n);
 /* Answers everything waiting (all reads, or only unconfirmed ones) UNAVAILABLE: why. */
 void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads);
 void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why);
+void clients__reply(struct rk_node *n, struct rk_client_call *call,
+                    const Raftkv__Client__Response *resp);
+void clients__reply_error(struct rk_node *n, struct rk_client_call *call, Raftkv__Client__Code code,
+                          const char *error);
+/* NOT_LEADER, naming the leader the node knows. */
+void clients__reply_not_leader(struct rk_node *n, struct rk_client_call *call);
+/* Keeps call until the entry at (index, term) commits: answered then with the state
+ * machine's result, or with the members (a membership change). */
+void clients__await(struct rk_node *n, raft_index index, raft_term term,
+                    struct rk_client_call *call, bool members);
 /* The node's status as client.proto's NodeStatus; st points into the struct. */
 struct node_status {
     Raftkv__Client__NodeStatus st;
@@ -241,6 +257,37 @@ void snapshots__refuse(struct rk_node *n, raft_index index, const char *why);
 /* Starts the core again from storage, as a restart of the node would, keeping its
  * counters: what the core held beyond storage (a batch that was not written) is gone. */
 int start__core_again(struct rk_node *n);
+
+/* ---- membership.c ---- */
+
+struct rk_peer;
+
+/* The membership of a new cluster (the config file's members, all voters), or none when
+ * the node joins a running one. Points into the node's config; free conf->members only. */
+int members__bootstrap(struct rk_node *n, struct raft_configuration *conf);
+/* The peers to reach: the members of conf but this node, or the config file's while the
+ * node knows no configuration (it joins). *peers is allocated (NULL on failure); its URLs
+ * point into conf or the config file. */
+int members__peers(struct rk_node *n, const struct raft_configuration *conf, struct rk_peer **peers,
+                   size_t *n_peers);
+/* The latest configuration changed (rd.configuration_changed): the address book follows
+ * it, before rd's messages leave (they may be for a new member). */
+void members__changed(struct rk_node *n, const struct raft_ready *rd);
+/* The client address of member id: the latest configuration's, else the config file's;
+ * NULL when unknown. */
+const char *members__client_address(struct rk_node *n, raft_id id);
+/* Whether the node has a single voter, itself: it needs nobody's vote. */
+bool members__alone(struct rk_node *n);
+bool members__handles(const Raftkv__Client__Request *req);
+void members__handle(struct rk_node *n, struct rk_client_call *call,
+                     const Raftkv__Client__Request *req);
+/* Answers call with the members as this node knows them. */
+void members__reply_list(struct rk_node *n, struct rk_client_call *call);
+/* After each ready: answers a move-leader request once its transfer is decided. */
+void members__transfer_check(struct rk_node *n);
+/* Stopping: a leader first hands its leadership to the most up-to-date voter, waiting at
+ * most about two election timeouts, so that clients need not wait out an election. */
+void members__hand_off(struct rk_node *n);
 
 /* ---- change_stream.c ---- */
 

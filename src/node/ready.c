@@ -197,6 +197,8 @@ void ready__process(struct rk_node *n)
     while (!n->fatal && raft_has_ready(n->raft)) {
         struct raft_ready rd;
         raft_ready(n->raft, &rd);
+        if (rd.configuration_changed)
+            members__changed(n, &rd);
         ready__send(n, rd.msgs, rd.n_msgs);
         if (snapshots__receive(n, &rd) != 0 || !ready_write(n, &rd))
             return;

@@ -120,6 +120,7 @@ void snapshots__maybe_start(struct rk_node *n)
 struct compaction {
     struct rk_node *node;
     const struct raft_snapshot_meta *meta;
+    const struct raft_configuration *conf;
     raft_index compact_to;
     raft_term compact_term;
 };
@@ -129,7 +130,7 @@ static int compaction_write(MDB_txn *txn, void *arg)
     (void)txn;
     struct compaction *c = arg;
     struct rk_storage *s = c->node->storage;
-    return s->ops->compact(s, c->meta, c->compact_to, c->compact_term);
+    return s->ops->compact(s, c->meta, c->conf, c->compact_to, c->compact_term);
 }
 
 /* Records the snapshot at meta (published as fd) in storage, then in the core, deleting
@@ -139,7 +140,10 @@ static int snapshot_compact(struct rk_node *n, const struct raft_snapshot_meta *
     raft_index start = raft_first_index_of(n->raft) - 1;
     raft_index trailing = n->cfg->snapshot_trailing_entries;
     raft_index to = meta->index > start + trailing ? meta->index - trailing : start;
-    struct compaction c = {n, meta, to, raft_term_at(n->raft, to)};
+    /* Kept with the snapshot: a node restored from it, or sent it, knows the members. The
+     * core holds meta->index (between its snapshot and its last entry, as finish checked). */
+    struct compaction c = {n, meta, raft_configuration_at(n->raft, meta->index), to,
+                           raft_term_at(n->raft, to)};
     int rc = rk_db_write(n->db, compaction_write, &c);
     if (rc != RK_DB_OK) {
         rk_error("cannot record the snapshot at index %" PRIu64 ": %s", meta->index,

@@ -72,15 +72,13 @@ static int open_db(struct rk_node *n, rk_node_fsm_open_fn open_fsm, void *arg)
     return RK_NODE_OK;
 }
 
-static void raft_config_fill(struct rk_node *n, struct raft_config *rc, raft_id *voters)
+static void raft_config_fill(struct rk_node *n, struct raft_config *rc,
+                             const struct raft_configuration *bootstrap)
 {
     const struct rk_config *cfg = n->cfg;
     raft_config_defaults(rc);
-    for (size_t i = 0; i < cfg->n_members; i++)
-        voters[i] = cfg->members[i].id;
     rc->id = cfg->node_id;
-    rc->n_voters = cfg->n_members;
-    rc->voters = voters;
+    rc->bootstrap = *bootstrap;
     rc->election_ticks_min = rk_config_ticks(cfg->election_timeout_min_ms);
     rc->election_ticks_max = rk_config_ticks(cfg->election_timeout_max_ms);
     rc->heartbeat_ticks = rk_config_ticks(cfg->heartbeat_interval_ms);
@@ -148,14 +146,14 @@ static int fsm_catch_up(struct rk_node *n, struct raft_restore *restore)
 /* Creates the core from restore, which it frees. */
 static int core_new(struct rk_node *n, struct raft_restore *restore)
 {
-    raft_id *voters = calloc(n->cfg->n_members, sizeof *voters);
+    struct raft_configuration bootstrap;
     struct raft_config rcfg;
-    int rc = voters ? RAFT_OK : RAFT_ENOMEM;
+    int rc = members__bootstrap(n, &bootstrap);
     if (rc == RAFT_OK) {
-        raft_config_fill(n, &rcfg, voters);
+        raft_config_fill(n, &rcfg, &bootstrap);
         rc = raft_new(&rcfg, restore, &n->raft);
     }
-    free(voters);
+    free(bootstrap.members);
     rk_storage_restore_free(restore);
     if (rc != RAFT_OK) {
         n->raft = NULL;
@@ -225,7 +223,7 @@ static int start_raft(struct rk_node *n)
     if (rc != RK_NODE_OK)
         return rc;
     /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
-    if (n->cfg->n_members == 1)
+    if (members__alone(n))
         raft_campaign(n->raft);
     snapshots__start_counting(n);
     ready__view_update(n);
@@ -235,13 +233,10 @@ static int start_raft(struct rk_node *n)
 static int start_sockets(struct rk_node *n)
 {
     const struct rk_config *cfg = n->cfg;
-    struct rk_peer *peers = calloc(cfg->n_members, sizeof *peers);
-    if (!peers)
+    struct rk_peer *peers;
+    size_t n_peers;
+    if (members__peers(n, raft_configuration_of(n->raft, NULL), &peers, &n_peers) != RAFT_OK)
         return RK_NODE_ENOMEM;
-    size_t n_peers = 0;
-    for (size_t i = 0; i < cfg->n_members; i++)
-        if (cfg->members[i].id != cfg->node_id)
-            peers[n_peers++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
     struct rk_transport_options topts = {
         .cluster_id = cfg->cluster_id,
         .self = cfg->node_id,

@@ -192,6 +192,33 @@ int rk_db_meta_put(struct rk_db *db, MDB_txn *txn, const char *name, const uint6
     return RK_DB_OK;
 }
 
+int rk_db_meta_get_bytes(struct rk_db *db, MDB_txn *txn, const char *name, uint8_t **buf,
+                         size_t *len)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    *buf = NULL;
+    *len = 0;
+    int rc = mdb_get(txn, db->meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return RK_DB_OK;
+    if (rc != MDB_SUCCESS)
+        return rk_db_check(db, rc, name);
+    if (v.mv_size && !(*buf = malloc(v.mv_size)))
+        return rk_db_fail(db, RK_DB_ENOMEM, "out of memory reading %s", name);
+    if (v.mv_size)
+        memcpy(*buf, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    return RK_DB_OK;
+}
+
+int rk_db_meta_put_bytes(struct rk_db *db, MDB_txn *txn, const char *name, const uint8_t *buf,
+                         size_t len)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)buf};
+    int rc = mdb_put(txn, db->meta, &k, &v, 0);
+    return rc == MDB_SUCCESS ? RK_DB_OK : rk_db_check(db, rc, name);
+}
+
 struct identity {
     struct rk_db *db;
     const struct rk_db_options *opts;

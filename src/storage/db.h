@@ -120,6 +120,11 @@ int rk_db_meta_get(struct rk_db *db, MDB_txn *txn, const char *name, uint64_t *v
                    bool *found);
 int rk_db_meta_put(struct rk_db *db, MDB_txn *txn, const char *name, const uint64_t *vals,
                    size_t n);
+/* A meta record of any bytes: get allocates *buf (NULL and *len 0 when absent). */
+int rk_db_meta_get_bytes(struct rk_db *db, MDB_txn *txn, const char *name, uint8_t **buf,
+                         size_t *len);
+int rk_db_meta_put_bytes(struct rk_db *db, MDB_txn *txn, const char *name, const uint8_t *buf,
+                         size_t len);
 
 /* Error helpers for code working in db's transactions: rk_db_check maps an LMDB return
  * code to an rk_db_err (MDB_MAP_FULL -> RK_DB_EFULL, so rk_db_write grows the map) and

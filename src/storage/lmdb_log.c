@@ -28,6 +28,9 @@ static const char HARD_STATE[] = "hard_state"; /* term, vote, CRC-32C of both */
  * name predates snapshots' meta, hence "snapshot". */
 static const char SNAPSHOT[] = "snapshot";           /* index, term */
 static const char SNAPSHOT_META[] = "snapshot_meta"; /* index, term, size */
+/* The configuration at the snapshot's index (raft_configuration_encode), then a CRC-32C
+ * (big-endian uint32) of it; absent in data dirs from before membership changes. */
+static const char SNAPSHOT_CONF[] = "snapshot_conf";
 
 struct lmdb_storage {
     struct rk_storage base;
@@ -103,11 +106,48 @@ static int append_entry(struct lmdb_storage *ls, MDB_cursor *cur, const struct r
     return RK_DB_OK;
 }
 
+static int put_snapshot_conf(struct lmdb_storage *ls, MDB_txn *txn,
+                             const struct raft_configuration *conf)
+{
+    uint8_t *buf;
+    size_t len;
+    if (raft_configuration_encode(conf, &buf, &len) != RAFT_OK)
+        return rk_db_fail(ls->db, RK_DB_ENOMEM, "out of memory encoding a configuration");
+    uint8_t *grown = realloc(buf, len + 4);
+    int rc = grown ? RK_DB_OK : rk_db_fail(ls->db, RK_DB_ENOMEM, "out of memory");
+    if (grown) {
+        encode_u32(grown + len, rk_crc32c(0, grown, len));
+        rc = rk_db_meta_put_bytes(ls->db, txn, SNAPSHOT_CONF, grown, len + 4);
+        buf = grown;
+    }
+    free(buf);
+    return rc;
+}
+
+static int load_snapshot_conf(struct lmdb_storage *ls, MDB_txn *txn, struct raft_configuration *out)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = rk_db_meta_get_bytes(ls->db, txn, SNAPSHOT_CONF, &buf, &len);
+    if (rc || !buf)
+        return rc;
+    if (len < 4 || decode_u32(buf + len - 4) != rk_crc32c(0, buf, len - 4) ||
+        raft_configuration_decode(buf, len - 4, out) != RAFT_OK)
+        rc = rk_db_fail(ls->db, RK_DB_ECORRUPT,
+                        "the snapshot's configuration fails its checksum or does not decode: "
+                        "the record is damaged on disk");
+    free(buf);
+    return rc;
+}
+
+/* conf: the configuration at m's index. */
 static int put_snapshot_meta(struct lmdb_storage *ls, MDB_txn *txn,
-                             const struct raft_snapshot_meta *m)
+                             const struct raft_snapshot_meta *m,
+                             const struct raft_configuration *conf)
 {
     uint64_t vals[3] = {m->index, m->term, m->size};
-    return rk_db_meta_put(ls->db, txn, SNAPSHOT_META, vals, 3);
+    int rc = rk_db_meta_put(ls->db, txn, SNAPSHOT_META, vals, 3);
+    return rc ? rc : put_snapshot_conf(ls, txn, conf);
 }
 
 /* An installed snapshot replaces the whole log: it becomes the log's starting point. */
@@ -117,7 +157,7 @@ static int install_snapshot(struct lmdb_storage *ls, MDB_txn *txn, const struct 
     uint64_t snap[2] = {rd->snapshot.index, rd->snapshot.term};
     if (!rc)
         rc = rk_db_meta_put(ls->db, txn, SNAPSHOT, snap, 2);
-    return rc ? rc : put_snapshot_meta(ls, txn, &rd->snapshot);
+    return rc ? rc : put_snapshot_meta(ls, txn, &rd->snapshot, rd->snapshot_conf);
 }
 
 static int save_log(struct lmdb_storage *ls, MDB_cursor *cur, const struct raft_ready *rd)
@@ -196,7 +236,8 @@ static int delete_prefix(struct lmdb_storage *ls, MDB_cursor *cur, raft_index co
 /* A compaction older than what is stored (e.g. a local snapshot that finished after a newer
  * one was installed) moves nothing back: the log start and the snapshot meta only advance. */
 static int lmdb_compact(struct rk_storage *s, const struct raft_snapshot_meta *meta,
-                        raft_index compact_to, raft_term compact_term)
+                        const struct raft_configuration *conf, raft_index compact_to,
+                        raft_term compact_term)
 {
     struct lmdb_storage *ls = (struct lmdb_storage *)s;
     MDB_txn *txn = rk_db_current_txn(ls->db);
@@ -211,7 +252,7 @@ static int lmdb_compact(struct rk_storage *s, const struct raft_snapshot_meta *m
     if (!rc)
         rc = rk_db_meta_get(ls->db, txn, SNAPSHOT_META, stored, 3, NULL);
     if (!rc && meta->index > stored[0])
-        rc = put_snapshot_meta(ls, txn, meta);
+        rc = put_snapshot_meta(ls, txn, meta, conf);
     if (rc || compact_to <= start[0])
         return rc;
     MDB_cursor *cur;
@@ -318,6 +359,8 @@ static int lmdb_load(struct rk_storage *s, struct raft_restore *out)
                         "the log starts after entry %" PRIu64
                         " but the latest snapshot is at %" PRIu64,
                         snap[0], meta[0]);
+    if (!rc)
+        rc = load_snapshot_conf(ls, txn, &out->snapshot_conf);
     if (!rc)
         rc = load_log(ls, txn, out);
     rk_db_read_end(ls->db, txn);

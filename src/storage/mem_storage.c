@@ -159,5 +159,6 @@ void rk_storage_restore_free(struct raft_restore *restore)
         entries_free(entries, restore->n_entries);
         free(entries);
     }
+    raft_configuration_free(&restore->snapshot_conf);
     memset(restore, 0, sizeof *restore);
 }

@@ -18,12 +18,14 @@ struct rk_storage_ops {
     /* Persists rd's hard state, truncation and entries, atomically. For LMDB this writes
      * into the batch transaction the host has open (see db.h), durable when it commits. */
     int (*save)(struct rk_storage *s, const struct raft_ready *rd);
-    /* Records a new snapshot (meta) and deletes the entries up to compact_to, whose term
-     * is compact_term, as raft_compact does in memory. For LMDB this writes into the
-     * batch transaction, like save. load then reports the snapshot in restore.snapshot and
-     * (compact_to, compact_term) as the log's starting point. */
+    /* Records a new snapshot (meta, and conf: the configuration at its index) and deletes
+     * the entries up to compact_to, whose term is compact_term, as raft_compact does in
+     * memory. For LMDB this writes into the batch transaction, like save. load then
+     * reports the snapshot in restore.snapshot and .snapshot_conf, and (compact_to,
+     * compact_term) as the log's starting point. */
     int (*compact)(struct rk_storage *s, const struct raft_snapshot_meta *meta,
-                   raft_index compact_to, raft_term compact_term);
+                   const struct raft_configuration *conf, raft_index compact_to,
+                   raft_term compact_term);
     void (*close)(struct rk_storage *s);
 };
 
@@ -31,7 +33,7 @@ struct rk_storage {
     const struct rk_storage_ops *ops;
 };
 
-/* Frees the entries a load allocated and zeroes *restore. */
+/* Frees the entries and configuration a load allocated and zeroes *restore. */
 void rk_storage_restore_free(struct raft_restore *restore);
 
 /* In-memory storage: save keeps copies, load returns them. Survives a simulated crash

@@ -13,6 +13,7 @@ struct sim_world sim;
 
 struct rk_transport {
     raft_id self;
+    bool peer[SIM_MAX_NODES + 1]; /* the address book: whom it can send to */
     void (*on_msg)(void *arg, struct raft_msg *msg);
     void *arg;
     struct rk_transport_stats stats;
@@ -73,14 +74,25 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     if (!t)
         return RAFT_ENOMEM;
     *t = (struct rk_transport){.self = opts->self, .on_msg = opts->on_msg, .arg = opts->arg};
+    rk_transport_set_peers(t, opts->peers, opts->n_peers);
     sim.transports[opts->self] = t;
     *out = t;
     return RAFT_OK;
 }
 
+/* As NNG's: a node reaches only the members it has an address for. */
+int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, size_t n_peers)
+{
+    memset(t->peer, 0, sizeof t->peer);
+    for (size_t i = 0; i < n_peers; i++)
+        if (peers[i].id <= SIM_MAX_NODES)
+            t->peer[peers[i].id] = true;
+    return RAFT_OK;
+}
+
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
 {
-    if (msg->to == 0 || msg->to > SIM_MAX_NODES)
+    if (msg->to == 0 || msg->to > SIM_MAX_NODES || !t->peer[msg->to])
         return RAFT_EINVAL;
     t->stats.sent++;
     sim.sent++;

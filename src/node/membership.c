@@ -1,0 +1,293 @@
+/*
+ * The members: the node's address book follows the latest configuration in the log (Raft
+ * dissertation §4.1), the member requests of client.proto change it one server at a time,
+ * and a stopping leader hands its leadership over (§3.10) before it goes.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.pb-c.h"
+#include "log/log.h"
+#include "node/config.h"
+#include "node/node_internal.h"
+#include "transport/transport.h"
+
+/* How long a stopping leader waits for its successor, in election timeouts. */
+#define HAND_OFF_TIMEOUTS 2
+
+int members__bootstrap(struct rk_node *n, struct raft_configuration *conf)
+{
+    const struct rk_config *cfg = n->cfg;
+    *conf = (struct raft_configuration){0};
+    if (cfg->join)
+        return RAFT_OK;
+    conf->members = calloc(cfg->n_members, sizeof *conf->members);
+    if (!conf->members)
+        return RAFT_ENOMEM;
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        const struct rk_member *m = &cfg->members[i];
+        conf->members[i] = (struct raft_member){
+            .id = m->id,
+            .role = RAFT_VOTER,
+            .peer_address = m->peer_url,
+            .client_address = m->client_url ? m->client_url : "",
+        };
+    }
+    conf->n = cfg->n_members;
+    return RAFT_OK;
+}
+
+int members__peers(struct rk_node *n, const struct raft_configuration *conf, struct rk_peer **peers,
+                   size_t *n_peers)
+{
+    const struct rk_config *cfg = n->cfg;
+    size_t cap = conf->n ? conf->n : cfg->n_members;
+    *n_peers = 0;
+    *peers = calloc(cap ? cap : 1, sizeof **peers);
+    if (!*peers)
+        return RAFT_ENOMEM;
+    for (size_t i = 0; i < conf->n; i++)
+        if (conf->members[i].id != cfg->node_id && conf->members[i].peer_address[0])
+            (*peers)[(*n_peers)++] =
+                (struct rk_peer){conf->members[i].id, conf->members[i].peer_address};
+    /* A joining node knows no configuration yet: the file says where the cluster is. */
+    for (size_t i = 0; conf->n == 0 && i < cfg->n_members; i++)
+        if (cfg->members[i].id != cfg->node_id)
+            (*peers)[(*n_peers)++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
+    return RAFT_OK;
+}
+
+static void log_configuration(struct rk_node *n, const struct raft_ready *rd)
+{
+    char line[512];
+    size_t used = 0;
+    line[0] = '\0';
+    for (size_t i = 0; i < rd->configuration->n && used < sizeof line; i++) {
+        const struct raft_member *m = &rd->configuration->members[i];
+        int w = snprintf(line + used, sizeof line - used, "%s%" PRIu64 " (%s)", i ? ", " : "",
+                         m->id, raft_member_role_name(m->role));
+        used += w > 0 ? (size_t)w : 0;
+    }
+    bool member = raft_configuration_find(rd->configuration, n->cfg->node_id) != NULL;
+    rk_info("membership at index %" PRIu64 "%s: %s%s", rd->configuration_index,
+            rd->configuration_index > rd->commit ? " (not committed yet)" : "",
+            rd->configuration->n ? line : "none known",
+            member || !rd->configuration->n ? "" : "; this node is not a member");
+}
+
+void members__changed(struct rk_node *n, const struct raft_ready *rd)
+{
+    log_configuration(n, rd);
+    struct rk_peer *peers;
+    size_t n_peers;
+    int rc = members__peers(n, rd->configuration, &peers, &n_peers);
+    if (rc == RAFT_OK)
+        rc = rk_transport_set_peers(n->transport, peers, n_peers);
+    if (rc != RAFT_OK)
+        rk_error("cannot follow the new membership (%d): peers it added stay unreachable until "
+                 "the next change or a restart",
+                 rc);
+    free(peers);
+}
+
+const char *members__client_address(struct rk_node *n, raft_id id)
+{
+    const struct raft_member *m = raft_configuration_find(raft_configuration_of(n->raft, NULL), id);
+    if (m && m->client_address[0])
+        return m->client_address;
+    const struct rk_member *f = rk_config_member(n->cfg, id);
+    return f ? f->client_url : NULL;
+}
+
+bool members__alone(struct rk_node *n)
+{
+    const struct raft_configuration *conf = raft_configuration_of(n->raft, NULL);
+    size_t voters = 0;
+    for (size_t i = 0; i < conf->n; i++)
+        voters += conf->members[i].role == RAFT_VOTER;
+    const struct raft_member *self = raft_configuration_find(conf, n->cfg->node_id);
+    return voters == 1 && self && self->role == RAFT_VOTER;
+}
+
+/* ---- Requests. ---- */
+
+bool members__handles(const Raftkv__Client__Request *req)
+{
+    return req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST ||
+           req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE ||
+           req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER;
+}
+
+void members__reply_list(struct rk_node *n, struct rk_client_call *call)
+{
+    raft_index conf_index;
+    const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
+    Raftkv__Client__Member *members = calloc(conf->n ? conf->n : 1, sizeof *members);
+    Raftkv__Client__Member **ptrs = calloc(conf->n ? conf->n : 1, sizeof *ptrs);
+    if (!members || !ptrs) {
+        free(members);
+        free(ptrs);
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        struct raft_member_progress pr = {0};
+        bool known = raft_member_progress_of(n->raft, m->id, &pr) == RAFT_OK;
+        Raftkv__Client__Member mm = RAFTKV__CLIENT__MEMBER__INIT;
+        mm.id = m->id;
+        mm.role = (char *)raft_member_role_name(m->role);
+        mm.peer_address = m->peer_address;
+        mm.client_address = m->client_address;
+        mm.match_index = pr.match;
+        mm.healthy = known && (m->id == n->cfg->node_id || pr.recent_active);
+        members[i] = mm;
+        ptrs[i] = &members[i];
+    }
+    Raftkv__Client__MemberList list = RAFTKV__CLIENT__MEMBER_LIST__INIT;
+    list.leader_id = raft_leader_of(n->raft);
+    list.term = raft_term_of(n->raft);
+    list.n_members = conf->n;
+    list.members = ptrs;
+    list.configuration_index = conf_index;
+    list.committed = conf_index <= raft_commit_of(n->raft);
+    list.last_log_index = raft_last_index_of(n->raft);
+    Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
+    resp.members = &list;
+    clients__reply(n, call, &resp);
+    free(members);
+    free(ptrs);
+}
+
+/* A refusal from the core, as the client protocol says it: retry, or a request that cannot
+ * succeed as it is. */
+static void reply_refused(struct rk_node *n, struct rk_client_call *call, int rc)
+{
+    static const char *const why[] = {
+        [RAFT_EBUSY] = "another membership change or a leadership transfer is under way, or "
+                       "the new leader has not committed an entry yet: retry",
+        [RAFT_EEXIST] = "a member with this id exists (or it is a voter already)",
+        [RAFT_ENOTFOUND] = "no member with this id (or it is not a voter)",
+        [RAFT_EBEHIND] = "the learner is too far behind the leader's log to be promoted yet: "
+                         "retry once it has caught up (raft-kv member list)",
+        [RAFT_EINVAL] = "refused: it would leave no voter, names this node, or an address is "
+                        "too long",
+    };
+    if (rc == RAFT_ENOTLEADER) {
+        clients__reply_not_leader(n, call);
+        return;
+    }
+    bool retry = rc == RAFT_EBUSY || rc == RAFT_ENOMEM;
+    const char *text =
+        rc >= 0 && (size_t)rc < sizeof why / sizeof why[0] && why[rc] ? why[rc] : raft_strerror(rc);
+    clients__reply_error(
+        n, call, retry ? RAFTKV__CLIENT__CODE__UNAVAILABLE : RAFTKV__CLIENT__CODE__INVALID, text);
+}
+
+static void change(struct rk_node *n, struct rk_client_call *call,
+                   const Raftkv__Client__MemberChangeRequest *c)
+{
+    raft_index index;
+    raft_term term;
+    int rc;
+    switch (c->kind) {
+    case RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER: {
+        struct raft_member m = {c->id, RAFT_LEARNER, c->peer_address, c->client_address};
+        rc = c->peer_address[0] ? raft_add_learner(n->raft, &m, &index, &term) : RAFT_EINVAL;
+        break;
+    }
+    case RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE:
+        rc = raft_promote(n->raft, c->id, &index, &term);
+        break;
+    case RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__REMOVE:
+        rc = raft_remove(n->raft, c->id, &index, &term);
+        break;
+    default:
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__INVALID, "unknown membership change");
+        return;
+    }
+    if (rc != RAFT_OK) {
+        reply_refused(n, call, rc);
+        return;
+    }
+    rk_info("membership change proposed at index %" PRIu64 ": %s %" PRIu64, index,
+            c->kind == RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER ? "add learner"
+            : c->kind == RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE   ? "promote"
+                                                                                : "remove",
+            (uint64_t)c->id);
+    clients__await(n, index, term, call, true);
+}
+
+static void move_leader(struct rk_node *n, struct rk_client_call *call, raft_id target)
+{
+    if (n->moving) {
+        reply_refused(n, call, RAFT_EBUSY);
+        return;
+    }
+    int rc = raft_transfer_leadership(n->raft, target);
+    if (rc != RAFT_OK) {
+        reply_refused(n, call, rc);
+        return;
+    }
+    n->moving = call;
+    n->moving_to = raft_transferee_of(n->raft);
+    rk_info("transferring the leadership to %" PRIu64, (uint64_t)n->moving_to);
+}
+
+void members__handle(struct rk_node *n, struct rk_client_call *call,
+                     const Raftkv__Client__Request *req)
+{
+    if (raft_role_of(n->raft) != RAFT_LEADER) {
+        clients__reply_not_leader(n, call);
+        return;
+    }
+    if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST)
+        members__reply_list(n, call);
+    else if (n->held || n->refusing_full)
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "storage full");
+    else if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE)
+        change(n, call, req->member_change);
+    else
+        move_leader(n, call, req->move_leader->id);
+}
+
+void members__transfer_check(struct rk_node *n)
+{
+    if (!n->moving)
+        return;
+    bool leads = raft_role_of(n->raft) == RAFT_LEADER;
+    if (leads && raft_transferee_of(n->raft))
+        return; /* under way */
+    raft_id leader = raft_leader_of(n->raft);
+    if (!leads && leader == n->moving_to) {
+        members__reply_list(n, n->moving);
+    } else {
+        rk_info("the leadership transfer to %" PRIu64 " was abandoned", (uint64_t)n->moving_to);
+        clients__reply_error(n, n->moving, RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                             leads ? "the transfer was abandoned: the target did not win an "
+                                     "election in time; retry"
+                                   : "the leadership went to another node than the target; retry");
+    }
+    n->moving = NULL;
+}
+
+void members__hand_off(struct rk_node *n)
+{
+    if (n->fatal || n->held || raft_role_of(n->raft) != RAFT_LEADER ||
+        raft_transfer_leadership(n->raft, 0) != RAFT_OK)
+        return;
+    raft_id target = raft_transferee_of(n->raft);
+    rk_info("stopping: handing the leadership to %" PRIu64 " first", (uint64_t)target);
+    struct timespec deadline = node__now();
+    node__add_ms(&deadline, HAND_OFF_TIMEOUTS * n->cfg->election_timeout_max_ms);
+    for (;;) {
+        loop__turn(n, true);
+        struct timespec now = node__now();
+        if (n->fatal || raft_role_of(n->raft) != RAFT_LEADER || node__reached(&now, &deadline))
+            break;
+    }
+    if (raft_role_of(n->raft) == RAFT_LEADER)
+        rk_warn("stopping while still the leader: %" PRIu64 " did not take over in time",
+                (uint64_t)target);
+}
