@@ -93,6 +93,9 @@ void clients__status(struct rk_node *n, struct node_status *out)
     raft.snapshots_installed = rs.snapshots_installed;
     raft.snapshots_refused = n->snapshots_refused;
     raft.snapshots_damaged = n->snapshots_damaged;
+    raft.configuration_changes = rs.configuration_changes;
+    raft.transfers_started = rs.transfers_started;
+    raft.transfers_abandoned = rs.transfers_abandoned;
     Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
     transport.sent = ts.sent;
     transport.send_dropped = ts.send_dropped;

@@ -96,10 +96,13 @@ bool cluster_configure(struct cluster *c, int id, const char *extra)
         return false;
     fprintf(f, "node_id = %llu\ncluster_id = 99\ndata_dir = %s\n", (unsigned long long)node->id,
             node->data);
-    for (int i = 0; i < c->n; i++)
+    bool joins = c->founders && id > c->founders;
+    int listed = c->founders && !joins ? c->founders : c->n;
+    for (int i = 0; i < listed; i++)
         fprintf(f, "peer.%d = %s://127.0.0.1:%d\nclient.%d = %s\n", i + 1, c->scheme, ports[3 * i],
                 i + 1, c->nodes[i].client_url);
-    fprintf(f, "pub_address = %s\n%s\n", node->pub_url, extra ? extra : "");
+    fprintf(f, "pub_address = %s\n%s%s\n", node->pub_url, joins ? "join = true\n" : "",
+            extra ? extra : "");
     return fclose(f) == 0;
 }
 
@@ -132,6 +135,14 @@ bool cluster_init(struct cluster *c, int n, const char *extra_conf)
 {
     memset(c, 0, sizeof *c);
     c->scheme = "tcp";
+    return init_with(c, n, extra_conf);
+}
+
+bool cluster_init_growing(struct cluster *c, int n, int founders, const char *extra_conf)
+{
+    memset(c, 0, sizeof *c);
+    c->scheme = "tcp";
+    c->founders = founders;
     return init_with(c, n, extra_conf);
 }
 
@@ -391,17 +402,30 @@ bool cluster_finish(struct cluster *c, bool ok)
     return ok;
 }
 
-bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
+/* c as cluster_init* left it (initialized says whether it went well): fn run on it. */
+static bool run_on(struct cluster *c, bool initialized, bool (*fn)(struct cluster *c))
 {
-    struct cluster c;
-    if (!cluster_init(&c, n, extra_conf)) {
-        cluster_destroy(&c, true);
+    if (!initialized) {
+        cluster_destroy(c, true);
         return false;
     }
     uint64_t start = now_ms();
-    bool ok = fn(&c);
+    bool ok = fn(c);
     fprintf(stderr, "  (%llu ms)\n", (unsigned long long)(now_ms() - start));
-    return cluster_finish(&c, ok);
+    return cluster_finish(c, ok);
+}
+
+bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
+{
+    struct cluster c;
+    return run_on(&c, cluster_init(&c, n, extra_conf), fn);
+}
+
+bool cluster_run_growing(int n, int founders, const char *extra_conf,
+                         bool (*fn)(struct cluster *c))
+{
+    struct cluster c;
+    return run_on(&c, cluster_init_growing(&c, n, founders, extra_conf), fn);
 }
 
 bool cluster_get_is(struct raftkv_client *client, const char *key, const char *value)

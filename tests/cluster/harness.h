@@ -42,6 +42,9 @@ struct cluster {
     const char *endpoints[CLUSTER_MAX_NODES];
     struct raftkv_client *client; /* all endpoints */
     const char *scheme;           /* of every address: "tcp", or "tls+tcp" (cluster_init_tls) */
+    /* 0: all n nodes found the cluster. Otherwise nodes 1..founders do, and the others are
+     * configured to join it (join = true) once added as members (cluster_init_growing). */
+    int founders;
     /* The TLS files of every client the harness opens (NULL: plain). */
     const char *tls_ca_file, *tls_cert_file, *tls_key_file;
 };
@@ -49,6 +52,9 @@ struct cluster {
 /* Writes configs for n nodes (extra_conf, if not NULL, is appended to each) and opens a
  * client on every endpoint. Starts nothing. */
 bool cluster_init(struct cluster *c, int n, const char *extra_conf);
+/* The same for a cluster founded by nodes 1..founders, which nodes founders+1..n can join:
+ * their configs say join = true and name every node. */
+bool cluster_init_growing(struct cluster *c, int n, int founders, const char *extra_conf);
 /* The same with tls+tcp:// addresses, and clients that use these files (not copied). The
  * configs get no TLS keys: give each node its own with cluster_configure. */
 bool cluster_init_tls(struct cluster *c, int n, const char *ca_file, const char *cert_file,
@@ -63,6 +69,9 @@ bool cluster_finish(struct cluster *c, bool ok);
 /* A whole test: a cluster of n nodes (cluster_init), fn run on it and timed, then
  * cluster_finish. */
 bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c));
+/* The same on cluster_init_growing(n, founders): fn starts the nodes it wants. */
+bool cluster_run_growing(int n, int founders, const char *extra_conf,
+                         bool (*fn)(struct cluster *c));
 
 /* Starts raftd for node id and waits until it answers a status request. */
 /* Rewrites node id's config with extra (may be NULL) appended; takes effect at its next
