@@ -35,15 +35,16 @@ static void fx_violate(struct fx *f, const char *fmt, ...)
     va_end(ap);
 }
 
-static void fx_fill_config(struct fx *f, const struct fx_opts *o, raft_id *voters,
+static void fx_fill_config(struct fx *f, const struct fx_opts *o, struct raft_member *voters,
                            struct raft_config *cfg)
 {
     raft_config_defaults(cfg);
     for (size_t i = 0; i < f->n_voters; i++)
-        voters[i] = i + 1;
+        voters[i] = (struct raft_member){.id = i + 1, .peer_address = "", .client_address = ""};
     cfg->id = f->id;
-    cfg->n_voters = f->n_voters;
-    cfg->voters = voters;
+    cfg->bootstrap = (struct raft_configuration){.n = f->n_voters, .members = voters};
+    if (o && o->bootstrap)
+        cfg->bootstrap = *o->bootstrap;
     cfg->election_ticks_min = FX_ELECTION_MIN;
     cfg->election_ticks_max = FX_ELECTION_MAX;
     cfg->heartbeat_ticks = FX_HEARTBEAT;
@@ -74,7 +75,7 @@ struct fx *fx_new(raft_id id, const struct fx_opts *o, int *err)
     f->n_voters = opts->n_voters ? opts->n_voters : 3;
     f->longest_timeout = opts->longest_timeout;
 
-    raft_id voters[16];
+    struct raft_member voters[16];
     struct raft_config cfg;
     fx_fill_config(f, o, voters, &cfg);
 
@@ -100,6 +101,8 @@ struct fx *fx_new(raft_id id, const struct fx_opts *o, int *err)
         .n_entries = opts->n_log,
         .entries = opts->n_log ? entries : NULL,
     };
+    if (opts->snapshot_conf)
+        restore.snapshot_conf = *opts->snapshot_conf;
     int rc = raft_new(&cfg, o ? &restore : NULL, &f->r);
     if (err)
         *err = rc;
@@ -292,7 +295,7 @@ int fx_vote_req(struct fx *f, raft_id from, raft_term term, raft_index last_inde
                 raft_term last_term, bool pre_vote)
 {
     struct raft_msg m = fx_msg_to(f, RAFT_MSG_REQUEST_VOTE, from, term);
-    m.request_vote = (struct raft_request_vote){last_index, last_term, pre_vote};
+    m.request_vote = (struct raft_request_vote){last_index, last_term, pre_vote, false};
     return fx_step(f, &m);
 }
 

@@ -40,6 +40,10 @@ struct fx_opts {
     size_t max_bytes_per_msg;
     size_t max_inflight_msgs;
     size_t max_entry_bytes;
+    /* Instead of voters 1..n_voters (n_voters still says which peers fx_elect and
+     * fx_ack_all speak for). */
+    const struct raft_configuration *bootstrap;
+    const struct raft_configuration *snapshot_conf; /* restored with the snapshot */
 };
 
 /* A message the core handed out, with what was durable at the moment the host sent it. */
@@ -86,8 +90,8 @@ struct fx {
     char violation[256]; /* empty while the core kept the contract */
 };
 
-/* Creates a core (voters 1..n) for node id with the options (NULL for defaults) and drains
- * its first ready. Returns NULL if raft_new failed; *err (may be NULL) gets its code. */
+/* Creates a core (voters 1..n, or opts->bootstrap) for node id with the options (NULL for defaults)
+ * and drains its first ready. Returns NULL if raft_new failed; *err (may be NULL) gets its code. */
 struct fx *fx_new(raft_id id, const struct fx_opts *opts, int *err);
 
 /* Drains every pending ready as the host would. */
