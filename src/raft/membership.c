@@ -63,8 +63,6 @@ static void follow_latest(struct raft *r)
             raft__progress_reset(&r->progress[i], raft__log_last_index(&r->log));
     }
     r->conf_generation++;
-    if (r->transferee && !raft__membership_is_voter(r, r->transferee))
-        r->transferee = 0; /* the target was removed: nobody to hand over to */
 }
 
 int raft__membership_init(struct raft *r, const struct raft_configuration *snap_conf)
