@@ -19,11 +19,14 @@ void raft_config_defaults(struct raft_config *cfg)
     cfg->snapshot_chunk_bytes = 1 << 20;
     cfg->max_inflight_chunks = 4;
     cfg->max_entry_bytes = 8 << 20;
+    cfg->promote_max_lag = 1000;
 }
 
 static bool config_is_valid(const struct raft_config *cfg)
 {
-    if (cfg->id == 0 || cfg->n_voters == 0 || !cfg->voters || !cfg->random)
+    /* The node need not be in the bootstrap configuration: one joining a running cluster
+     * starts with none. */
+    if (cfg->id == 0 || !cfg->random || !raft_configuration_is_valid(&cfg->bootstrap))
         return false;
     if (cfg->election_ticks_min == 0 || cfg->election_ticks_max <= cfg->election_ticks_min ||
         cfg->heartbeat_ticks == 0 || cfg->heartbeat_ticks >= cfg->election_ticks_min)
@@ -31,16 +34,21 @@ static bool config_is_valid(const struct raft_config *cfg)
     if (cfg->max_entries_per_msg == 0 || cfg->max_inflight_msgs == 0 ||
         cfg->snapshot_chunk_bytes == 0 || cfg->max_inflight_chunks == 0)
         return false;
-    bool self = false;
-    for (size_t i = 0; i < cfg->n_voters; i++) {
-        if (cfg->voters[i] == 0)
-            return false;
-        for (size_t j = 0; j < i; j++)
-            if (cfg->voters[j] == cfg->voters[i])
-                return false;
-        self |= cfg->voters[i] == cfg->id;
+    return true;
+}
+
+/* The configuration entries of a restored log after the snapshot are in effect again. */
+static int restore_configurations(struct raft *r)
+{
+    for (raft_index i = r->snapshot.index + 1; i <= raft__log_last_index(&r->log); i++) {
+        const struct raft_entry *e = raft__log_entry_at(&r->log, i);
+        if (e && e->type == RAFT_ENTRY_CONFIG) {
+            int rv = raft__membership_on_append(r, e);
+            if (rv != RAFT_OK)
+                return rv == RAFT_EINVAL ? RAFT_ECORRUPT : rv;
+        }
     }
-    return self;
+    return RAFT_OK;
 }
 
 int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, struct raft **out)
@@ -51,17 +59,19 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
     if (!r)
         return RAFT_ENOMEM;
     r->cfg = *cfg;
-    r->n_voters = cfg->n_voters;
-    r->voters = calloc(r->n_voters, sizeof *r->voters);
-    r->progress = calloc(r->n_voters, sizeof *r->progress);
-    r->votes = calloc(r->n_voters, sizeof *r->votes);
-    int rv = (r->voters && r->progress && r->votes) ? RAFT_OK : RAFT_ENOMEM;
-    for (size_t i = 0; rv == RAFT_OK && i < r->n_voters; i++) {
-        r->voters[i] = cfg->voters[i];
-        rv = raft__progress_init(&r->progress[i], cfg->voters[i], cfg->max_inflight_msgs);
+    r->cfg.bootstrap = (struct raft_configuration){0}; /* the caller's: snap_conf holds it */
+    bool restored_conf = restore && restore->snapshot_conf.n;
+    if (restored_conf && !raft_configuration_is_valid(&restore->snapshot_conf)) {
+        free(r);
+        return RAFT_ECORRUPT;
     }
+    if (restore)
+        r->snapshot = restore->snapshot;
+    int rv = raft__membership_init(r, restored_conf ? &restore->snapshot_conf : &cfg->bootstrap);
     if (rv == RAFT_OK)
         rv = raft__log_init(&r->log, restore);
+    if (rv == RAFT_OK)
+        rv = restore_configurations(r);
     /* The host persists a term before any entry or snapshot of it. */
     if (rv == RAFT_OK && restore &&
         (raft__log_last_term(&r->log) > restore->term || restore->snapshot_term > restore->term))
@@ -70,11 +80,9 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore, 
         raft_free(r);
         return rv;
     }
-    r->cfg.voters = r->voters;
     if (restore) {
         r->term = r->persisted_term = restore->term;
         r->vote = r->persisted_vote = restore->vote;
-        r->snapshot = restore->snapshot;
         if (restore->stats)
             r->stats = *restore->stats;
     }
@@ -104,26 +112,18 @@ void raft_free(struct raft *r)
     free(r->chunks);
     free(r->reads);
     free(r->read_states);
-    for (size_t i = 0; r->progress && i < r->n_voters; i++)
-        raft__progress_free(&r->progress[i]);
     raft__log_free(&r->log);
-    free(r->progress);
-    free(r->votes);
-    free(r->voters);
+    raft__membership_free(r);
     free(r);
 }
 
 size_t raft__core_quorum(const struct raft *r)
 {
-    return r->n_voters / 2 + 1;
-}
-
-int raft__core_voter_slot(const struct raft *r, raft_id id)
-{
-    for (size_t i = 0; i < r->n_voters; i++)
-        if (r->voters[i] == id)
-            return (int)i;
-    return -1;
+    const struct raft_configuration *c = raft__membership_latest(r);
+    size_t voters = 0;
+    for (size_t i = 0; i < c->n; i++)
+        voters += c->members[i].role == RAFT_VOTER;
+    return voters / 2 + 1;
 }
 
 int raft__core_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)
@@ -175,8 +175,10 @@ void raft__core_become_follower(struct raft *r, raft_term term, raft_id leader)
         r->term = term;
         r->vote = 0;
     }
-    if (r->role == RAFT_LEADER)
+    if (r->role == RAFT_LEADER) {
         raft__read_index_forget(r);
+        r->transferee = 0; /* whoever leads next, the transfer is over */
+    }
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->heartbeat_elapsed = 0;
@@ -198,16 +200,17 @@ bool raft__core_follow(struct raft *r, const struct raft_msg *m)
 
 void raft_tick(struct raft *r)
 {
-    if (r->role == RAFT_LEADER)
+    if (r->role == RAFT_LEADER) {
+        raft__transfer_tick(r);
         raft__replication_tick(r);
-    else
+    } else
         raft__election_tick(r);
 }
 
 void raft_campaign(struct raft *r)
 {
-    if (r->role != RAFT_LEADER && !r->unelectable)
-        raft__election_start(r, r->cfg.pre_vote);
+    if (r->role != RAFT_LEADER && !r->unelectable && raft__election_can_campaign(r))
+        raft__election_start(r, r->cfg.pre_vote, false);
 }
 
 void raft_set_electable(struct raft *r, bool electable)
@@ -232,13 +235,18 @@ static bool msg_is_well_formed(const struct raft_msg *m)
             if (e->index != m->append.prev_index + 1 + i || e->term < prev_term ||
                 e->term > m->term || (e->len && !e->data) || e->type > RAFT_ENTRY_CONFIG)
                 return false;
+            /* Every node would follow it at once (§4.1): it must be a configuration. */
+            if (e->type == RAFT_ENTRY_CONFIG && !raft__configuration_is_encoding(e->data, e->len))
+                return false;
         }
         return true;
     case RAFT_MSG_INSTALL_SNAPSHOT:
         /* A snapshot is of at least one entry, and entries have terms from 1 on. */
         return m->install_snapshot.last_index > 0 && m->install_snapshot.last_term > 0 &&
                m->install_snapshot.last_term <= m->term &&
-               (m->install_snapshot.len == 0 || m->install_snapshot.data);
+               (m->install_snapshot.len == 0 || m->install_snapshot.data) &&
+               raft_configuration_is_valid(&m->install_snapshot.conf);
+    case RAFT_MSG_TIMEOUT_NOW:
     case RAFT_MSG_REQUEST_VOTE:
     case RAFT_MSG_REQUEST_VOTE_RESP:
     case RAFT_MSG_APPEND_RESP:
@@ -264,7 +272,8 @@ static bool in_leader_lease(const struct raft *r)
 static bool step_term(struct raft *r, const struct raft_msg *m)
 {
     if (m->term > r->term) {
-        if (is_vote_request(m) && in_leader_lease(r))
+        /* etcd's campaignTransfer: a campaign the leader asked for breaks its own lease. */
+        if (is_vote_request(m) && !m->request_vote.transfer && in_leader_lease(r))
             return false;
         bool pre_vote_req = is_vote_request(m) && m->request_vote.pre_vote;
         bool pre_vote_granted = m->type == RAFT_MSG_REQUEST_VOTE_RESP &&
@@ -299,9 +308,19 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
     return true;
 }
 
+static bool is_response(const struct raft_msg *m)
+{
+    return m->type == RAFT_MSG_REQUEST_VOTE_RESP || m->type == RAFT_MSG_APPEND_RESP ||
+           m->type == RAFT_MSG_INSTALL_SNAPSHOT_RESP;
+}
+
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
-    if (m->to != r->cfg.id || m->from == r->cfg.id || raft__core_voter_slot(r, m->from) < 0) {
+    /* Requests come from anyone: a lagging node must follow a leader, and vote for a
+     * candidate, that joined after the configuration it knows (§4.1). Answers come only
+     * from members: the leader keeps state for those alone. */
+    if (m->from == 0 || m->to != r->cfg.id || m->from == r->cfg.id ||
+        (is_response(m) && raft__membership_slot(r, m->from) < 0)) {
         r->stats.msgs_dropped_unknown_peer++;
         return RAFT_EINVAL;
     }
@@ -328,6 +347,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         return raft__snapshot_on_install(r, m);
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         return raft__snapshot_on_install_resp(r, m);
+    case RAFT_MSG_TIMEOUT_NOW:
+        return raft__transfer_on_timeout_now(r, m);
     }
     return RAFT_OK;
 }
@@ -338,6 +359,8 @@ int raft_propose(struct raft *r, const void *data, size_t len, raft_index *index
         return RAFT_ENOTLEADER;
     if (len > r->cfg.max_entry_bytes)
         return RAFT_ETOOBIG;
+    if (r->transferee)
+        return RAFT_EBUSY; /* §3.10: the target must catch up with a log that stands still */
     raft_index at;
     int rv = raft__replication_propose(r, RAFT_ENTRY_NORMAL, data, len, &at);
     if (rv != RAFT_OK)
@@ -363,7 +386,7 @@ bool raft_has_ready(const struct raft *r)
            r->log.stable < raft__log_last_index(&r->log) || r->now.n || r->after_persist.n ||
            r->replicate_pending || r->log.applied < applicable_index(r) ||
            r->role != r->reported_role || r->leader != r->reported_leader ||
-           r->log.commit != r->reported_commit;
+           r->log.commit != r->reported_commit || r->conf_generation != r->reported_conf_generation;
 }
 
 static const struct raft_entry *log_slice(const struct raft_log *l, raft_index from, raft_index to,
@@ -385,6 +408,7 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_snapshot_chunks = r->n_chunks;
     rd->install_snapshot = r->install_pending;
     rd->snapshot = r->snapshot;
+    rd->snapshot_conf = r->install_pending ? &r->snap_conf : NULL;
     rd->truncate_from = r->log.truncate_from;
     rd->entries =
         log_slice(&r->log, r->log.stable + 1, raft__log_last_index(&r->log), &rd->n_entries);
@@ -395,6 +419,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->read_states = r->read_states;
     rd->n_read_states = r->n_read_states;
     rd->committed = log_slice(&r->log, r->log.applied + 1, applicable_index(r), &rd->n_committed);
+    rd->configuration = raft_configuration_of(r, &rd->configuration_index);
+    rd->configuration_changed = r->conf_generation != r->reported_conf_generation;
     rd->soft_state_changed = r->role != r->reported_role || r->leader != r->reported_leader ||
                              r->log.commit != r->reported_commit;
     rd->role = r->role;
@@ -417,6 +443,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->reported_role = rd->role;
     r->reported_leader = rd->leader;
     r->reported_commit = rd->commit;
+    r->reported_conf_generation = r->conf_generation; /* nothing ran since raft_ready */
     outbox_clear(&r->now);
     outbox_clear(&r->after_persist);
     raft__snapshot_clear_chunks(r);

@@ -78,8 +78,9 @@ struct progress {
     size_t inflight_cap;
 };
 
-int raft__progress_init(struct progress *pr, raft_id id, size_t max_inflight);
-void raft__progress_free(struct progress *pr);
+/* inflight is a ring of max_inflight slots the caller owns. */
+void raft__progress_init(struct progress *pr, raft_id id, raft_index *inflight,
+                         size_t max_inflight);
 void raft__progress_reset(struct progress *pr, raft_index last_index);
 void raft__progress_become_probe(struct progress *pr, raft_index next);
 void raft__progress_become_replicate(struct progress *pr);
@@ -104,10 +105,24 @@ struct pending_read {
 
 enum vote_state { VOTE_UNKNOWN = 0, VOTE_GRANTED, VOTE_REJECTED };
 
+/* A configuration entry of the log after the snapshot, decoded. */
+struct conf_entry {
+    raft_index index;
+    struct raft_configuration conf;
+};
+
 struct raft {
-    struct raft_config cfg; /* cfg.voters points at voters below */
-    raft_id *voters;
-    size_t n_voters;
+    struct raft_config cfg; /* cfg.bootstrap is not kept: see snap_conf */
+
+    /* Raft dissertation §4.1: "a server always uses the latest configuration in its log,
+     * regardless of whether the entry is committed". The configuration at the snapshot's
+     * index, then those of the entries after it, which a truncation can still remove. */
+    struct raft_configuration snap_conf;
+    struct conf_entry *confs;
+    size_t n_confs;
+    size_t cap_confs;
+    uint64_t conf_generation;          /* counts changes of the latest configuration */
+    uint64_t reported_conf_generation; /* the one the last ready reported */
 
     raft_term term;
     raft_id vote;
@@ -115,8 +130,15 @@ struct raft {
     enum raft_role role;
     struct raft_log log;
 
-    struct progress *progress; /* per voter, same order as voters; unused unless leader */
-    enum vote_state *votes;    /* per voter, during an election */
+    /* Per member of the latest configuration, in its order (progress is used only by a
+     * leader, votes during an election). Sized for RAFT_MAX_MEMBERS so that following a
+     * new configuration never fails; each progress's inflight ring points into
+     * inflight_rings. */
+    struct progress progress[RAFT_MAX_MEMBERS];
+    enum vote_state votes[RAFT_MAX_MEMBERS];
+    raft_index *inflight_rings;
+    raft_id transferee;        /* leadership transfer under way to it (0: none) */
+    unsigned transfer_elapsed; /* ticks since it began */
     bool replicate_pending;    /* new entries or acknowledgements: send at the next ready */
     bool unelectable;          /* raft_set_electable(false): campaigns only late */
 
@@ -159,8 +181,8 @@ struct raft {
 };
 
 /* core.c */
+/* A majority of the voters of the latest configuration. */
 size_t raft__core_quorum(const struct raft *r);
-int raft__core_voter_slot(const struct raft *r, raft_id id); /* -1 if not a voter */
 int raft__core_send(struct raft *r, struct outbox *box, const struct raft_msg *msg);
 void raft__core_become_follower(struct raft *r, raft_term term, raft_id leader);
 /* Takes m (AppendEntries or InstallSnapshot of our term) as from the leader; false when
@@ -170,8 +192,40 @@ bool raft__core_follow(struct raft *r, const struct raft_msg *m);
 void raft__core_drop_acks_from(struct raft *r, raft_index index);
 void raft__core_reset_election_timer(struct raft *r);
 
+/* configuration.c */
+/* Whether buf holds a valid encoded configuration (raft_configuration_decode would take it). */
+bool raft__configuration_is_encoding(const uint8_t *buf, size_t len);
+
+/* membership.c */
+int raft__membership_init(struct raft *r, const struct raft_configuration *snap_conf);
+void raft__membership_free(struct raft *r);
+const struct raft_configuration *raft__membership_latest(const struct raft *r);
+/* The slot of a member of the latest configuration in progress/votes, or -1. */
+int raft__membership_slot(const struct raft *r, raft_id id);
+bool raft__membership_is_voter(const struct raft *r, raft_id id);
+/* Follows a configuration entry just appended to the log (RAFT_ENTRY_CONFIG only). */
+int raft__membership_on_append(struct raft *r, const struct raft_entry *e);
+/* Forgets the configuration entries from index on, which the log just dropped. */
+void raft__membership_on_truncate(struct raft *r, raft_index index);
+/* Takes conf (copied) as the configuration at the snapshot just installed. */
+int raft__membership_on_install(struct raft *r, const struct raft_configuration *conf);
+/* Folds the configuration entries up to index into the snapshot's configuration. */
+int raft__membership_on_compact(struct raft *r, raft_index index);
+/* A leader that is no voter of its committed latest configuration steps down (§4.2.2). */
+void raft__membership_on_commit(struct raft *r);
+
+/* transfer.c */
+void raft__transfer_tick(struct raft *r);
+/* The follower pr's match just moved: a target now up to date is told to campaign. */
+void raft__transfer_on_match(struct raft *r, const struct progress *pr);
+void raft__transfer_send_timeout_now(struct raft *r, raft_id to);
+int raft__transfer_on_timeout_now(struct raft *r, const struct raft_msg *m);
+
 /* election.c */
-void raft__election_start(struct raft *r, bool pre_vote);
+/* transfer: the campaign follows a TimeoutNow (never with pre_vote). */
+void raft__election_start(struct raft *r, bool pre_vote, bool transfer);
+/* Whether this node may campaign: a voter of its latest configuration. */
+bool raft__election_can_campaign(const struct raft *r);
 int raft__election_on_request_vote(struct raft *r, const struct raft_msg *m);
 int raft__election_on_request_vote_resp(struct raft *r, const struct raft_msg *m);
 void raft__election_tick(struct raft *r);

@@ -7,30 +7,41 @@
 /* How many election timeouts a node that should not lead (raft_set_electable) waits. */
 #define UNELECTABLE_TIMEOUTS 4
 
+/* §4.2.1: learners "do not count towards majorities"; a node no configuration names a
+ * voter (joining, or removed) waits for a leader instead of disrupting the cluster. */
+bool raft__election_can_campaign(const struct raft *r)
+{
+    return raft__membership_is_voter(r, r->cfg.id);
+}
+
 void raft__election_tick(struct raft *r)
 {
-    unsigned timeouts = r->unelectable ? UNELECTABLE_TIMEOUTS : 1;
-    if (++r->election_elapsed >= timeouts * r->election_timeout)
-        raft__election_start(r, r->cfg.pre_vote);
+    unsigned timeout = (r->unelectable ? UNELECTABLE_TIMEOUTS : 1) * r->election_timeout;
+    /* Held at the timeout while the node may not campaign: it must not wrap. */
+    if (r->election_elapsed < timeout)
+        r->election_elapsed++;
+    if (r->election_elapsed >= timeout && raft__election_can_campaign(r))
+        raft__election_start(r, r->cfg.pre_vote, false);
 }
 
 static void election_won(struct raft *r)
 {
     if (r->role == RAFT_PRE_CANDIDATE)
-        raft__election_start(r, false);
+        raft__election_start(r, false, false);
     else
         raft__replication_become_leader(r);
 }
 
 static size_t count_votes(const struct raft *r, enum vote_state state)
 {
+    const struct raft_configuration *c = raft__membership_latest(r);
     size_t n = 0;
-    for (size_t i = 0; i < r->n_voters; i++)
-        n += r->votes[i] == state;
+    for (size_t i = 0; i < c->n; i++)
+        n += c->members[i].role == RAFT_VOTER && r->votes[i] == state;
     return n;
 }
 
-void raft__election_start(struct raft *r, bool pre_vote)
+void raft__election_start(struct raft *r, bool pre_vote, bool transfer)
 {
     if (r->term >= RAFT_MAX_TERM) { /* the next term would be out of range */
         raft__core_reset_election_timer(r);
@@ -50,8 +61,10 @@ void raft__election_start(struct raft *r, bool pre_vote)
     }
     r->leader = 0;
     raft__core_reset_election_timer(r);
-    memset(r->votes, 0, r->n_voters * sizeof *r->votes);
-    r->votes[raft__core_voter_slot(r, r->cfg.id)] = VOTE_GRANTED;
+    memset(r->votes, 0, sizeof r->votes);
+    int self = raft__membership_slot(r, r->cfg.id);
+    assert(self >= 0); /* only voters campaign */
+    r->votes[self] = VOTE_GRANTED;
     if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r)) {
         election_won(r);
         return;
@@ -60,10 +73,12 @@ void raft__election_start(struct raft *r, bool pre_vote)
     req.request_vote.last_log_index = raft__log_last_index(&r->log);
     req.request_vote.last_log_term = raft__log_last_term(&r->log);
     req.request_vote.pre_vote = pre_vote;
-    for (size_t i = 0; i < r->n_voters; i++) {
-        if (r->voters[i] == r->cfg.id)
+    req.request_vote.transfer = transfer;
+    const struct raft_configuration *c = raft__membership_latest(r);
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->members[i].role != RAFT_VOTER || c->members[i].id == r->cfg.id)
             continue;
-        req.to = r->voters[i];
+        req.to = c->members[i].id;
         /* Our own vote and term must be durable before anyone counts on them. */
         raft__core_send(r, &r->after_persist, &req);
     }
@@ -97,8 +112,10 @@ int raft__election_on_request_vote_resp(struct raft *r, const struct raft_msg *m
     bool granted = m->request_vote_resp.granted;
     if (!expected || (granted && m->term != campaign_term))
         return RAFT_OK; /* an answer to an earlier campaign */
-    int slot = raft__core_voter_slot(r, m->from);
-    assert(slot >= 0); /* raft_step admits only voters */
+    int slot = raft__membership_slot(r, m->from);
+    assert(slot >= 0); /* raft_step admits answers from members only */
+    if (!raft__membership_is_voter(r, m->from))
+        return RAFT_OK; /* a learner's vote does not count (§4.2.1) */
     r->votes[slot] = granted ? VOTE_GRANTED : VOTE_REJECTED;
     if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r))
         election_won(r);

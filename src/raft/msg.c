@@ -23,6 +23,14 @@ const char *raft_strerror(int err)
         return "term out of range";
     case RAFT_ECONFLICT:
         return "contradicts committed history or this node's own messages";
+    case RAFT_EBUSY:
+        return "a membership change or leadership transfer is under way";
+    case RAFT_EEXIST:
+        return "member exists";
+    case RAFT_ENOTFOUND:
+        return "no such member";
+    case RAFT_EBEHIND:
+        return "learner too far behind the leader's log";
     }
     return "unknown error";
 }
@@ -57,6 +65,8 @@ const char *raft_msg_type_name(enum raft_msg_type type)
         return "InstallSnapshot";
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         return "InstallSnapshotResponse";
+    case RAFT_MSG_TIMEOUT_NOW:
+        return "TimeoutNow";
     }
     return "unknown";
 }
@@ -93,10 +103,12 @@ int raft_msg_copy(struct raft_msg *dst, const struct raft_msg *src)
         }
     } else if (src->type == RAFT_MSG_INSTALL_SNAPSHOT) {
         const struct raft_install_snapshot *s = &src->install_snapshot;
-        dst->install_snapshot.voters =
-            memdup_or_null(s->voters, s->n_voters * sizeof *s->voters, &failed);
         /* A chunk the core asks the host to fill has no data yet. */
         dst->install_snapshot.data = s->data ? memdup_or_null(s->data, s->len, &failed) : NULL;
+        if (raft_configuration_copy(&dst->install_snapshot.conf, &s->conf) != RAFT_OK) {
+            dst->install_snapshot.conf = (struct raft_configuration){0};
+            failed = true;
+        }
     }
     if (failed) {
         raft_msg_free(dst);
@@ -114,9 +126,8 @@ void raft_msg_free(struct raft_msg *msg)
         msg->append.entries = NULL;
         msg->append.n_entries = 0;
     } else if (msg->type == RAFT_MSG_INSTALL_SNAPSHOT) {
-        free(msg->install_snapshot.voters);
+        raft_configuration_free(&msg->install_snapshot.conf);
         free(msg->install_snapshot.data);
-        msg->install_snapshot.voters = NULL;
         msg->install_snapshot.data = NULL;
     }
 }

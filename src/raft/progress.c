@@ -1,23 +1,15 @@
 /* The leader's per-follower replication state: probe / replicate, and the in-flight window. */
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "raft/core.h"
 
-int raft__progress_init(struct progress *pr, raft_id id, size_t max_inflight)
+void raft__progress_init(struct progress *pr, raft_id id, raft_index *inflight, size_t max_inflight)
 {
     memset(pr, 0, sizeof *pr);
     pr->id = id;
-    pr->inflight_cap = max_inflight ? max_inflight : 1;
-    pr->inflight = calloc(pr->inflight_cap, sizeof *pr->inflight);
-    return pr->inflight ? RAFT_OK : RAFT_ENOMEM;
-}
-
-void raft__progress_free(struct progress *pr)
-{
-    free(pr->inflight);
-    pr->inflight = NULL;
+    pr->inflight = inflight;
+    pr->inflight_cap = max_inflight;
 }
 
 void raft__progress_reset(struct progress *pr, raft_index last_index)

@@ -53,9 +53,11 @@ void raft__read_index_on_commit(struct raft *r)
 
 static bool round_confirmed(const struct raft *r, uint64_t round)
 {
+    const struct raft_configuration *c = raft__membership_latest(r);
     size_t acks = 0;
-    for (size_t i = 0; i < r->n_voters; i++)
-        acks += r->voters[i] == r->cfg.id || r->progress[i].round_acked >= round;
+    for (size_t i = 0; i < c->n; i++)
+        acks += c->members[i].role == RAFT_VOTER &&
+                (c->members[i].id == r->cfg.id || r->progress[i].round_acked >= round);
     return acks >= raft__core_quorum(r);
 }
 

@@ -18,6 +18,10 @@ int raft__replication_propose(struct raft *r, enum raft_entry_type type, const v
     int rv = raft__log_append(&r->log, &e);
     if (rv != RAFT_OK)
         return rv;
+    if (type == RAFT_ENTRY_CONFIG && (rv = raft__membership_on_append(r, &e)) != RAFT_OK) {
+        raft__log_truncate(&r->log, e.index);
+        return rv;
+    }
     if (index)
         *index = e.index;
     /* Sent at the next ready, so proposals made together travel together. */
@@ -31,7 +35,7 @@ int raft__replication_become_leader(struct raft *r)
     r->leader = r->cfg.id;
     r->heartbeat_elapsed = 0;
     r->election_elapsed = 0;
-    for (size_t i = 0; i < r->n_voters; i++)
+    for (size_t i = 0; i < raft__membership_latest(r)->n; i++)
         raft__progress_reset(&r->progress[i], raft__log_last_index(&r->log));
     /* Raft §8: a leader commits nothing of earlier terms until it commits an entry of its
      * own, so it appends one at once. */
@@ -40,7 +44,7 @@ int raft__replication_become_leader(struct raft *r)
 
 static struct progress *progress_of(struct raft *r, raft_id id)
 {
-    int slot = raft__core_voter_slot(r, id);
+    int slot = raft__membership_slot(r, id);
     return slot < 0 ? NULL : &r->progress[slot];
 }
 
@@ -124,24 +128,32 @@ void raft__replication_flush(struct raft *r)
     r->replicate_pending = false;
     if (r->role != RAFT_LEADER)
         return;
-    for (size_t i = 0; i < r->n_voters; i++)
-        if (r->voters[i] != r->cfg.id)
+    /* Learners too (§4.2.1): they get the log, only their acks do not count. */
+    for (size_t i = 0; i < raft__membership_latest(r)->n; i++)
+        if (r->progress[i].id != r->cfg.id)
             replicate_to(r, &r->progress[i]);
+}
+
+/* What voter slot i holds durably: the leader's own write counts once it is durable. A
+ * leader that removed itself is no member: §4.2.2, it "does not count itself in
+ * majorities". */
+static raft_index voter_match(const struct raft *r, size_t i)
+{
+    return r->progress[i].id == r->cfg.id ? r->log.stable : r->progress[i].match;
 }
 
 /* Counts itself once its own write is durable (log.stable), others by their match. */
 void raft__replication_maybe_commit(struct raft *r)
 {
+    const struct raft_configuration *c = raft__membership_latest(r);
     raft_index best = r->log.commit;
-    for (size_t i = 0; i < r->n_voters; i++) {
-        raft_index candidate = r->voters[i] == r->cfg.id ? r->log.stable : r->progress[i].match;
-        if (candidate <= best)
+    for (size_t i = 0; i < c->n; i++) {
+        raft_index candidate = voter_match(r, i);
+        if (c->members[i].role != RAFT_VOTER || candidate <= best)
             continue;
         size_t replicas = 0;
-        for (size_t j = 0; j < r->n_voters; j++) {
-            raft_index m = r->voters[j] == r->cfg.id ? r->log.stable : r->progress[j].match;
-            replicas += m >= candidate;
-        }
+        for (size_t j = 0; j < c->n; j++)
+            replicas += c->members[j].role == RAFT_VOTER && voter_match(r, j) >= candidate;
         /* Raft §5.4.2 (Figure 8): only an entry of the current term is committed by
          * counting replicas; earlier ones are committed indirectly through it. */
         if (replicas >= raft__core_quorum(r) && raft__log_term_at(&r->log, candidate) == r->term)
@@ -152,6 +164,7 @@ void raft__replication_maybe_commit(struct raft *r)
         assert(best <= raft__log_last_index(&r->log));
         r->log.commit = best;
         raft__read_index_on_commit(r);
+        raft__membership_on_commit(r);
     }
 }
 
@@ -186,10 +199,15 @@ static int append_from_leader(struct raft *r, const struct raft_entry *entries, 
             assert(e->index > r->log.commit); /* raft__replication_on_append checked */
             raft__log_truncate(&r->log, e->index);
             raft__core_drop_acks_from(r, e->index);
+            raft__membership_on_truncate(r, e->index);
         }
         int rv = raft__log_append(&r->log, e);
         if (rv != RAFT_OK)
             return rv;
+        if (e->type == RAFT_ENTRY_CONFIG && (rv = raft__membership_on_append(r, e)) != RAFT_OK) {
+            raft__log_truncate(&r->log, e->index);
+            return rv;
+        }
     }
     return RAFT_OK;
 }
@@ -250,7 +268,7 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
     struct progress *pr = progress_of(r, m->from);
-    assert(pr && pr->id != r->cfg.id); /* raft_step admits only the other voters */
+    assert(pr && pr->id != r->cfg.id); /* raft_step admits answers from other members only */
     const struct raft_append_resp *ar = &m->append_resp;
     pr->recent_active = true;
     /* A round we never sent cannot be answered: it would confirm reads not yet asked. */
@@ -274,6 +292,7 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
         if (raft__progress_on_ack(pr, ar->index)) {
             if (pr->state == PROGRESS_PROBE)
                 raft__progress_become_replicate(pr);
+            raft__transfer_on_match(r, pr);
             raft__replication_maybe_commit(r);
         }
         pr->probe_sent = false;
@@ -304,10 +323,11 @@ int raft__replication_on_append_resp(struct raft *r, const struct raft_msg *m)
  * clients stuck with it look elsewhere. */
 static bool leader_has_quorum(struct raft *r)
 {
+    const struct raft_configuration *c = raft__membership_latest(r);
     size_t active = 0;
-    for (size_t i = 0; i < r->n_voters; i++) {
+    for (size_t i = 0; i < c->n; i++) {
         struct progress *pr = &r->progress[i];
-        active += r->voters[i] == r->cfg.id || pr->recent_active;
+        active += c->members[i].role == RAFT_VOTER && (pr->id == r->cfg.id || pr->recent_active);
         pr->recent_active = false;
     }
     return active >= raft__core_quorum(r);
@@ -315,7 +335,7 @@ static bool leader_has_quorum(struct raft *r)
 
 static void heartbeat(struct raft *r)
 {
-    for (size_t i = 0; i < r->n_voters; i++) {
+    for (size_t i = 0; i < raft__membership_latest(r)->n; i++) {
         struct progress *pr = &r->progress[i];
         if (pr->id == r->cfg.id)
             continue;

@@ -12,10 +12,14 @@ int raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, raft_ind
     if (meta->index == 0 || meta->index > r->log.applied || compact_to > meta->index ||
         raft_term_at(r, meta->index) != meta->term)
         return RAFT_EINVAL;
+    /* The snapshot stands for the entries it covers, configuration entries included. */
+    int rv = raft__membership_on_compact(r, meta->index);
+    if (rv != RAFT_OK)
+        return rv;
     r->snapshot = *meta;
     raft__log_compact(&r->log, compact_to);
     /* The host keeps only its latest snapshot: transfers of an older one start over. */
-    for (size_t i = 0; i < r->n_voters; i++)
+    for (size_t i = 0; i < raft__membership_latest(r)->n; i++)
         if (r->progress[i].state == PROGRESS_SNAPSHOT)
             raft__snapshot_start_transfer(r, &r->progress[i]);
     return RAFT_OK;
@@ -38,8 +42,7 @@ void raft__snapshot_send_chunks(struct raft *r, struct progress *pr)
         struct raft_install_snapshot *s = &m.install_snapshot;
         s->last_index = t->meta.index;
         s->last_term = t->meta.term;
-        s->n_voters = r->n_voters;
-        s->voters = r->voters;
+        s->conf = r->snap_conf; /* deep-copied by raft__core_send */
         s->offset = t->sent;
         s->len = left < r->cfg.snapshot_chunk_bytes ? (size_t)left : r->cfg.snapshot_chunk_bytes;
         s->done = s->len == left;
@@ -153,6 +156,9 @@ int raft__snapshot_on_install(struct raft *r, const struct raft_msg *m)
         return rv;
     r->incoming.size += s->len;
     if (s->done) {
+        rv = raft__membership_on_install(r, &s->conf);
+        if (rv != RAFT_OK)
+            return rv;
         install(r);
         r->incoming.size = r->snapshot.size; /* the answer reports the whole size */
         rv = respond(r, m, true, false);
@@ -166,8 +172,8 @@ int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
 {
     if (r->role != RAFT_LEADER)
         return RAFT_OK;
-    int slot = raft__core_voter_slot(r, m->from);
-    assert(slot >= 0 && r->voters[slot] != r->cfg.id); /* raft_step admits only the others */
+    int slot = raft__membership_slot(r, m->from);
+    assert(slot >= 0); /* raft_step admits answers from other members only */
     struct progress *pr = &r->progress[slot];
     const struct raft_install_snapshot_resp *resp = &m->install_snapshot_resp;
     pr->recent_active = true;
@@ -184,6 +190,7 @@ int raft__snapshot_on_install_resp(struct raft *r, const struct raft_msg *m)
          * without bound (raft-sim --seed 1084927). */
         if (moved || this_transfer) {
             raft__progress_become_probe(pr, pr->match + 1);
+            raft__transfer_on_match(r, pr);
             raft__replication_maybe_commit(r);
         }
         r->replicate_pending = true;

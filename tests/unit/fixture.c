@@ -35,15 +35,16 @@ static void fx_violate(struct fx *f, const char *fmt, ...)
     va_end(ap);
 }
 
-static void fx_fill_config(struct fx *f, const struct fx_opts *o, raft_id *voters,
+static void fx_fill_config(struct fx *f, const struct fx_opts *o, struct raft_member *voters,
                            struct raft_config *cfg)
 {
     raft_config_defaults(cfg);
     for (size_t i = 0; i < f->n_voters; i++)
-        voters[i] = i + 1;
+        voters[i] = (struct raft_member){.id = i + 1, .peer_address = "", .client_address = ""};
     cfg->id = f->id;
-    cfg->n_voters = f->n_voters;
-    cfg->voters = voters;
+    cfg->bootstrap = (struct raft_configuration){.n = f->n_voters, .members = voters};
+    if (o && o->bootstrap)
+        cfg->bootstrap = *o->bootstrap;
     cfg->election_ticks_min = FX_ELECTION_MIN;
     cfg->election_ticks_max = FX_ELECTION_MAX;
     cfg->heartbeat_ticks = FX_HEARTBEAT;
@@ -61,6 +62,8 @@ static void fx_fill_config(struct fx *f, const struct fx_opts *o, raft_id *voter
         cfg->max_inflight_msgs = o->max_inflight_msgs;
     if (o->max_entry_bytes)
         cfg->max_entry_bytes = o->max_entry_bytes;
+    if (o->promote_max_lag)
+        cfg->promote_max_lag = o->promote_max_lag;
 }
 
 struct fx *fx_new(raft_id id, const struct fx_opts *o, int *err)
@@ -74,7 +77,7 @@ struct fx *fx_new(raft_id id, const struct fx_opts *o, int *err)
     f->n_voters = opts->n_voters ? opts->n_voters : 3;
     f->longest_timeout = opts->longest_timeout;
 
-    raft_id voters[16];
+    struct raft_member voters[16];
     struct raft_config cfg;
     fx_fill_config(f, o, voters, &cfg);
 
@@ -100,6 +103,8 @@ struct fx *fx_new(raft_id id, const struct fx_opts *o, int *err)
         .n_entries = opts->n_log,
         .entries = opts->n_log ? entries : NULL,
     };
+    if (opts->snapshot_conf)
+        restore.snapshot_conf = *opts->snapshot_conf;
     int rc = raft_new(&cfg, o ? &restore : NULL, &f->r);
     if (err)
         *err = rc;
@@ -227,6 +232,34 @@ static void fx_apply(struct fx *f, const struct raft_ready *rd)
     }
 }
 
+/* raft.h: the snapshot replaces the state machine and the log before anything else. */
+static void fx_install_snapshot(struct fx *f, const struct raft_ready *rd)
+{
+    if (!rd->install_snapshot)
+        return;
+    if (rd->snapshot.index > FX_MAX_LOG) {
+        fx_violate(f, "fixture log full");
+        return;
+    }
+    f->log_last = f->last_applied = rd->snapshot.index;
+    f->log[rd->snapshot.index] = rd->snapshot.term;
+}
+
+static void fx_record_configuration(struct fx *f, const struct raft_ready *rd)
+{
+    if (!rd->configuration)
+        fx_violate(f, "ready without a configuration");
+    if (rd->install_snapshot && !rd->snapshot_conf)
+        fx_violate(f, "snapshot installed without its configuration");
+    if (rd->install_snapshot && rd->snapshot_conf)
+        f->installed_conf_n = rd->snapshot_conf->n;
+    if (!rd->configuration_changed || !rd->configuration)
+        return;
+    f->conf_reports++;
+    f->conf_index = rd->configuration_index;
+    f->conf_n = rd->configuration->n;
+}
+
 void fx_drain(struct fx *f)
 {
     unsigned rounds = 0;
@@ -240,9 +273,11 @@ void fx_drain(struct fx *f)
         f->readies++;
         fx_collect(f, rd.msgs, rd.n_msgs, false);
         fx_persist_hard_state(f, &rd);
+        fx_install_snapshot(f, &rd);
         fx_persist_entries(f, &rd);
         fx_collect(f, rd.msgs_after_persist, rd.n_msgs_after_persist, true);
         fx_apply(f, &rd);
+        fx_record_configuration(f, &rd);
         for (size_t i = 0; i < rd.n_read_states && f->n_reads < FX_MAX_READS; i++)
             f->reads[f->n_reads++] = rd.read_states[i];
         raft_advance(f->r, &rd);
@@ -292,7 +327,7 @@ int fx_vote_req(struct fx *f, raft_id from, raft_term term, raft_index last_inde
                 raft_term last_term, bool pre_vote)
 {
     struct raft_msg m = fx_msg_to(f, RAFT_MSG_REQUEST_VOTE, from, term);
-    m.request_vote = (struct raft_request_vote){last_index, last_term, pre_vote};
+    m.request_vote = (struct raft_request_vote){last_index, last_term, pre_vote, false};
     return fx_step(f, &m);
 }
 
@@ -467,6 +502,72 @@ bool fx_model_matches(const struct fx *f, const struct fx_model *m)
         return false;
     for (raft_index i = 1; i <= m->last; i++)
         if (m->log[i] != raft_term_at(f->r, i))
+            return false;
+    return true;
+}
+
+int fx_append_entries(struct fx *f, raft_id from, raft_term term, raft_index prev_index,
+                      raft_term prev_term, raft_index commit, const struct raft_entry *entries,
+                      size_t n)
+{
+    struct raft_msg m = fx_msg_to(f, RAFT_MSG_APPEND, from, term);
+    m.append = (struct raft_append){.prev_index = prev_index,
+                                    .prev_term = prev_term,
+                                    .commit = commit,
+                                    .n_entries = n,
+                                    .entries = (struct raft_entry *)entries};
+    return fx_step(f, &m);
+}
+
+const struct raft_configuration *fx_conf(struct fx_conf *b, const char *spec)
+{
+    size_t n = 0;
+    for (const char *p = spec; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        bool learner = *p == 'l';
+        p += learner;
+        char *end;
+        raft_id id = strtoull(p, &end, 10);
+        p = end;
+        snprintf(b->addresses[n][0], sizeof b->addresses[n][0], "p%" PRIu64, id);
+        snprintf(b->addresses[n][1], sizeof b->addresses[n][1], "c%" PRIu64, id);
+        b->members[n] = (struct raft_member){.id = id,
+                                             .role = learner ? RAFT_LEARNER : RAFT_VOTER,
+                                             .peer_address = b->addresses[n][0],
+                                             .client_address = b->addresses[n][1]};
+        n++;
+    }
+    b->conf = (struct raft_configuration){.n = n, .members = b->members};
+    return &b->conf;
+}
+
+struct raft_entry fx_conf_entry(raft_term term, raft_index index, const char *spec, uint8_t *buf,
+                                size_t cap)
+{
+    struct fx_conf b;
+    uint8_t *data;
+    size_t len;
+    if (raft_configuration_encode(fx_conf(&b, spec), &data, &len) != RAFT_OK || len > cap)
+        abort();
+    memcpy(buf, data, len);
+    free(data);
+    return (struct raft_entry){
+        .term = term, .index = index, .type = RAFT_ENTRY_CONFIG, .len = len, .data = buf};
+}
+
+bool fx_conf_is(const struct fx *f, const char *spec)
+{
+    struct fx_conf b;
+    const struct raft_configuration *want = fx_conf(&b, spec);
+    const struct raft_configuration *have = raft_configuration_of(f->r, NULL);
+    if (want->n != have->n)
+        return false;
+    for (size_t i = 0; i < want->n; i++)
+        if (want->members[i].id != have->members[i].id ||
+            want->members[i].role != have->members[i].role)
             return false;
     return true;
 }

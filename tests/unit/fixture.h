@@ -40,6 +40,11 @@ struct fx_opts {
     size_t max_bytes_per_msg;
     size_t max_inflight_msgs;
     size_t max_entry_bytes;
+    /* Instead of voters 1..n_voters (n_voters still says which peers fx_elect and
+     * fx_ack_all speak for). */
+    const struct raft_configuration *bootstrap;
+    const struct raft_configuration *snapshot_conf; /* restored with the snapshot */
+    raft_index promote_max_lag;                     /* 0: the default */
 };
 
 /* A message the core handed out, with what was durable at the moment the host sent it. */
@@ -83,11 +88,17 @@ struct fx {
     size_t n_reads;
 
     unsigned readies;
+    /* Configurations reported by readies (configuration_changed), and the last one's
+     * index and size; the size of the configuration of the last installed snapshot. */
+    unsigned conf_reports;
+    raft_index conf_index;
+    size_t conf_n;
+    size_t installed_conf_n;
     char violation[256]; /* empty while the core kept the contract */
 };
 
-/* Creates a core (voters 1..n) for node id with the options (NULL for defaults) and drains
- * its first ready. Returns NULL if raft_new failed; *err (may be NULL) gets its code. */
+/* Creates a core (voters 1..n, or opts->bootstrap) for node id with the options (NULL for defaults)
+ * and drains its first ready. Returns NULL if raft_new failed; *err (may be NULL) gets its code. */
 struct fx *fx_new(raft_id id, const struct fx_opts *opts, int *err);
 
 /* Drains every pending ready as the host would. */
@@ -114,6 +125,25 @@ int fx_append(struct fx *f, raft_id from, raft_term term, raft_index prev_index,
 int fx_append_ok(struct fx *f, raft_id from, raft_index index);
 int fx_append_reject(struct fx *f, raft_id from, raft_index rejected_prev, raft_term conflict_term,
                      raft_index conflict_index, raft_index last_index);
+
+/* AppendEntries carrying copies of entries (prev_index+1.. in order). */
+int fx_append_entries(struct fx *f, raft_id from, raft_term term, raft_index prev_index,
+                      raft_term prev_term, raft_index commit, const struct raft_entry *entries,
+                      size_t n);
+
+/* A configuration written as ids separated by spaces, "l" before a learner's: "1 2 l3".
+ * Addresses are "p<id>" and "c<id>". Held in b. */
+struct fx_conf {
+    struct raft_member members[RAFT_MAX_MEMBERS];
+    char addresses[RAFT_MAX_MEMBERS][2][24];
+    struct raft_configuration conf;
+};
+const struct raft_configuration *fx_conf(struct fx_conf *b, const char *spec);
+/* A RAFT_ENTRY_CONFIG entry of that configuration; its data lives in buf (cap bytes). */
+struct raft_entry fx_conf_entry(raft_term term, raft_index index, const char *spec, uint8_t *buf,
+                                size_t cap);
+/* Whether the core's latest configuration is spec. */
+bool fx_conf_is(const struct fx *f, const char *spec);
 
 /* Makes the node leader of the next term with votes (and pre-votes) from a bare majority. */
 bool fx_elect(struct fx *f);

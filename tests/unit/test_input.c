@@ -101,14 +101,18 @@ static uint32_t zero_random(void *arg, uint32_t bound)
     return 0;
 }
 
+static struct raft_member three_voters[] = {
+    {.id = 1, .peer_address = "", .client_address = ""},
+    {.id = 2, .peer_address = "", .client_address = ""},
+    {.id = 3, .peer_address = "", .client_address = ""},
+};
+
 static int new_with_restore(const struct raft_restore *rs)
 {
-    static const raft_id voters[] = {1, 2, 3};
     struct raft_config cfg;
     raft_config_defaults(&cfg);
     cfg.id = 1;
-    cfg.n_voters = 3;
-    cfg.voters = voters;
+    cfg.bootstrap = (struct raft_configuration){3, three_voters};
     cfg.random = zero_random;
     struct raft *r = NULL;
     int rc = raft_new(&cfg, rs, &r);
@@ -159,13 +163,13 @@ TEST(restore_with_entries_newer_than_term_is_rejected)
     CHECK_EQ(new_with_restore(&snap), RAFT_ECORRUPT);
 }
 
-static int new_with_config(raft_id id, const raft_id *voters, size_t n, unsigned min, unsigned max)
+static int new_with_config(raft_id id, struct raft_member *voters, size_t n, unsigned min,
+                           unsigned max)
 {
     struct raft_config cfg;
     raft_config_defaults(&cfg);
     cfg.id = id;
-    cfg.n_voters = n;
-    cfg.voters = voters;
+    cfg.bootstrap = (struct raft_configuration){n, voters};
     cfg.election_ticks_min = min;
     cfg.election_ticks_max = max;
     cfg.random = zero_random;
@@ -178,15 +182,17 @@ static int new_with_config(raft_id id, const raft_id *voters, size_t n, unsigned
 
 TEST(new_rejects_invalid_configuration)
 {
-    static const raft_id voters[] = {1, 2, 3};
-    CHECK_EQ(new_with_config(1, voters, 3, 10, 20), RAFT_OK);
-    CHECK_EQ(new_with_config(4, voters, 3, 10, 20), RAFT_EINVAL); /* not a voter */
-    CHECK_EQ(new_with_config(0, voters, 3, 10, 20), RAFT_EINVAL);
-    CHECK_EQ(new_with_config(1, voters, 0, 10, 20), RAFT_EINVAL);
-    CHECK_EQ(new_with_config(1, voters, 3, 20, 10), RAFT_EINVAL);
+    CHECK_EQ(new_with_config(1, three_voters, 3, 10, 20), RAFT_OK);
+    /* A node that joins a running cluster is in no configuration yet. */
+    CHECK_EQ(new_with_config(4, three_voters, 3, 10, 20), RAFT_OK);
+    CHECK_EQ(new_with_config(4, three_voters, 0, 10, 20), RAFT_OK);
+    CHECK_EQ(new_with_config(0, three_voters, 3, 10, 20), RAFT_EINVAL);
+    CHECK_EQ(new_with_config(1, three_voters, 3, 20, 10), RAFT_EINVAL);
     /* Duplicates would make a quorum of fewer distinct servers than a majority. */
-    static const raft_id twice[] = {1, 2, 2};
+    struct raft_member twice[] = {three_voters[0], three_voters[1], three_voters[1]};
     CHECK_EQ(new_with_config(1, twice, 3, 10, 20), RAFT_EINVAL);
+    struct raft_member zero[] = {three_voters[0], {.id = 0, .peer_address = ""}};
+    CHECK_EQ(new_with_config(1, zero, 2, 10, 20), RAFT_EINVAL);
 }
 
 /* §5.1: "The leader handles all client requests"; the others say so instead of appending. */
@@ -270,20 +276,27 @@ TEST(ready_returns_same_work_until_advance)
     FX_CHECK_CONTRACT(f);
 }
 
-/* A message from a server outside the configuration must not move the term or the log, or a
- * stray process could depose the leader. */
-TEST(message_from_unknown_peer_is_dropped_and_counted)
+/* An answer from a server outside the configuration must not move the term or count
+ * towards anything, or a stray process could depose the leader; id 0 is no server at all.
+ * (Requests from non-members are taken: see test_membership.) */
+TEST(answer_from_non_member_or_id_0_is_dropped_and_counted)
 {
     struct fx *f = fx_new(1, &(struct fx_opts){.term = 2}, NULL);
     CHECK(f);
-    fx_append(f, 9, 7, 0, 0, 1, (raft_term[]){7}, 1);
-    fx_vote_req(f, 9, 8, 5, 5, false);
-    fx_append(f, 0, 7, 0, 0, 1, (raft_term[]){7}, 1);
-    CHECK(fx_stats(f).msgs_dropped_unknown_peer >= 2); /* id 0 may count as malformed */
-    CHECK_EQ(drops_of(f), 3);
-    CHECK_EQ(raft_term_of(f->r), 2);
-    CHECK_EQ(raft_vote_of(f->r), 0);
-    CHECK_EQ(raft_last_index_of(f->r), 0);
+    CHECK(fx_elect(f));
+    fx_clear(f);
+    raft_term term = raft_term_of(f->r);
+    struct raft_stats before = fx_stats(f);
+    CHECK_EQ(fx_append_ok(f, 9, raft_last_index_of(f->r)), RAFT_EINVAL);
+    struct raft_msg vote = fx_msg_to(f, RAFT_MSG_REQUEST_VOTE_RESP, 9, term + 5);
+    CHECK_EQ(fx_step(f, &vote), RAFT_EINVAL);
+    struct raft_msg snap = fx_msg_to(f, RAFT_MSG_INSTALL_SNAPSHOT_RESP, 9, term + 5);
+    CHECK_EQ(fx_step(f, &snap), RAFT_EINVAL);
+    CHECK_EQ(fx_append(f, 0, term + 5, 0, 0, 1, (raft_term[]){term + 5}, 1), RAFT_EINVAL);
+    CHECK_EQ(fx_stats(f).msgs_dropped_unknown_peer - before.msgs_dropped_unknown_peer, 4);
+    CHECK_EQ(raft_term_of(f->r), term);
+    CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
+    CHECK_EQ(raft_commit_of(f->r), 0);
     CHECK_EQ(f->n_out, 0);
     FX_CHECK_CONTRACT(f);
 }
@@ -460,7 +473,7 @@ TEST_MAIN(TEST_REF(restart_restores_term_vote_and_log),
           TEST_REF(propose_returns_index_and_term_and_copies_data),
           TEST_REF(propose_larger_than_max_entry_bytes_is_rejected),
           TEST_REF(ready_returns_same_work_until_advance),
-          TEST_REF(message_from_unknown_peer_is_dropped_and_counted),
+          TEST_REF(answer_from_non_member_or_id_0_is_dropped_and_counted),
           TEST_REF(message_addressed_to_another_node_is_dropped_and_counted),
           TEST_REF(malformed_append_is_dropped_and_counted),
           TEST_REF(message_of_unknown_type_is_dropped_and_counted),
