@@ -122,6 +122,7 @@ static void fake_answer(struct fake_node *n, bool registration,
         st.applied_index = 9;
         st.last_log_index = 11;
         raft.elections_started = 3;
+        raft.transfers_started = 2;
         transport.sent = 7;
         st.raft = &raft;
         st.transport = &transport;
