@@ -108,7 +108,8 @@ static void usage(FILE *f)
            "2 usage error or a request the cluster rejects as invalid; 3 cluster unavailable\n"
            "within the timeout, or a write's session expired while it was retried (status:\n"
            "no endpoint answered; health: unhealthy): a write's outcome is then unknown,\n"
-           "but it is never applied twice; 4 internal error.\n");
+           "but it is never applied twice; a member change's or move-leader's too; 4\n"
+           "internal error.\n");
 }
 
 struct cli;
