@@ -40,6 +40,14 @@ static void usage(FILE *f)
            "                            leader serves a linearizable read (a get of the key\n"
            "                            " HEALTH_KEY ", found or not); prints how many nodes\n"
            "                            answered and which leads\n"
+           "  member list               list the members as the leader knows them\n"
+           "  member add-learner ID PEER_ADDR CLIENT_ADDR\n"
+           "                            add member ID as a learner (it receives the log but\n"
+           "                            does not vote), with its Raft and client addresses\n"
+           "  member promote ID         make learner ID a voter (refused while it lags)\n"
+           "  member remove ID          remove member ID\n"
+           "  move-leader [ID]          hand the lead to voter ID (default: the voter with\n"
+           "                            the most of the log); waits until it leads\n"
            "\n"
            "options (anywhere before a '--'; after it every word is an argument, so a value\n"
            "may start with '-': raft-kv put -- k -1):\n"
@@ -67,6 +75,12 @@ static void usage(FILE *f)
            "status prints a table, one row per endpoint; unreachable ones say so. health\n"
            "prints one line: \"healthy: 3 of 3 nodes answered, leader 2 (term 4)\", or\n"
            "\"unhealthy: 1 of 3 nodes answered, no quorum\" (or why no leader served).\n"
+           "The member commands and move-leader print the membership as a table: id, role,\n"
+           "addresses, match index, how many entries behind the leader, healthy (answered\n"
+           "the leader within an election timeout), then who leads and whether the\n"
+           "membership is committed or a change is pending. A member change is answered once\n"
+           "committed. When one ends unavailable its outcome is unknown (it may have been\n"
+           "made, e.g. before a lost answer): member list tells.\n"
            "When a command finds the cluster unavailable, raft-kv then asks every endpoint\n"
            "for its status (at most --request-timeout more) and says how many answered.\n"
            "\n"
@@ -83,7 +97,9 @@ static void usage(FILE *f)
            "sent, dropped, received, malformed). health adds healthy (true or false),\n"
            "answered, configured, quorum, leader, term, nodes (as status) and, when\n"
            "unhealthy, reason (\"no quorum\" or \"no leader served a read\") and, for the\n"
-           "latter, error.\n"
+           "latter, error. member and move-leader add leader, term, configuration_index,\n"
+           "committed, last_index and members: [{id, role, peer_address, client_address,\n"
+           "match_index, behind, healthy}].\n"
            "Keys and values are JSON strings when they are valid UTF-8; otherwise they are\n"
            "base64 (RFC 4648) and a field \"key_encoding\" / \"value_encoding\": \"base64\"\n"
            "says so. Usage errors are reported on stderr only, also with --json.\n"
@@ -92,7 +108,8 @@ static void usage(FILE *f)
            "2 usage error or a request the cluster rejects as invalid; 3 cluster unavailable\n"
            "within the timeout, or a write's session expired while it was retried (status:\n"
            "no endpoint answered; health: unhealthy): a write's outcome is then unknown,\n"
-           "but it is never applied twice; 4 internal error.\n");
+           "but it is never applied twice; a member change's or move-leader's too; 4\n"
+           "internal error.\n");
 }
 
 struct cli;
@@ -106,6 +123,8 @@ struct command {
     int n_args;
     struct option options[MAX_COMMAND_OPTIONS]; /* its own, after the command word */
     int (*run)(const struct cli *cli, struct raftkv_client *c);
+    /* With n_args -1: checks the number and form of the arguments (before any request). */
+    int (*check)(struct cli *cli);
 };
 
 struct cli {
@@ -121,7 +140,9 @@ struct cli {
     int n_args;
     const void *value; /* put's VALUE, cas's NEW: an argument, or value_buf */
     size_t value_len;
-    char *value_buf; /* read from stdin or value_file */
+    char *value_buf;                   /* read from stdin or value_file */
+    const struct member_op *member_op; /* raft-kv member OP */
+    uint64_t id;                       /* the member and move-leader commands' ID; 0: none */
 };
 
 /* ---- JSON output ---- */
@@ -392,6 +413,9 @@ static void json_counters(const struct raftkv_node_counters *k)
         {"peer_tls_refused", k->peer_tls_refused},
         {"peer_tls_dials_failed", k->peer_tls_dials_failed},
         {"client_tls_refused", k->client_tls_refused},
+        {"configuration_changes", k->configuration_changes},
+        {"transfers_started", k->transfers_started},
+        {"transfers_abandoned", k->transfers_abandoned},
 
     };
     printf(",\"counters\":{");
@@ -454,6 +478,19 @@ static void report_json(const struct cli *cli, int status, const struct raftkv_r
     printf("}\n");
 }
 
+static void print_failure(int status, const char *error)
+{
+    fprintf(stderr, "raft-kv: %s%s%s\n", raftkv_status_str(status), error[0] ? ": " : "", error);
+}
+
+/* For an unavailable cluster: what its nodes said afterwards. */
+static void print_view_after(const struct cluster_view *view)
+{
+    fprintf(stderr, "raft-kv: asked afterwards: ");
+    describe_view(stderr, view);
+    fprintf(stderr, "\n");
+}
+
 static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res,
                          const struct cluster_view *view)
 {
@@ -470,14 +507,10 @@ static void report_plain(const struct cli *cli, int status, const struct raftkv_
         if (res->create_revision)
             print_value(res);
     } else {
-        fprintf(stderr, "raft-kv: %s%s%s\n", raftkv_status_str(status), res->error[0] ? ": " : "",
-                res->error);
+        print_failure(status, res->error);
     }
-    if (view) {
-        fprintf(stderr, "raft-kv: asked afterwards: ");
-        describe_view(stderr, view);
-        fprintf(stderr, "\n");
-    }
+    if (view)
+        print_view_after(view);
 }
 
 static int run_key_command(const struct cli *cli, struct raftkv_client *c)
@@ -597,6 +630,164 @@ static int run_health(const struct cli *cli, struct raftkv_client *c)
     return healthy ? 0 : EXIT_UNAVAILABLE;
 }
 
+/* ---- membership ---- */
+
+enum member_kind { MEMBER_LIST, MEMBER_ADD_LEARNER, MEMBER_PROMOTE, MEMBER_REMOVE };
+
+struct member_op {
+    const char *name;
+    enum member_kind kind;
+    int n_args; /* after the op's name */
+};
+
+static const struct member_op member_ops[] = {
+    {"list", MEMBER_LIST, 0},
+    {"add-learner", MEMBER_ADD_LEARNER, 3},
+    {"promote", MEMBER_PROMOTE, 1},
+    {"remove", MEMBER_REMOVE, 1},
+};
+
+static int parse_member_id(struct cli *cli, const char *arg)
+{
+    if (!rk_cli_parse_u64(arg, 1, UINT64_MAX, &cli->id))
+        return rk_cli_usage_error(PROG, "ID must be a positive integer, got \"%s\"", arg);
+    return 0;
+}
+
+static int check_address(const char *name, const char *arg)
+{
+    bool tls;
+    if (!rk_cli_address_valid(arg, &tls) || strlen(arg) > RAFTKV_MAX_ADDRESS)
+        return rk_cli_usage_error(
+            PROG, "bad %s \"%s\": expected tcp://host:port or tls+tcp://host:port", name, arg);
+    return 0;
+}
+
+static int check_member(struct cli *cli)
+{
+    if (cli->n_args == 0)
+        return rk_cli_usage_error(PROG, "member needs list, add-learner, promote or remove");
+    for (size_t i = 0; i < sizeof member_ops / sizeof member_ops[0]; i++)
+        if (!strcmp(cli->args[0], member_ops[i].name))
+            cli->member_op = &member_ops[i];
+    const struct member_op *op = cli->member_op;
+    if (!op)
+        return rk_cli_usage_error(PROG, "unknown member command '%s'", cli->args[0]);
+    if (cli->n_args - 1 != op->n_args)
+        return rk_cli_usage_error(PROG, "wrong number of arguments for member %s", op->name);
+    int rv = op->n_args ? parse_member_id(cli, cli->args[1]) : 0;
+    if (!rv && op->kind == MEMBER_ADD_LEARNER)
+        rv = check_address("PEER_ADDR", cli->args[2]);
+    if (!rv && op->kind == MEMBER_ADD_LEARNER)
+        rv = check_address("CLIENT_ADDR", cli->args[3]);
+    return rv;
+}
+
+static int check_move_leader(struct cli *cli)
+{
+    if (cli->n_args > 1)
+        return rk_cli_usage_error(PROG, "wrong number of arguments for move-leader");
+    return cli->n_args ? parse_member_id(cli, cli->args[0]) : 0;
+}
+
+static uint64_t member_behind(const struct raftkv_members *m, const struct raftkv_member *e)
+{
+    return m->last_log_index > e->match_index ? m->last_log_index - e->match_index : 0;
+}
+
+static void json_members(const struct raftkv_members *m)
+{
+    printf(",\"leader\":%" PRIu64 ",\"term\":%" PRIu64 ",\"configuration_index\":%" PRIu64
+           ",\"committed\":%s,\"last_index\":%" PRIu64 ",\"members\":[",
+           m->leader_id, m->term, m->configuration_index, m->committed ? "true" : "false",
+           m->last_log_index);
+    for (size_t i = 0; i < m->n; i++) {
+        const struct raftkv_member *e = &m->members[i];
+        printf("%s{\"id\":%" PRIu64, i ? "," : "", e->id);
+        json_bytes_field("role", e->role, strlen(e->role));
+        json_bytes_field("peer_address", e->peer_address, strlen(e->peer_address));
+        json_bytes_field("client_address", e->client_address, strlen(e->client_address));
+        printf(",\"match_index\":%" PRIu64 ",\"behind\":%" PRIu64 ",\"healthy\":%s}",
+               e->match_index, member_behind(m, e), e->healthy ? "true" : "false");
+    }
+    printf("]");
+}
+
+static int address_width(const struct raftkv_members *m, bool peer, const char *title)
+{
+    size_t w = strlen(title);
+    for (size_t i = 0; i < m->n; i++) {
+        size_t len = strlen(peer ? m->members[i].peer_address : m->members[i].client_address);
+        w = len > w ? len : w;
+    }
+    return (int)w;
+}
+
+static void print_members(const struct raftkv_members *m)
+{
+    int pw = address_width(m, true, "PEER ADDRESS"), cw = address_width(m, false, "CLIENT ADDRESS");
+    printf("%6s %-8s %-*s %-*s %10s %8s %s\n", "ID", "ROLE", pw, "PEER ADDRESS", cw,
+           "CLIENT ADDRESS", "MATCH", "BEHIND", "HEALTHY");
+    for (size_t i = 0; i < m->n; i++) {
+        const struct raftkv_member *e = &m->members[i];
+        printf("%6" PRIu64 " %-8s %-*s %-*s %10" PRIu64 " %8" PRIu64 " %s\n", e->id, e->role, pw,
+               e->peer_address, cw, e->client_address, e->match_index, member_behind(m, e),
+               e->healthy ? "yes" : "no");
+    }
+    printf("leader %" PRIu64 " (term %" PRIu64 "); ", m->leader_id, m->term);
+    if (m->committed)
+        printf("membership committed (entry %" PRIu64 ")\n", m->configuration_index);
+    else
+        printf("a change is pending (entry %" PRIu64 ", not yet committed)\n",
+               m->configuration_index);
+}
+
+static int member_request(const struct cli *cli, struct raftkv_client *c, struct raftkv_members *m)
+{
+    if (!cli->member_op)
+        return raftkv_move_leader(c, cli->id, m);
+    switch (cli->member_op->kind) {
+    case MEMBER_ADD_LEARNER:
+        return raftkv_member_add_learner(c, cli->id, cli->args[2], cli->args[3], m);
+    case MEMBER_PROMOTE:
+        return raftkv_member_promote(c, cli->id, m);
+    case MEMBER_REMOVE:
+        return raftkv_member_remove(c, cli->id, m);
+    default:
+        return raftkv_member_list(c, m);
+    }
+}
+
+/* member OP and move-leader: each prints the membership the leader answered with. */
+static int run_member(const struct cli *cli, struct raftkv_client *c)
+{
+    struct raftkv_members m;
+    int status = member_request(cli, c, &m);
+    struct node_answer *answers = NULL;
+    struct cluster_view view;
+    bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
+    if (cli->json) {
+        printf("{\"result\":\"%s\"", json_result_name(status));
+        if (status == RAFTKV_OK)
+            json_members(&m);
+        else
+            json_bytes_field("error", m.error, strlen(m.error));
+        if (viewed)
+            json_view(&view);
+        printf("}\n");
+    } else {
+        if (status == RAFTKV_OK)
+            print_members(&m);
+        else
+            print_failure(status, m.error);
+        if (viewed)
+            print_view_after(&view);
+    }
+    free(answers);
+    raftkv_members_free(&m);
+    return exit_code(status);
+}
+
 /* ---- the command line ---- */
 
 enum option_id {
@@ -637,12 +828,18 @@ static const struct option global_options[] = {
     }
 
 static const struct command commands[] = {
-    {"put", 2, {VALUE_FILE_OPTION}, run_key_command},
-    {"get", 1, {{0}}, run_key_command},
-    {"delete", 1, {{0}}, run_key_command},
-    {"cas", 3, {{"absent", no_argument, NULL, OPT_ABSENT}, VALUE_FILE_OPTION}, run_key_command},
-    {"status", 0, {{0}}, run_status},
-    {"health", 0, {{0}}, run_health},
+    {"put", 2, {VALUE_FILE_OPTION}, run_key_command, NULL},
+    {"get", 1, {{0}}, run_key_command, NULL},
+    {"delete", 1, {{0}}, run_key_command, NULL},
+    {"cas",
+     3,
+     {{"absent", no_argument, NULL, OPT_ABSENT}, VALUE_FILE_OPTION},
+     run_key_command,
+     NULL},
+    {"status", 0, {{0}}, run_status, NULL},
+    {"health", 0, {{0}}, run_health, NULL},
+    {"member", -1, {{0}}, run_member, check_member},
+    {"move-leader", -1, {{0}}, run_member, check_move_leader},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -801,8 +998,10 @@ static int parse_command_line(struct cli *cli, int argc, char **argv)
         cli->n_args = argc - at - 1;
     }
     int want = cli->cmd->n_args - (cli->absent ? 1 : 0) - (cli->value_file ? 1 : 0);
-    if (!rv && cli->n_args != want)
+    if (!rv && cli->cmd->n_args >= 0 && cli->n_args != want)
         rv = rk_cli_usage_error(PROG, "wrong number of arguments for %s", cli->cmd->name);
+    if (!rv && cli->cmd->check)
+        rv = cli->cmd->check(cli);
     return rv;
 }
 

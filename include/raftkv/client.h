@@ -146,6 +146,12 @@ struct raftkv_node_counters {
     uint64_t peer_tls_dials_failed; /* dials to a peer: its certificate not from the CA, or
                                      * ours refused */
     uint64_t client_tls_refused;    /* on the client and pub ports */
+    /* Membership (see "Membership" below): changes this node proposed as leader, and the
+     * leadership transfers it started and abandoned (no new leader within an election
+     * timeout). */
+    uint64_t configuration_changes;
+    uint64_t transfers_started;
+    uint64_t transfers_abandoned;
 };
 
 struct raftkv_node_status {
@@ -198,6 +204,74 @@ RAFTKV_API int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_l
  * answer. */
 RAFTKV_API int raftkv_status(struct raftkv_client *c, size_t endpoint,
                              struct raftkv_node_status *out);
+
+/*
+ * Membership (Raft dissertation chapter 4). A cluster's members are voters, which elect the
+ * leader and count towards every quorum, and learners, which receive the log but never
+ * vote. It changes one server at a time: a new server joins as a learner, is promoted to
+ * voter once it has caught up, and any member can be removed. These calls are answered by
+ * the leader (followers' NOT_LEADER answers are followed as for keys), each with the
+ * membership as the leader knows it then.
+ *
+ * Retries. A member change is answered once it is committed; move-leader once the target
+ * leads. Their requests are retried as any request is (a timeout, a dropped connection, an
+ * UNAVAILABLE answer: no leader, another change not yet committed, a transfer under way or
+ * abandoned), but unlike writes they carry no session: a change whose answer was lost may
+ * have taken effect, and its copy is then refused (a member that exists, a member that is
+ * gone). So:
+ *   - RAFTKV_OK: done, and out holds the membership after it.
+ *   - RAFTKV_INVALID: refused (the node's reason in out->error: the id exists, no such
+ *     member, a learner too far behind to be promoted, the last voter, a bad address), and
+ *     no earlier attempt of this call can have taken effect.
+ *   - RAFTKV_UNAVAILABLE: unknown. The change may have been made, or may still be (its
+ *     entry may commit). Also when a retry was refused after an earlier attempt's answer
+ *     was lost (out->error says so and gives the node's reason). raftkv_member_list tells.
+ * Give request_timeout_ms more than the cluster's election timeout for move-leader: a
+ * transfer takes up to that long, and a timed-out one is retried (a second transfer).
+ */
+#define RAFTKV_MAX_ADDRESS 255 /* bytes of a member's address, at most (as the cluster's) */
+
+struct raftkv_member {
+    uint64_t id;
+    char role[16]; /* "voter" or "learner" */
+    char peer_address[RAFTKV_MAX_ADDRESS + 1];
+    char client_address[RAFTKV_MAX_ADDRESS + 1];
+    uint64_t match_index; /* the last index the leader knows the member holds */
+    bool healthy;         /* it answered the leader within the last election timeout */
+};
+
+/* Filled by every membership call (out may be NULL to ignore it). It is overwritten, not
+ * freed: call raftkv_members_free before reusing one. */
+struct raftkv_members {
+    uint64_t leader_id;
+    uint64_t term;
+    size_t n;
+    struct raftkv_member *members; /* sorted by id (malloc'd) */
+    uint64_t configuration_index;  /* the log entry of this membership (0: the bootstrap one) */
+    bool committed;                /* false while a change is on its way */
+    uint64_t last_log_index;       /* the leader's: match_index tells how far behind a member is */
+    char error[256];               /* a human-readable reason when not OK, as raftkv_result's */
+};
+
+RAFTKV_API void raftkv_members_free(struct raftkv_members *m);
+
+/* The membership as the leader knows it: read-only, retried freely. */
+RAFTKV_API int raftkv_member_list(struct raftkv_client *c, struct raftkv_members *out);
+/* Adds member id (not 0) as a learner, with its Raft address (peer_address, as in raftd's
+ * peer.<id>) and client address (client.<id>); both non-empty, at most RAFTKV_MAX_ADDRESS
+ * bytes (RAFTKV_EUSAGE otherwise; the form is the cluster's to check: RAFTKV_INVALID). */
+RAFTKV_API int raftkv_member_add_learner(struct raftkv_client *c, uint64_t id,
+                                         const char *peer_address, const char *client_address,
+                                         struct raftkv_members *out);
+/* Makes learner id a voter; refused while it is too far behind the leader's log. */
+RAFTKV_API int raftkv_member_promote(struct raftkv_client *c, uint64_t id,
+                                     struct raftkv_members *out);
+/* Removes member id; a leader that removes itself hands the lead to another voter. */
+RAFTKV_API int raftkv_member_remove(struct raftkv_client *c, uint64_t id,
+                                    struct raftkv_members *out);
+/* Moves the lead to voter id (0: the voter with the most of the log); answered once it
+ * leads (out->leader_id), or UNAVAILABLE if the transfer was abandoned. */
+RAFTKV_API int raftkv_move_leader(struct raftkv_client *c, uint64_t id, struct raftkv_members *out);
 
 /*
  * Asynchronous operations. Each takes the arguments of its synchronous twin and, instead

@@ -137,7 +137,7 @@ static bool host_port_valid(const char *s)
     return rk_cli_parse_uint(colon + 1, 1, 65535, &port);
 }
 
-static bool endpoint_valid(const char *url, bool *tls)
+bool rk_cli_address_valid(const char *url, bool *tls)
 {
     static const char *const schemes[] = {"tcp://", "tcp4://", "tcp6://"};
     *tls = strncmp(url, "tls+", 4) == 0;
@@ -156,7 +156,7 @@ int rk_cli_endpoints_check(const char *prog, const struct rk_cli_endpoints *e, b
     for (size_t i = 0; i < e->n; i++) {
         const char *url = e->urls[i];
         bool is_tls;
-        if (!endpoint_valid(url, &is_tls))
+        if (!rk_cli_address_valid(url, &is_tls))
             return rk_cli_usage_error(
                 prog, "bad endpoint \"%s\": expected tcp://host:port or tls+tcp://host:port", url);
         if (is_tls && !tls)

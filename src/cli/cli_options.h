@@ -50,11 +50,14 @@ struct rk_cli_endpoints {
  * RK_CLI_DEFAULT_ENDPOINTS. Returns 0, EINVAL if it names no address, ENOMEM. */
 int rk_cli_endpoints_split(struct rk_cli_endpoints *e, const char *list);
 void rk_cli_endpoints_free(struct rk_cli_endpoints *e);
+/* Whether url has the form of a node's address, as endpoints and raftd's peer.<id> and
+ * client.<id> take it: tcp://HOST:PORT or tls+tcp://HOST:PORT (NNG's tcp4, tcp6 and their
+ * tls+ forms too). *tls: it is a tls+ one. */
+bool rk_cli_address_valid(const char *url, bool *tls);
 /* Checks every endpoint before a client opens with them, so that a mistake is named rather
  * than found as an unreachable cluster at the end of the timeout: its form
- * (tcp://HOST:PORT or tls+tcp://HOST:PORT; NNG's tcp4, tcp6 and their tls+ forms too),
- * TLS or not as tls says (whether a CA is given), and no endpoint twice. Returns 0, or
- * RK_CLI_EXIT_USAGE after saying which endpoint is at fault and why. */
+ * (rk_cli_address_valid), TLS or not as tls says (whether a CA is given), and no endpoint twice.
+ * Returns 0, or RK_CLI_EXIT_USAGE after saying which endpoint is at fault and why. */
 int rk_cli_endpoints_check(const char *prog, const struct rk_cli_endpoints *e, bool tls);
 
 /* TLS files for the client library: --tls-ca, --tls-cert and --tls-key, else the

@@ -103,6 +103,7 @@ static void call_fail(struct rk_call *call, const char *what)
     nng_mtx_lock(c->mu);
     snprintf(call->res.error, sizeof call->res.error, "%s: %s", rk_endpoint_name(c, call->ep),
              what);
+    call->res.answer_lost = true;
     if (c->leader == call->ep)
         c->leader = RK_ANY_ENDPOINT;
     nng_mtx_unlock(c->mu);

@@ -80,6 +80,10 @@ struct rk_call_result {
     int status;
     Raftkv__Client__Response *resp; /* owned by the call; may be NULL */
     char error[256];
+    /* Some attempt ended without an answer, or with UNAVAILABLE: it may have reached the
+     * leader and taken effect, and a later answer may be to its copy. NOT_LEADER answers
+     * do not set it: a follower acts on nothing. */
+    bool answer_lost;
 };
 
 /* Takes ownership of req (a packed client.proto Request, malloc'd). With endpoint ==
@@ -94,8 +98,10 @@ unsigned rk_call_tries(const struct rk_call *call);
 /* Only once the call has finished (from its done callback or after it). */
 void rk_call_free(struct rk_call *call);
 
-/* Packs a state machine request into the envelope every node reads (client.proto Request);
- * *buf is malloc'd. client.c. */
+/* Packs a request into the envelope every node reads (client.proto Request); *buf is
+ * malloc'd. client.c. */
+int rk_request_pack(const Raftkv__Client__Request *env, uint8_t **buf, size_t *len);
+/* The same for a state machine request. client.c. */
 int rk_fsm_request_pack(const uint8_t *fsm, size_t fsm_len, uint8_t **buf, size_t *len);
 
 /* A condition to wait for on one thread and set from another (an NNG callback). */

@@ -134,8 +134,7 @@ void raftkv_result_free(struct raftkv_result *res)
     res->value_len = 0;
 }
 
-/* Packs body into the envelope (client.proto Request) that every node reads. */
-static int envelope_pack(Raftkv__Client__Request *env, uint8_t **buf, size_t *len)
+int rk_request_pack(const Raftkv__Client__Request *env, uint8_t **buf, size_t *len)
 {
     *len = raftkv__client__request__get_packed_size(env);
     *buf = malloc(*len ? *len : 1);
@@ -150,7 +149,7 @@ int rk_fsm_request_pack(const uint8_t *fsm, size_t fsm_len, uint8_t **buf, size_
     Raftkv__Client__Request env = RAFTKV__CLIENT__REQUEST__INIT;
     env.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
     env.fsm = (ProtobufCBinaryData){fsm_len, (uint8_t *)fsm};
-    return envelope_pack(&env, buf, len);
+    return rk_request_pack(&env, buf, len);
 }
 
 /* The packed KV request (malloc'd). */
@@ -527,6 +526,9 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
             .snapshots_installed = r->snapshots_installed,
             .snapshots_refused = r->snapshots_refused,
             .snapshots_damaged = r->snapshots_damaged,
+            .configuration_changes = r->configuration_changes,
+            .transfers_started = r->transfers_started,
+            .transfers_abandoned = r->transfers_abandoned,
         };
     if (t) {
         out->peer_msgs_sent = t->sent;
@@ -561,7 +563,7 @@ int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_s
     uint8_t *buf;
     size_t len;
     struct rk_call *call = NULL;
-    int rv = envelope_pack(&req, &buf, &len);
+    int rv = rk_request_pack(&req, &buf, &len);
     if (rv == RAFTKV_OK)
         rv = rk_call_run(c, buf, len, endpoint, &call);
     if (rv == RAFTKV_OK) {

@@ -161,7 +161,8 @@ TEST(status_lists_every_endpoint)
              "\"peer_msgs_received\":0,\"peer_msgs_malformed\":0,\"peer_msgs_unknown_peer\":0,"
              "\"peer_msgs_oversized\":0,\"peer_redials\":0,\"conns_refused\":0,"
              "\"conns_closed_slow\":0,\"conns_closed_idle\":0,\"requests_over_limit\":0,"
-             "\"peer_tls_refused\":0,\"peer_tls_dials_failed\":0,\"client_tls_refused\":0}},"
+             "\"peer_tls_refused\":0,\"peer_tls_dials_failed\":0,\"client_tls_refused\":0,"
+             "\"configuration_changes\":0,\"transfers_started\":2,\"transfers_abandoned\":0}},"
              "{\"reachable\":false,\"endpoint\":\"%s\"}],\"result\":\"ok\"}\n",
              a.url, dead);
     CHECK(strcmp(out, want) == 0);
@@ -481,6 +482,107 @@ TEST(a_value_comes_from_stdin_or_a_file_byte_for_byte)
     fake_node_stop(&a);
 }
 
+/* ---- membership ---- */
+
+TEST(member_list_prints_a_table_or_json)
+{
+    struct fake_node a = {.members = fake_member_list()};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s member list", a.url), 0);
+    CHECK_EQ(a.last_body, RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST);
+    CHECK(strcmp(out, "    ID ROLE     PEER ADDRESS         CLIENT ADDRESS            MATCH   "
+                      "BEHIND HEALTHY\n"
+                      "     1 voter    tcp://127.0.0.1:7001 tcp://127.0.0.1:7101         20   "
+                      "     0 yes\n"
+                      "     4 learner  tcp://127.0.0.1:7004 tcp://127.0.0.1:7104         12   "
+                      "     8 no\n"
+                      "leader 1 (term 5); membership committed (entry 18)\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s member list", a.url), 0);
+    CHECK(strcmp(out, "{\"result\":\"ok\",\"leader\":1,\"term\":5,\"configuration_index\":18,"
+                      "\"committed\":true,\"last_index\":20,\"members\":["
+                      "{\"id\":1,\"role\":\"voter\",\"peer_address\":\"tcp://127.0.0.1:7001\","
+                      "\"client_address\":\"tcp://127.0.0.1:7101\",\"match_index\":20,"
+                      "\"behind\":0,\"healthy\":true},"
+                      "{\"id\":4,\"role\":\"learner\",\"peer_address\":\"tcp://127.0.0.1:7004\","
+                      "\"client_address\":\"tcp://127.0.0.1:7104\",\"match_index\":12,"
+                      "\"behind\":8,\"healthy\":false}]}\n") == 0);
+    fake_node_stop(&a);
+}
+
+TEST(member_changes_and_move_leader_send_their_arguments)
+{
+    Raftkv__Client__MemberList pending = *fake_member_list();
+    pending.committed = false;
+    struct fake_node a = {.members = &pending};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s member add-learner 4 tcp://h:7004 tcp://h:7104",
+                 a.url),
+             0);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER);
+    CHECK_EQ(a.last_member_id, 4);
+    CHECK(strcmp(a.last_peer_address, "tcp://h:7004") == 0);
+    CHECK(strcmp(a.last_client_address, "tcp://h:7104") == 0);
+    CHECK(strstr(out, "\nleader 1 (term 5); a change is pending (entry 18, not yet committed)\n"));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s member promote 4", a.url), 0);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s member remove 3", a.url), 0);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__REMOVE);
+    CHECK_EQ(a.last_member_id, 3);
+    CHECK(strncmp(out, "{\"result\":\"ok\",\"leader\":1,", 26) == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s move-leader 2", a.url), 0);
+    CHECK_EQ(a.last_body, RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER);
+    CHECK_EQ(a.last_member_id, 2);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s move-leader", a.url), 0);
+    CHECK_EQ(a.last_member_id, 0);
+    fake_node_stop(&a);
+}
+
+TEST(a_refused_change_exits_2_and_an_unavailable_one_3)
+{
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__INVALID, .error = "member 4 exists"};
+    struct fake_node b = {.node_code = RAFTKV__CLIENT__CODE__UNAVAILABLE,
+                          .error = "a membership change is in progress"};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s member add-learner 4 tcp://h:1 tcp://h:2",
+                 a.url),
+             2);
+    CHECK(strcmp(out, "{\"result\":\"invalid\",\"error\":\"member 4 exists\"}\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s member remove 4 2>&1", a.url), 2);
+    CHECK(strcmp(out, "raft-kv: invalid request: member 4 exists\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --attempts 2 --endpoints %s member promote 4", b.url), 3);
+    CHECK(strstr(out, "{\"result\":\"unavailable\",\"error\":\"gave up after 2 attempts"));
+    CHECK(strstr(out, "a membership change is in progress"));
+    CHECK(strstr(out, "\"answered\":0,\"configured\":1"));
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(bad_member_arguments_are_named)
+{
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "member 2>&1"), 2);
+    CHECK(strstr(out, "member needs list, add-learner, promote or remove"));
+    CHECK_EQ(run(out, sizeof out, "member join 4 2>&1"), 2);
+    CHECK(strstr(out, "unknown member command 'join'"));
+    CHECK_EQ(run(out, sizeof out, "member promote 2>&1"), 2);
+    CHECK(strstr(out, "wrong number of arguments for member promote"));
+    CHECK_EQ(run(out, sizeof out, "member remove 0 2>&1"), 2);
+    CHECK(strstr(out, "ID must be a positive integer, got \"0\""));
+    CHECK_EQ(run(out, sizeof out, "move-leader x 2>&1"), 2);
+    CHECK(strstr(out, "ID must be a positive integer, got \"x\""));
+    CHECK_EQ(run(out, sizeof out, "move-leader 1 2 2>&1"), 2);
+    CHECK_EQ(run(out, sizeof out, "member add-learner 4 h:1 tcp://h:2 2>&1"), 2);
+    CHECK(strstr(out, "bad PEER_ADDR \"h:1\""));
+    CHECK_EQ(run(out, sizeof out, "member add-learner 4 tcp://h:1 tcp://h 2>&1"), 2);
+    CHECK(strstr(out, "bad CLIENT_ADDR \"tcp://h\""));
+    CHECK_EQ(run(out, sizeof out, "--json member list extra 2>/dev/null"), 2);
+    CHECK(out[0] == '\0');
+}
+
 TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
@@ -494,4 +596,8 @@ TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_an
           TEST_REF(options_take_their_value_joined_or_separate),
           TEST_REF(words_after_a_double_dash_are_arguments),
           TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option),
-          TEST_REF(a_value_comes_from_stdin_or_a_file_byte_for_byte))
+          TEST_REF(a_value_comes_from_stdin_or_a_file_byte_for_byte),
+          TEST_REF(member_list_prints_a_table_or_json),
+          TEST_REF(member_changes_and_move_leader_send_their_arguments),
+          TEST_REF(a_refused_change_exits_2_and_an_unavailable_one_3),
+          TEST_REF(bad_member_arguments_are_named))

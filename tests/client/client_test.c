@@ -389,6 +389,146 @@ TEST(one_client_serves_several_threads)
     fake_node_stop(&a);
 }
 
+/* ---- membership ---- */
+
+TEST(member_list_follows_the_leader_hint_and_decodes_every_member)
+{
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
+    struct fake_node b = {.members = fake_member_list()};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    a.hint = b.url;
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_members m;
+    CHECK_EQ(raftkv_member_list(c, &m), RAFTKV_OK);
+    CHECK_EQ(fake_node_requests(&a), 1);
+    CHECK_EQ(fake_node_requests(&b), 1);
+    CHECK_EQ(b.last_body, RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST);
+    CHECK_EQ(m.leader_id, 1);
+    CHECK_EQ(m.term, 5);
+    CHECK_EQ(m.configuration_index, 18);
+    CHECK(m.committed);
+    CHECK_EQ(m.last_log_index, 20);
+    CHECK_EQ(m.n, 2);
+    CHECK_EQ(m.members[0].id, 1);
+    CHECK(strcmp(m.members[0].role, "voter") == 0);
+    CHECK(strcmp(m.members[0].peer_address, "tcp://127.0.0.1:7001") == 0);
+    CHECK(strcmp(m.members[0].client_address, "tcp://127.0.0.1:7101") == 0);
+    CHECK_EQ(m.members[0].match_index, 20);
+    CHECK(m.members[0].healthy);
+    CHECK_EQ(m.members[1].id, 4);
+    CHECK(strcmp(m.members[1].role, "learner") == 0);
+    CHECK(!m.members[1].healthy);
+    raftkv_members_free(&m);
+    CHECK(!m.members && m.n == 0);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(member_changes_and_move_leader_send_their_arguments)
+{
+    struct fake_node a = {.members = fake_member_list()};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_members m;
+    CHECK_EQ(raftkv_member_add_learner(c, 4, "tcp://h:7004", "tcp://h:7104", &m), RAFTKV_OK);
+    CHECK_EQ(a.last_body, RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER);
+    CHECK_EQ(a.last_member_id, 4);
+    CHECK(strcmp(a.last_peer_address, "tcp://h:7004") == 0);
+    CHECK(strcmp(a.last_client_address, "tcp://h:7104") == 0);
+    CHECK_EQ(m.n, 2);
+    raftkv_members_free(&m);
+    CHECK_EQ(raftkv_member_promote(c, 4, NULL), RAFTKV_OK);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE);
+    CHECK_EQ(raftkv_member_remove(c, 3, NULL), RAFTKV_OK);
+    CHECK_EQ(a.last_change_kind, RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__REMOVE);
+    CHECK_EQ(a.last_member_id, 3);
+    CHECK_EQ(raftkv_move_leader(c, 0, &m), RAFTKV_OK);
+    CHECK_EQ(a.last_body, RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER);
+    CHECK_EQ(a.last_member_id, 0);
+    CHECK_EQ(m.leader_id, 1);
+    raftkv_members_free(&m);
+    CHECK_EQ(fake_node_requests(&a), 4);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+/* A refusal is INVALID with the node's reason, after a redirect too (a follower acts on
+ * nothing); after an attempt that may have made the change, the outcome is unknown. */
+TEST(a_refused_change_is_invalid_unless_an_earlier_attempt_may_have_made_it)
+{
+    struct fake_node a = {.node_code = RAFTKV__CLIENT__CODE__NOT_LEADER};
+    struct fake_node b = {.node_code = RAFTKV__CLIENT__CODE__INVALID,
+                          .error = "member 4 exists",
+                          .members = fake_member_list()};
+    CHECK_EQ(fake_node_start(&a), 0);
+    CHECK_EQ(fake_node_start(&b), 0);
+    a.hint = b.url;
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_members m;
+    CHECK_EQ(raftkv_member_add_learner(c, 4, "tcp://h:1", "tcp://h:2", &m), RAFTKV_INVALID);
+    CHECK(strcmp(m.error, "member 4 exists") == 0);
+    CHECK_EQ(m.n, 2); /* what the leader sent with its refusal */
+    raftkv_members_free(&m);
+    nng_mtx_lock(b.mu);
+    b.next_codes[0] = RAFTKV__CLIENT__CODE__UNAVAILABLE;
+    b.n_next_codes = 1;
+    nng_mtx_unlock(b.mu);
+    CHECK_EQ(raftkv_member_add_learner(c, 4, "tcp://h:1", "tcp://h:2", &m), RAFTKV_UNAVAILABLE);
+    CHECK(strstr(m.error, "outcome unknown"));
+    CHECK(strstr(m.error, "member 4 exists"));
+    raftkv_members_free(&m);
+    CHECK_EQ(fake_node_requests(&b), 3);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    fake_node_stop(&b);
+}
+
+TEST(an_ok_answer_without_a_member_list_is_internal)
+{
+    struct fake_node a = {0};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    struct raftkv_members m;
+    CHECK_EQ(raftkv_member_list(c, &m), RAFTKV_EINTERNAL);
+    CHECK(strstr(m.error, "no member list"));
+    CHECK_EQ(m.n, 0);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+}
+
+TEST(bad_member_arguments_are_usage_errors)
+{
+    const char *urls[] = {"tcp://127.0.0.1:1"};
+    struct raftkv_client *c = client_for(urls, 1, 5, 5000, 3000);
+    CHECK(c);
+    char long_address[300];
+    memset(long_address, 'a', sizeof long_address - 1);
+    long_address[sizeof long_address - 1] = '\0';
+    struct raftkv_members m;
+    CHECK_EQ(raftkv_member_add_learner(c, 0, "tcp://h:1", "tcp://h:2", &m), RAFTKV_EUSAGE);
+    CHECK(strstr(m.error, "id"));
+    CHECK_EQ(raftkv_member_add_learner(c, 4, "", "tcp://h:2", &m), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_member_add_learner(c, 4, "tcp://h:1", NULL, NULL), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_member_add_learner(c, 4, long_address, "tcp://h:2", &m), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_member_promote(c, 0, NULL), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_member_remove(c, 0, &m), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_member_list(NULL, &m), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_move_leader(NULL, 2, NULL), RAFTKV_EUSAGE);
+    raftkv_members_free(&m);
+    raftkv_client_close(c);
+}
+
 TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(not_leader_without_hint_tries_another_node), TEST_REF(useless_hints_are_ignored),
           TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_leader),
@@ -399,4 +539,9 @@ TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(not_found_and_invalid_are_answers_not_retried),
           TEST_REF(expired_session_is_replaced_only_when_nothing_was_applied),
           TEST_REF(status_asks_one_endpoint_once), TEST_REF(bad_arguments_are_usage_errors),
-          TEST_REF(one_client_serves_several_threads))
+          TEST_REF(one_client_serves_several_threads),
+          TEST_REF(member_list_follows_the_leader_hint_and_decodes_every_member),
+          TEST_REF(member_changes_and_move_leader_send_their_arguments),
+          TEST_REF(a_refused_change_is_invalid_unless_an_earlier_attempt_may_have_made_it),
+          TEST_REF(an_ok_answer_without_a_member_list_is_internal),
+          TEST_REF(bad_member_arguments_are_usage_errors))

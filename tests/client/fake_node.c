@@ -6,6 +6,20 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 
+/* A member change's or move-leader's arguments. n->mu held. */
+static void fake_record_member(struct fake_node *n, const Raftkv__Client__Request *env)
+{
+    const Raftkv__Client__MemberChangeRequest *m = env->member_change;
+    if (env->body_case == RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER)
+        n->last_member_id = env->move_leader->id;
+    if (env->body_case != RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE)
+        return;
+    n->last_change_kind = m->kind;
+    n->last_member_id = m->id;
+    snprintf(n->last_peer_address, sizeof n->last_peer_address, "%s", m->peer_address);
+    snprintf(n->last_client_address, sizeof n->last_client_address, "%s", m->client_address);
+}
+
 static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
                         const Raftkv__Kv__Request *req)
 {
@@ -17,6 +31,8 @@ static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
     }
     n->requests++;
     n->last_was_status = env->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
+    n->last_body = env->body_case;
+    fake_record_member(n, env);
     n->last_op = req ? req->op_case : 0;
     if (req) {
         n->last_session = req->session;
@@ -61,16 +77,36 @@ static int fake_kv_answer(const struct fake_node *n, bool registration, Protobuf
     return 0;
 }
 
-static void fake_answer(struct fake_node *n, bool registration, bool status_request)
+static bool is_member_request(Raftkv__Client__Request__BodyCase body)
 {
+    return body == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST ||
+           body == RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE ||
+           body == RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER;
+}
+
+/* The envelope's code of the next answer: the script's, then node_code. n->mu held. */
+static Raftkv__Client__Code fake_next_code(struct fake_node *n, bool registration)
+{
+    if (registration || !n->n_next_codes)
+        return n->node_code;
+    Raftkv__Client__Code code = n->next_codes[0];
+    memmove(n->next_codes, n->next_codes + 1, --n->n_next_codes * sizeof n->next_codes[0]);
+    return code;
+}
+
+static void fake_answer(struct fake_node *n, bool registration,
+                        Raftkv__Client__Request__BodyCase body)
+{
+    bool status_request = body == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
     Raftkv__Client__Response resp = RAFTKV__CLIENT__RESPONSE__INIT;
     Raftkv__Client__NotLeader nl = RAFTKV__CLIENT__NOT_LEADER__INIT;
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     Raftkv__Client__RaftStats raft = RAFTKV__CLIENT__RAFT_STATS__INIT;
     Raftkv__Client__TransportStats transport = RAFTKV__CLIENT__TRANSPORT_STATS__INIT;
     /* A node answers its status whatever it answers to the KV store's requests. */
-    Raftkv__Client__Code code =
-        n->answer_status && status_request ? RAFTKV__CLIENT__CODE__OK : n->node_code;
+    Raftkv__Client__Code code = n->answer_status && status_request
+                                    ? RAFTKV__CLIENT__CODE__OK
+                                    : fake_next_code(n, registration);
     resp.code = code;
     resp.error = (char *)(n->error ? n->error : "");
     if (code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
@@ -86,10 +122,14 @@ static void fake_answer(struct fake_node *n, bool registration, bool status_requ
         st.applied_index = 9;
         st.last_log_index = 11;
         raft.elections_started = 3;
+        raft.transfers_started = 2;
         transport.sent = 7;
         st.raft = &raft;
         st.transport = &transport;
         resp.status = &st;
+    } else if (is_member_request(body)) {
+        if (code == RAFTKV__CLIENT__CODE__OK || code == RAFTKV__CLIENT__CODE__INVALID)
+            resp.members = (Raftkv__Client__MemberList *)n->members;
     } else if (code == RAFTKV__CLIENT__CODE__OK &&
                fake_kv_answer(n, registration, &resp.fsm) != 0) {
         return;
@@ -125,7 +165,7 @@ static void fake_serve(void *arg)
                 : NULL;
         fake_record(n, env, req);
         bool registration = req && req->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION;
-        bool status_request = env->body_case == RAFTKV__CLIENT__REQUEST__BODY_STATUS;
+        Raftkv__Client__Request__BodyCase body = env->body_case;
         if (req)
             raftkv__kv__request__free_unpacked(req, NULL);
         raftkv__client__request__free_unpacked(env, NULL);
@@ -136,7 +176,7 @@ static void fake_serve(void *arg)
         if (!n->silent && ignore)
             n->ignore_next--;
         if (!ignore)
-            fake_answer(n, registration, status_request);
+            fake_answer(n, registration, body);
         nng_mtx_unlock(n->mu);
     }
 }
@@ -204,4 +244,31 @@ void fake_dead_url(char *buf, size_t size)
     if (fake_listen(s, url, sizeof url) == 0)
         snprintf(buf, size, "%s", url);
     nng_close(s);
+}
+
+const Raftkv__Client__MemberList *fake_member_list(void)
+{
+    static Raftkv__Client__Member voter = RAFTKV__CLIENT__MEMBER__INIT,
+                                  learner = RAFTKV__CLIENT__MEMBER__INIT;
+    static Raftkv__Client__Member *members[] = {&voter, &learner};
+    static Raftkv__Client__MemberList list = RAFTKV__CLIENT__MEMBER_LIST__INIT;
+    voter.id = 1;
+    voter.role = "voter";
+    voter.peer_address = "tcp://127.0.0.1:7001";
+    voter.client_address = "tcp://127.0.0.1:7101";
+    voter.match_index = 20;
+    voter.healthy = true;
+    learner.id = 4;
+    learner.role = "learner";
+    learner.peer_address = "tcp://127.0.0.1:7004";
+    learner.client_address = "tcp://127.0.0.1:7104";
+    learner.match_index = 12;
+    list.leader_id = 1;
+    list.term = 5;
+    list.n_members = 2;
+    list.members = members;
+    list.configuration_index = 18;
+    list.committed = true;
+    list.last_log_index = 20;
+    return &list;
 }

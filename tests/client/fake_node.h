@@ -38,6 +38,13 @@ struct fake_node {
     const char *status_role; /* NULL: "leader", naming itself as leader */
     uint64_t status_leader;  /* with status_role: the leader it names (0: none) */
     uint64_t status_term;    /* 0: 4 */
+    /* The envelope codes of the next answers, first first, before node_code's turn again
+     * (registrations excepted): a script of, say, UNAVAILABLE then INVALID. */
+    Raftkv__Client__Code next_codes[4];
+    unsigned n_next_codes;
+    /* The membership a member request (list, change, move-leader) is answered with, when
+     * its code is OK or INVALID; NULL: none. */
+    const Raftkv__Client__MemberList *members;
     /* What arrived, under mu. */
     nng_mtx *mu;
     unsigned requests;
@@ -45,6 +52,10 @@ struct fake_node {
     uint64_t last_session, last_sequence, last_first_incomplete;
     Raftkv__Kv__Request__OpCase last_op; /* 0 for a status request */
     bool last_was_status;
+    Raftkv__Client__Request__BodyCase last_body;
+    Raftkv__Client__MemberChangeRequest__Kind last_change_kind;
+    uint64_t last_member_id; /* of a member change or move-leader */
+    char last_peer_address[64], last_client_address[64];
     bool last_expect_absent;
     char last_expected[64];
     uint8_t *last_value; /* a put's value or a cas's new value, with last_value_len */
@@ -59,6 +70,11 @@ int fake_node_start(struct fake_node *n);
 void fake_node_stop(struct fake_node *n);
 unsigned fake_node_requests(struct fake_node *n);
 unsigned fake_node_registrations(struct fake_node *n);
+
+/* A membership for members: leader 1 of term 5; voter 1 (tcp://127.0.0.1:7001 and :7101,
+ * match 20, healthy) and learner 4 (:7004 and :7104, match 12, not healthy); configuration
+ * at index 18, committed; the leader's last index 20. */
+const Raftkv__Client__MemberList *fake_member_list(void);
 
 #define FAKE_SESSION_ID 4242
 /* An address nobody listens on: a port the kernel just handed out and that was closed. */
