@@ -4,6 +4,7 @@
  * and a stopping leader hands its leadership over (§3.10) before it goes.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

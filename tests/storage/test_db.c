@@ -319,13 +319,32 @@ TEST(save_refuses_gap_and_overlap_and_changes_nothing)
     fixture_remove(&f);
 }
 
+/* A configuration of two voters and a learner, for the snapshots of these tests. */
+static struct raft_member conf_members[] = {
+    {1, RAFT_VOTER, "tcp://127.0.0.1:7001", "tcp://127.0.0.1:7101"},
+    {2, RAFT_VOTER, "tcp://127.0.0.1:7002", ""},
+    {4, RAFT_LEARNER, "tcp://127.0.0.1:7004", "tcp://127.0.0.1:7104"},
+};
+static const struct raft_configuration test_conf = {3, conf_members};
+
+static bool conf_equals(const struct raft_configuration *a, const struct raft_configuration *b)
+{
+    bool same = a->n == b->n;
+    for (size_t i = 0; same && i < a->n; i++)
+        same = a->members[i].id == b->members[i].id && a->members[i].role == b->members[i].role &&
+               strcmp(a->members[i].peer_address, b->members[i].peer_address) == 0 &&
+               strcmp(a->members[i].client_address, b->members[i].client_address) == 0;
+    return same;
+}
+
 TEST(installed_snapshot_replaces_the_log)
 {
     struct fixture f;
     CHECK(fixture_start(&f));
     CHECK_EQ(append(&f, 1, 5, 1, 8), 0);
     struct raft_ready rd = {.install_snapshot = true,
-                            .snapshot = {.index = 20, .term = 3, .size = 777}};
+                            .snapshot = {.index = 20, .term = 3, .size = 777},
+                            .snapshot_conf = &test_conf};
     CHECK_EQ(save_entries(&f, rd, 21, 2, 3, 8), 0);
     CHECK_EQ(append(&f, 24, 1, 3, 8), RK_DB_ECORRUPT); /* continues at 23, not 24 */
     struct raft_restore r;
@@ -338,6 +357,7 @@ TEST(installed_snapshot_replaces_the_log)
     CHECK_EQ(r.n_entries, 2);
     CHECK(entry_matches(&r.entries[0], 21, 3, 8));
     CHECK(entry_matches(&r.entries[1], 22, 3, 8));
+    CHECK(conf_equals(&r.snapshot_conf, &test_conf));
     rk_storage_restore_free(&r);
     fixture_remove(&f);
 }
@@ -443,7 +463,7 @@ static int compact_fn(MDB_txn *txn, void *arg)
 {
     (void)txn;
     struct compact *c = arg;
-    return c->s->ops->compact(c->s, &c->meta, c->to, c->term);
+    return c->s->ops->compact(c->s, &c->meta, &test_conf, c->to, c->term);
 }
 
 static int compact(struct fixture *f, raft_index snap_index, raft_term snap_term, uint64_t size,
@@ -462,7 +482,8 @@ static bool loads(struct rk_storage *s, raft_index start, raft_term start_term,
         return false;
     bool ok = r.snapshot_index == start && r.snapshot_term == start_term &&
               r.snapshot.index == snap_index && r.snapshot.term == snap_term &&
-              r.snapshot.size == size && r.n_entries == last - start;
+              r.snapshot.size == size && r.n_entries == last - start &&
+              (snap_index ? conf_equals(&r.snapshot_conf, &test_conf) : r.snapshot_conf.n == 0);
     for (size_t i = 0; ok && i < r.n_entries; i++)
         ok = entry_matches(&r.entries[i], start + 1 + i, start + 1 + i <= 50 ? 1 : 2, 16);
     if (!ok)
@@ -498,7 +519,7 @@ TEST(compact_then_reopen_reports_log_start_snapshot_and_entries)
     CHECK(loads(f.s, 45, 1, 55, 2, 12345, 60));
     /* outside a write transaction: refused */
     struct raft_snapshot_meta meta = {58, 2, 1};
-    CHECK_EQ(f.s->ops->compact(f.s, &meta, 50, 1), RK_DB_EIO);
+    CHECK_EQ(f.s->ops->compact(f.s, &meta, &test_conf, 50, 1), RK_DB_EIO);
 
     /* compacting the whole log: it goes on at the next index */
     CHECK_EQ(compact(&f, 60, 2, 777, 60, 2), 0);
@@ -506,6 +527,33 @@ TEST(compact_then_reopen_reports_log_start_snapshot_and_entries)
     CHECK_EQ(append(&f, 62, 1, 2, 16), RK_DB_ECORRUPT);
     CHECK_EQ(append(&f, 61, 3, 2, 16), 0);
     CHECK(loads(f.s, 60, 2, 60, 2, 777, 63));
+    fixture_remove(&f);
+}
+
+static int damage_snapshot_conf(MDB_txn *txn, void *arg)
+{
+    struct fixture *f = arg;
+    uint8_t *buf;
+    size_t len;
+    int rc = rk_db_meta_get_bytes(f->db, txn, "snapshot_conf", &buf, &len);
+    if (rc || !buf)
+        return rc ? rc : RK_DB_EIO;
+    buf[len / 2] ^= 0x20;
+    rc = rk_db_meta_put_bytes(f->db, txn, "snapshot_conf", buf, len);
+    free(buf);
+    return rc;
+}
+
+TEST(load_refuses_a_damaged_snapshot_configuration)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f));
+    CHECK_EQ(append(&f, 1, 50, 1, 16), 0);
+    CHECK_EQ(compact(&f, 40, 1, 100, 30, 1), 0);
+    CHECK_EQ(rk_db_write(f.db, damage_snapshot_conf, &f), 0);
+    struct raft_restore r;
+    CHECK_EQ(f.s->ops->load(f.s, &r), RK_DB_ECORRUPT);
+    CHECK(strstr(rk_db_errmsg(f.db), "configuration"));
     fixture_remove(&f);
 }
 
@@ -713,6 +761,7 @@ TEST_MAIN(TEST_REF(open_creates_dir_and_reopens), TEST_REF(refuses_other_cluster
           TEST_REF(write_fn_error_aborts_and_commit_is_counted),
           TEST_REF(compact_then_reopen_reports_log_start_snapshot_and_entries),
           TEST_REF(load_refuses_a_log_start_without_a_snapshot),
+          TEST_REF(load_refuses_a_damaged_snapshot_configuration),
           TEST_REF(append_and_compact_keep_the_file_bounded),
           TEST_REF(reserve_grows_the_map_ahead_of_a_large_write),
           TEST_REF(staged_write_runs_its_step_once_before_the_commit))
