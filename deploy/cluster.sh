@@ -466,6 +466,16 @@ removed() {
     [ -z "$(role_in "$1" "$2")" ] || return 2
 }
 
+# member_table, once the cluster answers (a leader elected) within RAFTKV_WAIT seconds.
+wait_table() {
+    local deadline=$((SECONDS + wait_secs)) out
+    until out=$(member_table 2>&1); do
+        [ $SECONDS -lt $deadline ] || die "no membership from the cluster within $wait_secs s: $out"
+        sleep 0.5
+    done
+    echo "$out"
+}
+
 # Whether node $1 itself names a leader (it heard from one since it started).
 knows_leader() {
     local tls_args=()
@@ -515,7 +525,7 @@ add() {
         ! port_in_use "$p" || die "port $p, for node $mid, is in use"
     done
     need_cli
-    table=$(member_table) || die "no membership from the cluster (is a quorum running?)"
+    table=$(wait_table)
     [ -z "$(role_in "$mid" "$table")" ] || die "node $mid is a member already: $(role_in "$mid" "$table")"
     [ "$tls" != 1 ] || [ -f "$dir/tls/node$mid.crt" ] || make_cert "node$mid"
     write_conf "$mid" true "$ids $mid"
@@ -551,7 +561,7 @@ remove() {
 # first) and started again, the leader last; the next one only once this one caught up.
 rolling_restart() {
     local table leader order="" i
-    table=$(member_table) || die "no membership from the cluster (is a quorum running?)"
+    table=$(wait_table)
     leader=$(field_in leader "$table")
     for i in $ids; do [ "$i" = "$leader" ] || order+="$i "; done
     ! in_list "$leader" || order+=$leader

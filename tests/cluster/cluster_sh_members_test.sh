@@ -151,7 +151,8 @@ cluster wipe "$leader"
 expect_refused "new id" add "$leader"
 put_keys four 5
 follower=""
-for i in $(cluster endpoints | tr ',' '\n' | grep -o '[0-9]$'); do
+for e in $(cluster endpoints | tr ',' ' '); do
+    i=$((${e##*:} % 100)) # client port: base (a multiple of 100) + 100 + id
     [ "$i" = "$(leader_id)" ] || follower=$i
 done
 [ -n "$follower" ] || fail "no follower found"
