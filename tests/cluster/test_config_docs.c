@@ -30,6 +30,7 @@
     X(snapshot_max_inflight_chunks)                                                                \
     X(log_level)                                                                                   \
     X(log_format)                                                                                  \
+    X(join)                                                                                        \
     X(tls_client_auth)
 
 #define NAME(f) #f,
