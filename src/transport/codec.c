@@ -7,7 +7,7 @@
 #include "transport/codec.h"
 
 /* Everything an Envelope of any type points to, so encoding needs no allocation beyond
- * the entry arrays of an AppendEntries. */
+ * the entry arrays of an AppendEntries and the member arrays of an InstallSnapshot. */
 struct envelope_parts {
     Raftkv__Raft__Envelope env;
     Raftkv__Raft__RequestVote rv;
@@ -17,8 +17,11 @@ struct envelope_parts {
     Raftkv__Raft__InstallSnapshot is;
     Raftkv__Raft__Configuration conf;
     Raftkv__Raft__InstallSnapshotResponse isr;
+    Raftkv__Raft__TimeoutNow tn;
     Raftkv__Raft__Entry *entries;
     Raftkv__Raft__Entry **entry_ptrs;
+    Raftkv__Raft__Member *members;
+    Raftkv__Raft__Member **member_ptrs;
 };
 
 static int fill_append(struct envelope_parts *p, const struct raft_append *a, raft_term term)
@@ -52,13 +55,40 @@ static int fill_append(struct envelope_parts *p, const struct raft_append *a, ra
     return RK_CODEC_OK;
 }
 
-static void fill_install_snapshot(struct envelope_parts *p, const struct raft_install_snapshot *s,
-                                  raft_term term)
+/* protobuf-c wants char *, though packing only reads; NULL is sent as "" ("unknown"). */
+static char *wire_string(const char *s)
+{
+    return s ? (char *)s : "";
+}
+
+static int fill_configuration(struct envelope_parts *p, const struct raft_configuration *conf)
+{
+    raftkv__raft__configuration__init(&p->conf);
+    if (conf->n == 0)
+        return RK_CODEC_OK;
+    p->members = calloc(conf->n, sizeof *p->members);
+    p->member_ptrs = calloc(conf->n, sizeof *p->member_ptrs);
+    if (!p->members || !p->member_ptrs)
+        return RK_CODEC_ENOMEM;
+    for (size_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        Raftkv__Raft__Member *pm = &p->members[i];
+        raftkv__raft__member__init(pm);
+        pm->id = m->id;
+        pm->learner = m->role == RAFT_LEARNER;
+        pm->peer_address = wire_string(m->peer_address);
+        pm->client_address = wire_string(m->client_address);
+        p->member_ptrs[i] = pm;
+    }
+    p->conf.n_members = conf->n;
+    p->conf.members = p->member_ptrs;
+    return RK_CODEC_OK;
+}
+
+static int fill_install_snapshot(struct envelope_parts *p, const struct raft_install_snapshot *s,
+                                 raft_term term)
 {
     raftkv__raft__install_snapshot__init(&p->is);
-    raftkv__raft__configuration__init(&p->conf);
-    p->conf.n_voters = s->n_voters;
-    p->conf.voters = s->voters;
     p->is.term = term;
     p->is.last_included_index = s->last_index;
     p->is.last_included_term = s->last_term;
@@ -68,6 +98,7 @@ static void fill_install_snapshot(struct envelope_parts *p, const struct raft_in
     p->is.data.data = s->data;
     p->is.done = s->done;
     p->env.install_snapshot = &p->is;
+    return fill_configuration(p, &s->conf);
 }
 
 static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
@@ -79,6 +110,7 @@ static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
         p->rv.last_log_index = m->request_vote.last_log_index;
         p->rv.last_log_term = m->request_vote.last_log_term;
         p->rv.pre_vote = m->request_vote.pre_vote;
+        p->rv.transfer = m->request_vote.transfer;
         p->env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_REQUEST_VOTE;
         p->env.request_vote = &p->rv;
         return RK_CODEC_OK;
@@ -107,8 +139,7 @@ static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
         return RK_CODEC_OK;
     case RAFT_MSG_INSTALL_SNAPSHOT:
         p->env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT;
-        fill_install_snapshot(p, &m->install_snapshot, m->term);
-        return RK_CODEC_OK;
+        return fill_install_snapshot(p, &m->install_snapshot, m->term);
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         raftkv__raft__install_snapshot_response__init(&p->isr);
         p->isr.term = m->term;
@@ -118,6 +149,12 @@ static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
         p->isr.rejected = m->install_snapshot_resp.rejected;
         p->env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_INSTALL_SNAPSHOT_RESPONSE;
         p->env.install_snapshot_response = &p->isr;
+        return RK_CODEC_OK;
+    case RAFT_MSG_TIMEOUT_NOW:
+        raftkv__raft__timeout_now__init(&p->tn);
+        p->tn.term = m->term;
+        p->env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG_TIMEOUT_NOW;
+        p->env.timeout_now = &p->tn;
         return RK_CODEC_OK;
     }
     return RK_CODEC_EMALFORMED;
@@ -145,6 +182,8 @@ int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **o
     }
     free(p.entries);
     free(p.entry_ptrs);
+    free(p.members);
+    free(p.member_ptrs);
     return rc;
 }
 
@@ -194,6 +233,43 @@ static int decode_append(const Raftkv__Raft__AppendEntries *ae, struct raft_msg 
     return failed ? RK_CODEC_ENOMEM : RK_CODEC_OK;
 }
 
+/* A copy of a wire string, "" for an absent one: decoded members never hold NULL. */
+static char *copy_string(const char *s, bool *failed)
+{
+    char *p = strdup(s ? s : "");
+    if (!p)
+        *failed = true;
+    return p;
+}
+
+/* Copies the members into conf (freeable by raft_configuration_free even when a copy
+ * fails), then lets the core's own rules judge them: ids, addresses, size. */
+static int decode_configuration(const Raftkv__Raft__Configuration *pc,
+                                struct raft_configuration *conf)
+{
+    if (!pc || pc->n_members == 0)
+        return RK_CODEC_OK;
+    /* Checked before copying, so that a flood of members costs no more allocations. */
+    if (pc->n_members > RAFT_MAX_MEMBERS)
+        return RK_CODEC_EMALFORMED;
+    conf->members = calloc(pc->n_members, sizeof *conf->members);
+    if (!conf->members)
+        return RK_CODEC_ENOMEM;
+    bool failed = false;
+    for (size_t i = 0; i < pc->n_members && !failed; i++) {
+        const Raftkv__Raft__Member *pm = pc->members[i];
+        struct raft_member *m = &conf->members[i];
+        m->id = pm->id;
+        m->role = pm->learner ? RAFT_LEARNER : RAFT_VOTER;
+        m->peer_address = copy_string(pm->peer_address, &failed);
+        m->client_address = copy_string(pm->client_address, &failed);
+        conf->n = i + 1;
+    }
+    if (failed)
+        return RK_CODEC_ENOMEM;
+    return raft_configuration_is_valid(conf) ? RK_CODEC_OK : RK_CODEC_EMALFORMED;
+}
+
 static int decode_install_snapshot(const Raftkv__Raft__InstallSnapshot *is, struct raft_msg *m)
 {
     struct raft_install_snapshot *s = &m->install_snapshot;
@@ -202,18 +278,12 @@ static int decode_install_snapshot(const Raftkv__Raft__InstallSnapshot *is, stru
     s->last_term = is->last_included_term;
     s->offset = is->offset;
     s->done = is->done;
+    int rc = decode_configuration(is->configuration, &s->conf);
+    if (rc != RK_CODEC_OK)
+        return rc;
     bool failed = false;
     s->data = copy_bytes(&is->data, &failed);
     s->len = s->data ? is->data.len : 0;
-    const Raftkv__Raft__Configuration *conf = is->configuration;
-    if (!failed && conf && conf->n_voters > 0) {
-        s->voters = malloc(conf->n_voters * sizeof *s->voters);
-        if (!s->voters)
-            failed = true;
-        else
-            memcpy(s->voters, conf->voters, conf->n_voters * sizeof *s->voters);
-        s->n_voters = s->voters ? conf->n_voters : 0;
-    }
     return failed ? RK_CODEC_ENOMEM : RK_CODEC_OK;
 }
 
@@ -226,6 +296,7 @@ static int decode_body(const Raftkv__Raft__Envelope *env, struct raft_msg *m)
         m->request_vote.last_log_index = env->request_vote->last_log_index;
         m->request_vote.last_log_term = env->request_vote->last_log_term;
         m->request_vote.pre_vote = env->request_vote->pre_vote;
+        m->request_vote.transfer = env->request_vote->transfer;
         return RK_CODEC_OK;
     case RAFTKV__RAFT__ENVELOPE__MSG_REQUEST_VOTE_RESPONSE:
         m->type = RAFT_MSG_REQUEST_VOTE_RESP;
@@ -261,6 +332,10 @@ static int decode_body(const Raftkv__Raft__Envelope *env, struct raft_msg *m)
         m->install_snapshot_resp.rejected = r->rejected;
         return RK_CODEC_OK;
     }
+    case RAFTKV__RAFT__ENVELOPE__MSG_TIMEOUT_NOW:
+        m->type = RAFT_MSG_TIMEOUT_NOW;
+        m->term = env->timeout_now->term;
+        return RK_CODEC_OK;
     default:
         return RK_CODEC_EMALFORMED;
     }

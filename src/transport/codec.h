@@ -15,9 +15,11 @@ int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **o
 
 enum rk_codec_err {
     RK_CODEC_OK = 0,
-    RK_CODEC_EMALFORMED, /* not a valid Envelope, or no message inside */
-    RK_CODEC_EVERSION,   /* a wire version this node does not speak */
-    RK_CODEC_ECLUSTER,   /* from another cluster */
+    /* Not a valid Envelope, no message inside, or a snapshot's configuration the core would
+     * refuse (raft_configuration_is_valid). */
+    RK_CODEC_EMALFORMED,
+    RK_CODEC_EVERSION, /* a wire version this node does not speak */
+    RK_CODEC_ECLUSTER, /* from another cluster */
     RK_CODEC_ENOMEM,
 };
 

@@ -8,6 +8,11 @@
  * silent_peer_ms. Without it a connection whose packets vanish (a one-way partition, no
  * RST) sits in TCP's retransmission backoff for seconds after the network heals, and
  * NNG 1.5.2's dialer sometimes never reconnects at all.
+ *
+ * The set of peers follows the cluster's configuration (rk_transport_set_peers). A peer
+ * taken out of it, or replaced by one at another URL, is retired as a redial retires a
+ * socket: a closer thread closes its conns, and the link itself goes with the last thing
+ * that uses it (the peer set, a conn whose callbacks may still run, the watchdog).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -65,7 +70,12 @@ struct peer_link {
     struct rk_transport *t;
     raft_id id;
     char *url;
-    struct peer_conn *conn; /* guarded by t->mu; replaced only by the watchdog */
+    /* Guarded by t->mu: replaced only by the watchdog; NULL once the link is removed. */
+    struct peer_conn *conn;
+    /* Guarded by t->mu. Held by the peer set until the link is removed, by each of its conns
+     * until closed (their callbacks use the link) and by the watchdog while it checks it. */
+    size_t refs;
+    bool removed; /* guarded by t->mu */
     /* Monotonic ms of the first send since the last acknowledgement; 0 when none. */
     _Atomic uint64_t unacked_since;
     uint64_t silent_redials; /* since the last acknowledgement; the watchdog's own */
@@ -89,8 +99,10 @@ struct rk_transport {
     bool closer_started;
     pthread_t closer;
     struct peer_conn *retired; /* replaced conns for the closer to close; guarded by mu */
+    /* The peers. Written only by the owner's thread (rk_transport_set_peers), under mu: it
+     * reads them freely, every other thread under mu. */
     size_t n_links;
-    struct peer_link *links;
+    struct peer_link *links[RAFT_MAX_MEMBERS];
     struct rk_client_server *server;
     nng_tls_config *tls_dial; /* NULL: plain tcp:// */
     _Atomic uint64_t sent, send_dropped, received, recv_malformed, recv_unknown_peer, redials;
@@ -123,24 +135,55 @@ static void count(_Atomic uint64_t *counter)
 static struct peer_link *find_link(struct rk_transport *t, raft_id id)
 {
     for (size_t i = 0; i < t->n_links; i++) {
-        if (t->links[i].id == id)
-            return &t->links[i];
+        if (t->links[i]->id == id)
+            return t->links[i];
     }
     return NULL;
 }
 
-/* Takes a free slot of the link's current conn; slot_started must follow. */
-static struct send_slot *slot_acquire(struct peer_link *l)
+/* Drops a reference to l, and frees l with the last one; under t->mu. */
+static void link_unref(struct peer_link *l)
 {
-    struct send_slot *sl = NULL;
-    pthread_mutex_lock(&l->t->mu);
-    struct peer_conn *c = l->conn;
-    if (c->n_free > 0) {
-        sl = c->free_slots[--c->n_free];
+    if (--l->refs > 0)
+        return;
+    free(l->url);
+    free(l);
+}
+
+/* Hands c to the closer, which closes it once no send is starting on it; under t->mu. */
+static void conn_retire(struct rk_transport *t, struct peer_conn *c)
+{
+    c->retired = true;
+    c->next_retired = t->retired;
+    t->retired = c;
+    pthread_cond_broadcast(&t->cv);
+}
+
+/* Takes out of service a link that is out of the peer set (or never made it in); under
+ * t->mu. */
+static void link_remove(struct peer_link *l)
+{
+    l->removed = true;
+    if (l->conn)
+        conn_retire(l->t, l->conn);
+    l->conn = NULL;
+    link_unref(l);
+}
+
+/* Takes a free slot of peer id's current conn into *out, NULL when every slot is busy;
+ * slot_started must follow a slot. RAFT_EINVAL when id is not a peer. */
+static int slot_acquire(struct rk_transport *t, raft_id id, struct send_slot **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&t->mu);
+    struct peer_link *l = find_link(t, id);
+    struct peer_conn *c = l ? l->conn : NULL;
+    if (c && c->n_free > 0) {
+        *out = c->free_slots[--c->n_free];
         c->starting++;
     }
-    pthread_mutex_unlock(&l->t->mu);
-    return sl;
+    pthread_mutex_unlock(&t->mu);
+    return l ? RAFT_OK : RAFT_EINVAL;
 }
 
 /* The slot's operation has started (or the slot went back): its conn may be closed. */
@@ -218,10 +261,9 @@ static void link_note_unacked(struct peer_link *l)
 
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
 {
-    struct peer_link *l = find_link(t, msg->to);
-    if (!l)
+    struct send_slot *sl;
+    if (slot_acquire(t, msg->to, &sl) != RAFT_OK)
         return RAFT_EINVAL;
-    struct send_slot *sl = slot_acquire(l);
     if (!sl) {
         note_drop(&t->send_dropped, "all contexts busy", msg->from, msg->to);
         return RAFT_OK;
@@ -235,7 +277,7 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
                   msg->from, msg->to);
         return rc;
     }
-    link_note_unacked(l);
+    link_note_unacked(sl->conn->link);
     sl->awaiting_ack = false;
     nng_aio_set_msg(sl->aio, m);
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
@@ -266,8 +308,10 @@ static void deliver(struct rk_transport *t, const uint8_t *buf, size_t len)
         note_drop(&t->recv_malformed, codec_err_name(rc), 0, t->self);
         return;
     }
-    if (m.to != t->self || !find_link(t, m.from)) {
-        note_drop(&t->recv_unknown_peer, "unknown sender or recipient", m.from, m.to);
+    /* Whoever the sender, the core judges it: a node that joins a running cluster knows no
+     * member yet, and a lagging follower may not know its new leader. */
+    if (m.to != t->self) {
+        note_drop(&t->recv_unknown_peer, "addressed to another node", m.from, m.to);
         raft_msg_free(&m);
         return;
     }
@@ -374,11 +418,14 @@ static int conn_open(struct peer_link *l, struct peer_conn **out)
         conn_close(c);
         return rv;
     }
+    pthread_mutex_lock(&l->t->mu);
+    l->refs++;
+    pthread_mutex_unlock(&l->t->mu);
     *out = c;
     return 0;
 }
 
-/* Replaces l's conn by a fresh one; the old one is closed once no send is starting on it. */
+/* Replaces l's conn by a fresh one, and retires the old one. */
 static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
 {
     struct rk_transport *t = l->t;
@@ -391,17 +438,16 @@ static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
     if (rv != 0)
         return;
     pthread_mutex_lock(&t->mu);
-    struct peer_conn *old = l->conn;
-    l->conn = fresh;
-    old->retired = true;
-    while (old->starting > 0)
-        pthread_cond_wait(&t->cv, &t->mu);
-    /* The fresh conn gets a full silent_ms of its own. */
-    atomic_store(&l->unacked_since, 0);
-    count(&t->redials);
-    old->next_retired = t->retired;
-    t->retired = old;
-    pthread_cond_broadcast(&t->cv);
+    if (l->removed) {
+        /* The peer left the set while its socket was being replaced. */
+        conn_retire(t, fresh);
+    } else {
+        conn_retire(t, l->conn);
+        l->conn = fresh;
+        /* The fresh conn gets a full silent_ms of its own. */
+        atomic_store(&l->unacked_since, 0);
+        count(&t->redials);
+    }
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -418,7 +464,8 @@ static void link_check(struct peer_link *l)
 }
 
 /* Checks every link a few times per silent_ms, so that a silent peer is redialed within
- * about 1.25 silent_ms. */
+ * about 1.25 silent_ms. The links it checks are held, so that set_peers may remove them
+ * meanwhile. */
 static void *watchdog_run(void *arg)
 {
     struct rk_transport *t = arg;
@@ -433,35 +480,57 @@ static void *watchdog_run(void *arg)
         pthread_cond_timedwait(&t->cv, &t->mu, &until);
         if (t->stopping)
             break;
+        struct peer_link *held[RAFT_MAX_MEMBERS];
+        size_t n = t->n_links;
+        for (size_t i = 0; i < n; i++) {
+            held[i] = t->links[i];
+            held[i]->refs++;
+        }
         pthread_mutex_unlock(&t->mu);
-        for (size_t i = 0; i < t->n_links; i++)
-            link_check(&t->links[i]);
+        for (size_t i = 0; i < n; i++)
+            link_check(held[i]);
         pthread_mutex_lock(&t->mu);
+        for (size_t i = 0; i < n; i++)
+            link_unref(held[i]);
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
 
-/* Closes the retired conns, off the watchdog's thread: NNG 1.5.2's nng_close can hang for
- * good, and the watchdog must go on redialing the other peers meanwhile (once it hung in a
- * close, a restarted follower was never dialed again). Ends once stopping, with every
- * retired conn closed. */
+/* A retired conn no send is starting on (closing it then would free a slot under the
+ * sender), unlinked from t->retired; NULL if none. Under t->mu. */
+static struct peer_conn *retired_take(struct rk_transport *t)
+{
+    struct peer_conn **pc = &t->retired;
+    while (*pc && (*pc)->starting > 0)
+        pc = &(*pc)->next_retired;
+    struct peer_conn *c = *pc;
+    if (c)
+        *pc = c->next_retired;
+    return c;
+}
+
+/* Closes the retired conns, off the watchdog's and the owner's threads: NNG 1.5.2's
+ * nng_close can hang for good, and the watchdog must go on redialing the other peers
+ * meanwhile (once it hung in a close, a restarted follower was never dialed again). Ends
+ * once stopping, with every retired conn closed. */
 static void *closer_run(void *arg)
 {
     struct rk_transport *t = arg;
     pthread_mutex_lock(&t->mu);
     for (;;) {
-        struct peer_conn *c = t->retired;
-        if (!c && t->stopping)
+        struct peer_conn *c = retired_take(t);
+        if (!c && !t->retired && t->stopping)
             break;
         if (!c) {
             pthread_cond_wait(&t->cv, &t->mu);
             continue;
         }
-        t->retired = c->next_retired;
+        struct peer_link *l = c->link;
         pthread_mutex_unlock(&t->mu);
         conn_close(c);
         pthread_mutex_lock(&t->mu);
+        link_unref(l);
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
@@ -502,11 +571,12 @@ static void transport_free(struct rk_transport *t)
     threads_stop(t);
     /* The server goes first, so that on_msg is never called once stop returns. */
     rk_client_server_stop(t->server);
+    /* Alone now: the closer has closed every retired conn, and with it let go of the links. */
     for (size_t i = 0; i < t->n_links; i++) {
-        conn_close(t->links[i].conn);
-        free(t->links[i].url);
+        conn_close(t->links[i]->conn);
+        free(t->links[i]->url);
+        free(t->links[i]);
     }
-    free(t->links);
     if (t->tls_dial)
         nng_tls_config_free(t->tls_dial);
     pthread_cond_destroy(&t->cv);
@@ -514,43 +584,98 @@ static void transport_free(struct rk_transport *t)
     free(t);
 }
 
-/* Names every peer: find_link may run on the server's threads from now on. */
-static int links_init(struct rk_transport *t, const struct rk_peer *peers, size_t n_peers)
+/* A link to p with its conn dialing, not yet in the peer set. */
+static int link_open(struct rk_transport *t, const struct rk_peer *p, struct peer_link **out)
 {
-    t->links = calloc(n_peers ? n_peers : 1, sizeof *t->links);
-    if (!t->links)
+    struct peer_link *l = calloc(1, sizeof *l);
+    char *url = strdup(p->url);
+    if (!l || !url) {
+        free(l);
+        free(url);
         return RAFT_ENOMEM;
-    for (size_t i = 0; i < n_peers; i++) {
-        struct peer_link *l = &t->links[i];
-        t->n_links = i + 1;
-        l->t = t;
-        l->id = peers[i].id;
-        l->url = strdup(peers[i].url);
-        if (!l->url)
-            return RAFT_ENOMEM;
     }
+    *l = (struct peer_link){.t = t, .id = p->id, .url = url, .refs = 1};
+    int rv = conn_open(l, &l->conn);
+    if (rv != 0) {
+        rk_error("transport: cannot dial peer %" PRIu64 " at %s: %s", l->id, l->url,
+                 nng_strerror(rv));
+        free(url);
+        free(l);
+        return rk_nng_err(rv);
+    }
+    *out = l;
     return RAFT_OK;
 }
 
-/* Opens and dials every peer's conn. */
-static int links_dial(struct rk_transport *t)
+/* Whether peers can be a peer set: at most RAFT_MAX_MEMBERS, each with a URL and a distinct
+ * nonzero id. */
+static bool peers_valid(const struct rk_peer *peers, size_t n)
 {
-    for (size_t i = 0; i < t->n_links; i++) {
-        struct peer_link *l = &t->links[i];
-        int rv = conn_open(l, &l->conn);
-        if (rv != 0) {
-            rk_error("transport: cannot dial peer %" PRIu64 " at %s: %s", l->id, l->url,
-                     nng_strerror(rv));
-            return rk_nng_err(rv);
+    if (n > RAFT_MAX_MEMBERS || (n > 0 && !peers))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (peers[i].id == 0 || !peers[i].url || !peers[i].url[0])
+            return false;
+        for (size_t j = 0; j < i; j++) {
+            if (peers[j].id == peers[i].id)
+                return false;
         }
     }
-    return RAFT_OK;
+    return true;
+}
+
+static bool links_contain(struct peer_link *const *links, size_t n, const struct peer_link *l)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (links[i] == l)
+            return true;
+    }
+    return false;
+}
+
+/* Removes every link of from[] that is not in keep[]; under t->mu. */
+static void links_remove_missing(struct peer_link *const *from, size_t n_from,
+                                 struct peer_link *const *keep, size_t n_keep)
+{
+    for (size_t i = 0; i < n_from; i++) {
+        if (!links_contain(keep, n_keep, from[i]))
+            link_remove(from[i]);
+    }
+}
+
+int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, size_t n_peers)
+{
+    if (!peers_valid(peers, n_peers))
+        return RAFT_EINVAL;
+    /* Dialed before anything changes, so that a failure leaves the peer set as it was. */
+    struct peer_link *next[RAFT_MAX_MEMBERS];
+    size_t n = 0;
+    int rc = RAFT_OK;
+    for (size_t i = 0; i < n_peers && rc == RAFT_OK; i++) {
+        if (peers[i].id == t->self)
+            continue;
+        struct peer_link *l = find_link(t, peers[i].id);
+        if (!l || strcmp(l->url, peers[i].url) != 0)
+            rc = link_open(t, &peers[i], &l);
+        if (rc == RAFT_OK)
+            next[n++] = l;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (rc != RAFT_OK) {
+        links_remove_missing(next, n, t->links, t->n_links);
+    } else {
+        links_remove_missing(t->links, t->n_links, next, n);
+        memcpy(t->links, next, n * sizeof *next);
+        t->n_links = n;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
 }
 
 int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out)
 {
     *out = NULL;
-    if (!opts->on_msg || !opts->listen_url || (opts->n_peers > 0 && !opts->peers))
+    if (!opts->on_msg || !opts->listen_url || !peers_valid(opts->peers, opts->n_peers))
         return RAFT_EINVAL;
     struct rk_transport *t = calloc(1, sizeof *t);
     if (!t)
@@ -570,7 +695,6 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     t->tls_dial = opts->tls_dial;
     if (t->tls_dial)
         nng_tls_config_hold(t->tls_dial);
-    int rc = links_init(t, opts->peers, opts->n_peers);
     /* Enough receiving contexts for every peer's full pool of sends at once. */
     struct rk_client_server_options so = {
         .listen_url = opts->listen_url,
@@ -583,13 +707,13 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     };
     /* Listen before dialing: a busy address then fails the start before any connection is
      * made, and NNG 1.5.2 leaks a socket closed while its dial is mid-handshake. */
-    if (rc == RAFT_OK)
-        rc = rk_client_server_start(&so, &t->server);
-    if (rc == RAFT_OK)
-        rc = links_dial(t);
+    int rc = rk_client_server_start(&so, &t->server);
+    /* The closer first: it is what takes back a peer set that fails half-dialed. */
     if (rc == RAFT_OK)
         rc = pthread_create(&t->closer, NULL, closer_run, t) == 0 ? RAFT_OK : RAFT_ENOMEM;
     t->closer_started = rc == RAFT_OK;
+    if (rc == RAFT_OK)
+        rc = rk_transport_set_peers(t, opts->peers, opts->n_peers);
     if (rc == RAFT_OK)
         rc = pthread_create(&t->watchdog, NULL, watchdog_run, t) == 0 ? RAFT_OK : RAFT_ENOMEM;
     t->watchdog_started = rc == RAFT_OK;
@@ -660,7 +784,7 @@ void rk_transport_tls_poll(struct rk_transport *t, nng_stat *all)
                 "say from where)",
                 total);
     for (size_t i = 0; i < t->n_links; i++)
-        link_tls_poll(&t->links[i], all);
+        link_tls_poll(t->links[i], all);
 }
 
 void rk_transport_stop(struct rk_transport *t)

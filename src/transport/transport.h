@@ -23,8 +23,10 @@ struct rk_transport_stats {
     uint64_t send_dropped; /* no free context towards the peer, the peer is down, or the
                               message is over max_msg_bytes (refused before sending) */
     uint64_t received;
-    uint64_t recv_malformed;    /* undecodable, wrong version or wrong cluster */
-    uint64_t recv_unknown_peer; /* from or to an id not in the configuration */
+    uint64_t recv_malformed; /* undecodable, wrong version or wrong cluster */
+    /* Addressed to another node id: the sender has this node's address under another id
+     * (a stale address book, a reused address). Messages from any sender are delivered. */
+    uint64_t recv_unknown_peer;
     /* Dropped by the socket's max message size. Always 0 with NNG 1.5.2: it closes the
      * connection on such a message without telling the socket's user. Senders refuse
      * messages over their own max_msg_bytes instead (send_dropped, RAFT_ETOOBIG). */
@@ -53,7 +55,7 @@ struct rk_transport_options {
     uint64_t cluster_id;
     raft_id self;
     const char *listen_url;
-    size_t n_peers; /* the other nodes */
+    size_t n_peers; /* the first peer set, as rk_transport_set_peers takes it */
     const struct rk_peer *peers;
     size_t max_msg_bytes;     /* set as NNG_OPT_RECVMAXSZ on every socket; default 64 MiB */
     size_t contexts_per_peer; /* default 64 */
@@ -66,9 +68,10 @@ struct rk_transport_options {
      * its own references. */
     nng_tls_config *tls_listen;
     nng_tls_config *tls_dial;
-    /* Called from an NNG thread with a decoded message from a known peer, addressed to
-     * self. The callee owns msg's allocations (raft_msg_free); the struct itself is valid
-     * only during the call, so queue a shallow copy of *msg. */
+    /* Called from an NNG thread with a decoded message addressed to self, from any sender,
+     * a peer or not: the core judges senders (a node that joins a running cluster knows no
+     * member yet). The callee owns msg's allocations (raft_msg_free); the struct itself is
+     * valid only during the call, so queue a shallow copy of *msg. */
     void (*on_msg)(void *arg, struct raft_msg *msg);
     void *arg;
 };
@@ -76,6 +79,16 @@ struct rk_transport_options {
 struct rk_transport;
 
 int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out);
+/* Makes peers the peer set, as the cluster's configuration changes: a peer whose id is new
+ * is dialed, one whose URL changed is closed and dialed again at the new one, one that is
+ * gone is closed (by a thread of the transport's: never blocks) and its memory freed, and
+ * an unchanged one is left alone (its connection and messages in flight). An entry whose id
+ * is self is skipped, so the whole configuration may be passed. RAFT_EINVAL for more than
+ * RAFT_MAX_MEMBERS entries, an id 0 or twice, a NULL or empty URL (leave out members whose
+ * address is unknown); RAFT_EINVAL or RAFT_ENOMEM when a new peer cannot be dialed (a bad
+ * URL). On error the peer set is as it was. Call it from the thread that calls the other
+ * rk_transport functions. */
+int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, size_t n_peers);
 /* Encodes and sends asynchronously; never blocks. Returns RAFT_OK also when the message is
  * dropped for lack of a free context (counted), RAFT_EINVAL when msg->to is not a peer,
  * RAFT_ETOOBIG when encoded it exceeds max_msg_bytes, RAFT_ENOMEM. */

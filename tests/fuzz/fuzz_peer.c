@@ -13,7 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct raft *core_with_log(void)
 {
-    static const raft_id voters[] = {1, 2, 3};
+    static char unknown[] = "";
+    static struct raft_member members[] = {
+        {.id = 1, .role = RAFT_VOTER, .peer_address = unknown, .client_address = unknown},
+        {.id = 2, .role = RAFT_VOTER, .peer_address = unknown, .client_address = unknown},
+        {.id = 3, .role = RAFT_VOTER, .peer_address = unknown, .client_address = unknown},
+    };
     static const struct raft_entry entries[] = {
         {.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL},
         {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL},
@@ -22,8 +27,7 @@ static struct raft *core_with_log(void)
     struct raft_config cfg;
     raft_config_defaults(&cfg);
     cfg.id = 1;
-    cfg.n_voters = 3;
-    cfg.voters = voters;
+    cfg.bootstrap = (struct raft_configuration){.n = 3, .members = members};
     struct raft_restore rs = {.term = 2, .vote = 2, .n_entries = 3, .entries = entries};
     struct raft *r = NULL;
     return raft_new(&cfg, &rs, &r) == RAFT_OK ? r : NULL;

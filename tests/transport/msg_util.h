@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,19 +27,42 @@ static inline uint8_t *test_bytes(uint64_t seed, size_t len)
     return p;
 }
 
-/* A message determined by seq: the type cycles through all six, AppendEntries carries up to
- * n_entries_max entries of varying sizes. Free with raft_msg_free. */
+#define TEST_MSG_TYPES (RAFT_MSG_TIMEOUT_NOW + 1)
+
+static inline char *test_string(const char *fmt, uint64_t n)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, fmt, n);
+    return strdup(buf);
+}
+
+/* n members, voters and learners, some of whose addresses are unknown (""). */
+static inline void test_make_conf(uint64_t seed, size_t n, struct raft_configuration *conf)
+{
+    conf->n = n;
+    conf->members = n ? calloc(n, sizeof *conf->members) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct raft_member *m = &conf->members[i];
+        m->id = seed * 100 + i + 1;
+        m->role = (seed + i) % 3 == 0 ? RAFT_LEARNER : RAFT_VOTER;
+        m->peer_address = test_string("tcp://10.0.0.%" PRIu64 ":7001", i);
+        m->client_address = test_string((seed + i) % 4 ? "tcp://10.0.1.%" PRIu64 ":7002" : "", i);
+    }
+}
+
+/* A message determined by seq: the type cycles through all of them, AppendEntries carries
+ * up to n_entries_max entries of varying sizes. Free with raft_msg_free. */
 static inline void test_make_msg(uint64_t seq, raft_id from, raft_id to, size_t n_entries_max,
                                  struct raft_msg *m)
 {
     memset(m, 0, sizeof *m);
-    m->type = (enum raft_msg_type)(seq % 6);
+    m->type = (enum raft_msg_type)(seq % TEST_MSG_TYPES);
     m->from = from;
     m->to = to;
     m->term = seq + 1;
     switch (m->type) {
     case RAFT_MSG_REQUEST_VOTE:
-        m->request_vote = (struct raft_request_vote){seq * 3, seq * 5, seq % 4 == 0};
+        m->request_vote = (struct raft_request_vote){seq * 3, seq * 5, seq % 4 == 0, seq % 3 == 0};
         break;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         m->request_vote_resp = (struct raft_request_vote_resp){seq % 3 == 0, seq % 5 == 0};
@@ -73,10 +97,7 @@ static inline void test_make_msg(uint64_t seq, raft_id from, raft_id to, size_t 
         struct raft_install_snapshot *s = &m->install_snapshot;
         s->last_index = seq * 19;
         s->last_term = seq;
-        s->n_voters = 1 + seq % 5;
-        s->voters = calloc(s->n_voters, sizeof *s->voters);
-        for (size_t i = 0; i < s->n_voters; i++)
-            s->voters[i] = i + 1;
+        test_make_conf(seq, seq % 6, &s->conf);
         s->offset = seq << 20;
         s->len = (seq * 37) % 5000;
         s->data = test_bytes(seq, s->len);
@@ -86,6 +107,8 @@ static inline void test_make_msg(uint64_t seq, raft_id from, raft_id to, size_t 
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         m->install_snapshot_resp =
             (struct raft_install_snapshot_resp){seq * 23, seq << 10, seq % 2 == 0, seq % 3 == 0};
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
         break;
     }
 }
@@ -109,6 +132,20 @@ static inline bool test_entries_equal(const struct raft_append *a, const struct 
     return true;
 }
 
+static inline bool test_conf_equal(const struct raft_configuration *a,
+                                   const struct raft_configuration *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct raft_member *x = &a->members[i], *y = &b->members[i];
+        if (x->id != y->id || x->role != y->role || strcmp(x->peer_address, y->peer_address) ||
+            strcmp(x->client_address, y->client_address))
+            return false;
+    }
+    return true;
+}
+
 static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_msg *b)
 {
     if (a->type != b->type || a->from != b->from || a->to != b->to || a->term != b->term)
@@ -117,7 +154,8 @@ static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_ms
     case RAFT_MSG_REQUEST_VOTE:
         return a->request_vote.last_log_index == b->request_vote.last_log_index &&
                a->request_vote.last_log_term == b->request_vote.last_log_term &&
-               a->request_vote.pre_vote == b->request_vote.pre_vote;
+               a->request_vote.pre_vote == b->request_vote.pre_vote &&
+               a->request_vote.transfer == b->request_vote.transfer;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         return a->request_vote_resp.granted == b->request_vote_resp.granted &&
                a->request_vote_resp.pre_vote == b->request_vote_resp.pre_vote;
@@ -133,9 +171,8 @@ static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_ms
     case RAFT_MSG_INSTALL_SNAPSHOT: {
         const struct raft_install_snapshot *x = &a->install_snapshot, *y = &b->install_snapshot;
         return x->last_index == y->last_index && x->last_term == y->last_term &&
-               x->offset == y->offset && x->done == y->done && x->n_voters == y->n_voters &&
-               (x->n_voters == 0 ||
-                memcmp(x->voters, y->voters, x->n_voters * sizeof *x->voters) == 0) &&
+               x->offset == y->offset && x->done == y->done &&
+               test_conf_equal(&x->conf, &y->conf) &&
                test_bytes_equal(x->data, x->len, y->data, y->len);
     }
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
@@ -143,6 +180,8 @@ static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_ms
                a->install_snapshot_resp.offset == b->install_snapshot_resp.offset &&
                a->install_snapshot_resp.done == b->install_snapshot_resp.done &&
                a->install_snapshot_resp.rejected == b->install_snapshot_resp.rejected;
+    case RAFT_MSG_TIMEOUT_NOW:
+        return true;
     }
     return false;
 }

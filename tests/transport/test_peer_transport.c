@@ -1,8 +1,10 @@
 /* Peer transport over loopback TCP: delivery, redial, and what it drops. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/time.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "../test.h"
@@ -184,7 +186,7 @@ TEST(restarted_peer_is_redialed)
     test_nodes_stop(all, 2);
 }
 
-TEST(unknown_sender_and_wrong_recipient_are_dropped)
+TEST(unknown_sender_is_delivered_and_wrong_recipient_dropped)
 {
     struct test_node a, b, stranger, misaddressed;
     test_node_init(&a, 1);
@@ -202,23 +204,27 @@ TEST(unknown_sender_and_wrong_recipient_are_dropped)
     struct test_node *mf[] = {&misaddressed, &five};
     CHECK_EQ(test_node_start(&misaddressed, mf, 2, 0, 0), RAFT_OK);
 
+    /* A leader b does not know yet (a node joining a running cluster knows no one). */
+    CHECK(wait_link(&stranger, &b));
     uint64_t deadline = test_now_ms() + DEADLINE_MS;
-    struct raft_msg from_stranger = {.type = RAFT_MSG_APPEND, .from = 9, .to = 2, .term = 3};
     struct raft_msg to_five = {.type = RAFT_MSG_APPEND, .from = 1, .to = 5, .term = 3};
-    while (test_stats(b.t).recv_unknown_peer < 2 && test_now_ms() < deadline) {
-        rk_transport_send(stranger.t, &from_stranger);
+    while (test_stats(b.t).recv_unknown_peer < 1 && test_now_ms() < deadline) {
         rk_transport_send(misaddressed.t, &to_five);
         for (uint64_t until = test_now_ms() + 50; test_now_ms() < until;)
             test_pause();
     }
     struct rk_transport_stats s = test_stats(b.t);
-    size_t delivered = test_node_count(&b);
+    pthread_mutex_lock(&b.mu);
+    bool all_from_stranger = b.n_msgs > 0;
+    for (size_t i = 0; i < b.n_msgs; i++)
+        all_from_stranger &= b.msgs[i].from == 9 && b.msgs[i].to == 2;
+    pthread_mutex_unlock(&b.mu);
     test_node_stop(&stranger);
     test_node_stop(&misaddressed);
     test_node_stop(&b);
-    CHECK(s.recv_unknown_peer >= 2);
-    CHECK_EQ(s.received, 0);
-    CHECK_EQ(delivered, 0);
+    CHECK(s.recv_unknown_peer >= 1);
+    CHECK(s.received >= 1);
+    CHECK(all_from_stranger);
 }
 
 /* Sends raw bytes to url as a peer would and waits for the acknowledgement. */
@@ -360,6 +366,164 @@ TEST(send_to_dead_peer_never_blocks_and_frees_contexts)
     CHECK_EQ(dropped, 100); /* the last send found a free context */
 }
 
+/* The peers of n: nodes[] but n itself. */
+static size_t peers_of(struct test_node *n, struct test_node **nodes, size_t n_nodes,
+                       struct rk_peer *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n_nodes; i++) {
+        if (nodes[i] != n)
+            out[k++] = (struct rk_peer){nodes[i]->id, nodes[i]->url};
+    }
+    return k;
+}
+
+TEST(set_peers_adds_removes_and_moves_peers)
+{
+    struct test_node a, b, c, d;
+    struct test_node *abc[] = {&a, &b, &c};
+    test_nodes_init(abc, 3);
+    test_node_init(&d, 4);
+    CHECK_EQ(test_nodes_start(abc, 3, 0, 0), RAFT_OK);
+    CHECK_EQ(test_node_start(&d, NULL, 0, 0, 0), RAFT_OK); /* joins knowing no one */
+    CHECK(exchange(abc, 3, 50));
+
+    struct rk_peer peers[4];
+    struct test_node *abcd[] = {&a, &b, &c, &d};
+    CHECK_EQ(rk_transport_set_peers(a.t, peers, peers_of(&a, abcd, 4, peers)), RAFT_OK);
+    CHECK(wait_link(&a, &d));
+
+    struct test_node *abd[] = {&a, &b, &d};
+    CHECK_EQ(rk_transport_set_peers(a.t, peers, peers_of(&a, abd, 3, peers)), RAFT_OK);
+    struct raft_msg to_c = {.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 1};
+    CHECK_EQ(rk_transport_send(a.t, &to_c), RAFT_EINVAL);
+    CHECK(wait_link(&a, &b));
+
+    /* b restarts at another address: a must dial the new one. */
+    test_node_stop(&b);
+    snprintf(b.url, sizeof b.url, "tcp://127.0.0.1:%d", test_free_port());
+    CHECK_EQ(test_node_start(&b, abd, 3, 0, 0), RAFT_OK);
+    CHECK_EQ(rk_transport_set_peers(a.t, peers, peers_of(&a, abd, 3, peers)), RAFT_OK);
+    CHECK(wait_link(&a, &b));
+    CHECK(wait_link(&a, &d));
+    struct rk_transport_stats sa = test_stats(a.t);
+    test_nodes_stop(abcd, 4);
+    CHECK_EQ(sa.recv_malformed + sa.recv_unknown_peer, 0);
+}
+
+/* A bare rep0 socket standing in for a peer, to watch the connections made to it. */
+struct fake_peer {
+    raft_id id;
+    char url[64];
+    nng_socket sock;
+    _Atomic int pipes_added, pipes_removed;
+};
+
+static void fake_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct fake_peer *f = arg;
+    (void)p;
+    atomic_fetch_add(ev == NNG_PIPE_EV_ADD_POST ? &f->pipes_added : &f->pipes_removed, 1);
+}
+
+static bool fake_start(struct fake_peer *f, raft_id id)
+{
+    memset(f, 0, sizeof *f);
+    f->id = id;
+    snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", test_free_port());
+    return nng_rep0_open(&f->sock) == 0 &&
+           nng_pipe_notify(f->sock, NNG_PIPE_EV_ADD_POST, fake_pipe_event, f) == 0 &&
+           nng_pipe_notify(f->sock, NNG_PIPE_EV_REM_POST, fake_pipe_event, f) == 0 &&
+           nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 100) == 0 &&
+           nng_listen(f->sock, f->url, NULL, 0) == 0;
+}
+
+/* Sends probes from node 1's t to f until f receives one, which it acknowledges as a
+ * transport would. */
+static bool fake_wait_probe(struct rk_transport *t, struct fake_peer *f)
+{
+    struct raft_msg probe = {.type = RAFT_MSG_REQUEST_VOTE, .from = 1, .to = f->id};
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    while (test_now_ms() < deadline) {
+        if (rk_transport_send(t, &probe) != RAFT_OK)
+            return false;
+        nng_msg *m;
+        if (nng_recvmsg(f->sock, &m, 0) == 0) {
+            nng_msg_clear(m);
+            if (nng_sendmsg(f->sock, m, 0) != 0)
+                nng_msg_free(m);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool wait_at_least(_Atomic int *v, int want)
+{
+    uint64_t deadline = test_now_ms() + DEADLINE_MS;
+    while (atomic_load(v) < want && test_now_ms() < deadline)
+        test_pause();
+    return atomic_load(v) >= want;
+}
+
+TEST(set_peers_closes_retired_sockets_and_keeps_unchanged_ones)
+{
+    struct fake_peer f2, f3, f2_moved;
+    CHECK(fake_start(&f2, 2) && fake_start(&f3, 3) && fake_start(&f2_moved, 2));
+    struct test_node a;
+    test_node_init(&a, 1);
+    CHECK_EQ(test_node_start(&a, NULL, 0, 0, 0), RAFT_OK);
+    struct rk_peer first[] = {{2, f2.url}, {3, f3.url}};
+    CHECK_EQ(rk_transport_set_peers(a.t, first, 2), RAFT_OK);
+    CHECK(fake_wait_probe(a.t, &f2));
+    CHECK(fake_wait_probe(a.t, &f3));
+
+    struct rk_peer without_3[] = {{1, a.url} /* self: skipped */, {2, f2.url}};
+    CHECK_EQ(rk_transport_set_peers(a.t, without_3, 2), RAFT_OK);
+    CHECK(wait_at_least(&f3.pipes_removed, 1));
+    CHECK(fake_wait_probe(a.t, &f2));
+    CHECK_EQ(atomic_load(&f2.pipes_added), 1);
+    CHECK_EQ(atomic_load(&f2.pipes_removed), 0);
+
+    struct rk_peer moved[] = {{2, f2_moved.url}};
+    CHECK_EQ(rk_transport_set_peers(a.t, moved, 1), RAFT_OK);
+    CHECK(wait_at_least(&f2.pipes_removed, 1));
+    CHECK(fake_wait_probe(a.t, &f2_moved));
+    uint64_t redials = test_stats(a.t).redials;
+    test_node_stop(&a);
+    nng_close(f2.sock);
+    nng_close(f3.sock);
+    nng_close(f2_moved.sock);
+    CHECK_EQ(redials, 0);
+    CHECK_EQ(atomic_load(&f3.pipes_added), 1);
+}
+
+TEST(set_peers_refuses_bad_sets_and_keeps_the_old_one)
+{
+    struct test_node a, b;
+    struct test_node *all[] = {&a, &b};
+    test_nodes_init(all, 2);
+    CHECK_EQ(test_nodes_start(all, 2, 0, 0), RAFT_OK);
+    struct rk_peer zero[] = {{0, b.url}};
+    struct rk_peer twice[] = {{2, b.url}, {2, a.url}};
+    struct rk_peer no_url[] = {{2, NULL}};
+    struct rk_peer empty_url[] = {{2, ""}};
+    struct rk_peer bad_scheme[] = {{2, b.url}, {3, "nonsense://"}};
+    struct rk_peer many[RAFT_MAX_MEMBERS + 1];
+    for (size_t i = 0; i < RAFT_MAX_MEMBERS + 1; i++)
+        many[i] = (struct rk_peer){i + 2, b.url};
+    CHECK_EQ(rk_transport_set_peers(a.t, zero, 1), RAFT_EINVAL);
+    CHECK_EQ(rk_transport_set_peers(a.t, twice, 2), RAFT_EINVAL);
+    CHECK_EQ(rk_transport_set_peers(a.t, no_url, 1), RAFT_EINVAL);
+    CHECK_EQ(rk_transport_set_peers(a.t, empty_url, 1), RAFT_EINVAL);
+    CHECK_EQ(rk_transport_set_peers(a.t, many, RAFT_MAX_MEMBERS + 1), RAFT_EINVAL);
+    CHECK(rk_transport_set_peers(a.t, bad_scheme, 2) != RAFT_OK);
+    struct raft_msg to_3 = {.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 1};
+    CHECK_EQ(rk_transport_send(a.t, &to_3), RAFT_EINVAL);
+    CHECK(wait_link(&a, &b));
+    test_nodes_stop(all, 2);
+}
+
 TEST(start_fails_cleanly_on_busy_address)
 {
     struct test_node a, b;
@@ -376,9 +540,12 @@ TEST(start_fails_cleanly_on_busy_address)
 
 TEST_MAIN(TEST_REF(two_transports_exchange_every_message_type),
           TEST_REF(three_transports_exchange_all_pairs), TEST_REF(restarted_peer_is_redialed),
-          TEST_REF(unknown_sender_and_wrong_recipient_are_dropped),
+          TEST_REF(unknown_sender_is_delivered_and_wrong_recipient_dropped),
           TEST_REF(malformed_and_foreign_envelopes_are_counted_and_acked),
           TEST_REF(oversized_message_is_dropped_and_receiver_keeps_serving),
           TEST_REF(sender_refuses_message_over_its_own_limit),
           TEST_REF(send_to_dead_peer_never_blocks_and_frees_contexts),
+          TEST_REF(set_peers_adds_removes_and_moves_peers),
+          TEST_REF(set_peers_closes_retired_sockets_and_keeps_unchanged_ones),
+          TEST_REF(set_peers_refuses_bad_sets_and_keeps_the_old_one),
           TEST_REF(start_fails_cleanly_on_busy_address))
