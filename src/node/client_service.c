@@ -213,18 +213,25 @@ static void read_pop(struct rk_node *n, size_t i)
     n->n_reads--;
 }
 
-void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads)
+void clients__fail_waiting(struct rk_node *n, const char *why, bool all)
 {
-    if (n->n_pending)
-        rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending, why);
-    while (n->n_pending) {
-        clients__reply_error(n, pending_front(n)->call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
-        pending_pop(n);
-    }
+    /* After a change of leader, a proposal already committed still gets its result when
+     * this node applies it (as a leader that removed itself does its own removal's). */
+    raft_index keep = all ? 0 : n->view.commit;
+    size_t kept = 0;
+    while (kept < n->n_pending && n->pending[n->pending_head + kept].index <= keep)
+        kept++;
+    if (n->n_pending > kept)
+        rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending - kept, why);
+    for (; n->n_pending > kept; n->n_pending--)
+        clients__reply_error(n, n->pending[n->pending_head + n->n_pending - 1].call,
+                             RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
+    if (n->n_pending == 0)
+        n->pending_head = 0;
     /* A confirmed read stays valid after a change of leader: its state was current when
      * it was confirmed. */
     for (size_t i = n->n_reads; i-- > 0;) {
-        if (all_reads || n->reads[i].index == 0) {
+        if (all || n->reads[i].index == 0) {
             clients__reply_error(n, n->reads[i].call, RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
             read_pop(n, i);
         }

@@ -14,7 +14,8 @@
 #include "node/node_internal.h"
 #include "transport/transport.h"
 
-/* How long a stopping leader waits for its successor, in election timeouts. */
+/* How long a stopping leader waits for its successor, and a transfer for its outcome, in
+ * election timeouts. */
 #define HAND_OFF_TIMEOUTS 2
 
 int members__bootstrap(struct rk_node *n, struct raft_configuration *conf)
@@ -39,21 +40,34 @@ int members__bootstrap(struct rk_node *n, struct raft_configuration *conf)
     return RAFT_OK;
 }
 
-int members__peers(struct rk_node *n, const struct raft_configuration *conf, struct rk_peer **peers,
-                   size_t *n_peers)
+/* Adds the members of conf but this node to peers, once per id. */
+static void peers_add(struct rk_node *n, const struct raft_configuration *conf,
+                      struct rk_peer *peers, size_t *n_peers)
+{
+    for (size_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        bool known = m->id == n->cfg->node_id || !m->peer_address[0];
+        for (size_t j = 0; j < *n_peers && !known; j++)
+            known = peers[j].id == m->id;
+        if (!known)
+            peers[(*n_peers)++] = (struct rk_peer){m->id, m->peer_address};
+    }
+}
+
+int members__peers(struct rk_node *n, const struct raft_configuration *latest,
+                   struct rk_peer **peers, size_t *n_peers)
 {
     const struct rk_config *cfg = n->cfg;
-    size_t cap = conf->n ? conf->n : cfg->n_members;
+    const struct raft_configuration *committed = &n->committed_conf;
+    size_t cap = latest->n + committed->n + cfg->n_members;
     *n_peers = 0;
     *peers = calloc(cap ? cap : 1, sizeof **peers);
     if (!*peers)
         return RAFT_ENOMEM;
-    for (size_t i = 0; i < conf->n; i++)
-        if (conf->members[i].id != cfg->node_id && conf->members[i].peer_address[0])
-            (*peers)[(*n_peers)++] =
-                (struct rk_peer){conf->members[i].id, conf->members[i].peer_address};
+    peers_add(n, latest, *peers, n_peers);
+    peers_add(n, committed, *peers, n_peers);
     /* A joining node knows no configuration yet: the file says where the cluster is. */
-    for (size_t i = 0; conf->n == 0 && i < cfg->n_members; i++)
+    for (size_t i = 0; latest->n == 0 && committed->n == 0 && i < cfg->n_members; i++)
         if (cfg->members[i].id != cfg->node_id)
             (*peers)[(*n_peers)++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
     return RAFT_OK;
@@ -77,12 +91,11 @@ static void log_configuration(struct rk_node *n, const struct raft_ready *rd)
             member || !rd->configuration->n ? "" : "; this node is not a member");
 }
 
-void members__changed(struct rk_node *n, const struct raft_ready *rd)
+static void address_book_follow(struct rk_node *n, const struct raft_configuration *latest)
 {
-    log_configuration(n, rd);
     struct rk_peer *peers;
     size_t n_peers;
-    int rc = members__peers(n, rd->configuration, &peers, &n_peers);
+    int rc = members__peers(n, latest, &peers, &n_peers);
     if (rc == RAFT_OK)
         rc = rk_transport_set_peers(n->transport, peers, n_peers);
     if (rc != RAFT_OK)
@@ -90,6 +103,38 @@ void members__changed(struct rk_node *n, const struct raft_ready *rd)
                  "the next change or a restart",
                  rc);
     free(peers);
+}
+
+void members__changed(struct rk_node *n, const struct raft_ready *rd)
+{
+    log_configuration(n, rd);
+    address_book_follow(n, rd->configuration);
+}
+
+static bool conf_equal(const struct raft_configuration *a, const struct raft_configuration *b)
+{
+    bool same = a->n == b->n;
+    for (size_t i = 0; same && i < a->n; i++)
+        same = a->members[i].id == b->members[i].id && a->members[i].role == b->members[i].role &&
+               strcmp(a->members[i].peer_address, b->members[i].peer_address) == 0 &&
+               strcmp(a->members[i].client_address, b->members[i].client_address) == 0;
+    return same;
+}
+
+int members__commit_moved(struct rk_node *n)
+{
+    const struct raft_configuration *at = raft_configuration_at(n->raft, raft_commit_of(n->raft));
+    if (!at || conf_equal(at, &n->committed_conf))
+        return RAFT_OK;
+    struct raft_configuration copy;
+    int rc = raft_configuration_copy(&copy, at);
+    if (rc != RAFT_OK)
+        return rc;
+    raft_configuration_free(&n->committed_conf);
+    n->committed_conf = copy;
+    if (n->transport)
+        address_book_follow(n, raft_configuration_of(n->raft, NULL));
+    return RAFT_OK;
 }
 
 const char *members__client_address(struct rk_node *n, raft_id id)
@@ -233,6 +278,8 @@ static void move_leader(struct rk_node *n, struct rk_client_call *call, raft_id 
     }
     n->moving = call;
     n->moving_to = raft_transferee_of(n->raft);
+    n->moving_deadline = node__now();
+    node__add_ms(&n->moving_deadline, HAND_OFF_TIMEOUTS * n->cfg->election_timeout_max_ms);
     rk_info("transferring the leadership to %" PRIu64, (uint64_t)n->moving_to);
 }
 
@@ -258,17 +305,21 @@ void members__transfer_check(struct rk_node *n)
     if (!n->moving)
         return;
     bool leads = raft_role_of(n->raft) == RAFT_LEADER;
-    if (leads && raft_transferee_of(n->raft))
-        return; /* under way */
     raft_id leader = raft_leader_of(n->raft);
+    struct timespec now = node__now();
+    /* Under way; or stepped down for the target's election, whose winner it learns from
+     * the first append. */
+    if ((leads && raft_transferee_of(n->raft)) ||
+        (!leads && !leader && !node__reached(&now, &n->moving_deadline)))
+        return;
     if (!leads && leader == n->moving_to) {
         members__reply_list(n, n->moving);
     } else {
-        rk_info("the leadership transfer to %" PRIu64 " was abandoned", (uint64_t)n->moving_to);
+        rk_info("the leadership transfer to %" PRIu64 " failed", (uint64_t)n->moving_to);
         clients__reply_error(n, n->moving, RAFTKV__CLIENT__CODE__UNAVAILABLE,
                              leads ? "the transfer was abandoned: the target did not win an "
                                      "election in time; retry"
-                                   : "the leadership went to another node than the target; retry");
+                                   : "the leadership did not go to the target; retry");
     }
     n->moving = NULL;
 }

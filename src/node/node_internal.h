@@ -139,8 +139,10 @@ struct rk_node {
     uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
 
     /* Membership: a move-leader request waiting for the transfer's outcome. */
+    struct raft_configuration committed_conf; /* the configuration at the commit index */
     struct rk_client_call *moving;
     raft_id moving_to;
+    struct timespec moving_deadline; /* for a node that stepped down to hear who won */
 };
 
 /* ---- The environment (env.c): the host simulator (tests/hostsim) links its own. ---- */
@@ -197,8 +199,9 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e,
 void clients__reads_confirm(struct rk_node *n, const struct raft_ready *rd);
 /* Answers the confirmed reads whose index the state machine has reached. */
 void clients__reads_serve(struct rk_node *n);
-/* Answers everything waiting (all reads, or only unconfirmed ones) UNAVAILABLE: why. */
-void clients__fail_waiting(struct rk_node *n, const char *why, bool all_reads);
+/* Answers UNAVAILABLE (why) everything waiting (all), or what a lost leadership leaves
+ * undecided: proposals not yet committed and unconfirmed reads. */
+void clients__fail_waiting(struct rk_node *n, const char *why, bool all);
 void clients__reply_unavailable(struct rk_node *n, struct rk_client_call *call, const char *why);
 void clients__reply(struct rk_node *n, struct rk_client_call *call,
                     const Raftkv__Client__Response *resp);
@@ -265,14 +268,18 @@ struct rk_peer;
 /* The membership of a new cluster (the config file's members, all voters), or none when
  * the node joins a running one. Points into the node's config; free conf->members only. */
 int members__bootstrap(struct rk_node *n, struct raft_configuration *conf);
-/* The peers to reach: the members of conf but this node, or the config file's while the
- * node knows no configuration (it joins). *peers is allocated (NULL on failure); its URLs
- * point into conf or the config file. */
-int members__peers(struct rk_node *n, const struct raft_configuration *conf, struct rk_peer **peers,
-                   size_t *n_peers);
+/* The peers to reach: the members of the latest configuration and of the committed one
+ * (until a removal commits, the removed node may still lead, and must hear its answers),
+ * but this node; the config file's while it knows no configuration (it joins). *peers is
+ * allocated (NULL on failure); its URLs point into the configurations or the config file. */
+int members__peers(struct rk_node *n, const struct raft_configuration *latest,
+                   struct rk_peer **peers, size_t *n_peers);
 /* The latest configuration changed (rd.configuration_changed): the address book follows
  * it, before rd's messages leave (they may be for a new member). */
 void members__changed(struct rk_node *n, const struct raft_ready *rd);
+/* After an advance (and at start): keeps the committed configuration, and drops from the
+ * address book the members a committed change removed. */
+int members__commit_moved(struct rk_node *n);
 /* The client address of member id: the latest configuration's, else the config file's;
  * NULL when unknown. */
 const char *members__client_address(struct rk_node *n, raft_id id);

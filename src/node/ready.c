@@ -128,6 +128,8 @@ static void ready_finish(struct rk_node *n, struct raft_ready *rd, struct batch 
              rd->n_entries, rd->n_committed, rd->n_msgs, rd->n_msgs_after_persist, n->write_us);
     clients__reads_confirm(n, rd);
     raft_advance(n->raft, rd);
+    if (members__commit_moved(n) != RAFT_OK)
+        rk_error("out of memory following the committed membership");
     ready__view_update(n);
     clients__reads_serve(n);
 }

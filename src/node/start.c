@@ -222,6 +222,9 @@ static int start_raft(struct rk_node *n)
     rc = core_new(n, &restore);
     if (rc != RK_NODE_OK)
         return rc;
+    rc = members__commit_moved(n);
+    if (rc != RAFT_OK)
+        return RK_NODE_ENOMEM;
     /* The only voter needs nobody's vote: no reason to wait out an election timeout. */
     if (members__alone(n))
         raft_campaign(n->raft);
@@ -356,6 +359,7 @@ void rk_node_free(struct rk_node *n)
         n->storage->ops->close(n->storage);
     if (n->db)
         rk_db_close(n->db);
+    raft_configuration_free(&n->committed_conf);
     free(n->pending);
     free(n->reads);
     free(n);

@@ -421,8 +421,7 @@ bool cluster_run(int n, const char *extra_conf, bool (*fn)(struct cluster *c))
     return run_on(&c, cluster_init(&c, n, extra_conf), fn);
 }
 
-bool cluster_run_growing(int n, int founders, const char *extra_conf,
-                         bool (*fn)(struct cluster *c))
+bool cluster_run_growing(int n, int founders, const char *extra_conf, bool (*fn)(struct cluster *c))
 {
     struct cluster c;
     return run_on(&c, cluster_init_growing(&c, n, founders, extra_conf), fn);
