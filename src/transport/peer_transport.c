@@ -695,7 +695,9 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     t->tls_dial = opts->tls_dial;
     if (t->tls_dial)
         nng_tls_config_hold(t->tls_dial);
-    /* Enough receiving contexts for every peer's full pool of sends at once. */
+    /* Enough receiving contexts for the first peers' full pools of sends at once. Peers
+     * added later share them: a context is held only while a message is decoded and
+     * queued, and requests beyond wait in NNG meanwhile. */
     struct rk_client_server_options so = {
         .listen_url = opts->listen_url,
         .max_msg_bytes = t->max_msg_bytes,
