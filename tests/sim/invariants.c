@@ -332,6 +332,17 @@ static void apply_global(struct cluster *c, raft_id node, const struct raft_entr
     }
     c->n_committed++;
     check_command(c, node, e);
+    if (e->type == RAFT_ENTRY_CONFIG) {
+        struct raft_configuration conf;
+        if (raft_configuration_decode(e->data, e->len, &conf) != RAFT_OK) {
+            cluster_fail(c, node, "committed configuration entry %" PRIu64 " does not decode",
+                         e->index);
+            return;
+        }
+        raft_configuration_free(&c->committed_conf);
+        c->committed_conf = conf;
+        c->stats_confs_committed++;
+    }
 }
 
 bool check_apply(struct cluster *c, const struct cluster_node *n, const struct raft_entry *e,
@@ -426,6 +437,7 @@ void check_free(struct cluster *c)
         free(c->committed[i].data);
     free(c->committed);
     free(c->commit_term);
+    raft_configuration_free(&c->committed_conf);
     if (c->lm)
         free(c->lm->slots);
     free(c->lm);

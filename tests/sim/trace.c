@@ -15,6 +15,7 @@ static void msg_summary(struct cluster_event *ev, const struct raft_msg *m)
         ev->msg.x = m->request_vote.last_log_index;
         ev->msg.y = m->request_vote.last_log_term;
         ev->msg.flag1 = m->request_vote.pre_vote;
+        ev->msg.flag2 = m->request_vote.transfer;
         break;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         ev->msg.flag1 = m->request_vote_resp.granted;
@@ -47,6 +48,8 @@ static void msg_summary(struct cluster_event *ev, const struct raft_msg *m)
         ev->msg.flag1 = m->install_snapshot_resp.rejected;
         ev->msg.flag2 = m->install_snapshot_resp.done;
         break;
+    case RAFT_MSG_TIMEOUT_NOW:
+        break;
     }
 }
 
@@ -56,8 +59,8 @@ static void print_msg(FILE *out, const struct cluster_event *ev)
             ev->msg.from, ev->msg.to, ev->msg.term);
     switch (ev->msg.type) {
     case RAFT_MSG_REQUEST_VOTE:
-        fprintf(out, "%s last=%" PRIu64 "/t%" PRIu64, ev->msg.flag1 ? " pre" : "", ev->msg.x,
-                ev->msg.y);
+        fprintf(out, "%s%s last=%" PRIu64 "/t%" PRIu64, ev->msg.flag1 ? " pre" : "",
+                ev->msg.flag2 ? " transfer" : "", ev->msg.x, ev->msg.y);
         break;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         fprintf(out, "%s %s", ev->msg.flag2 ? " pre" : "", ev->msg.flag1 ? "granted" : "rejected");
@@ -83,6 +86,8 @@ static void print_msg(FILE *out, const struct cluster_event *ev)
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         fprintf(out, " snapshot=%" PRIu64 " offset=%" PRIu64 "%s%s", ev->msg.x, ev->msg.z,
                 ev->msg.flag1 ? " rejected" : "", ev->msg.flag2 ? " done" : "");
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
         break;
     }
 }
