@@ -183,23 +183,30 @@ static void node_observe(struct cluster *c, struct cluster_node *n)
     if (role != n->role || term != n->term)
         trace_event(c, n->id, EV_ROLE, role, term, raft_leader_of(n->r), raft_last_index_of(n->r),
                     raft_commit_of(n->r));
+    bool campaigns = role != n->role || term != n->term;
     n->role = role;
     n->term = term;
     if (role != RAFT_LEADER) {
+        if (campaigns && role != RAFT_FOLLOWER)
+            check_campaigner(c, n);
         n->lead_term = 0;
         return;
     }
     if (n->lead_term != term) {
+        check_campaigner(c, n);
         check_new_leader(c, n, term);
         check_leader_commit(c, n, term);
         n->lead_term = term;
         n->lead_last = raft_last_index_of(n->r);
+        n->lead_conf = UINT64_MAX; /* not checked yet */
+        check_leader_configuration(c, n);
         c->stats_elections_won++;
         return;
     }
     raft_index last = raft_last_index_of(n->r);
     check_leader_log(c, n, last);
     check_leader_commit(c, n, term);
+    check_leader_configuration(c, n);
     n->lead_last = last;
 }
 
