@@ -18,6 +18,13 @@
  *     snapshot it holds, and hands it chunks in order.
  *   - Votes: a vote or pre-vote goes only to a log at least as up to date as the voter's;
  *     a pre-vote request changes nobody's term or vote.
+ *   - Membership (Raft dissertation chapter 4), with every node using the latest
+ *     configuration in its log: only a voter of it campaigns or leads; an entry a leader
+ *     counts committed is durable on a majority of the voters of the leader's latest
+ *     configuration (so learners' and non-members' copies never count); no leader's log
+ *     holds two configurations beyond the cluster's commit index; a leader removed by a
+ *     committed configuration no longer leads; check-quorum counts the leader's own voters;
+ *     and a change is refused as busy exactly when raft.h says so.
  *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
  *     are durable before they are applied, a vote is durable before it is granted, an
  *     append or a snapshot's last chunk is acknowledged only once what it speaks for is
@@ -331,5 +338,8 @@ __attribute__((format(printf, 3, 4))) void cluster_fail(struct cluster *c, raft_
 void cluster_note(struct cluster *c, const char *what, uint64_t a, uint64_t b);
 /* Prints the last events kept (all of them up to CLUSTER_RING). */
 void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last);
+/* Prints each node's role, term, log, commit and latest configuration (v: voter,
+ * l: learner). */
+void cluster_dump_state(const struct cluster *c, FILE *out);
 
 #endif

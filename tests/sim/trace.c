@@ -222,3 +222,25 @@ void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last)
     for (uint64_t i = c->n_events - last; i < c->n_events; i++)
         print_event(c, &c->ring[i % CLUSTER_RING], out);
 }
+
+void cluster_dump_state(const struct cluster *c, FILE *out)
+{
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        const struct cluster_node *n = &c->nodes[id];
+        if (!n->r) {
+            fprintf(out, "  n%" PRIu64 " down\n", id);
+            continue;
+        }
+        raft_index at;
+        const struct raft_configuration *conf = raft_configuration_of(n->r, &at);
+        fprintf(out,
+                "  n%" PRIu64 " %s term=%" PRIu64 " leader=%" PRIu64 " last=%" PRIu64
+                " commit=%" PRIu64 " applied=%" PRIu64 " configuration@%" PRIu64 ":",
+                id, raft_role_name(raft_role_of(n->r)), raft_term_of(n->r), raft_leader_of(n->r),
+                raft_last_index_of(n->r), raft_commit_of(n->r), n->applied, at);
+        for (size_t i = 0; i < conf->n; i++)
+            fprintf(out, " %s%" PRIu64, conf->members[i].role == RAFT_VOTER ? "v" : "l",
+                    conf->members[i].id);
+        fputc('\n', out);
+    }
+}
