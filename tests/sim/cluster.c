@@ -173,6 +173,81 @@ int cluster_read(struct cluster *c, raft_id id, uint64_t *ctx)
     return RAFT_OK;
 }
 
+const char *cluster_change_name(enum cluster_change op)
+{
+    static const char *const names[CHANGE_KINDS] = {"add", "promote", "remove", "transfer"};
+    return op < CHANGE_KINDS ? names[op] : "?";
+}
+
+/* raft.h: a change is refused with EBUSY exactly while another is uncommitted, before the
+ * leader has committed an entry of its own term, or during a transfer; a transfer exactly
+ * while another is under way. */
+static bool change_busy(struct raft *r, enum cluster_change op)
+{
+    if (op == CHANGE_TRANSFER || raft_transferee_of(r))
+        return raft_transferee_of(r) != 0;
+    raft_index conf_index, commit = raft_commit_of(r);
+    raft_configuration_of(r, &conf_index);
+    return conf_index > commit || raft_term_at(r, commit) != raft_term_of(r);
+}
+
+static int change_call(struct cluster *c, struct raft *r, enum cluster_change op, raft_id id)
+{
+    struct raft_member m = {id, RAFT_LEARNER, c->addresses[id], c->addresses[id]};
+    switch (op) {
+    case CHANGE_ADD:
+        return raft_add_learner(r, &m, NULL, NULL);
+    case CHANGE_PROMOTE:
+        return raft_promote(r, id, NULL, NULL);
+    case CHANGE_REMOVE:
+        return raft_remove(r, id, NULL, NULL);
+    default:
+        return raft_transfer_leadership(r, id);
+    }
+}
+
+int cluster_change(struct cluster *c, raft_id at, enum cluster_change op, raft_id id)
+{
+    if (!node_valid(c, id) && !(op == CHANGE_TRANSFER && id == 0))
+        return RAFT_EINVAL;
+    struct raft *r = cluster_is_up(c, at) ? c->nodes[at].r : NULL;
+    bool leads = r && raft_role_of(r) == RAFT_LEADER;
+    bool busy = leads && change_busy(r, op);
+    int rc = r ? change_call(c, r, op, id) : RAFT_ENOTLEADER;
+    trace_note(c, at, cluster_change_name(op), id, (uint64_t)rc);
+    switch (rc) {
+    case RAFT_OK:
+        c->stats_changes_accepted[op]++;
+        if (op == CHANGE_ADD)
+            c->nodes[id].added = true;
+        break;
+    case RAFT_EBUSY:
+    case RAFT_EBEHIND:
+    case RAFT_EEXIST:
+    case RAFT_ENOTFOUND:
+    case RAFT_EINVAL:
+    case RAFT_ENOTLEADER:
+        c->stats_changes_refused[op]++;
+        break;
+    default:
+        cluster_fail(c, at, "%s of n%" PRIu64 " at n%" PRIu64 " failed: %s",
+                     cluster_change_name(op), id, at, raft_strerror(rc));
+    }
+    if (leads && busy != (rc == RAFT_EBUSY) && (rc == RAFT_OK || rc == RAFT_EBUSY))
+        cluster_fail(c, at,
+                     "leader n%" PRIu64 " %s a %s of n%" PRIu64 " (commit %" PRIu64 "/t%" PRIu64
+                     ", term %" PRIu64 ")",
+                     at,
+                     busy ? "accepted, with a change uncommitted, nothing of its term committed "
+                            "or a transfer under way,"
+                          : "refused as busy, with none of raft.h's reasons,",
+                     cluster_change_name(op), id, raft_commit_of(r),
+                     raft_term_at(r, raft_commit_of(r)), raft_term_of(r));
+    if (r)
+        host_drain(c, &c->nodes[at]);
+    return rc;
+}
+
 bool cluster_cmd_applied(const struct cluster *c, uint64_t cmd)
 {
     return cmd < c->n_proposals && c->proposals[cmd].applied_at;
@@ -194,6 +269,14 @@ raft_id cluster_leader(const struct cluster *c)
     return best;
 }
 
+bool cluster_is_member(const struct cluster *c, raft_id id)
+{
+    raft_id l = cluster_leader(c);
+    const struct raft_configuration *conf =
+        l ? raft_configuration_of(c->nodes[l].r, NULL) : &c->committed_conf;
+    return raft_configuration_find(conf, id) != NULL;
+}
+
 raft_id cluster_stable_leader(const struct cluster *c)
 {
     raft_id l = cluster_leader(c);
@@ -202,7 +285,8 @@ raft_id cluster_stable_leader(const struct cluster *c)
     raft_term term = raft_term_of(c->nodes[l].r);
     for (size_t i = 1; i <= c->opts.n_nodes; i++) {
         const struct cluster_node *n = &c->nodes[i];
-        if (n->r && (raft_term_of(n->r) != term || raft_leader_of(n->r) != l))
+        if (n->r && cluster_is_member(c, n->id) &&
+            (raft_term_of(n->r) != term || raft_leader_of(n->r) != l))
             return 0;
     }
     return l;
@@ -213,7 +297,8 @@ bool cluster_converged(const struct cluster *c)
     uint64_t chain = c->n_committed ? c->committed[c->n_committed - 1].chain : 0;
     for (size_t i = 1; i <= c->opts.n_nodes; i++) {
         const struct cluster_node *n = &c->nodes[i];
-        if (n->r && (n->applied != c->n_committed || n->sm_hash != chain))
+        if (n->r && cluster_is_member(c, n->id) &&
+            (n->applied != c->n_committed || n->sm_hash != chain))
             return false;
     }
     return true;
@@ -259,7 +344,7 @@ void cluster_opts_defaults(struct cluster_opts *o)
 int cluster_new(const struct cluster_opts *opts, struct cluster **out)
 {
     *out = NULL;
-    if (opts->n_nodes < 1 || opts->n_nodes > CLUSTER_MAX_NODES)
+    if (opts->n_nodes < 1 || opts->n_nodes > CLUSTER_MAX_NODES || opts->n_spares >= opts->n_nodes)
         return RAFT_EINVAL;
     struct cluster *c = calloc(1, sizeof *c);
     if (!c)
@@ -273,11 +358,19 @@ int cluster_new(const struct cluster_opts *opts, struct cluster **out)
     for (int i = 0; i < 4; i++)
         c->rng[i] = splitmix64(&x);
     c->net = (struct cluster_net){.delay_min = 1, .delay_max = 1};
-    for (size_t i = 0; i < opts->n_nodes; i++)
-        c->voters[i] = i + 1;
     raft_config_defaults(&c->cfg);
-    c->cfg.n_voters = opts->n_nodes;
-    c->cfg.voters = c->voters;
+    /* Addresses are opaque to the core; the simulated network routes by id alone. */
+    for (raft_id id = 1; id <= opts->n_nodes; id++)
+        snprintf(c->addresses[id], sizeof c->addresses[id], "sim://%" PRIu64, id);
+    c->cfg.bootstrap.n = opts->n_nodes - opts->n_spares;
+    c->cfg.bootstrap.members = c->boot_members;
+    for (size_t i = 0; i < c->cfg.bootstrap.n; i++)
+        c->boot_members[i] =
+            (struct raft_member){i + 1, RAFT_VOTER, c->addresses[i + 1], c->addresses[i + 1]};
+    if (raft_configuration_copy(&c->committed_conf, &c->cfg.bootstrap) != RAFT_OK) {
+        cluster_free(c);
+        return RAFT_ENOMEM;
+    }
     c->cfg.election_ticks_min = opts->election_ticks_min;
     c->cfg.election_ticks_max = opts->election_ticks_max;
     c->cfg.heartbeat_ticks = opts->heartbeat_ticks;
@@ -294,6 +387,7 @@ int cluster_new(const struct cluster_opts *opts, struct cluster **out)
     for (size_t i = 1; i <= opts->n_nodes; i++) {
         struct cluster_node *n = &c->nodes[i];
         n->id = i;
+        n->joins = i > c->cfg.bootstrap.n;
         int rc = rk_mem_storage_new(&n->st);
         if (rc == RAFT_OK)
             rc = host_start(c, n);
@@ -320,6 +414,7 @@ void cluster_free(struct cluster *c)
         free(n->snap.data);
         free(n->incoming.data);
         free(n->received.data);
+        raft_configuration_free(&n->snap_conf);
     }
     c->trace = NULL;
     cluster_drop_all(c);

@@ -18,6 +18,13 @@
  *     snapshot it holds, and hands it chunks in order.
  *   - Votes: a vote or pre-vote goes only to a log at least as up to date as the voter's;
  *     a pre-vote request changes nobody's term or vote.
+ *   - Membership (Raft dissertation chapter 4), with every node using the latest
+ *     configuration in its log: only a voter of it campaigns or leads; an entry a leader
+ *     counts committed is durable on a majority of the voters of the leader's latest
+ *     configuration (so learners' and non-members' copies never count); no leader's log
+ *     holds two configurations beyond the cluster's commit index; a leader removed by a
+ *     committed configuration no longer leads; check-quorum counts the leader's own voters;
+ *     and a change is refused as busy exactly when raft.h says so.
  *   - The host contract of raft.h: storage accepts every ready (no gaps), committed entries
  *     are durable before they are applied, a vote is durable before it is granted, an
  *     append or a snapshot's last chunk is acknowledged only once what it speaks for is
@@ -43,6 +50,10 @@
 
 struct cluster_opts {
     size_t n_nodes; /* node ids are 1..n_nodes */
+    /* The last n_spares of them start with an empty bootstrap configuration: they know no
+     * member, never campaign, and take part only once a leader adds them (cluster_change).
+     * The others are the voters of the bootstrap configuration. */
+    size_t n_spares;
     uint64_t seed;
     unsigned election_ticks_min, election_ticks_max, heartbeat_ticks;
     bool pre_vote, check_quorum;
@@ -89,6 +100,8 @@ struct cluster_snapshot {
 
 struct cluster_node {
     raft_id id;
+    bool joins;     /* a spare: started with an empty bootstrap */
+    bool added;     /* a leader accepted to add it; a removed node is never added again */
     struct raft *r; /* NULL while crashed */
     struct rk_storage *st;
     /* Mirror of what storage holds durably, kept to check the core against. */
@@ -101,6 +114,8 @@ struct cluster_node {
     /* The host's durable snapshot files: the latest one held, the one being received and
      * the last one received complete (until installed). */
     struct cluster_snapshot snap, incoming, received;
+    /* The configuration at snap's index, kept with it as raftd keeps it in LMDB. */
+    struct raft_configuration snap_conf;
     /* The node's state machine: how far it applied and a hash chain of what. */
     raft_index applied;
     uint64_t sm_hash;
@@ -112,6 +127,7 @@ struct cluster_node {
     enum cluster_crash_point crash_at;
     bool unelectable; /* its host cannot store new entries (storage full): raft_set_electable */
     uint64_t isolated_since; /* tick from which it leads without a majority it can reach */
+    raft_index lead_conf;    /* as leader: index of its latest configuration, last checked */
     bool dirty;              /* stepped, ready not yet processed */
     uint64_t crashes;
     /* The vote requests it received, per candidate and kind (0: vote, 1: pre-vote), for the
@@ -183,10 +199,20 @@ struct cluster_event {
 
 struct cluster_lm; /* Log Matching registry, private */
 
+/* What a driver asks a leader for (cluster_change). */
+enum cluster_change {
+    CHANGE_ADD,      /* raft_add_learner, address "sim://<id>" */
+    CHANGE_PROMOTE,  /* raft_promote */
+    CHANGE_REMOVE,   /* raft_remove */
+    CHANGE_TRANSFER, /* raft_transfer_leadership (0: to the most up-to-date voter) */
+    CHANGE_KINDS,
+};
+
 struct cluster {
     struct cluster_opts opts;
-    struct raft_config cfg;
-    raft_id voters[CLUSTER_MAX_NODES];
+    struct raft_config cfg; /* bootstrap: the non-spare nodes, all voters */
+    struct raft_member boot_members[CLUSTER_MAX_NODES];
+    char addresses[CLUSTER_MAX_NODES + 1][32];        /* "sim://<id>" */
     struct cluster_node nodes[CLUSTER_MAX_NODES + 1]; /* indexed by id; [0] unused */
     uint64_t now;
     uint64_t rng[4];
@@ -219,6 +245,9 @@ struct cluster {
     struct cluster_read *reads; /* by ctx */
     size_t n_reads, cap_reads;
     struct cluster_lm *lm;
+    /* The latest configuration of the committed (applied) sequence: the bootstrap until a
+     * configuration entry is applied. */
+    struct raft_configuration committed_conf;
 
     char violation[512];
     bool failed;
@@ -231,6 +260,9 @@ struct cluster {
     uint64_t stats_delivered, stats_dropped, stats_reordered, stats_duplicated;
     uint64_t stats_elections_won, stats_truncations, stats_snapshots_taken,
         stats_snapshots_installed;
+    /* cluster_change outcomes per kind: accepted, refused as the core documents. */
+    uint64_t stats_changes_accepted[CHANGE_KINDS], stats_changes_refused[CHANGE_KINDS];
+    uint64_t stats_confs_committed; /* configuration entries in the committed sequence */
 };
 
 int cluster_new(const struct cluster_opts *opts, struct cluster **out);
@@ -262,6 +294,16 @@ void cluster_crash_at(struct cluster *c, raft_id id, enum cluster_crash_point at
 int cluster_restart(struct cluster *c, raft_id id);
 bool cluster_is_up(const struct cluster *c, raft_id id);
 
+/* Asks node at for a membership change or a leadership transfer concerning id, then runs
+ * its host loop; returns the core's answer. The refusals raft.h documents are normal
+ * outcomes, counted; any other error fails the run, and so does an EBUSY that no rule of
+ * raft.h explains, or an acceptance that one forbids. */
+int cluster_change(struct cluster *c, raft_id at, enum cluster_change op, raft_id id);
+const char *cluster_change_name(enum cluster_change op);
+/* Whether id is in the latest configuration of the current leader (cluster_leader), or
+ * without one in the committed configuration: the nodes liveness is asked of. */
+bool cluster_is_member(const struct cluster *c, raft_id id);
+
 /* raft_campaign on a node, then the host loop. */
 void cluster_campaign(struct cluster *c, raft_id id);
 /* Makes a node's storage full (electable false) or gives it room again; it holds across
@@ -276,9 +318,9 @@ bool cluster_cmd_applied(const struct cluster *c, uint64_t cmd);
 
 /* The live leader of the highest term, or 0. */
 raft_id cluster_leader(const struct cluster *c);
-/* A leader that every live node follows in the same term, or 0. */
+/* A leader that every live member (cluster_is_member) follows in the same term, or 0. */
 raft_id cluster_stable_leader(const struct cluster *c);
-/* True when every live node applied everything any node applied. */
+/* True when every live member applied everything any node applied. */
 bool cluster_converged(const struct cluster *c);
 /* Ticks until pred holds or max_ticks passed; returns whether it held. */
 bool cluster_run_until(struct cluster *c, bool (*pred)(const struct cluster *c),
@@ -296,5 +338,8 @@ __attribute__((format(printf, 3, 4))) void cluster_fail(struct cluster *c, raft_
 void cluster_note(struct cluster *c, const char *what, uint64_t a, uint64_t b);
 /* Prints the last events kept (all of them up to CLUSTER_RING). */
 void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last);
+/* Prints each node's role, term, log, commit and latest configuration (v: voter,
+ * l: learner). */
+void cluster_dump_state(const struct cluster *c, FILE *out);
 
 #endif

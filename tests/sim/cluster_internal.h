@@ -147,8 +147,15 @@ void check_vote_asked(struct cluster_node *n, const struct raft_msg *m);
 /* Election Safety and Leader Completeness, when n becomes leader of term. */
 void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term term);
 /* Records the term in which the leader n first counts indexes committed (Leader
- * Completeness constrains only leaders of later terms). */
+ * Completeness constrains only leaders of later terms), and checks that they are durable on
+ * a majority of the voters of its latest configuration. */
 void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_term term);
+/* Only a voter of its own latest configuration campaigns, or leads (called as n becomes
+ * pre-candidate, candidate or leader). */
+void check_campaigner(struct cluster *c, const struct cluster_node *n);
+/* A leader's configuration: one uncommitted change at most, and a leader removed by a
+ * committed configuration no longer leads. After every step of a leader. */
+void check_leader_configuration(struct cluster *c, struct cluster_node *n);
 /* Check-quorum (Raft dissertation §6.2): a leader that can reach no majority (partitioned
  * away, or its peers down) steps down within a bound of election timeouts, counted from
  * when the last message that could still reach it is delivered. Once per tick. */

@@ -52,6 +52,10 @@ static void snap_maybe_take(struct cluster *c, struct cluster_node *n)
     for (size_t i = SNAP_HEADER; i < size; i++)
         sn->data[i] = (uint8_t)(n->sm_hash >> (8 * (i % 8)));
     sn->meta = (struct raft_snapshot_meta){index, term, size};
+    /* A restart needs the configuration at the snapshot's index (raft_restore). */
+    raft_configuration_free(&n->snap_conf);
+    if (raft_configuration_copy(&n->snap_conf, raft_configuration_at(n->r, index)) != RAFT_OK)
+        oom();
     raft_index to = index > c->opts.compact_margin ? index - c->opts.compact_margin : 0;
     int rc = raft_compact(n->r, &sn->meta, to);
     trace_note(c, n->id, "snapshot taken (index, compact to)", index, to);
@@ -128,6 +132,9 @@ static void snap_install(struct cluster *c, struct cluster_node *n, const struct
                      want->index, n->applied);
     snap_swap(&n->snap, &n->received);
     n->received.meta = (struct raft_snapshot_meta){0};
+    raft_configuration_free(&n->snap_conf);
+    if (raft_configuration_copy(&n->snap_conf, rd->snapshot_conf) != RAFT_OK)
+        oom();
     n->log_base = want->index;
     n->base_term = want->term;
     n->log_n = 0;
@@ -176,23 +183,30 @@ static void node_observe(struct cluster *c, struct cluster_node *n)
     if (role != n->role || term != n->term)
         trace_event(c, n->id, EV_ROLE, role, term, raft_leader_of(n->r), raft_last_index_of(n->r),
                     raft_commit_of(n->r));
+    bool campaigns = role != n->role || term != n->term;
     n->role = role;
     n->term = term;
     if (role != RAFT_LEADER) {
+        if (campaigns && role != RAFT_FOLLOWER)
+            check_campaigner(c, n);
         n->lead_term = 0;
         return;
     }
     if (n->lead_term != term) {
+        check_campaigner(c, n);
         check_new_leader(c, n, term);
         check_leader_commit(c, n, term);
         n->lead_term = term;
         n->lead_last = raft_last_index_of(n->r);
+        n->lead_conf = UINT64_MAX; /* not checked yet */
+        check_leader_configuration(c, n);
         c->stats_elections_won++;
         return;
     }
     raft_index last = raft_last_index_of(n->r);
     check_leader_log(c, n, last);
     check_leader_commit(c, n, term);
+    check_leader_configuration(c, n);
     n->lead_last = last;
 }
 
@@ -311,13 +325,19 @@ int host_start(struct cluster *c, struct cluster_node *n)
     if (rc != RAFT_OK)
         return rc;
     check_restore(c, n, &rs);
-    /* The state machine comes back from the host's latest snapshot, if any. */
+    /* The state machine comes back from the host's latest snapshot, if any, and the
+     * configuration with it. */
     rs.snapshot = n->snap.meta;
     rs.applied = n->snap.meta.index;
     if (rs.applied)
         snap_restore(c, n);
+    raft_configuration_free(&rs.snapshot_conf);
+    if (raft_configuration_copy(&rs.snapshot_conf, &n->snap_conf) != RAFT_OK)
+        oom();
     struct raft_config cfg = c->cfg;
     cfg.id = n->id;
+    if (n->joins)
+        cfg.bootstrap = (struct raft_configuration){0};
     rc = raft_new(&cfg, &rs, &n->r);
     trace_event(c, n->id, EV_RESTART, rs.term, rs.vote, rs.n_entries, rc, 0);
     rk_storage_restore_free(&rs);
@@ -341,8 +361,11 @@ void host_receive(struct cluster *c, struct cluster_node *n, const struct raft_m
      * message refused as malformed was sent malformed, by the core. */
     raft_term term = raft_term_of(n->r);
     raft_id vote = raft_vote_of(n->r);
+    struct raft_stats before, after;
+    raft_stats_of(n->r, &before);
     check_vote_asked(n, m);
     int rc = raft_step(n->r, m);
+    raft_stats_of(n->r, &after);
     /* Raft dissertation §9.6: a pre-vote asks without disrupting anyone. */
     if (m->type == RAFT_MSG_REQUEST_VOTE && m->request_vote.pre_vote &&
         (raft_term_of(n->r) != term || raft_vote_of(n->r) != vote))
@@ -350,7 +373,8 @@ void host_receive(struct cluster *c, struct cluster_node *n, const struct raft_m
                      "a pre-vote request from n%" PRIu64 " moved n%" PRIu64 " from term %" PRIu64
                      " vote %" PRIu64 " to term %" PRIu64 " vote %" PRIu64,
                      m->from, n->id, term, vote, raft_term_of(n->r), raft_vote_of(n->r));
-    if (rc == RAFT_EINVAL || rc == RAFT_ERANGE)
+    /* (An answer from a node no longer a member is dropped as unknown: not malformed.) */
+    if (after.msgs_dropped_malformed != before.msgs_dropped_malformed || rc == RAFT_ERANGE)
         cluster_fail(c, n->id,
                      "n%" PRIu64 " refused a %s from n%" PRIu64 " of term %" PRIu64
                      " as malformed: %s",

@@ -202,24 +202,109 @@ void check_new_leader(struct cluster *c, const struct cluster_node *n, raft_term
     }
 }
 
+static bool is_voter(const struct raft_configuration *conf, raft_id id)
+{
+    const struct raft_member *m = raft_configuration_find(conf, id);
+    return m && m->role == RAFT_VOTER;
+}
+
+/* Whether the entry (index, term) is durable at node id: in its stored log, or under the
+ * snapshot it installed (only committed state is ever snapshotted). */
+static bool stores(const struct cluster *c, raft_id id, raft_index index, raft_term term)
+{
+    const struct cluster_node *n = &c->nodes[id];
+    return index <= n->log_base || stored_term_at(n, index) == term;
+}
+
+/* A leader counts an entry committed once it is durable on a majority of the voters of its
+ * latest configuration (§4.1): learners' and non-members' copies never count. Checked
+ * against what storage holds, not against the leader's own bookkeeping. A copy cannot
+ * vanish between its acknowledgement and the count: only a leader of a later term could
+ * truncate it, and every such leader holds it (Leader Completeness). */
+static void check_commit_quorum(struct cluster *c, const struct cluster_node *n, raft_index commit)
+{
+    const struct raft_configuration *conf = raft_configuration_of(n->r, NULL);
+    raft_term term = raft_term_at(n->r, commit);
+    size_t voters = 0, holding = 0;
+    for (size_t i = 0; i < conf->n; i++) {
+        if (conf->members[i].role != RAFT_VOTER)
+            continue;
+        voters++;
+        holding +=
+            node_valid(c, conf->members[i].id) && stores(c, conf->members[i].id, commit, term);
+    }
+    if (holding <= voters / 2)
+        cluster_fail(c, n->id,
+                     "commit quorum: leader n%" PRIu64 " counts %" PRIu64 "/t%" PRIu64
+                     " committed but only %zu of the %zu voters of its configuration store it",
+                     n->id, commit, term, holding, voters);
+}
+
 void check_leader_commit(struct cluster *c, const struct cluster_node *n, raft_term term)
 {
     raft_index commit = raft_commit_of(n->r);
     if (commit <= c->n_commit_term)
         return;
+    check_commit_quorum(c, n, commit);
     grow((void **)&c->commit_term, &c->cap_commit_term, commit, sizeof *c->commit_term);
     while (c->n_commit_term < commit)
         c->commit_term[c->n_commit_term++] = term;
 }
 
-/* Whether the leader n can exchange messages with a majority (itself included). */
+/* Whether the leader n can exchange messages with a majority of the voters of its latest
+ * configuration (itself included if it is one of them): the quorum it must keep. */
 static bool reaches_majority(const struct cluster *c, const struct cluster_node *n)
 {
-    size_t reached = 0;
-    for (raft_id p = 1; p <= c->opts.n_nodes; p++)
+    const struct raft_configuration *conf = raft_configuration_of(n->r, NULL);
+    size_t reached = 0, voters = 0;
+    for (size_t i = 0; i < conf->n; i++) {
+        raft_id p = conf->members[i].id;
+        if (conf->members[i].role != RAFT_VOTER)
+            continue;
+        voters++;
         reached +=
             p == n->id || (cluster_is_up(c, p) && !c->blocked[n->id][p] && !c->blocked[p][n->id]);
-    return reached > c->opts.n_nodes / 2;
+    }
+    return reached > voters / 2;
+}
+
+void check_campaigner(struct cluster *c, const struct cluster_node *n)
+{
+    if (!is_voter(raft_configuration_of(n->r, NULL), n->id))
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " is %s in term %" PRIu64
+                     " but its latest configuration does not name it a voter",
+                     n->id, raft_role_name(raft_role_of(n->r)), raft_term_of(n->r));
+}
+
+void check_leader_configuration(struct cluster *c, struct cluster_node *n)
+{
+    raft_index at, commit = raft_commit_of(n->r);
+    const struct raft_configuration *conf = raft_configuration_of(n->r, &at);
+    /* §4.2.2: a leader its configuration no longer names a voter leads only until that
+     * configuration commits. */
+    if (at <= commit && !is_voter(conf, n->id))
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " still leads term %" PRIu64
+                     " though its configuration at %" PRIu64 " is committed (%" PRIu64
+                     ") and does not name it a voter",
+                     n->id, raft_term_of(n->r), at, commit);
+    if (at == n->lead_conf)
+        return;
+    n->lead_conf = at;
+    /* §4.1: one change at a time. Each leader appends a configuration only once its previous
+     * one is committed, so no log of any leader holds two beyond what the cluster has
+     * committed (a new leader may not know yet that the first of them is). */
+    for (raft_index i = c->n_commit_term + 1; i < at; i++) {
+        const struct raft_entry *e = raft_entry_at(n->r, i);
+        if (e && e->type == RAFT_ENTRY_CONFIG) {
+            cluster_fail(c, n->id,
+                         "leader n%" PRIu64 " of term %" PRIu64 " holds configurations at %" PRIu64
+                         " and %" PRIu64 " beyond the cluster's commit %zu",
+                         n->id, raft_term_of(n->r), i, at, c->n_commit_term);
+            return;
+        }
+    }
 }
 
 void check_isolated_leaders(struct cluster *c)
@@ -332,6 +417,17 @@ static void apply_global(struct cluster *c, raft_id node, const struct raft_entr
     }
     c->n_committed++;
     check_command(c, node, e);
+    if (e->type == RAFT_ENTRY_CONFIG) {
+        struct raft_configuration conf;
+        if (raft_configuration_decode(e->data, e->len, &conf) != RAFT_OK) {
+            cluster_fail(c, node, "committed configuration entry %" PRIu64 " does not decode",
+                         e->index);
+            return;
+        }
+        raft_configuration_free(&c->committed_conf);
+        c->committed_conf = conf;
+        c->stats_confs_committed++;
+    }
 }
 
 bool check_apply(struct cluster *c, const struct cluster_node *n, const struct raft_entry *e,
@@ -426,6 +522,7 @@ void check_free(struct cluster *c)
         free(c->committed[i].data);
     free(c->committed);
     free(c->commit_term);
+    raft_configuration_free(&c->committed_conf);
     if (c->lm)
         free(c->lm->slots);
     free(c->lm);

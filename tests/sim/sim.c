@@ -12,7 +12,8 @@
  *
  *     raft-sim --seed S [--trace]            one run; --trace prints every event
  *     raft-sim --seeds N [--start S]         N runs from seed S (default 1)
- *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1)
+ *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1),
+ *              --remove-leader (leaders may be asked to remove themselves: see profile)
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -41,7 +42,7 @@ struct sim_opts {
     uint64_t start, count;
     size_t nodes;
     unsigned ticks, jobs;
-    bool trace;
+    bool trace, remove_leader;
 };
 
 /* How hostile one run is; drawn per seed so the seeds cover calm and stormy runs alike. */
@@ -53,7 +54,13 @@ struct profile {
     unsigned max_downtime;
     unsigned batch_permille;
     unsigned vote_crash_permille;
-    unsigned full_permille; /* per tick: a node's storage fills up, or has room again */
+    unsigned full_permille;   /* per tick: a node's storage fills up, or has room again */
+    unsigned change_permille; /* per tick: a membership change or a leadership transfer */
+    /* Whether a leader may be asked to remove itself (--remove-leader). Off by default
+     * until the core campaigns when its own uncommitted removal is the only way out: a
+     * leader that removed itself and lost the lead before any other voter got the entry
+     * leaves voters that cannot win (their logs are behind) and a node that may not try. */
+    bool remove_leader;
     struct cluster_net net;
 };
 
@@ -102,6 +109,14 @@ static void draw_profile(uint64_t seed, size_t nodes, struct cluster_opts *o, st
     p->net.long_delay_permille = (unsigned)PICK(&x, 0, 10, 50);
     p->net.long_delay_max = 3 * ELECTION_MAX;
     p->full_permille = (unsigned)PICK(&x, 0, 0, 5, 20);
+    /* Drawn last, and zero for two seeds in five with no spare either: those seeds replay
+     * the runs they gave before membership changes existed. */
+    p->change_permille = (unsigned)PICK(&x, 0, 0, 5, 20, 60);
+    size_t spares = (size_t)PICK(&x, 0, 1, 2, 3, 4);
+    if (spares > CLUSTER_MAX_NODES - nodes)
+        spares = CLUSTER_MAX_NODES - nodes;
+    o->n_spares = p->change_permille ? spares : 0;
+    o->n_nodes = nodes + o->n_spares;
 }
 
 static raft_id random_node(struct cluster *c)
@@ -161,13 +176,76 @@ static void crash_someone(struct cluster *c)
     }
 }
 
+/* A random member of conf with this role, or 0 if it has none. */
+static raft_id random_member(struct cluster *c, const struct raft_configuration *conf,
+                             enum raft_member_role role)
+{
+    raft_id found[RAFT_MAX_MEMBERS];
+    size_t k = 0;
+    for (size_t i = 0; i < conf->n; i++)
+        if (conf->members[i].role == role)
+            found[k++] = conf->members[i].id;
+    return k ? found[cluster_rand_below(c, (uint32_t)k)] : 0;
+}
+
+/* A spare no leader ever agreed to add: ids are never reused, so a removed node (whose
+ * state a replacement would have to start without) never comes back. */
+static raft_id fresh_spare(struct cluster *c)
+{
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++)
+        if (c->nodes[id].joins && !c->nodes[id].added)
+            return id;
+    return 0;
+}
+
+/* Asks the leader (one time in ten any node, which must refuse unless it leads) for a
+ * change or a transfer. Three times in four the target is one the request fits, as an
+ * operator would pick it (any voter or learner may be removed, the leader included);
+ * otherwise any slot, or a member to add again, so that every refusal comes up. */
+static void change_membership(struct cluster *c, const struct profile *p)
+{
+    raft_id leader = cluster_leader(c);
+    raft_id at = leader && cluster_rand_below(c, 10) ? leader : random_node(c);
+    enum cluster_change op = (enum cluster_change)cluster_rand_below(c, CHANGE_KINDS);
+    raft_id id = random_node(c);
+    const struct raft_configuration *conf =
+        cluster_is_up(c, at) ? raft_configuration_of(c->nodes[at].r, NULL) : NULL;
+    bool apt = conf && cluster_rand_below(c, 4);
+    switch (op) {
+    case CHANGE_ADD:
+        id = apt && fresh_spare(c) ? fresh_spare(c) : conf ? random_member(c, conf, RAFT_VOTER) : 0;
+        break;
+    case CHANGE_PROMOTE:
+        if (apt)
+            id = random_member(c, conf, RAFT_LEARNER);
+        break;
+    case CHANGE_REMOVE:
+        if (apt)
+            id = random_member(c, conf, cluster_rand_below(c, 2) ? RAFT_VOTER : RAFT_LEARNER);
+        break;
+    default:
+        if (apt)
+            id = cluster_rand_below(c, 3) ? random_member(c, conf, RAFT_VOTER) : 0;
+        break;
+    }
+    if (op == CHANGE_REMOVE && id == at && !p->remove_leader)
+        return;
+    if (id || op == CHANGE_TRANSFER)
+        cluster_change(c, at, op, id);
+}
+
 static bool roll(struct cluster *c, unsigned permille)
 {
     return permille && cluster_rand_below(c, 1000) < permille;
 }
 
+/* restart_at of a node stopped for good. */
+#define RETIRED UINT64_MAX
+
 static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *restart_at)
 {
+    if (roll(c, p->change_permille))
+        change_membership(c, p);
     if (roll(c, p->net_change_permille))
         change_network(c);
     if (roll(c, p->crash_permille))
@@ -182,6 +260,8 @@ static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         if (cluster_is_up(c, id)) {
             restart_at[id] = 0;
+        } else if (restart_at[id] == RETIRED) {
+            continue;
         } else if (!restart_at[id]) {
             restart_at[id] = c->now + 1 + cluster_rand_below(c, p->max_downtime);
         } else if (c->now >= restart_at[id]) {
@@ -191,7 +271,7 @@ static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *
     }
 }
 
-static void heal_everything(struct cluster *c)
+static void heal_everything(struct cluster *c, const uint64_t *restart_at)
 {
     cluster_heal(c);
     c->net = (struct cluster_net){.delay_min = 1, .delay_max = 2};
@@ -199,10 +279,31 @@ static void heal_everything(struct cluster *c)
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         c->nodes[id].crash_at = CRASH_NONE;
         cluster_set_electable(c, id, true);
-        if (!cluster_is_up(c, id))
+        if (!cluster_is_up(c, id) && restart_at[id] != RETIRED)
             cluster_restart(c, id);
     }
     cluster_note(c, "faults healed", 0, 0);
+}
+
+/* A node removed by a committed change that never received its removal still counts itself
+ * a voter and campaigns. Pre-vote (its log lacks the removal: it loses) or check-quorum's
+ * lease (members ignore it) keeps it from disrupting the cluster; with neither it would
+ * raise everyone's term forever (Raft dissertation §4.2.3), so such a run stops it for
+ * good once the faults heal, as an operator would. */
+static void retire_disruptive(struct cluster *c, const struct cluster_opts *o, uint64_t *restart_at)
+{
+    if (o->pre_vote || o->check_quorum)
+        return;
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        const struct raft *r = c->nodes[id].r;
+        const struct raft_member *self =
+            r ? raft_configuration_find(raft_configuration_of(r, NULL), id) : NULL;
+        if (self && self->role == RAFT_VOTER && !raft_configuration_find(&c->committed_conf, id)) {
+            cluster_crash(c, id);
+            restart_at[id] = RETIRED;
+            cluster_note(c, "retired (removed, still a voter in its own eyes)", id, 0);
+        }
+    }
 }
 
 /* A client writes (three times in four) or reads through ReadIndex. */
@@ -228,12 +329,34 @@ static bool settled(const struct cluster *c, raft_id stable, uint64_t first_read
            cluster_converged(c);
 }
 
+/* A stable leader whose configuration is committed: a change still pending could yet move
+ * the lead (a leader removing itself hands it over once the change commits). */
+static raft_id stable_committed_leader(const struct cluster *c)
+{
+    raft_id l = cluster_stable_leader(c);
+    raft_index at = 0;
+    if (l)
+        raft_configuration_of(c->nodes[l].r, &at);
+    return l && at <= raft_commit_of(c->nodes[l].r) ? l : 0;
+}
+
+/* How far the members have stored and applied, together: it grows while any of them
+ * catches up (a restarted leader commits nothing until a majority holds its log). */
+static uint64_t members_progress(const struct cluster *c)
+{
+    uint64_t sum = 0;
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++)
+        if (cluster_is_member(c, id))
+            sum += c->nodes[id].applied + cluster_stored_last(c, id);
+    return sum;
+}
+
 /* Once a leader is stable on the healed network nobody campaigns again: every node stays
  * in its term, whichever way its election timer or vote handling fails. */
 static void check_terms_settled(struct cluster *c, raft_id stable, raft_term stable_term)
 {
     for (raft_id id = 1; id <= c->opts.n_nodes && !c->failed; id++)
-        if (raft_term_of(c->nodes[id].r) != stable_term)
+        if (cluster_is_member(c, id) && raft_term_of(c->nodes[id].r) != stable_term)
             cluster_fail(c, id,
                          "Liveness: n%" PRIu64 " is in term %" PRIu64 " after n%" PRIu64
                          " led term %" PRIu64 " on the healed network",
@@ -243,12 +366,13 @@ static void check_terms_settled(struct cluster *c, raft_id stable, raft_term sta
 /* After the heal and the clients stop: within a bound that allows the slowest profile
  * (one entry per message, one message in flight, so one entry per round trip of at most
  * 4 ticks) to stream the backlog, everything proposed to the stable leader is applied on
- * every node and the leader never changed. */
+ * every member of its (final, committed) configuration, voter or learner, and the leader
+ * never changed. Removed nodes and spares never added owe nothing. */
 static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd, uint64_t first_read)
 {
     raft_index lowest = raft_last_index_of(c->nodes[stable].r);
     for (raft_id id = 1; id <= c->opts.n_nodes; id++)
-        if (c->nodes[id].applied < lowest)
+        if (cluster_is_member(c, id) && c->nodes[id].applied < lowest)
             lowest = c->nodes[id].applied;
     uint64_t bound = QUIESCE + 5 * (raft_last_index_of(c->nodes[stable].r) - lowest);
     for (uint64_t t = 0; t < bound && !settled(c, stable, first_read) && !c->failed; t++)
@@ -285,7 +409,7 @@ static void check_final(struct cluster *c, raft_id stable, uint64_t first_cmd, u
             return;
         }
     for (raft_id id = 1; id <= c->opts.n_nodes; id++)
-        if (c->nodes[id].applied != c->n_committed) {
+        if (cluster_is_member(c, id) && c->nodes[id].applied != c->n_committed) {
             cluster_fail(c, id,
                          "Liveness: n%" PRIu64 " applied %" PRIu64 " of %zu committed entries "
                          "after %" PRIu64 " quiet ticks",
@@ -324,6 +448,8 @@ static void watch(struct cluster *c, uint64_t seed)
 struct run_result {
     bool failed;
     uint64_t committed, elections;
+    /* Membership changes and transfers: accepted, refused, configurations committed. */
+    uint64_t accepted, refused, confs;
 };
 
 /* One seeded run. On failure prints the seed, the violation and the trace tail when loud. */
@@ -332,6 +458,7 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     struct cluster_opts o;
     struct profile p;
     draw_profile(seed, so->nodes, &o, &p);
+    p.remove_leader = so->remove_leader;
     struct cluster *c;
     if (cluster_new(&o, &c) != RAFT_OK) {
         fprintf(stderr, "seed %" PRIu64 ": cannot create cluster\n", seed);
@@ -362,30 +489,44 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     raft_id stable = 0, candidate = 0;
     raft_term stable_term = 0;
     uint64_t first_cmd_after_stable = 0, first_read_after_stable = 0, since = 0;
-    for (uint64_t t = 0; t < so->ticks && !c->failed; t++) {
+    uint64_t deadline = heal_at + LEADER_BOUND;
+    uint64_t progress_seen = 0;
+    for (uint64_t t = 0; (t < so->ticks || !stable) && !c->failed; t++) {
         if (t < heal_at)
             inject_faults(c, &p, restart_at);
         else if (t == heal_at)
-            heal_everything(c);
-        if (roll(c, p.client_permille))
+            heal_everything(c, restart_at);
+        else
+            retire_disruptive(c, &o, restart_at);
+        if (t < so->ticks && roll(c, p.client_permille))
             client_request(c);
         cluster_tick(c);
         if (t >= heal_at && !stable) {
-            raft_id s = cluster_stable_leader(c);
+            raft_id s = stable_committed_leader(c);
             if (s != candidate)
                 since = t;
             candidate = s;
             /* A leader isolated until the heal may still step down (check-quorum), so
-             * leadership counts as settled once it has held for a while. */
-            if (candidate && t - since >= SETTLE) {
+             * leadership counts as settled once it has held for a while, and once what
+             * was sent before the heal has arrived (a retired node's last campaign). */
+            if (candidate && t - since >= SETTLE &&
+                t >= heal_at + p.net.delay_max + p.net.long_delay_max) {
                 stable = candidate;
                 stable_term = raft_term_of(c->nodes[stable].r);
                 first_cmd_after_stable = c->n_proposals;
                 first_read_after_stable = c->n_reads;
             }
-            if (!stable && t - heal_at >= LEADER_BOUND)
+            /* A leader all members follow may wait for its configuration to commit while a
+             * voter promoted far behind (raft_config.promote_max_lag) catches up: that
+             * wait lasts as long as members make progress. */
+            uint64_t progress = members_progress(c);
+            if (cluster_stable_leader(c) && progress > progress_seen)
+                deadline = t + LEADER_BOUND;
+            progress_seen = progress;
+            if (!stable && t >= deadline)
                 cluster_fail(c, 0,
-                             "Liveness: no leader followed by all within %d ticks of the heal",
+                             "Liveness: no leader followed by all, its configuration committed, "
+                             "within %d ticks of the heal or of the last commit",
                              LEADER_BOUND);
         }
     }
@@ -393,9 +534,15 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         check_final(c, stable, first_cmd_after_stable, first_read_after_stable);
     if (!c->failed)
         check_terms_settled(c, stable, stable_term);
-    struct run_result res = {c->failed, c->n_committed, c->stats_elections_won};
+    struct run_result res = {c->failed, c->n_committed,          c->stats_elections_won, 0,
+                             0,         c->stats_confs_committed};
+    for (int op = 0; op < CHANGE_KINDS; op++) {
+        res.accepted += c->stats_changes_accepted[op];
+        res.refused += c->stats_changes_refused[op];
+    }
     if (c->failed && (loud || so->trace)) {
         printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
+        cluster_dump_state(c, stdout);
         if (!so->trace) {
             printf("last %d events (replay: raft-sim --seed %" PRIu64 " --nodes %zu --ticks %u "
                    "--trace):\n",
@@ -406,9 +553,13 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
         printf("seed %" PRIu64 " FAILED at tick %" PRIu64 ": %s\n", seed, c->now, c->violation);
     } else if (so->count == 1) {
         printf("seed %" PRIu64 " ok: %zu entries committed, %" PRIu64 " elections won, %" PRIu64
-               " snapshots taken, %" PRIu64 " installed\n",
+               " snapshots taken, %" PRIu64 " installed; changes accepted/refused:",
                seed, c->n_committed, c->stats_elections_won, c->stats_snapshots_taken,
                c->stats_snapshots_installed);
+        for (int op = 0; op < CHANGE_KINDS; op++)
+            printf(" %s %" PRIu64 "/%" PRIu64, cluster_change_name((enum cluster_change)op),
+                   c->stats_changes_accepted[op], c->stats_changes_refused[op]);
+        printf(", %" PRIu64 " configurations committed\n", c->stats_confs_committed);
     }
     fflush(stdout);
     watch(NULL, 0);
@@ -417,16 +568,24 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
 }
 
 struct totals {
-    uint64_t runs, failed, first_failed, committed, elections;
+    uint64_t runs, failed, first_failed, committed, elections, accepted, refused, confs;
 };
+
+static void add_result(struct totals *t, const struct run_result *r)
+{
+    t->committed += r->committed;
+    t->elections += r->elections;
+    t->accepted += r->accepted;
+    t->refused += r->refused;
+    t->confs += r->confs;
+}
 
 static void run_range(uint64_t start, uint64_t stride, const struct sim_opts *so, struct totals *t)
 {
     for (uint64_t s = start; s < so->start + so->count; s += stride) {
         struct run_result r = run_seed(s, so, t->failed == 0);
         t->runs++;
-        t->committed += r.committed;
-        t->elections += r.elections;
+        add_result(t, &r);
         if (r.failed && !t->failed++)
             t->first_failed = s;
     }
@@ -456,6 +615,9 @@ static void run_parallel(const struct sim_opts *so, struct totals *t)
         t->runs += part.runs;
         t->committed += part.committed;
         t->elections += part.elections;
+        t->accepted += part.accepted;
+        t->refused += part.refused;
+        t->confs += part.confs;
         if (part.failed && (!t->failed || part.first_failed < t->first_failed))
             t->first_failed = part.first_failed;
         t->failed += part.failed;
@@ -471,7 +633,7 @@ static void run_parallel(const struct sim_opts *so, struct totals *t)
 static int usage(void)
 {
     fprintf(stderr, "usage: raft-sim (--seed S [--trace] | --seeds N [--start S] [--jobs J])\n"
-                    "                [--nodes 3|5] [--ticks T]\n");
+                    "                [--nodes 3|5] [--ticks T] [--remove-leader]\n");
     return 2;
 }
 
@@ -481,8 +643,8 @@ static bool parse_args(int argc, char **argv, struct sim_opts *so)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--trace")) {
-            so->trace = true;
+        if (!strcmp(a, "--trace") || !strcmp(a, "--remove-leader")) {
+            *(a[2] == 't' ? &so->trace : &so->remove_leader) = true;
             continue;
         }
         if (!v)
@@ -530,8 +692,11 @@ int main(int argc, char **argv)
            t.runs, so.start, so.nodes, so.ticks, so.jobs, t.runs - t.failed, t.failed);
     if (t.failed)
         printf(", first failing seed %" PRIu64, t.first_failed);
-    printf("; %.1f s, %.0f seeds/s; %.0f entries committed and %.1f elections per run\n", secs,
-           secs > 0 ? (double)t.runs / secs : 0.0, t.runs ? (double)t.committed / t.runs : 0.0,
-           t.runs ? (double)t.elections / t.runs : 0.0);
+    printf("; %.1f s, %.0f seeds/s; %.0f entries committed and %.1f elections per run; "
+           "membership changes and transfers: %" PRIu64 " accepted, %" PRIu64 " refused, %" PRIu64
+           " configurations committed\n",
+           secs, secs > 0 ? (double)t.runs / secs : 0.0,
+           t.runs ? (double)t.committed / t.runs : 0.0, t.runs ? (double)t.elections / t.runs : 0.0,
+           t.accepted, t.refused, t.confs);
     return t.failed || t.runs != so.count ? 1 : 0;
 }

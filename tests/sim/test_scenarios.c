@@ -341,10 +341,290 @@ TEST(a_healthy_cluster_holds_no_elections)
     }
 }
 
+/* ---- membership (Raft dissertation chapter 4) ---- */
+
+/* A cluster of voters voters and spares spares (empty bootstrap), with a leader (node 1). */
+static struct cluster *with_spares(size_t voters, size_t spares, uint64_t seed)
+{
+    struct cluster_opts o;
+    cluster_opts_defaults(&o);
+    o.n_nodes = voters + spares;
+    o.n_spares = spares;
+    o.seed = seed;
+    struct cluster *c = NULL;
+    if (cluster_new(&o, &c) != RAFT_OK)
+        return NULL;
+    if (getenv("SIM_TRACE"))
+        c->trace = stderr;
+    cluster_campaign(c, 1);
+    cluster_deliver_all(c);
+    return c;
+}
+
+/* The voters of n's latest configuration, as a bit set of ids. */
+static unsigned voters_of(const struct cluster *c, raft_id id)
+{
+    const struct raft_configuration *conf = raft_configuration_of(c->nodes[id].r, NULL);
+    unsigned set = 0;
+    for (size_t i = 0; i < conf->n; i++)
+        if (conf->members[i].role == RAFT_VOTER)
+            set |= 1u << conf->members[i].id;
+    return set;
+}
+
+static bool leader_configuration_committed(const struct cluster *c)
+{
+    raft_id l = cluster_stable_leader(c);
+    raft_index at;
+    if (!l)
+        return false;
+    raft_configuration_of(c->nodes[l].r, &at);
+    return at <= raft_commit_of(c->nodes[l].r) && cluster_converged(c);
+}
+
+/* Asks the leader for a change and waits until it is committed and applied everywhere. */
+static bool change_and_commit(struct cluster *c, enum cluster_change op, raft_id id)
+{
+    if (cluster_change(c, cluster_leader(c), op, id) != RAFT_OK)
+        return false;
+    return cluster_run_until(c, leader_configuration_committed, 1000);
+}
+
+/* §4.2.1: a new server joins as a learner, catches up without counting, and votes only
+ * once it is close; meanwhile a voter is down and the cluster still commits. */
+TEST(learner_catches_up_and_is_promoted_while_a_voter_is_down)
+{
+    struct cluster *c = with_spares(3, 1, 31);
+    CHECK(c);
+    CHECK_EQ(cluster_leader(c), 1);
+    uint64_t cmds[40];
+    CHECK(propose_n(c, 1, 40, cmds));
+    cluster_crash(c, 3);
+    CHECK(change_and_commit(c, CHANGE_ADD, 4));
+    CHECK_EQ(voters_of(c, 1), 0xeu); /* 1, 2, 3: the learner does not vote */
+    CHECK_EQ(c->nodes[4].applied, c->nodes[1].applied);
+    CHECK(change_and_commit(c, CHANGE_PROMOTE, 4));
+    CHECK_EQ(voters_of(c, 4), 0x1eu);
+    /* 3 of the 4 voters are up: still a majority. */
+    uint64_t more[5];
+    CHECK(propose_n(c, 1, 5, more));
+    cluster_ticks(c, 10);
+    for (int i = 0; i < 5; i++)
+        CHECK(cluster_cmd_applied(c, more[i]));
+    CHECK_EQ(cluster_restart(c, 3), RAFT_OK);
+    CHECK(cluster_run_until(c, settled, 1000));
+    report(c);
+    CHECK(!c->failed);
+    CHECK_EQ(voters_of(c, 3), 0x1eu);
+    cluster_free(c);
+}
+
+/* §4.1: one server at a time, each change committed before the next. */
+TEST(grow_three_to_five_one_server_at_a_time)
+{
+    struct cluster *c = with_spares(3, 2, 32);
+    CHECK(c);
+    for (raft_id id = 4; id <= 5; id++) {
+        CHECK(change_and_commit(c, CHANGE_ADD, id));
+        /* The next change waits for this one. */
+        CHECK_EQ(cluster_change(c, 1, CHANGE_PROMOTE, id), RAFT_OK);
+        CHECK_EQ(cluster_change(c, 1, CHANGE_PROMOTE, id), RAFT_EBUSY);
+        CHECK(cluster_run_until(c, leader_configuration_committed, 1000));
+    }
+    for (raft_id id = 1; id <= 5; id++)
+        CHECK_EQ(voters_of(c, id), 0x3eu);
+    CHECK_EQ(cluster_leader(c), 1);
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* §4.2: a crashed voter is replaced: a new server joins and is promoted, then the dead one
+ * is removed; a majority of the new configuration goes on without it. */
+TEST(crashed_voter_is_replaced)
+{
+    struct cluster *c = with_spares(3, 1, 33);
+    CHECK(c);
+    cluster_crash(c, 2);
+    CHECK(change_and_commit(c, CHANGE_ADD, 4));
+    CHECK(change_and_commit(c, CHANGE_PROMOTE, 4));
+    CHECK(change_and_commit(c, CHANGE_REMOVE, 2));
+    CHECK_EQ(voters_of(c, 1), 0x1au); /* 1, 3, 4 */
+    /* With 2 still counted, losing 3 too would have stopped every commit. */
+    cluster_crash(c, 3);
+    uint64_t cmd;
+    CHECK_EQ(cluster_propose_cmd(c, 1, &cmd), RAFT_OK);
+    cluster_ticks(c, 5);
+    CHECK(cluster_cmd_applied(c, cmd));
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* §4.2.2 and §3.10: a leader that removes itself leads until the change commits, without
+ * counting itself, then hands over with TimeoutNow: the next leader is elected well within
+ * one election timeout. */
+TEST(leader_removes_itself_and_the_cluster_elects_another_without_waiting)
+{
+    struct cluster *c = with_spares(3, 0, 34);
+    CHECK(c);
+    uint64_t cmds[5];
+    CHECK(propose_n(c, 1, 5, cmds));
+    raft_term term = raft_term_of(c->nodes[1].r);
+    CHECK_EQ(cluster_change(c, 1, CHANGE_REMOVE, 1), RAFT_OK);
+    CHECK_EQ(raft_role_of(c->nodes[1].r), RAFT_LEADER);
+    uint64_t asked = c->now;
+    raft_id l = await_other_leader(c, 1, term);
+    CHECK(l == 2 || l == 3);
+    CHECK(c->now - asked < c->opts.election_ticks_min);
+    CHECK_EQ(raft_role_of(c->nodes[1].r), RAFT_FOLLOWER);
+    CHECK_EQ(voters_of(c, l), 0xcu);
+    CHECK(cluster_run_until(c, settled, 500));
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* §4.2.3: a removed server that never learns of its removal times out and campaigns; with
+ * pre-vote (its log lacks the removal) and check-quorum's lease it never disrupts the
+ * cluster: no member adopts its term, the leader stays. */
+TEST(removed_node_left_running_does_not_disrupt_the_cluster)
+{
+    struct cluster *c = with_spares(3, 0, 35);
+    CHECK(c);
+    raft_id away[] = {3};
+    cluster_partition(c, away, 1);
+    CHECK(change_and_commit(c, CHANGE_REMOVE, 3));
+    raft_term term = raft_term_of(c->nodes[1].r);
+    CHECK_EQ(voters_of(c, 3), 0xeu); /* it still counts itself a voter */
+    cluster_heal(c);
+    uint64_t cmd;
+    for (unsigned t = 0; t < 50 * c->opts.election_ticks_max; t++) {
+        if (t % 11 == 0)
+            CHECK_EQ(cluster_propose_cmd(c, 1, &cmd), RAFT_OK);
+        cluster_tick(c);
+    }
+    struct raft_stats st;
+    raft_stats_of(c->nodes[3].r, &st);
+    CHECK(st.pre_votes_started > 10);
+    CHECK_EQ(cluster_stable_leader(c), 1);
+    CHECK_EQ(raft_term_of(c->nodes[1].r), term);
+    CHECK_EQ(raft_term_of(c->nodes[2].r), term);
+    CHECK(cluster_run_until(c, settled, 500));
+    CHECK(c->nodes[3].applied < c->nodes[1].applied);
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* §4.1: a configuration entry that a new leader truncates away rolls its holders back to
+ * the configuration before it. */
+TEST(truncated_configuration_entry_rolls_back_the_configuration)
+{
+    struct cluster *c = with_spares(5, 0, 36);
+    CHECK(c);
+    uint64_t base[2];
+    CHECK(propose_n(c, 1, 2, base));
+    raft_term t1 = raft_term_of(c->nodes[1].r);
+    raft_id side[] = {1, 2};
+    cluster_partition(c, side, 2);
+    CHECK_EQ(cluster_change(c, 1, CHANGE_REMOVE, 5), RAFT_OK);
+    cluster_deliver_all(c);
+    CHECK_EQ(voters_of(c, 2), 0x1eu); /* 1..4: uses it uncommitted */
+    CHECK(await_other_leader(c, 1, t1) >= 3);
+    cluster_heal(c);
+    CHECK(cluster_run_until(c, settled, 1000));
+    report(c);
+    CHECK(!c->failed);
+    for (raft_id id = 1; id <= 5; id++)
+        CHECK_EQ(voters_of(c, id), 0x3eu);
+    cluster_free(c);
+}
+
+/* §3.10: the leader brings a lagging target up to date before TimeoutNow. */
+TEST(transfer_to_a_lagging_voter_completes_once_it_catches_up)
+{
+    struct cluster *c = with_spares(3, 0, 37);
+    CHECK(c);
+    raft_id away[] = {3};
+    cluster_partition(c, away, 1);
+    uint64_t cmds[30];
+    CHECK(propose_n(c, 1, 30, cmds));
+    CHECK(cluster_stored_last(c, 3) < cluster_stored_last(c, 1));
+    cluster_heal(c);
+    CHECK_EQ(cluster_change(c, 1, CHANGE_TRANSFER, 3), RAFT_OK);
+    CHECK_EQ(cluster_propose_cmd(c, 1, NULL), RAFT_EBUSY);
+    CHECK_EQ(await_other_leader(c, 1, raft_term_of(c->nodes[1].r)), 3);
+    CHECK(cluster_run_until(c, settled, 500));
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* §3.10: a transfer that does not complete within an election timeout is abandoned and
+ * the leader takes proposals again. */
+TEST(abandoned_transfer_resumes_proposals)
+{
+    struct cluster *c = with_spares(3, 0, 38);
+    CHECK(c);
+    cluster_crash(c, 3);
+    CHECK_EQ(cluster_change(c, 1, CHANGE_TRANSFER, 3), RAFT_OK);
+    CHECK_EQ(cluster_propose_cmd(c, 1, NULL), RAFT_EBUSY);
+    CHECK_EQ(cluster_change(c, 1, CHANGE_TRANSFER, 2), RAFT_EBUSY);
+    cluster_ticks(c, c->opts.election_ticks_min);
+    CHECK_EQ(cluster_leader(c), 1);
+    uint64_t cmd;
+    CHECK_EQ(cluster_propose_cmd(c, 1, &cmd), RAFT_OK);
+    cluster_ticks(c, 5);
+    CHECK(cluster_cmd_applied(c, cmd));
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
+/* A learner added after the log was compacted gets a snapshot, and with it the
+ * configuration at its index, which it keeps across a restart. */
+TEST(snapshot_carries_the_configuration_to_a_learner_that_joins_after_compaction)
+{
+    struct cluster_opts o;
+    cluster_opts_defaults(&o);
+    o.n_nodes = 4;
+    o.n_spares = 1;
+    o.seed = 39;
+    o.snapshot_every = 5;
+    struct cluster *c = NULL;
+    CHECK_EQ(cluster_new(&o, &c), RAFT_OK);
+    cluster_campaign(c, 1);
+    cluster_deliver_all(c);
+    uint64_t cmds[30];
+    CHECK(propose_n(c, 1, 30, cmds));
+    CHECK(raft_first_index_of(c->nodes[1].r) > 1);
+    CHECK(change_and_commit(c, CHANGE_ADD, 4));
+    CHECK(c->stats_snapshots_installed >= 1);
+    CHECK(c->nodes[4].snap.meta.index > 0);
+    CHECK_EQ(c->nodes[4].snap_conf.n, 3); /* taken before it joined: 1, 2, 3 */
+    cluster_crash(c, 4);
+    CHECK_EQ(cluster_restart(c, 4), RAFT_OK);
+    CHECK_EQ(raft_configuration_of(c->nodes[4].r, NULL)->n, 4);
+    CHECK(change_and_commit(c, CHANGE_PROMOTE, 4));
+    CHECK_EQ(voters_of(c, 4), 0x1eu);
+    report(c);
+    CHECK(!c->failed);
+    cluster_free(c);
+}
+
 TEST_MAIN(TEST_REF(reordering_loss_and_duplication_still_commit),
           TEST_REF(nodes_started_together_elect_a_leader),
           TEST_REF(a_healthy_cluster_holds_no_elections),
           TEST_REF(stale_leader_steps_down_and_loses_uncommitted_entries),
           TEST_REF(conflicting_suffixes_are_truncated_by_the_new_leader),
           TEST_REF(node_offline_while_entries_commit_catches_up_on_rejoin),
-          TEST_REF(leader_crash_before_persisting_its_own_entry_commits_through_followers))
+          TEST_REF(leader_crash_before_persisting_its_own_entry_commits_through_followers),
+          TEST_REF(learner_catches_up_and_is_promoted_while_a_voter_is_down),
+          TEST_REF(grow_three_to_five_one_server_at_a_time), TEST_REF(crashed_voter_is_replaced),
+          TEST_REF(leader_removes_itself_and_the_cluster_elects_another_without_waiting),
+          TEST_REF(removed_node_left_running_does_not_disrupt_the_cluster),
+          TEST_REF(truncated_configuration_entry_rolls_back_the_configuration),
+          TEST_REF(transfer_to_a_lagging_voter_completes_once_it_catches_up),
+          TEST_REF(abandoned_transfer_resumes_proposals),
+          TEST_REF(snapshot_carries_the_configuration_to_a_learner_that_joins_after_compaction))

@@ -15,6 +15,7 @@ static void msg_summary(struct cluster_event *ev, const struct raft_msg *m)
         ev->msg.x = m->request_vote.last_log_index;
         ev->msg.y = m->request_vote.last_log_term;
         ev->msg.flag1 = m->request_vote.pre_vote;
+        ev->msg.flag2 = m->request_vote.transfer;
         break;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         ev->msg.flag1 = m->request_vote_resp.granted;
@@ -47,6 +48,8 @@ static void msg_summary(struct cluster_event *ev, const struct raft_msg *m)
         ev->msg.flag1 = m->install_snapshot_resp.rejected;
         ev->msg.flag2 = m->install_snapshot_resp.done;
         break;
+    case RAFT_MSG_TIMEOUT_NOW:
+        break;
     }
 }
 
@@ -56,8 +59,8 @@ static void print_msg(FILE *out, const struct cluster_event *ev)
             ev->msg.from, ev->msg.to, ev->msg.term);
     switch (ev->msg.type) {
     case RAFT_MSG_REQUEST_VOTE:
-        fprintf(out, "%s last=%" PRIu64 "/t%" PRIu64, ev->msg.flag1 ? " pre" : "", ev->msg.x,
-                ev->msg.y);
+        fprintf(out, "%s%s last=%" PRIu64 "/t%" PRIu64, ev->msg.flag1 ? " pre" : "",
+                ev->msg.flag2 ? " transfer" : "", ev->msg.x, ev->msg.y);
         break;
     case RAFT_MSG_REQUEST_VOTE_RESP:
         fprintf(out, "%s %s", ev->msg.flag2 ? " pre" : "", ev->msg.flag1 ? "granted" : "rejected");
@@ -83,6 +86,8 @@ static void print_msg(FILE *out, const struct cluster_event *ev)
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
         fprintf(out, " snapshot=%" PRIu64 " offset=%" PRIu64 "%s%s", ev->msg.x, ev->msg.z,
                 ev->msg.flag1 ? " rejected" : "", ev->msg.flag2 ? " done" : "");
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
         break;
     }
 }
@@ -216,4 +221,26 @@ void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last)
         last = kept;
     for (uint64_t i = c->n_events - last; i < c->n_events; i++)
         print_event(c, &c->ring[i % CLUSTER_RING], out);
+}
+
+void cluster_dump_state(const struct cluster *c, FILE *out)
+{
+    for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
+        const struct cluster_node *n = &c->nodes[id];
+        if (!n->r) {
+            fprintf(out, "  n%" PRIu64 " down\n", id);
+            continue;
+        }
+        raft_index at;
+        const struct raft_configuration *conf = raft_configuration_of(n->r, &at);
+        fprintf(out,
+                "  n%" PRIu64 " %s term=%" PRIu64 " leader=%" PRIu64 " last=%" PRIu64
+                " commit=%" PRIu64 " applied=%" PRIu64 " configuration@%" PRIu64 ":",
+                id, raft_role_name(raft_role_of(n->r)), raft_term_of(n->r), raft_leader_of(n->r),
+                raft_last_index_of(n->r), raft_commit_of(n->r), n->applied, at);
+        for (size_t i = 0; i < conf->n; i++)
+            fprintf(out, " %s%" PRIu64, conf->members[i].role == RAFT_VOTER ? "v" : "l",
+                    conf->members[i].id);
+        fputc('\n', out);
+    }
 }
