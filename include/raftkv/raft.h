@@ -347,7 +347,10 @@ RAFTKV_API int raft_read_index(struct raft *r, uint64_t ctx);
  * a voter (RAFT_ENOTFOUND, RAFT_EEXIST for a voter, RAFT_EBEHIND when it lags). raft_remove
  * removes any member (RAFT_ENOTFOUND; RAFT_EINVAL for the last voter); a leader that removes
  * itself keeps leading until the change commits (§4.2.2: without counting itself), then
- * steps down and hands the lead to the most up-to-date voter (TimeoutNow). */
+ * steps down and hands the lead to the most up-to-date voter (TimeoutNow). Should it lose the
+ * lead before the change commits, it may still campaign (without counting itself) until it
+ * learns the change committed: it may be the only node holding the change, and the voters
+ * left, whose logs are behind, could not win without it. */
 RAFTKV_API int raft_add_learner(struct raft *r, const struct raft_member *m, raft_index *index,
                                 raft_term *term);
 RAFTKV_API int raft_promote(struct raft *r, raft_id id, raft_index *index, raft_term *term);
@@ -365,7 +368,8 @@ RAFTKV_API int raft_transfer_leadership(struct raft *r, raft_id target);
 RAFTKV_API raft_id raft_transferee_of(const struct raft *r);
 
 /* Starts an election now (pre-vote first when enabled), as if the election timeout fired;
- * not on a node that should not lead (raft_set_electable) nor on one that is not a voter. */
+ * not on a node that should not lead (raft_set_electable) nor on one that is not a voter
+ * (but see raft_remove). */
 RAFTKV_API void raft_campaign(struct raft *r);
 
 /* Whether this node should lead; a new core should. One that should not (its host cannot

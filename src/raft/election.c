@@ -9,9 +9,23 @@
 
 /* §4.2.1: learners "do not count towards majorities"; a node no configuration names a
  * voter (joining, or removed) waits for a leader instead of disrupting the cluster. */
+/* A voter campaigns. So does a node that its latest configuration removed, while that is
+ * not known to be committed, if the configuration before named it a voter: it may hold the
+ * entry alone (a leader that removed itself and lost the lead before any other voter got
+ * it), and then the voters left, whose logs are behind, cannot win without it. Like a leader
+ * that removed itself (§4.2.2) it does not count its own vote, and steps down once its
+ * removal commits. */
 bool raft__election_can_campaign(const struct raft *r)
 {
-    return raft__membership_is_voter(r, r->cfg.id);
+    if (raft__membership_is_voter(r, r->cfg.id))
+        return true;
+    raft_index at;
+    raft_configuration_of(r, &at);
+    if (at == 0 || at <= r->log.commit)
+        return false;
+    const struct raft_member *before =
+        raft_configuration_find(raft_configuration_at(r, at - 1), r->cfg.id);
+    return before && before->role == RAFT_VOTER;
 }
 
 void raft__election_tick(struct raft *r)
@@ -63,8 +77,8 @@ void raft__election_start(struct raft *r, bool pre_vote, bool transfer)
     raft__core_reset_election_timer(r);
     memset(r->votes, 0, sizeof r->votes);
     int self = raft__membership_slot(r, r->cfg.id);
-    assert(self >= 0); /* only voters campaign */
-    r->votes[self] = VOTE_GRANTED;
+    if (self >= 0) /* a node campaigning for its own removal does not count itself */
+        r->votes[self] = VOTE_GRANTED;
     if (count_votes(r, VOTE_GRANTED) >= raft__core_quorum(r)) {
         election_won(r);
         return;

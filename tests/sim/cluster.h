@@ -342,4 +342,9 @@ void cluster_dump_trace(const struct cluster *c, FILE *out, size_t last);
  * l: learner). */
 void cluster_dump_state(const struct cluster *c, FILE *out);
 
+/* Whether raft.h lets node id campaign: a voter of its latest configuration, or a node that
+ * configuration removes while it is not known committed, if it was a voter before
+ * (raft_remove). */
+bool cluster_may_campaign(const struct raft *r, raft_id id);
+
 #endif

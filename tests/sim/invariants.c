@@ -268,12 +268,20 @@ static bool reaches_majority(const struct cluster *c, const struct cluster_node 
     return reached > voters / 2;
 }
 
+bool cluster_may_campaign(const struct raft *r, raft_id id)
+{
+    raft_index at;
+    const struct raft_configuration *latest = raft_configuration_of(r, &at);
+    return is_voter(latest, id) ||
+           (at > raft_commit_of(r) && at > 0 && is_voter(raft_configuration_at(r, at - 1), id));
+}
+
 void check_campaigner(struct cluster *c, const struct cluster_node *n)
 {
-    if (!is_voter(raft_configuration_of(n->r, NULL), n->id))
+    if (!cluster_may_campaign(n->r, n->id))
         cluster_fail(c, n->id,
                      "n%" PRIu64 " is %s in term %" PRIu64
-                     " but its latest configuration does not name it a voter",
+                     " but its latest configuration does not name it a voter, nor removes it",
                      n->id, raft_role_name(raft_role_of(n->r)), raft_term_of(n->r));
 }
 

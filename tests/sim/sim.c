@@ -12,8 +12,7 @@
  *
  *     raft-sim --seed S [--trace]            one run; --trace prints every event
  *     raft-sim --seeds N [--start S]         N runs from seed S (default 1)
- *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1),
- *              --remove-leader (leaders may be asked to remove themselves: see profile)
+ *     options: --nodes 3|5 (default 3), --ticks T (default 2000), --jobs J (default 1)
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -42,7 +41,7 @@ struct sim_opts {
     uint64_t start, count;
     size_t nodes;
     unsigned ticks, jobs;
-    bool trace, remove_leader;
+    bool trace;
 };
 
 /* How hostile one run is; drawn per seed so the seeds cover calm and stormy runs alike. */
@@ -56,11 +55,6 @@ struct profile {
     unsigned vote_crash_permille;
     unsigned full_permille;   /* per tick: a node's storage fills up, or has room again */
     unsigned change_permille; /* per tick: a membership change or a leadership transfer */
-    /* Whether a leader may be asked to remove itself (--remove-leader). Off by default
-     * until the core campaigns when its own uncommitted removal is the only way out: a
-     * leader that removed itself and lost the lead before any other voter got the entry
-     * leaves voters that cannot win (their logs are behind) and a node that may not try. */
-    bool remove_leader;
     struct cluster_net net;
 };
 
@@ -202,7 +196,7 @@ static raft_id fresh_spare(struct cluster *c)
  * change or a transfer. Three times in four the target is one the request fits, as an
  * operator would pick it (any voter or learner may be removed, the leader included);
  * otherwise any slot, or a member to add again, so that every refusal comes up. */
-static void change_membership(struct cluster *c, const struct profile *p)
+static void change_membership(struct cluster *c)
 {
     raft_id leader = cluster_leader(c);
     raft_id at = leader && cluster_rand_below(c, 10) ? leader : random_node(c);
@@ -228,7 +222,11 @@ static void change_membership(struct cluster *c, const struct profile *p)
             id = cluster_rand_below(c, 3) ? random_member(c, conf, RAFT_VOTER) : 0;
         break;
     }
-    if (op == CHANGE_REMOVE && id == at && !p->remove_leader)
+    /* Without pre-vote and check-quorum a node being removed disrupts the cluster, and is
+     * stopped once the faults heal (retire_disruptive). A leader removing itself may be the
+     * only node its removal can complete through: stopping it would leave no way out. */
+    bool unprotected = !c->opts.pre_vote && !c->opts.check_quorum;
+    if (op == CHANGE_REMOVE && id == at && unprotected)
         return;
     if (id || op == CHANGE_TRANSFER)
         cluster_change(c, at, op, id);
@@ -245,7 +243,7 @@ static bool roll(struct cluster *c, unsigned permille)
 static void inject_faults(struct cluster *c, const struct profile *p, uint64_t *restart_at)
 {
     if (roll(c, p->change_permille))
-        change_membership(c, p);
+        change_membership(c);
     if (roll(c, p->net_change_permille))
         change_network(c);
     if (roll(c, p->crash_permille))
@@ -285,23 +283,24 @@ static void heal_everything(struct cluster *c, const uint64_t *restart_at)
     cluster_note(c, "faults healed", 0, 0);
 }
 
-/* A node removed by a committed change that never received its removal still counts itself
- * a voter and campaigns. Pre-vote (its log lacks the removal: it loses) or check-quorum's
- * lease (members ignore it) keeps it from disrupting the cluster; with neither it would
- * raise everyone's term forever (Raft dissertation §4.2.3), so such a run stops it for
- * good once the faults heal, as an operator would. */
+/* A node being removed, or removed by a change it never learned committed, may still
+ * campaign (it never received its removal, or did but not its commit: raft_remove).
+ * Pre-vote (its log is behind: it loses) or check-quorum's lease (members ignore it) keeps
+ * it from disrupting the cluster; with neither it would raise everyone's term forever (Raft
+ * dissertation §4.2.3), so such a run stops it for good once the faults heal, as an operator
+ * would. */
 static void retire_disruptive(struct cluster *c, const struct cluster_opts *o, uint64_t *restart_at)
 {
     if (o->pre_vote || o->check_quorum)
         return;
     for (raft_id id = 1; id <= c->opts.n_nodes; id++) {
         const struct raft *r = c->nodes[id].r;
-        const struct raft_member *self =
-            r ? raft_configuration_find(raft_configuration_of(r, NULL), id) : NULL;
-        if (self && self->role == RAFT_VOTER && !raft_configuration_find(&c->committed_conf, id)) {
+        bool removed = !raft_configuration_find(&c->committed_conf, id) ||
+                       (r && !raft_configuration_find(raft_configuration_of(r, NULL), id));
+        if (r && cluster_may_campaign(r, id) && removed) {
             cluster_crash(c, id);
             restart_at[id] = RETIRED;
-            cluster_note(c, "retired (removed, still a voter in its own eyes)", id, 0);
+            cluster_note(c, "retired (removed, may still campaign)", id, 0);
         }
     }
 }
@@ -458,7 +457,6 @@ static struct run_result run_seed(uint64_t seed, const struct sim_opts *so, bool
     struct cluster_opts o;
     struct profile p;
     draw_profile(seed, so->nodes, &o, &p);
-    p.remove_leader = so->remove_leader;
     struct cluster *c;
     if (cluster_new(&o, &c) != RAFT_OK) {
         fprintf(stderr, "seed %" PRIu64 ": cannot create cluster\n", seed);
@@ -633,7 +631,7 @@ static void run_parallel(const struct sim_opts *so, struct totals *t)
 static int usage(void)
 {
     fprintf(stderr, "usage: raft-sim (--seed S [--trace] | --seeds N [--start S] [--jobs J])\n"
-                    "                [--nodes 3|5] [--ticks T] [--remove-leader]\n");
+                    "                [--nodes 3|5] [--ticks T]\n");
     return 2;
 }
 
@@ -643,8 +641,8 @@ static bool parse_args(int argc, char **argv, struct sim_opts *so)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--trace") || !strcmp(a, "--remove-leader")) {
-            *(a[2] == 't' ? &so->trace : &so->remove_leader) = true;
+        if (!strcmp(a, "--trace")) {
+            so->trace = true;
             continue;
         }
         if (!v)
