@@ -315,6 +315,50 @@ TEST(leader_removing_itself_does_not_count_itself_and_steps_down_when_the_change
     FX_CHECK_CONTRACT(f);
 }
 
+/* A leader that removed itself and lost the lead before any voter got the entry holds the
+ * change alone, and the voters left cannot win without it (their logs are behind, and the
+ * configuration they use still counts it): it campaigns, without its own vote, to finish
+ * what it began. */
+TEST(leader_that_removed_itself_and_lost_the_lead_campaigns_to_finish_the_removal)
+{
+    struct fx *f = leader_of_three();
+    CHECK(f);
+    raft_index index;
+    CHECK_EQ(raft_remove(f->r, 1, &index, NULL), RAFT_OK);
+    fx_drain(f);
+    /* Nobody answers for an election timeout: check-quorum ends the lead. */
+    for (unsigned t = 0; t < 2 * FX_ELECTION_MAX && raft_role_of(f->r) == RAFT_LEADER; t++)
+        fx_tick(f, 1);
+    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
+    CHECK_EQ(raft_commit_of(f->r), index - 1);
+    fx_clear(f);
+    fx_tick(f, 2 * FX_ELECTION_MAX);
+    CHECK(raft_role_of(f->r) == RAFT_PRE_CANDIDATE || raft_role_of(f->r) == RAFT_CANDIDATE);
+    /* It asks the voters of its latest configuration, and only them. */
+    CHECK(fx_count(f, 2, RAFT_MSG_REQUEST_VOTE) > 0);
+    CHECK(fx_count(f, 3, RAFT_MSG_REQUEST_VOTE) > 0);
+    for (int round = 0; round < 2 && raft_role_of(f->r) != RAFT_LEADER; round++) {
+        bool pre = raft_role_of(f->r) == RAFT_PRE_CANDIDATE;
+        raft_term asked = pre ? raft_term_of(f->r) + 1 : raft_term_of(f->r);
+        fx_vote_resp(f, 2, asked, true, pre);
+        /* One vote of two voters: its own does not count. */
+        CHECK(raft_role_of(f->r) != RAFT_LEADER);
+        fx_vote_resp(f, 3, asked, true, pre);
+    }
+    CHECK_EQ(raft_role_of(f->r), RAFT_LEADER);
+    CHECK(fx_conf_is(f, "2 3"));
+    /* Once the removal commits it steps down for good. */
+    raft_index last = raft_last_index_of(f->r);
+    fx_append_ok(f, 2, last);
+    fx_append_ok(f, 3, last);
+    CHECK_EQ(raft_commit_of(f->r), last);
+    CHECK_EQ(raft_role_of(f->r), RAFT_FOLLOWER);
+    fx_clear(f);
+    fx_tick(f, 10 * FX_ELECTION_MAX);
+    CHECK_EQ(fx_count(f, 0, RAFT_MSG_REQUEST_VOTE), 0);
+    FX_CHECK_CONTRACT(f);
+}
+
 /* A removed member gets nothing more, and what it says no longer counts. */
 TEST(removed_member_is_no_longer_replicated_to_and_its_answers_are_dropped)
 {
@@ -564,6 +608,7 @@ TEST_MAIN(
     TEST_REF(member_progress_reports_what_the_leader_knows),
     TEST_REF(removing_the_last_voter_is_refused),
     TEST_REF(leader_removing_itself_does_not_count_itself_and_steps_down_when_the_change_commits),
+    TEST_REF(leader_that_removed_itself_and_lost_the_lead_campaigns_to_finish_the_removal),
     TEST_REF(removed_member_is_no_longer_replicated_to_and_its_answers_are_dropped),
     TEST_REF(malformed_configuration_entries_and_snapshot_configurations_are_dropped),
     TEST_REF(installed_snapshot_carries_its_configuration),
