@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 /*
  * Raft RPCs between nodes. Receiving rides on a client server whose handler decodes,
  * hands the message on and acknowledges at once. Sending uses one req0 socket per peer with
@@ -36,6 +37,8 @@
  * before it is freed for other messages. Raft retries by itself; holding longer only
  * starves later, more useful messages. */
 #define SLOT_TIMEOUT_MS 1000
+/* How long stopping waits for the closer to finish the closes it has (threads_stop). */
+#define CLOSER_STOP_SECONDS 5
 /* A restarted peer is redialed within this backoff range. */
 #define RECONNECT_MIN_MS 10
 #define RECONNECT_MAX_MS 200
@@ -98,7 +101,8 @@ struct rk_transport {
     pthread_t watchdog;
     bool closer_started;
     pthread_t closer;
-    struct peer_conn *retired; /* replaced conns for the closer to close; guarded by mu */
+    struct peer_conn *retired;           /* replaced conns for the closer to close; guarded by mu */
+    struct rk_transport *next_abandoned; /* threads_stop */
     /* The peers. Written only by the owner's thread (rk_transport_set_peers), under mu: it
      * reads them freely, every other thread under mu. */
     size_t n_links;
@@ -536,8 +540,15 @@ static void *closer_run(void *arg)
     return NULL;
 }
 
-/* Stops the watchdog and the closer (which closes what is retired first). */
-static void threads_stop(struct rk_transport *t)
+/* Transports whose closer was left behind in a hung close (threads_stop). */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rk_transport *abandoned;
+
+/* Stops the watchdog and the closer (which closes what is retired first). Returns false
+ * when the closer is stuck in a close (NNG 1.5.2's nng_close can hang for good, fixed
+ * upstream after 1.5.2: nanomsg/nng#1543): it is left behind, with what it still uses, so
+ * that stopping a node never hangs. */
+static bool threads_stop(struct rk_transport *t)
 {
     pthread_mutex_lock(&t->mu);
     t->stopping = true;
@@ -545,8 +556,22 @@ static void threads_stop(struct rk_transport *t)
     pthread_mutex_unlock(&t->mu);
     if (t->watchdog_started)
         pthread_join(t->watchdog, NULL);
-    if (t->closer_started)
-        pthread_join(t->closer, NULL);
+    if (!t->closer_started)
+        return true;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += CLOSER_STOP_SECONDS;
+    if (pthread_timedjoin_np(t->closer, NULL, &deadline) == 0)
+        return true;
+    rk_error("transport: closing a peer socket hung in NNG for %d s: leaving it behind",
+             CLOSER_STOP_SECONDS);
+    pthread_detach(t->closer);
+    /* What the closer still uses stays allocated, and reachable: it is not a leak. */
+    pthread_mutex_lock(&abandoned_mu);
+    t->next_abandoned = abandoned;
+    abandoned = t;
+    pthread_mutex_unlock(&abandoned_mu);
+    return false;
 }
 
 static int sync_init(struct rk_transport *t)
@@ -568,7 +593,10 @@ static int sync_init(struct rk_transport *t)
 
 static void transport_free(struct rk_transport *t)
 {
-    threads_stop(t);
+    if (!threads_stop(t)) {
+        rk_client_server_stop(t->server);
+        return;
+    }
     /* The server goes first, so that on_msg is never called once stop returns. */
     rk_client_server_stop(t->server);
     /* Alone now: the closer has closed every retired conn, and with it let go of the links. */
