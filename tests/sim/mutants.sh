@@ -38,8 +38,8 @@ mutant check-quorum-never-forgets src/raft/replication.c \
     '        pr->recent_active = false;' \
     ''
 mutant quorum-one-short src/raft/core.c \
-    'return r->n_voters / 2 + 1;' \
-    'return r->n_voters / 2;'
+    'return voters / 2 + 1;' \
+    'return voters / 2;'
 # Replication and commitment
 mutant commit-earlier-terms-by-count src/raft/replication.c \
     'if (replicas >= raft__core_quorum(r) && raft__log_term_at(&r->log, candidate) == r->term)' \
@@ -86,8 +86,13 @@ mutant truncation-keeps-configuration src/raft/membership.c \
     'while (kept && r->confs[kept - 1].index >= index)' \
     'while (0 && kept && r->confs[kept - 1].index >= index)'
 mutant learner-campaigns src/raft/election.c \
-    'return raft__membership_is_voter(r, r->cfg.id);' \
-    'return raft__membership_slot(r, r->cfg.id) >= 0;'
+    '    if (raft__membership_is_voter(r, r->cfg.id))
+        return true;' \
+    '    if (raft__membership_slot(r, r->cfg.id) >= 0)
+        return true;'
+mutant removed-node-never-finishes-its-removal src/raft/election.c \
+    'if (at == 0 || at <= r->log.commit)' \
+    'if (true)'
 mutant timeout-now-before-catch-up src/raft/transfer.c \
     'if (r->transferee && pr->id == r->transferee && pr->match == raft__log_last_index(&r->log))' \
     'if (r->transferee && pr->id == r->transferee)'
