@@ -69,6 +69,7 @@ static const struct key_spec keys[] = {
     KEY(snapshot_trailing_entries, V_COUNT0, false),
     KEY(snapshot_chunk_bytes, V_SIZE, false),
     KEY(snapshot_max_inflight_chunks, V_COUNT, false),
+    KEY(promote_max_lag, V_COUNT0, false),
     KEY(log_level, V_LEVEL, false),
     KEY(log_format, V_FORMAT, false),
 };
@@ -123,6 +124,7 @@ static void config_defaults(struct rk_config *cfg)
     cfg->max_inflight = raft.max_inflight_msgs;
     cfg->snapshot_chunk_bytes = raft.snapshot_chunk_bytes;
     cfg->snapshot_max_inflight_chunks = raft.max_inflight_chunks;
+    cfg->promote_max_lag = raft.promote_max_lag;
     cfg->max_db_bytes = RK_DB_DEFAULT_MAX_MAP_BYTES;
     cfg->snapshot_entries = RK_SNAPSHOT_DEFAULT_ENTRIES;
     cfg->snapshot_bytes = RK_SNAPSHOT_DEFAULT_BYTES;

@@ -75,6 +75,7 @@ struct rk_config {
     size_t snapshot_trailing_entries;
     size_t snapshot_chunk_bytes;
     size_t snapshot_max_inflight_chunks;
+    size_t promote_max_lag; /* entries a learner may lag and still be promoted */
     enum rk_log_level log_level;
     enum rk_log_format log_format;
 };

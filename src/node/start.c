@@ -88,6 +88,7 @@ static void raft_config_fill(struct rk_node *n, struct raft_config *rc,
     rc->max_entry_bytes = n->max_request_bytes;
     rc->snapshot_chunk_bytes = cfg->snapshot_chunk_bytes;
     rc->max_inflight_chunks = cfg->snapshot_max_inflight_chunks;
+    rc->promote_max_lag = cfg->promote_max_lag;
     rc->random = node_random;
     rc->random_arg = n;
 }

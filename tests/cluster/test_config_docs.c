@@ -28,6 +28,7 @@
     X(snapshot_trailing_entries)                                                                   \
     X(snapshot_chunk_bytes)                                                                        \
     X(snapshot_max_inflight_chunks)                                                                \
+    X(promote_max_lag)                                                                             \
     X(log_level)                                                                                   \
     X(log_format)                                                                                  \
     X(join)                                                                                        \
