@@ -35,7 +35,8 @@ static void usage(FILE *f)
            "  cas KEY EXPECTED NEW      set KEY to NEW if its value is EXPECTED\n"
            "  cas --absent KEY NEW      set KEY to NEW only if KEY does not exist\n"
            "                            (cas's NEW may be '-' or --value-file PATH, as put's)\n"
-           "  status                    show every endpoint's view of the cluster\n"
+           "  status [--cluster]        show every endpoint's view of the cluster; --cluster:\n"
+           "                            of every member the leader names instead\n"
            "  health                    check that a quorum of the endpoints answers and a\n"
            "                            leader serves a linearizable read (a get of the key\n"
            "                            " HEALTH_KEY ", found or not); prints how many nodes\n"
@@ -134,6 +135,7 @@ struct cli {
     struct rk_cli_tls tls;
     bool json;
     bool absent;
+    bool cluster; /* status --cluster */
     const char *value_file; /* --value-file */
     const struct command *cmd;
     char **args;
@@ -544,8 +546,46 @@ static int run_key_command(const struct cli *cli, struct raftkv_client *c)
     return exit_code(status);
 }
 
+static int open_client(struct cli *cli, struct raftkv_client **c);
+static int run_status(const struct cli *cli, struct raftkv_client *c);
+
+/* status --cluster: every member the leader names, at its client address, rather than the
+ * endpoints given (a node added since they were written shows too). */
+static int run_status_of_members(const struct cli *cli, struct raftkv_client *c)
+{
+    struct raftkv_members m = {0};
+    int st = raftkv_member_list(c, &m);
+    size_t len = 1;
+    for (size_t i = 0; st == RAFTKV_OK && i < m.n; i++)
+        len += strlen(m.members[i].client_address) + 1;
+    char *list = st == RAFTKV_OK ? calloc(1, len) : NULL;
+    for (size_t i = 0; list && i < m.n; i++)
+        if (m.members[i].client_address[0])
+            strcat(strcat(list, list[0] ? "," : ""), m.members[i].client_address);
+    if (st != RAFTKV_OK || !list) {
+        print_failure(st ? st : RAFTKV_EINTERNAL, st ? m.error : "out of memory");
+        raftkv_members_free(&m);
+        return st ? exit_code(st) : EXIT_INTERNAL;
+    }
+    raftkv_members_free(&m);
+    struct cli members = *cli;
+    members.cluster = false;
+    members.endpoints = list;
+    members.eps = (struct rk_cli_endpoints){0};
+    struct raftkv_client *mc = NULL;
+    int rv = open_client(&members, &mc);
+    if (!rv)
+        rv = run_status(&members, mc);
+    raftkv_client_close(mc);
+    rk_cli_endpoints_free(&members.eps);
+    free(list);
+    return rv;
+}
+
 static int run_status(const struct cli *cli, struct raftkv_client *c)
 {
+    if (cli->cluster)
+        return run_status_of_members(cli, c);
     size_t n = cli->opts.n_endpoints, width = strlen("ENDPOINT");
     struct node_answer *a = NULL;
     struct cluster_view v;
@@ -800,6 +840,7 @@ enum option_id {
     OPT_HELP,
     OPT_VERSION,
     OPT_ABSENT,
+    OPT_CLUSTER,
     OPT_VALUE_FILE,
     OPT_TLS_CA,
     OPT_TLS_CERT,
@@ -836,7 +877,7 @@ static const struct command commands[] = {
      {{"absent", no_argument, NULL, OPT_ABSENT}, VALUE_FILE_OPTION},
      run_key_command,
      NULL},
-    {"status", 0, {{0}}, run_status, NULL},
+    {"status", 0, {{"cluster", no_argument, NULL, OPT_CLUSTER}}, run_status, NULL},
     {"health", 0, {{0}}, run_health, NULL},
     {"member", -1, {{0}}, run_member, check_member},
     {"move-leader", -1, {{0}}, run_member, check_move_leader},
@@ -893,6 +934,9 @@ static int apply_option(struct cli *cli, int id, const char *arg)
         break;
     case OPT_ABSENT:
         cli->absent = true;
+        break;
+    case OPT_CLUSTER:
+        cli->cluster = true;
         break;
     case OPT_VALUE_FILE:
         if (!arg || !*arg)

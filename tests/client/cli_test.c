@@ -510,6 +510,27 @@ TEST(member_list_prints_a_table_or_json)
     fake_node_stop(&a);
 }
 
+/* status --cluster asks the members the leader names, not the endpoints given. */
+TEST(status_of_the_cluster_asks_every_member_the_leader_names)
+{
+    char dead[64], out[4096];
+    fake_dead_url(dead, sizeof dead);
+    Raftkv__Client__MemberList list = *fake_member_list();
+    Raftkv__Client__Member self = *list.members[0], gone = *list.members[1];
+    Raftkv__Client__Member *members[] = {&self, &gone};
+    list.members = members;
+    struct fake_node a = {.members = &list, .answer_status = true, .status_id = 1};
+    CHECK_EQ(fake_node_start(&a), 0);
+    self.client_address = a.url;
+    gone.client_address = dead;
+    CHECK_EQ(run(out, sizeof out, "--timeout 1000 --endpoints %s status --cluster", a.url), 0);
+    CHECK(strstr(out, a.url) && strstr(out, "leader") && strstr(out, dead) &&
+          strstr(out, "unreachable"));
+    /* Without an answer to the member list there is no one to ask. */
+    CHECK_EQ(run(out, sizeof out, "--timeout 300 --endpoints %s status --cluster 2>&1", dead), 3);
+    fake_node_stop(&a);
+}
+
 TEST(member_changes_and_move_leader_send_their_arguments)
 {
     Raftkv__Client__MemberList pending = *fake_member_list();
@@ -598,6 +619,7 @@ TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_an
           TEST_REF(a_bad_option_is_a_usage_error_that_names_it), TEST_REF(help_lists_every_option),
           TEST_REF(a_value_comes_from_stdin_or_a_file_byte_for_byte),
           TEST_REF(member_list_prints_a_table_or_json),
+          TEST_REF(status_of_the_cluster_asks_every_member_the_leader_names),
           TEST_REF(member_changes_and_move_leader_send_their_arguments),
           TEST_REF(a_refused_change_exits_2_and_an_unavailable_one_3),
           TEST_REF(bad_member_arguments_are_named))
