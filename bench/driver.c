@@ -141,18 +141,18 @@ static int slot_send(struct slot *s)
     }
 }
 
-/* Successes of the run phase, for the largest gap after a kill. */
+/* Successes of the run phase, for the largest gap after a fault of the leader. */
 static void note_success(struct driver *d, uint64_t t)
 {
     uint64_t last = atomic_load(&d->last_ok_ns);
     while (t > last && !atomic_compare_exchange_weak(&d->last_ok_ns, &last, t))
         ;
-    uint64_t kill = atomic_load(&d->kill_ns);
-    if (!kill || t <= kill)
+    uint64_t fault = atomic_load(&d->fault_ns);
+    if (!fault || t <= fault)
         return;
-    uint64_t first = atomic_load(&d->first_ok_after_kill_ns);
+    uint64_t first = atomic_load(&d->first_ok_after_fault_ns);
     while ((!first || t < first) &&
-           !atomic_compare_exchange_weak(&d->first_ok_after_kill_ns, &first, t))
+           !atomic_compare_exchange_weak(&d->first_ok_after_fault_ns, &first, t))
         ;
     /* Completions reach us slightly out of order; a later one then sees no gap. */
     if (t <= last)
@@ -458,12 +458,12 @@ void driver_run(struct driver *d, enum phase phase, void (*tick)(struct driver *
     tick(d, arg);
 }
 
-void driver_mark_kill(struct driver *d, uint64_t at_ns)
+void driver_mark_fault(struct driver *d, uint64_t at_ns)
 {
     pthread_mutex_lock(&d->gap_mu);
     d->gap_from_ns = d->gap_to_ns = 0;
     pthread_mutex_unlock(&d->gap_mu);
-    atomic_store(&d->kill_ns, at_ns);
+    atomic_store(&d->fault_ns, at_ns);
 }
 
 uint64_t driver_ops(const struct driver *d)

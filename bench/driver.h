@@ -68,11 +68,11 @@ struct driver {
     _Atomic uint64_t unverified;
     struct error_log errors;
 
-    /* Availability around a kill: successful writes (or, without writes in the mix, any
-     * successful operation). kill_ns stays 0 without a kill. */
-    _Atomic uint64_t kill_ns, last_ok_ns, first_ok_after_kill_ns;
+    /* Availability around a fault of the leader (--leader-fault): successful writes (or,
+     * without writes in the mix, any successful operation). fault_ns stays 0 without one. */
+    _Atomic uint64_t fault_ns, last_ok_ns, first_ok_after_fault_ns;
     pthread_mutex_t gap_mu;
-    uint64_t gap_from_ns, gap_to_ns; /* largest gap between successes ending after the kill */
+    uint64_t gap_from_ns, gap_to_ns; /* largest gap between successes ending after the fault */
 
     /* --workers: slots whose request completed, waiting to issue the next. */
     struct slot **queue;
@@ -90,8 +90,8 @@ void driver_free(struct driver *d);
 /* Runs one phase; every ~100 ms (and when it ends) tick runs on the calling thread. */
 void driver_run(struct driver *d, enum phase phase, void (*tick)(struct driver *, void *),
                 void *arg);
-/* The kill happened now (for the gap report). */
-void driver_mark_kill(struct driver *d, uint64_t at_ns);
+/* The fault of the leader happened now (for the gap report). */
+void driver_mark_fault(struct driver *d, uint64_t at_ns);
 /* Counts over all kinds in the run phase. */
 uint64_t driver_ops(const struct driver *d);
 uint64_t driver_errors(const struct driver *d);

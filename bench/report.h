@@ -17,17 +17,23 @@ struct run_summary {
     double machine_cores; /* busy CPU of the whole machine, in cores; < 0 if unknown */
     unsigned machine_cpus;
     double prefill_s; /* < 0 without prefill */
-    /* --kill-leader-at */
-    bool killed;
-    uint64_t killed_node;
-    double kill_s;     /* into the run */
-    bool recovered;    /* a success came after the kill */
-    double gap_ms;     /* largest gap between successes ending after the kill */
-    double gap_from_s; /* into the run */
+    /* --kill-leader-at, --leader-fault */
+    bool faulted; /* the fault was dealt */
+    enum leader_fault fault;
+    uint64_t fault_node; /* the leader it was dealt to */
+    double fault_s;      /* into the run */
+    bool recovered;      /* a success came after the fault */
+    double gap_ms;       /* largest gap between successes ending after the fault */
+    double gap_from_s;   /* into the run */
     double gap_to_s;
-    double recovery_ms; /* kill -> the end of that gap: successes resumed */
-    bool verified;      /* verification ran */
-    bool verify_ok;     /* every acknowledged write survived, every key checked */
+    double recovery_ms; /* fault -> the end of that gap: successes resumed */
+    /* move: how raftkv_move_leader answered (status, new leader, error), and when */
+    int move_status;
+    uint64_t move_leader;
+    double move_ms;
+    char move_error[256];
+    bool verified;  /* verification ran */
+    bool verify_ok; /* every acknowledged write survived, every key checked */
     uint64_t unknown_writes;
 };
 

@@ -46,7 +46,7 @@ run)
 kill_leader)
     run_bench --spawn 3 --duration 4 --clients 8 --kill-leader-at 1.5 --mix put=70,get=10,cas=20 \
         --json || fail "exit status $?"
-    grep -q '"kill":{"node":[1-3],' "$out/stdout" || fail "no leader killed"
+    grep -q '"leader_fault":{"fault":"kill","node":[1-3],' "$out/stdout" || fail "no leader killed"
     grep -q '"recovered":true' "$out/stdout" || fail "no write succeeded after the kill"
     grep -q '"verify":{"ok":true,' "$out/stdout" || fail "verification failed"
     [ "$(field intact)" -gt 0 ] || fail "nothing verified"
@@ -60,6 +60,8 @@ usage)
         "--spawn 3 --mix put=0" \
         "--spawn 3 --plot out.jpg" \
         "--spawn 3 --duration 2 --kill-leader-at 3" \
+        "--spawn 3 --leader-fault move" \
+        "--spawn 3 --duration 2 --kill-leader-at 1 --leader-fault stop" \
         "--spawn 3 --no-such-option"; do
         # shellcheck disable=SC2086
         run_bench $args
@@ -93,7 +95,8 @@ usage)
         run_bench --spawn 3 $help || fail "$help: exit status $?"
         for opt in --endpoints --spawn --keep --cluster-script --raftd --clients --conns \
             --duration --ops --value-size --keys --zipf --mix --consistency --prefill \
-            --workers --timeout --request-timeout --seed --kill-leader-at --verify --json \
+            --workers --timeout --request-timeout --seed --kill-leader-at --leader-fault \
+            --verify --json \
             --plot --help --version; do
             grep -q -- "$opt" "$out/stdout" || fail "$help does not list $opt"
         done
