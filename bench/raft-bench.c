@@ -251,23 +251,36 @@ static double process_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* The gap still open at the end of the run counts too: no success after it. */
+static struct gap_s gap_seconds(const struct driver *d, struct gap g)
+{
+    return (struct gap_s){(double)(g.to_ns - g.from_ns) / 1e6,
+                          ((double)g.from_ns - (double)d->start_ns) / 1e9,
+                          ((double)g.to_ns - (double)d->start_ns) / 1e9};
+}
+
+/* The gap still open at the end of the run counts too (no success after it), if it began
+ * before until_ns. Says whether it did. */
+static bool gap_close(const struct driver *d, struct gap *g, uint64_t until_ns)
+{
+    uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
+    bool open = last < until_ns && last < end && end - last > g->to_ns - g->from_ns;
+    if (open)
+        *g = (struct gap){last, end};
+    return open;
+}
+
 static void summarise_fault(struct bench *b, struct driver *d)
 {
     struct run_summary *r = &b->sum;
     uint64_t fault = atomic_load(&d->fault_ns), first = atomic_load(&d->first_ok_after_fault_ns);
-    uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
-    uint64_t from = d->gap_from_ns, to = d->gap_to_ns;
-    bool open_at_end = last < end && end - last > to - from;
-    if (open_at_end) {
-        from = last;
-        to = end;
-    }
-    r->recovered = first != 0 && !open_at_end;
-    r->gap_ms = (double)(to - from) / 1e6;
-    r->gap_from_s = ((double)from - (double)d->start_ns) / 1e9;
-    r->gap_to_s = ((double)to - (double)d->start_ns) / 1e9;
-    r->recovery_ms = r->recovered ? ((double)to - (double)fault) / 1e6 : -1;
+    struct gap near = d->gap_near, after = d->gap_after;
+    bool open = gap_close(d, &near, fault + DRIVER_FAULT_WINDOW_NS);
+    gap_close(d, &after, UINT64_MAX);
+    r->recovered = first != 0 && !open;
+    r->gap = gap_seconds(d, near);
+    r->after = gap_seconds(d, after);
+    r->before = gap_seconds(d, d->gap_before);
+    r->recovery_ms = r->recovered ? ((double)near.to_ns - (double)fault) / 1e6 : -1;
 }
 
 static int run_phases(struct bench *b)

@@ -78,14 +78,19 @@ static void text_fault(FILE *f, const struct run_summary *r)
         fprintf(f,
                 "%s (node %" PRIu64 ") at %.2f s: writes did not resume before the end of the "
                 "run (the last gap: %.0f ms)\n",
-                what, r->fault_node, r->fault_s, r->gap_ms);
+                what, r->fault_node, r->fault_s, r->gap.ms);
     else
         fprintf(f,
-                "%s (node %" PRIu64 ") at %.3f s: unavailable %.1f ms (largest gap between "
-                "successful writes ending after it: %.3f s .. %.3f s); writes resumed %.1f ms "
-                "after it\n",
-                what, r->fault_node, r->fault_s, r->gap_ms, r->gap_from_s, r->gap_to_s,
-                r->recovery_ms);
+                "%s (node %" PRIu64 ") at %.3f s: unavailable %.1f ms (the largest gap between "
+                "successful writes begun within %u ms of it: %.3f s .. %.3f s); writes resumed "
+                "%.1f ms after it\n",
+                what, r->fault_node, r->fault_s, r->gap.ms, DRIVER_FAULT_WINDOW_NS / 1000000u,
+                r->gap.from_s, r->gap.to_s, r->recovery_ms);
+    fprintf(f,
+            "gaps to compare: the largest after it, begun any time: %.1f ms (%.3f s .. %.3f s); "
+            "the largest before it: %.1f ms (%.3f s .. %.3f s)\n",
+            r->after.ms, r->after.from_s, r->after.to_s, r->before.ms, r->before.from_s,
+            r->before.to_s);
     if (r->fault == FAULT_MOVE)
         text_move(f, r);
 }
@@ -179,9 +184,15 @@ static void json_fault(FILE *f, const struct run_summary *r)
     fprintf(f,
             ",\"leader_fault\":{\"fault\":\"%s\",\"node\":%" PRIu64 ",\"at_s\":%.3f,"
             "\"recovered\":%s,\"unavailable_ms\":%.1f,\"gap_from_s\":%.3f,\"gap_to_s\":%.3f,"
-            "\"fault_to_recovery_ms\":%.1f",
+            "\"fault_to_recovery_ms\":%.1f,\"gap_window_ms\":%u",
             leader_fault_names[r->fault], r->fault_node, r->fault_s,
-            r->recovered ? "true" : "false", r->gap_ms, r->gap_from_s, r->gap_to_s, r->recovery_ms);
+            r->recovered ? "true" : "false", r->gap.ms, r->gap.from_s, r->gap.to_s, r->recovery_ms,
+            DRIVER_FAULT_WINDOW_NS / 1000000u);
+    fprintf(f,
+            ",\"largest_gap_after\":{\"ms\":%.1f,\"from_s\":%.3f,\"to_s\":%.3f}"
+            ",\"largest_gap_before\":{\"ms\":%.1f,\"from_s\":%.3f,\"to_s\":%.3f}",
+            r->after.ms, r->after.from_s, r->after.to_s, r->before.ms, r->before.from_s,
+            r->before.to_s);
     if (r->fault == FAULT_MOVE) {
         fprintf(f, ",\"move\":{\"status\":\"%s\",\"leader\":%" PRIu64 ",\"ms\":%.1f,\"error\":",
                 raftkv_status_str(r->move_status), r->move_leader, r->move_ms);

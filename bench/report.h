@@ -8,6 +8,11 @@
 
 #include "driver.h"
 
+/* A gap between successful writes, in seconds into the run. */
+struct gap_s {
+    double ms, from_s, to_s;
+};
+
 struct run_summary {
     const char *command; /* reproduces the run */
     const char *endpoints;
@@ -23,10 +28,10 @@ struct run_summary {
     uint64_t fault_node; /* the leader it was dealt to */
     double fault_s;      /* into the run */
     bool recovered;      /* a success came after the fault */
-    double gap_ms;       /* largest gap between successes ending after the fault */
-    double gap_from_s;   /* into the run */
-    double gap_to_s;
-    double recovery_ms; /* fault -> the end of that gap: successes resumed */
+    struct gap_s gap;    /* the unavailability: the largest gap the fault can have caused */
+    double recovery_ms;  /* fault -> the end of that gap: successes resumed */
+    struct gap_s after;  /* the largest gap ending after the fault, begun at any time */
+    struct gap_s before; /* the largest gap ending before it: the run's own stalls */
     /* move: how raftkv_move_leader answered (status, new leader, error), and when */
     int move_status;
     uint64_t move_leader;
