@@ -2,7 +2,7 @@
 # Functional tests of raft-bench against clusters it spawns through deploy/cluster.sh.
 # Asserts what a run must produce (no errors, operations counted, every acknowledged
 # write found again), never a speed.
-#   bench_test.sh RAFT_BENCH CASE      CASE: run | kill_leader | usage | plot
+#   bench_test.sh RAFT_BENCH CASE      CASE: run | kill_leader | leader_fault | usage | plot
 set -uo pipefail
 bench=$1
 case_name=$2
@@ -51,6 +51,20 @@ kill_leader)
     grep -q '"verify":{"ok":true,' "$out/stdout" || fail "verification failed"
     [ "$(field intact)" -gt 0 ] || fail "nothing verified"
     [ "$(field lost)" = 0 ] || fail "acknowledged writes lost"
+    ;;
+leader_fault)
+    # The graceful faults: the lead is handed over, nothing acknowledged is lost.
+    for fault in move term; do
+        run_bench --spawn 3 --duration 3 --clients 8 --kill-leader-at 1.5 --leader-fault $fault \
+            --verify --json || fail "$fault: exit status $?"
+        grep -q "\"leader_fault\":{\"fault\":\"$fault\",\"node\":[1-3]," "$out/stdout" ||
+            fail "$fault: not dealt"
+        grep -q '"recovered":true' "$out/stdout" || fail "$fault: no write succeeded after it"
+        grep -q '"verify":{"ok":true,' "$out/stdout" || fail "$fault: verification failed"
+        [ "$(field lost)" = 0 ] || fail "$fault: acknowledged writes lost"
+        [ $fault != move ] || grep -q '"move":{"status":"ok","leader":[1-3],' "$out/stdout" ||
+            fail "move: the call failed"
+    done
     ;;
 usage)
     for args in "--endpoints tcp://127.0.0.1:1 --consistency serializable" \
