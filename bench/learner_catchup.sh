@@ -21,6 +21,10 @@ value_size=1000
 build=$here/build/rel
 dir=""
 keep=0
+usage() {
+    sed -n '2,/^set -/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    exit "$1"
+}
 while getopts "k:s:B:d:Kh" opt; do
     case $opt in
     k) keys=$OPTARG ;;
@@ -28,10 +32,8 @@ while getopts "k:s:B:d:Kh" opt; do
     B) build=$OPTARG ;;
     d) dir=$OPTARG ;;
     K) keep=1 ;;
-    *)
-        sed -n '2,/^set -/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-        exit 2
-        ;;
+    h) usage 0 ;;
+    *) usage 2 ;;
     esac
 done
 [ -n "$dir" ] || dir=$(mktemp -d /tmp/learner-catchup.XXXXXX)/cluster
