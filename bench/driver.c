@@ -141,26 +141,34 @@ static int slot_send(struct slot *s)
     }
 }
 
-/* Successes of the run phase, for the largest gap after a kill. */
+static void gap_widen(struct gap *g, uint64_t from, uint64_t to)
+{
+    if (to - from > g->to_ns - g->from_ns)
+        *g = (struct gap){from, to};
+}
+
+/* Successes of the run phase, for the gaps around a fault of the leader. */
 static void note_success(struct driver *d, uint64_t t)
 {
     uint64_t last = atomic_load(&d->last_ok_ns);
     while (t > last && !atomic_compare_exchange_weak(&d->last_ok_ns, &last, t))
         ;
-    uint64_t kill = atomic_load(&d->kill_ns);
-    if (!kill || t <= kill)
-        return;
-    uint64_t first = atomic_load(&d->first_ok_after_kill_ns);
-    while ((!first || t < first) &&
-           !atomic_compare_exchange_weak(&d->first_ok_after_kill_ns, &first, t))
+    uint64_t fault = atomic_load(&d->fault_ns);
+    uint64_t first = atomic_load(&d->first_ok_after_fault_ns);
+    while (fault && t > fault && (!first || t < first) &&
+           !atomic_compare_exchange_weak(&d->first_ok_after_fault_ns, &first, t))
         ;
-    /* Completions reach us slightly out of order; a later one then sees no gap. */
-    if (t <= last)
+    /* Completions reach us slightly out of order; a later one then sees no gap. The first
+     * success of the run has no gap before it: the run's start is not an outage. */
+    if (d->o->fault_at_s < 0 || !last || t <= last)
         return;
     pthread_mutex_lock(&d->gap_mu);
-    if (t - last > d->gap_to_ns - d->gap_from_ns) {
-        d->gap_from_ns = last;
-        d->gap_to_ns = t;
+    if (!fault || t <= fault) {
+        gap_widen(&d->gap_before, last, t);
+    } else {
+        gap_widen(&d->gap_after, last, t);
+        if (last < fault + DRIVER_FAULT_WINDOW_NS)
+            gap_widen(&d->gap_near, last, t);
     }
     pthread_mutex_unlock(&d->gap_mu);
 }
@@ -458,12 +466,12 @@ void driver_run(struct driver *d, enum phase phase, void (*tick)(struct driver *
     tick(d, arg);
 }
 
-void driver_mark_kill(struct driver *d, uint64_t at_ns)
+void driver_mark_fault(struct driver *d, uint64_t at_ns)
 {
     pthread_mutex_lock(&d->gap_mu);
-    d->gap_from_ns = d->gap_to_ns = 0;
+    d->gap_near = d->gap_after = (struct gap){0, 0};
     pthread_mutex_unlock(&d->gap_mu);
-    atomic_store(&d->kill_ns, at_ns);
+    atomic_store(&d->fault_ns, at_ns);
 }
 
 uint64_t driver_ops(const struct driver *d)

@@ -43,6 +43,17 @@ struct error_log {
 
 struct slot;
 
+/* A stretch without a successful operation, between two successes (or to the run's end). */
+struct gap {
+    uint64_t from_ns, to_ns;
+};
+
+/* How long after a fault of the leader a gap may begin and still be put down to it: raftd
+ * bounds a hand-off (move-leader, SIGTERM) by two election timeouts, 600 ms with the default
+ * 150-300 ms, and a kill's gap begins before the kill. Later gaps are the cluster's own stalls
+ * (storage batches, a busy machine), which a graceful fault would otherwise be blamed for. */
+#define DRIVER_FAULT_WINDOW_NS 600000000u
+
 struct driver {
     const struct bench_options *o;
     struct raftkv_client **conns;
@@ -68,11 +79,14 @@ struct driver {
     _Atomic uint64_t unverified;
     struct error_log errors;
 
-    /* Availability around a kill: successful writes (or, without writes in the mix, any
-     * successful operation). kill_ns stays 0 without a kill. */
-    _Atomic uint64_t kill_ns, last_ok_ns, first_ok_after_kill_ns;
+    /* Availability around a fault of the leader (--leader-fault): successful writes (or,
+     * without writes in the mix, any successful operation). fault_ns stays 0 without one. */
+    _Atomic uint64_t fault_ns, last_ok_ns, first_ok_after_fault_ns;
     pthread_mutex_t gap_mu;
-    uint64_t gap_from_ns, gap_to_ns; /* largest gap between successes ending after the kill */
+    /* The largest gaps: ending after the fault and begun within DRIVER_FAULT_WINDOW_NS of it
+     * (the fault's), ending after it at any time, and ending before it (the run's own, to
+     * compare with). */
+    struct gap gap_near, gap_after, gap_before;
 
     /* --workers: slots whose request completed, waiting to issue the next. */
     struct slot **queue;
@@ -90,8 +104,8 @@ void driver_free(struct driver *d);
 /* Runs one phase; every ~100 ms (and when it ends) tick runs on the calling thread. */
 void driver_run(struct driver *d, enum phase phase, void (*tick)(struct driver *, void *),
                 void *arg);
-/* The kill happened now (for the gap report). */
-void driver_mark_kill(struct driver *d, uint64_t at_ns);
+/* The fault of the leader happened now (for the gap report). */
+void driver_mark_fault(struct driver *d, uint64_t at_ns);
 /* Counts over all kinds in the run phase. */
 uint64_t driver_ops(const struct driver *d);
 uint64_t driver_errors(const struct driver *d);

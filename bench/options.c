@@ -10,6 +10,9 @@
 #include "ledger.h"
 
 const char *const op_kind_names[N_KINDS] = {"put", "get", "cas"};
+const char *const leader_fault_names[N_FAULTS] = {"kill", "term", "move"};
+const char *const leader_fault_labels[N_FAULTS] = {"kill -9 leader", "SIGTERM leader",
+                                                   "move leader"};
 
 #ifndef BENCH_CLUSTER_SH
 #define BENCH_CLUSTER_SH "deploy/cluster.sh"
@@ -60,8 +63,13 @@ static void usage(FILE *f)
             "  --request-timeout MS   client deadline per request to one node (default 1000)\n"
             "  --seed N               random seed (default 1)\n"
             "faults and checks:\n"
-            "  --kill-leader-at S     with --spawn: kill -9 the leader S seconds into the run;\n"
-            "                         reports the unavailability window and verifies (--verify)\n"
+            "  --kill-leader-at S     with --spawn: a fault of the leader S seconds into the\n"
+            "                         run (--leader-fault); reports the unavailability window\n"
+            "                         and verifies (--verify)\n"
+            "  --leader-fault kill|term|move  what happens at --kill-leader-at (default kill):\n"
+            "                         kill = kill -9 of the leader's process, term = SIGTERM\n"
+            "                         (raftd hands the lead over before it exits), move =\n"
+            "                         move-leader to the voter with the most of the log\n"
             "  --verify               after the run read back every key written and check that\n"
             "                         every acknowledged write survived\n"
             "output:\n"
@@ -109,7 +117,8 @@ static void defaults(struct bench_options *o)
     o->value_size = 100;
     o->keys = 100000;
     o->mix[OP_PUT] = 100;
-    o->kill_at_s = -1;
+    o->fault_at_s = -1;
+    o->fault = N_FAULTS; /* not given: check() makes it kill, if there is a fault */
     o->timeout_ms = 5000;
     o->request_timeout_ms = 1000;
     o->seed = 1;
@@ -140,6 +149,7 @@ enum option_id {
     OPT_REQUEST_TIMEOUT,
     OPT_SEED,
     OPT_KILL_LEADER_AT,
+    OPT_LEADER_FAULT,
     OPT_VERIFY,
     OPT_JSON,
     OPT_PLOT,
@@ -172,6 +182,7 @@ static const struct option long_options[] = {
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"seed", required_argument, NULL, OPT_SEED},
     {"kill-leader-at", required_argument, NULL, OPT_KILL_LEADER_AT},
+    {"leader-fault", required_argument, NULL, OPT_LEADER_FAULT},
     {"verify", no_argument, NULL, OPT_VERIFY},
     {"json", no_argument, NULL, OPT_JSON},
     {"plot", required_argument, NULL, OPT_PLOT},
@@ -291,9 +302,15 @@ static int apply_option(struct bench_options *o, int id, const char *arg)
                                : &o->files.key) = arg;
         return 0;
     case OPT_KILL_LEADER_AT:
-        if (!rk_cli_parse_seconds(arg, &o->kill_at_s))
+        if (!rk_cli_parse_seconds(arg, &o->fault_at_s))
             return rk_cli_usage_error(PROG, "--kill-leader-at needs seconds into the run");
         return 0;
+    case OPT_LEADER_FAULT:
+        for (o->fault = 0; o->fault < N_FAULTS; o->fault++) {
+            if (arg && !strcmp(arg, leader_fault_names[o->fault]))
+                return 0;
+        }
+        return rk_cli_usage_error(PROG, "--leader-fault needs kill, term or move");
     case OPT_VERIFY:
         o->verify = true;
         return 0;
@@ -316,16 +333,19 @@ static int check(struct bench_options *o)
         return rk_cli_usage_error(PROG, "give exactly one of --spawn N and --endpoints");
     if (o->ops)
         o->duration_s = 0;
-    if (o->kill_at_s >= 0) {
+    if (o->fault != N_FAULTS && o->fault_at_s < 0)
+        return rk_cli_usage_error(PROG, "--leader-fault needs --kill-leader-at (when)");
+    if (o->fault_at_s >= 0) {
         if (!o->spawn)
             return rk_cli_usage_error(
-                PROG, "--kill-leader-at needs --spawn (it kills a node it started)");
+                PROG, "--kill-leader-at needs --spawn (it signals a node it started)");
         if (o->ops)
             return rk_cli_usage_error(PROG, "--kill-leader-at needs --duration, not --ops");
-        if (o->kill_at_s >= o->duration_s)
+        if (o->fault_at_s >= o->duration_s)
             return rk_cli_usage_error(PROG, "--kill-leader-at must fall within --duration");
         o->verify = true;
     }
+    o->fault = o->fault == N_FAULTS ? FAULT_KILL : o->fault;
     if (o->keep && !o->spawn)
         return rk_cli_usage_error(PROG, "--keep goes with --spawn");
     if (o->tls && !o->spawn)
@@ -411,8 +431,9 @@ void options_command(const struct bench_options *o, const char *prog, char *out,
         append(out, size, "--workers %u", o->workers);
     append(out, size, "--timeout %u --request-timeout %u --seed %llu", o->timeout_ms,
            o->request_timeout_ms, (unsigned long long)o->seed);
-    if (o->kill_at_s >= 0)
-        append(out, size, "--kill-leader-at %g", o->kill_at_s);
+    if (o->fault_at_s >= 0)
+        append(out, size, "--kill-leader-at %g --leader-fault %s", o->fault_at_s,
+               leader_fault_names[o->fault]);
     else if (o->verify)
         append(out, size, "--verify");
     if (o->plot)

@@ -12,6 +12,12 @@ enum op_kind { OP_PUT, OP_GET, OP_CAS, N_KINDS };
 
 extern const char *const op_kind_names[N_KINDS];
 
+/* What --leader-fault does to the leader at --kill-leader-at. */
+enum leader_fault { FAULT_KILL, FAULT_TERM, FAULT_MOVE, N_FAULTS };
+
+extern const char *const leader_fault_names[N_FAULTS];  /* "kill", "term", "move" */
+extern const char *const leader_fault_labels[N_FAULTS]; /* "kill -9 leader", ... */
+
 struct bench_options {
     const char *endpoints; /* --endpoints; NULL with --spawn */
     int spawn;             /* --spawn N: nodes to start, 0 = use endpoints */
@@ -25,7 +31,8 @@ struct bench_options {
     unsigned mix[N_KINDS];
     bool prefill;
     bool verify;
-    double kill_at_s; /* < 0: no kill */
+    double fault_at_s; /* --kill-leader-at; < 0: no fault */
+    enum leader_fault fault;
     const char *plot;
     unsigned workers; /* 0: issue from the completion callback */
     unsigned timeout_ms, request_timeout_ms;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,10 @@
 #define EXIT_CLUSTER 3
 #define READY_TIMEOUT_MS 30000
 #define LEADER_SEARCH_MS 5000
+/* A transfer takes up to two election timeouts (raftd's bound, 600 ms with the default
+ * 150-300 ms); a request timed out before its answer would be retried as a second transfer. */
+#define MOVE_REQUEST_TIMEOUT_MS 3000
+#define MOVE_TIMEOUT_MS 10000
 #define WARMUP_KEY "raft-bench-warmup"
 
 static volatile sig_atomic_t interrupted;
@@ -41,11 +46,14 @@ struct bench {
     struct raftkv_client_options tls; /* only its tls_* fields */
     struct raftkv_client **conns;
     struct raftkv_client *admin; /* status queries, warm-up */
+    struct raftkv_client *mover; /* --leader-fault move: its own timeouts, its own thread */
+    pthread_t move_thread;
+    bool moving; /* move_thread runs or awaits its join */
     struct driver d;
     struct timeline timeline;
     struct run_summary sum;
     bool tty;
-    bool kill_pending;
+    bool fault_pending;
     uint64_t next_progress_ns;
 };
 
@@ -74,7 +82,10 @@ static int connect_all(struct bench *b)
 {
     b->admin = client_open(b, READY_TIMEOUT_MS, 500);
     b->conns = calloc(b->o.conns, sizeof *b->conns);
-    if (!b->admin || !b->conns)
+    bool moves = b->o.fault_at_s >= 0 && b->o.fault == FAULT_MOVE;
+    if (moves)
+        b->mover = client_open(b, MOVE_TIMEOUT_MS, MOVE_REQUEST_TIMEOUT_MS);
+    if (!b->admin || !b->conns || (moves && !b->mover))
         return -1;
     struct raftkv_result res;
     int rv = raftkv_put(b->admin, WARMUP_KEY, strlen(WARMUP_KEY), "x", 1, &res);
@@ -120,24 +131,62 @@ static uint64_t find_leader(struct bench *b)
     return 0;
 }
 
-static void kill_leader(struct bench *b, struct driver *d)
+/* The move-leader call blocks until the new leader answers: off the tick's thread, so that
+ * the progress line and the end of the run keep their time. */
+static void *move_leader_thread(void *arg)
 {
-    b->kill_pending = false;
-    uint64_t leader = find_leader(b);
+    struct bench *b = arg;
+    struct raftkv_members m = {0};
+    uint64_t t0 = now_ns();
+    b->sum.move_status = raftkv_move_leader(b->mover, 0, &m);
+    b->sum.move_ms = (double)(now_ns() - t0) / 1e6;
+    b->sum.move_leader = m.leader_id;
+    snprintf(b->sum.move_error, sizeof b->sum.move_error, "%s", m.error);
+    raftkv_members_free(&m);
+    return NULL;
+}
+
+/* Deals the fault to the leader without waiting for its outcome. Returns 0 or -1. */
+static int fault_start(struct bench *b, uint64_t leader)
+{
     pid_t pid;
+    switch (b->o.fault) {
+    case FAULT_MOVE:
+        b->moving = pthread_create(&b->move_thread, NULL, move_leader_thread, b) == 0;
+        return b->moving ? 0 : -1;
+    case FAULT_TERM:
+        return spawn_signal(&b->cluster, leader, SIGTERM, &pid);
+    default:
+        return spawn_signal(&b->cluster, leader, SIGKILL, &pid);
+    }
+}
+
+static void fault_leader(struct bench *b, struct driver *d)
+{
+    b->fault_pending = false;
+    uint64_t leader = find_leader(b);
     if (!leader) {
-        fprintf(stderr, "raft-bench: no leader found to kill\n");
+        fprintf(stderr, "raft-bench: no leader found for --leader-fault %s\n",
+                leader_fault_names[b->o.fault]);
         return;
     }
     uint64_t t = now_ns();
-    driver_mark_kill(d, t);
-    if (spawn_kill(&b->cluster, leader, &pid) != 0) {
-        atomic_store(&d->kill_ns, 0);
+    driver_mark_fault(d, t);
+    if (fault_start(b, leader) != 0) {
+        atomic_store(&d->fault_ns, 0);
         return;
     }
-    b->sum.killed = true;
-    b->sum.killed_node = leader;
-    b->sum.kill_s = (double)(t - d->start_ns) / 1e9;
+    b->sum.faulted = true;
+    b->sum.fault = b->o.fault;
+    b->sum.fault_node = leader;
+    b->sum.fault_s = (double)(t - d->start_ns) / 1e9;
+}
+
+static void move_join(struct bench *b)
+{
+    if (b->moving)
+        pthread_join(b->move_thread, NULL);
+    b->moving = false;
 }
 
 static const char *phase_name(enum phase p)
@@ -168,9 +217,9 @@ static void tick(struct driver *d, void *arg)
     uint64_t now = now_ns();
     if (interrupted)
         atomic_store(&d->stop, true);
-    if (d->phase == PHASE_RUN && b->kill_pending &&
-        now >= d->start_ns + (uint64_t)(b->o.kill_at_s * 1e9))
-        kill_leader(b, d);
+    if (d->phase == PHASE_RUN && b->fault_pending &&
+        now >= d->start_ns + (uint64_t)(b->o.fault_at_s * 1e9))
+        fault_leader(b, d);
     bool over = d->active == 0;
     if (b->tty && (over || now >= b->next_progress_ns)) {
         progress(d, now, over);
@@ -202,23 +251,36 @@ static double process_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* The gap still open at the end of the run counts too: no success after it. */
-static void summarise_kill(struct bench *b, struct driver *d)
+static struct gap_s gap_seconds(const struct driver *d, struct gap g)
+{
+    return (struct gap_s){(double)(g.to_ns - g.from_ns) / 1e6,
+                          ((double)g.from_ns - (double)d->start_ns) / 1e9,
+                          ((double)g.to_ns - (double)d->start_ns) / 1e9};
+}
+
+/* The gap still open at the end of the run counts too (no success after it), if it began
+ * before until_ns. Says whether it did. */
+static bool gap_close(const struct driver *d, struct gap *g, uint64_t until_ns)
+{
+    uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
+    bool open = last < until_ns && last < end && end - last > g->to_ns - g->from_ns;
+    if (open)
+        *g = (struct gap){last, end};
+    return open;
+}
+
+static void summarise_fault(struct bench *b, struct driver *d)
 {
     struct run_summary *r = &b->sum;
-    uint64_t kill = atomic_load(&d->kill_ns), first = atomic_load(&d->first_ok_after_kill_ns);
-    uint64_t last = atomic_load(&d->last_ok_ns), end = d->end_ns;
-    uint64_t from = d->gap_from_ns, to = d->gap_to_ns;
-    bool open_at_end = last < end && end - last > to - from;
-    if (open_at_end) {
-        from = last;
-        to = end;
-    }
-    r->recovered = first != 0 && !open_at_end;
-    r->gap_ms = (double)(to - from) / 1e6;
-    r->gap_from_s = ((double)from - (double)d->start_ns) / 1e9;
-    r->gap_to_s = ((double)to - (double)d->start_ns) / 1e9;
-    r->recovery_ms = r->recovered ? ((double)to - (double)kill) / 1e6 : -1;
+    uint64_t fault = atomic_load(&d->fault_ns), first = atomic_load(&d->first_ok_after_fault_ns);
+    struct gap near = d->gap_near, after = d->gap_after;
+    bool open = gap_close(d, &near, fault + DRIVER_FAULT_WINDOW_NS);
+    gap_close(d, &after, UINT64_MAX);
+    r->recovered = first != 0 && !open;
+    r->gap = gap_seconds(d, near);
+    r->after = gap_seconds(d, after);
+    r->before = gap_seconds(d, d->gap_before);
+    r->recovery_ms = r->recovered ? ((double)near.to_ns - (double)fault) / 1e6 : -1;
 }
 
 static int run_phases(struct bench *b)
@@ -235,13 +297,14 @@ static int run_phases(struct bench *b)
             return -1;
         d->timeline = &b->timeline;
     }
-    b->kill_pending = b->o.kill_at_s >= 0;
+    b->fault_pending = b->o.fault_at_s >= 0;
     uint64_t busy0, total0, busy1, total1;
     machine_ticks(&busy0, &total0);
     double cpu0 = process_cpu_s();
     if (d->timeline)
         d->timeline->start_ns = now_ns();
     driver_run(d, PHASE_RUN, tick, b);
+    move_join(b);
     machine_ticks(&busy1, &total1);
     b->sum.elapsed_s = (double)(d->phase_end_ns - d->start_ns) / 1e9;
     b->sum.client_cores = (process_cpu_s() - cpu0) / b->sum.elapsed_s;
@@ -249,8 +312,8 @@ static int run_phases(struct bench *b)
     b->sum.machine_cores = total1 > total0 ? (double)b->sum.machine_cpus * (double)(busy1 - busy0) /
                                                  (double)(total1 - total0)
                                            : -1;
-    if (b->sum.killed)
-        summarise_kill(b, d);
+    if (b->sum.faulted)
+        summarise_fault(b, d);
     if (b->o.verify && !interrupted) {
         b->sum.unknown_writes = d->ledger.n_unknown;
         driver_run(d, PHASE_VERIFY, tick, b);
@@ -266,10 +329,11 @@ static int plot(struct bench *b)
     char title[256];
     char mix[96];
     options_mix(&b->o, mix, sizeof mix);
-    snprintf(title, sizeof title, "raftkv %s, %u clients%s", mix, b->o.clients,
-             b->sum.killed ? ", kill -9 leader" : "");
+    const char *fault = leader_fault_labels[b->sum.fault];
+    snprintf(title, sizeof title, "raftkv %s, %u clients%s%s", mix, b->o.clients,
+             b->sum.faulted ? ", " : "", b->sum.faulted ? fault : "");
     return timeline_plot(&b->timeline, b->o.plot, title, b->sum.elapsed_s,
-                         b->sum.killed ? b->sum.kill_s : -1);
+                         b->sum.faulted ? b->sum.fault_s : -1, fault);
 }
 
 static void teardown(struct bench *b, bool keep)
@@ -279,6 +343,8 @@ static void teardown(struct bench *b, bool keep)
     free(b->conns);
     if (b->admin)
         raftkv_client_close(b->admin);
+    if (b->mover)
+        raftkv_client_close(b->mover);
     if (b->spawned)
         spawn_destroy(&b->cluster, keep);
     if (b->d.o)

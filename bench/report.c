@@ -60,20 +60,39 @@ static void text_verify(FILE *f, const struct driver *d, const struct run_summar
                 : "INCOMPLETE: some keys could not be read back");
 }
 
-static void text_kill(FILE *f, const struct run_summary *r)
+/* How the move-leader call ended: the one fault with an answer of its own. */
+static void text_move(FILE *f, const struct run_summary *r)
 {
-    if (!r->recovered) {
+    if (r->move_status == RAFTKV_OK)
+        fprintf(f, "move leader: node %" PRIu64 " leads, answered after %.1f ms\n", r->move_leader,
+                r->move_ms);
+    else
+        fprintf(f, "move leader: %s after %.1f ms (%s)\n", raftkv_status_str(r->move_status),
+                r->move_ms, r->move_error);
+}
+
+static void text_fault(FILE *f, const struct run_summary *r)
+{
+    const char *what = leader_fault_labels[r->fault];
+    if (!r->recovered)
         fprintf(f,
-                "kill -9 leader (node %" PRIu64 ") at %.2f s: writes did not resume before the "
-                "end of the run (the last gap: %.0f ms)\n",
-                r->killed_node, r->kill_s, r->gap_ms);
-        return;
-    }
+                "%s (node %" PRIu64 ") at %.2f s: writes did not resume before the end of the "
+                "run (the last gap: %.0f ms)\n",
+                what, r->fault_node, r->fault_s, r->gap.ms);
+    else
+        fprintf(f,
+                "%s (node %" PRIu64 ") at %.3f s: unavailable %.1f ms (the largest gap between "
+                "successful writes begun within %u ms of it: %.3f s .. %.3f s); writes resumed "
+                "%.1f ms after it\n",
+                what, r->fault_node, r->fault_s, r->gap.ms, DRIVER_FAULT_WINDOW_NS / 1000000u,
+                r->gap.from_s, r->gap.to_s, r->recovery_ms);
     fprintf(f,
-            "kill -9 leader (node %" PRIu64 ") at %.3f s: unavailable %.1f ms (largest gap "
-            "between successful writes ending after the kill: %.3f s .. %.3f s); writes "
-            "resumed %.1f ms after the kill\n",
-            r->killed_node, r->kill_s, r->gap_ms, r->gap_from_s, r->gap_to_s, r->recovery_ms);
+            "gaps to compare: the largest after it, begun any time: %.1f ms (%.3f s .. %.3f s); "
+            "the largest before it: %.1f ms (%.3f s .. %.3f s)\n",
+            r->after.ms, r->after.from_s, r->after.to_s, r->before.ms, r->before.from_s,
+            r->before.to_s);
+    if (r->fault == FAULT_MOVE)
+        text_move(f, r);
 }
 
 void report_text(FILE *f, const struct driver *d, const struct run_summary *r)
@@ -110,8 +129,8 @@ void report_text(FILE *f, const struct driver *d, const struct run_summary *r)
         fprintf(f, "error x%" PRIu64 ": %s\n", d->errors.msgs[i].count, d->errors.msgs[i].text);
     if (d->errors.others)
         fprintf(f, "error x%" PRIu64 ": (other messages)\n", d->errors.others);
-    if (r->killed)
-        text_kill(f, r);
+    if (r->faulted)
+        text_fault(f, r);
     if (r->verified)
         text_verify(f, d, r);
     fprintf(f, "reproduce: %s\n", r->command);
@@ -160,6 +179,29 @@ static void json_verify(FILE *f, const struct driver *d, const struct run_summar
             r->unknown_writes);
 }
 
+static void json_fault(FILE *f, const struct run_summary *r)
+{
+    fprintf(f,
+            ",\"leader_fault\":{\"fault\":\"%s\",\"node\":%" PRIu64 ",\"at_s\":%.3f,"
+            "\"recovered\":%s,\"unavailable_ms\":%.1f,\"gap_from_s\":%.3f,\"gap_to_s\":%.3f,"
+            "\"fault_to_recovery_ms\":%.1f,\"gap_window_ms\":%u",
+            leader_fault_names[r->fault], r->fault_node, r->fault_s,
+            r->recovered ? "true" : "false", r->gap.ms, r->gap.from_s, r->gap.to_s, r->recovery_ms,
+            DRIVER_FAULT_WINDOW_NS / 1000000u);
+    fprintf(f,
+            ",\"largest_gap_after\":{\"ms\":%.1f,\"from_s\":%.3f,\"to_s\":%.3f}"
+            ",\"largest_gap_before\":{\"ms\":%.1f,\"from_s\":%.3f,\"to_s\":%.3f}",
+            r->after.ms, r->after.from_s, r->after.to_s, r->before.ms, r->before.from_s,
+            r->before.to_s);
+    if (r->fault == FAULT_MOVE) {
+        fprintf(f, ",\"move\":{\"status\":\"%s\",\"leader\":%" PRIu64 ",\"ms\":%.1f,\"error\":",
+                raftkv_status_str(r->move_status), r->move_leader, r->move_ms);
+        json_str(f, r->move_error);
+        fprintf(f, "}");
+    }
+    fprintf(f, "}");
+}
+
 void report_json(FILE *f, const struct driver *d, const struct run_summary *r)
 {
     const struct bench_options *o = d->o;
@@ -205,13 +247,8 @@ void report_json(FILE *f, const struct driver *d, const struct run_summary *r)
         fprintf(f, "}");
     }
     fprintf(f, "]");
-    if (r->killed)
-        fprintf(f,
-                ",\"kill\":{\"node\":%" PRIu64 ",\"at_s\":%.3f,\"recovered\":%s,"
-                "\"unavailable_ms\":%.1f,\"gap_from_s\":%.3f,\"gap_to_s\":%.3f,"
-                "\"kill_to_recovery_ms\":%.1f}",
-                r->killed_node, r->kill_s, r->recovered ? "true" : "false", r->gap_ms,
-                r->gap_from_s, r->gap_to_s, r->recovery_ms);
+    if (r->faulted)
+        json_fault(f, r);
     if (r->verified)
         json_verify(f, d, r);
     fprintf(f, "}\n");

@@ -8,6 +8,11 @@
 
 #include "driver.h"
 
+/* A gap between successful writes, in seconds into the run. */
+struct gap_s {
+    double ms, from_s, to_s;
+};
+
 struct run_summary {
     const char *command; /* reproduces the run */
     const char *endpoints;
@@ -17,17 +22,23 @@ struct run_summary {
     double machine_cores; /* busy CPU of the whole machine, in cores; < 0 if unknown */
     unsigned machine_cpus;
     double prefill_s; /* < 0 without prefill */
-    /* --kill-leader-at */
-    bool killed;
-    uint64_t killed_node;
-    double kill_s;     /* into the run */
-    bool recovered;    /* a success came after the kill */
-    double gap_ms;     /* largest gap between successes ending after the kill */
-    double gap_from_s; /* into the run */
-    double gap_to_s;
-    double recovery_ms; /* kill -> the end of that gap: successes resumed */
-    bool verified;      /* verification ran */
-    bool verify_ok;     /* every acknowledged write survived, every key checked */
+    /* --kill-leader-at, --leader-fault */
+    bool faulted; /* the fault was dealt */
+    enum leader_fault fault;
+    uint64_t fault_node; /* the leader it was dealt to */
+    double fault_s;      /* into the run */
+    bool recovered;      /* a success came after the fault */
+    struct gap_s gap;    /* the unavailability: the largest gap the fault can have caused */
+    double recovery_ms;  /* fault -> the end of that gap: successes resumed */
+    struct gap_s after;  /* the largest gap ending after the fault, begun at any time */
+    struct gap_s before; /* the largest gap ending before it: the run's own stalls */
+    /* move: how raftkv_move_leader answered (status, new leader, error), and when */
+    int move_status;
+    uint64_t move_leader;
+    double move_ms;
+    char move_error[256];
+    bool verified;  /* verification ran */
+    bool verify_ok; /* every acknowledged write survived, every key checked */
     uint64_t unknown_writes;
 };
 

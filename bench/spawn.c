@@ -100,7 +100,7 @@ int spawn_start(struct spawned *s, const char *script, const char *raftd, int no
     return 0;
 }
 
-int spawn_kill(struct spawned *s, uint64_t id, pid_t *pid)
+int spawn_signal(struct spawned *s, uint64_t id, int sig, pid_t *pid)
 {
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/node%llu/pid", s->dir, (unsigned long long)id);
@@ -114,8 +114,8 @@ int spawn_kill(struct spawned *s, uint64_t id, pid_t *pid)
     }
     fclose(f);
     *pid = (pid_t)p;
-    if (kill(*pid, SIGKILL) != 0) {
-        fprintf(stderr, "raft-bench: kill -9 %ld: %s\n", p, strerror(errno));
+    if (kill(*pid, sig) != 0) {
+        fprintf(stderr, "raft-bench: kill -%d %ld: %s\n", sig, p, strerror(errno));
         return -1;
     }
     return 0;

@@ -24,8 +24,9 @@ struct spawned {
 /* Creates the directory and starts n nodes; on failure prints why (with cluster.sh's
  * output) and leaves nothing running. Returns 0 or -1. */
 int spawn_start(struct spawned *s, const char *script, const char *raftd, int nodes, bool tls);
-/* SIGKILL to node id; *pid gets its pid. Returns 0 or -1. */
-int spawn_kill(struct spawned *s, uint64_t id, pid_t *pid);
+/* Sends sig to node id and returns at once (no wait for its exit); *pid gets its pid.
+ * Returns 0 or -1. */
+int spawn_signal(struct spawned *s, uint64_t id, int sig, pid_t *pid);
 /* Stops every node; deletes the directory unless keep (then prints where it is). */
 void spawn_destroy(struct spawned *s, bool keep);
 

@@ -106,7 +106,7 @@ static int write_data(const struct timeline *t, const char *path, double end_s)
 }
 
 int timeline_plot(const struct timeline *t, const char *path, const char *title, double end_s,
-                  double kill_s)
+                  double fault_s, const char *fault_label)
 {
     char data[4096];
     snprintf(data, sizeof data, "%s.dat", path);
@@ -126,11 +126,11 @@ int timeline_plot(const struct timeline *t, const char *path, const char *title,
                "set y2label 'p99 latency (ms)'\nset ytics nomirror\nset y2tics\n"
                "set yrange [0:*]\nset y2range [0:*]\nset grid\nset key top left\n"
                "set datafile missing 'NaN'\n");
-    if (kill_s >= 0)
+    if (fault_s >= 0)
         fprintf(g,
                 "set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc 'red'\n"
-                "set label 'kill -9 leader' at %.3f, graph 0.95 textcolor 'red' offset 1,0\n",
-                kill_s, kill_s, kill_s);
+                "set label '%s' at %.3f, graph 0.95 textcolor 'red' offset 1,0\n",
+                fault_s, fault_s, fault_label, fault_s);
     fprintf(g,
             "plot '%s' using 1:2 with steps lw 2 title 'ops/s', "
             "'' using 1:5 axes x1y2 with steps lw 1 title 'p99 ms', "

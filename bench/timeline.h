@@ -33,8 +33,9 @@ void timeline_record(struct timeline *t, uint64_t now_ns, uint64_t latency_us, b
 /* Whether gnuplot can be run (looked up in PATH). */
 bool timeline_gnuplot_found(void);
 /* Writes the figures to PATH.dat and draws PATH (.svg or .png) with gnuplot: ops/s and p99
- * latency per bucket; kill_s >= 0 marks the kill of the leader. Returns 0 or -1 (said why). */
+ * latency per bucket; fault_s >= 0 marks a fault of the leader, labelled fault_label. Returns 0
+ * or -1 (said why). */
 int timeline_plot(const struct timeline *t, const char *path, const char *title, double end_s,
-                  double kill_s);
+                  double fault_s, const char *fault_label);
 
 #endif

@@ -2,7 +2,7 @@
 # Functional tests of raft-bench against clusters it spawns through deploy/cluster.sh.
 # Asserts what a run must produce (no errors, operations counted, every acknowledged
 # write found again), never a speed.
-#   bench_test.sh RAFT_BENCH CASE      CASE: run | kill_leader | usage | plot
+#   bench_test.sh RAFT_BENCH CASE      CASE: run | kill_leader | leader_fault | usage | plot
 set -uo pipefail
 bench=$1
 case_name=$2
@@ -46,11 +46,25 @@ run)
 kill_leader)
     run_bench --spawn 3 --duration 4 --clients 8 --kill-leader-at 1.5 --mix put=70,get=10,cas=20 \
         --json || fail "exit status $?"
-    grep -q '"kill":{"node":[1-3],' "$out/stdout" || fail "no leader killed"
+    grep -q '"leader_fault":{"fault":"kill","node":[1-3],' "$out/stdout" || fail "no leader killed"
     grep -q '"recovered":true' "$out/stdout" || fail "no write succeeded after the kill"
     grep -q '"verify":{"ok":true,' "$out/stdout" || fail "verification failed"
     [ "$(field intact)" -gt 0 ] || fail "nothing verified"
     [ "$(field lost)" = 0 ] || fail "acknowledged writes lost"
+    ;;
+leader_fault)
+    # The graceful faults: the lead is handed over, nothing acknowledged is lost.
+    for fault in move term; do
+        run_bench --spawn 3 --duration 3 --clients 8 --kill-leader-at 1.5 --leader-fault $fault \
+            --verify --json || fail "$fault: exit status $?"
+        grep -q "\"leader_fault\":{\"fault\":\"$fault\",\"node\":[1-3]," "$out/stdout" ||
+            fail "$fault: not dealt"
+        grep -q '"recovered":true' "$out/stdout" || fail "$fault: no write succeeded after it"
+        grep -q '"verify":{"ok":true,' "$out/stdout" || fail "$fault: verification failed"
+        [ "$(field lost)" = 0 ] || fail "$fault: acknowledged writes lost"
+        [ $fault != move ] || grep -q '"move":{"status":"ok","leader":[1-3],' "$out/stdout" ||
+            fail "move: the call failed"
+    done
     ;;
 usage)
     for args in "--endpoints tcp://127.0.0.1:1 --consistency serializable" \
@@ -60,6 +74,8 @@ usage)
         "--spawn 3 --mix put=0" \
         "--spawn 3 --plot out.jpg" \
         "--spawn 3 --duration 2 --kill-leader-at 3" \
+        "--spawn 3 --leader-fault move" \
+        "--spawn 3 --duration 2 --kill-leader-at 1 --leader-fault stop" \
         "--spawn 3 --no-such-option"; do
         # shellcheck disable=SC2086
         run_bench $args
@@ -93,7 +109,8 @@ usage)
         run_bench --spawn 3 $help || fail "$help: exit status $?"
         for opt in --endpoints --spawn --keep --cluster-script --raftd --clients --conns \
             --duration --ops --value-size --keys --zipf --mix --consistency --prefill \
-            --workers --timeout --request-timeout --seed --kill-leader-at --verify --json \
+            --workers --timeout --request-timeout --seed --kill-leader-at --leader-fault \
+            --verify --json \
             --plot --help --version; do
             grep -q -- "$opt" "$out/stdout" || fail "$help does not list $opt"
         done
