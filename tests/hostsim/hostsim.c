@@ -7,10 +7,12 @@
  * loss, duplication and delay, partitions, crashes (the node is dropped at a loop turn's
  * end, as kill -9 would leave it: what LMDB committed survives, nothing else) and restarts,
  * slow disks (a node's loop stuck in a synced write for up to 300 ms), and how often
- * snapshots are taken and the KV store persists. Clients put, get, cas and
- * delete a few keys throughout, one attempt per operation; once the faults heal, every key
- * is read through the leader. The history must be linearizable (tests/faults/lincheck.h),
- * the healed cluster must elect a leader and answer, and every node must apply everything.
+ * snapshots are taken and the KV store persists. Some seeds also start spare nodes
+ * (join = true: they wait for a leader to add them, and never campaign). Clients put, get,
+ * cas and delete a few keys throughout, one attempt per operation; once the faults heal, the
+ * leader is asked for its committed configuration and every key is read through it. The
+ * history must be linearizable (tests/faults/lincheck.h), the healed cluster must elect a
+ * leader that its members follow and that answers, and every member must apply everything.
  *
  *     raft-hostsim --seed S [--nodes 3|5] [--ms T]       one run, its history on failure
  *     raft-hostsim --seeds N [--start S] [--nodes 3|5] [--ms T]
@@ -40,12 +42,14 @@
 #define KEYS 3
 #define CLIENTS 4
 #define OP_TIMEOUT_MS 1000
-#define HEAL_BOUND_MS 5000 /* after the heal: a leader all follow, reads answered, all applied */
+#define HEAL_BOUND_MS 5000    /* after the heal: a leader all follow, reads answered, all applied */
+#define ADMIN_TIMEOUT_MS 2000 /* a membership request; a transfer takes two election timeouts */
 
 struct profile {
     unsigned crash_per_s, net_per_s, stall_per_s; /* expected events per simulated second */
     unsigned max_down_ms;
     unsigned snapshot_entries, trailing, chunk_bytes, persist_entries;
+    unsigned spares; /* nodes started with join = true, after the founders */
 };
 
 struct client {
@@ -56,9 +60,31 @@ struct client {
     uint8_t key[32], value[32], expect[32];
 };
 
+/* What a slot is in a configuration: out of it, a learner or a voter (bits, so that a set
+ * of them says what a slot may be). */
+enum { M_OUT = 1, M_LEARNER = 2, M_VOTER = 4 };
+
+enum admin_kind { ADMIN_LIST };
+
+/* The one membership request in flight (the client.proto member requests). */
+struct admin {
+    bool busy;
+    struct rk_client_call *call;
+    uint64_t deadline;
+    enum admin_kind kind;
+};
+
+/* A member list a leader answered, once it says its configuration is committed. */
+struct final_conf {
+    bool known;
+    raft_id leader;
+    uint8_t role[SIM_MAX_NODES + 1]; /* M_OUT, M_LEARNER or M_VOTER */
+};
+
 struct run {
     uint64_t seed;
-    size_t n;
+    size_t n;     /* the founders: the bootstrap configuration */
+    size_t slots; /* the founders, then the spares */
     struct profile p;
     char dir[256];
     struct rk_config cfg[SIM_MAX_NODES + 1];
@@ -68,6 +94,8 @@ struct run {
      * else (raftd does not step messages while it syncs); what arrives waits in its queue. */
     uint64_t stalled_until[SIM_MAX_NODES + 1];
     struct client clients[CLIENTS];
+    struct admin admin;
+    struct final_conf final;
     uint64_t next_call, next_value;
     /* Every call made: a node may answer one long after its client gave up, or never. */
     struct rk_client_call **calls;
@@ -116,6 +144,19 @@ static void draw_profile(struct run *r)
     sim.delay_max = PICK(2, 5, 20);
 }
 
+/* Drawn from a generator of their own, so that the seeds with no spare replay the runs they
+ * gave before spares existed. */
+static void draw_membership(struct run *r)
+{
+    uint64_t rng = sim.rng;
+    sim.rng = r->seed ^ 0x5851f42d4c957f2dULL;
+    r->p.spares = PICK(0, 0, 1, 2);
+    if (r->p.spares > SIM_MAX_NODES - r->n)
+        r->p.spares = (unsigned)(SIM_MAX_NODES - r->n);
+    r->slots = r->n + r->p.spares;
+    sim.rng = rng;
+}
+
 /* ---- nodes ---- */
 
 static bool write_config(struct run *r, raft_id id)
@@ -128,11 +169,16 @@ static bool write_config(struct run *r, raft_id id)
         return false;
     fprintf(f, "node_id = %" PRIu64 "\ncluster_id = 1\ndata_dir = %s\nlog_level = error\n", id,
             data);
-    for (raft_id m = 1; m <= r->n; m++) /* never dialed: sim_io.c carries the messages */
-        fprintf(f,
-                "peer.%" PRIu64 " = tcp://127.0.0.1:%" PRIu64 "\nclient.%" PRIu64
-                " = tcp://127.0.0.1:%" PRIu64 "\n",
-                m, 17000 + m, m, 17100 + m);
+    /* A founder lists the founders (the bootstrap configuration); a spare joins: it lists
+     * them, where it finds the cluster, and itself. */
+    if (id > r->n)
+        fprintf(f, "join = true\n");
+    for (raft_id m = 1; m <= r->slots; m++) /* never dialed: sim_io.c carries the messages */
+        if (m <= r->n || m == id)
+            fprintf(f,
+                    "peer.%" PRIu64 " = tcp://127.0.0.1:%" PRIu64 "\nclient.%" PRIu64
+                    " = tcp://127.0.0.1:%" PRIu64 "\n",
+                    m, 17000 + m, m, 17100 + m);
     fprintf(f,
             "snapshot_entries = %u\nsnapshot_trailing_entries = %u\nsnapshot_chunk_bytes = %u\n"
             "kv_persist_entries = %u\n",
@@ -182,7 +228,7 @@ static void wait_background(struct rk_node *n)
 
 static void nodes_turn(struct run *r)
 {
-    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
         struct rk_node *n = r->nodes[id];
         if (!n || sim.now_ms < r->stalled_until[id])
             continue;
@@ -206,9 +252,9 @@ static void change_network(struct run *r)
     unsigned kind = sim_rand_below(3);
     if (kind == 0)
         return; /* healed */
-    raft_id alone = 1 + sim_rand_below((uint32_t)r->n);
-    for (raft_id a = 1; a <= r->n; a++)
-        for (raft_id b = 1; b <= r->n; b++) {
+    raft_id alone = 1 + sim_rand_below((uint32_t)r->slots);
+    for (raft_id a = 1; a <= r->slots; a++)
+        for (raft_id b = 1; b <= r->slots; b++) {
             bool cut = kind == 1 ? (a == alone) != (b == alone) /* one node cut off */
                                  : a == alone && b != alone;    /* it hears, is not heard */
             sim.blocked[a][b] = cut;
@@ -220,15 +266,16 @@ static void inject_faults(struct run *r)
     if (per_ms(r->p.net_per_s))
         change_network(r);
     if (per_ms(r->p.crash_per_s)) {
-        raft_id id = 1 + sim_rand_below((uint32_t)r->n);
+        raft_id id = 1 + sim_rand_below((uint32_t)r->slots);
         if (r->leader_guess && sim_rand_below(2))
             id = r->leader_guess;
         if (r->nodes[id])
             node_crash(r, id, true);
     }
     if (per_ms(r->p.stall_per_s))
-        r->stalled_until[1 + sim_rand_below((uint32_t)r->n)] = sim.now_ms + 1 + sim_rand_below(300);
-    for (raft_id id = 1; id <= r->n; id++)
+        r->stalled_until[1 + sim_rand_below((uint32_t)r->slots)] =
+            sim.now_ms + 1 + sim_rand_below(300);
+    for (raft_id id = 1; id <= r->slots; id++)
         if (!r->nodes[id] && r->restart_at[id] && sim.now_ms >= r->restart_at[id])
             node_start(r, id);
 }
@@ -239,7 +286,7 @@ static void heal(struct run *r)
     memset(r->stalled_until, 0, sizeof r->stalled_until);
     sim.drop_permille = sim.dup_permille = 0;
     sim.delay_max = 2;
-    for (raft_id id = 1; id <= r->n; id++)
+    for (raft_id id = 1; id <= r->slots; id++)
         if (!r->nodes[id])
             node_start(r, id);
 }
@@ -261,6 +308,16 @@ static void record(struct run *r, struct client *cl, enum hist_outcome outcome)
     cl->busy = false;
     free(cl->op.result.data);
     cl->op.result = (struct hist_bytes){0};
+}
+
+static uint8_t *pack_request(const Raftkv__Client__Request *req, size_t *len)
+{
+    *len = raftkv__client__request__get_packed_size(req);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (!buf)
+        abort();
+    raftkv__client__request__pack(req, buf);
+    return buf;
 }
 
 /* Packs op as raftd's clients send it: a client.proto Request around a kv.proto Request. */
@@ -306,11 +363,7 @@ static uint8_t *pack(const struct hist_op *op, size_t *len)
     Raftkv__Client__Request creq = RAFTKV__CLIENT__REQUEST__INIT;
     creq.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
     creq.fsm = (ProtobufCBinaryData){klen, kbuf};
-    *len = raftkv__client__request__get_packed_size(&creq);
-    uint8_t *buf = malloc(*len);
-    if (!buf)
-        abort();
-    raftkv__client__request__pack(&creq, buf);
+    uint8_t *buf = pack_request(&creq, len);
     free(kbuf);
     return buf;
 }
@@ -319,7 +372,22 @@ static raft_id target(struct run *r)
 {
     if (r->leader_guess && r->nodes[r->leader_guess] && sim_rand_below(10))
         return r->leader_guess;
-    return 1 + sim_rand_below((uint32_t)r->n);
+    return 1 + sim_rand_below((uint32_t)r->slots);
+}
+
+/* A call to node to, kept until the run ends. */
+static struct rk_client_call *call_new(struct run *r, raft_id to)
+{
+    if (r->n_calls == r->cap_calls) {
+        r->cap_calls = r->cap_calls ? 2 * r->cap_calls : 256;
+        r->calls = realloc(r->calls, r->cap_calls * sizeof *r->calls);
+    }
+    struct rk_client_call *call = malloc(sizeof *call);
+    if (!r->calls || !call)
+        abort();
+    *call = (struct rk_client_call){++r->next_call, to};
+    r->calls[r->n_calls++] = call;
+    return call;
 }
 
 /* Starts an operation at node to (0: the leader as far as known, or any). */
@@ -341,15 +409,7 @@ static void client_start(struct run *r, struct client *cl, enum hist_kind kind, 
         cl->op.expect = bytes_of(cl->expect, (size_t)el);
     }
     cl->op.invoke_ns = sim.now_ms * 1000000;
-    if (r->n_calls == r->cap_calls) {
-        r->cap_calls = r->cap_calls ? 2 * r->cap_calls : 256;
-        r->calls = realloc(r->calls, r->cap_calls * sizeof *r->calls);
-    }
-    cl->call = malloc(sizeof *cl->call);
-    if (!r->calls || !cl->call)
-        abort();
-    *cl->call = (struct rk_client_call){++r->next_call, to ? to : target(r)};
-    r->calls[r->n_calls++] = cl->call;
+    cl->call = call_new(r, to ? to : target(r));
     cl->deadline = sim.now_ms + OP_TIMEOUT_MS;
     cl->busy = true;
     r->ops++;
@@ -384,8 +444,8 @@ static void follow_hint(struct run *r, const Raftkv__Client__Response *resp)
 {
     const char *hint = resp->not_leader ? resp->not_leader->leader_address : NULL;
     r->leader_guess = 0;
-    for (raft_id id = 1; hint && id <= r->n; id++)
-        if (!strcmp(r->cfg[1].members[id - 1].client_url, hint))
+    for (raft_id id = 1; hint && id <= r->slots; id++)
+        if (!strcmp(rk_config_member(&r->cfg[id], id)->client_url, hint))
             r->leader_guess = id;
 }
 
@@ -415,24 +475,16 @@ static enum hist_outcome kv_outcome(struct client *cl, const Raftkv__Kv__Respons
     }
 }
 
-static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp, size_t len)
+static void kv_on_reply(struct run *r, struct client *cl, const Raftkv__Client__Response *c)
 {
-    struct run *r = arg;
-    struct client *cl = NULL;
-    for (size_t i = 0; i < CLIENTS; i++)
-        if (r->clients[i].busy && r->clients[i].call == call)
-            cl = &r->clients[i];
-    if (!cl)
-        return; /* an answer after the client gave up */
-    Raftkv__Client__Response *c = raftkv__client__response__unpack(NULL, len, resp);
-    Raftkv__Kv__Response *k = c && c->code == RAFTKV__CLIENT__CODE__OK
+    Raftkv__Kv__Response *k = c->code == RAFTKV__CLIENT__CODE__OK
                                   ? raftkv__kv__response__unpack(NULL, c->fsm.len, c->fsm.data)
                                   : NULL;
-    if (!c || (c->code == RAFTKV__CLIENT__CODE__OK && !k)) {
-        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", call->node,
-             call->id);
+    if (c->code == RAFTKV__CLIENT__CODE__OK && !k) {
+        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", cl->call->node,
+             cl->call->id);
     } else if (k) {
-        r->leader_guess = call->node;
+        r->leader_guess = cl->call->node;
         record(r, cl, kv_outcome(cl, k));
     } else if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         follow_hint(r, c);
@@ -443,36 +495,167 @@ static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp
         record(r, cl, HIST_UNKNOWN); /* UNAVAILABLE (e.g. leadership changed): maybe applied */
     }
     raftkv__kv__response__free_unpacked(k, NULL);
+}
+
+/* ---- membership requests ---- */
+
+static uint8_t *pack_admin(const struct admin *a, size_t *len)
+{
+    Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
+    Raftkv__Client__MemberListRequest list = RAFTKV__CLIENT__MEMBER_LIST_REQUEST__INIT;
+    switch (a->kind) {
+    case ADMIN_LIST:
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST;
+        req.member_list = &list;
+        break;
+    }
+    return pack_request(&req, len);
+}
+
+static void admin_settle(struct run *r)
+{
+    r->admin.busy = false;
+}
+
+static void admin_start(struct run *r, enum admin_kind kind, raft_id to)
+{
+    struct admin *a = &r->admin;
+    *a = (struct admin){true, call_new(r, to), sim.now_ms + ADMIN_TIMEOUT_MS, kind};
+    size_t len;
+    uint8_t *req = pack_admin(a, &len);
+    bool sent = sim_client_request(a->call, req, len);
+    free(req);
+    if (!sent)
+        admin_settle(r); /* the node is down: nothing was sent */
+}
+
+static void admin_expire(struct run *r)
+{
+    if (r->admin.busy && sim.now_ms >= r->admin.deadline)
+        admin_settle(r);
+}
+
+/* The roles a member list gives the slots; false (the run failed) if it names others. */
+static bool list_roles(struct run *r, const Raftkv__Client__MemberList *l,
+                       uint8_t role[SIM_MAX_NODES + 1])
+{
+    for (raft_id id = 0; id <= SIM_MAX_NODES; id++)
+        role[id] = M_OUT;
+    for (size_t i = 0; i < l->n_members; i++) {
+        const Raftkv__Client__Member *m = l->members[i];
+        bool slot = m->id >= 1 && m->id <= r->slots && role[m->id] == M_OUT;
+        uint8_t as = !strcmp(m->role, "voter")     ? M_VOTER
+                     : !strcmp(m->role, "learner") ? M_LEARNER
+                                                   : 0;
+        if (!slot || !as) {
+            fail(r, "n%" PRIu64 " answered a member list naming n%" PRIu64 " (%s)",
+                 r->admin.call->node, m->id, m->role);
+            return false;
+        }
+        role[m->id] = as;
+    }
+    return true;
+}
+
+static void admin_on_reply(struct run *r, const Raftkv__Client__Response *c)
+{
+    struct admin *a = &r->admin;
+    if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
+        follow_hint(r, c);
+        admin_settle(r);
+    } else if (c->code == RAFTKV__CLIENT__CODE__INVALID) {
+        admin_settle(r);
+    } else if (c->code != RAFTKV__CLIENT__CODE__OK) {
+        admin_settle(r); /* UNAVAILABLE: maybe proposed, maybe committed */
+    } else if (!c->members) {
+        fail(r, "n%" PRIu64 " answered a membership request OK without the members", a->call->node);
+    } else {
+        struct final_conf seen = {c->members->committed, c->members->leader_id, {0}};
+        if (list_roles(r, c->members, seen.role) && a->kind == ADMIN_LIST)
+            r->final = seen;
+        admin_settle(r);
+    }
+}
+
+static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp, size_t len)
+{
+    struct run *r = arg;
+    struct client *cl = NULL;
+    for (size_t i = 0; i < CLIENTS; i++)
+        if (r->clients[i].busy && r->clients[i].call == call)
+            cl = &r->clients[i];
+    bool admin = r->admin.busy && r->admin.call == call;
+    if (!cl && !admin)
+        return; /* an answer after its client gave up */
+    Raftkv__Client__Response *c = raftkv__client__response__unpack(NULL, len, resp);
+    if (!c)
+        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", call->node,
+             call->id);
+    else if (admin)
+        admin_on_reply(r, c);
+    else
+        kv_on_reply(r, cl, c);
     raftkv__client__response__free_unpacked(c, NULL);
 }
 
 /* ---- the end: a healed cluster elects, answers and converges ---- */
-
-static raft_id agreed_leader(const struct run *r)
-{
-    raft_id leader = 0;
-    for (raft_id id = 1; id <= r->n; id++) {
-        const struct rk_node *n = r->nodes[id];
-        if (!n || !n->view.leader || (leader && n->view.leader != leader))
-            return 0;
-        leader = n->view.leader;
-    }
-    return r->nodes[leader]->view.role == RAFT_LEADER ? leader : 0;
-}
-
-static bool converged(const struct run *r, raft_id leader)
-{
-    for (raft_id id = 1; id <= r->n; id++)
-        if (r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
-            return false;
-    return true;
-}
 
 static void tick(struct run *r)
 {
     sim.now_ms++;
     sim_deliver_due();
     nodes_turn(r);
+}
+
+/* Whether the leader of the final configuration still leads, and all its members follow. */
+static bool members_follow(const struct run *r)
+{
+    raft_id leader = r->final.leader;
+    if (!r->final.known || leader < 1 || leader > r->slots || !r->nodes[leader] ||
+        r->nodes[leader]->view.role != RAFT_LEADER)
+        return false;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->final.role[id] != M_OUT && (!r->nodes[id] || r->nodes[id]->view.leader != leader))
+            return false;
+    return true;
+}
+
+/* The running node that leads in the highest term, or 0. */
+static raft_id some_leader(const struct run *r)
+{
+    raft_id leader = 0;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->nodes[id] && r->nodes[id]->view.role == RAFT_LEADER &&
+            (!leader || r->nodes[id]->view.term > r->nodes[leader]->view.term))
+            leader = id;
+    return leader;
+}
+
+/* Asks whichever node leads for its members until one answers with a committed
+ * configuration whose members all follow it (removed nodes and spares never added are no
+ * members: they need not). The leader, or 0 at the deadline. */
+static raft_id final_configuration(struct run *r, uint64_t until)
+{
+    while (!r->failed && !members_follow(r) && sim.now_ms < until) {
+        admin_expire(r);
+        if (!r->admin.busy) {
+            r->final.known = false;
+            raft_id leader = some_leader(r);
+            if (leader)
+                admin_start(r, ADMIN_LIST, leader);
+        }
+        tick(r);
+    }
+    return members_follow(r) ? r->final.leader : 0;
+}
+
+static bool converged(const struct run *r, raft_id leader)
+{
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->final.role[id] != M_OUT &&
+            r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
+            return false;
+    return true;
 }
 
 /* Reads every key through the leader; each must be answered. */
@@ -498,25 +681,28 @@ static int digest_emit(void *arg, const void *data, size_t len)
     return 0;
 }
 
-/* State Machine Safety on the real store: once every node applied the same index, their
+/* State Machine Safety on the real store: once every member applied the same index, their
  * state machines hold the same state, byte for byte as a snapshot streams it. */
 static void check_states(struct run *r)
 {
     uint64_t first = 0;
     raft_index first_index = 0;
-    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+    raft_id first_id = 0;
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
         struct rk_node *n = r->nodes[id];
         uint64_t h = 0xcbf29ce484222325ULL;
         raft_index index = 0;
+        if (r->final.role[id] == M_OUT)
+            continue;
         if (ready__persist_fsm(n) != 0 || n->fsm->ops->snapshot(n->fsm, digest_emit, &h, &index))
             fail(r, "n%" PRIu64 " could not stream its state machine", id);
-        else if (id == 1)
-            first = h, first_index = index;
+        else if (!first_id)
+            first = h, first_index = index, first_id = id;
         else if (h != first || index != first_index)
             fail(r,
                  "State Machine Safety: n%" PRIu64 " holds another state at index %" PRIu64
-                 " than n1 at %" PRIu64,
-                 id, index, first_index);
+                 " than n%" PRIu64 " at %" PRIu64,
+                 id, index, first_id, first_index);
     }
 }
 
@@ -525,13 +711,15 @@ static void finish(struct run *r)
     for (size_t i = 0; i < CLIENTS; i++)
         if (r->clients[i].busy)
             record(r, &r->clients[i], HIST_UNKNOWN);
+    admin_settle(r);
     heal(r);
     uint64_t until = sim.now_ms + HEAL_BOUND_MS;
-    raft_id leader = 0;
-    while (!r->failed && !(leader = agreed_leader(r)) && sim.now_ms < until)
-        tick(r);
+    raft_id leader = final_configuration(r, until);
     if (!leader) {
-        fail(r, "Liveness: no leader followed by all within %d ms of the heal", HEAL_BOUND_MS);
+        fail(r,
+             "Liveness: no leader answered a committed configuration whose members all follow "
+             "it within %d ms of the heal",
+             HEAL_BOUND_MS);
         return;
     }
     r->leader_guess = leader;
@@ -572,6 +760,7 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
     r.seed = seed;
     r.n = nodes;
     draw_profile(&r);
+    draw_membership(&r);
     struct stat st;
     const char *tmp = getenv("TMPDIR")                                    ? getenv("TMPDIR")
                       : stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm"
@@ -582,7 +771,7 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
                strerror(errno));
         return false;
     }
-    for (raft_id id = 1; id <= nodes && !r.failed; id++)
+    for (raft_id id = 1; id <= r.slots && !r.failed; id++)
         if (write_config(&r, id))
             node_start(&r, id);
     while (!r.failed && sim.now_ms < ms) {
@@ -594,7 +783,7 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
         finish(&r);
     if (!r.failed)
         check_history(&r);
-    for (raft_id id = 1; id <= nodes; id++) {
+    for (raft_id id = 1; id <= r.slots; id++) {
         if (r.nodes[id])
             node_crash(&r, id, false);
         rk_config_free(&r.cfg[id]);
@@ -610,9 +799,9 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
             for (size_t i = 0; i < r.hist.n; i++)
                 history_write_op(stdout, &r.hist.ops[i]);
     } else if (loud) {
-        printf("seed %" PRIu64 " ok: %" PRIu64 " operations, %" PRIu64 " crashes, %" PRIu64
-               " messages delivered, %" PRIu64 " dropped\n",
-               seed, r.ops, r.crashes, sim.delivered, sim.dropped);
+        printf("seed %" PRIu64 " ok: %u spares, %" PRIu64 " operations, %" PRIu64
+               " crashes, %" PRIu64 " messages delivered, %" PRIu64 " dropped\n",
+               seed, r.p.spares, r.ops, r.crashes, sim.delivered, sim.dropped);
     }
     history_free(&r.hist);
     sim_network_clear();
