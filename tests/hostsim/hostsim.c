@@ -7,12 +7,19 @@
  * loss, duplication and delay, partitions, crashes (the node is dropped at a loop turn's
  * end, as kill -9 would leave it: what LMDB committed survives, nothing else) and restarts,
  * slow disks (a node's loop stuck in a synced write for up to 300 ms), and how often
- * snapshots are taken and the KV store persists. Some seeds also start spare nodes
- * (join = true: they wait for a leader to add them, and never campaign). Clients put, get,
- * cas and delete a few keys throughout, one attempt per operation; once the faults heal, the
- * leader is asked for its committed configuration and every key is read through it. The
- * history must be linearizable (tests/faults/lincheck.h), the healed cluster must elect a
- * leader that its members follow and that answers, and every member must apply everything.
+ * snapshots are taken and the KV store persists. Most seeds also change the membership:
+ * spare nodes start at once with join = true (they wait for a leader to add them, and never
+ * campaign), and the client.proto member requests go to some node, one at a time: add a
+ * spare as a learner, promote a learner, remove a member (the leader too; once removed, a
+ * node may be stopped for good, and its id is never used again), move the leadership, and
+ * now and then one the leader must refuse. Clients put, get, cas and delete a few keys
+ * throughout, one attempt per operation; once the faults heal, the leader is asked for its
+ * committed configuration and every key is read through it. The history must be
+ * linearizable (tests/faults/lincheck.h); the healed cluster must elect a leader that the
+ * members of its configuration follow and that answers, and every member must apply
+ * everything; and every member list answered OK (and the final one) must show each node
+ * as the answers to the member requests allow (what the last accepted one made it, or what
+ * one whose outcome is unknown would).
  *
  *     raft-hostsim --seed S [--nodes 3|5] [--ms T]       one run, its history on failure
  *     raft-hostsim --seeds N [--start S] [--nodes 3|5] [--ms T]
@@ -49,7 +56,8 @@ struct profile {
     unsigned crash_per_s, net_per_s, stall_per_s; /* expected events per simulated second */
     unsigned max_down_ms;
     unsigned snapshot_entries, trailing, chunk_bytes, persist_entries;
-    unsigned spares; /* nodes started with join = true, after the founders */
+    unsigned spares;       /* nodes started with join = true, after the founders */
+    unsigned member_per_s; /* membership changes and leadership moves asked for */
 };
 
 struct client {
@@ -64,14 +72,26 @@ struct client {
  * of them says what a slot may be). */
 enum { M_OUT = 1, M_LEARNER = 2, M_VOTER = 4 };
 
-enum admin_kind { ADMIN_LIST };
+/* The changes first: a change or a move is drawn below ADMIN_LIST. */
+enum admin_kind { ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_MOVE, ADMIN_LIST, ADMIN_KINDS };
+enum admin_outcome {
+    ADMIN_OK,
+    ADMIN_REFUSED,    /* INVALID */
+    ADMIN_NOT_LEADER, /* not proposed */
+    ADMIN_UNKNOWN,    /* UNAVAILABLE or no answer: may have taken effect, or may still */
+    ADMIN_DOWN,       /* the node was down: nothing sent */
+    ADMIN_OUTCOMES
+};
+typedef uint64_t admin_counts[ADMIN_KINDS][ADMIN_OUTCOMES];
 
-/* The one membership request in flight (the client.proto member requests). */
+/* The one membership request in flight (the client.proto member requests): one at a time,
+ * so that an answer's member list shows no change asked for after it. */
 struct admin {
     bool busy;
     struct rk_client_call *call;
     uint64_t deadline;
     enum admin_kind kind;
+    raft_id id; /* the member to change, or to move the leadership to (0: any) */
 };
 
 /* A member list a leader answered, once it says its configuration is committed. */
@@ -96,6 +116,14 @@ struct run {
     struct client clients[CLIENTS];
     struct admin admin;
     struct final_conf final;
+    /* What each slot may be in the configuration, as far as the answers tell (M_* bits):
+     * exactly what the last accepted change made it, and what the changes made since,
+     * whose outcome is unknown, would. */
+    uint8_t may_be[SIM_MAX_NODES + 1];
+    bool removal_sent[SIM_MAX_NODES + 1]; /* never added (again): ids are not reused */
+    bool retired[SIM_MAX_NODES + 1];      /* removed, then stopped for good */
+    raft_id retire;                       /* to stop at the next turn, once removed */
+    admin_counts counts;
     uint64_t next_call, next_value;
     /* Every call made: a node may answer one long after its client gave up, or never. */
     struct rk_client_call **calls;
@@ -144,16 +172,19 @@ static void draw_profile(struct run *r)
     sim.delay_max = PICK(2, 5, 20);
 }
 
-/* Drawn from a generator of their own, so that the seeds with no spare replay the runs they
- * gave before spares existed. */
+/* Drawn from a generator of their own, so that the seeds with no membership change replay
+ * the runs they gave before spares and changes existed. */
 static void draw_membership(struct run *r)
 {
     uint64_t rng = sim.rng;
     sim.rng = r->seed ^ 0x5851f42d4c957f2dULL;
-    r->p.spares = PICK(0, 0, 1, 2);
+    r->p.member_per_s = PICK(0, 2, 5);
+    r->p.spares = r->p.member_per_s ? PICK(0, 1, 2) : 0;
     if (r->p.spares > SIM_MAX_NODES - r->n)
         r->p.spares = (unsigned)(SIM_MAX_NODES - r->n);
     r->slots = r->n + r->p.spares;
+    for (raft_id id = 1; id <= r->slots; id++)
+        r->may_be[id] = id <= r->n ? M_VOTER : M_OUT;
     sim.rng = rng;
 }
 
@@ -287,7 +318,7 @@ static void heal(struct run *r)
     sim.drop_permille = sim.dup_permille = 0;
     sim.delay_max = 2;
     for (raft_id id = 1; id <= r->slots; id++)
-        if (!r->nodes[id])
+        if (!r->nodes[id] && !r->retired[id])
             node_start(r, id);
 }
 
@@ -499,40 +530,157 @@ static void kv_on_reply(struct run *r, struct client *cl, const Raftkv__Client__
 
 /* ---- membership requests ---- */
 
-static uint8_t *pack_admin(const struct admin *a, size_t *len)
+static const char *const admin_names[ADMIN_KINDS] = {"add-learner", "promote", "remove",
+                                                     "move-leader", "member-list"};
+
+static uint8_t *pack_admin(const struct run *r, size_t *len)
 {
+    const struct admin *a = &r->admin;
     Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
     Raftkv__Client__MemberListRequest list = RAFTKV__CLIENT__MEMBER_LIST_REQUEST__INIT;
-    switch (a->kind) {
-    case ADMIN_LIST:
+    Raftkv__Client__MemberChangeRequest change = RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__INIT;
+    Raftkv__Client__MoveLeaderRequest move = RAFTKV__CLIENT__MOVE_LEADER_REQUEST__INIT;
+    if (a->kind == ADMIN_LIST) {
         req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST;
         req.member_list = &list;
-        break;
+    } else if (a->kind == ADMIN_MOVE) {
+        move.id = a->id;
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER;
+        req.move_leader = &move;
+    } else {
+        change.kind =
+            a->kind == ADMIN_ADD       ? RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER
+            : a->kind == ADMIN_PROMOTE ? RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE
+                                       : RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__REMOVE;
+        change.id = a->id;
+        if (a->kind == ADMIN_ADD) {
+            /* Its addresses as its own config file gives them. */
+            const struct rk_member *m = rk_config_member(&r->cfg[a->id], a->id);
+            change.peer_address = m->peer_url;
+            change.client_address = m->client_url;
+        }
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE;
+        req.member_change = &change;
     }
     return pack_request(&req, len);
 }
 
-static void admin_settle(struct run *r)
+/* The role a change gives its member (0: a move or a list changes none). */
+static uint8_t change_result(enum admin_kind kind)
 {
-    r->admin.busy = false;
+    return kind == ADMIN_ADD       ? M_LEARNER
+           : kind == ADMIN_PROMOTE ? M_VOTER
+           : kind == ADMIN_REMOVE  ? M_OUT
+                                   : 0;
 }
 
-static void admin_start(struct run *r, enum admin_kind kind, raft_id to)
+static void admin_settle(struct run *r, enum admin_outcome outcome)
 {
     struct admin *a = &r->admin;
-    *a = (struct admin){true, call_new(r, to), sim.now_ms + ADMIN_TIMEOUT_MS, kind};
+    r->counts[a->kind][outcome]++;
+    if (outcome == ADMIN_UNKNOWN)
+        r->may_be[a->id] |= change_result(a->kind);
+    a->busy = false;
+}
+
+static void admin_start(struct run *r, enum admin_kind kind, raft_id id, raft_id to)
+{
+    struct admin *a = &r->admin;
+    *a = (struct admin){true, call_new(r, to), sim.now_ms + ADMIN_TIMEOUT_MS, kind, id};
+    if (kind == ADMIN_REMOVE)
+        r->removal_sent[id] = true;
     size_t len;
-    uint8_t *req = pack_admin(a, &len);
+    uint8_t *req = pack_admin(r, &len);
     bool sent = sim_client_request(a->call, req, len);
     free(req);
     if (!sent)
-        admin_settle(r); /* the node is down: nothing was sent */
+        admin_settle(r, ADMIN_DOWN);
 }
 
 static void admin_expire(struct run *r)
 {
     if (r->admin.busy && sim.now_ms >= r->admin.deadline)
-        admin_settle(r);
+        admin_settle(r, ADMIN_UNKNOWN);
+}
+
+/* Whether a change of this kind for id is one to ask for: one that may succeed, or (wild)
+ * one the leader must refuse. A voter is removed only while three are certain. */
+static bool apt(const struct run *r, enum admin_kind kind, raft_id id, bool wild)
+{
+    uint8_t m = r->may_be[id];
+    size_t voters = 0;
+    for (raft_id v = 1; v <= r->slots; v++)
+        voters += r->may_be[v] == M_VOTER;
+    switch (kind) {
+    case ADMIN_ADD: /* a spare maybe out, never asked to leave; wild: a certain member */
+        return wild ? m == M_LEARNER || m == M_VOTER
+                    : id > r->n && !r->removal_sent[id] && (m & M_OUT) && !(m & M_VOTER);
+    case ADMIN_REMOVE: /* wild: one removed */
+        return wild ? r->removal_sent[id] && m == M_OUT
+                    : (m & M_LEARNER) || ((m & M_VOTER) && voters >= 3);
+    case ADMIN_PROMOTE:
+        return wild || (m & M_LEARNER);
+    default:
+        return wild || (m & M_VOTER);
+    }
+}
+
+/* A membership change or a leadership move, sent to some node (the leader as far as known,
+ * or any): the leader itself may be removed or moved from. */
+static void admin_change(struct run *r)
+{
+    enum admin_kind kind = (enum admin_kind)sim_rand_below(ADMIN_LIST);
+    bool wild = sim_rand_below(8) == 0;
+    raft_id ids[SIM_MAX_NODES];
+    size_t k = 0;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (apt(r, kind, id, wild))
+            ids[k++] = id;
+    raft_id id = k ? ids[sim_rand_below((uint32_t)k)] : 0;
+    if (kind == ADMIN_REMOVE && r->leader_guess && apt(r, kind, r->leader_guess, wild) &&
+        sim_rand_below(3) == 0)
+        id = r->leader_guess;
+    if (kind == ADMIN_MOVE && sim_rand_below(3) == 0)
+        id = 0; /* to the voter with the most of the log */
+    if (id || kind == ADMIN_MOVE)
+        admin_start(r, kind, id, target(r));
+}
+
+static void members_act(struct run *r)
+{
+    raft_id id = r->retire;
+    if (id) {
+        r->retired[id] = true;
+        r->retire = 0;
+        if (r->nodes[id])
+            node_crash(r, id, false);
+        r->restart_at[id] = 0;
+    }
+    admin_expire(r);
+    if (!r->admin.busy && per_ms(r->p.member_per_s))
+        admin_change(r);
+}
+
+/* A nonempty set of roles, as "out|learner". */
+static void role_set(uint8_t set, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s", set & M_OUT ? "|out" : "", set & M_LEARNER ? "|learner" : "",
+             set & M_VOTER ? "|voter" : "");
+    memmove(buf, buf + 1, strlen(buf));
+}
+
+/* Every slot's role in a configuration must be one the answers allow. */
+static void check_roles(struct run *r, const uint8_t role[SIM_MAX_NODES + 1], const char *what)
+{
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
+        if (role[id] & r->may_be[id])
+            continue;
+        char is[32], may[32];
+        role_set(role[id], is, sizeof is);
+        role_set(r->may_be[id], may, sizeof may);
+        fail(r, "Membership: %s has n%" PRIu64 " %s, but the answers allow only %s", what, id, is,
+             may);
+    }
 }
 
 /* The roles a member list gives the slots; false (the run failed) if it names others. */
@@ -557,23 +705,47 @@ static bool list_roles(struct run *r, const Raftkv__Client__MemberList *l,
     return true;
 }
 
+/* An accepted request: its member list must show what it asked for, and nothing the answers
+ * before it rule out. */
+static void admin_accepted(struct run *r, const struct final_conf *seen)
+{
+    struct admin *a = &r->admin;
+    char what[96];
+    snprintf(what, sizeof what, "n%" PRIu64 "'s OK to %s n%" PRIu64, a->call->node,
+             admin_names[a->kind], a->id);
+    if (a->kind == ADMIN_LIST) {
+        r->final = *seen;
+    } else if (a->kind == ADMIN_MOVE) {
+        if (!seen->leader || seen->leader > r->slots || seen->role[seen->leader] != M_VOTER ||
+            (a->id && seen->leader != a->id))
+            fail(r, "%s names n%" PRIu64 " the leader", what, seen->leader);
+        r->leader_guess = seen->leader;
+        check_roles(r, seen->role, what);
+    } else {
+        r->may_be[a->id] = change_result(a->kind);
+        check_roles(r, seen->role, what);
+        if (a->kind == ADMIN_REMOVE && sim_rand_below(2))
+            r->retire = a->id; /* once the answering node's turn is over */
+    }
+    admin_settle(r, ADMIN_OK);
+}
+
 static void admin_on_reply(struct run *r, const Raftkv__Client__Response *c)
 {
     struct admin *a = &r->admin;
     if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         follow_hint(r, c);
-        admin_settle(r);
+        admin_settle(r, ADMIN_NOT_LEADER);
     } else if (c->code == RAFTKV__CLIENT__CODE__INVALID) {
-        admin_settle(r);
+        admin_settle(r, ADMIN_REFUSED);
     } else if (c->code != RAFTKV__CLIENT__CODE__OK) {
-        admin_settle(r); /* UNAVAILABLE: maybe proposed, maybe committed */
+        admin_settle(r, ADMIN_UNKNOWN); /* UNAVAILABLE: maybe proposed, maybe committed */
     } else if (!c->members) {
         fail(r, "n%" PRIu64 " answered a membership request OK without the members", a->call->node);
     } else {
         struct final_conf seen = {c->members->committed, c->members->leader_id, {0}};
-        if (list_roles(r, c->members, seen.role) && a->kind == ADMIN_LIST)
-            r->final = seen;
-        admin_settle(r);
+        if (list_roles(r, c->members, seen.role))
+            admin_accepted(r, &seen);
     }
 }
 
@@ -642,20 +814,21 @@ static raft_id final_configuration(struct run *r, uint64_t until)
             r->final.known = false;
             raft_id leader = some_leader(r);
             if (leader)
-                admin_start(r, ADMIN_LIST, leader);
+                admin_start(r, ADMIN_LIST, 0, leader);
         }
         tick(r);
     }
     return members_follow(r) ? r->final.leader : 0;
 }
 
-static bool converged(const struct run *r, raft_id leader)
+/* A member that has not applied the leader's commit index yet, or 0. */
+static raft_id lagging(const struct run *r, raft_id leader)
 {
     for (raft_id id = 1; id <= r->slots; id++)
         if (r->final.role[id] != M_OUT &&
             r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
-            return false;
-    return true;
+            return id;
+    return 0;
 }
 
 /* Reads every key through the leader; each must be answered. */
@@ -711,7 +884,8 @@ static void finish(struct run *r)
     for (size_t i = 0; i < CLIENTS; i++)
         if (r->clients[i].busy)
             record(r, &r->clients[i], HIST_UNKNOWN);
-    admin_settle(r);
+    if (r->admin.busy)
+        admin_settle(r, ADMIN_UNKNOWN);
     heal(r);
     uint64_t until = sim.now_ms + HEAL_BOUND_MS;
     raft_id leader = final_configuration(r, until);
@@ -723,12 +897,17 @@ static void finish(struct run *r)
         return;
     }
     r->leader_guess = leader;
+    check_roles(r, r->final.role, "the leader's committed configuration");
     final_reads(r, leader);
-    while (!r->failed && !converged(r, leader) && sim.now_ms < until + HEAL_BOUND_MS)
+    while (!r->failed && lagging(r, leader) && sim.now_ms < until + HEAL_BOUND_MS)
         tick(r);
-    if (!r->failed && !converged(r, leader))
-        fail(r, "Liveness: not every node applied the leader's commit index %" PRIu64,
-             r->nodes[leader]->view.commit);
+    raft_id behind = r->failed ? 0 : lagging(r, leader);
+    if (behind)
+        fail(r,
+             "Liveness: n%" PRIu64 " (following n%" PRIu64 ", its log up to %" PRIu64
+             ") applied %" PRIu64 ", not leader n%" PRIu64 "'s commit index %" PRIu64,
+             behind, r->nodes[behind]->view.leader, r->nodes[behind]->view.last_index,
+             r->nodes[behind]->view.applied, leader, r->nodes[leader]->view.commit);
     check_states(r);
 }
 
@@ -748,7 +927,18 @@ static void check_history(struct run *r)
 
 /* ---- runs ---- */
 
-static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
+static void print_counts(admin_counts c)
+{
+    printf("membership requests tried (ok/refused/not leader/unknown):");
+    for (int k = 0; k < ADMIN_LIST; k++)
+        printf("%s %s %" PRIu64 " (%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ")", k ? "," : "",
+               admin_names[k],
+               c[k][ADMIN_OK] + c[k][ADMIN_REFUSED] + c[k][ADMIN_NOT_LEADER] + c[k][ADMIN_UNKNOWN],
+               c[k][ADMIN_OK], c[k][ADMIN_REFUSED], c[k][ADMIN_NOT_LEADER], c[k][ADMIN_UNKNOWN]);
+    printf("\n");
+}
+
+static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud, admin_counts totals)
 {
     static struct run r;
     memset(&r, 0, sizeof r);
@@ -777,6 +967,7 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
     while (!r.failed && sim.now_ms < ms) {
         inject_faults(&r);
         clients_act(&r);
+        members_act(&r);
         tick(&r);
     }
     if (!r.failed)
@@ -803,6 +994,11 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
                " crashes, %" PRIu64 " messages delivered, %" PRIu64 " dropped\n",
                seed, r.p.spares, r.ops, r.crashes, sim.delivered, sim.dropped);
     }
+    if (loud)
+        print_counts(r.counts);
+    for (int k = 0; k < ADMIN_KINDS; k++)
+        for (int o = 0; o < ADMIN_OUTCOMES; o++)
+            totals[k][o] += r.counts[k][o];
     history_free(&r.hist);
     sim_network_clear();
     char cmd[400];
@@ -847,8 +1043,9 @@ int main(int argc, char **argv)
         return usage();
     rk_log_set_level(RK_LOG_ERROR);
     uint64_t failed = 0, first = 0;
+    admin_counts totals = {{0}};
     for (uint64_t s = start; s < start + count; s++)
-        if (!run_seed(s, nodes, ms, single) && !failed++)
+        if (!run_seed(s, nodes, ms, single, totals) && !failed++)
             first = s;
     if (!single) {
         printf("raft-hostsim: %" PRIu64 " seeds from %" PRIu64 " (nodes=%zu ms=%u): %" PRIu64
@@ -857,6 +1054,7 @@ int main(int argc, char **argv)
         if (failed)
             printf(", first failing seed %" PRIu64, first);
         printf("\n");
+        print_counts(totals);
     }
     return failed ? 1 : 0;
 }
