@@ -779,12 +779,13 @@ static void tick(struct run *r)
     nodes_turn(r);
 }
 
-/* Whether the leader of the final configuration still leads, and all its members follow. */
+/* Whether the leader of the final configuration still leads, and all its members follow (a
+ * leader whose configuration removed it is about to step down). */
 static bool members_follow(const struct run *r)
 {
     raft_id leader = r->final.leader;
-    if (!r->final.known || leader < 1 || leader > r->slots || !r->nodes[leader] ||
-        r->nodes[leader]->view.role != RAFT_LEADER)
+    if (!r->final.known || leader < 1 || leader > r->slots || r->final.role[leader] != M_VOTER ||
+        !r->nodes[leader] || r->nodes[leader]->view.role != RAFT_LEADER)
         return false;
     for (raft_id id = 1; id <= r->slots; id++)
         if (r->final.role[id] != M_OUT && (!r->nodes[id] || r->nodes[id]->view.leader != leader))
@@ -884,9 +885,12 @@ static void finish(struct run *r)
     for (size_t i = 0; i < CLIENTS; i++)
         if (r->clients[i].busy)
             record(r, &r->clients[i], HIST_UNKNOWN);
-    if (r->admin.busy)
-        admin_settle(r, ADMIN_UNKNOWN);
     heal(r);
+    /* A membership request still on its way (a transfer moves the leader) ends first. */
+    while (!r->failed && r->admin.busy) {
+        admin_expire(r);
+        tick(r);
+    }
     uint64_t until = sim.now_ms + HEAL_BOUND_MS;
     raft_id leader = final_configuration(r, until);
     if (!leader) {
