@@ -263,6 +263,8 @@ static void nodes_turn(struct run *r)
         struct rk_node *n = r->nodes[id];
         if (!n || sim.now_ms < r->stalled_until[id])
             continue;
+        /* raftd sets its log lines' node once per ready; here the nodes share the process. */
+        rk_log_set_node(id, n->view.term, raft_role_name(n->view.role));
         loop__turn(n, false);
         if (n->fatal)
             fail(r, "n%" PRIu64 " stopped: its storage failed (%d)", id, n->fatal);
