@@ -7,10 +7,19 @@
  * loss, duplication and delay, partitions, crashes (the node is dropped at a loop turn's
  * end, as kill -9 would leave it: what LMDB committed survives, nothing else) and restarts,
  * slow disks (a node's loop stuck in a synced write for up to 300 ms), and how often
- * snapshots are taken and the KV store persists. Clients put, get, cas and
- * delete a few keys throughout, one attempt per operation; once the faults heal, every key
- * is read through the leader. The history must be linearizable (tests/faults/lincheck.h),
- * the healed cluster must elect a leader and answer, and every node must apply everything.
+ * snapshots are taken and the KV store persists. Most seeds also change the membership:
+ * spare nodes start at once with join = true (they wait for a leader to add them, and never
+ * campaign), and the client.proto member requests go to some node, one at a time: add a
+ * spare as a learner, promote a learner, remove a member (the leader too; once removed, a
+ * node may be stopped for good, and its id is never used again), move the leadership, and
+ * now and then one the leader must refuse. Clients put, get, cas and delete a few keys
+ * throughout, one attempt per operation; once the faults heal, the leader is asked for its
+ * committed configuration and every key is read through it. The history must be
+ * linearizable (tests/faults/lincheck.h); the healed cluster must elect a leader that the
+ * members of its configuration follow and that answers, and every member must apply
+ * everything; and every member list answered OK (and the final one) must show each node
+ * as the answers to the member requests allow (what the last accepted one made it, or what
+ * one whose outcome is unknown would).
  *
  *     raft-hostsim --seed S [--nodes 3|5] [--ms T]       one run, its history on failure
  *     raft-hostsim --seeds N [--start S] [--nodes 3|5] [--ms T]
@@ -40,12 +49,15 @@
 #define KEYS 3
 #define CLIENTS 4
 #define OP_TIMEOUT_MS 1000
-#define HEAL_BOUND_MS 5000 /* after the heal: a leader all follow, reads answered, all applied */
+#define HEAL_BOUND_MS 5000    /* after the heal: a leader all follow, reads answered, all applied */
+#define ADMIN_TIMEOUT_MS 2000 /* a membership request; a transfer takes two election timeouts */
 
 struct profile {
     unsigned crash_per_s, net_per_s, stall_per_s; /* expected events per simulated second */
     unsigned max_down_ms;
     unsigned snapshot_entries, trailing, chunk_bytes, persist_entries;
+    unsigned spares;       /* nodes started with join = true, after the founders */
+    unsigned member_per_s; /* membership changes and leadership moves asked for */
 };
 
 struct client {
@@ -56,9 +68,43 @@ struct client {
     uint8_t key[32], value[32], expect[32];
 };
 
+/* What a slot is in a configuration: out of it, a learner or a voter (bits, so that a set
+ * of them says what a slot may be). */
+enum { M_OUT = 1, M_LEARNER = 2, M_VOTER = 4 };
+
+/* The changes first: a change or a move is drawn below ADMIN_LIST. */
+enum admin_kind { ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_MOVE, ADMIN_LIST, ADMIN_KINDS };
+enum admin_outcome {
+    ADMIN_OK,
+    ADMIN_REFUSED,    /* INVALID */
+    ADMIN_NOT_LEADER, /* not proposed */
+    ADMIN_UNKNOWN,    /* UNAVAILABLE or no answer: may have taken effect, or may still */
+    ADMIN_DOWN,       /* the node was down: nothing sent */
+    ADMIN_OUTCOMES
+};
+typedef uint64_t admin_counts[ADMIN_KINDS][ADMIN_OUTCOMES];
+
+/* The one membership request in flight (the client.proto member requests): one at a time,
+ * so that an answer's member list shows no change asked for after it. */
+struct admin {
+    bool busy;
+    struct rk_client_call *call;
+    uint64_t deadline;
+    enum admin_kind kind;
+    raft_id id; /* the member to change, or to move the leadership to (0: any) */
+};
+
+/* A member list a leader answered, once it says its configuration is committed. */
+struct final_conf {
+    bool known;
+    raft_id leader;
+    uint8_t role[SIM_MAX_NODES + 1]; /* M_OUT, M_LEARNER or M_VOTER */
+};
+
 struct run {
     uint64_t seed;
-    size_t n;
+    size_t n;     /* the founders: the bootstrap configuration */
+    size_t slots; /* the founders, then the spares */
     struct profile p;
     char dir[256];
     struct rk_config cfg[SIM_MAX_NODES + 1];
@@ -68,6 +114,16 @@ struct run {
      * else (raftd does not step messages while it syncs); what arrives waits in its queue. */
     uint64_t stalled_until[SIM_MAX_NODES + 1];
     struct client clients[CLIENTS];
+    struct admin admin;
+    struct final_conf final;
+    /* What each slot may be in the configuration, as far as the answers tell (M_* bits):
+     * exactly what the last accepted change made it, and what the changes made since,
+     * whose outcome is unknown, would. */
+    uint8_t may_be[SIM_MAX_NODES + 1];
+    bool removal_sent[SIM_MAX_NODES + 1]; /* never added (again): ids are not reused */
+    bool retired[SIM_MAX_NODES + 1];      /* removed, then stopped for good */
+    raft_id retire;                       /* to stop at the next turn, once removed */
+    admin_counts counts;
     uint64_t next_call, next_value;
     /* Every call made: a node may answer one long after its client gave up, or never. */
     struct rk_client_call **calls;
@@ -116,6 +172,22 @@ static void draw_profile(struct run *r)
     sim.delay_max = PICK(2, 5, 20);
 }
 
+/* Drawn from a generator of their own, so that the seeds with no membership change replay
+ * the runs they gave before spares and changes existed. */
+static void draw_membership(struct run *r)
+{
+    uint64_t rng = sim.rng;
+    sim.rng = r->seed ^ 0x5851f42d4c957f2dULL;
+    r->p.member_per_s = PICK(0, 2, 5);
+    r->p.spares = r->p.member_per_s ? PICK(0, 1, 2) : 0;
+    if (r->p.spares > SIM_MAX_NODES - r->n)
+        r->p.spares = (unsigned)(SIM_MAX_NODES - r->n);
+    r->slots = r->n + r->p.spares;
+    for (raft_id id = 1; id <= r->slots; id++)
+        r->may_be[id] = id <= r->n ? M_VOTER : M_OUT;
+    sim.rng = rng;
+}
+
 /* ---- nodes ---- */
 
 static bool write_config(struct run *r, raft_id id)
@@ -128,11 +200,16 @@ static bool write_config(struct run *r, raft_id id)
         return false;
     fprintf(f, "node_id = %" PRIu64 "\ncluster_id = 1\ndata_dir = %s\nlog_level = error\n", id,
             data);
-    for (raft_id m = 1; m <= r->n; m++) /* never dialed: sim_io.c carries the messages */
-        fprintf(f,
-                "peer.%" PRIu64 " = tcp://127.0.0.1:%" PRIu64 "\nclient.%" PRIu64
-                " = tcp://127.0.0.1:%" PRIu64 "\n",
-                m, 17000 + m, m, 17100 + m);
+    /* A founder lists the founders (the bootstrap configuration); a spare joins: it lists
+     * them, where it finds the cluster, and itself. */
+    if (id > r->n)
+        fprintf(f, "join = true\n");
+    for (raft_id m = 1; m <= r->slots; m++) /* never dialed: sim_io.c carries the messages */
+        if (m <= r->n || m == id)
+            fprintf(f,
+                    "peer.%" PRIu64 " = tcp://127.0.0.1:%" PRIu64 "\nclient.%" PRIu64
+                    " = tcp://127.0.0.1:%" PRIu64 "\n",
+                    m, 17000 + m, m, 17100 + m);
     fprintf(f,
             "snapshot_entries = %u\nsnapshot_trailing_entries = %u\nsnapshot_chunk_bytes = %u\n"
             "kv_persist_entries = %u\n",
@@ -182,10 +259,12 @@ static void wait_background(struct rk_node *n)
 
 static void nodes_turn(struct run *r)
 {
-    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
         struct rk_node *n = r->nodes[id];
         if (!n || sim.now_ms < r->stalled_until[id])
             continue;
+        /* raftd sets its log lines' node once per ready; here the nodes share the process. */
+        rk_log_set_node(id, n->view.term, raft_role_name(n->view.role));
         loop__turn(n, false);
         if (n->fatal)
             fail(r, "n%" PRIu64 " stopped: its storage failed (%d)", id, n->fatal);
@@ -206,9 +285,9 @@ static void change_network(struct run *r)
     unsigned kind = sim_rand_below(3);
     if (kind == 0)
         return; /* healed */
-    raft_id alone = 1 + sim_rand_below((uint32_t)r->n);
-    for (raft_id a = 1; a <= r->n; a++)
-        for (raft_id b = 1; b <= r->n; b++) {
+    raft_id alone = 1 + sim_rand_below((uint32_t)r->slots);
+    for (raft_id a = 1; a <= r->slots; a++)
+        for (raft_id b = 1; b <= r->slots; b++) {
             bool cut = kind == 1 ? (a == alone) != (b == alone) /* one node cut off */
                                  : a == alone && b != alone;    /* it hears, is not heard */
             sim.blocked[a][b] = cut;
@@ -220,15 +299,16 @@ static void inject_faults(struct run *r)
     if (per_ms(r->p.net_per_s))
         change_network(r);
     if (per_ms(r->p.crash_per_s)) {
-        raft_id id = 1 + sim_rand_below((uint32_t)r->n);
+        raft_id id = 1 + sim_rand_below((uint32_t)r->slots);
         if (r->leader_guess && sim_rand_below(2))
             id = r->leader_guess;
         if (r->nodes[id])
             node_crash(r, id, true);
     }
     if (per_ms(r->p.stall_per_s))
-        r->stalled_until[1 + sim_rand_below((uint32_t)r->n)] = sim.now_ms + 1 + sim_rand_below(300);
-    for (raft_id id = 1; id <= r->n; id++)
+        r->stalled_until[1 + sim_rand_below((uint32_t)r->slots)] =
+            sim.now_ms + 1 + sim_rand_below(300);
+    for (raft_id id = 1; id <= r->slots; id++)
         if (!r->nodes[id] && r->restart_at[id] && sim.now_ms >= r->restart_at[id])
             node_start(r, id);
 }
@@ -239,8 +319,8 @@ static void heal(struct run *r)
     memset(r->stalled_until, 0, sizeof r->stalled_until);
     sim.drop_permille = sim.dup_permille = 0;
     sim.delay_max = 2;
-    for (raft_id id = 1; id <= r->n; id++)
-        if (!r->nodes[id])
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (!r->nodes[id] && !r->retired[id])
             node_start(r, id);
 }
 
@@ -261,6 +341,16 @@ static void record(struct run *r, struct client *cl, enum hist_outcome outcome)
     cl->busy = false;
     free(cl->op.result.data);
     cl->op.result = (struct hist_bytes){0};
+}
+
+static uint8_t *pack_request(const Raftkv__Client__Request *req, size_t *len)
+{
+    *len = raftkv__client__request__get_packed_size(req);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (!buf)
+        abort();
+    raftkv__client__request__pack(req, buf);
+    return buf;
 }
 
 /* Packs op as raftd's clients send it: a client.proto Request around a kv.proto Request. */
@@ -306,11 +396,7 @@ static uint8_t *pack(const struct hist_op *op, size_t *len)
     Raftkv__Client__Request creq = RAFTKV__CLIENT__REQUEST__INIT;
     creq.body_case = RAFTKV__CLIENT__REQUEST__BODY_FSM;
     creq.fsm = (ProtobufCBinaryData){klen, kbuf};
-    *len = raftkv__client__request__get_packed_size(&creq);
-    uint8_t *buf = malloc(*len);
-    if (!buf)
-        abort();
-    raftkv__client__request__pack(&creq, buf);
+    uint8_t *buf = pack_request(&creq, len);
     free(kbuf);
     return buf;
 }
@@ -319,7 +405,22 @@ static raft_id target(struct run *r)
 {
     if (r->leader_guess && r->nodes[r->leader_guess] && sim_rand_below(10))
         return r->leader_guess;
-    return 1 + sim_rand_below((uint32_t)r->n);
+    return 1 + sim_rand_below((uint32_t)r->slots);
+}
+
+/* A call to node to, kept until the run ends. */
+static struct rk_client_call *call_new(struct run *r, raft_id to)
+{
+    if (r->n_calls == r->cap_calls) {
+        r->cap_calls = r->cap_calls ? 2 * r->cap_calls : 256;
+        r->calls = realloc(r->calls, r->cap_calls * sizeof *r->calls);
+    }
+    struct rk_client_call *call = malloc(sizeof *call);
+    if (!r->calls || !call)
+        abort();
+    *call = (struct rk_client_call){++r->next_call, to};
+    r->calls[r->n_calls++] = call;
+    return call;
 }
 
 /* Starts an operation at node to (0: the leader as far as known, or any). */
@@ -341,15 +442,7 @@ static void client_start(struct run *r, struct client *cl, enum hist_kind kind, 
         cl->op.expect = bytes_of(cl->expect, (size_t)el);
     }
     cl->op.invoke_ns = sim.now_ms * 1000000;
-    if (r->n_calls == r->cap_calls) {
-        r->cap_calls = r->cap_calls ? 2 * r->cap_calls : 256;
-        r->calls = realloc(r->calls, r->cap_calls * sizeof *r->calls);
-    }
-    cl->call = malloc(sizeof *cl->call);
-    if (!r->calls || !cl->call)
-        abort();
-    *cl->call = (struct rk_client_call){++r->next_call, to ? to : target(r)};
-    r->calls[r->n_calls++] = cl->call;
+    cl->call = call_new(r, to ? to : target(r));
     cl->deadline = sim.now_ms + OP_TIMEOUT_MS;
     cl->busy = true;
     r->ops++;
@@ -384,8 +477,8 @@ static void follow_hint(struct run *r, const Raftkv__Client__Response *resp)
 {
     const char *hint = resp->not_leader ? resp->not_leader->leader_address : NULL;
     r->leader_guess = 0;
-    for (raft_id id = 1; hint && id <= r->n; id++)
-        if (!strcmp(r->cfg[1].members[id - 1].client_url, hint))
+    for (raft_id id = 1; hint && id <= r->slots; id++)
+        if (!strcmp(rk_config_member(&r->cfg[id], id)->client_url, hint))
             r->leader_guess = id;
 }
 
@@ -415,24 +508,16 @@ static enum hist_outcome kv_outcome(struct client *cl, const Raftkv__Kv__Respons
     }
 }
 
-static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp, size_t len)
+static void kv_on_reply(struct run *r, struct client *cl, const Raftkv__Client__Response *c)
 {
-    struct run *r = arg;
-    struct client *cl = NULL;
-    for (size_t i = 0; i < CLIENTS; i++)
-        if (r->clients[i].busy && r->clients[i].call == call)
-            cl = &r->clients[i];
-    if (!cl)
-        return; /* an answer after the client gave up */
-    Raftkv__Client__Response *c = raftkv__client__response__unpack(NULL, len, resp);
-    Raftkv__Kv__Response *k = c && c->code == RAFTKV__CLIENT__CODE__OK
+    Raftkv__Kv__Response *k = c->code == RAFTKV__CLIENT__CODE__OK
                                   ? raftkv__kv__response__unpack(NULL, c->fsm.len, c->fsm.data)
                                   : NULL;
-    if (!c || (c->code == RAFTKV__CLIENT__CODE__OK && !k)) {
-        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", call->node,
-             call->id);
+    if (c->code == RAFTKV__CLIENT__CODE__OK && !k) {
+        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", cl->call->node,
+             cl->call->id);
     } else if (k) {
-        r->leader_guess = call->node;
+        r->leader_guess = cl->call->node;
         record(r, cl, kv_outcome(cl, k));
     } else if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
         follow_hint(r, c);
@@ -443,36 +528,310 @@ static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp
         record(r, cl, HIST_UNKNOWN); /* UNAVAILABLE (e.g. leadership changed): maybe applied */
     }
     raftkv__kv__response__free_unpacked(k, NULL);
+}
+
+/* ---- membership requests ---- */
+
+static const char *const admin_names[ADMIN_KINDS] = {"add-learner", "promote", "remove",
+                                                     "move-leader", "member-list"};
+
+static uint8_t *pack_admin(const struct run *r, size_t *len)
+{
+    const struct admin *a = &r->admin;
+    Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
+    Raftkv__Client__MemberListRequest list = RAFTKV__CLIENT__MEMBER_LIST_REQUEST__INIT;
+    Raftkv__Client__MemberChangeRequest change = RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__INIT;
+    Raftkv__Client__MoveLeaderRequest move = RAFTKV__CLIENT__MOVE_LEADER_REQUEST__INIT;
+    if (a->kind == ADMIN_LIST) {
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MEMBER_LIST;
+        req.member_list = &list;
+    } else if (a->kind == ADMIN_MOVE) {
+        move.id = a->id;
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER;
+        req.move_leader = &move;
+    } else {
+        change.kind =
+            a->kind == ADMIN_ADD       ? RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__ADD_LEARNER
+            : a->kind == ADMIN_PROMOTE ? RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__PROMOTE
+                                       : RAFTKV__CLIENT__MEMBER_CHANGE_REQUEST__KIND__REMOVE;
+        change.id = a->id;
+        if (a->kind == ADMIN_ADD) {
+            /* Its addresses as its own config file gives them. */
+            const struct rk_member *m = rk_config_member(&r->cfg[a->id], a->id);
+            change.peer_address = m->peer_url;
+            change.client_address = m->client_url;
+        }
+        req.body_case = RAFTKV__CLIENT__REQUEST__BODY_MEMBER_CHANGE;
+        req.member_change = &change;
+    }
+    return pack_request(&req, len);
+}
+
+/* The role a change gives its member (0: a move or a list changes none). */
+static uint8_t change_result(enum admin_kind kind)
+{
+    return kind == ADMIN_ADD       ? M_LEARNER
+           : kind == ADMIN_PROMOTE ? M_VOTER
+           : kind == ADMIN_REMOVE  ? M_OUT
+                                   : 0;
+}
+
+static void admin_settle(struct run *r, enum admin_outcome outcome)
+{
+    struct admin *a = &r->admin;
+    r->counts[a->kind][outcome]++;
+    if (outcome == ADMIN_UNKNOWN)
+        r->may_be[a->id] |= change_result(a->kind);
+    a->busy = false;
+}
+
+static void admin_start(struct run *r, enum admin_kind kind, raft_id id, raft_id to)
+{
+    struct admin *a = &r->admin;
+    *a = (struct admin){true, call_new(r, to), sim.now_ms + ADMIN_TIMEOUT_MS, kind, id};
+    if (kind == ADMIN_REMOVE)
+        r->removal_sent[id] = true;
+    size_t len;
+    uint8_t *req = pack_admin(r, &len);
+    bool sent = sim_client_request(a->call, req, len);
+    free(req);
+    if (!sent)
+        admin_settle(r, ADMIN_DOWN);
+}
+
+static void admin_expire(struct run *r)
+{
+    if (r->admin.busy && sim.now_ms >= r->admin.deadline)
+        admin_settle(r, ADMIN_UNKNOWN);
+}
+
+/* Whether a change of this kind for id is one to ask for: one that may succeed, or (wild)
+ * one the leader must refuse. A voter is removed only while three are certain. */
+static bool apt(const struct run *r, enum admin_kind kind, raft_id id, bool wild)
+{
+    uint8_t m = r->may_be[id];
+    size_t voters = 0;
+    for (raft_id v = 1; v <= r->slots; v++)
+        voters += r->may_be[v] == M_VOTER;
+    switch (kind) {
+    case ADMIN_ADD: /* a spare maybe out, never asked to leave; wild: a certain member */
+        return wild ? m == M_LEARNER || m == M_VOTER
+                    : id > r->n && !r->removal_sent[id] && (m & M_OUT) && !(m & M_VOTER);
+    case ADMIN_REMOVE: /* wild: one removed */
+        return wild ? r->removal_sent[id] && m == M_OUT
+                    : (m & M_LEARNER) || ((m & M_VOTER) && voters >= 3);
+    case ADMIN_PROMOTE:
+        return wild || (m & M_LEARNER);
+    default:
+        return wild || (m & M_VOTER);
+    }
+}
+
+/* A membership change or a leadership move, sent to some node (the leader as far as known,
+ * or any): the leader itself may be removed or moved from. */
+static void admin_change(struct run *r)
+{
+    enum admin_kind kind = (enum admin_kind)sim_rand_below(ADMIN_LIST);
+    bool wild = sim_rand_below(8) == 0;
+    raft_id ids[SIM_MAX_NODES];
+    size_t k = 0;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (apt(r, kind, id, wild))
+            ids[k++] = id;
+    raft_id id = k ? ids[sim_rand_below((uint32_t)k)] : 0;
+    if (kind == ADMIN_REMOVE && r->leader_guess && apt(r, kind, r->leader_guess, wild) &&
+        sim_rand_below(3) == 0)
+        id = r->leader_guess;
+    if (kind == ADMIN_MOVE && sim_rand_below(3) == 0)
+        id = 0; /* to the voter with the most of the log */
+    if (id || kind == ADMIN_MOVE)
+        admin_start(r, kind, id, target(r));
+}
+
+static void members_act(struct run *r)
+{
+    raft_id id = r->retire;
+    if (id) {
+        r->retired[id] = true;
+        r->retire = 0;
+        if (r->nodes[id])
+            node_crash(r, id, false);
+        r->restart_at[id] = 0;
+    }
+    admin_expire(r);
+    if (!r->admin.busy && per_ms(r->p.member_per_s))
+        admin_change(r);
+}
+
+/* A nonempty set of roles, as "out|learner". */
+static void role_set(uint8_t set, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s", set & M_OUT ? "|out" : "", set & M_LEARNER ? "|learner" : "",
+             set & M_VOTER ? "|voter" : "");
+    memmove(buf, buf + 1, strlen(buf));
+}
+
+/* Every slot's role in a configuration must be one the answers allow. */
+static void check_roles(struct run *r, const uint8_t role[SIM_MAX_NODES + 1], const char *what)
+{
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
+        if (role[id] & r->may_be[id])
+            continue;
+        char is[32], may[32];
+        role_set(role[id], is, sizeof is);
+        role_set(r->may_be[id], may, sizeof may);
+        fail(r, "Membership: %s has n%" PRIu64 " %s, but the answers allow only %s", what, id, is,
+             may);
+    }
+}
+
+/* The roles a member list gives the slots; false (the run failed) if it names others. */
+static bool list_roles(struct run *r, const Raftkv__Client__MemberList *l,
+                       uint8_t role[SIM_MAX_NODES + 1])
+{
+    for (raft_id id = 0; id <= SIM_MAX_NODES; id++)
+        role[id] = M_OUT;
+    for (size_t i = 0; i < l->n_members; i++) {
+        const Raftkv__Client__Member *m = l->members[i];
+        bool slot = m->id >= 1 && m->id <= r->slots && role[m->id] == M_OUT;
+        uint8_t as = !strcmp(m->role, "voter")     ? M_VOTER
+                     : !strcmp(m->role, "learner") ? M_LEARNER
+                                                   : 0;
+        if (!slot || !as) {
+            fail(r, "n%" PRIu64 " answered a member list naming n%" PRIu64 " (%s)",
+                 r->admin.call->node, m->id, m->role);
+            return false;
+        }
+        role[m->id] = as;
+    }
+    return true;
+}
+
+/* An accepted request: its member list must show what it asked for, and nothing the answers
+ * before it rule out. */
+static void admin_accepted(struct run *r, const struct final_conf *seen)
+{
+    struct admin *a = &r->admin;
+    char what[96];
+    snprintf(what, sizeof what, "n%" PRIu64 "'s OK to %s n%" PRIu64, a->call->node,
+             admin_names[a->kind], a->id);
+    if (a->kind == ADMIN_LIST) {
+        r->final = *seen;
+    } else if (a->kind == ADMIN_MOVE) {
+        if (!seen->leader || seen->leader > r->slots || seen->role[seen->leader] != M_VOTER ||
+            (a->id && seen->leader != a->id))
+            fail(r, "%s names n%" PRIu64 " the leader", what, seen->leader);
+        r->leader_guess = seen->leader;
+        check_roles(r, seen->role, what);
+    } else {
+        r->may_be[a->id] = change_result(a->kind);
+        check_roles(r, seen->role, what);
+        if (a->kind == ADMIN_REMOVE && sim_rand_below(2))
+            r->retire = a->id; /* once the answering node's turn is over */
+    }
+    admin_settle(r, ADMIN_OK);
+}
+
+static void admin_on_reply(struct run *r, const Raftkv__Client__Response *c)
+{
+    struct admin *a = &r->admin;
+    if (c->code == RAFTKV__CLIENT__CODE__NOT_LEADER) {
+        follow_hint(r, c);
+        admin_settle(r, ADMIN_NOT_LEADER);
+    } else if (c->code == RAFTKV__CLIENT__CODE__INVALID) {
+        admin_settle(r, ADMIN_REFUSED);
+    } else if (c->code != RAFTKV__CLIENT__CODE__OK) {
+        admin_settle(r, ADMIN_UNKNOWN); /* UNAVAILABLE: maybe proposed, maybe committed */
+    } else if (!c->members) {
+        fail(r, "n%" PRIu64 " answered a membership request OK without the members", a->call->node);
+    } else {
+        struct final_conf seen = {c->members->committed, c->members->leader_id, {0}};
+        if (list_roles(r, c->members, seen.role))
+            admin_accepted(r, &seen);
+    }
+}
+
+static void on_reply(void *arg, struct rk_client_call *call, const uint8_t *resp, size_t len)
+{
+    struct run *r = arg;
+    struct client *cl = NULL;
+    for (size_t i = 0; i < CLIENTS; i++)
+        if (r->clients[i].busy && r->clients[i].call == call)
+            cl = &r->clients[i];
+    bool admin = r->admin.busy && r->admin.call == call;
+    if (!cl && !admin)
+        return; /* an answer after its client gave up */
+    Raftkv__Client__Response *c = raftkv__client__response__unpack(NULL, len, resp);
+    if (!c)
+        fail(r, "n%" PRIu64 " answered call %" PRIu64 " with a malformed response", call->node,
+             call->id);
+    else if (admin)
+        admin_on_reply(r, c);
+    else
+        kv_on_reply(r, cl, c);
     raftkv__client__response__free_unpacked(c, NULL);
 }
 
 /* ---- the end: a healed cluster elects, answers and converges ---- */
-
-static raft_id agreed_leader(const struct run *r)
-{
-    raft_id leader = 0;
-    for (raft_id id = 1; id <= r->n; id++) {
-        const struct rk_node *n = r->nodes[id];
-        if (!n || !n->view.leader || (leader && n->view.leader != leader))
-            return 0;
-        leader = n->view.leader;
-    }
-    return r->nodes[leader]->view.role == RAFT_LEADER ? leader : 0;
-}
-
-static bool converged(const struct run *r, raft_id leader)
-{
-    for (raft_id id = 1; id <= r->n; id++)
-        if (r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
-            return false;
-    return true;
-}
 
 static void tick(struct run *r)
 {
     sim.now_ms++;
     sim_deliver_due();
     nodes_turn(r);
+}
+
+/* Whether the leader of the final configuration still leads, and all its members follow (a
+ * leader whose configuration removed it is about to step down). */
+static bool members_follow(const struct run *r)
+{
+    raft_id leader = r->final.leader;
+    if (!r->final.known || leader < 1 || leader > r->slots || r->final.role[leader] != M_VOTER ||
+        !r->nodes[leader] || r->nodes[leader]->view.role != RAFT_LEADER)
+        return false;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->final.role[id] != M_OUT && (!r->nodes[id] || r->nodes[id]->view.leader != leader))
+            return false;
+    return true;
+}
+
+/* The running node that leads in the highest term, or 0. */
+static raft_id some_leader(const struct run *r)
+{
+    raft_id leader = 0;
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->nodes[id] && r->nodes[id]->view.role == RAFT_LEADER &&
+            (!leader || r->nodes[id]->view.term > r->nodes[leader]->view.term))
+            leader = id;
+    return leader;
+}
+
+/* Asks whichever node leads for its members until one answers with a committed
+ * configuration whose members all follow it (removed nodes and spares never added are no
+ * members: they need not). The leader, or 0 at the deadline. */
+static raft_id final_configuration(struct run *r, uint64_t until)
+{
+    while (!r->failed && !members_follow(r) && sim.now_ms < until) {
+        admin_expire(r);
+        if (!r->admin.busy) {
+            r->final.known = false;
+            raft_id leader = some_leader(r);
+            if (leader)
+                admin_start(r, ADMIN_LIST, 0, leader);
+        }
+        tick(r);
+    }
+    return members_follow(r) ? r->final.leader : 0;
+}
+
+/* A member that has not applied the leader's commit index yet, or 0. */
+static raft_id lagging(const struct run *r, raft_id leader)
+{
+    for (raft_id id = 1; id <= r->slots; id++)
+        if (r->final.role[id] != M_OUT &&
+            r->nodes[id]->view.applied != r->nodes[leader]->view.commit)
+            return id;
+    return 0;
 }
 
 /* Reads every key through the leader; each must be answered. */
@@ -498,25 +857,28 @@ static int digest_emit(void *arg, const void *data, size_t len)
     return 0;
 }
 
-/* State Machine Safety on the real store: once every node applied the same index, their
+/* State Machine Safety on the real store: once every member applied the same index, their
  * state machines hold the same state, byte for byte as a snapshot streams it. */
 static void check_states(struct run *r)
 {
     uint64_t first = 0;
     raft_index first_index = 0;
-    for (raft_id id = 1; id <= r->n && !r->failed; id++) {
+    raft_id first_id = 0;
+    for (raft_id id = 1; id <= r->slots && !r->failed; id++) {
         struct rk_node *n = r->nodes[id];
         uint64_t h = 0xcbf29ce484222325ULL;
         raft_index index = 0;
+        if (r->final.role[id] == M_OUT)
+            continue;
         if (ready__persist_fsm(n) != 0 || n->fsm->ops->snapshot(n->fsm, digest_emit, &h, &index))
             fail(r, "n%" PRIu64 " could not stream its state machine", id);
-        else if (id == 1)
-            first = h, first_index = index;
+        else if (!first_id)
+            first = h, first_index = index, first_id = id;
         else if (h != first || index != first_index)
             fail(r,
                  "State Machine Safety: n%" PRIu64 " holds another state at index %" PRIu64
-                 " than n1 at %" PRIu64,
-                 id, index, first_index);
+                 " than n%" PRIu64 " at %" PRIu64,
+                 id, index, first_id, first_index);
     }
 }
 
@@ -526,21 +888,32 @@ static void finish(struct run *r)
         if (r->clients[i].busy)
             record(r, &r->clients[i], HIST_UNKNOWN);
     heal(r);
-    uint64_t until = sim.now_ms + HEAL_BOUND_MS;
-    raft_id leader = 0;
-    while (!r->failed && !(leader = agreed_leader(r)) && sim.now_ms < until)
+    /* A membership request still on its way (a transfer moves the leader) ends first. */
+    while (!r->failed && r->admin.busy) {
+        admin_expire(r);
         tick(r);
+    }
+    uint64_t until = sim.now_ms + HEAL_BOUND_MS;
+    raft_id leader = final_configuration(r, until);
     if (!leader) {
-        fail(r, "Liveness: no leader followed by all within %d ms of the heal", HEAL_BOUND_MS);
+        fail(r,
+             "Liveness: no leader answered a committed configuration whose members all follow "
+             "it within %d ms of the heal",
+             HEAL_BOUND_MS);
         return;
     }
     r->leader_guess = leader;
+    check_roles(r, r->final.role, "the leader's committed configuration");
     final_reads(r, leader);
-    while (!r->failed && !converged(r, leader) && sim.now_ms < until + HEAL_BOUND_MS)
+    while (!r->failed && lagging(r, leader) && sim.now_ms < until + HEAL_BOUND_MS)
         tick(r);
-    if (!r->failed && !converged(r, leader))
-        fail(r, "Liveness: not every node applied the leader's commit index %" PRIu64,
-             r->nodes[leader]->view.commit);
+    raft_id behind = r->failed ? 0 : lagging(r, leader);
+    if (behind)
+        fail(r,
+             "Liveness: n%" PRIu64 " (following n%" PRIu64 ", its log up to %" PRIu64
+             ") applied %" PRIu64 ", not leader n%" PRIu64 "'s commit index %" PRIu64,
+             behind, r->nodes[behind]->view.leader, r->nodes[behind]->view.last_index,
+             r->nodes[behind]->view.applied, leader, r->nodes[leader]->view.commit);
     check_states(r);
 }
 
@@ -560,7 +933,18 @@ static void check_history(struct run *r)
 
 /* ---- runs ---- */
 
-static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
+static void print_counts(admin_counts c)
+{
+    printf("membership requests tried (ok/refused/not leader/unknown):");
+    for (int k = 0; k < ADMIN_LIST; k++)
+        printf("%s %s %" PRIu64 " (%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ")", k ? "," : "",
+               admin_names[k],
+               c[k][ADMIN_OK] + c[k][ADMIN_REFUSED] + c[k][ADMIN_NOT_LEADER] + c[k][ADMIN_UNKNOWN],
+               c[k][ADMIN_OK], c[k][ADMIN_REFUSED], c[k][ADMIN_NOT_LEADER], c[k][ADMIN_UNKNOWN]);
+    printf("\n");
+}
+
+static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud, admin_counts totals)
 {
     static struct run r;
     memset(&r, 0, sizeof r);
@@ -572,6 +956,7 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
     r.seed = seed;
     r.n = nodes;
     draw_profile(&r);
+    draw_membership(&r);
     struct stat st;
     const char *tmp = getenv("TMPDIR")                                    ? getenv("TMPDIR")
                       : stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm"
@@ -582,19 +967,20 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
                strerror(errno));
         return false;
     }
-    for (raft_id id = 1; id <= nodes && !r.failed; id++)
+    for (raft_id id = 1; id <= r.slots && !r.failed; id++)
         if (write_config(&r, id))
             node_start(&r, id);
     while (!r.failed && sim.now_ms < ms) {
         inject_faults(&r);
         clients_act(&r);
+        members_act(&r);
         tick(&r);
     }
     if (!r.failed)
         finish(&r);
     if (!r.failed)
         check_history(&r);
-    for (raft_id id = 1; id <= nodes; id++) {
+    for (raft_id id = 1; id <= r.slots; id++) {
         if (r.nodes[id])
             node_crash(&r, id, false);
         rk_config_free(&r.cfg[id]);
@@ -610,10 +996,15 @@ static bool run_seed(uint64_t seed, size_t nodes, unsigned ms, bool loud)
             for (size_t i = 0; i < r.hist.n; i++)
                 history_write_op(stdout, &r.hist.ops[i]);
     } else if (loud) {
-        printf("seed %" PRIu64 " ok: %" PRIu64 " operations, %" PRIu64 " crashes, %" PRIu64
-               " messages delivered, %" PRIu64 " dropped\n",
-               seed, r.ops, r.crashes, sim.delivered, sim.dropped);
+        printf("seed %" PRIu64 " ok: %u spares, %" PRIu64 " operations, %" PRIu64
+               " crashes, %" PRIu64 " messages delivered, %" PRIu64 " dropped\n",
+               seed, r.p.spares, r.ops, r.crashes, sim.delivered, sim.dropped);
     }
+    if (loud)
+        print_counts(r.counts);
+    for (int k = 0; k < ADMIN_KINDS; k++)
+        for (int o = 0; o < ADMIN_OUTCOMES; o++)
+            totals[k][o] += r.counts[k][o];
     history_free(&r.hist);
     sim_network_clear();
     char cmd[400];
@@ -658,8 +1049,9 @@ int main(int argc, char **argv)
         return usage();
     rk_log_set_level(RK_LOG_ERROR);
     uint64_t failed = 0, first = 0;
+    admin_counts totals = {{0}};
     for (uint64_t s = start; s < start + count; s++)
-        if (!run_seed(s, nodes, ms, single) && !failed++)
+        if (!run_seed(s, nodes, ms, single, totals) && !failed++)
             first = s;
     if (!single) {
         printf("raft-hostsim: %" PRIu64 " seeds from %" PRIu64 " (nodes=%zu ms=%u): %" PRIu64
@@ -668,6 +1060,7 @@ int main(int argc, char **argv)
         if (failed)
             printf(", first failing seed %" PRIu64, first);
         printf("\n");
+        print_counts(totals);
     }
     return failed ? 1 : 0;
 }

@@ -15,7 +15,8 @@
 
 #include "raftkv/raft.h"
 
-#define SIM_MAX_NODES 5
+/* Slots for the founders (3 or 5) and the spares that may join them. */
+#define SIM_MAX_NODES 7
 
 /* A message a node sent, held by the network until it is delivered or dropped. */
 struct sim_msg {
