@@ -6,6 +6,7 @@
  * next: group commit.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "log/log.h"
 #include "node/node_internal.h"
@@ -19,21 +20,25 @@
  * instead of firing them all at once. */
 #define MAX_TICK_CATCHUP 10
 
-void loop__on_peer_msg(void *arg, struct raft_msg *msg)
+void loop__on_peer_msg(void *arg, struct raft_msg *msg, const char *from_address)
 {
     struct rk_node *n = arg;
-    struct event *ev = malloc(sizeof *ev);
+    size_t len = strlen(from_address) + 1;
+    struct event *ev = malloc(sizeof *ev + len);
     if (!ev) {
         raft_msg_free(msg);
         return; /* Raft tolerates a lost message. */
     }
     ev->type = EV_PEER_MSG;
     ev->msg = *msg;
+    ev->len = len;
+    memcpy(ev->data, from_address, len);
     rk_queue_push(&n->queue, &ev->item);
 }
 
-static void step_peer_msg(struct rk_node *n, struct raft_msg *msg)
+static void step_peer_msg(struct rk_node *n, struct raft_msg *msg, const char *from_address)
 {
+    members__heard_from(n, msg->from, from_address);
     /* While a ready is held the core may not be called: the message is lost, which Raft
      * tolerates. */
     if (!n->held) {
@@ -68,7 +73,7 @@ static void handle_event(struct rk_node *n, struct event *ev)
         snapshots__finish(n);
         break;
     case EV_PEER_MSG:
-        step_peer_msg(n, &ev->msg);
+        step_peer_msg(n, &ev->msg, (const char *)ev->data);
         break;
     case EV_HTTP_REQUEST:
         http__handle(n, ev);

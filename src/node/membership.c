@@ -59,17 +59,26 @@ int members__peers(struct rk_node *n, const struct raft_configuration *latest,
 {
     const struct rk_config *cfg = n->cfg;
     const struct raft_configuration *committed = &n->committed_conf;
-    size_t cap = latest->n + committed->n + cfg->n_members;
+    size_t cap = latest->n + committed->n + n->n_heard + cfg->n_members;
     *n_peers = 0;
     *peers = calloc(cap ? cap : 1, sizeof **peers);
     if (!*peers)
         return RAFT_ENOMEM;
     peers_add(n, latest, *peers, n_peers);
     peers_add(n, committed, *peers, n_peers);
-    /* A joining node knows no configuration yet: the file says where the cluster is. */
-    for (size_t i = 0; latest->n == 0 && committed->n == 0 && i < cfg->n_members; i++)
-        if (cfg->members[i].id != cfg->node_id)
+    if (latest->n || committed->n)
+        return RAFT_OK;
+    /* A joining node knows no configuration yet: the file says where the cluster is, and
+     * the leader that contacts it where it is. */
+    for (size_t i = 0; i < n->n_heard; i++)
+        (*peers)[(*n_peers)++] = (struct rk_peer){n->heard[i].id, n->heard[i].url};
+    for (size_t i = 0; i < cfg->n_members; i++) {
+        bool known = cfg->members[i].id == cfg->node_id;
+        for (size_t j = 0; j < n->n_heard && !known; j++)
+            known = n->heard[j].id == cfg->members[i].id;
+        if (!known)
             (*peers)[(*n_peers)++] = (struct rk_peer){cfg->members[i].id, cfg->members[i].peer_url};
+    }
     return RAFT_OK;
 }
 
@@ -103,6 +112,26 @@ static void address_book_follow(struct rk_node *n, const struct raft_configurati
                  "the next change or a restart",
                  rc);
     free(peers);
+}
+
+void members__heard_from(struct rk_node *n, raft_id id, const char *address)
+{
+    const struct raft_configuration *latest = raft_configuration_of(n->raft, NULL);
+    if (latest->n || n->committed_conf.n || !address[0] || id == 0 || id == n->cfg->node_id)
+        return;
+    size_t i = 0;
+    while (i < n->n_heard && n->heard[i].id != id)
+        i++;
+    if (i < n->n_heard && strcmp(n->heard[i].url, address) == 0)
+        return;
+    if (i == RAFT_MAX_MEMBERS)
+        return; /* bounded: a joining node hears from a leader or two */
+    n->n_heard += i == n->n_heard;
+    n->heard[i].id = id;
+    snprintf(n->heard[i].url, sizeof n->heard[i].url, "%s", address);
+    rk_info("heard from %" PRIu64 " at %s: answering it there until the membership is known",
+            (uint64_t)id, address);
+    address_book_follow(n, latest);
 }
 
 void members__changed(struct rk_node *n, const struct raft_ready *rd)

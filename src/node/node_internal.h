@@ -140,6 +140,13 @@ struct rk_node {
 
     /* Membership: a move-leader request waiting for the transfer's outcome. */
     struct raft_configuration committed_conf; /* the configuration at the commit index */
+    /* Senders heard from while the node knows no configuration (it joins), with the address
+     * they gave: the leader that adds it may be missing from its config file. */
+    struct rk_heard {
+        raft_id id;
+        char url[RAFT_MAX_ADDRESS + 1];
+    } heard[RAFT_MAX_MEMBERS];
+    size_t n_heard;
     struct rk_client_call *moving;
     raft_id moving_to;
     struct timespec moving_deadline; /* for a node that stepped down to hear who won */
@@ -166,8 +173,8 @@ static inline bool node__reached(const struct timespec *now, const struct timesp
 
 /* ---- loop.c ---- */
 
-/* NNG threads: queue a message from a peer for the loop. */
-void loop__on_peer_msg(void *arg, struct raft_msg *msg);
+/* NNG threads: queue a message from a peer (and the address it gave) for the loop. */
+void loop__on_peer_msg(void *arg, struct raft_msg *msg, const char *from_address);
 /* One turn of the loop: handles what is queued (first waiting for it until the next tick
  * when wait is set), ticks the core when a tick is due, writes the core's ready and starts
  * a snapshot when one is due. */
@@ -270,7 +277,8 @@ struct rk_peer;
 int members__bootstrap(struct rk_node *n, struct raft_configuration *conf);
 /* The peers to reach: the members of the latest configuration and of the committed one
  * (until a removal commits, the removed node may still lead, and must hear its answers),
- * but this node; the config file's while it knows no configuration (it joins). *peers is
+ * but this node; the config file's and the senders heard from while it knows no
+ * configuration (it joins). *peers is
  * allocated (NULL on failure); its URLs point into the configurations or the config file. */
 int members__peers(struct rk_node *n, const struct raft_configuration *latest,
                    struct rk_peer **peers, size_t *n_peers);
@@ -280,6 +288,9 @@ void members__changed(struct rk_node *n, const struct raft_ready *rd);
 /* After an advance (and at start): keeps the committed configuration, and drops from the
  * address book the members a committed change removed. */
 int members__commit_moved(struct rk_node *n);
+/* A message came from id, which gave address: a node that knows no configuration yet adds
+ * it to its address book (its config file may not name the leader that added it). */
+void members__heard_from(struct rk_node *n, raft_id id, const char *address);
 /* The client address of member id: the latest configuration's, else the config file's;
  * NULL when unknown. */
 const char *members__client_address(struct rk_node *n, raft_id id);

@@ -260,6 +260,7 @@ static int start_sockets(struct rk_node *n)
         .tls_dial = n->tls_peer_dial,
         .on_msg = loop__on_peer_msg,
         .arg = n,
+        .advertise_url = rk_config_member(cfg, cfg->node_id)->peer_url,
     };
     int rc = rk_transport_start(&topts, &n->transport);
     free(peers);

@@ -160,7 +160,8 @@ static int fill_envelope(struct envelope_parts *p, const struct raft_msg *m)
     return RK_CODEC_EMALFORMED;
 }
 
-int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **out, size_t *out_len)
+int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, const char *from_address,
+                    uint8_t **out, size_t *out_len)
 {
     struct envelope_parts p = {0};
     raftkv__raft__envelope__init(&p.env);
@@ -168,6 +169,8 @@ int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **o
     p.env.cluster_id = cluster_id;
     p.env.from = msg->from;
     p.env.to = msg->to;
+    if (from_address)
+        p.env.from_address = (char *)from_address;
     int rc = fill_envelope(&p, msg);
     if (rc == RK_CODEC_OK) {
         size_t len = raftkv__raft__envelope__get_packed_size(&p.env);
@@ -341,7 +344,8 @@ static int decode_body(const Raftkv__Raft__Envelope *env, struct raft_msg *m)
     }
 }
 
-int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct raft_msg *msg)
+int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct raft_msg *msg,
+                    char *from_address)
 {
     /* protobuf-c reports allocation failure and bad input alike as NULL. */
     Raftkv__Raft__Envelope *env = raftkv__raft__envelope__unpack(NULL, len, buf);
@@ -352,6 +356,10 @@ int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct 
         rc = RK_CODEC_EVERSION;
     else if (env->cluster_id != cluster_id)
         rc = RK_CODEC_ECLUSTER;
+    else if (strlen(env->from_address) > RAFT_MAX_ADDRESS)
+        rc = RK_CODEC_EMALFORMED;
+    if (rc == RK_CODEC_OK && from_address)
+        strcpy(from_address, env->from_address);
     if (rc == RK_CODEC_OK) {
         memset(msg, 0, sizeof *msg);
         msg->from = env->from;

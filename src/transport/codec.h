@@ -9,9 +9,10 @@
 
 #define RK_WIRE_VERSION 1
 
-/* Packs msg into a malloc'd buffer. */
-int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, uint8_t **out,
-                    size_t *out_len);
+/* Packs msg into a malloc'd buffer; from_address (may be NULL) is the sender's peer
+ * address, at most RAFT_MAX_ADDRESS bytes. */
+int rk_codec_encode(const struct raft_msg *msg, uint64_t cluster_id, const char *from_address,
+                    uint8_t **out, size_t *out_len);
 
 enum rk_codec_err {
     RK_CODEC_OK = 0,
@@ -23,7 +24,10 @@ enum rk_codec_err {
     RK_CODEC_ENOMEM,
 };
 
-/* Unpacks an Envelope into msg (allocations freed by raft_msg_free). */
-int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct raft_msg *msg);
+/* Unpacks an Envelope into msg (allocations freed by raft_msg_free), and the sender's
+ * address into from_address (RAFT_MAX_ADDRESS + 1 bytes; "" when the envelope has none),
+ * unless it is NULL. An address over RAFT_MAX_ADDRESS bytes is malformed. */
+int rk_codec_decode(const uint8_t *buf, size_t len, uint64_t cluster_id, struct raft_msg *msg,
+                    char *from_address);
 
 #endif

@@ -92,7 +92,8 @@ struct rk_transport {
     size_t max_msg_bytes;
     size_t slots_per_conn;
     uint64_t silent_ms;
-    void (*on_msg)(void *arg, struct raft_msg *msg);
+    char advertise_url[RAFT_MAX_ADDRESS + 1]; /* ours, in every envelope; "" when unset */
+    void (*on_msg)(void *arg, struct raft_msg *msg, const char *from_address);
     void *arg;
     pthread_mutex_t mu; /* guards every link's conn, and the conns' fields marked so */
     pthread_cond_t cv;  /* the watchdog and the closer wait on it: for stopping, for work */
@@ -241,7 +242,7 @@ static int encode_msg(struct rk_transport *t, const struct raft_msg *msg, nng_ms
 {
     uint8_t *buf;
     size_t len;
-    int rc = rk_codec_encode(msg, t->cluster_id, &buf, &len);
+    int rc = rk_codec_encode(msg, t->cluster_id, t->advertise_url, &buf, &len);
     if (rc != RK_CODEC_OK)
         return rc == RK_CODEC_ENOMEM ? RAFT_ENOMEM : RAFT_EINVAL;
     /* The receiver's NNG would close the connection on it, taking down every other message
@@ -307,7 +308,8 @@ static const char *codec_err_name(int rc)
 static void deliver(struct rk_transport *t, const uint8_t *buf, size_t len)
 {
     struct raft_msg m;
-    int rc = rk_codec_decode(buf, len, t->cluster_id, &m);
+    char from_address[RAFT_MAX_ADDRESS + 1];
+    int rc = rk_codec_decode(buf, len, t->cluster_id, &m, from_address);
     if (rc != RK_CODEC_OK) {
         note_drop(&t->recv_malformed, codec_err_name(rc), 0, t->self);
         return;
@@ -320,7 +322,7 @@ static void deliver(struct rk_transport *t, const uint8_t *buf, size_t len)
         return;
     }
     count(&t->received);
-    t->on_msg(t->arg, &m);
+    t->on_msg(t->arg, &m, from_address);
 }
 
 static void on_peer_request(void *arg, struct rk_client_call *call, const uint8_t *req, size_t len)
@@ -703,7 +705,8 @@ int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, 
 int rk_transport_start(const struct rk_transport_options *opts, struct rk_transport **out)
 {
     *out = NULL;
-    if (!opts->on_msg || !opts->listen_url || !peers_valid(opts->peers, opts->n_peers))
+    if (!opts->on_msg || !opts->listen_url || !peers_valid(opts->peers, opts->n_peers) ||
+        (opts->advertise_url && strlen(opts->advertise_url) > RAFT_MAX_ADDRESS))
         return RAFT_EINVAL;
     struct rk_transport *t = calloc(1, sizeof *t);
     if (!t)
@@ -720,6 +723,8 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     t->silent_ms = opts->silent_peer_ms ? opts->silent_peer_ms : DEFAULT_SILENT_PEER_MS;
     t->on_msg = opts->on_msg;
     t->arg = opts->arg;
+    if (opts->advertise_url)
+        strcpy(t->advertise_url, opts->advertise_url);
     t->tls_dial = opts->tls_dial;
     if (t->tls_dial)
         nng_tls_config_hold(t->tls_dial);

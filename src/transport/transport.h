@@ -71,9 +71,14 @@ struct rk_transport_options {
     /* Called from an NNG thread with a decoded message addressed to self, from any sender,
      * a peer or not: the core judges senders (a node that joins a running cluster knows no
      * member yet). The callee owns msg's allocations (raft_msg_free); the struct itself is
-     * valid only during the call, so queue a shallow copy of *msg. */
-    void (*on_msg)(void *arg, struct raft_msg *msg);
+     * valid only during the call, so queue a shallow copy of *msg. from_address is the
+     * address the sender says it takes messages at ("" when it says none), valid only
+     * during the call. */
+    void (*on_msg)(void *arg, struct raft_msg *msg, const char *from_address);
     void *arg;
+    /* This node's address as peers dial it, sent with every message (NULL: none), so that
+     * a node that does not know it yet can answer. */
+    const char *advertise_url;
 };
 
 struct rk_transport;

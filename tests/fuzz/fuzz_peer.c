@@ -36,7 +36,7 @@ static struct raft *core_with_log(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct raft_msg msg;
-    if (rk_codec_decode(data, size, 1, &msg) != RK_CODEC_OK)
+    if (rk_codec_decode(data, size, 1, &msg, NULL) != RK_CODEC_OK)
         return 0;
     struct raft *r = core_with_log();
     if (r) {

@@ -14,7 +14,8 @@ struct sim_world sim;
 struct rk_transport {
     raft_id self;
     bool peer[SIM_MAX_NODES + 1]; /* the address book: whom it can send to */
-    void (*on_msg)(void *arg, struct raft_msg *msg);
+    void (*on_msg)(void *arg, struct raft_msg *msg, const char *from_address);
+    const char *advertise_url; /* the node's config's, valid while it runs */
     void *arg;
     struct rk_transport_stats stats;
 };
@@ -73,7 +74,10 @@ int rk_transport_start(const struct rk_transport_options *opts, struct rk_transp
     struct rk_transport *t = calloc(1, sizeof *t);
     if (!t)
         return RAFT_ENOMEM;
-    *t = (struct rk_transport){.self = opts->self, .on_msg = opts->on_msg, .arg = opts->arg};
+    *t = (struct rk_transport){.self = opts->self,
+                               .on_msg = opts->on_msg,
+                               .arg = opts->arg,
+                               .advertise_url = opts->advertise_url ? opts->advertise_url : ""};
     rk_transport_set_peers(t, opts->peers, opts->n_peers);
     sim.transports[opts->self] = t;
     *out = t;
@@ -128,7 +132,9 @@ void sim_deliver_due(void)
         }
         t->stats.received++;
         sim.delivered++;
-        t->on_msg(t->arg, &m); /* takes m's allocations */
+        /* As NNG's: the address the sender gives with each message. */
+        struct rk_transport *from = sim.transports[m.from];
+        t->on_msg(t->arg, &m, from ? from->advertise_url : ""); /* takes m's allocations */
     }
 }
 

@@ -17,12 +17,14 @@ struct test_node {
     size_t n_msgs, cap;
     struct raft_msg *msgs;
     struct rk_transport *t;
+    char last_from[RAFT_MAX_ADDRESS + 1]; /* the address the last message came with */
 };
 
-static inline void test_sink(void *arg, struct raft_msg *m)
+static inline void test_sink(void *arg, struct raft_msg *m, const char *from_address)
 {
     struct test_node *n = arg;
     pthread_mutex_lock(&n->mu);
+    snprintf(n->last_from, sizeof n->last_from, "%s", from_address);
     if (n->n_msgs == n->cap) {
         n->cap = n->cap ? n->cap * 2 : 64;
         n->msgs = realloc(n->msgs, n->cap * sizeof *n->msgs);
@@ -67,6 +69,7 @@ static inline int test_node_start(struct test_node *n, struct test_node **peers,
         .contexts_per_peer = contexts_per_peer,
         .on_msg = test_sink,
         .arg = n,
+        .advertise_url = n->url,
     };
     return rk_transport_start(&o, &n->t);
 }

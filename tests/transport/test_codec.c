@@ -1,5 +1,6 @@
 /* Codec: every message type survives a round trip; bad input is rejected, never crashes. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../test.h"
 #include "msg_util.h"
@@ -14,9 +15,9 @@ static int round_trip(uint64_t seq, size_t n_entries_max)
     test_make_msg(seq, 1, 2, n_entries_max, &in);
     uint8_t *buf;
     size_t len;
-    int rc = rk_codec_encode(&in, CLUSTER, &buf, &len);
+    int rc = rk_codec_encode(&in, CLUSTER, NULL, &buf, &len);
     if (rc == RK_CODEC_OK) {
-        rc = rk_codec_decode(buf, len, CLUSTER, &out);
+        rc = rk_codec_decode(buf, len, CLUSTER, &out, NULL);
         if (rc == RK_CODEC_OK) {
             rc = test_msg_equal(&in, &out) ? 0 : -1;
             raft_msg_free(&out);
@@ -31,6 +32,31 @@ TEST(every_message_type_round_trips)
 {
     for (uint64_t seq = 0; seq < 700; seq++)
         CHECK_EQ(round_trip(seq, 64), 0);
+}
+
+/* The sender's address travels with the message; an overlong one is malformed. */
+TEST(sender_address_round_trips_and_an_overlong_one_is_refused)
+{
+    struct raft_msg in = {.type = RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 2, .term = 3}, out;
+    uint8_t *buf;
+    size_t len;
+    char from[RAFT_MAX_ADDRESS + 1];
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, "tcp://10.0.0.1:7001", &buf, &len), RK_CODEC_OK);
+    CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out, from), RK_CODEC_OK);
+    CHECK(strcmp(from, "tcp://10.0.0.1:7001") == 0);
+    raft_msg_free(&out);
+    free(buf);
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, NULL, &buf, &len), RK_CODEC_OK);
+    CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out, from), RK_CODEC_OK);
+    CHECK(strcmp(from, "") == 0);
+    raft_msg_free(&out);
+    free(buf);
+    char overlong[RAFT_MAX_ADDRESS + 2];
+    memset(overlong, 'a', sizeof overlong - 1);
+    overlong[sizeof overlong - 1] = '\0';
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, overlong, &buf, &len), RK_CODEC_OK);
+    CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out, from), RK_CODEC_EMALFORMED);
+    free(buf);
 }
 
 TEST(append_with_many_entries_round_trips)
@@ -49,8 +75,8 @@ TEST(empty_append_and_snapshot_round_trip)
         uint8_t *buf;
         size_t len;
         struct raft_msg out;
-        CHECK_EQ(rk_codec_encode(cases[i], CLUSTER, &buf, &len), RK_CODEC_OK);
-        CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out), RK_CODEC_OK);
+        CHECK_EQ(rk_codec_encode(cases[i], CLUSTER, NULL, &buf, &len), RK_CODEC_OK);
+        CHECK_EQ(rk_codec_decode(buf, len, CLUSTER, &out, NULL), RK_CODEC_OK);
         free(buf);
         bool same = test_msg_equal(cases[i], &out);
         raft_msg_free(&out);
@@ -63,9 +89,9 @@ static bool encode_decode_equal(const struct raft_msg *in)
     uint8_t *buf;
     size_t len;
     struct raft_msg out;
-    if (rk_codec_encode(in, CLUSTER, &buf, &len) != RK_CODEC_OK)
+    if (rk_codec_encode(in, CLUSTER, NULL, &buf, &len) != RK_CODEC_OK)
         return false;
-    int rc = rk_codec_decode(buf, len, CLUSTER, &out);
+    int rc = rk_codec_decode(buf, len, CLUSTER, &out, NULL);
     free(buf);
     if (rc != RK_CODEC_OK)
         return false;
@@ -108,7 +134,7 @@ static int decode_envelope(Raftkv__Raft__Envelope *env, uint64_t cluster)
     uint8_t *buf = malloc(len + 1);
     raftkv__raft__envelope__pack(env, buf);
     struct raft_msg out;
-    int rc = rk_codec_decode(buf, len, cluster, &out);
+    int rc = rk_codec_decode(buf, len, cluster, &out, NULL);
     if (rc == RK_CODEC_OK)
         raft_msg_free(&out);
     free(buf);
@@ -135,7 +161,7 @@ TEST(rejects_wrong_version_cluster_and_empty_oneof)
     env.msg_case = RAFTKV__RAFT__ENVELOPE__MSG__NOT_SET;
     CHECK_EQ(decode_envelope(&env, CLUSTER), RK_CODEC_EMALFORMED);
     struct raft_msg out;
-    CHECK_EQ(rk_codec_decode(NULL, 0, CLUSTER, &out), RK_CODEC_EVERSION);
+    CHECK_EQ(rk_codec_decode(NULL, 0, CLUSTER, &out, NULL), RK_CODEC_EVERSION);
 }
 
 TEST(rejects_unknown_entry_type)
@@ -178,7 +204,7 @@ static int decode_members(Raftkv__Raft__Member **members, size_t n, struct raft_
     size_t len = raftkv__raft__envelope__get_packed_size(&env);
     uint8_t *buf = malloc(len + 1);
     raftkv__raft__envelope__pack(&env, buf);
-    int rc = rk_codec_decode(buf, len, CLUSTER, out);
+    int rc = rk_codec_decode(buf, len, CLUSTER, out, NULL);
     free(buf);
     return rc;
 }
@@ -253,14 +279,14 @@ TEST(truncations_never_crash_and_mostly_fail)
     test_make_msg(58, 1, 2, 64, &in); /* an AppendEntries with 58 entries */
     uint8_t *buf;
     size_t len;
-    CHECK_EQ(rk_codec_encode(&in, CLUSTER, &buf, &len), RK_CODEC_OK);
+    CHECK_EQ(rk_codec_encode(&in, CLUSTER, NULL, &buf, &len), RK_CODEC_OK);
     raft_msg_free(&in);
     size_t failed = 0;
     for (size_t cut = 0; cut < len; cut++) {
         uint8_t *copy = malloc(cut + 1); /* exact size so ASan sees any over-read */
         memcpy(copy, buf, cut);
         struct raft_msg out;
-        int rc = rk_codec_decode(copy, cut, CLUSTER, &out);
+        int rc = rk_codec_decode(copy, cut, CLUSTER, &out, NULL);
         free(copy);
         if (!is_codec_err(rc))
             break;
@@ -284,7 +310,7 @@ TEST(random_and_mutated_bytes_never_crash)
     for (size_t i = 0; i < 2; i++) {
         struct raft_msg in;
         test_make_msg(seqs[i], 1, 2, 64, &in);
-        CHECK_EQ(rk_codec_encode(&in, CLUSTER, &valids[i], &valid_lens[i]), RK_CODEC_OK);
+        CHECK_EQ(rk_codec_encode(&in, CLUSTER, NULL, &valids[i], &valid_lens[i]), RK_CODEC_OK);
         raft_msg_free(&in);
     }
     size_t ok = 0, bad = 0;
@@ -301,7 +327,7 @@ TEST(random_and_mutated_bytes_never_crash)
                 buf[i] = (uint8_t)rand();
         }
         struct raft_msg out;
-        int rc = rk_codec_decode(buf, len, CLUSTER, &out);
+        int rc = rk_codec_decode(buf, len, CLUSTER, &out, NULL);
         free(buf);
         CHECK(is_codec_err(rc));
         if (rc == RK_CODEC_OK) {
@@ -318,7 +344,9 @@ TEST(random_and_mutated_bytes_never_crash)
     printf("  random/mutated inputs: %zu decoded, %zu rejected\n", ok, bad);
 }
 
-TEST_MAIN(TEST_REF(every_message_type_round_trips), TEST_REF(append_with_many_entries_round_trips),
+TEST_MAIN(TEST_REF(every_message_type_round_trips),
+          TEST_REF(sender_address_round_trips_and_an_overlong_one_is_refused),
+          TEST_REF(append_with_many_entries_round_trips),
           TEST_REF(empty_append_and_snapshot_round_trip),
           TEST_REF(snapshot_with_largest_configuration_round_trips),
           TEST_REF(timeout_now_and_transfer_vote_round_trip),

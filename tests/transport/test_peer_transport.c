@@ -186,7 +186,9 @@ TEST(restarted_peer_is_redialed)
     test_nodes_stop(all, 2);
 }
 
-TEST(unknown_sender_is_delivered_and_wrong_recipient_dropped)
+/* The address a sender takes messages at comes with each of its messages, so that a node
+ * that does not know it (one joining a cluster) can answer. */
+TEST(unknown_sender_is_delivered_with_its_address_and_wrong_recipient_dropped)
 {
     struct test_node a, b, stranger, misaddressed;
     test_node_init(&a, 1);
@@ -218,6 +220,7 @@ TEST(unknown_sender_is_delivered_and_wrong_recipient_dropped)
     bool all_from_stranger = b.n_msgs > 0;
     for (size_t i = 0; i < b.n_msgs; i++)
         all_from_stranger &= b.msgs[i].from == 9 && b.msgs[i].to == 2;
+    bool address_given = strcmp(b.last_from, stranger.url) == 0;
     pthread_mutex_unlock(&b.mu);
     test_node_stop(&stranger);
     test_node_stop(&misaddressed);
@@ -225,6 +228,7 @@ TEST(unknown_sender_is_delivered_and_wrong_recipient_dropped)
     CHECK(s.recv_unknown_peer >= 1);
     CHECK(s.received >= 1);
     CHECK(all_from_stranger);
+    CHECK(address_given);
 }
 
 /* Sends raw bytes to url as a peer would and waits for the acknowledgement. */
@@ -257,7 +261,7 @@ TEST(malformed_and_foreign_envelopes_are_counted_and_acked)
     struct raft_msg m = {.type = RAFT_MSG_APPEND_RESP, .from = 1, .to = 2, .term = 4};
     uint8_t *buf;
     size_t len;
-    CHECK_EQ(rk_codec_encode(&m, TEST_CLUSTER + 1, &buf, &len), RK_CODEC_OK);
+    CHECK_EQ(rk_codec_encode(&m, TEST_CLUSTER + 1, NULL, &buf, &len), RK_CODEC_OK);
     bool foreign_acked = send_raw(b.url, buf, len);
     free(buf);
     CHECK(foreign_acked);
@@ -539,7 +543,7 @@ TEST(start_fails_cleanly_on_busy_address)
 
 TEST_MAIN(TEST_REF(two_transports_exchange_every_message_type),
           TEST_REF(three_transports_exchange_all_pairs), TEST_REF(restarted_peer_is_redialed),
-          TEST_REF(unknown_sender_is_delivered_and_wrong_recipient_dropped),
+          TEST_REF(unknown_sender_is_delivered_with_its_address_and_wrong_recipient_dropped),
           TEST_REF(malformed_and_foreign_envelopes_are_counted_and_acked),
           TEST_REF(oversized_message_is_dropped_and_receiver_keeps_serving),
           TEST_REF(sender_refuses_message_over_its_own_limit),

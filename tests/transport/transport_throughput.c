@@ -6,9 +6,10 @@
 
 static _Atomic uint64_t delivered;
 
-static void count_and_free(void *arg, struct raft_msg *m)
+static void count_and_free(void *arg, struct raft_msg *m, const char *from_address)
 {
     (void)arg;
+    (void)from_address;
     raft_msg_free(m);
     atomic_fetch_add_explicit(&delivered, 1, memory_order_relaxed);
 }
