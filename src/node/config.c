@@ -485,10 +485,6 @@ static int check_members(struct parser *p)
         return fail_at(p, key_line(p, "node_id"), "node_id",
                        "no peer.%llu line: the members (peer.<id> lines) must include this node",
                        (unsigned long long)cfg->node_id);
-    /* It learns the membership from the leader, and answers it only at an address it has. */
-    if (cfg->join && cfg->n_members == 1)
-        return fail_at(p, key_line(p, "join"), "join",
-                       "a node that joins needs the peer.<id> lines of the cluster's members");
     if (!cfg->listen_client && !self->client_url)
         return fail_at(p, 0, "listen_client",
                        "required: set client.%llu (this node's client address) or listen_client",

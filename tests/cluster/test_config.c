@@ -216,10 +216,6 @@ TEST(missing_keys_and_membership)
                      "listen_client"));
     CHECK(fails_with(BASE "client.9 = tcp://a:9\n",
                      ":7: client.9: no peer.9: every member needs its peer.<id> line"));
-    CHECK(fails_with("node_id = 1\ncluster_id = 1\ndata_dir = d\npeer.1 = tcp://a:1\n"
-                     "client.1 = tcp://a:2\njoin = true\n",
-                     ":6: join: a node that joins needs the peer.<id> lines of the cluster's "
-                     "members"));
 }
 
 TEST(timing_must_be_consistent)
