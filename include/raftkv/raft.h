@@ -59,7 +59,7 @@ enum raft_err {
      * dissertation §4.1, with the fix of raft-dev, 2015), or a leadership transfer is under
      * way (proposals wait for its outcome). Retry later. */
     RAFT_EBUSY,
-    RAFT_EEXIST,   /* a member with this id exists (add), or it is a voter already (promote) */
+    RAFT_EEXIST,    /* a member with this id exists (add), or it is a voter already (promote) */
     RAFT_ENOTFOUND, /* no member with this id */
     /* The learner is further behind the leader's log than promote_max_lag entries: a voter
      * that far behind would stall commits until it caught up. */
@@ -132,6 +132,11 @@ RAFTKV_API void raft_configuration_free(struct raft_configuration *conf);
 /* The member with this id, or NULL. */
 RAFTKV_API const struct raft_member *raft_configuration_find(const struct raft_configuration *conf,
                                                              raft_id id);
+/* Whether a and b list the same members (ids, roles, addresses) in the same order. */
+RAFTKV_API bool raft_configuration_equal(const struct raft_configuration *a,
+                                         const struct raft_configuration *b);
+/* How many of conf's members are voters. */
+RAFTKV_API size_t raft_configuration_voters(const struct raft_configuration *conf);
 /* Whether conf is one the core accepts: at most RAFT_MAX_MEMBERS members, distinct nonzero
  * ids, addresses of at most RAFT_MAX_ADDRESS bytes, known roles. An empty configuration is
  * valid (a node that joins an existing cluster knows no members yet). */
@@ -299,7 +304,7 @@ struct raft_restore {
      * snapshot was taken or ready.snapshot_conf when it was installed; empty: the
      * bootstrap configuration (raft_config) is used. */
     struct raft_configuration snapshot_conf;
-    raft_index applied;                 /* last index the state machine has applied */
+    raft_index applied; /* last index the state machine has applied */
     size_t n_entries;
     const struct raft_entry *entries; /* contiguous, starting at snapshot_index + 1; copied */
     /* Counters to go on from (NULL: zero): a host that starts a new core within one
@@ -495,8 +500,8 @@ RAFTKV_API const struct raft_configuration *raft_configuration_at(const struct r
 
 /* What a leader knows of a member's replication. */
 struct raft_member_progress {
-    raft_index match; /* last index known to be in its log */
-    raft_index next;  /* next index to send it */
+    raft_index match;   /* last index known to be in its log */
+    raft_index next;    /* next index to send it */
     bool recent_active; /* heard from within the current check-quorum round (or the last) */
     bool snapshot;      /* being sent a snapshot */
 };

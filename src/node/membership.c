@@ -140,20 +140,10 @@ void members__changed(struct rk_node *n, const struct raft_ready *rd)
     address_book_follow(n, rd->configuration);
 }
 
-static bool conf_equal(const struct raft_configuration *a, const struct raft_configuration *b)
-{
-    bool same = a->n == b->n;
-    for (size_t i = 0; same && i < a->n; i++)
-        same = a->members[i].id == b->members[i].id && a->members[i].role == b->members[i].role &&
-               strcmp(a->members[i].peer_address, b->members[i].peer_address) == 0 &&
-               strcmp(a->members[i].client_address, b->members[i].client_address) == 0;
-    return same;
-}
-
 int members__commit_moved(struct rk_node *n)
 {
     const struct raft_configuration *at = raft_configuration_at(n->raft, raft_commit_of(n->raft));
-    if (!at || conf_equal(at, &n->committed_conf))
+    if (!at || raft_configuration_equal(at, &n->committed_conf))
         return RAFT_OK;
     struct raft_configuration copy;
     int rc = raft_configuration_copy(&copy, at);
@@ -178,11 +168,8 @@ const char *members__client_address(struct rk_node *n, raft_id id)
 bool members__alone(struct rk_node *n)
 {
     const struct raft_configuration *conf = raft_configuration_of(n->raft, NULL);
-    size_t voters = 0;
-    for (size_t i = 0; i < conf->n; i++)
-        voters += conf->members[i].role == RAFT_VOTER;
     const struct raft_member *self = raft_configuration_find(conf, n->cfg->node_id);
-    return voters == 1 && self && self->role == RAFT_VOTER;
+    return raft_configuration_voters(conf) == 1 && self && self->role == RAFT_VOTER;
 }
 
 /* ---- Requests. ---- */

@@ -74,6 +74,27 @@ const struct raft_member *raft_configuration_find(const struct raft_configuratio
     return NULL;
 }
 
+bool raft_configuration_equal(const struct raft_configuration *a,
+                              const struct raft_configuration *b)
+{
+    bool same = a->n == b->n;
+    for (size_t i = 0; same && i < a->n; i++) {
+        const struct raft_member *x = &a->members[i], *y = &b->members[i];
+        same = x->id == y->id && x->role == y->role &&
+               strcmp(x->peer_address, y->peer_address) == 0 &&
+               strcmp(x->client_address, y->client_address) == 0;
+    }
+    return same;
+}
+
+size_t raft_configuration_voters(const struct raft_configuration *conf)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < conf->n; i++)
+        n += conf->members[i].role == RAFT_VOTER;
+    return n;
+}
+
 static bool address_is_valid(const char *address)
 {
     return address && strnlen(address, RAFT_MAX_ADDRESS + 1) <= RAFT_MAX_ADDRESS;

@@ -119,11 +119,7 @@ void raft_free(struct raft *r)
 
 size_t raft__core_quorum(const struct raft *r)
 {
-    const struct raft_configuration *c = raft__membership_latest(r);
-    size_t voters = 0;
-    for (size_t i = 0; i < c->n; i++)
-        voters += c->members[i].role == RAFT_VOTER;
-    return voters / 2 + 1;
+    return raft_configuration_voters(raft__membership_latest(r)) / 2 + 1;
 }
 
 int raft__core_send(struct raft *r, struct outbox *box, const struct raft_msg *msg)

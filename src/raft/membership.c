@@ -284,14 +284,6 @@ int raft_promote(struct raft *r, raft_id id, raft_index *index, raft_term *term)
     return propose_change(r, members, c->n, index, term);
 }
 
-static size_t count_voters(const struct raft_configuration *c)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < c->n; i++)
-        n += c->members[i].role == RAFT_VOTER;
-    return n;
-}
-
 int raft_remove(struct raft *r, raft_id id, raft_index *index, raft_term *term)
 {
     int rv = change_is_allowed(r);
@@ -302,7 +294,7 @@ int raft_remove(struct raft *r, raft_id id, raft_index *index, raft_term *term)
     if (slot < 0)
         return RAFT_ENOTFOUND;
     /* Without a voter no quorum exists, and nothing could ever commit again. */
-    if (c->members[slot].role == RAFT_VOTER && count_voters(c) == 1)
+    if (c->members[slot].role == RAFT_VOTER && raft_configuration_voters(c) == 1)
         return RAFT_EINVAL;
     struct raft_member members[RAFT_MAX_MEMBERS];
     size_t n = 0;

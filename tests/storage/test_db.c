@@ -327,16 +327,6 @@ static struct raft_member conf_members[] = {
 };
 static const struct raft_configuration test_conf = {3, conf_members};
 
-static bool conf_equals(const struct raft_configuration *a, const struct raft_configuration *b)
-{
-    bool same = a->n == b->n;
-    for (size_t i = 0; same && i < a->n; i++)
-        same = a->members[i].id == b->members[i].id && a->members[i].role == b->members[i].role &&
-               strcmp(a->members[i].peer_address, b->members[i].peer_address) == 0 &&
-               strcmp(a->members[i].client_address, b->members[i].client_address) == 0;
-    return same;
-}
-
 TEST(installed_snapshot_replaces_the_log)
 {
     struct fixture f;
@@ -357,7 +347,7 @@ TEST(installed_snapshot_replaces_the_log)
     CHECK_EQ(r.n_entries, 2);
     CHECK(entry_matches(&r.entries[0], 21, 3, 8));
     CHECK(entry_matches(&r.entries[1], 22, 3, 8));
-    CHECK(conf_equals(&r.snapshot_conf, &test_conf));
+    CHECK(raft_configuration_equal(&r.snapshot_conf, &test_conf));
     rk_storage_restore_free(&r);
     fixture_remove(&f);
 }
@@ -483,7 +473,8 @@ static bool loads(struct rk_storage *s, raft_index start, raft_term start_term,
     bool ok = r.snapshot_index == start && r.snapshot_term == start_term &&
               r.snapshot.index == snap_index && r.snapshot.term == snap_term &&
               r.snapshot.size == size && r.n_entries == last - start &&
-              (snap_index ? conf_equals(&r.snapshot_conf, &test_conf) : r.snapshot_conf.n == 0);
+              (snap_index ? raft_configuration_equal(&r.snapshot_conf, &test_conf)
+                          : r.snapshot_conf.n == 0);
     for (size_t i = 0; ok && i < r.n_entries; i++)
         ok = entry_matches(&r.entries[i], start + 1 + i, start + 1 + i <= 50 ? 1 : 2, 16);
     if (!ok)

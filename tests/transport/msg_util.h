@@ -132,20 +132,6 @@ static inline bool test_entries_equal(const struct raft_append *a, const struct 
     return true;
 }
 
-static inline bool test_conf_equal(const struct raft_configuration *a,
-                                   const struct raft_configuration *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++) {
-        const struct raft_member *x = &a->members[i], *y = &b->members[i];
-        if (x->id != y->id || x->role != y->role || strcmp(x->peer_address, y->peer_address) ||
-            strcmp(x->client_address, y->client_address))
-            return false;
-    }
-    return true;
-}
-
 static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_msg *b)
 {
     if (a->type != b->type || a->from != b->from || a->to != b->to || a->term != b->term)
@@ -172,7 +158,7 @@ static inline bool test_msg_equal(const struct raft_msg *a, const struct raft_ms
         const struct raft_install_snapshot *x = &a->install_snapshot, *y = &b->install_snapshot;
         return x->last_index == y->last_index && x->last_term == y->last_term &&
                x->offset == y->offset && x->done == y->done &&
-               test_conf_equal(&x->conf, &y->conf) &&
+               raft_configuration_equal(&x->conf, &y->conf) &&
                test_bytes_equal(x->data, x->len, y->data, y->len);
     }
     case RAFT_MSG_INSTALL_SNAPSHOT_RESP:
