@@ -418,9 +418,10 @@ struct raft_ready {
     /* Snapshot chunks to write, in order, to the snapshot being received. */
     size_t n_snapshot_chunks;
     const struct raft_snapshot_chunk *snapshot_chunks;
-    /* When install_snapshot is set, the received snapshot is complete: before anything else
-     * in this ready, atomically replace the state machine with it (applied = its index),
-     * delete every log entry and make (index, term) the log's starting point. */
+    /* When install_snapshot is set, the received snapshot is complete (its last chunk is the
+     * last one above: no chunk of another follows it): before anything else in this ready,
+     * atomically replace the state machine with it (applied = its index), delete every log
+     * entry and make (index, term) the log's starting point. */
     bool install_snapshot;
     struct raft_snapshot_meta snapshot;
     /* With install_snapshot: the snapshot's configuration, to keep with it

@@ -135,6 +135,11 @@ int raft__snapshot_on_install(struct raft *r, const struct raft_msg *m)
      * not installed, only answered as held. */
     if (s->last_index <= r->log.commit || raft__log_term_at(&r->log, s->last_index) == s->last_term)
         return respond(r, m, true, false);
+    /* A ready's chunks are all the installed snapshot's (raft.h): the host writes them to
+     * the one file it then installs, and a newer snapshot's first chunk would start that file
+     * over. Dropped, as if lost: the leader sends it again. */
+    if (r->install_pending)
+        return RAFT_OK;
     /* Two leaders' snapshots at the same index need not be the same bytes: a transfer
      * resumes only from the leader (and term) it began with. */
     bool same_sender = r->incoming_from == m->from && r->incoming_msg_term == m->term;

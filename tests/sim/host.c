@@ -90,6 +90,17 @@ static bool snap_fill_chunk(struct cluster *c, const struct cluster_node *n, str
 static void snap_receive_chunks(struct cluster *c, struct cluster_node *n,
                                 const struct raft_ready *rd)
 {
+    /* raft.h: in a ready that installs a snapshot, its last chunk is the last one (raftd
+     * writes them all to one file, which it then installs). */
+    const struct raft_snapshot_chunk *last =
+        rd->n_snapshot_chunks ? &rd->snapshot_chunks[rd->n_snapshot_chunks - 1] : NULL;
+    if (rd->install_snapshot && last && (!last->done || last->index != rd->snapshot.index)) {
+        cluster_fail(c, n->id,
+                     "n%" PRIu64 " handed a chunk of snapshot %" PRIu64
+                     " after the last one of %" PRIu64 ", which the same ready installs",
+                     n->id, last->index, rd->snapshot.index);
+        return;
+    }
     for (size_t i = 0; i < rd->n_snapshot_chunks; i++) {
         const struct raft_snapshot_chunk *ch = &rd->snapshot_chunks[i];
         struct cluster_snapshot *in = &n->incoming;

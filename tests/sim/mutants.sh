@@ -62,6 +62,11 @@ mutant snapshot-chunk-acked-as-done src/raft/snapshot.c \
 mutant snapshot-held-beyond-commit src/raft/snapshot.c \
     'if (s->last_index <= r->log.commit || raft__log_term_at(&r->log, s->last_index) == s->last_term)' \
     'if (s->last_index <= r->log.commit + 1 || raft__log_term_at(&r->log, s->last_index) == s->last_term)'
+mutant snapshot-chunks-after-install src/raft/snapshot.c \
+    '    if (r->install_pending)
+        return RAFT_OK;' \
+    '    if (r->install_pending && 0)
+        return RAFT_OK;'
 # The node around the core (raft-hostsim)
 mutant node-reads-unconfirmed src/node/client_service.c \
     'while (n->n_reads && n->reads[0].index && n->reads[0].index <= applied) {' \

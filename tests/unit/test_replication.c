@@ -496,7 +496,43 @@ TEST(late_answer_about_an_earlier_snapshot_does_not_restart_the_transfer)
     FX_CHECK_CONTRACT(f);
 }
 
+/* The chunks of a ready all belong to the snapshot it installs: the host writes them to one
+ * file. A newer snapshot's chunk arriving in the same batch would start that file over, so
+ * it waits for the next one (raft-hostsim --seed 664 --nodes 3 refused such a file). */
+TEST(newer_snapshot_is_not_taken_in_the_batch_that_installs_one)
+{
+    struct fx *f = fx_new(2, NULL, NULL);
+    CHECK(f);
+    uint8_t a = 1, b = 2;
+    struct fx_conf conf;
+    const struct raft_configuration *three = fx_conf(&conf, "1 2 3");
+    struct raft_msg done = fx_msg_to(f, RAFT_MSG_INSTALL_SNAPSHOT, 1, 2);
+    done.install_snapshot = (struct raft_install_snapshot){
+        .last_index = 5, .last_term = 2, .len = 1, .data = &a, .done = true, .conf = *three};
+    struct raft_msg next = fx_msg_to(f, RAFT_MSG_INSTALL_SNAPSHOT, 1, 2);
+    next.install_snapshot = (struct raft_install_snapshot){
+        .last_index = 9, .last_term = 2, .len = 1, .data = &b, .conf = *three};
+    CHECK_EQ(raft_step(f->r, &done), RAFT_OK);
+    CHECK_EQ(raft_step(f->r, &next), RAFT_OK);
+    struct raft_ready rd;
+    raft_ready(f->r, &rd);
+    CHECK(rd.install_snapshot);
+    CHECK_EQ(rd.snapshot.index, 5);
+    CHECK_EQ(rd.n_snapshot_chunks, 1);
+    CHECK_EQ(rd.snapshot_chunks[0].index, 5);
+    fx_drain(f);
+    /* It went unanswered; sent again, it is taken: the answer holds its byte. */
+    CHECK(!fx_last(f, 1, RAFT_MSG_INSTALL_SNAPSHOT_RESP) ||
+          fx_last(f, 1, RAFT_MSG_INSTALL_SNAPSHOT_RESP)->m.install_snapshot_resp.last_index == 5);
+    CHECK_EQ(fx_step(f, &next), RAFT_OK);
+    const struct fx_msg *resp = fx_last(f, 1, RAFT_MSG_INSTALL_SNAPSHOT_RESP);
+    CHECK(resp && resp->m.install_snapshot_resp.last_index == 9 &&
+          resp->m.install_snapshot_resp.offset == 1 && !resp->m.install_snapshot_resp.rejected);
+    FX_CHECK_CONTRACT(f);
+}
+
 TEST_MAIN(TEST_REF(snapshot_of_entries_held_does_not_discard_what_follows_them),
+          TEST_REF(newer_snapshot_is_not_taken_in_the_batch_that_installs_one),
           TEST_REF(late_answer_about_an_earlier_snapshot_does_not_restart_the_transfer),
           TEST_REF(new_leader_appends_noop_of_its_term),
           TEST_REF(append_rejected_when_log_is_too_short),
