@@ -547,9 +547,10 @@ static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rk_transport *abandoned;
 
 /* Stops the watchdog and the closer (which closes what is retired first). Returns false
- * when the closer is stuck in a close (NNG 1.5.2's nng_close can hang for good, fixed
- * upstream after 1.5.2: nanomsg/nng#1543): it is left behind, with what it still uses, so
- * that stopping a node never hangs. */
+ * when the closer is stuck in a close (NNG 1.5.2's nng_close of a req socket can hang for
+ * good: nanomsg/nng#648, #1543): it is left behind, with what it still uses, rather than
+ * waited for. That bounds this wait only: once one close hung, closing the node's other
+ * sockets was seen to hang as well. */
 static bool threads_stop(struct rk_transport *t)
 {
     pthread_mutex_lock(&t->mu);
