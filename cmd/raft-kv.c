@@ -135,7 +135,7 @@ struct cli {
     struct rk_cli_tls tls;
     bool json;
     bool absent;
-    bool cluster; /* status --cluster */
+    bool cluster;           /* status --cluster */
     const char *value_file; /* --value-file */
     const struct command *cmd;
     char **args;

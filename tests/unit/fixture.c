@@ -571,3 +571,13 @@ bool fx_conf_is(const struct fx *f, const char *spec)
             return false;
     return true;
 }
+
+struct fx *fx_leader_of_three(void)
+{
+    struct fx *f = fx_new(1, &(struct fx_opts){.term = 1}, NULL);
+    if (!f || !fx_elect(f))
+        return NULL;
+    fx_ack_all(f);
+    fx_clear(f);
+    return f;
+}

@@ -100,6 +100,9 @@ struct fx {
 /* Creates a core (voters 1..n, or opts->bootstrap) for node id with the options (NULL for defaults)
  * and drains its first ready. Returns NULL if raft_new failed; *err (may be NULL) gets its code. */
 struct fx *fx_new(raft_id id, const struct fx_opts *opts, int *err);
+/* Node 1 leading voters 1 2 3 in term 2, its no-op (index 1) committed and held by every
+ * follower, messages cleared; NULL on failure. */
+struct fx *fx_leader_of_three(void);
 
 /* Drains every pending ready as the host would. */
 void fx_drain(struct fx *f);

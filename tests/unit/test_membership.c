@@ -24,17 +24,6 @@ static struct fx *leader_with_learner(const struct fx_opts *extra)
     return f;
 }
 
-/* A leader of "1 2 3" in term 2 whose no-op is committed. */
-static struct fx *leader_of_three(void)
-{
-    struct fx *f = fx_new(1, &(struct fx_opts){.term = 1}, NULL);
-    if (!f || !fx_elect(f))
-        return NULL;
-    fx_ack_all(f);
-    fx_clear(f);
-    return f;
-}
-
 /* §4.2.1: learners "receive log entries but are not considered for majorities". */
 TEST(learner_receives_entries_but_is_not_counted_for_commit)
 {
@@ -133,7 +122,7 @@ TEST(node_uses_an_uncommitted_configuration_at_once)
     CHECK(fx_conf_is(f, "1 2 3 l4"));
 
     /* The leader too: it replicates to a learner from the moment it appends it. */
-    struct fx *l = leader_of_three();
+    struct fx *l = fx_leader_of_three();
     CHECK(l);
     struct raft_member m = {.id = 4, .peer_address = "p4", .client_address = "c4"};
     CHECK_EQ(raft_add_learner(l->r, &m, &index, NULL), RAFT_OK);
@@ -172,7 +161,7 @@ TEST(truncated_configuration_entry_rolls_back_to_the_previous_one)
 /* §4.1 + raft-dev 2015: one change at a time, each committed before the next. */
 TEST(second_change_while_one_is_uncommitted_is_refused)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     struct raft_member m4 = {.id = 4}, m5 = {.id = 5};
     raft_index index;
@@ -292,7 +281,7 @@ TEST(removing_the_last_voter_is_refused)
  * over to an up-to-date voter so the cluster does not wait an election timeout. */
 TEST(leader_removing_itself_does_not_count_itself_and_steps_down_when_the_change_commits)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     raft_index index;
     CHECK_EQ(raft_remove(f->r, 1, &index, NULL), RAFT_OK);
@@ -321,7 +310,7 @@ TEST(leader_removing_itself_does_not_count_itself_and_steps_down_when_the_change
  * what it began. */
 TEST(leader_that_removed_itself_and_lost_the_lead_campaigns_to_finish_the_removal)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     raft_index index;
     CHECK_EQ(raft_remove(f->r, 1, &index, NULL), RAFT_OK);
@@ -362,7 +351,7 @@ TEST(leader_that_removed_itself_and_lost_the_lead_campaigns_to_finish_the_remova
 /* A removed member gets nothing more, and what it says no longer counts. */
 TEST(removed_member_is_no_longer_replicated_to_and_its_answers_are_dropped)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     raft_index index;
     CHECK_EQ(raft_remove(f->r, 3, &index, NULL), RAFT_OK);
@@ -435,7 +424,7 @@ TEST(installed_snapshot_carries_its_configuration)
 
 TEST(leader_sends_the_configuration_at_the_snapshot_index_with_the_snapshot)
 {
-    struct fx *f = leader_of_three(); /* no-op at 1, committed */
+    struct fx *f = fx_leader_of_three(); /* no-op at 1, committed */
     CHECK(f);
     struct raft_member m4 = {.id = 4};
     raft_index index;

@@ -4,20 +4,9 @@
  */
 #include "fixture.h"
 
-/* A leader of "1 2 3" in term 2 whose no-op (index 1) every follower holds. */
-static struct fx *leader_of_three(void)
-{
-    struct fx *f = fx_new(1, &(struct fx_opts){.term = 1}, NULL);
-    if (!f || !fx_elect(f))
-        return NULL;
-    fx_ack_all(f);
-    fx_clear(f);
-    return f;
-}
-
 TEST(target_up_to_date_gets_timeout_now_at_once)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     CHECK_EQ(raft_transfer_leadership(f->r, 3), RAFT_OK);
     fx_drain(f);
@@ -32,7 +21,7 @@ TEST(target_up_to_date_gets_timeout_now_at_once)
  * TimeoutNow: a target that lacks entries could not win. */
 TEST(lagging_target_gets_timeout_now_once_it_catches_up)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     raft_index index;
     CHECK_EQ(fx_propose(f, "x", &index), RAFT_OK);
@@ -49,7 +38,7 @@ TEST(lagging_target_gets_timeout_now_once_it_catches_up)
 /* §3.10: "the prior leader stops accepting new client requests"; reads need no log entry. */
 TEST(proposals_and_changes_are_refused_during_a_transfer_but_reads_go_on)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     CHECK_EQ(raft_transfer_leadership(f->r, 2), RAFT_OK);
     fx_drain(f);
@@ -68,7 +57,7 @@ TEST(proposals_and_changes_are_refused_during_a_transfer_but_reads_go_on)
  * leader aborts the transfer and resumes accepting client requests." */
 TEST(transfer_is_abandoned_after_an_election_timeout_and_proposals_resume)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     CHECK_EQ(raft_transfer_leadership(f->r, 2), RAFT_OK);
     fx_drain(f);
@@ -89,7 +78,7 @@ TEST(transfer_is_abandoned_after_an_election_timeout_and_proposals_resume)
 
 TEST(transfer_ends_when_the_leader_steps_down)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     CHECK_EQ(raft_transfer_leadership(f->r, 2), RAFT_OK);
     fx_append(f, 3, raft_term_of(f->r) + 1, 0, 0, 0, NULL, 0);
@@ -124,7 +113,7 @@ TEST(transfer_is_refused_with_the_documented_errors)
 
 TEST(transfer_to_no_one_in_particular_picks_the_most_up_to_date_voter)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     raft_index index;
     CHECK_EQ(fx_propose(f, "x", &index), RAFT_OK);
@@ -223,7 +212,7 @@ TEST(voter_in_its_leader_lease_grants_a_transfer_vote_but_not_a_normal_one)
 /* The whole hand-over: the old leader steps down on the target's RequestVote. */
 TEST(leader_steps_down_for_the_transfer_target_campaign)
 {
-    struct fx *f = leader_of_three();
+    struct fx *f = fx_leader_of_three();
     CHECK(f);
     CHECK_EQ(raft_transfer_leadership(f->r, 2), RAFT_OK);
     raft_term term = raft_term_of(f->r);
