@@ -504,6 +504,23 @@ static void print_view_after(const struct cluster_view *view)
     fprintf(stderr, "\n");
 }
 
+/* A command's failure, with what the nodes said afterwards when view is not NULL. */
+static void report_failure(const struct cli *cli, int status, const char *error,
+                           const struct cluster_view *view)
+{
+    if (cli->json) {
+        printf("{\"result\":\"%s\"", json_result_name(status));
+        json_bytes_field("error", error, strlen(error));
+        if (view)
+            json_view(view);
+        printf("}\n");
+        return;
+    }
+    print_failure(status, error);
+    if (view)
+        print_view_after(view);
+}
+
 static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res,
                          const struct cluster_view *view)
 {
@@ -798,19 +815,10 @@ static int run_list(const struct cli *cli, struct raftkv_client *c)
     struct node_answer *answers = NULL;
     struct cluster_view view;
     bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
-    if (status == RAFTKV_OK) {
+    if (status == RAFTKV_OK)
         list_print(cli, &l);
-    } else if (cli->json) {
-        printf("{\"result\":\"%s\"", json_result_name(status));
-        json_bytes_field("error", failed.error, strlen(failed.error));
-        if (viewed)
-            json_view(&view);
-        printf("}\n");
-    } else {
-        print_failure(status, failed.error);
-        if (viewed)
-            print_view_after(&view);
-    }
+    else
+        report_failure(cli, status, failed.error, viewed ? &view : NULL);
     free(answers);
     list_pages_free(&l);
     return exit_code(status);
@@ -909,6 +917,13 @@ static int address_width(const struct raftkv_members *m, bool peer, const char *
     return (int)w;
 }
 
+static void json_members_answer(const struct raftkv_members *m)
+{
+    printf("{\"result\":\"ok\"");
+    json_members(m);
+    printf("}\n");
+}
+
 static void print_members(const struct raftkv_members *m)
 {
     int pw = address_width(m, true, "PEER ADDRESS"), cw = address_width(m, false, "CLIENT ADDRESS");
@@ -952,23 +967,12 @@ static int run_member(const struct cli *cli, struct raftkv_client *c)
     struct node_answer *answers = NULL;
     struct cluster_view view;
     bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
-    if (cli->json) {
-        printf("{\"result\":\"%s\"", json_result_name(status));
-        if (status == RAFTKV_OK)
-            json_members(&m);
-        else
-            json_bytes_field("error", m.error, strlen(m.error));
-        if (viewed)
-            json_view(&view);
-        printf("}\n");
-    } else {
-        if (status == RAFTKV_OK)
-            print_members(&m);
-        else
-            print_failure(status, m.error);
-        if (viewed)
-            print_view_after(&view);
-    }
+    if (status != RAFTKV_OK)
+        report_failure(cli, status, m.error, viewed ? &view : NULL);
+    else if (cli->json)
+        json_members_answer(&m);
+    else
+        print_members(&m);
     free(answers);
     raftkv_members_free(&m);
     return exit_code(status);
