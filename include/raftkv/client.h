@@ -49,6 +49,21 @@
  * one client; each is a small state machine driven by NNG's own threads (one NNG context
  * per attempt), not a thread of its own. The synchronous calls are the same operation with
  * a wait at the end.
+ *
+ * ABI (libraftkv.so.0). Programs allocate this header's structs themselves, so their
+ * layout is part of the ABI, as are the functions' signatures. Within one SOVERSION:
+ *   - functions are added, never removed, and keep their signatures;
+ *   - every struct keeps its layout (no field added, removed, reordered or retyped), but
+ *     one: struct raftkv_node_status, the only one that grows (a node's counters). It is
+ *     size-versioned: raftkv_status passes the caller's sizeof to raftkv_status_sized, which
+ *     fills that many bytes and no more, and fields are added only at its end (of its
+ *     counters, its last member). A program built against an older header gets the fields
+ *     it knows; one built against a newer header than the library's gets 0 in the fields
+ *     the library does not know.
+ * Anything else (a field in any other struct, a changed signature, a field of
+ * raftkv_node_status that is not appended) bumps the SOVERSION (libraftkv.so.1). Adding a
+ * function or a status code does not. tests/client/abi_test.c holds the frozen layouts and
+ * signatures of SOVERSION 0 and fails when client.h departs from them.
  */
 #ifndef RAFTKV_CLIENT_H
 #define RAFTKV_CLIENT_H
@@ -154,6 +169,7 @@ struct raftkv_node_counters {
     uint64_t transfers_abandoned;
 };
 
+/* Size-versioned (ABI, above): fields are only ever appended, to counters. */
 struct raftkv_node_status {
     uint64_t id;
     char role[16];
@@ -246,9 +262,19 @@ RAFTKV_API size_t raftkv_prefix_end(const void *prefix, size_t prefix_len, uint8
 
 /* Asks one endpoint (by its position in the options) for its status: one request, no
  * retries, at most min(request_timeout_ms, timeout_ms). RAFTKV_UNAVAILABLE if it did not
- * answer. */
-RAFTKV_API int raftkv_status(struct raftkv_client *c, size_t endpoint,
-                             struct raftkv_node_status *out);
+ * answer. Fills the first out_size bytes of out (the caller's sizeof; raftkv_status passes
+ * it): RAFTKV_EUSAGE when out_size is below the first version's size,
+ * RAFTKV_NODE_STATUS_V0_SIZE. */
+RAFTKV_API int raftkv_status_sized(struct raftkv_client *c, size_t endpoint,
+                                   struct raftkv_node_status *out, size_t out_size);
+static inline int raftkv_status(struct raftkv_client *c, size_t endpoint,
+                                struct raftkv_node_status *out)
+{
+    return raftkv_status_sized(c, endpoint, out, sizeof *out);
+}
+/* sizeof(struct raftkv_node_status) in SOVERSION 0's first release: up to
+ * counters.transfers_abandoned. */
+#define RAFTKV_NODE_STATUS_V0_SIZE 288
 
 /*
  * Membership (Raft dissertation chapter 4). A cluster's members are voters, which elect the

@@ -700,10 +700,9 @@ static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_nod
     }
 }
 
-int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out)
+/* Fills the whole of *out, as this library's header has it. */
+static int status_get(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out)
 {
-    if (!c || !out || endpoint >= c->n_configured)
-        return RAFTKV_EUSAGE;
     memset(out, 0, sizeof *out);
     Raftkv__Client__StatusRequest st = RAFTKV__CLIENT__STATUS_REQUEST__INIT;
     Raftkv__Client__Request req = RAFTKV__CLIENT__REQUEST__INIT;
@@ -733,5 +732,21 @@ int raftkv_status(struct raftkv_client *c, size_t endpoint, struct raftkv_node_s
         }
     }
     rk_call_free(call);
+    return rv;
+}
+
+/* The caller's struct may be shorter (an older header: it gets its fields) or longer (a
+ * newer one: the fields this library does not know stay 0). */
+int raftkv_status_sized(struct raftkv_client *c, size_t endpoint, struct raftkv_node_status *out,
+                        size_t out_size)
+{
+    _Static_assert(sizeof *out >= RAFTKV_NODE_STATUS_V0_SIZE, "the status struct only grows");
+    if (!c || !out || out_size < RAFTKV_NODE_STATUS_V0_SIZE || endpoint >= c->n_configured)
+        return RAFTKV_EUSAGE;
+    struct raftkv_node_status full;
+    int rv = status_get(c, endpoint, &full);
+    size_t known = out_size < sizeof full ? out_size : sizeof full;
+    memcpy(out, &full, known);
+    memset((uint8_t *)out + known, 0, out_size - known);
     return rv;
 }
