@@ -706,7 +706,10 @@ TEST(range_lists_keys_in_unsigned_byte_order_within_its_bounds)
     CHECK(text_is(range_of(&f, B("c"), B("a"), 0), ""));
     CHECK(text_is(range_of(&f, B(""), (ProtobufCBinaryData){1, (uint8_t *)"\0"}, 0), ""));
     /* the revision is the applied index the read saw */
-    Raftkv__Kv__Response *r = range_read(&f, B("\xff" "zz"), B(""), 0);
+    Raftkv__Kv__Response *r = range_read(&f,
+                                         B("\xff"
+                                           "zz"),
+                                         B(""), 0);
     CHECK(r);
     CHECK_EQ(r->code, RAFTKV__KV__CODE__OK);
     CHECK_EQ(r->revision, 10);
