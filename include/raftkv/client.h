@@ -37,8 +37,8 @@
  *     the write was being retried, so a copy of it may have been applied. When no copy can
  *     have been (the write's only attempt was answered "expired"), the library registers a
  *     new session and sends it there instead, and the caller never sees this status.
- * A session allows 256 writes in flight: further ones wait in the library. Reads (get) are
- * linearizable (ReadIndex) and need no session.
+ * A session allows 256 writes in flight: further ones wait in the library. Reads (get,
+ * range) are linearizable (ReadIndex) and need no session.
  *
  * One client may be used from several threads at once; requests then run concurrently.
  * Sockets (one per node addressed directly, one to all endpoints, redialing by themselves)
@@ -199,6 +199,48 @@ RAFTKV_API int raftkv_delete(struct raftkv_client *c, const void *key, size_t ke
 RAFTKV_API int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len,
                           const void *expected, size_t expected_len, const void *new_value,
                           size_t new_len, struct raftkv_result *res);
+/*
+ * Range reads: the keys in [key, range_end), in key order (bytes compared as unsigned),
+ * linearizable (ReadIndex) like get. An empty range_end means no upper bound; an empty key,
+ * from the first key; a range_end at or before key, no keys. Keys starting with 0x00 (the
+ * cluster's own records) are never listed. At most limit keys are answered (0, or more
+ * than 1000: 1000), and fewer when they would pass 4 MiB (but always one, when one
+ * matches). With more set, the next page starts just after the last key: that key
+ * followed by a 0 byte.
+ */
+struct raftkv_kv {
+    uint8_t *key; /* never empty */
+    size_t key_len;
+    uint8_t *value; /* NULL when value_len == 0 */
+    size_t value_len;
+    uint64_t create_revision, mod_revision;
+};
+
+/* Filled by raftkv_range (out is required): overwritten, not freed; call
+ * raftkv_range_result_free before reusing one. */
+struct raftkv_range_result {
+    struct raftkv_kv *kvs; /* count of them (one allocation, with their bytes); NULL when 0 */
+    size_t count;
+    bool more;         /* keys remain in the range after the last one */
+    uint64_t revision; /* the store's applied index the read saw: the changes after the read
+                        * start at revision + 1 */
+    char error[256];   /* a human-readable reason when not OK, as raftkv_result's */
+};
+
+/* key and range_end may be NULL when their length is 0 (RAFTKV_EUSAGE otherwise). A key
+ * longer than the cluster's max_key_bytes is refused (RAFTKV_INVALID); range_end may be
+ * of any length. */
+RAFTKV_API int raftkv_range(struct raftkv_client *c, const void *key, size_t key_len,
+                            const void *range_end, size_t range_end_len, size_t limit,
+                            struct raftkv_range_result *out);
+RAFTKV_API void raftkv_range_result_free(struct raftkv_range_result *r);
+
+/* The end of the range of keys that start with prefix (etcd's prefix end): prefix with its
+ * last byte below 0xff incremented and what follows dropped. Writes it to end (room for
+ * prefix_len bytes) and returns its length; 0 means no upper bound (an empty or all-0xff
+ * prefix). */
+RAFTKV_API size_t raftkv_prefix_end(const void *prefix, size_t prefix_len, uint8_t *end);
+
 /* Asks one endpoint (by its position in the options) for its status: one request, no
  * retries, at most min(request_timeout_ms, timeout_ms). RAFTKV_UNAVAILABLE if it did not
  * answer. */
@@ -299,5 +341,12 @@ RAFTKV_API int raftkv_delete_async(struct raftkv_client *c, const void *key, siz
 RAFTKV_API int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len,
                                 const void *expected, size_t expected_len, const void *new_value,
                                 size_t new_len, raftkv_callback cb, void *arg);
+
+/* A range's callback: res (its kvs and their bytes) is valid only during the call; do not
+ * call raftkv_range_result_free on it. */
+typedef void (*raftkv_range_callback)(int status, const struct raftkv_range_result *res, void *arg);
+RAFTKV_API int raftkv_range_async(struct raftkv_client *c, const void *key, size_t key_len,
+                                  const void *range_end, size_t range_end_len, size_t limit,
+                                  raftkv_range_callback cb, void *arg);
 
 #endif

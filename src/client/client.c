@@ -177,7 +177,8 @@ static int read_pack(const Raftkv__Kv__Request *req, uint8_t **buf, size_t *len)
 
 static bool is_write(const Raftkv__Kv__Request *req)
 {
-    return req->op_case != RAFTKV__KV__REQUEST__OP_GET;
+    return req->op_case != RAFTKV__KV__REQUEST__OP_GET &&
+           req->op_case != RAFTKV__KV__REQUEST__OP_RANGE;
 }
 
 static int kv_status(Raftkv__Kv__Code code)
@@ -198,23 +199,34 @@ static int kv_status(Raftkv__Kv__Code code)
     }
 }
 
-/* Fills res from a finished call: the node's failure, or the KV store's answer, decoded
- * into *answer (the caller frees it; res->value points into it). */
-static int result_view(const struct rk_call_result *r, struct raftkv_result *res,
-                       Raftkv__Kv__Response **answer)
+/* A finished call's status: the node's failure, or the KV store's answer, decoded into
+ * *answer (the caller frees it). error (256 bytes) gets the reason. */
+static int answer_unpack(const struct rk_call_result *r, char *error, Raftkv__Kv__Response **answer)
 {
-    memset(res, 0, sizeof *res);
     *answer = NULL;
-    snprintf(res->error, sizeof res->error, "%s", r->error);
+    snprintf(error, 256, "%s", r->error);
     if (r->status != RAFTKV_OK)
         return r->status;
     const ProtobufCBinaryData *fsm = &r->resp->fsm;
     Raftkv__Kv__Response *a = raftkv__kv__response__unpack(NULL, fsm->len, fsm->data);
     if (!a) {
-        snprintf(res->error, sizeof res->error, "malformed answer: not a kv.proto Response");
+        snprintf(error, 256, "malformed answer: not a kv.proto Response");
         return RAFTKV_EINTERNAL;
     }
-    snprintf(res->error, sizeof res->error, "%s", a->error ? a->error : "");
+    snprintf(error, 256, "%s", a->error ? a->error : "");
+    *answer = a;
+    return kv_status(a->code);
+}
+
+/* Fills res from a finished call (answer_unpack; res->value points into *answer). */
+static int result_view(const struct rk_call_result *r, struct raftkv_result *res,
+                       Raftkv__Kv__Response **answer)
+{
+    memset(res, 0, sizeof *res);
+    int status = answer_unpack(r, res->error, answer);
+    const Raftkv__Kv__Response *a = *answer;
+    if (!a)
+        return status;
     res->create_revision = a->create_revision;
     res->mod_revision = a->mod_revision;
     res->revision = a->revision;
@@ -222,8 +234,50 @@ static int result_view(const struct rk_call_result *r, struct raftkv_result *res
         res->value = a->value.data;
         res->value_len = a->value.len;
     }
-    *answer = a;
-    return kv_status(a->code);
+    return status;
+}
+
+/* The keys of a range's answer, copied into one allocation: kvs, then their bytes. */
+static int range_copy(const Raftkv__Kv__Response *a, struct raftkv_range_result *out)
+{
+    size_t size = a->n_kvs * sizeof *out->kvs;
+    for (size_t i = 0; i < a->n_kvs; i++)
+        size += a->kvs[i]->key.len + a->kvs[i]->value.len;
+    if (!a->n_kvs)
+        return RAFTKV_OK;
+    out->kvs = malloc(size);
+    if (!out->kvs)
+        return RAFTKV_ENOMEM;
+    uint8_t *bytes = (uint8_t *)(out->kvs + a->n_kvs);
+    for (size_t i = 0; i < a->n_kvs; i++) {
+        const Raftkv__Kv__KeyValue *kv = a->kvs[i];
+        struct raftkv_kv *e = &out->kvs[i];
+        *e = (struct raftkv_kv){bytes,         kv->key.len,         NULL,
+                                kv->value.len, kv->create_revision, kv->mod_revision};
+        memcpy(bytes, kv->key.data, kv->key.len);
+        bytes += kv->key.len;
+        if (kv->value.len) /* an empty value stays NULL */
+            e->value = memcpy(bytes, kv->value.data, kv->value.len);
+        bytes += kv->value.len;
+    }
+    out->count = a->n_kvs;
+    return RAFTKV_OK;
+}
+
+/* Fills out from a finished range call; out->kvs is the caller's to free. */
+static int range_fill(const struct rk_call_result *r, struct raftkv_range_result *out)
+{
+    Raftkv__Kv__Response *a;
+    memset(out, 0, sizeof *out);
+    int status = answer_unpack(r, out->error, &a);
+    if (status == RAFTKV_OK) {
+        out->more = a->more;
+        out->revision = a->revision;
+        status = range_copy(a, out);
+    }
+    if (a)
+        raftkv__kv__response__free_unpacked(a, NULL);
+    return status;
 }
 
 /* Like result_view, with a value of the caller's own. */
@@ -279,6 +333,16 @@ static int client_write(struct raftkv_client *c, const Raftkv__Kv__Request *req,
     return rv;
 }
 
+/* A read (get, range), run to its end: *call is the caller's to free (NULL on failure). */
+static int read_run(struct raftkv_client *c, const Raftkv__Kv__Request *req, struct rk_call **call)
+{
+    uint8_t *buf;
+    size_t len;
+    *call = NULL;
+    int rv = read_pack(req, &buf, &len);
+    return rv == RAFTKV_OK ? rk_call_run(c, buf, len, RK_ANY_ENDPOINT, call) : rv;
+}
+
 static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__Request *req,
                         struct raftkv_result *res)
 {
@@ -289,12 +353,8 @@ static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__Request *req,
     if (is_write(req)) {
         rv = client_write(c, req, res);
     } else {
-        uint8_t *buf;
-        size_t len;
-        struct rk_call *call = NULL;
-        rv = read_pack(req, &buf, &len);
-        if (rv == RAFTKV_OK)
-            rv = rk_call_run(c, buf, len, RK_ANY_ENDPOINT, &call);
+        struct rk_call *call;
+        rv = read_run(c, req, &call);
         if (rv == RAFTKV_OK)
             rv = result_fill(rk_call_result(call), res);
         rk_call_free(call);
@@ -304,21 +364,40 @@ static int client_kv_op(struct raftkv_client *c, Raftkv__Kv__Request *req,
     return rv;
 }
 
+/* An asynchronous operation's callback, and how it gets the call's result: a key
+ * operation's (kv_answer) or a range's (range_answer). */
 struct async_op {
-    raftkv_callback cb;
+    void (*answer)(const struct rk_call_result *r, const struct async_op *op);
+    union {
+        raftkv_callback kv;
+        raftkv_range_callback range;
+    } cb;
     void *arg;
 };
+
+static void kv_answer(const struct rk_call_result *r, const struct async_op *op)
+{
+    struct raftkv_result res;
+    Raftkv__Kv__Response *answer;
+    int status = result_view(r, &res, &answer);
+    op->cb.kv(status, &res, op->arg);
+    if (answer)
+        raftkv__kv__response__free_unpacked(answer, NULL);
+}
+
+static void range_answer(const struct rk_call_result *r, const struct async_op *op)
+{
+    struct raftkv_range_result res;
+    int status = range_fill(r, &res);
+    op->cb.range(status, &res, op->arg);
+    raftkv_range_result_free(&res);
+}
 
 static void async_answer(const struct rk_call_result *r, void *arg)
 {
     struct async_op op = *(struct async_op *)arg;
     free(arg);
-    struct raftkv_result res;
-    Raftkv__Kv__Response *answer;
-    int status = result_view(r, &res, &answer);
-    op.cb(status, &res, op.arg);
-    if (answer)
-        raftkv__kv__response__free_unpacked(answer, NULL);
+    op.answer(r, &op);
 }
 
 static void async_done(struct rk_call *call, void *arg)
@@ -327,15 +406,14 @@ static void async_done(struct rk_call *call, void *arg)
     rk_call_free(call);
 }
 
-static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req, raftkv_callback cb,
-                              void *arg)
+static int client_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req, struct async_op how)
 {
     struct async_op *op = malloc(sizeof *op);
     uint8_t *buf;
     size_t len;
     if (!op)
         return RAFTKV_ENOMEM;
-    *op = (struct async_op){cb, arg};
+    *op = how;
     int rv;
     if (is_write(req)) {
         rv = kv_pack(req, &buf, &len);
@@ -350,6 +428,12 @@ static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req,
     if (rv != RAFTKV_OK)
         free(op);
     return rv;
+}
+
+static int client_kv_op_async(struct raftkv_client *c, Raftkv__Kv__Request *req, raftkv_callback cb,
+                              void *arg)
+{
+    return client_op_async(c, req, (struct async_op){kv_answer, {.kv = cb}, arg});
 }
 
 /* Checks the arguments every key operation shares and clears the result. */
@@ -377,6 +461,7 @@ struct kv_request {
     union {
         Raftkv__Kv__Put put;
         Raftkv__Kv__Get get;
+        Raftkv__Kv__Range range;
         Raftkv__Kv__Delete del;
         Raftkv__Kv__CompareAndSwap cas;
     } op;
@@ -427,6 +512,22 @@ static bool request_cas(struct kv_request *r, const void *key, size_t key_len, c
     r->op.cas.new_value = bytes(new_value, new_len);
     r->req.op_case = RAFTKV__KV__REQUEST__OP_CAS;
     r->req.cas = &r->op.cas;
+    return true;
+}
+
+/* NULL stands for no bytes only. */
+static bool request_range(struct kv_request *r, const void *key, size_t key_len,
+                          const void *range_end, size_t range_end_len, size_t limit)
+{
+    if ((!key && key_len) || (!range_end && range_end_len))
+        return false;
+    r->req = (Raftkv__Kv__Request)RAFTKV__KV__REQUEST__INIT;
+    r->op.range = (Raftkv__Kv__Range)RAFTKV__KV__RANGE__INIT;
+    r->op.range.key = bytes(key, key_len);
+    r->op.range.range_end = bytes(range_end, range_end_len);
+    r->op.range.limit = limit;
+    r->req.op_case = RAFTKV__KV__REQUEST__OP_RANGE;
+    r->req.range = &r->op.range;
     return true;
 }
 
@@ -507,6 +608,54 @@ int raftkv_cas_async(struct raftkv_client *c, const void *key, size_t key_len, c
         !request_cas(&r, key, key_len, expected, expected_len, new_value, new_len))
         return RAFTKV_EUSAGE;
     return client_kv_op_async(c, &r.req, cb, arg);
+}
+
+int raftkv_range(struct raftkv_client *c, const void *key, size_t key_len, const void *range_end,
+                 size_t range_end_len, size_t limit, struct raftkv_range_result *out)
+{
+    struct kv_request r;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!c || !out || !request_range(&r, key, key_len, range_end, range_end_len, limit))
+        return RAFTKV_EUSAGE;
+    struct rk_call *call;
+    int rv = read_run(c, &r.req, &call);
+    if (rv == RAFTKV_OK)
+        rv = range_fill(rk_call_result(call), out);
+    rk_call_free(call);
+    return rv;
+}
+
+int raftkv_range_async(struct raftkv_client *c, const void *key, size_t key_len,
+                       const void *range_end, size_t range_end_len, size_t limit,
+                       raftkv_range_callback cb, void *arg)
+{
+    struct kv_request r;
+    if (!c || !cb || !request_range(&r, key, key_len, range_end, range_end_len, limit))
+        return RAFTKV_EUSAGE;
+    return client_op_async(c, &r.req, (struct async_op){range_answer, {.range = cb}, arg});
+}
+
+void raftkv_range_result_free(struct raftkv_range_result *r)
+{
+    if (!r)
+        return;
+    free(r->kvs);
+    r->kvs = NULL;
+    r->count = 0;
+}
+
+size_t raftkv_prefix_end(const void *prefix, size_t prefix_len, uint8_t *end)
+{
+    const uint8_t *p = prefix;
+    size_t n = prefix_len;
+    while (n > 0 && p[n - 1] == 0xff)
+        n--;
+    if (n == 0)
+        return 0;
+    memcpy(end, p, n - 1);
+    end[n - 1] = (uint8_t)(p[n - 1] + 1);
+    return n;
 }
 
 static void counters_fill(const Raftkv__Client__NodeStatus *s, struct raftkv_node_counters *out)

@@ -205,6 +205,18 @@ static bool check_sizes(ProtobufCBinaryData key, ProtobufCBinaryData value, size
     return false;
 }
 
+/* A range's first key goes to LMDB, which takes no key over its limit; its end is only
+ * compared, and its limit capped. */
+static enum raftkv_prepare_kind range_check(struct rk_kv *kv, const Raftkv__Kv__Range *range,
+                                            char *why, size_t why_len)
+{
+    if (range->key.len <= kv->limits.max_key_bytes)
+        return RAFTKV_PREPARE_READ;
+    snprintf(why, why_len, "range key is %zu bytes, over the %zu-byte key limit (max_key_bytes)",
+             range->key.len, kv->limits.max_key_bytes);
+    return RAFTKV_PREPARE_REFUSE;
+}
+
 int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftkv_prepared *out)
 {
     memset(out, 0, sizeof *out);
@@ -215,6 +227,8 @@ int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftk
         snprintf(out->why, sizeof out->why, "malformed request: not a kv.proto Request");
     else if (r->op_case == RAFTKV__KV__REQUEST__OP_REGISTER_SESSION)
         out->kind = RAFTKV_PREPARE_PROPOSE;
+    else if (r->op_case == RAFTKV__KV__REQUEST__OP_RANGE)
+        out->kind = range_check(kv, r->range, out->why, sizeof out->why);
     else if (!op_fields(r, &key, &value))
         snprintf(out->why, sizeof out->why, "request has no operation");
     else if (check_sizes(key, value, kv->limits.max_key_bytes, kv->limits.max_value_bytes,
@@ -344,7 +358,9 @@ static int run_command(struct apply *a, const Raftkv__Kv__Request *c)
     ProtobufCBinaryData key, value;
     struct rk_kv_record r;
     if (!op_fields(c, &key, &value)) {
-        snprintf(a->why, sizeof a->why, "request has no operation");
+        snprintf(a->why, sizeof a->why, "%s",
+                 c->op_case == RAFTKV__KV__REQUEST__OP_RANGE ? "a range is a read, never an entry"
+                                                             : "request has no operation");
         return RK_DB_OK;
     }
     /* Only limits every node shares: the configured ones were checked at proposal, and a
@@ -522,24 +538,33 @@ static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
     return rc;
 }
 
-/* A get served from a read transaction, answered as its apply would answer it. */
+/* A get answered as its apply would answer it; packed before the value's pages go away. */
+static int query_get(struct rk_kv *kv, MDB_txn *txn, const Raftkv__Kv__Get *get,
+                     struct rk_bytes *packed)
+{
+    struct apply a = {.kv = kv, .txn = txn, .resp = RAFTKV__KV__RESPONSE__INIT};
+    struct rk_kv_record r;
+    int rc = record_get(&a, get->key, &r);
+    if (rc == RK_DB_OK && r.found)
+        answer_found(&a, &r);
+    else if (rc == RK_DB_OK)
+        a.resp.code = RAFTKV__KV__CODE__NOT_FOUND;
+    return rc == RK_DB_OK ? pack(&a.resp.base, packed) : rc;
+}
+
+/* A read (a get or a range) served from one read transaction. */
 static int fsm_query(struct raftkv_fsm *fsm, void *read, struct raftkv_buf *result)
 {
     struct rk_kv *kv = (struct rk_kv *)fsm;
     const Raftkv__Kv__Request *req = read;
-    struct apply a = {.kv = kv, .resp = RAFTKV__KV__RESPONSE__INIT};
-    struct rk_kv_record r;
     struct rk_bytes packed = {NULL, 0};
-    int rc = rk_db_read_begin(kv->db, &a.txn);
+    MDB_txn *txn;
+    int rc = rk_db_read_begin(kv->db, &txn);
     if (rc == RK_DB_OK) {
-        rc = record_get(&a, req->get->key, &r);
-        if (rc == RK_DB_OK && r.found)
-            answer_found(&a, &r);
-        else if (rc == RK_DB_OK)
-            a.resp.code = RAFTKV__KV__CODE__NOT_FOUND;
-        if (rc == RK_DB_OK)
-            rc = pack(&a.resp.base, &packed); /* before the value's pages go away */
-        rk_db_read_end(kv->db, a.txn);
+        rc = req->op_case == RAFTKV__KV__REQUEST__OP_RANGE
+                 ? rk_kv_range(kv, txn, req->range, &packed)
+                 : query_get(kv, txn, req->get, &packed);
+        rk_db_read_end(kv->db, txn);
     }
     *result = to_buf(packed);
     return rc;

@@ -37,6 +37,10 @@ struct rk_kv_limits {
 #define RK_KV_DEFAULT_PERSIST_BYTES ((size_t)16 << 20)
 #define RK_KV_DEFAULT_MAX_SESSIONS 10000
 void rk_kv_limits_defaults(struct rk_kv_limits *l);
+/* A range's answer (kv.proto Range): at most this many keys, and cut before this many
+ * packed bytes (but it holds one key, however large, when one matches). */
+#define RK_KV_RANGE_MAX_KEYS 1000
+#define RK_KV_RANGE_MAX_BYTES ((size_t)4 << 20)
 
 /* Error codes of the KV store beyond the rk_db_err ones it also returns. */
 /* restore: the stream is malformed, truncated or fails its CRC */
@@ -48,8 +52,8 @@ void rk_kv_limits_defaults(struct rk_kv_limits *l);
  * are thin adapters over the functions of kv_private.h (which tests/kv also call directly):
  *
  *   prepare        rk_kv_prepare.
- *   query          a get, answered from the overlay or one LMDB read transaction;
- *                  read_free frees the request prepare parsed.
+ *   query          a get or a range (rk_kv_range), answered from the overlay and one
+ *                  LMDB read transaction; read_free frees the request prepare parsed.
  *   apply          rk_kv_apply in rk_db_current_txn(db) (RK_DB_EIO outside rk_db_write).
  *   persist        rk_kv_persist in rk_db_current_txn(db).
  *   applied_index  rk_kv_applied_index.

@@ -5,6 +5,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "kv.pb-c.h"
 #include "kv/kv.h"
 #include "kv/overlay.h"
 
@@ -82,6 +83,12 @@ int rk_kv_record_get(struct rk_kv *kv, MDB_txn *txn, const void *key, size_t key
 /* Writes a record (or deletes key) in the overlay, as applied at index. */
 int rk_kv_record_set(struct rk_kv *kv, raft_index index, const void *key, size_t key_len,
                      bool deleted, uint64_t create, const void *value, size_t value_len);
+
+/* Answers a range read (kv.proto Range) as of the state applied so far, the overlay's and
+ * txn's, with the packed Response in *out: at most limit keys (0 or more than
+ * RK_KV_RANGE_MAX_KEYS: that many), cut before RK_KV_RANGE_MAX_BYTES, never a reserved key.
+ * The overlay is walked whole (rk_overlay_range). Returns an rk_db_err. */
+int rk_kv_range(struct rk_kv *kv, MDB_txn *txn, const Raftkv__Kv__Range *req, struct rk_bytes *out);
 
 /* The fsm's snapshot and restore (kv.h documents both and the format). */
 int rk_kv_snapshot(struct rk_kv *kv, raftkv_snapshot_emit_fn emit, void *arg, raft_index *index);

@@ -106,21 +106,35 @@ struct each {
     int (*fn)(void *arg, const struct rk_overlay_rec *r);
     void *arg;
     int rc;
+    struct rk_overlay_rec from, to; /* to.key_len 0: no upper bound */
 };
 
 static void each_visit(const void *node, VISIT which, void *arg)
 {
     struct each *e = arg;
-    if (e->rc == 0 && (which == postorder || which == leaf))
-        e->rc = e->fn(e->arg, *(struct rk_overlay_rec *const *)node);
+    const struct rk_overlay_rec *r = *(struct rk_overlay_rec *const *)node;
+    if (e->rc || (which != postorder && which != leaf) || rec_cmp(r, &e->from) < 0 ||
+        (e->to.key_len && rec_cmp(r, &e->to) >= 0))
+        return;
+    e->rc = e->fn(e->arg, r);
+}
+
+int rk_overlay_range(const struct rk_overlay *ov, const void *from, size_t from_len, const void *to,
+                     size_t to_len, int (*fn)(void *arg, const struct rk_overlay_rec *r), void *arg)
+{
+    struct each e = {fn,
+                     arg,
+                     0,
+                     {.key = (uint8_t *)from, .key_len = from_len},
+                     {.key = (uint8_t *)to, .key_len = to_len}};
+    twalk_r(ov->root, each_visit, &e);
+    return e.rc;
 }
 
 int rk_overlay_each(const struct rk_overlay *ov,
                     int (*fn)(void *arg, const struct rk_overlay_rec *r), void *arg)
 {
-    struct each e = {fn, arg, 0};
-    twalk_r(ov->root, each_visit, &e);
-    return e.rc;
+    return rk_overlay_range(ov, NULL, 0, NULL, 0, fn, arg);
 }
 
 int rk_overlay_clear(struct rk_overlay *ov)

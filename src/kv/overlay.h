@@ -60,6 +60,11 @@ int rk_overlay_set(struct rk_overlay *ov, const void *key, size_t key_len, bool 
  * value or 0. */
 int rk_overlay_each(const struct rk_overlay *ov,
                     int (*fn)(void *arg, const struct rk_overlay_rec *r), void *arg);
+/* The same for the records with keys in [from, to) (to_len 0: no upper bound). It still
+ * walks the whole tree, which tsearch cannot enter at a key: O(count). */
+int rk_overlay_range(const struct rk_overlay *ov, const void *from, size_t from_len, const void *to,
+                     size_t to_len, int (*fn)(void *arg, const struct rk_overlay_rec *r),
+                     void *arg);
 
 /* Empties the overlay (its records were stored, or a snapshot replaced the state).
  * Returns 0 or ENOMEM (the overlay is unchanged then). */

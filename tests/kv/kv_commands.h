@@ -2,6 +2,7 @@
 #ifndef RAFTKV_TESTS_KV_COMMANDS_H
 #define RAFTKV_TESTS_KV_COMMANDS_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,57 @@ static inline struct rk_bytes in_session(struct rk_bytes cmd, uint64_t session, 
     struct rk_bytes b = pack_request(&c->base);
     raftkv__kv__request__free_unpacked(c, NULL);
     return b;
+}
+
+static inline struct rk_bytes cmd_range(ProtobufCBinaryData key, ProtobufCBinaryData end,
+                                        uint64_t limit)
+{
+    Raftkv__Kv__Range range = RAFTKV__KV__RANGE__INIT;
+    Raftkv__Kv__Request c = RAFTKV__KV__REQUEST__INIT;
+    range.key = key;
+    range.range_end = end;
+    range.limit = limit;
+    c.op_case = RAFTKV__KV__REQUEST__OP_RANGE;
+    c.range = &range;
+    return pack_request(&c.base);
+}
+
+/* A read (cmd, consumed) as the node serves it: prepare, then query. NULL when prepare did
+ * not make it a read or query failed. */
+static inline Raftkv__Kv__Response *fsm_read(struct raftkv_fsm *fsm, struct rk_bytes cmd)
+{
+    struct raftkv_prepared p;
+    int rc = fsm->ops->prepare(fsm, cmd.data, cmd.len, &p);
+    free(cmd.data);
+    if (rc || p.kind != RAFTKV_PREPARE_READ)
+        return NULL;
+    struct raftkv_buf out = {NULL, 0};
+    rc = fsm->ops->query(fsm, p.read, &out);
+    fsm->ops->read_free(fsm, p.read);
+    Raftkv__Kv__Response *resp = rc ? NULL : raftkv__kv__response__unpack(NULL, out.len, out.data);
+    free(out.data);
+    return resp;
+}
+
+/* A range's answer as text, "key=value@create/mod ..." then " +more" when more is set,
+ * into buf (printable keys and values assumed); "(no answer)" for NULL. Frees resp. */
+static inline const char *range_text(Raftkv__Kv__Response *resp, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (!resp)
+        return "(no answer)";
+    for (size_t i = 0; i < resp->n_kvs && n < size; i++) {
+        const Raftkv__Kv__KeyValue *kv = resp->kvs[i];
+        n += (size_t)snprintf(buf + n, size - n, "%s%.*s=%.*s@%llu/%llu", i ? " " : "",
+                              (int)kv->key.len, (const char *)kv->key.data, (int)kv->value.len,
+                              (const char *)kv->value.data, (unsigned long long)kv->create_revision,
+                              (unsigned long long)kv->mod_revision);
+    }
+    if (resp->more && n < size)
+        snprintf(buf + n, size - n, " +more");
+    raftkv__kv__response__free_unpacked(resp, NULL);
+    return buf;
 }
 
 /* What the node does for a store in its environment: tells it how each batch ended (fsm.h,

@@ -644,6 +644,195 @@ TEST(reserved_keys_are_refused)
     fixture_end(&f);
 }
 
+/* Range reads (kv.proto Range), served as the node serves them: prepare, then query. */
+
+static bool text_is(const char *got, const char *want)
+{
+    if (strcmp(got, want) == 0)
+        return true;
+    fprintf(stderr, "got  \"%s\"\nwant \"%s\"\n", got, want);
+    return false;
+}
+
+static Raftkv__Kv__Response *range_read(struct fixture *f, ProtobufCBinaryData key,
+                                        ProtobufCBinaryData end, uint64_t limit)
+{
+    return fsm_read(&f->kv->base, cmd_range(key, end, limit));
+}
+
+static const char *range_of(struct fixture *f, ProtobufCBinaryData key, ProtobufCBinaryData end,
+                            uint64_t limit)
+{
+    static char buf[1024];
+    return range_text(range_read(f, key, end, limit), buf, sizeof buf);
+}
+
+TEST(range_lists_keys_in_unsigned_byte_order_within_its_bounds)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    const char *keys[] = {"b/2",
+                          "\xff"
+                          "z",
+                          "a",
+                          "b/1",
+                          "c",
+                          "\x80"
+                          "x",
+                          "b",
+                          "b/3",
+                          "\x7f"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        CHECK_EQ(apply_code(&f, i + 1, cmd_put(keys[i], "v"), NULL), RAFTKV__KV__CODE__OK);
+    /* a session's records, under keys starting with 0x00, are never listed */
+    CHECK_EQ(register_at(&f, 10), 10);
+    const char *all = "a=v@3/3 b=v@7/7 b/1=v@4/4 b/2=v@1/1 b/3=v@8/8 c=v@5/5 \x7f=v@9/9 "
+                      "\x80x=v@6/6 \xffz=v@2/2";
+    CHECK(text_is(range_of(&f, B(""), B(""), 0), all));
+    CHECK(text_is(range_of(&f, (ProtobufCBinaryData){2, (uint8_t *)"\0s"}, B(""), 0), all));
+    CHECK(text_is(range_of(&f, B(""), B(""), UINT64_MAX), all));
+    /* a prefix: [b/, b0) */
+    CHECK(text_is(range_of(&f, B("b/"), B("b0"), 0), "b/1=v@4/4 b/2=v@1/1 b/3=v@8/8"));
+    CHECK(text_is(range_of(&f, B("b/"), B("b0"), 2), "b/1=v@4/4 b/2=v@1/1 +more"));
+    /* the next page starts just after the last key: "b/2" and a 0 byte */
+    CHECK(
+        text_is(range_of(&f, (ProtobufCBinaryData){4, (uint8_t *)"b/2"}, B("b0"), 2), "b/3=v@8/8"));
+    CHECK(text_is(range_of(&f, B("b/3"), B("b0"), 1), "b/3=v@8/8"));
+    CHECK(text_is(range_of(&f, B("c"), B(""), 0), "c=v@5/5 \x7f=v@9/9 \x80x=v@6/6 \xffz=v@2/2"));
+    CHECK(text_is(range_of(&f, B("\x80"), B("\xff"), 0), "\x80x=v@6/6"));
+    /* empty ranges: nothing there, an end at or before the key, an end among the reserved */
+    CHECK(text_is(range_of(&f, B("d"), B("e"), 0), ""));
+    CHECK(text_is(range_of(&f, B("b"), B("b"), 0), ""));
+    CHECK(text_is(range_of(&f, B("c"), B("a"), 0), ""));
+    CHECK(text_is(range_of(&f, B(""), (ProtobufCBinaryData){1, (uint8_t *)"\0"}, 0), ""));
+    /* the revision is the applied index the read saw */
+    Raftkv__Kv__Response *r = range_read(&f, B("\xff" "zz"), B(""), 0);
+    CHECK(r);
+    CHECK_EQ(r->code, RAFTKV__KV__CODE__OK);
+    CHECK_EQ(r->revision, 10);
+    CHECK_EQ(r->n_kvs + r->more, 0);
+    raftkv__kv__response__free_unpacked(r, NULL);
+    /* a range in the log (never proposed by a node) changes nothing on any node */
+    CHECK_EQ(apply_code(&f, 11, cmd_range(B("a"), B(""), 0), NULL), RAFTKV__KV__CODE__INVALID);
+    CHECK_EQ(applied_index(&f), 11);
+    fixture_end(&f);
+}
+
+TEST(range_key_over_the_key_limit_is_refused_its_end_is_not)
+{
+    struct fixture f;
+    struct rk_kv_limits lim = {.max_key_bytes = 16};
+    CHECK(fixture_start(&f, &lim));
+    char big[600];
+    memset(big, 'k', sizeof big);
+    ProtobufCBinaryData k16 = {16, (uint8_t *)big}, k17 = {17, (uint8_t *)big};
+    ProtobufCBinaryData k600 = {sizeof big, (uint8_t *)big};
+    CHECK_EQ(prepare(f.kv, cmd_range(k16, k600, 5), NULL), RAFTKV_PREPARE_READ);
+    CHECK_EQ(prepare(f.kv, cmd_range(k17, B(""), 0), "range key is 17 bytes, over the 16-byte"),
+             RAFTKV_PREPARE_REFUSE);
+    CHECK(text_is(range_of(&f, k16, k600, 5), ""));
+    fixture_end(&f);
+}
+
+struct apply_many {
+    struct rk_kv *kv;
+    raft_index first;
+    size_t n;
+};
+
+/* Puts key%04zu = "v" at first + i, in one batch. */
+static int apply_many_fn(MDB_txn *txn, void *arg)
+{
+    struct apply_many *m = arg;
+    for (size_t i = 0; i < m->n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "key%04zu", i);
+        struct rk_bytes cmd = cmd_put(key, "v"), resp, change;
+        struct raft_entry e = {.term = 1,
+                               .index = m->first + i,
+                               .type = RAFT_ENTRY_NORMAL,
+                               .len = cmd.len,
+                               .data = cmd.data};
+        int rc = rk_kv_apply(m->kv, txn, &e, &resp, &change);
+        free(cmd.data);
+        rk_bytes_free(&resp);
+        rk_bytes_free(&change);
+        if (rc)
+            return rc;
+    }
+    return RK_DB_OK;
+}
+
+TEST(range_limit_is_capped_at_1000_keys)
+{
+    struct fixture f;
+    CHECK(fixture_start(&f, NULL));
+    struct apply_many m = {f.kv, 1, RK_KV_RANGE_MAX_KEYS + 5};
+    CHECK_EQ(rk_db_write(f.db, apply_many_fn, &m), 0);
+    uint64_t limits[] = {0, RK_KV_RANGE_MAX_KEYS + 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        Raftkv__Kv__Response *r = range_read(&f, B("key"), B("kez"), limits[i]);
+        CHECK(r);
+        CHECK_EQ(r->n_kvs, RK_KV_RANGE_MAX_KEYS);
+        CHECK(r->more);
+        CHECK(bytes_eq(r->kvs[RK_KV_RANGE_MAX_KEYS - 1]->key, "key0999"));
+        raftkv__kv__response__free_unpacked(r, NULL);
+    }
+    CHECK(text_is(range_of(&f, B("key1000"), B(""), 0),
+                  "key1000=v@1001/1001 key1001=v@1002/1002 key1002=v@1003/1003 "
+                  "key1003=v@1004/1004 key1004=v@1005/1005"));
+    fixture_end(&f);
+}
+
+/* The keys of an answer, "k1 k2 ..." (+more), and whether it packs within 4 MiB. */
+static const char *big_range(struct fixture *f, const char *key, bool *fits)
+{
+    static char buf[256];
+    Raftkv__Kv__Response *r = range_read(f, B(key), B(""), 0);
+    size_t n = 0;
+    buf[0] = '\0';
+    *fits = r && raftkv__kv__response__get_packed_size(r) <= RK_KV_RANGE_MAX_BYTES;
+    for (size_t i = 0; r && i < r->n_kvs; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.*s", i ? " " : "",
+                              (int)r->kvs[i]->key.len, (const char *)r->kvs[i]->key.data);
+    if (r && r->more)
+        snprintf(buf + n, sizeof buf - n, " +more");
+    if (r)
+        raftkv__kv__response__free_unpacked(r, NULL);
+    return buf;
+}
+
+TEST(range_is_cut_before_4_mib_but_holds_one_key)
+{
+    struct fixture f;
+    struct rk_kv_limits lim;
+    rk_kv_limits_defaults(&lim);
+    lim.persist_entries = 1;
+    lim.max_value_bytes = 8 << 20;
+    CHECK(fixture_start(&f, &lim));
+    size_t mib = 1 << 20;
+    char *value = malloc(5 * mib + 1);
+    CHECK(value);
+    memset(value, 'x', 5 * mib);
+    value[mib] = '\0';
+    const char *keys[] = {"k1", "k2", "k3", "k4", "k5"};
+    for (size_t i = 0; i < 5; i++)
+        CHECK_EQ(apply_code(&f, i + 1, cmd_put(keys[i], value), NULL), RAFTKV__KV__CODE__OK);
+    bool fits;
+    /* 4 values of 1 MiB and their keys pass 4 MiB: 3 of them are answered */
+    CHECK(text_is(big_range(&f, "", &fits), "k1 k2 k3 +more"));
+    CHECK(fits);
+    CHECK(text_is(big_range(&f, "k4", &fits), "k4 k5"));
+    /* a value larger than the answer's budget is answered on its own */
+    value[mib] = 'x';
+    value[5 * mib] = '\0';
+    CHECK_EQ(apply_code(&f, 6, cmd_put("k0", value), NULL), RAFTKV__KV__CODE__OK);
+    free(value);
+    CHECK(text_is(big_range(&f, "", &fits), "k0 +more"));
+    CHECK(text_is(big_range(&f, "k1", &fits), "k1 k2 k3 +more"));
+    fixture_end(&f);
+}
+
 TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_semantics),
           TEST_REF(malformed_and_noop_entries_advance_applied_index),
           TEST_REF(applied_index_is_atomic_with_effects), TEST_REF(applies_across_map_growth),
@@ -654,4 +843,8 @@ TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_
           TEST_REF(session_least_recently_active_expires_first),
           TEST_REF(session_registration_copies_open_one_session),
           TEST_REF(session_state_survives_restart_and_aborted_batches),
-          TEST_REF(reserved_keys_are_refused))
+          TEST_REF(reserved_keys_are_refused),
+          TEST_REF(range_lists_keys_in_unsigned_byte_order_within_its_bounds),
+          TEST_REF(range_key_over_the_key_limit_is_refused_its_end_is_not),
+          TEST_REF(range_limit_is_capped_at_1000_keys),
+          TEST_REF(range_is_cut_before_4_mib_but_holds_one_key))

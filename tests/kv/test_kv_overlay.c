@@ -474,10 +474,64 @@ TEST(crashes_and_aborts_anywhere_reach_the_reference_state)
     }
 }
 
+static bool range_is(struct store *s, const char *key, const char *end, uint64_t limit,
+                     const char *want)
+{
+    char buf[512];
+    const char *got =
+        range_text(fsm_read(s->fsm, cmd_range(B(key), B(end), limit)), buf, sizeof buf);
+    if (strcmp(got, want) == 0)
+        return true;
+    fprintf(stderr, "range [%s, %s): got \"%s\", want \"%s\"\n", key, end, got, want);
+    return false;
+}
+
+/* A range sees each key as a get does: the overlay's writes and deletes over what LMDB
+ * holds, before and after they are stored, and nothing of an aborted batch. */
+TEST(a_range_sees_the_overlay_as_a_get_does)
+{
+    struct store s;
+    CHECK(store_start(&s));
+    const char *puts[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++)
+        CHECK_EQ(apply1(&s, i + 1, cmd_put(puts[i], puts[i])), 0);
+    CHECK_EQ(rk_db_write(s.db, persist_fn, s.fsm), 0);
+    CHECK_EQ(apply1(&s, 5, cmd_delete("b")), 0);
+    CHECK_EQ(apply1(&s, 6, cmd_put("c", "6")), 0);
+    CHECK_EQ(apply1(&s, 7, cmd_put("bb", "7")), 0);
+    CHECK_EQ(apply1(&s, 8, cmd_put("e", "8")), 0);
+    CHECK_EQ(apply1(&s, 9, cmd_delete("e")), 0);
+    CHECK_EQ(apply1(&s, 10, cmd_delete("d")), 0);
+    CHECK_EQ(apply1(&s, 11, cmd_put("d", "11")), 0);
+    CHECK_EQ(stored_applied(&s), 4);
+    const char *all = "a=a@1/1 bb=7@7/7 c=6@3/6 d=11@11/11";
+    CHECK(range_is(&s, "", "", 0, all));
+    CHECK(range_is(&s, "", "", 2, "a=a@1/1 bb=7@7/7 +more"));
+    CHECK(range_is(&s, "b", "d", 1, "bb=7@7/7 +more"));
+    CHECK(range_is(&s, "c", "", 2, "c=6@3/6 d=11@11/11"));
+    CHECK(range_is(&s, "d", "f", 0, "d=11@11/11"));
+    CHECK(range_is(&s, "e", "", 0, ""));
+    Raftkv__Kv__Response *r = fsm_read(s.fsm, cmd_range(B(""), B(""), 0));
+    CHECK(r);
+    CHECK_EQ(r->revision, 11);
+    raftkv__kv__response__free_unpacked(r, NULL);
+    struct rk_bytes cmds[3] = {cmd_put("a", "x"), cmd_delete("c"), cmd_put("z", "z")};
+    struct batch bad = {.first = 12, .cmds = cmds, .n = 3, .fail = true};
+    CHECK_EQ(run_batch(&s, &bad), RK_DB_EIO);
+    for (size_t i = 0; i < 3; i++)
+        free(cmds[i].data);
+    CHECK(range_is(&s, "", "", 0, all));
+    CHECK_EQ(rk_db_write(s.db, persist_fn, s.fsm), 0);
+    CHECK_EQ(stored_applied(&s), 11);
+    CHECK(range_is(&s, "", "", 0, all));
+    store_end(&s);
+}
+
 TEST_MAIN(TEST_REF(writes_are_served_before_they_are_stored),
           TEST_REF(crashes_and_aborts_anywhere_reach_the_reference_state),
           TEST_REF(writes_are_stored_every_half_to_whole_persist_entries),
           TEST_REF(large_values_are_stored_once_the_overlay_holds_persist_bytes),
           TEST_REF(an_aborted_batch_leaves_no_trace),
+          TEST_REF(a_range_sees_the_overlay_as_a_get_does),
           TEST_REF(a_crash_before_storing_reapplies_the_same_entries_alike),
           TEST_REF(a_snapshot_covers_what_is_stored_and_a_restore_discards_the_overlay))
