@@ -247,15 +247,19 @@ static void reply_status(struct rk_http_request *req, int status, const char *er
 
 /* ---- requests ---- */
 
-enum kv_op { KV_GET, KV_PUT, KV_DELETE };
+enum kv_op { KV_GET, KV_PUT, KV_DELETE, KV_LIST };
 
 /* A call in flight: what its answer needs. */
 struct call {
     struct rk_http_request *req;
     enum kv_op op;
     bool raw;
+    /* KV_LIST, only while it starts: the range [from, end) (end_len 0: no end), in key[] */
+    const uint8_t *from, *end;
+    size_t from_len, end_len;
+    uint64_t limit;
     size_t key_len;
-    uint8_t key[]; /* to answer a get with */
+    uint8_t key[]; /* a key's: to answer a get with; also room for the decoded query */
 };
 
 /* Decodes %XX escapes (and '+' as a space when plus_is_space: a query's form encoding) of
@@ -369,7 +373,22 @@ static const char *parse_query(const char *query, uint8_t *out, struct params *p
     return NULL;
 }
 
-/* ---- /v1/kv/KEY ---- */
+/* ---- /v1/kv/KEY and /v1/kv ---- */
+
+/* {"key":..,"value":..,"create_revision":N,"mod_revision":N} */
+static void json_kv(struct buf *b, const uint8_t *key, size_t key_len, const uint8_t *value,
+                    size_t value_len, uint64_t create_revision, uint64_t mod_revision)
+{
+    buf_str(b, "{");
+    json_bytes(b, "key", key, key_len);
+    buf_str(b, ",");
+    json_bytes(b, "value", value ? value : (const uint8_t *)"", value_len);
+    buf_str(b, ",\"create_revision\":");
+    buf_u64(b, create_revision);
+    buf_str(b, ",\"mod_revision\":");
+    buf_u64(b, mod_revision);
+    buf_str(b, "}");
+}
 
 static void on_key_done(int status, const struct raftkv_result *res, void *arg)
 {
@@ -380,15 +399,9 @@ static void on_key_done(int status, const struct raftkv_result *res, void *arg)
     } else if (c->op == KV_GET && c->raw) {
         rk_http_reply(c->req, 200, "application/octet-stream", res->value, res->value_len);
     } else if (c->op == KV_GET) {
-        buf_str(&b, "{");
-        json_bytes(&b, "key", c->key, c->key_len);
-        buf_str(&b, ",");
-        json_bytes(&b, "value", res->value ? res->value : (const uint8_t *)"", res->value_len);
-        buf_str(&b, ",\"create_revision\":");
-        buf_u64(&b, res->create_revision);
-        buf_str(&b, ",\"mod_revision\":");
-        buf_u64(&b, res->mod_revision);
-        buf_str(&b, "}\n");
+        json_kv(&b, c->key, c->key_len, res->value, res->value_len, res->create_revision,
+                res->mod_revision);
+        buf_str(&b, "\n");
         reply(c->req, 200, JSON, &b);
     } else {
         buf_str(&b, "{\"revision\":");
@@ -396,6 +409,43 @@ static void on_key_done(int status, const struct raftkv_result *res, void *arg)
         buf_str(&b, "}\n");
         reply(c->req, 200, JSON, &b);
     }
+    free(c);
+}
+
+/* {"revision":R,"kvs":[...],"more":bool[,"next":K]}: next, when more, is the least key after
+ * the last one (it with a 0 byte added), where the next page starts. */
+static void on_list_done(int status, const struct raftkv_range_result *res, void *arg)
+{
+    struct call *c = arg;
+    if (status != RAFTKV_OK) {
+        reply_status(c->req, status, res ? res->error : NULL, false);
+        free(c);
+        return;
+    }
+    struct buf b = {0};
+    buf_str(&b, "{\"revision\":");
+    buf_u64(&b, res->revision);
+    buf_str(&b, ",\"kvs\":[");
+    for (size_t i = 0; i < res->count; i++) {
+        const struct raftkv_kv *kv = &res->kvs[i];
+        buf_str(&b, i ? "," : "");
+        json_kv(&b, kv->key, kv->key_len, kv->value, kv->value_len, kv->create_revision,
+                kv->mod_revision);
+    }
+    buf_str(&b, res->more ? "],\"more\":true" : "],\"more\":false");
+    const struct raftkv_kv *last = res->count ? &res->kvs[res->count - 1] : NULL;
+    uint8_t *next = res->more && last ? malloc(last->key_len + 1) : NULL;
+    if (next) {
+        memcpy(next, last->key, last->key_len);
+        next[last->key_len] = 0;
+        buf_str(&b, ",");
+        json_bytes(&b, "next", next, last->key_len + 1);
+        free(next);
+    } else if (res->more && last) {
+        b.oom = true;
+    }
+    buf_str(&b, "}\n");
+    reply(c->req, 200, JSON, &b);
     free(c);
 }
 
@@ -409,6 +459,9 @@ static int start_key_call(struct rk_gateway *g, struct call *c, const struct rk_
                                 c);
     case KV_DELETE:
         return raftkv_delete_async(g->client, c->key, c->key_len, on_key_done, c);
+    case KV_LIST:
+        return raftkv_range_async(g->client, c->from, c->from_len, c->end, c->end_len,
+                                  (size_t)c->limit, on_list_done, c);
     }
     return RAFTKV_EINTERNAL;
 }
@@ -494,11 +547,58 @@ struct resource {
                   const struct rk_http_in *in);
 };
 
+/* Decodes the query of a listing into c: the range of the keys with the prefix, from start;
+ * NULL or what is wrong. */
+static const char *parse_list_request(struct call *c, const struct rk_http_in *in)
+{
+    struct params p;
+    const char *why = parse_query(in->query, c->key, &p);
+    if (why)
+        return why;
+    if (p.raw)
+        return "raw is for GET /v1/kv/KEY";
+    if (p.has_start && (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
+        return "start must begin with prefix";
+    /* The end goes after the decoded query, which is at most as long as the query. */
+    uint8_t *end = c->key + strlen(in->query);
+    c->end = end;
+    c->end_len = raftkv_prefix_end(p.prefix, p.prefix_len, end);
+    c->from = p.has_start ? p.start : p.prefix;
+    c->from_len = p.has_start ? p.start_len : p.prefix_len;
+    c->limit = p.limit;
+    return NULL;
+}
+
+static void serve_list(struct rk_gateway *g, struct rk_http_request *req,
+                       const struct rk_http_in *in)
+{
+    if (!method_is(in, "GET") && !method_is(in, "HEAD")) {
+        reply_bad_method(req, "GET");
+        return;
+    }
+    /* Room for the decoded query and the prefix's end (no longer than the prefix). */
+    struct call *c = malloc(sizeof *c + 2 * strlen(in->query) + 1);
+    if (!c) {
+        reply_error(req, 503, "ENOMEM", "out of memory");
+        return;
+    }
+    *c = (struct call){.req = req, .op = KV_LIST};
+    const char *why = parse_list_request(c, in);
+    if (why) {
+        free(c);
+        reply_error(req, 400, "INVALID", why);
+        return;
+    }
+    start_call(g, c, in);
+}
+
 static void serve_kv(struct rk_gateway *g, struct rk_http_request *req, const char *rest,
                      const struct rk_http_in *in)
 {
     if (rest[0] == '/')
         serve_key(g, req, rest + 1, in);
+    else if (rest[0] == '\0')
+        serve_list(g, req, in);
     else
         reply_not_found(req);
 }

@@ -334,6 +334,137 @@ static bool scenario_no_quorum(struct cluster *c)
     return true;
 }
 
+/* ---- listing ---- */
+
+/* The JSON string at s (after its opening quote) into out, \uXXXX of bytes as the byte;
+ * returns its length. */
+static size_t json_unquote(const char *s, uint8_t *out)
+{
+    size_t n = 0;
+    for (; *s && *s != '"'; s++) {
+        if (*s != '\\') {
+            out[n++] = (uint8_t)*s;
+            continue;
+        }
+        s++;
+        if (*s == 'u') {
+            unsigned v = 0;
+            sscanf(s + 1, "%4x", &v);
+            out[n++] = (uint8_t)v;
+            s += 4;
+        } else {
+            out[n++] = (uint8_t)(*s == 'n' ? '\n' : *s == 't' ? '\t' : *s);
+        }
+    }
+    return n;
+}
+
+static size_t base64_decode(const char *s, uint8_t *out)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (; *s && *s != '"' && *s != '='; s++) {
+        acc = acc << 6 | (uint32_t)(strchr(digits, *s) - digits);
+        if ((bits += 6) >= 8)
+            out[n++] = (uint8_t)(acc >> (bits -= 8));
+    }
+    return n;
+}
+
+/* The bytes of field name (or name_base64) in the JSON at s, after from; NULL if none. */
+static const char *json_field(const char *from, const char *name, uint8_t *out, size_t *len)
+{
+    char text[32], b64[40];
+    snprintf(text, sizeof text, "\"%s\":\"", name);
+    snprintf(b64, sizeof b64, "\"%s_base64\":\"", name);
+    const char *t = strstr(from, text), *b = strstr(from, b64);
+    if (t && (!b || t < b)) {
+        *len = json_unquote(t + strlen(text), out);
+        return t + strlen(text);
+    }
+    if (b) {
+        *len = base64_decode(b + strlen(b64), out);
+        return b + strlen(b64);
+    }
+    return NULL;
+}
+
+/* Pages of limit keys through node id, each from the last one's next: every key with the
+ * prefix once, in order. */
+static bool list_pages(int id, const char *prefix, int limit, int want_keys)
+{
+    uint8_t start[600];
+    size_t start_len = 0;
+    uint8_t last[600];
+    size_t last_len = 0;
+    int keys = 0, pages = 0;
+    for (bool more = true; more; pages++) {
+        char path[4096];
+        int n = snprintf(path, sizeof path, "/v1/kv?prefix=%s&limit=%d", prefix, limit);
+        if (start_len)
+            n += snprintf(path + n, sizeof path - (size_t)n, "&start=");
+        for (size_t i = 0; i < start_len; i++)
+            n += snprintf(path + n, sizeof path - (size_t)n, "%%%02X", start[i]);
+        REQUIRE(http_wait(id, "GET", path, 200, body, sizeof body));
+        REQUIRE(strstr(body, "{\"revision\":") == body);
+        more = strstr(body, "\"more\":true") != NULL;
+        REQUIRE(more || strstr(body, "\"more\":false"));
+        int in_page = 0;
+        uint8_t key[600];
+        size_t len;
+        for (const char *at = body; (at = json_field(at, "key", key, &len)); in_page++) {
+            REQUIRE(len >= strlen(prefix) && !memcmp(key, prefix, strlen(prefix)));
+            size_t m = len < last_len ? len : last_len;
+            int cmp = memcmp(last, key, m);
+            REQUIRE(keys == 0 || cmp < 0 || (cmp == 0 && last_len < len)); /* in order, once */
+            memcpy(last, key, len);
+            last_len = len;
+            keys++;
+        }
+        REQUIRE(in_page <= limit && (in_page > 0 || !more));
+        REQUIRE(!more == !json_field(body, "next", start, &start_len));
+    }
+    if (keys != want_keys)
+        fprintf(stderr, "%d keys in %d pages, want %d\n", keys, pages, want_keys);
+    return keys == want_keys;
+}
+
+static bool scenario_list(struct cluster *c)
+{
+    REQUIRE(start(c, true));
+    char path[64];
+    for (int i = 0; i < 25; i++) {
+        snprintf(path, sizeof path, "/v1/kv/list/%02d", i);
+        REQUIRE(http_put(1 + i % 3, path, "v", 1, body, sizeof body) == 200);
+    }
+    /* Around the prefix, and a key that is not UTF-8 (its next is given in base64). */
+    static const char *const others[] = {"/v1/kv/list", "/v1/kv/lisu", "/v1/kv/lis", "/v1/kv/list0",
+                                         "/v1/kv/list/%FF"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        REQUIRE(http_put(1, others[i], "o", 1, body, sizeof body) == 200);
+    for (int limit = 1; limit <= 30; limit += 4)
+        REQUIRE(list_pages(1 + limit % 3, "list/", limit, 26));
+    REQUIRE(list_pages(2, "", 1000, 30));
+    REQUIRE(list_pages(3, "lis", 7, 30));
+    REQUIRE(list_pages(1, "nothing", 5, 0));
+    /* A key written through the library is listed through HTTP. */
+    uint64_t rev;
+    REQUIRE(cluster_put_retry(c, "list/25", "lib", WAIT_MS, &rev));
+    REQUIRE(list_pages(2, "list/", 10, 27));
+    REQUIRE(http(1, "GET", "/v1/kv?prefix=list/&limit=2", body, sizeof body) == 200);
+    REQUIRE(strstr(body, "\"next\":\"list/01\\u0000\""));
+    static const char *const bad[] = {
+        "/v1/kv?limit=abc",        "/v1/kv?limit=-1", "/v1/kv?limit=", "/v1/kv?limit=99999999999",
+        "/v1/kv?prefix=a&start=b", "/v1/kv?prefix=%", "/v1/kv?raw",    "/v1/kv?prefix=a&prefix=b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        REQUIRE(http(1, "GET", bad[i], body, sizeof body) == 400);
+    REQUIRE(http(1, "DELETE", "/v1/kv?prefix=list/", body, sizeof body) == 405);
+    REQUIRE(list_pages(2, "list/", 10, 27));
+    return true;
+}
+
 /* http_gateway off: /v1/ is an unknown path, and nothing is written. */
 static bool scenario_off(struct cluster *c)
 {
@@ -377,6 +508,7 @@ static bool skipped;
 GATEWAY_TEST(every_node_reads_and_writes, 3, scenario_every_node)
 GATEWAY_TEST(keys_and_values_are_bytes, 3, scenario_bytes)
 GATEWAY_TEST(errors_and_hostile_requests, 1, scenario_errors)
+GATEWAY_TEST(prefix_listing_in_pages, 3, scenario_list)
 GATEWAY_TEST(no_quorum_answers_503, 3, scenario_no_quorum)
 GATEWAY_TEST(off_serves_no_data, 1, scenario_off)
 
@@ -385,8 +517,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     static const struct test_case cases[] = {
         TEST_REF(every_node_reads_and_writes), TEST_REF(keys_and_values_are_bytes),
-        TEST_REF(errors_and_hostile_requests), TEST_REF(no_quorum_answers_503),
-        TEST_REF(off_serves_no_data)};
+        TEST_REF(errors_and_hostile_requests), TEST_REF(prefix_listing_in_pages),
+        TEST_REF(no_quorum_answers_503),       TEST_REF(off_serves_no_data)};
     int rc = test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
     return rc == 0 && skipped ? 77 : rc;
 }
