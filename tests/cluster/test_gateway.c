@@ -24,38 +24,31 @@ static const char *dir; /* the cluster's, for curl's files */
 
 /* ---- curl ---- */
 
-/* curl (silent, up to 30 s) with args, on node id's HTTP port at path; the body goes to body
- * (NUL-terminated; *len its length when len is given). Returns the status, or -1. */
+/* curl with args on node id's HTTP port at path; the body goes to body (NUL-terminated;
+ * *len its length when len is given). Returns the status, or -1. */
 static int curl_at(int id, const char *path, char *body, size_t cap, size_t *len,
                    const char *const *args)
 {
-    char url[4096], out[128], body_path[128], code[16] = "";
+    char url[4096], out[128], body_path[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_ports[id - 1], path);
     snprintf(out, sizeof out, "%s/curl.out", dir);
     snprintf(body_path, sizeof body_path, "%s/curl.body", dir);
-    const char *argv[32] = {"curl", "-s",      "--max-time", "30",
-                            "-o",   body_path, "-w",         "%{http_code}"};
-    size_t n = 8;
-    while (args && *args && n < 30)
+    const char *argv[16];
+    size_t n = 0;
+    while (args && *args && n < 14)
         argv[n++] = *args++;
     argv[n++] = url;
     argv[n] = NULL;
     unlink(body_path);
-    if (run_capture(argv, out) != 0)
-        return -1;
-    FILE *f = fopen(out, "r");
-    size_t got = f ? fread(code, 1, sizeof code - 1, f) : 0;
-    code[got] = '\0';
-    if (f)
-        fclose(f);
-    f = fopen(body_path, "r");
-    got = f ? fread(body, 1, cap - 1, f) : 0;
+    int status = cluster_curl(argv, body_path, out);
+    FILE *f = fopen(body_path, "r");
+    size_t got = f ? fread(body, 1, cap - 1, f) : 0;
     body[got] = '\0';
     if (f)
         fclose(f);
     if (len)
         *len = got;
-    return atoi(code) > 0 ? atoi(code) : -1;
+    return status;
 }
 
 static int http(int id, const char *method, const char *path, char *body, size_t cap)

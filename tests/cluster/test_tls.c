@@ -331,25 +331,6 @@ static bool scenario_bad_tls_config(struct cluster *c)
     return true;
 }
 
-/* curl with args, up to 30 s; returns the HTTP status (the body goes to body_path). */
-static int curl(struct cluster *c, const char *body_path, const char *const *args)
-{
-    char out[128], code[16] = "";
-    snprintf(out, sizeof out, "%s/curl.out", c->dir);
-    const char *argv[16] = {"curl", "-s",      "--max-time", "30",
-                            "-o",   body_path, "-w",         "%{http_code}"};
-    for (size_t n = 8; *args && n < 15; n++)
-        argv[n] = *args++;
-    if (run_capture(argv, out) != 0)
-        return -1;
-    FILE *f = fopen(out, "r");
-    size_t got = f ? fread(code, 1, sizeof code - 1, f) : 0;
-    code[got] = '\0';
-    if (f)
-        fclose(f);
-    return atoi(code);
-}
-
 /* The HTTP gateway's client dials the TLS client port with the node's own files: with
  * tls_client_auth = optional it serves, through any node; with required raftd refuses it at
  * start, as the plain HTTP port would bypass the client certificates. */
@@ -379,14 +360,15 @@ static bool scenario_gateway(struct cluster *c)
     }
     REQUIRE(cluster_start_all(c));
     REQUIRE(cluster_wait_leader(c, 20000));
-    char body[128], url[64];
+    char body[128], out[128], url[64];
     snprintf(body, sizeof body, "%s/body", c->dir);
+    snprintf(out, sizeof out, "%s/curl.out", c->dir);
     for (int i = 1; i <= 3; i++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/kv/gw%d", ports[i - 1], i);
         const char *put[] = {"-X", "PUT", "--data-binary", "through", url, NULL};
         int st = -1;
         for (uint64_t deadline = now_ms() + 20000; st != 200 && now_ms() < deadline;)
-            st = curl(c, body, put);
+            st = cluster_curl(put, body, out);
         REQUIRE(st == 200);
         char key[8];
         snprintf(key, sizeof key, "gw%d", i);
