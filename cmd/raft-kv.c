@@ -31,6 +31,10 @@ static void usage(FILE *f)
            "  put KEY VALUE             set KEY to VALUE ('-': the bytes read from stdin)\n"
            "  put --value-file PATH KEY set KEY to the bytes of the file PATH\n"
            "  get KEY                   print the value of KEY\n"
+           "  list [--prefix P | --from K [--to E]] [--limit N]\n"
+           "                            print the keys starting with P, or from K (inclusive)\n"
+           "                            to E (exclusive), in byte order, with their values;\n"
+           "                            at most N of them (default: all)\n"
            "  delete KEY                remove KEY\n"
            "  cas KEY EXPECTED NEW      set KEY to NEW if its value is EXPECTED\n"
            "  cas --absent KEY NEW      set KEY to NEW only if KEY does not exist\n"
@@ -73,6 +77,9 @@ static void usage(FILE *f)
            "\n"
            "output: get prints the value followed by a newline; put, delete and a successful\n"
            "cas print OK; a failed cas prints the current value (if the key exists) like get.\n"
+           "list prints a line per key: the key, a tab, the value. It reads 1000 keys a\n"
+           "request, each a linearizable read of its own, following until N keys or the\n"
+           "end; nothing found is no error.\n"
            "status prints a table, one row per endpoint; unreachable ones say so. health\n"
            "prints one line: \"healthy: 3 of 3 nodes answered, leader 2 (term 4)\", or\n"
            "\"unhealthy: 1 of 3 nodes answered, no quorum\" (or why no leader served).\n"
@@ -88,7 +95,9 @@ static void usage(FILE *f)
            "--json: {\"result\": \"ok\" | \"not_found\" | \"cas_mismatch\" | \"invalid\" |\n"
            "\"unavailable\" | \"session_expired\" | \"internal\", ...}. get adds key, value,\n"
            "create_revision, mod_revision; writes add revision; cas_mismatch adds exists and\n"
-           "(if it exists) the current value with its revisions; failures add error, and\n"
+           "(if it exists) the current value with its revisions; list adds kvs: [{key,\n"
+           "value, create_revision, mod_revision}], more (keys remain after the last one)\n"
+           "and revision (the store's applied index its first read saw); failures add error, and\n"
            "\"unavailable\" adds what the endpoints said next: answered, configured (how\n"
            "many endpoints were given), quorum (a majority of them), leader (0: none named)\n"
            "and term (the highest any node answered with). status adds nodes: [{endpoint,\n"
@@ -145,6 +154,8 @@ struct cli {
     char *value_buf;                   /* read from stdin or value_file */
     const struct member_op *member_op; /* raft-kv member OP */
     uint64_t id;                       /* the member and move-leader commands' ID; 0: none */
+    const char *prefix, *from, *to;    /* list's bounds */
+    uint64_t limit;                    /* list --limit; 0: all */
 };
 
 /* ---- JSON output ---- */
@@ -493,6 +504,23 @@ static void print_view_after(const struct cluster_view *view)
     fprintf(stderr, "\n");
 }
 
+/* A command's failure, with what the nodes said afterwards when view is not NULL. */
+static void report_failure(const struct cli *cli, int status, const char *error,
+                           const struct cluster_view *view)
+{
+    if (cli->json) {
+        printf("{\"result\":\"%s\"", json_result_name(status));
+        json_bytes_field("error", error, strlen(error));
+        if (view)
+            json_view(view);
+        printf("}\n");
+        return;
+    }
+    print_failure(status, error);
+    if (view)
+        print_view_after(view);
+}
+
 static void report_plain(const struct cli *cli, int status, const struct raftkv_result *res,
                          const struct cluster_view *view)
 {
@@ -670,6 +698,132 @@ static int run_health(const struct cli *cli, struct raftkv_client *c)
     return healthy ? 0 : EXIT_UNAVAILABLE;
 }
 
+/* ---- list ---- */
+
+static int check_list(struct cli *cli)
+{
+    if (cli->n_args)
+        return rk_cli_usage_error(PROG, "list takes no arguments, only options");
+    if (cli->prefix && (cli->from || cli->to))
+        return rk_cli_usage_error(PROG, "--prefix goes without --from and --to");
+    if (cli->from && cli->to && strcmp(cli->from, cli->to) >= 0)
+        return rk_cli_usage_error(PROG, "--to must come after --from");
+    return 0;
+}
+
+/* The pages of one list, read one after the other. */
+struct list_pages {
+    struct raftkv_range_result *pages;
+    size_t n, keys;
+    bool more; /* keys remain after the last one printed */
+};
+
+static void list_pages_free(struct list_pages *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        raftkv_range_result_free(&l->pages[i]);
+    free(l->pages);
+}
+
+/* The next page starts just after the last key: that key and a 0 byte, in from (malloc'd,
+ * grown as needed). */
+static int list_next_from(const struct raftkv_range_result *r, uint8_t **from, size_t *from_len)
+{
+    const struct raftkv_kv *last = &r->kvs[r->count - 1];
+    uint8_t *p = realloc(*from, last->key_len + 1);
+    if (!p)
+        return RAFTKV_ENOMEM;
+    memcpy(p, last->key, last->key_len);
+    p[last->key_len] = 0;
+    *from = p;
+    *from_len = last->key_len + 1;
+    return RAFTKV_OK;
+}
+
+/* Reads pages until limit keys (0: all) or the end; on failure, *failed gets the page that
+ * failed (its error). */
+static int list_read(const struct cli *cli, struct raftkv_client *c, struct list_pages *l,
+                     struct raftkv_range_result *failed)
+{
+    const char *key = cli->prefix ? cli->prefix : cli->from ? cli->from : "";
+    size_t from_len = strlen(key), end_len = cli->to ? strlen(cli->to) : 0;
+    uint8_t *from = malloc(from_len + 1), *end = malloc(from_len + end_len + 1);
+    int st = from && end ? RAFTKV_OK : RAFTKV_ENOMEM;
+    if (st == RAFTKV_OK) {
+        memcpy(from, key, from_len);
+        end_len = cli->prefix ? raftkv_prefix_end(from, from_len, end) : end_len;
+        if (cli->to)
+            memcpy(end, cli->to, end_len);
+    }
+    for (bool next = true; st == RAFTKV_OK && next;) {
+        struct raftkv_range_result *p = realloc(l->pages, (l->n + 1) * sizeof *p);
+        if (!p) {
+            st = RAFTKV_ENOMEM;
+            break;
+        }
+        l->pages = p;
+        uint64_t left = cli->limit ? cli->limit - l->keys : 0;
+        size_t page = left > RAFTKV_RANGE_MAX_KEYS ? 0 : (size_t)left;
+        st = raftkv_range(c, from, from_len, end, end_len, page, &l->pages[l->n]);
+        if (st != RAFTKV_OK) {
+            *failed = l->pages[l->n];
+            break;
+        }
+        const struct raftkv_range_result *r = &l->pages[l->n++];
+        l->keys += r->count;
+        l->more = r->more;
+        next = r->more && r->count && (!cli->limit || l->keys < cli->limit);
+        if (next)
+            st = list_next_from(r, &from, &from_len);
+    }
+    free(from);
+    free(end);
+    return st;
+}
+
+static void list_print(const struct cli *cli, const struct list_pages *l)
+{
+    if (cli->json)
+        printf("{\"result\":\"ok\",\"kvs\":[");
+    for (size_t i = 0, n = 0; i < l->n; i++) {
+        for (size_t k = 0; k < l->pages[i].count; k++, n++) {
+            const struct raftkv_kv *e = &l->pages[i].kvs[k];
+            if (!cli->json) {
+                fwrite(e->key, 1, e->key_len, stdout);
+                putchar('\t');
+                fwrite(e->value ? (const void *)e->value : "", 1, e->value_len, stdout);
+                putchar('\n');
+                continue;
+            }
+            printf("%s{\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64, n ? "," : "",
+                   e->create_revision, e->mod_revision);
+            json_bytes_field("key", e->key, e->key_len);
+            json_bytes_field("value", e->value, e->value_len);
+            printf("}");
+        }
+    }
+    if (cli->json)
+        printf("],\"more\":%s,\"revision\":%" PRIu64 "}\n", l->more ? "true" : "false",
+               l->n ? l->pages[0].revision : 0);
+}
+
+static int run_list(const struct cli *cli, struct raftkv_client *c)
+{
+    struct list_pages l = {0};
+    struct raftkv_range_result failed = {0};
+    int status = list_read(cli, c, &l, &failed);
+    struct node_answer *answers = NULL;
+    struct cluster_view view;
+    bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
+    if (status == RAFTKV_OK)
+        list_print(cli, &l);
+    else
+        report_failure(cli, status, failed.error, viewed ? &view : NULL);
+    free(answers);
+    list_pages_free(&l);
+    return exit_code(status);
+}
+
 /* ---- membership ---- */
 
 enum member_kind { MEMBER_LIST, MEMBER_ADD_LEARNER, MEMBER_PROMOTE, MEMBER_REMOVE };
@@ -763,6 +917,13 @@ static int address_width(const struct raftkv_members *m, bool peer, const char *
     return (int)w;
 }
 
+static void json_members_answer(const struct raftkv_members *m)
+{
+    printf("{\"result\":\"ok\"");
+    json_members(m);
+    printf("}\n");
+}
+
 static void print_members(const struct raftkv_members *m)
 {
     int pw = address_width(m, true, "PEER ADDRESS"), cw = address_width(m, false, "CLIENT ADDRESS");
@@ -806,23 +967,12 @@ static int run_member(const struct cli *cli, struct raftkv_client *c)
     struct node_answer *answers = NULL;
     struct cluster_view view;
     bool viewed = status == RAFTKV_UNAVAILABLE && look_at_cluster(cli, c, &answers, &view) == 0;
-    if (cli->json) {
-        printf("{\"result\":\"%s\"", json_result_name(status));
-        if (status == RAFTKV_OK)
-            json_members(&m);
-        else
-            json_bytes_field("error", m.error, strlen(m.error));
-        if (viewed)
-            json_view(&view);
-        printf("}\n");
-    } else {
-        if (status == RAFTKV_OK)
-            print_members(&m);
-        else
-            print_failure(status, m.error);
-        if (viewed)
-            print_view_after(&view);
-    }
+    if (status != RAFTKV_OK)
+        report_failure(cli, status, m.error, viewed ? &view : NULL);
+    else if (cli->json)
+        json_members_answer(&m);
+    else
+        print_members(&m);
     free(answers);
     raftkv_members_free(&m);
     return exit_code(status);
@@ -845,7 +995,10 @@ enum option_id {
     OPT_TLS_CA,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
-
+    OPT_PREFIX,
+    OPT_FROM,
+    OPT_TO,
+    OPT_LIMIT,
 };
 
 static const struct option global_options[] = {
@@ -879,6 +1032,14 @@ static const struct command commands[] = {
      NULL},
     {"status", 0, {{"cluster", no_argument, NULL, OPT_CLUSTER}}, run_status, NULL},
     {"health", 0, {{0}}, run_health, NULL},
+    {"list",
+     -1,
+     {{"prefix", required_argument, NULL, OPT_PREFIX},
+      {"from", required_argument, NULL, OPT_FROM},
+      {"to", required_argument, NULL, OPT_TO},
+      {"limit", required_argument, NULL, OPT_LIMIT}},
+     run_list,
+     check_list},
     {"member", -1, {{0}}, run_member, check_member},
     {"move-leader", -1, {{0}}, run_member, check_move_leader},
 };
@@ -903,6 +1064,20 @@ static int apply_tls_option(struct cli *cli, int id, const char *arg)
     if (!arg || !*arg)
         return rk_cli_usage_error(PROG, "%s needs a file", name);
     *(id == OPT_TLS_CA ? &cli->tls.ca : id == OPT_TLS_CERT ? &cli->tls.cert : &cli->tls.key) = arg;
+    return 0;
+}
+
+static int apply_list_option(struct cli *cli, int id, const char *arg)
+{
+    if (id == OPT_LIMIT) {
+        if (!arg || !rk_cli_parse_u64(arg, 1, UINT64_MAX, &cli->limit))
+            return rk_cli_usage_error(PROG, "--limit needs a positive number");
+        return 0;
+    }
+    const char *name = id == OPT_PREFIX ? "--prefix" : id == OPT_FROM ? "--from" : "--to";
+    if (!arg || !*arg)
+        return rk_cli_usage_error(PROG, "%s needs a key", name);
+    *(id == OPT_PREFIX ? &cli->prefix : id == OPT_FROM ? &cli->from : &cli->to) = arg;
     return 0;
 }
 
@@ -947,6 +1122,11 @@ static int apply_option(struct cli *cli, int id, const char *arg)
     case OPT_TLS_CERT:
     case OPT_TLS_KEY:
         return apply_tls_option(cli, id, arg);
+    case OPT_PREFIX:
+    case OPT_FROM:
+    case OPT_TO:
+    case OPT_LIMIT:
+        return apply_list_option(cli, id, arg);
     }
     return 0;
 }

@@ -199,15 +199,18 @@ RAFTKV_API int raftkv_delete(struct raftkv_client *c, const void *key, size_t ke
 RAFTKV_API int raftkv_cas(struct raftkv_client *c, const void *key, size_t key_len,
                           const void *expected, size_t expected_len, const void *new_value,
                           size_t new_len, struct raftkv_result *res);
+
 /*
  * Range reads: the keys in [key, range_end), in key order (bytes compared as unsigned),
  * linearizable (ReadIndex) like get. An empty range_end means no upper bound; an empty key,
  * from the first key; a range_end at or before key, no keys. Keys starting with 0x00 (the
  * cluster's own records) are never listed. At most limit keys are answered (0, or more
- * than 1000: 1000), and fewer when they would pass 4 MiB (but always one, when one
- * matches). With more set, the next page starts just after the last key: that key
- * followed by a 0 byte.
+ * than RAFTKV_RANGE_MAX_KEYS: that many), and fewer when they would pass 4 MiB (but always
+ * one, when one matches). With more set, the next page starts just after the last key:
+ * that key followed by a 0 byte.
  */
+#define RAFTKV_RANGE_MAX_KEYS 1000
+
 struct raftkv_kv {
     uint8_t *key; /* never empty */
     size_t key_len;

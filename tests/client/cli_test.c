@@ -604,6 +604,48 @@ TEST(bad_member_arguments_are_named)
     CHECK(out[0] == '\0');
 }
 
+TEST(list_follows_the_pages_until_the_limit_or_the_end)
+{
+    const char *keys[] = {"a", "p/1", "p/2", "p/3", "p/4", "p/5", "q"};
+    /* two keys an answer: raft-kv must follow more */
+    struct fake_node a = {.code = RAFTKV__KV__CODE__OK,
+                          .keys = keys,
+                          .n_keys = 7,
+                          .range_page = 2,
+                          .range_revision = 9};
+    CHECK_EQ(fake_node_start(&a), 0);
+    char out[4096];
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --prefix p/", a.url), 0);
+    CHECK(strcmp(out, "p/1\tp/1\np/2\tp/2\np/3\tp/3\np/4\tp/4\np/5\tp/5\n") == 0);
+    CHECK_EQ(a.ranges, 3);
+    CHECK(strcmp(a.last_range_key, "p/4") == 0 && a.last_range_after);
+    CHECK(strcmp(a.last_range_end, "p0") == 0);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --limit 3", a.url), 0);
+    CHECK(strcmp(out, "a\ta\np/1\tp/1\np/2\tp/2\n") == 0);
+    CHECK_EQ(a.last_range_limit, 1); /* the page asks for what is left */
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s list --from p/4 --to q", a.url), 0);
+    CHECK(strcmp(out, "{\"result\":\"ok\",\"kvs\":[{\"create_revision\":1,\"mod_revision\":2,"
+                      "\"key\":\"p/4\",\"value\":\"p/4\"},{\"create_revision\":1,"
+                      "\"mod_revision\":2,\"key\":\"p/5\",\"value\":\"p/5\"}],\"more\":false,"
+                      "\"revision\":9}\n") == 0);
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s list --from p/2 --limit 2", a.url), 0);
+    CHECK(strstr(out, "\"more\":true"));
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --prefix x", a.url), 0);
+    CHECK(strcmp(out, "") == 0);
+    /* usage errors, before anything is sent */
+    unsigned before = a.ranges;
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --prefix p --from a 2>/dev/null", a.url), 2);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --from b --to a 2>/dev/null", a.url), 2);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list --limit 0 2>/dev/null", a.url), 2);
+    CHECK_EQ(run(out, sizeof out, "--endpoints %s list p 2>/dev/null", a.url), 2);
+    CHECK_EQ(a.ranges, before);
+    a.code = RAFTKV__KV__CODE__INVALID;
+    a.error = "range key is too long";
+    CHECK_EQ(run(out, sizeof out, "--json --endpoints %s list --from b", a.url), 2);
+    CHECK(strcmp(out, "{\"result\":\"invalid\",\"error\":\"range key is too long\"}\n") == 0);
+    fake_node_stop(&a);
+}
+
 TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_and_base64s_binary),
           TEST_REF(missing_key_and_cas_mismatch_exit_1), TEST_REF(usage_errors_exit_2),
           TEST_REF(rejected_request_exits_2_with_the_reason), TEST_REF(unavailable_cluster_exits_3),
@@ -622,4 +664,5 @@ TEST_MAIN(TEST_REF(put_get_delete_plain_and_json), TEST_REF(json_escapes_text_an
           TEST_REF(status_of_the_cluster_asks_every_member_the_leader_names),
           TEST_REF(member_changes_and_move_leader_send_their_arguments),
           TEST_REF(a_refused_change_exits_2_and_an_unavailable_one_3),
-          TEST_REF(bad_member_arguments_are_named))
+          TEST_REF(bad_member_arguments_are_named),
+          TEST_REF(list_follows_the_pages_until_the_limit_or_the_end))

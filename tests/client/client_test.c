@@ -1,5 +1,6 @@
 /* The client library against fake nodes (fake_node.h): leader discovery, failover, backoff
  * and the mapping of every answer. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -529,6 +530,89 @@ TEST(bad_member_arguments_are_usage_errors)
     raftkv_client_close(c);
 }
 
+struct range_wait {
+    nng_mtx *mu;
+    nng_cv *cv;
+    bool done;
+    int status;
+    char keys[256]; /* the keys answered, space-separated */
+    bool more;
+};
+
+static void range_waited(int status, const struct raftkv_range_result *res, void *arg)
+{
+    struct range_wait *w = arg;
+    nng_mtx_lock(w->mu);
+    w->status = status;
+    for (size_t i = 0; i < res->count; i++)
+        snprintf(w->keys + strlen(w->keys), sizeof w->keys - strlen(w->keys), "%s%.*s",
+                 i ? " " : "", (int)res->kvs[i].key_len, (const char *)res->kvs[i].key);
+    w->more = res->more;
+    w->done = true;
+    nng_cv_wake(w->cv);
+    nng_mtx_unlock(w->mu);
+}
+
+TEST(range_sends_its_bounds_and_decodes_every_key_sync_and_async)
+{
+    const char *keys[] = {"a", "p/1", "p/2", "p/3", "q"};
+    struct fake_node a = {.code = OK_CODE, .keys = keys, .n_keys = 5, .range_revision = 77};
+    CHECK_EQ(fake_node_start(&a), 0);
+    const char *urls[] = {a.url};
+    struct raftkv_client *c = client_for(urls, 1, 3, 5000, 2000);
+    CHECK(c);
+    uint8_t end[8];
+    size_t end_len = raftkv_prefix_end("p/", 2, end);
+    CHECK_EQ(end_len, 2);
+    CHECK(memcmp(end, "p0", 2) == 0);
+    struct raftkv_range_result r;
+    CHECK_EQ(raftkv_range(c, "p/", 2, end, end_len, 2, &r), RAFTKV_OK);
+    CHECK(strcmp(a.last_range_key, "p/") == 0 && strcmp(a.last_range_end, "p0") == 0);
+    CHECK_EQ(a.last_range_limit, 2);
+    CHECK_EQ(r.count, 2);
+    CHECK(r.more);
+    CHECK_EQ(r.revision, 77);
+    CHECK(r.kvs[1].key_len == 3 && memcmp(r.kvs[1].key, "p/2", 3) == 0);
+    CHECK(r.kvs[1].value_len == 3 && memcmp(r.kvs[1].value, "p/2", 3) == 0);
+    CHECK(r.kvs[1].create_revision == 1 && r.kvs[1].mod_revision == 2);
+    raftkv_range_result_free(&r);
+    CHECK(!r.kvs && !r.count);
+    CHECK_EQ(raftkv_range(c, NULL, 0, NULL, 0, 0, &r), RAFTKV_OK);
+    CHECK_EQ(r.count, 5);
+    CHECK(!r.more);
+    raftkv_range_result_free(&r);
+
+    struct range_wait w = {0};
+    CHECK_EQ(nng_mtx_alloc(&w.mu), 0);
+    CHECK_EQ(nng_cv_alloc(&w.cv, w.mu), 0);
+    CHECK_EQ(raftkv_range_async(c, "p/2\0", 4, end, end_len, 0, range_waited, &w), RAFTKV_OK);
+    nng_mtx_lock(w.mu);
+    while (!w.done)
+        nng_cv_wait(w.cv);
+    nng_mtx_unlock(w.mu);
+    CHECK_EQ(w.status, RAFTKV_OK);
+    CHECK(strcmp(w.keys, "p/3") == 0 && !w.more);
+    nng_cv_free(w.cv);
+    nng_mtx_free(w.mu);
+
+    /* a refusal is an answer, with the node's reason */
+    a.code = RAFTKV__KV__CODE__INVALID;
+    a.error = "range key is too long";
+    CHECK_EQ(raftkv_range(c, "p", 1, NULL, 0, 0, &r), RAFTKV_INVALID);
+    CHECK(strcmp(r.error, "range key is too long") == 0 && !r.kvs);
+    CHECK_EQ(raftkv_range(c, NULL, 1, NULL, 0, 0, &r), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_range(c, "a", 1, NULL, 2, 0, &r), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_range(c, "a", 1, NULL, 0, 0, NULL), RAFTKV_EUSAGE);
+    CHECK_EQ(raftkv_range_async(c, "a", 1, NULL, 0, 0, NULL, NULL), RAFTKV_EUSAGE);
+    raftkv_client_close(c);
+    fake_node_stop(&a);
+    /* prefixes without an end: empty, or only 0xff bytes; 0xff bytes at the end are dropped */
+    CHECK_EQ(raftkv_prefix_end("", 0, end), 0);
+    CHECK_EQ(raftkv_prefix_end("\xff\xff", 2, end), 0);
+    CHECK_EQ(raftkv_prefix_end("a\x7f\xff", 3, end), 2);
+    CHECK(memcmp(end, "a\x80", 2) == 0);
+}
+
 TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(not_leader_without_hint_tries_another_node), TEST_REF(useless_hints_are_ignored),
           TEST_REF(fails_over_from_a_dead_endpoint), TEST_REF(fails_over_from_a_hung_leader),
@@ -544,4 +628,5 @@ TEST_MAIN(TEST_REF(follows_leader_hint_outside_the_endpoint_list),
           TEST_REF(member_changes_and_move_leader_send_their_arguments),
           TEST_REF(a_refused_change_is_invalid_unless_an_earlier_attempt_may_have_made_it),
           TEST_REF(an_ok_answer_without_a_member_list_is_internal),
-          TEST_REF(bad_member_arguments_are_usage_errors))
+          TEST_REF(bad_member_arguments_are_usage_errors),
+          TEST_REF(range_sends_its_bounds_and_decodes_every_key_sync_and_async))

@@ -50,12 +50,51 @@ static void fake_record(struct fake_node *n, const Raftkv__Client__Request *env,
         if (value->len && n->last_value)
             memcpy(n->last_value, value->data, value->len);
     }
+    if (req && req->op_case == RAFTKV__KV__REQUEST__OP_RANGE) {
+        const Raftkv__Kv__Range *r = req->range;
+        snprintf(n->last_range_key, sizeof n->last_range_key, "%.*s", (int)r->key.len,
+                 (const char *)r->key.data);
+        snprintf(n->last_range_end, sizeof n->last_range_end, "%.*s", (int)r->range_end.len,
+                 (const char *)r->range_end.data);
+        n->last_range_limit = r->limit;
+        n->last_range_after = r->key.len && r->key.data[r->key.len - 1] == 0;
+        n->ranges++;
+    }
     if (req && req->op_case == RAFTKV__KV__REQUEST__OP_CAS) {
         n->last_expect_absent = req->cas->expect_absent;
         snprintf(n->last_expected, sizeof n->last_expected, "%.*s", (int)req->cas->expected.len,
                  (const char *)req->cas->expected.data);
     }
     nng_mtx_unlock(n->mu);
+}
+
+/* A range's keys from n->keys (last_range_*: the request; a key that ends in a 0 byte
+ * is recorded without it, and last_range_after set). kvs has room for every key. */
+static void fake_range(const struct fake_node *n, Raftkv__Kv__KeyValue *kvs,
+                       Raftkv__Kv__KeyValue **ptrs, Raftkv__Kv__Response *kv)
+{
+    size_t limit = n->last_range_limit && n->last_range_limit < 1000 ? n->last_range_limit : 1000;
+    size_t page = n->range_page && n->range_page < limit ? n->range_page : limit;
+    for (size_t i = 0; i < n->n_keys; i++) {
+        const char *k = n->keys[i];
+        int from = strcmp(k, n->last_range_key);
+        if (from < 0 || (from == 0 && n->last_range_after) ||
+            (n->last_range_end[0] && strcmp(k, n->last_range_end) >= 0))
+            continue;
+        if (kv->n_kvs == page) {
+            kv->more = true;
+            break;
+        }
+        kvs[kv->n_kvs] = (Raftkv__Kv__KeyValue)RAFTKV__KV__KEY_VALUE__INIT;
+        kvs[kv->n_kvs].key = (ProtobufCBinaryData){strlen(k), (uint8_t *)k};
+        kvs[kv->n_kvs].value = kvs[kv->n_kvs].key;
+        kvs[kv->n_kvs].create_revision = 1;
+        kvs[kv->n_kvs].mod_revision = 2;
+        ptrs[kv->n_kvs] = &kvs[kv->n_kvs];
+        kv->n_kvs++;
+    }
+    kv->kvs = ptrs;
+    kv->revision = n->range_revision;
 }
 
 /* The KV store's answer, packed into out (freed by the caller). */
@@ -69,12 +108,17 @@ static int fake_kv_answer(const struct fake_node *n, bool registration, Protobuf
     kv.create_revision = n->create_revision;
     kv.mod_revision = n->mod_revision;
     kv.revision = registration ? FAKE_SESSION_ID : n->revision;
+    Raftkv__Kv__KeyValue *kvs = calloc(n->n_keys + 1, sizeof *kvs);
+    Raftkv__Kv__KeyValue **ptrs = calloc(n->n_keys + 1, sizeof *ptrs);
+    if (kvs && ptrs && !registration && n->last_op == RAFTKV__KV__REQUEST__OP_RANGE)
+        fake_range(n, kvs, ptrs, &kv);
     out->len = raftkv__kv__response__get_packed_size(&kv);
-    out->data = malloc(out->len ? out->len : 1);
-    if (!out->data)
-        return -1;
-    raftkv__kv__response__pack(&kv, out->data);
-    return 0;
+    out->data = kvs && ptrs ? malloc(out->len ? out->len : 1) : NULL;
+    if (out->data)
+        raftkv__kv__response__pack(&kv, out->data);
+    free(ptrs);
+    free(kvs);
+    return out->data ? 0 : -1;
 }
 
 static bool is_member_request(Raftkv__Client__Request__BodyCase body)

@@ -45,6 +45,12 @@ struct fake_node {
     /* The membership a member request (list, change, move-leader) is answered with, when
      * its code is OK or INVALID; NULL: none. */
     const Raftkv__Client__MemberList *members;
+    /* A range is answered from these keys (in byte order; each key's value is the key
+     * itself, its revisions 1 and 2), at most range_page of them (0: 1000) an answer, and
+     * revision range_revision. */
+    const char *const *keys;
+    size_t n_keys, range_page;
+    uint64_t range_revision;
     /* What arrived, under mu. */
     nng_mtx *mu;
     unsigned requests;
@@ -58,7 +64,11 @@ struct fake_node {
     char last_peer_address[64], last_client_address[64];
     bool last_expect_absent;
     char last_expected[64];
-    uint8_t *last_value; /* a put's value or a cas's new value, with last_value_len */
+    char last_range_key[64], last_range_end[64]; /* the last range's, as text */
+    uint64_t last_range_limit;
+    bool last_range_after; /* the key ended in a 0 byte (cut from last_range_key) */
+    unsigned ranges;       /* range requests */
+    uint8_t *last_value;   /* a put's value or a cas's new value, with last_value_len */
     size_t last_value_len;
     nng_socket sock;
     nng_thread *thread;

@@ -912,11 +912,98 @@ static bool scenario_slow_reader(struct cluster *c)
     return cluster_log_contains(c, (int)leader, "it took no reply");
 }
 
+/* Lists the keys of [r/, r0) through client, limit keys a page, following more; checks them
+ * against the acknowledged ones (present[i]: key r/%04d holds its value). */
+static bool range_pages_are(struct raftkv_client *client, size_t limit, const bool *present,
+                            int n_keys, uint64_t min_revision)
+{
+    uint8_t from[16] = "r/", end[16];
+    size_t from_len = 2, end_len = raftkv_prefix_end(from, 2, end);
+    int next = 0, pages = 0;
+    for (bool more = true; more; pages++) {
+        struct raftkv_range_result r;
+        int st = raftkv_range(client, from, from_len, end, end_len, limit, &r);
+        REQUIRE(st == RAFTKV_OK);
+        bool ok = r.revision >= min_revision && (r.count > 0 || !r.more);
+        for (size_t i = 0; ok && i < r.count; i++) {
+            while (next < n_keys && !present[next])
+                next++;
+            char key[16], value[32];
+            snprintf(key, sizeof key, "r/%04d", next);
+            snprintf(value, sizeof value, "value-%d", next++);
+            ok = r.kvs[i].key_len == strlen(key) && !memcmp(r.kvs[i].key, key, strlen(key)) &&
+                 r.kvs[i].value_len == strlen(value) &&
+                 !memcmp(r.kvs[i].value, value, strlen(value));
+            if (!ok)
+                fprintf(stderr, "page %d: key %zu is %.*s, expected %s\n", pages, i,
+                        (int)r.kvs[i].key_len, (const char *)r.kvs[i].key, key);
+        }
+        more = r.more;
+        if (ok && more) {
+            memcpy(from, r.kvs[r.count - 1].key, r.kvs[r.count - 1].key_len);
+            from[r.kvs[r.count - 1].key_len] = 0;
+            from_len = r.kvs[r.count - 1].key_len + 1;
+        }
+        raftkv_range_result_free(&r);
+        REQUIRE(ok);
+    }
+    while (next < n_keys && !present[next])
+        next++;
+    if (next != n_keys)
+        fprintf(stderr, "the range ended before r/%04d\n", next);
+    return next == n_keys;
+}
+
+/* Many puts (and some deletes) through the leader, then a prefix range through a follower
+ * (the client follows its hint to the leader), whole and in pages of a few keys: exactly
+ * the acknowledged keys, each once, in order. */
+static bool scenario_range(struct cluster *c)
+{
+    enum { N = 300 };
+    bool present[N];
+    REQUIRE(cluster_start_all(c));
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    struct raftkv_client *w = cluster_client(c, (int)leader, WAIT_MS);
+    REQUIRE(w);
+    uint64_t rev = 0;
+    bool ok = put_ok(w, "r0", "outside", &rev) && put_ok(w, "r.", "outside", &rev);
+    for (int i = 0; ok && i < N; i++) {
+        char key[16], value[32];
+        snprintf(key, sizeof key, "r/%04d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        ok = put_ok(w, key, value, &rev);
+        present[i] = true;
+    }
+    for (int i = 0; ok && i < N; i += 7) {
+        char key[16];
+        snprintf(key, sizeof key, "r/%04d", i);
+        struct raftkv_result res;
+        ok = raftkv_delete(w, key, strlen(key), &res) == RAFTKV_OK;
+        rev = res.revision;
+        present[i] = false;
+        raftkv_result_free(&res);
+    }
+    raftkv_client_close(w);
+    REQUIRE(ok);
+    int follower = leader == 1 ? 2 : 1;
+    struct raftkv_client *r = cluster_client(c, follower, WAIT_MS);
+    REQUIRE(r);
+    ok = range_pages_are(r, 0, present, N, rev) && range_pages_are(r, 7, present, N, rev) &&
+         range_pages_are(r, 1, present, N, rev);
+    raftkv_client_close(r);
+    return ok;
+}
+
 static bool with_cluster(int n, bool (*fn)(struct cluster *c))
 {
     return cluster_run(n, NULL, fn);
 }
 
+TEST(range_through_a_follower)
+{
+    CHECK(with_cluster(3, scenario_range));
+}
 TEST(replicate_three_nodes)
 {
     CHECK(with_cluster(3, scenario_replicate));
@@ -1009,6 +1096,7 @@ int main(int argc, char **argv)
                                              TEST_REF(slow_reader_loses_its_own_connection),
                                              TEST_REF(change_stream),
                                              TEST_REF(retried_writes_apply_once),
-                                             TEST_REF(failed_sync_stops_the_node)};
+                                             TEST_REF(failed_sync_stops_the_node),
+                                             TEST_REF(range_through_a_follower)};
     return test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
