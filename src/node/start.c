@@ -371,7 +371,9 @@ void rk_node_free(struct rk_node *n)
         rk_transport_stop(n->transport);
     if (n->pub)
         rk_publisher_stop(n->pub);
-    /* The gateway's calls are answered through the HTTP server: they end first. */
+    /* The gateway's calls are answered through the HTTP server: they end first, once no
+     * HTTP thread can start one. */
+    rk_http_server_quiesce(n->http);
     rk_gateway_close(n->gateway);
     /* Answers what it still holds: the loop no longer does. */
     rk_http_server_stop(n->http);

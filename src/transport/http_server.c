@@ -25,9 +25,11 @@ struct rk_http_server {
     nng_http_server *http;
     rk_http_on_request on_request;
     void *arg;
-    nng_mtx *mu;                     /* guards the two below */
+    nng_mtx *mu;                     /* guards the three below */
     struct rk_http_request *pending; /* handed out, not answered */
     bool stopping;
+    unsigned busy; /* on_request calls running */
+    nng_cv *idle;  /* woken when busy drops to 0 while stopping */
 };
 
 /* Sends the answer (closing the connection after it when close is set) and ends NNG's
@@ -114,6 +116,7 @@ static void on_http(nng_aio *aio)
         s->pending = r;
     }
     bool handed = r && !s->stopping;
+    s->busy += handed;
     nng_mtx_unlock(s->mu);
     if (!handed) {
         answer_error(aio, 503, r ? stopping_body : "{\"error\":\"out of memory\"}\n", false);
@@ -121,6 +124,10 @@ static void on_http(nng_aio *aio)
         return;
     }
     s->on_request(s->arg, r, &in);
+    nng_mtx_lock(s->mu);
+    if (--s->busy == 0 && s->stopping)
+        nng_cv_wake(s->idle);
+    nng_mtx_unlock(s->mu);
 }
 
 void rk_http_reply(struct rk_http_request *req, uint16_t status, const char *content_type,
@@ -147,6 +154,8 @@ int rk_http_server_start(const char *url, size_t max_body, rk_http_on_request on
     nng_http_handler *h = NULL;
     int rv = nng_mtx_alloc(&s->mu);
     if (rv == 0)
+        rv = nng_cv_alloc(&s->idle, s->mu);
+    if (rv == 0)
         rv = nng_url_parse(&u, url);
     if (rv == 0)
         rv = nng_http_server_hold(&s->http, u);
@@ -165,6 +174,8 @@ int rk_http_server_start(const char *url, size_t max_body, rk_http_on_request on
     if (rv != 0) {
         if (s->http)
             nng_http_server_release(s->http);
+        if (s->idle)
+            nng_cv_free(s->idle);
         if (s->mu)
             nng_mtx_free(s->mu);
         free(s);
@@ -174,12 +185,23 @@ int rk_http_server_start(const char *url, size_t max_body, rk_http_on_request on
     return 0;
 }
 
-void rk_http_server_stop(struct rk_http_server *s)
+void rk_http_server_quiesce(struct rk_http_server *s)
 {
     if (!s)
         return;
     nng_mtx_lock(s->mu);
     s->stopping = true;
+    while (s->busy)
+        nng_cv_wait(s->idle);
+    nng_mtx_unlock(s->mu);
+}
+
+void rk_http_server_stop(struct rk_http_server *s)
+{
+    if (!s)
+        return;
+    rk_http_server_quiesce(s);
+    nng_mtx_lock(s->mu);
     struct rk_http_request *r = s->pending;
     s->pending = NULL;
     nng_mtx_unlock(s->mu);
@@ -191,6 +213,7 @@ void rk_http_server_stop(struct rk_http_server *s)
     }
     nng_http_server_stop(s->http);
     nng_http_server_release(s->http);
+    nng_cv_free(s->idle);
     nng_mtx_free(s->mu);
     free(s);
 }

@@ -33,6 +33,11 @@ int rk_http_server_start(const char *url, size_t max_body, rk_http_on_request on
 /* Answers req (once) with status and body (copied); req is gone afterwards. */
 void rk_http_reply(struct rk_http_request *req, uint16_t status, const char *content_type,
                    const void *body, size_t len);
+/* Refuses new requests (503) and waits until every on_request call has returned: whatever
+ * on_request uses may then go, once the answers it still owes have come (rk_http_reply works
+ * until stop). NULL: nothing. */
+void rk_http_server_quiesce(struct rk_http_server *s);
+/* Quiesces s, answers what is still unanswered (503), stops and frees it. NULL: nothing. */
 void rk_http_server_stop(struct rk_http_server *s);
 
 #endif

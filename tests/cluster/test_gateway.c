@@ -328,24 +328,34 @@ static bool scenario_no_quorum(struct cluster *c)
     return true;
 }
 
-/* A node stopped while a write waits for a quorum that will not come: the gateway's call
- * ends (503, or no answer if the request came too late to be taken), and the node stops
- * cleanly (cluster_finish checks its log for sanitizer reports). */
+/* A node stopped while a write waits for a quorum that will not come, and while requests
+ * keep arriving: the gateway's call ends (503, or no answer if the request came too late to
+ * be taken), and the node stops cleanly (cluster_finish checks its log for sanitizer
+ * reports). */
 static bool scenario_stop_in_flight(struct cluster *c)
 {
     REQUIRE(start(c, true));
     REQUIRE(http_wait(1, "PUT", "/v1/kv/before", 200, body, sizeof body));
     REQUIRE(cluster_stop(c, 2, SIGKILL) == -1 && cluster_stop(c, 3, SIGKILL) == -1);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    pid_t writer = fork();
+    REQUIRE(writer >= 0);
+    if (writer == 0) {
         int st = http_put(1, "/v1/kv/during", "x", 1, body, sizeof body);
         _exit(st == 503 ? 0 : st == -1 ? 1 : 2);
+    }
+    pid_t reader = fork(); /* until the node is gone */
+    REQUIRE(reader >= 0);
+    if (reader == 0) {
+        static const char get[] = "GET /v1/kv/before HTTP/1.1\r\nHost: x\r\n\r\n";
+        while (raw_request(1, get, sizeof get - 1) >= 0)
+            ;
+        _exit(0);
     }
     sleep_ms(500); /* most likely in flight by now; either way the node must stop well */
     REQUIRE(cluster_stop(c, 1, SIGTERM) == 0);
     int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+    REQUIRE(waitpid(reader, &status, 0) == reader);
+    REQUIRE(waitpid(writer, &status, 0) == writer && WIFEXITED(status));
     fprintf(stderr, "  the write in flight: %s\n",
             WEXITSTATUS(status) == 0 ? "503" : "no answer (too late)");
     REQUIRE(WEXITSTATUS(status) < 2);

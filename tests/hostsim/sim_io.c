@@ -279,6 +279,11 @@ void rk_http_reply(struct rk_http_request *req, uint16_t status, const char *con
     (void)len;
 }
 
+void rk_http_server_quiesce(struct rk_http_server *s)
+{
+    (void)s;
+}
+
 void rk_http_server_stop(struct rk_http_server *s)
 {
     (void)s;
