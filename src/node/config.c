@@ -49,6 +49,7 @@ static const struct key_spec keys[] = {
     KEY(listen_pub, V_URL, false),
     KEY(pub_address, V_URL, false),
     KEY(http_address, V_URL, false),
+    KEY(http_gateway, V_BOOL, false),
     KEY(tls_cert_file, V_STR, false),
     KEY(tls_key_file, V_STR, false),
     KEY(tls_ca_file, V_STR, false),
@@ -624,14 +625,30 @@ static int check_tls(struct parser *p)
     return check_tls_members(p, tls);
 }
 
-/* Plain HTTP only: the port answers health, status and metrics, never data. */
+/* Plain HTTP only: the port answers health, status and metrics, and data only when
+ * http_gateway asks for it. */
 static int check_http(struct parser *p)
 {
     const char *url = p->cfg->http_address;
-    if (!url || strncmp(url, "http://", 7) == 0)
+    if (url && strncmp(url, "http://", 7) != 0)
+        return fail_at(p, key_line(p, "http_address"), "http_address",
+                       "expected an address such as http://127.0.0.1:8080, got \"%s\"", url);
+    if (p->cfg->http_gateway && !url)
+        return fail_at(p, key_line(p, "http_gateway"), "http_gateway", "needs http_address");
+    return 0;
+}
+
+/* The gateway's plain HTTP would be a way to the data without the client certificate
+ * that the client port requires. Runs once the TLS keys are known to come together. */
+static int check_gateway(struct parser *p)
+{
+    const struct rk_config *cfg = p->cfg;
+    if (!cfg->http_gateway || !cfg->tls_ca_file ||
+        cfg->tls_client_auth != RK_TLS_CLIENT_AUTH_REQUIRED)
         return 0;
-    return fail_at(p, key_line(p, "http_address"), "http_address",
-                   "expected an address such as http://127.0.0.1:8080, got \"%s\"", url);
+    return fail_at(p, key_line(p, "http_gateway"), "http_gateway",
+                   "plain HTTP would bypass tls_client_auth = required: set tls_client_auth "
+                   "to optional or none, or leave http_gateway off");
 }
 
 static int check_config(struct parser *p)
@@ -642,6 +659,8 @@ static int check_config(struct parser *p)
     int rc = check_http(p);
     if (rc == 0)
         rc = check_tls(p);
+    if (rc == 0)
+        rc = check_gateway(p);
     if (rc == 0)
         rc = check_members(p);
     if (rc == 0)

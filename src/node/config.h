@@ -49,6 +49,7 @@ struct rk_config {
     char *pub_address;   /* NULL: no change stream */
     char *listen_pub;    /* default: pub_address */
     char *http_address;  /* http://host:port for /health, /status, /metrics; NULL: none */
+    bool http_gateway;   /* http_address also serves the JSON gateway's /v1/ (gateway.h) */
 
     /* TLS: all three or none. With them every address is tls+tcp://, peers must present a
      * certificate from tls_ca_file, and clients as tls_client_auth says. */

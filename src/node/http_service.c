@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 
 #include "log/log.h"
+#include "node/gateway.h"
 #include "node/node_internal.h"
 #include "transport/http_server.h"
 
@@ -75,13 +76,23 @@ static void reply(struct rk_http_request *req, uint16_t status, const char *type
     free(t->s);
 }
 
-/* NNG threads: queue the request for the loop; an unknown path is answered here. */
-static void on_request(void *arg, struct rk_http_request *req, const char *path)
+/* NNG threads: queue the request for the loop, or hand it to the gateway; an unknown path
+ * is answered here. */
+static void on_request(void *arg, struct rk_http_request *req, const struct rk_http_in *in)
 {
     struct rk_node *n = arg;
+    if (n->gateway && rk_gateway_owns(in->path)) {
+        rk_gateway_serve(n->gateway, req, in);
+        return;
+    }
     size_t route = 0;
-    while (route < N_ROUTES && strcmp(path, routes[route]) != 0)
+    while (route < N_ROUTES && strcmp(in->path, routes[route]) != 0)
         route++;
+    if (route < N_ROUTES && strcmp(in->method, "GET") != 0 && strcmp(in->method, "HEAD") != 0) {
+        static const char body[] = "{\"error\":\"method not allowed: GET only\"}\n";
+        rk_http_reply(req, 405, "application/json", body, sizeof body - 1);
+        return;
+    }
     if (route == N_ROUTES) {
         static const char body[] =
             "{\"error\":\"not found\",\"paths\":[\"/health\",\"/status\",\"/metrics\"]}\n";
@@ -105,7 +116,10 @@ int http__start(struct rk_node *n)
     const char *url = n->cfg->http_address;
     if (!url)
         return RK_NODE_OK;
-    int rv = rk_http_server_start(url, on_request, n, &n->http);
+    /* A body is a gateway's PUT: one value. Without the gateway a small one is read and
+     * ignored, so that a PUT there is told 404 like any unknown path. */
+    size_t max_body = n->gateway ? n->max_request_bytes : 4096;
+    int rv = rk_http_server_start(url, max_body, on_request, n, &n->http);
     if (rv != 0) {
         rk_error("cannot serve HTTP on %s: %s", url, nng_strerror(rv));
         return RK_NODE_ETRANSPORT;

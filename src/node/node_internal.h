@@ -9,6 +9,7 @@
  *   membership.c        the members: address book, member requests, leadership hand-off
  *   change_stream.c     the change stream: state machine events and leader changes
  *   tls_service.c       TLS configs from the node's files, and the handshakes NNG refused
+ *   gateway.c           the HTTP gateway (gateway.h): a client of the cluster, not of the loop
  *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
  *
  * Everything here runs on the event loop's thread, except the on_* callbacks, which NNG
@@ -86,6 +87,7 @@ struct rk_node {
     struct rk_client_server *clients;
     struct rk_publisher *pub;
     struct rk_http_server *http; /* NULL without http_address */
+    struct rk_gateway *gateway;  /* NULL without http_gateway; read by HTTP threads */
     /* TLS service; all NULL without TLS. The peer port always requires a certificate from
      * the CA; the client and pub ports as tls_client_auth says. */
     struct nng_tls_config *tls_peer_listen;

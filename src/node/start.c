@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "node/gateway.h"
 #include "node/node_internal.h"
+#include "raftkv/client.h"
 #include "storage/storage.h"
 #include "transport/http_server.h"
 #include "transport/transport.h"
@@ -234,6 +236,40 @@ static int start_raft(struct rk_node *n)
     return RK_NODE_OK;
 }
 
+/* The gateway's client, on the client addresses of the config file: this node's first, so
+ * that it is tried first while no leader is known. */
+static int start_gateway(struct rk_node *n)
+{
+    const struct rk_config *cfg = n->cfg;
+    if (!cfg->http_gateway)
+        return RK_NODE_OK;
+    const char **urls = calloc(cfg->n_members + 1, sizeof *urls);
+    if (!urls)
+        return RK_NODE_ENOMEM;
+    const struct rk_member *self = rk_config_member(cfg, cfg->node_id);
+    size_t n_urls = 0;
+    urls[n_urls++] = self->client_url ? self->client_url : cfg->listen_client;
+    for (size_t i = 0; i < cfg->n_members; i++)
+        if (cfg->members[i].client_url && &cfg->members[i] != self)
+            urls[n_urls++] = cfg->members[i].client_url;
+    bool tls = cfg->tls_ca_file != NULL;
+    struct rk_gateway_options opts = {
+        .n_endpoints = n_urls,
+        .endpoints = urls,
+        .tls_ca_file = tls ? cfg->tls_ca_file : NULL,
+        .tls_cert_file = tls ? cfg->tls_cert_file : NULL,
+        .tls_key_file = tls ? cfg->tls_key_file : NULL,
+        .max_value_bytes = cfg->max_value_bytes,
+    };
+    int rc = rk_gateway_open(&opts, &n->gateway);
+    free(urls);
+    if (rc != 0) {
+        rk_error("cannot start the HTTP gateway: %s", raftkv_status_str(rc));
+        return rc == RAFTKV_ENOMEM ? RK_NODE_ENOMEM : RK_NODE_ECONFIG;
+    }
+    return RK_NODE_OK;
+}
+
 static int start_sockets(struct rk_node *n)
 {
     const struct rk_config *cfg = n->cfg;
@@ -283,7 +319,9 @@ static int start_sockets(struct rk_node *n)
         rk_error("cannot listen for subscribers on %s", cfg->listen_pub);
         return RK_NODE_ETRANSPORT;
     }
-    return http__start(n);
+    /* Before the HTTP server: its threads read n->gateway. */
+    rc = start_gateway(n);
+    return rc == RK_NODE_OK ? http__start(n) : rc;
 }
 
 int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, void *arg,
@@ -333,6 +371,10 @@ void rk_node_free(struct rk_node *n)
         rk_transport_stop(n->transport);
     if (n->pub)
         rk_publisher_stop(n->pub);
+    /* The gateway's calls are answered through the HTTP server: they end first, once no
+     * HTTP thread can start one. */
+    rk_http_server_quiesce(n->http);
+    rk_gateway_close(n->gateway);
     /* Answers what it still holds: the loop no longer does. */
     rk_http_server_stop(n->http);
     tls__free(n);

@@ -244,6 +244,25 @@ int run_capture(const char *const *argv, const char *out_path)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int cluster_curl(const char *const *args, const char *body_path, const char *out_path)
+{
+    const char *argv[40] = {"curl", "-s",      "--max-time", "30",
+                            "-o",   body_path, "-w",         "%{http_code}"};
+    size_t n = 8;
+    while (*args && n < sizeof argv / sizeof argv[0] - 1)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    if (run_capture(argv, out_path) != 0)
+        return -1;
+    char code[16] = "";
+    FILE *f = fopen(out_path, "r");
+    size_t got = f ? fread(code, 1, sizeof code - 1, f) : 0;
+    code[got] = '\0';
+    if (f)
+        fclose(f);
+    return atoi(code) > 0 ? atoi(code) : -1;
+}
+
 bool cluster_spawn(struct cluster *c, int id)
 {
     struct cnode *node = &c->nodes[id - 1];

@@ -122,6 +122,11 @@ struct raftkv_client *cluster_client_opts(struct cluster *c, int id, unsigned ti
  * returns the exit status or -1. */
 int run_capture(const char *const *argv, const char *out_path);
 
+/* curl, silent, for at most 30 s, with args (NULL-terminated, the URL among them): the
+ * answer's body goes to body_path, curl's output to out_path. Returns the HTTP status, or -1
+ * when there is none (curl failed or is missing). */
+int cluster_curl(const char *const *args, const char *body_path, const char *out_path);
+
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);
 /* A port on 127.0.0.1 free right now, picked as the cluster's own are; -1 if none. */

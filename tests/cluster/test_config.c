@@ -335,6 +335,36 @@ TEST(sizes_beyond_what_nng_and_lmdb_carry_are_refused)
     rk_config_free(&cfg);
 }
 
+#define TLS_BASE                                                                                   \
+    "node_id = 1\n"                                                                                \
+    "cluster_id = 1\n"                                                                             \
+    "data_dir = /tmp/x\n"                                                                          \
+    "peer.1 = tls+tcp://127.0.0.1:7001\n"                                                          \
+    "client.1 = tls+tcp://127.0.0.1:7101\n"                                                        \
+    "tls_cert_file = n.pem\n"                                                                      \
+    "tls_key_file = n.key\n"                                                                       \
+    "tls_ca_file = ca.pem\n"                                                                       \
+    "http_address = http://127.0.0.1:7301\n"
+
+/* The gateway's plain HTTP port must not be a way around the client port's certificates. */
+TEST(http_gateway_needs_http_address_and_no_required_client_certificate)
+{
+    CHECK(fails_with(BASE "http_gateway = true\n", ":7: http_gateway: needs http_address"));
+    CHECK(fails_with(TLS_BASE "http_gateway = true\n",
+                     ":10: http_gateway: plain HTTP would bypass tls_client_auth = required: set "
+                     "tls_client_auth to optional or none, or leave http_gateway off"));
+    struct rk_config cfg;
+    char err[512];
+    CHECK_EQ(
+        load(TLS_BASE "http_gateway = true\ntls_client_auth = optional\n", &cfg, err, sizeof err),
+        0);
+    CHECK(cfg.http_gateway);
+    rk_config_free(&cfg);
+    CHECK_EQ(load(TLS_BASE, &cfg, err, sizeof err), 0);
+    CHECK(!cfg.http_gateway);
+    rk_config_free(&cfg);
+}
+
 TEST_MAIN(TEST_REF(minimal_config_gets_defaults), TEST_REF(every_key_parses),
           TEST_REF(hex_cluster_id), TEST_REF(bad_number_names_file_line_and_key),
           TEST_REF(unknown_and_duplicate_keys), TEST_REF(missing_keys_and_membership),
@@ -342,4 +372,5 @@ TEST_MAIN(TEST_REF(minimal_config_gets_defaults), TEST_REF(every_key_parses),
           TEST_REF(only_a_regular_file_of_a_configuration_size_is_read),
           TEST_REF(a_nul_byte_is_refused_naming_its_line),
           TEST_REF(two_members_at_one_address_are_refused_naming_both),
-          TEST_REF(sizes_beyond_what_nng_and_lmdb_carry_are_refused))
+          TEST_REF(sizes_beyond_what_nng_and_lmdb_carry_are_refused),
+          TEST_REF(http_gateway_needs_http_address_and_no_required_client_certificate))

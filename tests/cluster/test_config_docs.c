@@ -32,6 +32,7 @@
     X(log_level)                                                                                   \
     X(log_format)                                                                                  \
     X(join)                                                                                        \
+    X(http_gateway)                                                                                \
     X(tls_client_auth)
 
 #define NAME(f) #f,

@@ -331,6 +331,52 @@ static bool scenario_bad_tls_config(struct cluster *c)
     return true;
 }
 
+/* The HTTP gateway's client dials the TLS client port with the node's own files: with
+ * tls_client_auth = optional it serves, through any node; with required raftd refuses it at
+ * start, as the plain HTTP port would bypass the client certificates. */
+static bool scenario_gateway(struct cluster *c)
+{
+    int ports[3];
+    for (int i = 1; i <= 3; i++) {
+        char extra[1024], name[16];
+        snprintf(name, sizeof name, "node%d", i);
+        ports[i - 1] = cluster_free_port();
+        REQUIRE(ports[i - 1] > 0);
+        snprintf(extra, sizeof extra,
+                 "tls_cert_file = %s\ntls_key_file = %s\ntls_ca_file = %s\n"
+                 "http_address = http://127.0.0.1:%d\nhttp_gateway = true\n",
+                 cert_path(name, "crt"), cert_path(name, "key"), cert_path("ca", "crt"),
+                 ports[i - 1]);
+        REQUIRE(cluster_configure(c, i, extra));
+        if (i == 1) {
+            char out[128];
+            snprintf(out, sizeof out, "%s/raftd.out", c->dir);
+            const char *argv[] = {RAFTD_PATH, "--config", c->nodes[0].conf, NULL};
+            REQUIRE(run_capture(argv, out) == 2);
+            REQUIRE(cluster_file_contains(out, "plain HTTP would bypass tls_client_auth"));
+        }
+        strcat(extra, "tls_client_auth = optional\n");
+        REQUIRE(cluster_configure(c, i, extra));
+    }
+    REQUIRE(cluster_start_all(c));
+    REQUIRE(cluster_wait_leader(c, 20000));
+    char body[128], out[128], url[64];
+    snprintf(body, sizeof body, "%s/body", c->dir);
+    snprintf(out, sizeof out, "%s/curl.out", c->dir);
+    for (int i = 1; i <= 3; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/kv/gw%d", ports[i - 1], i);
+        const char *put[] = {"-X", "PUT", "--data-binary", "through", url, NULL};
+        int st = -1;
+        for (uint64_t deadline = now_ms() + 20000; st != 200 && now_ms() < deadline;)
+            st = cluster_curl(put, body, out);
+        REQUIRE(st == 200);
+        char key[8];
+        snprintf(key, sizeof key, "gw%d", i);
+        REQUIRE(cluster_get_is(c->client, key, "through"));
+    }
+    return true;
+}
+
 static bool with_tls_cluster(bool (*fn)(struct cluster *c))
 {
     struct cluster c;
@@ -367,6 +413,15 @@ TEST(tls_bad_config_exits_2)
     CHECK(with_tls_cluster(scenario_bad_tls_config));
 }
 
+TEST(tls_gateway_serves_with_client_auth_optional)
+{
+    if (system("curl --version >/dev/null 2>&1") != 0) {
+        printf("no curl: skipped\n");
+        return;
+    }
+    CHECK(with_tls_cluster(scenario_gateway));
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -379,9 +434,12 @@ int main(int argc, char **argv)
         return 1;
     }
     static const struct test_case cases[] = {
-        TEST_REF(tls_cluster_serves), TEST_REF(tls_rogue_node_cannot_join),
+        TEST_REF(tls_cluster_serves),
+        TEST_REF(tls_rogue_node_cannot_join),
         TEST_REF(tls_clients_without_a_good_certificate_refused),
-        TEST_REF(tls_plain_peer_cannot_join), TEST_REF(tls_bad_config_exits_2)};
+        TEST_REF(tls_plain_peer_cannot_join),
+        TEST_REF(tls_bad_config_exits_2),
+        TEST_REF(tls_gateway_serves_with_client_auth_optional)};
     int rc = test_run_all(cases, sizeof cases / sizeof cases[0], argc, argv);
     const char *rm[] = {"rm", "-rf", certs, NULL};
     run_capture(rm, "/dev/null");

@@ -258,10 +258,11 @@ void rk_publisher_stop(struct rk_publisher *p)
     (void)p;
 }
 
-int rk_http_server_start(const char *url, rk_http_on_request on_request, void *arg,
+int rk_http_server_start(const char *url, size_t max_body, rk_http_on_request on_request, void *arg,
                          struct rk_http_server **out)
 {
     (void)url;
+    (void)max_body;
     (void)on_request;
     (void)arg;
     *out = NULL;
@@ -269,13 +270,18 @@ int rk_http_server_start(const char *url, rk_http_on_request on_request, void *a
 }
 
 void rk_http_reply(struct rk_http_request *req, uint16_t status, const char *content_type,
-                   const char *body, size_t len)
+                   const void *body, size_t len)
 {
     (void)req;
     (void)status;
     (void)content_type;
     (void)body;
     (void)len;
+}
+
+void rk_http_server_quiesce(struct rk_http_server *s)
+{
+    (void)s;
 }
 
 void rk_http_server_stop(struct rk_http_server *s)

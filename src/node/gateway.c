@@ -1,0 +1,667 @@
+/* The HTTP gateway (gateway.h): routes, JSON, and the client calls behind them. */
+#include "node/gateway.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "raftkv/client.h"
+
+#define JSON "application/json"
+
+struct rk_gateway {
+    struct raftkv_client *client;
+    size_t max_value_bytes;
+    nng_mtx *mu;  /* held while a call starts, so that close never races one */
+    bool closing; /* under mu */
+};
+
+/* ---- a growing answer; on allocation failure it says so (oom) ---- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void buf_put(struct buf *b, const void *data, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->len + len > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 256) + len;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_u64(struct buf *b, uint64_t v)
+{
+    char s[24];
+    buf_put(b, s, (size_t)snprintf(s, sizeof s, "%" PRIu64, v));
+}
+
+/* ---- JSON (RFC 8259) for bytes ---- */
+
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+ * past U+10FFFF). */
+static bool utf8_valid(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        size_t n = c < 0x80                ? 0
+                   : c >= 0xc2 && c < 0xe0 ? 1
+                   : c >= 0xe0 && c < 0xf0 ? 2
+                   : c >= 0xf0 && c < 0xf5 ? 3
+                                           : 4;
+        if (n == 4 || i + n >= len)
+            return false;
+        uint8_t lo = 0x80, hi = 0xbf; /* the second byte's range */
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+        else if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+        for (size_t k = 1; k <= n; k++) {
+            uint8_t b = s[i + k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf))
+                return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+static void json_string(struct buf *b, const uint8_t *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_put(b, "\"", 1);
+    size_t run = 0; /* bytes copied as they are, not yet put */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        buf_put(b, s + i - run, run);
+        run = 0;
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        buf_put(b, esc, n);
+    }
+    buf_put(b, s + len - run, run);
+    buf_put(b, "\"", 1);
+}
+
+static void base64(struct buf *b, const uint8_t *s, size_t len)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    buf_put(b, "\"", 1);
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (i + 2 < len)
+            v |= s[i + 2];
+        char out[4] = {digits[v >> 18], digits[(v >> 12) & 63],
+                       i + 1 < len ? digits[(v >> 6) & 63] : '=',
+                       i + 2 < len ? digits[v & 63] : '='};
+        buf_put(b, out, 4);
+    }
+    buf_put(b, "\"", 1);
+}
+
+/* "name":"text" for bytes that are UTF-8, "name_base64":"..." for others. */
+static void json_bytes(struct buf *b, const char *name, const uint8_t *s, size_t len)
+{
+    bool text = utf8_valid(s, len);
+    buf_str(b, "\"");
+    buf_str(b, name);
+    buf_str(b, text ? "\":" : "_base64\":");
+    if (text)
+        json_string(b, s, len);
+    else
+        base64(b, s, len);
+}
+
+/* ---- answers ---- */
+
+static void reply(struct rk_http_request *req, uint16_t status, const char *type, struct buf *b)
+{
+    if (b->oom) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"ENOMEM\"}\n";
+        rk_http_reply(req, 503, JSON, oom, sizeof oom - 1);
+    } else {
+        rk_http_reply(req, status, type, b->p, b->len);
+    }
+    free(b->p);
+}
+
+/* An error of the gateway's own (a bad request): {"error":why,"code":code}. */
+static void reply_error(struct rk_http_request *req, uint16_t status, const char *code,
+                        const char *why)
+{
+    struct buf b = {0};
+    buf_str(&b, "{\"error\":");
+    json_string(&b, (const uint8_t *)why, strlen(why));
+    buf_str(&b, ",\"code\":\"");
+    buf_str(&b, code);
+    buf_str(&b, "\"}\n");
+    reply(req, status, JSON, &b);
+}
+
+static const char routes_json[] =
+    "\"routes\":[\"GET /v1/kv/KEY\",\"PUT /v1/kv/KEY\",\"DELETE /v1/kv/KEY\","
+    "\"GET /v1/kv?prefix=P&limit=N&start=K\"]";
+
+static void reply_not_found(struct rk_http_request *req)
+{
+    static const char body[] = "{\"error\":\"no such resource\",\"code\":\"NOT_FOUND\",%s}\n";
+    char text[sizeof body + sizeof routes_json];
+    int n = snprintf(text, sizeof text, body, routes_json);
+    rk_http_reply(req, 404, JSON, text, (size_t)n);
+}
+
+static void reply_bad_method(struct rk_http_request *req, const char *allowed)
+{
+    char why[64];
+    snprintf(why, sizeof why, "method not allowed here: %s", allowed);
+    reply_error(req, 405, "METHOD_NOT_ALLOWED", why);
+}
+
+/* A client status as HTTP: its status code and code name. */
+static uint16_t http_status(int status, const char **code)
+{
+    switch (status) {
+    case RAFTKV_OK:
+        *code = "OK";
+        return 200;
+    case RAFTKV_NOT_FOUND:
+        *code = "NOT_FOUND";
+        return 404;
+    case RAFTKV_INVALID:
+        *code = "INVALID";
+        return 400;
+    case RAFTKV_EUSAGE:
+        *code = "EUSAGE";
+        return 400;
+    case RAFTKV_UNAVAILABLE:
+        *code = "UNAVAILABLE";
+        return 503;
+    case RAFTKV_SESSION_EXPIRED:
+        *code = "SESSION_EXPIRED";
+        return 503;
+    case RAFTKV_ENOMEM:
+        *code = "ENOMEM";
+        return 503;
+    default:
+        *code = "EINTERNAL";
+        return 500;
+    }
+}
+
+/* A failed call: the library's status, and its reason. A write that may have been applied
+ * says so (client.h, "Exactly-once writes"). */
+static void reply_status(struct rk_http_request *req, int status, const char *error, bool write)
+{
+    const char *code;
+    uint16_t http = http_status(status, &code);
+    bool unknown = write && (status == RAFTKV_UNAVAILABLE || status == RAFTKV_SESSION_EXPIRED);
+    char why[512];
+    snprintf(why, sizeof why, "%s%s%s%s", raftkv_status_str(status), error && *error ? ": " : "",
+             error ? error : "",
+             unknown ? " (the write's outcome is unknown: it may have been applied once, or "
+                       "may still be, never twice)"
+                     : "");
+    reply_error(req, http, code, why);
+}
+
+/* ---- requests ---- */
+
+enum kv_op { KV_GET, KV_PUT, KV_DELETE, KV_LIST };
+
+/* A call in flight: what its answer needs. */
+struct call {
+    struct rk_http_request *req;
+    enum kv_op op;
+    bool raw;
+    /* KV_LIST, only while it starts: the range [from, end) (end_len 0: no end), in key[] */
+    const uint8_t *from, *end;
+    size_t from_len, end_len;
+    uint64_t limit;
+    size_t key_len;
+    uint8_t key[]; /* a key's: to answer a get with; also room for the decoded query */
+};
+
+/* Decodes %XX escapes (and '+' as a space when plus_is_space: a query's form encoding) of
+ * s[0, len) into out (room for len bytes); false on a malformed escape. */
+static bool percent_decode(const char *s, size_t len, bool plus_is_space, uint8_t *out,
+                           size_t *out_len)
+{
+    static const char hex[] = "0123456789abcdef0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+' && plus_is_space) {
+            out[n++] = ' ';
+        } else if (s[i] != '%') {
+            out[n++] = (uint8_t)s[i];
+        } else {
+            const char *hi = i + 2 < len && s[i + 1] ? strchr(hex, s[i + 1]) : NULL;
+            const char *lo = hi && s[i + 2] ? strchr(hex, s[i + 2]) : NULL;
+            if (!lo)
+                return false;
+            out[n++] = (uint8_t)(((hi - hex) & 15) << 4 | ((lo - hex) & 15));
+            i += 2;
+        }
+    }
+    *out_len = n;
+    return true;
+}
+
+/* The parameters of a query, decoded. Each may be given once. */
+struct params {
+    bool raw;
+    bool has_prefix, has_start, has_limit;
+    uint8_t *prefix, *start; /* point into the buffer the parser fills */
+    size_t prefix_len, start_len;
+    uint64_t limit;
+};
+
+static bool parse_limit(const uint8_t *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 9)
+        return false; /* up to 999,999,999: the store caps it at its maximum anyway */
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* One name=value of a query into p. Returns NULL or what is wrong with it. */
+static const char *parse_param(struct params *p, uint8_t *name, size_t name_len, uint8_t *value,
+                               size_t value_len, bool has_value)
+{
+    bool *seen = NULL;
+    if (name_len == 3 && !memcmp(name, "raw", 3))
+        seen = &p->raw;
+    else if (name_len == 6 && !memcmp(name, "prefix", 6))
+        seen = &p->has_prefix;
+    else if (name_len == 5 && !memcmp(name, "start", 5))
+        seen = &p->has_start;
+    else if (name_len == 5 && !memcmp(name, "limit", 5))
+        seen = &p->has_limit;
+    else
+        return "unknown query parameter";
+    if (*seen)
+        return "a query parameter given twice";
+    *seen = true;
+    if (seen == &p->raw)
+        return !has_value || (value_len == 4 && !memcmp(value, "true", 4))
+                   ? NULL
+                   : "raw takes no value (or true)";
+    if (seen == &p->has_limit)
+        return parse_limit(value, value_len, &p->limit) ? NULL : "limit: expected a whole number";
+    if (seen == &p->has_prefix) {
+        p->prefix = value;
+        p->prefix_len = value_len;
+    } else {
+        p->start = value;
+        p->start_len = value_len;
+    }
+    return NULL;
+}
+
+/* Parses query into p, decoding into out (room for strlen(query) bytes). Returns NULL or
+ * what is wrong with it. */
+static const char *parse_query(const char *query, uint8_t *out, struct params *p)
+{
+    memset(p, 0, sizeof *p);
+    size_t used = 0;
+    for (const char *s = query; *s;) {
+        size_t len = strcspn(s, "&");
+        size_t name_end = strcspn(s, "=&");
+        bool has_value = name_end < len;
+        uint8_t *name = out + used, *value;
+        size_t name_len, value_len = 0;
+        if (!percent_decode(s, name_end, true, name, &name_len))
+            return "a malformed %-escape in the query";
+        value = name + name_len;
+        if (has_value &&
+            !percent_decode(s + name_end + 1, len - name_end - 1, true, value, &value_len))
+            return "a malformed %-escape in the query";
+        used += name_len + value_len;
+        if (name_len) {
+            const char *why = parse_param(p, name, name_len, value, value_len, has_value);
+            if (why)
+                return why;
+        }
+        s += len + (s[len] == '&');
+    }
+    return NULL;
+}
+
+/* ---- /v1/kv/KEY and /v1/kv ---- */
+
+/* {"key":..,"value":..,"create_revision":N,"mod_revision":N} */
+static void json_kv(struct buf *b, const uint8_t *key, size_t key_len, const uint8_t *value,
+                    size_t value_len, uint64_t create_revision, uint64_t mod_revision)
+{
+    buf_str(b, "{");
+    json_bytes(b, "key", key, key_len);
+    buf_str(b, ",");
+    json_bytes(b, "value", value ? value : (const uint8_t *)"", value_len);
+    buf_str(b, ",\"create_revision\":");
+    buf_u64(b, create_revision);
+    buf_str(b, ",\"mod_revision\":");
+    buf_u64(b, mod_revision);
+    buf_str(b, "}");
+}
+
+static void on_key_done(int status, const struct raftkv_result *res, void *arg)
+{
+    struct call *c = arg;
+    struct buf b = {0};
+    if (status != RAFTKV_OK) {
+        reply_status(c->req, status, res ? res->error : NULL, c->op != KV_GET);
+    } else if (c->op == KV_GET && c->raw) {
+        rk_http_reply(c->req, 200, "application/octet-stream", res->value, res->value_len);
+    } else if (c->op == KV_GET) {
+        json_kv(&b, c->key, c->key_len, res->value, res->value_len, res->create_revision,
+                res->mod_revision);
+        buf_str(&b, "\n");
+        reply(c->req, 200, JSON, &b);
+    } else {
+        buf_str(&b, "{\"revision\":");
+        buf_u64(&b, res->revision);
+        buf_str(&b, "}\n");
+        reply(c->req, 200, JSON, &b);
+    }
+    free(c);
+}
+
+/* {"revision":R,"kvs":[...],"more":bool[,"next":K]}: next, when more, is the least key after
+ * the last one (it with a 0 byte added), where the next page starts. */
+static void on_list_done(int status, const struct raftkv_range_result *res, void *arg)
+{
+    struct call *c = arg;
+    if (status != RAFTKV_OK) {
+        reply_status(c->req, status, res ? res->error : NULL, false);
+        free(c);
+        return;
+    }
+    struct buf b = {0};
+    buf_str(&b, "{\"revision\":");
+    buf_u64(&b, res->revision);
+    buf_str(&b, ",\"kvs\":[");
+    for (size_t i = 0; i < res->count; i++) {
+        const struct raftkv_kv *kv = &res->kvs[i];
+        buf_str(&b, i ? "," : "");
+        json_kv(&b, kv->key, kv->key_len, kv->value, kv->value_len, kv->create_revision,
+                kv->mod_revision);
+    }
+    buf_str(&b, res->more ? "],\"more\":true" : "],\"more\":false");
+    const struct raftkv_kv *last = res->count ? &res->kvs[res->count - 1] : NULL;
+    uint8_t *next = res->more && last ? malloc(last->key_len + 1) : NULL;
+    if (next) {
+        memcpy(next, last->key, last->key_len);
+        next[last->key_len] = 0;
+        buf_str(&b, ",");
+        json_bytes(&b, "next", next, last->key_len + 1);
+        free(next);
+    } else if (res->more && last) {
+        b.oom = true;
+    }
+    buf_str(&b, "}\n");
+    reply(c->req, 200, JSON, &b);
+    free(c);
+}
+
+static int start_key_call(struct rk_gateway *g, struct call *c, const struct rk_http_in *in)
+{
+    switch (c->op) {
+    case KV_GET:
+        return raftkv_get_async(g->client, c->key, c->key_len, on_key_done, c);
+    case KV_PUT:
+        return raftkv_put_async(g->client, c->key, c->key_len, in->body, in->body_len, on_key_done,
+                                c);
+    case KV_DELETE:
+        return raftkv_delete_async(g->client, c->key, c->key_len, on_key_done, c);
+    case KV_LIST:
+        return raftkv_range_async(g->client, c->from, c->from_len, c->end, c->end_len,
+                                  (size_t)c->limit, on_list_done, c);
+    }
+    return RAFTKV_EINTERNAL;
+}
+
+/* Starts the call c unless the gateway closes; answers at once when it cannot start. */
+static void start_call(struct rk_gateway *g, struct call *c, const struct rk_http_in *in)
+{
+    nng_mtx_lock(g->mu);
+    int rc = g->closing ? -1 : start_key_call(g, c, in);
+    nng_mtx_unlock(g->mu);
+    if (rc < 0)
+        reply_error(c->req, 503, "UNAVAILABLE", "the node is stopping");
+    else if (rc != RAFTKV_OK)
+        reply_status(c->req, rc, NULL, false);
+    if (rc != RAFTKV_OK)
+        free(c);
+}
+
+static bool method_is(const struct rk_http_in *in, const char *m)
+{
+    return strcmp(in->method, m) == 0;
+}
+
+/* Decodes the key and the query of a key's request into c; NULL or what is wrong. */
+static const char *parse_key_request(struct call *c, const char *key, const struct rk_http_in *in)
+{
+    struct params p;
+    const char *why;
+    if (!percent_decode(key, strlen(key), false, c->key, &c->key_len))
+        return "a malformed %-escape in the key";
+    if (c->key_len == 0)
+        return "an empty key";
+    if ((why = parse_query(in->query, c->key + c->key_len, &p)) != NULL)
+        return why;
+    if (p.has_prefix || p.has_start || p.has_limit)
+        return "prefix, start and limit are for GET /v1/kv";
+    if (p.raw && c->op != KV_GET)
+        return "raw is for GET";
+    c->raw = p.raw;
+    return NULL;
+}
+
+static void serve_key(struct rk_gateway *g, struct rk_http_request *req, const char *key,
+                      const struct rk_http_in *in)
+{
+    enum kv_op op;
+    if (method_is(in, "GET") || method_is(in, "HEAD")) {
+        op = KV_GET;
+    } else if (method_is(in, "PUT")) {
+        op = KV_PUT;
+    } else if (method_is(in, "DELETE")) {
+        op = KV_DELETE;
+    } else {
+        reply_bad_method(req, "GET, PUT, DELETE");
+        return;
+    }
+    if (op == KV_PUT && in->body_len > g->max_value_bytes) {
+        reply_error(req, 413, "INVALID", "the value is larger than max_value_bytes");
+        return;
+    }
+    /* Room for the key and the query's parameters, decoded (never longer than encoded). */
+    struct call *c = malloc(sizeof *c + strlen(key) + strlen(in->query) + 1);
+    if (!c) {
+        reply_error(req, 503, "ENOMEM", "out of memory");
+        return;
+    }
+    *c = (struct call){.req = req, .op = op};
+    const char *why = parse_key_request(c, key, in);
+    if (why) {
+        free(c);
+        reply_error(req, 400, "INVALID", why);
+        return;
+    }
+    start_call(g, c, in);
+}
+
+/* ---- the resources under /v1/ ---- */
+
+struct resource {
+    const char *name;
+    /* rest: the path after /v1/<name>, "" or starting with '/' */
+    void (*serve)(struct rk_gateway *g, struct rk_http_request *req, const char *rest,
+                  const struct rk_http_in *in);
+};
+
+/* Decodes the query of a listing into c: the range of the keys with the prefix, from start;
+ * NULL or what is wrong. */
+static const char *parse_list_request(struct call *c, const struct rk_http_in *in)
+{
+    struct params p;
+    const char *why = parse_query(in->query, c->key, &p);
+    if (why)
+        return why;
+    if (p.raw)
+        return "raw is for GET /v1/kv/KEY";
+    if (p.has_start && (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
+        return "start must begin with prefix";
+    /* The end goes after the decoded query, which is at most as long as the query. */
+    uint8_t *end = c->key + strlen(in->query);
+    c->end = end;
+    c->end_len = raftkv_prefix_end(p.prefix, p.prefix_len, end);
+    c->from = p.has_start ? p.start : p.prefix;
+    c->from_len = p.has_start ? p.start_len : p.prefix_len;
+    c->limit = p.limit;
+    return NULL;
+}
+
+static void serve_list(struct rk_gateway *g, struct rk_http_request *req,
+                       const struct rk_http_in *in)
+{
+    if (!method_is(in, "GET") && !method_is(in, "HEAD")) {
+        reply_bad_method(req, "GET");
+        return;
+    }
+    /* Room for the decoded query and the prefix's end (no longer than the prefix). */
+    struct call *c = malloc(sizeof *c + 2 * strlen(in->query) + 1);
+    if (!c) {
+        reply_error(req, 503, "ENOMEM", "out of memory");
+        return;
+    }
+    *c = (struct call){.req = req, .op = KV_LIST};
+    const char *why = parse_list_request(c, in);
+    if (why) {
+        free(c);
+        reply_error(req, 400, "INVALID", why);
+        return;
+    }
+    start_call(g, c, in);
+}
+
+static void serve_kv(struct rk_gateway *g, struct rk_http_request *req, const char *rest,
+                     const struct rk_http_in *in)
+{
+    if (rest[0] == '/')
+        serve_key(g, req, rest + 1, in);
+    else if (rest[0] == '\0')
+        serve_list(g, req, in);
+    else
+        reply_not_found(req);
+}
+
+static const struct resource resources[] = {
+    {"kv", serve_kv},
+};
+
+bool rk_gateway_owns(const char *path)
+{
+    return strncmp(path, "/v1", 3) == 0 && (path[3] == '\0' || path[3] == '/');
+}
+
+void rk_gateway_serve(struct rk_gateway *g, struct rk_http_request *req,
+                      const struct rk_http_in *in)
+{
+    const char *name = in->path + (in->path[3] ? 4 : 3);
+    size_t len = strcspn(name, "/");
+    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++) {
+        if (strlen(resources[i].name) == len && !memcmp(resources[i].name, name, len)) {
+            resources[i].serve(g, req, name + len, in);
+            return;
+        }
+    }
+    reply_not_found(req);
+}
+
+int rk_gateway_open(const struct rk_gateway_options *opts, struct rk_gateway **out)
+{
+    *out = NULL;
+    struct rk_gateway *g = calloc(1, sizeof *g);
+    if (!g)
+        return RAFTKV_ENOMEM;
+    g->max_value_bytes = opts->max_value_bytes;
+    struct raftkv_client_options copts;
+    raftkv_client_options_defaults(&copts);
+    copts.n_endpoints = opts->n_endpoints;
+    copts.endpoints = opts->endpoints;
+    copts.tls_ca_file = opts->tls_ca_file;
+    copts.tls_cert_file = opts->tls_cert_file;
+    copts.tls_key_file = opts->tls_key_file;
+    int rc = nng_mtx_alloc(&g->mu) == 0 ? RAFTKV_OK : RAFTKV_ENOMEM;
+    if (rc == RAFTKV_OK)
+        rc = raftkv_client_open(&copts, &g->client);
+    if (rc != RAFTKV_OK) {
+        if (g->mu)
+            nng_mtx_free(g->mu);
+        free(g);
+        return rc;
+    }
+    *out = g;
+    return RAFTKV_OK;
+}
+
+void rk_gateway_close(struct rk_gateway *g)
+{
+    if (!g)
+        return;
+    nng_mtx_lock(g->mu);
+    g->closing = true;
+    nng_mtx_unlock(g->mu);
+    /* Ends every call in flight: its callback answers it. */
+    raftkv_client_close(g->client);
+    nng_mtx_free(g->mu);
+    free(g);
+}
