@@ -201,3 +201,93 @@ refused() {
 
 run_cluster plain
 run_cluster tls
+
+# The YAML of deploy/docker and deploy/k8s, parsed and checked against each other, the
+# Secret tls-certs.sh wrote and its certificate's names (Debian 12's python3-yaml).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "SKIP: the YAML checks (no python3 with yaml: apt-get install python3-yaml)"
+  echo ok
+  exit 0
+fi
+san=$(openssl x509 -in "$work/tls-n3/tls.crt" -noout -ext subjectAltName) ||
+  fail "the Secret's certificate: no subjectAltName"
+python3 - "$src" "$t" raftkv-test "$san" >"$work/yaml.out" 2>&1 <<'PY' || fail "YAML checks"
+import os, re, sys, yaml
+
+src, tls, ns, san = sys.argv[1:]
+names = set(re.findall(r"DNS:([^,\s]+)", san)) | set(re.findall(r"IP Address:([^,\s]+)", san))
+errors = []
+def check(ok, what):
+    if not ok:
+        errors.append(what)
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+k8s = os.path.join(src, "deploy/k8s")
+docs = [d for f in sorted(os.listdir(k8s)) if f.endswith(".yaml") for d in load(os.path.join(k8s, f))]
+docs += load(os.path.join(tls, "raftkv-tls.yaml"))
+kind = lambda k: [d for d in docs if d["kind"] == k]
+(sts,), (pdb,), (secret,) = kind("StatefulSet"), kind("PodDisruptionBudget"), kind("Secret")
+services = {d["metadata"]["name"]: d for d in kind("Service")}
+pod = sts["spec"]["template"]
+labels = pod["metadata"]["labels"]
+within = lambda sel: sel.items() <= labels.items()
+check(within(sts["spec"]["selector"]["matchLabels"]), "the StatefulSet's selector")
+check(within(pdb["spec"]["selector"]["matchLabels"]), "the PDB's selector")
+headless = services.get(sts["spec"]["serviceName"])
+check(headless is not None and headless["spec"].get("clusterIP") == "None",
+      "serviceName is not a headless Service")
+(c,) = pod["spec"]["containers"]
+ports = {p["name"] for p in c["ports"]}
+for name, s in services.items():
+    check(within(s["spec"]["selector"]), f"Service {name}'s selector")
+    for p in s["spec"]["ports"]:
+        check(p["targetPort"] in ports, f"Service {name}: target port {p['targetPort']}")
+ready = c["readinessProbe"]["httpGet"]
+check(ready["path"] == "/health" and ready["port"] == "http" and
+      ready.get("scheme", "HTTP") == "HTTP", "readiness is not GET /health over plain HTTP")
+check(c["livenessProbe"]["tcpSocket"]["port"] in ports, "the liveness probe's port")
+volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+claims = {v["metadata"]["name"] for v in sts["spec"]["volumeClaimTemplates"]}
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+check(set(mounts) <= set(volumes) | claims, "a mount without its volume")
+tls_vol = [n for n, v in volumes.items() if "secret" in v]
+check(len(tls_vol) == 1 and volumes[tls_vol[0]]["secret"]["secretName"] == secret["metadata"]["name"],
+      "the Secret volume does not name tls-certs.sh's Secret")
+check(secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"},
+      "the Secret's type or keys")
+env = {e["name"]: e.get("value") for e in c["env"]}
+if tls_vol:
+    for var, key in (("RAFTKV_TLS_CA", "ca.crt"), ("RAFTKV_TLS_CERT", "tls.crt"), ("RAFTKV_TLS_KEY", "tls.key")):
+        check(env.get(var) == mounts.get(tls_vol[0], "?") + "/" + key, f"{var} is not the mounted {key}")
+peers = env["RAFTKV_PEERS"].replace("$(POD_NAMESPACE)", ns).split(",")
+check(len(peers) == sts["spec"]["replicas"], "RAFTKV_PEERS and replicas differ")
+for i, p in enumerate(peers):
+    check(p == f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}.{ns}.svc",
+          f"member {i + 1}, {p}, is not pod {i}")
+    check(p in names, f"the certificate does not name {p}")
+for n in ("raftkv", f"raftkv.{ns}.svc", "127.0.0.1"):
+    check(n in names, f"the certificate does not name {n}")
+
+docker = os.path.join(src, "deploy/docker")
+(base,), (over,) = load(os.path.join(docker, "compose.yaml")), load(os.path.join(docker, "compose.tls.yaml"))
+hosts = [base["services"][s]["hostname"] for s in base["services"]]
+for name, s in base["services"].items():
+    check(s["environment"]["RAFTKV_PEERS"].split(",") == hosts, f"compose {name}: RAFTKV_PEERS")
+check(set(over["services"]) == set(base["services"]), "compose.tls.yaml's services")
+for name, s in over["services"].items():
+    targets = {x["target"]: x["source"] for x in s["secrets"]}
+    check(set(targets) == {"ca.crt", "tls.crt", "tls.key"}, f"compose {name}: secrets")
+    for var, key in (("RAFTKV_TLS_CA", "ca.crt"), ("RAFTKV_TLS_CERT", "tls.crt"), ("RAFTKV_TLS_KEY", "tls.key")):
+        check(s["environment"].get(var) == "/run/secrets/" + key, f"compose {name}: {var}")
+    for key, want in (("ca.crt", "ca.crt"), ("tls.crt", f"{name}.crt"), ("tls.key", f"{name}.key")):
+        f = over["secrets"].get(targets.get(key), {}).get("file", "")
+        path = re.sub(r"^\$\{RAFTKV_TLS_FILES:\?[^}]*\}", tls, f)
+        check(os.path.basename(path) == want and os.path.isfile(path),
+              f"compose {name}: its {key} is not tls-certs.sh's {want}: {f}")
+for e in errors:
+    print("YAML:", e)
+sys.exit(1 if errors else 0)
+PY
+echo ok
