@@ -164,7 +164,13 @@ run_cluster() { # MODE
     done
     healthcheck "$mode" $i || fail "$mode: node $i: the HEALTHCHECK's exit status $?"
   done
-  [ "$mode" = plain ] || refused
+  if [ "$mode" = tls ]; then
+    # raft-kv reads the variables the entry point takes: in a container it needs no --tls-*.
+    node_env tls 2
+    [ "$(env "${nenv[@]}" raft-kv --endpoints "$s://127.0.0.2:$((base + 2))" --timeout 30000 \
+      get greeting)" = hello ] || fail "raft-kv with node 2's RAFTKV_TLS_* variables"
+    refused
+  fi
 
   # exec: the entry point's process is raftd, which SIGTERM stops cleanly.
   for i in 0 1 2; do kill -TERM "${pids[$i]}"; done
