@@ -29,8 +29,8 @@
 #   RAFTKV_EXTRA_CONF can set tls_client_auth (default: clients must present a certificate).
 # The HTTP port (/health, /status, /metrics) is plain http:// even then: raftd has no TLS
 # for it.
-# Checked by tests/deploy/entrypoint_test.sh (a 3-node cluster of it on 127.0.0.1-3, and the
-# ordinal and refusals); with `sh -n` and under dash.
+# Checked by tests/deploy/entrypoint_test.sh (3-node clusters of it on 127.0.0.1-3, plain and
+# with TLS, and the ordinal and refusals); with `sh -n` and under dash.
 set -eu
 
 die() {
