@@ -35,7 +35,7 @@
 #                                 (default: a free range picked at random)
 #   -b PATH  RAFTD                the raftd binary (default: build/cmd/raftd, then PATH)
 #   -t       RAFTKV_TLS=1         when generating configs: TLS (tls+tcp://) on every port,
-#                                 with a CA and certificates made by openssl in DIR/tls/:
+#                                 with a CA and certificates made by tls-certs.sh in DIR/tls/:
 #                                 ca.crt, nodeI.{crt,key}, client.{crt,key} (for raft-kv:
 #                                 --tls-ca DIR/tls/ca.crt --tls-cert DIR/tls/client.crt
 #                                 --tls-key DIR/tls/client.key)
@@ -161,27 +161,17 @@ pick_base_port() {
     die "no free port range found"
 }
 
-# A certificate for $1 (CN), signed by DIR/tls/ca, valid for 127.0.0.1 and localhost.
+# DIR/tls/$1.{crt,key}, issued by DIR/tls's CA, valid for 127.0.0.1 and localhost.
 make_cert() {
-    local t=$dir/tls
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
-        -keyout "$t/$1.key" -out "$t/$1.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/$1.ext"
-    openssl x509 -req -in "$t/$1.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
-        -days 3650 -extfile "$t/$1.ext" -out "$t/$1.crt" 2>/dev/null
-    rm -f "$t/$1.csr" "$t/$1.ext"
-    chmod 600 "$t/$1.key"
+    "$here/tls-certs.sh" -d "$dir/tls" cert "$1" 127.0.0.1 localhost || exit 1
 }
 
 make_tls_files() {
     command -v openssl >/dev/null || die "-t needs openssl"
-    mkdir -p "$dir/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-        -subj "/CN=raftkv cluster CA" -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" 2>/dev/null
+    "$here/tls-certs.sh" -d "$dir/tls" ca || exit 1
     local i
     for ((i = 1; i <= nodes; i++)); do make_cert "node$i"; done
     make_cert client
-    chmod 600 "$dir"/tls/*.key
 }
 
 scheme() {
