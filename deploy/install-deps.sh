@@ -19,8 +19,11 @@ plot=(gnuplot-nox)
 # with libclang-rt-14-dev, which holds its libFuzzer and sanitizer runtimes (clang only
 # recommends it); iproute2 and nftables for the fault suite's network namespaces and
 # partitions (tests/faults); groff-base and mandoc to render and lint the man pages
-# (tests/tools/man_test.sh); openssl (above) for the TLS tests.
-tests=("${plot[@]}" clang libclang-rt-14-dev iproute2 nftables groff-base mandoc)
+# (tests/tools/man_test.sh); openssl (above) for the TLS tests; curl, the HTTP client of the
+# /health, /metrics and gateway tests; python3-yaml to read the container and Kubernetes
+# files (tests/deploy/entrypoint_test.sh).
+tests=("${plot[@]}" clang libclang-rt-14-dev iproute2 nftables groff-base mandoc curl
+       python3-yaml)
 
 for arg in "$@"; do
   case $arg in

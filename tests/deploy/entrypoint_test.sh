@@ -7,7 +7,7 @@
 # Each elects a leader, takes a put, reads it back, reports /health 200 (plain HTTP) on every
 # node, passes the Dockerfile's HEALTHCHECK (raftkv-entrypoint health) and stops cleanly on
 # SIGTERM, after which the HEALTHCHECK fails. With TLS, a client without a certificate from
-# the CA is refused. Then the YAML of deploy/docker and deploy/k8s, if python3 has yaml:
+# the CA is refused. Then the YAML of deploy/docker and deploy/k8s (python3-yaml):
 # parsed, and its names, ports and TLS files checked against each other and the Secret.
 # Run with dash, the /bin/sh of Debian's images.
 #   entrypoint_test.sh SOURCE_DIR BUILD_CMD_DIR
@@ -210,11 +210,8 @@ run_cluster tls
 
 # The YAML of deploy/docker and deploy/k8s, parsed and checked against each other, the
 # Secret tls-certs.sh wrote and its certificate's names (Debian 12's python3-yaml).
-if ! python3 -c 'import yaml' 2>/dev/null; then
-  echo "SKIP: the YAML checks (no python3 with yaml: apt-get install python3-yaml)"
-  echo ok
-  exit 0
-fi
+python3 -c 'import yaml' 2>/dev/null ||
+  fail "no python3 with yaml (deploy/install-deps.sh --tests installs python3-yaml)"
 san=$(openssl x509 -in "$work/tls-n3/tls.crt" -noout -ext subjectAltName) ||
   fail "the Secret's certificate: no subjectAltName"
 python3 - "$src" "$t" raftkv-test "$san" >"$work/yaml.out" 2>&1 <<'PY' || fail "YAML checks"

@@ -69,14 +69,14 @@ expect --plot "${base[@]}" gnuplot-nox
 
 run --tests || fail "--tests: exit status $?"
 expect --tests "${base[@]}" gnuplot-nox clang libclang-rt-14-dev iproute2 nftables groff-base \
-  mandoc
+  mandoc curl python3-yaml
 
 # Only what is missing; nothing at all when nothing is.
 printf '%s\n' cmake openssl clang >"$work/installed"
 run --tests || fail "--tests, some installed: exit status $?"
 asked | grep -qx 'cmake\|openssl\|clang' && fail "asked for installed packages"
 printf '%s\n' "${base[@]}" gnuplot-nox clang libclang-rt-14-dev iproute2 nftables groff-base \
-  mandoc >"$work/installed"
+  mandoc curl python3-yaml >"$work/installed"
 run --tests || fail "all installed: exit status $?"
 [ ! -e "$work/apt-calls" ] || fail "apt-get run though everything is installed"
 [ ! -s "$work/out" ] || fail "output though everything is installed"
