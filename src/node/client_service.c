@@ -39,6 +39,7 @@ void clients__reply(struct rk_node *n, struct rk_client_call *call,
 {
     size_t len = raftkv__client__response__get_packed_size(resp);
     uint8_t *buf = malloc(len ? len : 1);
+    metrics__client_reply(n, call, buf ? resp->code : RAFTKV__CLIENT__CODE__INTERNAL);
     if (!buf) {
         rk_error("out of memory packing a client response");
         rk_client_server_reply(n->clients, call, NULL, 0);
@@ -193,9 +194,11 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e, const struct
 {
     struct pending *p;
     while ((p = pending_front(n)) && p->index <= e->index) {
-        if (p->index == e->index && p->term == e->term && p->members)
+        bool committed = p->index == e->index && p->term == e->term;
+        n->metrics.proposals[committed ? PROPOSAL_COMMITTED : PROPOSAL_ABANDONED]++;
+        if (committed && p->members)
             members__reply_list(n, p->call);
-        else if (p->index == e->index && p->term == e->term)
+        else if (committed)
             reply_fsm(n, p->call, result);
         else
             clients__reply_error(n, p->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
@@ -223,6 +226,7 @@ void clients__fail_waiting(struct rk_node *n, const char *why, bool all)
         kept++;
     if (n->n_pending > kept)
         rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending - kept, why);
+    n->metrics.proposals[PROPOSAL_ABANDONED] += n->n_pending - kept;
     for (; n->n_pending > kept; n->n_pending--)
         clients__reply_error(n, n->pending[n->pending_head + n->n_pending - 1].call,
                              RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
@@ -303,6 +307,11 @@ static void propose(struct rk_node *n, struct rk_client_call *call, const struct
     raft_index index;
     raft_term term;
     int rc = raft_propose(n->raft, data, len, &index, &term);
+    if (rc != RAFT_OK)
+        n->metrics.proposals[rc == RAFT_ENOTLEADER ? PROPOSAL_NOT_LEADER
+                             : rc == RAFT_ETOOBIG  ? PROPOSAL_TOO_BIG
+                             : rc == RAFT_EBUSY    ? PROPOSAL_BUSY
+                                                   : PROPOSAL_FAILED]++;
     if (rc == RAFT_ENOTLEADER)
         clients__reply_not_leader(n, call);
     else if (rc == RAFT_ETOOBIG)
@@ -358,9 +367,24 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
     }
 }
 
+/* The request's kind, for metrics: its field in the envelope's oneof ("status",
+ * "member_change"...) or, for the state machine, the machine's own name for it. */
+static const char *request_name(struct rk_node *n, const Raftkv__Client__Request *req)
+{
+    if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_FSM)
+        return n->fsm->ops->request_name
+                   ? n->fsm->ops->request_name(n->fsm, req->fsm.data, req->fsm.len)
+                   : NULL;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &raftkv__client__request__descriptor, (unsigned)req->body_case);
+    return f ? f->name : NULL;
+}
+
 void clients__handle(struct rk_node *n, struct event *ev)
 {
     Raftkv__Client__Request *req = raftkv__client__request__unpack(NULL, ev->len, ev->data);
+    if (req)
+        rk_client_call_set_tag(ev->call, metrics__op(&n->metrics, request_name(n, req)));
     if (!req) {
         rk_debug("malformed client request (%zu bytes)", ev->len);
         clients__reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "malformed request");

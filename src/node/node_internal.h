@@ -24,9 +24,11 @@
 #include <time.h>
 
 #include "client.pb-c.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "node/queue.h"
 #include "node/snapshot_files.h"
+#include "node/text.h"
 #include "raftkv/fsm.h"
 #include "raftkv/raft.h"
 #include "storage/db.h"
@@ -73,9 +75,6 @@ struct view {
     raft_index last_index;
 };
 
-/* Buckets of the batch write histogram, in microseconds (and one more: above them all). */
-#define WRITE_BUCKETS 12
-
 struct rk_node {
     const struct rk_config *cfg;
     struct rk_db *db;
@@ -117,9 +116,8 @@ struct rk_node {
     bool held;
     struct raft_ready held_rd;
     struct timespec retry_at;
-    uint64_t write_us;                      /* how long the last batch write took */
-    uint64_t write_hist[WRITE_BUCKETS + 1]; /* batch writes (synced) by duration */
-    uint64_t write_us_total;
+    uint64_t write_us; /* how long the last batch write took */
+    struct metrics metrics;
     uint64_t bad_msgs; /* peer messages dropped as forged: term out of range, or conflicting */
     int fatal;
 
@@ -236,8 +234,20 @@ int http__start(struct rk_node *n);
 void http__handle(struct rk_node *n, struct event *ev);
 /* Answers a queued HTTP request with 503: why. */
 void http__reply_unavailable(struct event *ev, const char *why);
-/* Counts a batch write of us microseconds. */
-void http__count_write(struct rk_node *n, uint64_t us);
+/* Why the node should not get traffic now (/health answers 503), or NULL. */
+const char *http__unhealthy(const struct rk_node *n);
+/* NodeStatus's walkers: whether f is a single unsigned number; f's value in m. */
+bool http__is_number(const ProtobufCFieldDescriptor *f);
+uint64_t http__number_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+const void *http__pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+
+/* ---- metrics.c (and metrics.h) ---- */
+
+/* Counts the reply to call (its operation is the call's tag) and its latency. */
+void metrics__client_reply(struct rk_node *n, struct rk_client_call *call,
+                           Raftkv__Client__Code code);
+/* The body of /metrics. */
+void metrics__write(struct rk_node *n, struct text *t);
 
 /* ---- snapshot_service.c ---- */
 
