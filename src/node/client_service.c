@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/version.h"
 #include "client.pb-c.h"
 #include "log/log.h"
 #include "node/node_internal.h"
@@ -76,6 +77,38 @@ void clients__reply_not_leader(struct rk_node *n, struct rk_client_call *call)
     clients__reply(n, call, &resp);
 }
 
+/* The members, the snapshots and the storage. */
+static void status_parts(struct rk_node *n, struct node_status *out)
+{
+    raft_index conf_index;
+    const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
+    out->st.n_members = conf->n <= RAFT_MAX_MEMBERS ? conf->n : RAFT_MAX_MEMBERS;
+    struct raft_configuration shown = {out->st.n_members, conf->members};
+    members__fill(n, &shown, out->members, out->member_ptrs);
+    out->st.members = out->member_ptrs;
+
+    Raftkv__Client__SnapshotStatus snap = RAFTKV__CLIENT__SNAPSHOT_STATUS__INIT;
+    snap.index = n->snapdir.latest.index;
+    snap.term = n->snapdir.latest.term;
+    snap.bytes = n->snapdir.latest.size;
+    snap.taken = n->snapshots_taken;
+    snap.taken_bytes = n->snapshot_taken_bytes;
+    snap.sent_bytes = n->snapshot_sent_bytes;
+    snap.installed_bytes = n->snapshot_installed_bytes;
+    out->snapshot = snap;
+    out->st.snapshot = &out->snapshot;
+
+    struct rk_db_stats db;
+    rk_db_stats(n->db, &db);
+    Raftkv__Client__StorageStatus storage = RAFTKV__CLIENT__STORAGE_STATUS__INIT;
+    storage.map_bytes = db.map_bytes;
+    storage.used_bytes = db.used_bytes;
+    storage.max_bytes = n->cfg->max_db_bytes;
+    storage.commits = db.commits;
+    out->storage = storage;
+    out->st.storage = &out->storage;
+}
+
 void clients__status(struct rk_node *n, struct node_status *out)
 {
     struct raft_stats rs;
@@ -125,6 +158,7 @@ void clients__status(struct rk_node *n, struct node_status *out)
     st.commit_index = n->view.commit;
     st.applied_index = n->view.applied;
     st.last_log_index = n->view.last_index;
+    st.version = (char *)rk_version();
     out->raft = raft;
     out->transport = transport;
     out->servers = servers;
@@ -132,6 +166,7 @@ void clients__status(struct rk_node *n, struct node_status *out)
     out->st.raft = &out->raft;
     out->st.transport = &out->transport;
     out->st.servers = &out->servers;
+    status_parts(n, out);
 }
 
 static void reply_status(struct rk_node *n, struct rk_client_call *call)

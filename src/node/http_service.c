@@ -131,23 +131,77 @@ const void *http__pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDesc
     return *(const void *const *)(const void *)((const char *)m + f->offset);
 }
 
-/* Numbers, strings (role names: nothing to escape) and messages are all NodeStatus has. */
+static void json_string(struct text *t, const char *s)
+{
+    text_add(t, "\"");
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            text_add(t, "\\%c", c);
+        else if (c < 0x20)
+            text_add(t, "\\u%04x", c);
+        else
+            text_add(t, "%c", c);
+    }
+    text_add(t, "\"");
+}
+
+static void json_message(struct text *t, const ProtobufCMessage *m);
+
+/* One value of field f at p (a field's own storage, or an element of a repeated one). */
+static void json_value(struct text *t, const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_UINT64:
+        text_add(t, "%" PRIu64, *(const uint64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+        text_add(t, "%" PRIu32, *(const uint32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        text_add(t, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_STRING:
+        json_string(t, *(const char *const *)p);
+        break;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        json_message(t, *(const ProtobufCMessage *const *)p);
+        break;
+    default: /* NodeStatus has no other kind */
+        text_add(t, "null");
+        break;
+    }
+}
+
+/* Numbers, bools, strings, messages and repeated messages: what NodeStatus has (other
+ * repeated fields are left out). */
 static void json_message(struct text *t, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *sep = "";
     text_add(t, "{");
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        const char *sep = i ? "," : "";
-        if (http__is_number(f)) {
-            text_add(t, "%s\"%s\":%" PRIu64, sep, f->name, http__number_at(m, f));
-        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
-            const char *s = http__pointer_at(m, f);
-            text_add(t, "%s\"%s\":\"%s\"", sep, f->name, s ? s : "");
-        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && http__pointer_at(m, f)) {
-            text_add(t, "%s\"%s\":", sep, f->name);
-            json_message(t, http__pointer_at(m, f));
+        const char *at = (const char *)m + f->offset;
+        bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if ((f->type == PROTOBUF_C_TYPE_MESSAGE && !repeated && !http__pointer_at(m, f)) ||
+            (repeated && f->type != PROTOBUF_C_TYPE_MESSAGE))
+            continue;
+        text_add(t, "%s\"%s\":", sep, f->name);
+        sep = ",";
+        if (!repeated) {
+            json_value(t, f, at);
+            continue;
         }
+        /* A repeated message: an array of pointers, and its count. */
+        size_t count = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+        const void *const *items = *(const void *const *const *)(const void *)at;
+        text_add(t, "[");
+        for (size_t k = 0; k < count; k++) {
+            text_add(t, "%s", k ? "," : "");
+            json_value(t, f, &items[k]);
+        }
+        text_add(t, "]");
     }
     text_add(t, "}");
 }

@@ -135,7 +135,15 @@ static void histogram(struct text *t, const char *name, const char *labels, enum
              (int)(ll ? ll - 1 : 0), labels, ll ? "}" : "", count);
 }
 
-/* The numbers of NodeStatus: its own are gauges (raftkv_term), those of its parts are
+/* Whether a part of NodeStatus holds counters (client.proto: its message is named *Stats). */
+static bool counts(const ProtobufCFieldDescriptor *f)
+{
+    const char *name = ((const ProtobufCMessageDescriptor *)f->descriptor)->name;
+    size_t len = strlen(name);
+    return len > 5 && strcmp(name + len - 5, "Stats") == 0;
+}
+
+/* The numbers of NodeStatus: its own are gauges (raftkv_term), those of its *Stats parts
  * counters named after the part (raftkv_raft_elections_started_total). */
 static void status_numbers(struct text *t, const ProtobufCMessage *m, const char *part)
 {
@@ -149,10 +157,31 @@ static void status_numbers(struct text *t, const ProtobufCMessage *m, const char
             snprintf(name, sizeof name, "%s_%s_total", part, f->name);
             metric(t, name, "counter", "counted since the node started", http__number_at(m, f));
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED &&
-                   http__pointer_at(m, f) && !part) {
+                   counts(f) && http__pointer_at(m, f) && !part) {
             status_numbers(t, http__pointer_at(m, f), f->name);
         }
     }
+}
+
+static void snapshots(struct text *t, const Raftkv__Client__SnapshotStatus *s,
+                      const struct metrics *m)
+{
+    metric(t, "snapshot_index", "gauge", "The index of the node's latest snapshot (0: none).",
+           s->index);
+    metric(t, "snapshot_bytes", "gauge", "The size of the latest snapshot's file.", s->bytes);
+    metric(t, "snapshots_taken_total", "counter", "Snapshots this node took and kept.", s->taken);
+    metric(t, "snapshot_taken_bytes_total", "counter", "Bytes of the snapshots taken and kept.",
+           s->taken_bytes);
+    metric(t, "snapshot_sent_bytes_total", "counter",
+           "Snapshot bytes read into chunks for followers, resends included.", s->sent_bytes);
+    metric(t, "snapshot_installed_bytes_total", "counter",
+           "Bytes of the snapshots received from a leader and installed.", s->installed_bytes);
+    header(t, "snapshot_take_seconds", "histogram",
+           "Taking a snapshot: streaming the state machine into its file, synced.");
+    histogram(t, "snapshot_take_seconds", "", METRICS_SECONDS, &m->snapshot_take);
+    header(t, "snapshot_install_seconds", "histogram",
+           "A snapshot from a leader: from its first chunk to its install.");
+    histogram(t, "snapshot_install_seconds", "", METRICS_SECONDS, &m->snapshot_install);
 }
 
 static void client_requests(struct text *t, const struct metrics *m)
@@ -246,26 +275,29 @@ static void peer_messages(struct text *t, struct rk_node *n)
 /* On the leader: how far each member's log is known to reach. */
 static void replication(struct text *t, struct rk_node *n)
 {
-    raft_index conf_index;
+    raft_index conf_index, last = raft_last_index_of(n->raft);
     const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
-    raft_index last = raft_last_index_of(n->raft);
-    bool leads = raft_role_of(n->raft) == RAFT_LEADER;
+    static raft_id ids[RAFT_MAX_MEMBERS]; /* the loop's only */
+    static raft_index match[RAFT_MAX_MEMBERS];
+    size_t k = 0;
+    for (size_t i = 0; raft_role_of(n->raft) == RAFT_LEADER && i < conf->n && k < RAFT_MAX_MEMBERS;
+         i++) {
+        struct raft_member_progress pr;
+        if (raft_member_progress_of(n->raft, conf->members[i].id, &pr) == RAFT_OK) {
+            ids[k] = conf->members[i].id;
+            match[k++] = pr.match;
+        }
+    }
     header(t, "peer_match_index", "gauge",
            "On the leader: the last index known to be in each member's log.");
-    for (size_t i = 0; leads && i < conf->n; i++) {
-        struct raft_member_progress pr;
-        if (raft_member_progress_of(n->raft, conf->members[i].id, &pr) == RAFT_OK)
-            text_add(t, "raftkv_peer_match_index{peer=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                     conf->members[i].id, pr.match);
-    }
+    for (size_t i = 0; i < k; i++)
+        text_add(t, "raftkv_peer_match_index{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", ids[i],
+                 match[i]);
     header(t, "peer_lag_entries", "gauge",
            "On the leader: entries of its log each member is not known to hold.");
-    for (size_t i = 0; leads && i < conf->n; i++) {
-        struct raft_member_progress pr;
-        if (raft_member_progress_of(n->raft, conf->members[i].id, &pr) == RAFT_OK)
-            text_add(t, "raftkv_peer_lag_entries{peer=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                     conf->members[i].id, last > pr.match ? last - pr.match : 0);
-    }
+    for (size_t i = 0; i < k; i++)
+        text_add(t, "raftkv_peer_lag_entries{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", ids[i],
+                 last > match[i] ? last - match[i] : 0);
 }
 
 void metrics__write(struct rk_node *n, struct text *t)
@@ -276,12 +308,12 @@ void metrics__write(struct rk_node *n, struct text *t)
     header(t, "role", "gauge", "The node's Raft role, as a label.");
     text_add(t, "raftkv_role{role=\"%s\"} 1\n", raft_role_name(n->view.role));
     metric(t, "healthy", "gauge", "1 when /health answers 200", http__unhealthy(n) == NULL);
-    struct rk_db_stats db;
-    rk_db_stats(n->db, &db);
-    metric(t, "db_map_bytes", "gauge", "the LMDB map's current size", db.map_bytes);
-    metric(t, "db_used_bytes", "gauge", "bytes of the map in use", db.used_bytes);
-    metric(t, "db_max_bytes", "gauge", "max_db_bytes", n->cfg->max_db_bytes);
-    metric(t, "db_commits_total", "counter", "LMDB write transactions committed", db.commits);
+    const Raftkv__Client__StorageStatus *db = s.st.storage;
+    metric(t, "db_map_bytes", "gauge", "the LMDB map's current size", db->map_bytes);
+    metric(t, "db_used_bytes", "gauge", "bytes of the map in use", db->used_bytes);
+    metric(t, "db_max_bytes", "gauge", "max_db_bytes", db->max_bytes);
+    metric(t, "db_commits_total", "counter", "LMDB write transactions committed", db->commits);
+    snapshots(t, s.st.snapshot, &n->metrics);
     node_counters(t, &n->metrics);
     client_requests(t, &n->metrics);
     peer_messages(t, n);

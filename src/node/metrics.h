@@ -41,6 +41,8 @@ struct metrics {
     uint64_t proposals[PROPOSAL_OUTCOMES];
     uint64_t leader_changes;
     struct metrics_hist batch_write, db_commit, batch_entries, batch_msgs;
+    struct metrics_hist snapshot_take;    /* streaming the state machine into its file */
+    struct metrics_hist snapshot_install; /* from its first chunk to its install */
 };
 
 void metrics__init(struct metrics *m);

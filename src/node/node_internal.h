@@ -135,6 +135,8 @@ struct rk_node {
     uint64_t applied_bytes;     /* entry bytes applied after the latest snapshot (or log start) */
     uint64_t snapshots_refused; /* received snapshots found damaged or malformed */
     uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
+    uint64_t snapshots_taken;   /* and kept */
+    uint64_t snapshot_taken_bytes, snapshot_sent_bytes, snapshot_installed_bytes;
 
     /* Membership: a move-leader request waiting for the transfer's outcome. */
     struct raft_configuration committed_conf; /* the configuration at the commit index */
@@ -224,6 +226,10 @@ struct node_status {
     Raftkv__Client__RaftStats raft;
     Raftkv__Client__TransportStats transport;
     Raftkv__Client__ServerStats servers;
+    Raftkv__Client__Member members[RAFT_MAX_MEMBERS];
+    Raftkv__Client__Member *member_ptrs[RAFT_MAX_MEMBERS];
+    Raftkv__Client__SnapshotStatus snapshot;
+    Raftkv__Client__StorageStatus storage;
 };
 void clients__status(struct rk_node *n, struct node_status *out);
 
@@ -309,6 +315,10 @@ bool members__alone(struct rk_node *n);
 bool members__handles(const Raftkv__Client__Request *req);
 void members__handle(struct rk_node *n, struct rk_client_call *call,
                      const Raftkv__Client__Request *req);
+/* Fills members (and ptrs, pointing at them) with conf's members as client.proto's Member,
+ * with the leader's knowledge of their replication; the strings point into conf. */
+void members__fill(struct rk_node *n, const struct raft_configuration *conf,
+                   Raftkv__Client__Member *members, Raftkv__Client__Member **ptrs);
 /* Answers call with the members as this node knows them. */
 void members__reply_list(struct rk_node *n, struct rk_client_call *call);
 /* After each ready: answers a move-leader request once its transfer is decided. */

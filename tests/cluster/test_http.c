@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -257,12 +258,49 @@ static double sum_of(const char *text, const char *prefix)
 static bool configure_http(struct cluster *c)
 {
     for (int i = 1; i <= c->n; i++) {
-        char extra[128];
+        char extra[160];
         http_ports[i - 1] = cluster_free_port();
         REQUIRE(http_ports[i - 1] > 0);
-        snprintf(extra, sizeof extra, "http_address = http://127.0.0.1:%d\n", http_ports[i - 1]);
+        /* Snapshots early, for snapshots_counted. */
+        snprintf(extra, sizeof extra,
+                 "http_address = http://127.0.0.1:%d\nsnapshot_entries = 10\n"
+                 "snapshot_trailing_entries = 5\n",
+                 http_ports[i - 1]);
         REQUIRE(cluster_configure(c, i, extra));
     }
+    return true;
+}
+
+/* The leader's /status lists the members raftkv_member_list (raft-kv member list) gives,
+ * with their addresses, and carries the snapshot and storage figures and the version. */
+static bool status_members(struct cluster *c, int leader)
+{
+    struct raftkv_client *client = cluster_client(c, 0, WAIT_MS);
+    REQUIRE(client);
+    struct raftkv_members list = {0};
+    int rc = raftkv_member_list(client, &list);
+    raftkv_client_close(client);
+    REQUIRE(rc == RAFTKV_OK && list.n == (size_t)c->n);
+    static char body[MAX_BODY];
+    REQUIRE(http_wait(leader, "/status", 200, body, sizeof body));
+    const char *at = strstr(body, "\"members\":[");
+    for (size_t i = 0; at && i < list.n; i++) {
+        char want[768];
+        const struct raftkv_member *m = &list.members[i];
+        snprintf(want, sizeof want,
+                 "{\"id\":%" PRIu64 ",\"role\":\"%s\",\"peer_address\":\"%s\","
+                 "\"client_address\":\"%s\",\"match_index\":",
+                 m->id, m->role, m->peer_address, m->client_address);
+        at = strstr(at, want); /* in order: both are sorted by id */
+        if (!at)
+            fprintf(stderr, "/status lacks %s: %s\n", want, body);
+    }
+    raftkv_members_free(&list);
+    REQUIRE(at);
+    REQUIRE(strstr(body, "\"healthy\":true"));
+    REQUIRE(strstr(body, "\"snapshot\":{\"index\":") &&
+            strstr(body, "\"storage\":{\"map_bytes\":"));
+    REQUIRE(strstr(body, "\"version\":\""));
     return true;
 }
 
@@ -291,6 +329,26 @@ static bool requests_counted(struct cluster *c)
         REQUIRE(sum_of(body, "raftkv_client_requests_total{op=\"status\",") > 0 || i != 1);
     }
     REQUIRE(put_ok >= PUTS);
+    return true;
+}
+
+/* With snapshot_entries = 10, every node has taken a snapshot after the puts, and counted
+ * it once in each of its figures. */
+static bool snapshots_counted(struct cluster *c)
+{
+    static char body[MAX_BODY];
+    for (int i = 1; i <= c->n; i++) {
+        double taken = 0, timed = -1, bytes = 0, index = 0;
+        for (uint64_t deadline = now_ms() + WAIT_MS; taken < 1 && now_ms() < deadline;) {
+            REQUIRE(http_wait(i, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, "raftkv_snapshots_taken_total", &taken));
+        }
+        REQUIRE(taken >= 1);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_take_seconds_count", &timed) &&
+                timed == taken);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_taken_bytes_total", &bytes) && bytes > 0);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_index", &index) && index >= 1);
+    }
     return true;
 }
 
@@ -364,6 +422,7 @@ static bool scenario_serves(struct cluster *c)
     }
     REQUIRE(http_wait((int)leader, "/status", 200, body, sizeof body));
     REQUIRE(strstr(body, "\"role\":\"leader\"") && strstr(body, "\"elections_started\":"));
+    REQUIRE(status_members(c, (int)leader));
     /* A follower learns the commit index with the leader's next message. */
     for (int i = 1; i <= c->n; i++) {
         double commit = -1;
@@ -375,8 +434,42 @@ static bool scenario_serves(struct cluster *c)
         REQUIRE(strstr(body, "raftkv_batch_write_seconds_count"));
     }
     fprintf(stderr, "  /metrics: %zu bytes\n", strlen(body));
+    /* Every family the README names. */
+    static const char *const families[] = {"raftkv_client_requests_total counter",
+                                           "raftkv_client_request_duration_seconds histogram",
+                                           "raftkv_proposals_total counter",
+                                           "raftkv_leader_changes_total counter",
+                                           "raftkv_batch_write_seconds histogram",
+                                           "raftkv_db_commit_seconds histogram",
+                                           "raftkv_batch_entries histogram",
+                                           "raftkv_batch_messages histogram",
+                                           "raftkv_peer_messages_sent_total counter",
+                                           "raftkv_peer_messages_received_total counter",
+                                           "raftkv_peer_messages_dropped_total counter",
+                                           "raftkv_peer_match_index gauge",
+                                           "raftkv_peer_lag_entries gauge",
+                                           "raftkv_snapshot_index gauge",
+                                           "raftkv_snapshot_bytes gauge",
+                                           "raftkv_snapshots_taken_total counter",
+                                           "raftkv_snapshot_taken_bytes_total counter",
+                                           "raftkv_snapshot_sent_bytes_total counter",
+                                           "raftkv_snapshot_installed_bytes_total counter",
+                                           "raftkv_snapshot_take_seconds histogram",
+                                           "raftkv_snapshot_install_seconds histogram",
+                                           "raftkv_db_map_bytes gauge",
+                                           "raftkv_db_used_bytes gauge",
+                                           "raftkv_role gauge",
+                                           "raftkv_healthy gauge"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "# TYPE %s\n", families[i]);
+        if (!strstr(body, line))
+            fprintf(stderr, "no %s", line);
+        REQUIRE(strstr(body, line));
+    }
     REQUIRE(requests_counted(c));
     REQUIRE(messages_counted(c));
+    REQUIRE(snapshots_counted(c));
     REQUIRE(http_get(http_ports[0], "/nothing-here", body, sizeof body) == 404);
     /* Without a quorum the survivor is unhealthy, and says why. */
     int survivor = leader == 1 ? 2 : 1;
@@ -401,7 +494,8 @@ static bool scenario_bad_address(struct cluster *c)
 
 TEST(health_status_and_metrics)
 {
-    CHECK(cluster_run(3, NULL, scenario_serves));
+    CHECK(
+        cluster_run(3, "snapshot_entries = 10\nsnapshot_trailing_entries = 5\n", scenario_serves));
 }
 
 TEST(bad_http_address_exits_2)
