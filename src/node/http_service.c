@@ -1,9 +1,9 @@
 /*
  * HTTP for people and monitors (http_address): GET /health, /status and /metrics. NNG's
- * threads only queue a request; the loop answers it from the state it owns. /status and
- * /metrics are written from the same NodeStatus message a client's status request gets
- * (client.proto), walked through its protobuf-c descriptor, so a counter added there shows
- * up here with its proto name and nothing to keep in step.
+ * threads only queue a request; the loop answers it from the state it owns. /status is the
+ * NodeStatus message a client's status request gets (client.proto), walked through its
+ * protobuf-c descriptor, so a field added there shows up here with its proto name and
+ * nothing to keep in step; /metrics is metrics.c's.
  */
 #include <inttypes.h>
 #include <stdio.h>

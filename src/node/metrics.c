@@ -18,6 +18,7 @@ static const double bounds[][METRICS_BUCKETS] = {
     [METRICS_COUNT] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768},
 };
 
+_Static_assert(RAFTKV__CLIENT__CODE__INTERNAL + 1 == METRICS_CODES, "a Code without a name");
 static const char *const code_names[METRICS_CODES] = {
     [RAFTKV__CLIENT__CODE__OK] = "ok",
     [RAFTKV__CLIENT__CODE__NOT_LEADER] = "not_leader",
@@ -251,7 +252,7 @@ static void peer_fate(struct text *t, const char *name, const char *extra,
 
 static void peer_messages(struct text *t, struct rk_node *n)
 {
-    static struct rk_peer_msg_stats ps[RAFT_MAX_MEMBERS + 1]; /* the loop's only */
+    struct rk_peer_msg_stats ps[RAFT_MAX_MEMBERS + 1];
     size_t np = rk_transport_peer_msg_stats(n->transport, ps, RAFT_MAX_MEMBERS + 1);
     header(t, "peer_messages_sent_total", "counter",
            "Raft messages handed to the network, by peer and type.");
@@ -277,8 +278,8 @@ static void replication(struct text *t, struct rk_node *n)
 {
     raft_index conf_index, last = raft_last_index_of(n->raft);
     const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
-    static raft_id ids[RAFT_MAX_MEMBERS]; /* the loop's only */
-    static raft_index match[RAFT_MAX_MEMBERS];
+    raft_id ids[RAFT_MAX_MEMBERS];
+    raft_index match[RAFT_MAX_MEMBERS];
     size_t k = 0;
     for (size_t i = 0; raft_role_of(n->raft) == RAFT_LEADER && i < conf->n && k < RAFT_MAX_MEMBERS;
          i++) {

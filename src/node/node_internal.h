@@ -9,6 +9,8 @@
  *   membership.c        the members: address book, member requests, leadership hand-off
  *   change_stream.c     the change stream: state machine events and leader changes
  *   tls_service.c       TLS configs from the node's files, and the handshakes NNG refused
+ *   http_service.c      /health, /status and /metrics over HTTP
+ *   metrics.c           the counters and histograms of /metrics, and its text
  *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
  *
  * Everything here runs on the event loop's thread, except the on_* callbacks, which NNG
