@@ -11,6 +11,7 @@
  *
  * When the node calls what:
  *   prepare, query, read_free  on the leader, from the node's event loop, outside batches
+ *   request_name               on any node, from the event loop, outside batches
  *   apply, persist, restore    from the event loop, inside one of the node's batches: a
  *                              transaction of the node's LMDB environment that commits
  *                              with fsync after the batch (a machine keeping its data in
@@ -117,6 +118,11 @@ struct raftkv_fsm_ops {
      * will run again). NULL for a machine that keeps nothing of a batch in memory, or that
      * accepts answering a rerun differently. */
     void (*batch_end)(struct raftkv_fsm *fsm, bool committed);
+    /* Names the kind of a client request (the envelope's payload) for the node's metrics,
+     * e.g. "put": a short snake_case name that lives as long as the machine, or NULL when
+     * it cannot tell. Runs on any node, from the event loop, for every request: it should
+     * not parse more than it needs. NULL: every request of the machine is "unknown". */
+    const char *(*request_name)(struct raftkv_fsm *fsm, const uint8_t *request, size_t len);
     /* A short description of an error code returned above. */
     const char *(*strerror)(struct raftkv_fsm *fsm, int err);
     void (*close)(struct raftkv_fsm *fsm);

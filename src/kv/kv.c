@@ -525,6 +525,12 @@ static int fsm_prepare(struct raftkv_fsm *fsm, const uint8_t *request, size_t le
     return rk_kv_prepare((struct rk_kv *)fsm, request, len, out);
 }
 
+static const char *fsm_request_name(struct raftkv_fsm *fsm, const uint8_t *request, size_t len)
+{
+    (void)fsm;
+    return rk_kv_request_name(request, len);
+}
+
 static int fsm_apply(struct raftkv_fsm *fsm, const struct raft_entry *entry,
                      struct raftkv_buf *result, struct raftkv_buf *event)
 {
@@ -644,6 +650,7 @@ static const struct raftkv_fsm_ops fsm_ops = {
     .snapshot = fsm_snapshot,
     .restore = fsm_restore,
     .batch_end = fsm_batch_end,
+    .request_name = fsm_request_name,
     .strerror = fsm_strerror,
     .close = fsm_close,
     .event_topic = "kv/",

@@ -35,6 +35,9 @@ int rk_kv_applied_index(struct rk_kv *kv, raft_index *out);
  * proposal of the request's own bytes; one that breaks the limits is refused with the
  * limit named in why. Returns 0. */
 int rk_kv_prepare(struct rk_kv *kv, const uint8_t *req, size_t len, struct raftkv_prepared *out);
+/* The name of a request's operation, its field in Request's oneof ("put", "get"...), read
+ * from the wire without unpacking; NULL when the bytes hold none. */
+const char *rk_kv_request_name(const uint8_t *req, size_t len);
 
 /* Applies one committed entry inside the current rk_db_write transaction: normal entries
  * carry a packed kv.proto Request; no-op and config entries only move the applied index. Its

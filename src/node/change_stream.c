@@ -24,8 +24,10 @@ void changes__leader(struct rk_node *n)
         return;
     n->published_leader = n->view.leader;
     n->published_term = n->view.term;
-    if (n->view.leader)
+    if (n->view.leader) {
         rk_info("leader is %llu", (unsigned long long)n->view.leader);
+        n->metrics.leader_changes++;
+    }
     if (!n->pub)
         return;
     Raftkv__Client__LeaderEvent ev = RAFTKV__CLIENT__LEADER_EVENT__INIT;

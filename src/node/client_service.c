@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/version.h"
 #include "client.pb-c.h"
 #include "log/log.h"
 #include "node/node_internal.h"
@@ -39,6 +40,7 @@ void clients__reply(struct rk_node *n, struct rk_client_call *call,
 {
     size_t len = raftkv__client__response__get_packed_size(resp);
     uint8_t *buf = malloc(len ? len : 1);
+    metrics__client_reply(n, call, buf ? resp->code : RAFTKV__CLIENT__CODE__INTERNAL);
     if (!buf) {
         rk_error("out of memory packing a client response");
         rk_client_server_reply(n->clients, call, NULL, 0);
@@ -73,6 +75,38 @@ void clients__reply_not_leader(struct rk_node *n, struct rk_client_call *call)
     resp.not_leader = &nl;
     resp.error = n->view.leader ? "not the leader" : "no leader known yet";
     clients__reply(n, call, &resp);
+}
+
+/* The members, the snapshots and the storage. */
+static void status_parts(struct rk_node *n, struct node_status *out)
+{
+    raft_index conf_index;
+    const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
+    out->st.n_members = conf->n <= RAFT_MAX_MEMBERS ? conf->n : RAFT_MAX_MEMBERS;
+    struct raft_configuration shown = {out->st.n_members, conf->members};
+    members__fill(n, &shown, out->members, out->member_ptrs);
+    out->st.members = out->member_ptrs;
+
+    Raftkv__Client__SnapshotStatus snap = RAFTKV__CLIENT__SNAPSHOT_STATUS__INIT;
+    snap.index = n->snapdir.latest.index;
+    snap.term = n->snapdir.latest.term;
+    snap.bytes = n->snapdir.latest.size;
+    snap.taken = n->snapshots_taken;
+    snap.taken_bytes = n->snapshot_taken_bytes;
+    snap.sent_bytes = n->snapshot_sent_bytes;
+    snap.installed_bytes = n->snapshot_installed_bytes;
+    out->snapshot = snap;
+    out->st.snapshot = &out->snapshot;
+
+    struct rk_db_stats db;
+    rk_db_stats(n->db, &db);
+    Raftkv__Client__StorageStatus storage = RAFTKV__CLIENT__STORAGE_STATUS__INIT;
+    storage.map_bytes = db.map_bytes;
+    storage.used_bytes = db.used_bytes;
+    storage.max_bytes = n->cfg->max_db_bytes;
+    storage.commits = db.commits;
+    out->storage = storage;
+    out->st.storage = &out->storage;
 }
 
 void clients__status(struct rk_node *n, struct node_status *out)
@@ -124,6 +158,7 @@ void clients__status(struct rk_node *n, struct node_status *out)
     st.commit_index = n->view.commit;
     st.applied_index = n->view.applied;
     st.last_log_index = n->view.last_index;
+    st.version = (char *)rk_version();
     out->raft = raft;
     out->transport = transport;
     out->servers = servers;
@@ -131,6 +166,7 @@ void clients__status(struct rk_node *n, struct node_status *out)
     out->st.raft = &out->raft;
     out->st.transport = &out->transport;
     out->st.servers = &out->servers;
+    status_parts(n, out);
 }
 
 static void reply_status(struct rk_node *n, struct rk_client_call *call)
@@ -193,9 +229,11 @@ void clients__settle(struct rk_node *n, const struct raft_entry *e, const struct
 {
     struct pending *p;
     while ((p = pending_front(n)) && p->index <= e->index) {
-        if (p->index == e->index && p->term == e->term && p->members)
+        bool committed = p->index == e->index && p->term == e->term;
+        n->metrics.proposals[committed ? PROPOSAL_COMMITTED : PROPOSAL_ABANDONED]++;
+        if (committed && p->members)
             members__reply_list(n, p->call);
-        else if (p->index == e->index && p->term == e->term)
+        else if (committed)
             reply_fsm(n, p->call, result);
         else
             clients__reply_error(n, p->call, RAFTKV__CLIENT__CODE__UNAVAILABLE,
@@ -223,6 +261,7 @@ void clients__fail_waiting(struct rk_node *n, const char *why, bool all)
         kept++;
     if (n->n_pending > kept)
         rk_info("answering %zu waiting proposals UNAVAILABLE: %s", n->n_pending - kept, why);
+    n->metrics.proposals[PROPOSAL_ABANDONED] += n->n_pending - kept;
     for (; n->n_pending > kept; n->n_pending--)
         clients__reply_error(n, n->pending[n->pending_head + n->n_pending - 1].call,
                              RAFTKV__CLIENT__CODE__UNAVAILABLE, why);
@@ -303,6 +342,11 @@ static void propose(struct rk_node *n, struct rk_client_call *call, const struct
     raft_index index;
     raft_term term;
     int rc = raft_propose(n->raft, data, len, &index, &term);
+    if (rc != RAFT_OK)
+        n->metrics.proposals[rc == RAFT_ENOTLEADER ? PROPOSAL_NOT_LEADER
+                             : rc == RAFT_ETOOBIG  ? PROPOSAL_TOO_BIG
+                             : rc == RAFT_EBUSY    ? PROPOSAL_BUSY
+                                                   : PROPOSAL_FAILED]++;
     if (rc == RAFT_ENOTLEADER)
         clients__reply_not_leader(n, call);
     else if (rc == RAFT_ETOOBIG)
@@ -358,9 +402,24 @@ static void fsm_request(struct rk_node *n, struct rk_client_call *call, Protobuf
     }
 }
 
+/* The request's kind, for metrics: its field in the envelope's oneof ("status",
+ * "member_change"...) or, for the state machine, the machine's own name for it. */
+static const char *request_name(struct rk_node *n, const Raftkv__Client__Request *req)
+{
+    if (req->body_case == RAFTKV__CLIENT__REQUEST__BODY_FSM)
+        return n->fsm->ops->request_name
+                   ? n->fsm->ops->request_name(n->fsm, req->fsm.data, req->fsm.len)
+                   : NULL;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &raftkv__client__request__descriptor, (unsigned)req->body_case);
+    return f ? f->name : NULL;
+}
+
 void clients__handle(struct rk_node *n, struct event *ev)
 {
     Raftkv__Client__Request *req = raftkv__client__request__unpack(NULL, ev->len, ev->data);
+    if (req)
+        rk_client_call_set_tag(ev->call, metrics__op(&n->metrics, request_name(n, req)));
     if (!req) {
         rk_debug("malformed client request (%zu bytes)", ev->len);
         clients__reply_error(n, ev->call, RAFTKV__CLIENT__CODE__INVALID, "malformed request");

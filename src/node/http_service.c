@@ -1,12 +1,11 @@
 /*
  * HTTP for people and monitors (http_address): GET /health, /status and /metrics. NNG's
- * threads only queue a request; the loop answers it from the state it owns. /status and
- * /metrics are written from the same NodeStatus message a client's status request gets
- * (client.proto), walked through its protobuf-c descriptor, so a counter added there shows
- * up here with its proto name and nothing to keep in step.
+ * threads only queue a request; the loop answers it from the state it owns. /status is the
+ * NodeStatus message a client's status request gets (client.proto), walked through its
+ * protobuf-c descriptor, so a field added there shows up here with its proto name and
+ * nothing to keep in step; /metrics is metrics.c's.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,48 +21,11 @@
  * catching up: it would answer reads late. */
 #define HEALTH_MAX_LAG 1000
 
-/* Upper bounds of the batch write histogram's buckets, in microseconds. */
-static const uint64_t write_bounds_us[WRITE_BUCKETS] = {
-    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
-
 enum route { ROUTE_HEALTH, ROUTE_STATUS, ROUTE_METRICS };
 
 static const char *const routes[] = {
     [ROUTE_HEALTH] = "/health", [ROUTE_STATUS] = "/status", [ROUTE_METRICS] = "/metrics"};
 #define N_ROUTES (sizeof routes / sizeof routes[0])
-
-/* A growing text; on allocation failure it stays short and says so (oom). */
-struct text {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-static void text_add(struct text *t, const char *fmt, ...)
-{
-    for (int pass = 0; pass < 2 && !t->oom; pass++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->oom = true;
-            return;
-        }
-        if (t->s && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = (t->cap ? t->cap : 1024) + (size_t)n + 1;
-        char *s = realloc(t->s, cap * 2);
-        if (!s) {
-            t->oom = true;
-            return;
-        }
-        t->s = s;
-        t->cap = cap * 2;
-    }
-}
 
 static void reply(struct rk_http_request *req, uint16_t status, const char *type, struct text *t)
 {
@@ -134,19 +96,9 @@ void http__reply_unavailable(struct event *ev, const char *why)
     reply(ev->http, 503, "application/json", &t);
 }
 
-void http__count_write(struct rk_node *n, uint64_t us)
-{
-    size_t b = 0;
-    while (b < WRITE_BUCKETS && us > write_bounds_us[b])
-        b++;
-    n->write_hist[b]++;
-    n->write_us_total += us;
-}
-
 /* ---- /health ---- */
 
-/* Why the node should not get traffic now, or NULL. */
-static const char *unhealthy(const struct rk_node *n)
+const char *http__unhealthy(const struct rk_node *n)
 {
     if (n->held || n->refusing_full)
         return "storage full";
@@ -159,7 +111,7 @@ static const char *unhealthy(const struct rk_node *n)
 
 static void serve_health(struct rk_node *n, struct rk_http_request *req)
 {
-    const char *why = unhealthy(n);
+    const char *why = http__unhealthy(n);
     struct text t = {0};
     text_add(&t,
              "{\"healthy\":%s,\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64
@@ -174,12 +126,13 @@ static void serve_health(struct rk_node *n, struct rk_http_request *req)
 
 /* ---- /status: NodeStatus as JSON ---- */
 
-static bool is_number(const ProtobufCFieldDescriptor *f)
+bool http__is_number(const ProtobufCFieldDescriptor *f)
 {
-    return f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_UINT32;
+    return f->label != PROTOBUF_C_LABEL_REPEATED &&
+           (f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_UINT32);
 }
 
-static uint64_t number_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+uint64_t http__number_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     const char *p = (const char *)m + f->offset;
     if (f->type == PROTOBUF_C_TYPE_UINT32)
@@ -187,28 +140,82 @@ static uint64_t number_at(const ProtobufCMessage *m, const ProtobufCFieldDescrip
     return *(const uint64_t *)(const void *)p;
 }
 
-static const void *pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+const void *http__pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     return *(const void *const *)(const void *)((const char *)m + f->offset);
 }
 
-/* Numbers, strings (role names: nothing to escape) and messages are all NodeStatus has. */
+static void json_string(struct text *t, const char *s)
+{
+    text_add(t, "\"");
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            text_add(t, "\\%c", c);
+        else if (c < 0x20)
+            text_add(t, "\\u%04x", c);
+        else
+            text_add(t, "%c", c);
+    }
+    text_add(t, "\"");
+}
+
+static void json_message(struct text *t, const ProtobufCMessage *m);
+
+/* One value of field f at p (a field's own storage, or an element of a repeated one). */
+static void json_value(struct text *t, const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_UINT64:
+        text_add(t, "%" PRIu64, *(const uint64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+        text_add(t, "%" PRIu32, *(const uint32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        text_add(t, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_STRING:
+        json_string(t, *(const char *const *)p);
+        break;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        json_message(t, *(const ProtobufCMessage *const *)p);
+        break;
+    default: /* NodeStatus has no other kind */
+        text_add(t, "null");
+        break;
+    }
+}
+
+/* Numbers, bools, strings, messages and repeated messages: what NodeStatus has (other
+ * repeated fields are left out). */
 static void json_message(struct text *t, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *sep = "";
     text_add(t, "{");
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        const char *sep = i ? "," : "";
-        if (is_number(f)) {
-            text_add(t, "%s\"%s\":%" PRIu64, sep, f->name, number_at(m, f));
-        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
-            const char *s = pointer_at(m, f);
-            text_add(t, "%s\"%s\":\"%s\"", sep, f->name, s ? s : "");
-        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && pointer_at(m, f)) {
-            text_add(t, "%s\"%s\":", sep, f->name);
-            json_message(t, pointer_at(m, f));
+        const char *at = (const char *)m + f->offset;
+        bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if ((f->type == PROTOBUF_C_TYPE_MESSAGE && !repeated && !http__pointer_at(m, f)) ||
+            (repeated && f->type != PROTOBUF_C_TYPE_MESSAGE))
+            continue;
+        text_add(t, "%s\"%s\":", sep, f->name);
+        sep = ",";
+        if (!repeated) {
+            json_value(t, f, at);
+            continue;
         }
+        /* A repeated message: an array of pointers, and its count. */
+        size_t count = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+        const void *const *items = *(const void *const *const *)(const void *)at;
+        text_add(t, "[");
+        for (size_t k = 0; k < count; k++) {
+            text_add(t, "%s", k ? "," : "");
+            json_value(t, f, &items[k]);
+        }
+        text_add(t, "]");
     }
     text_add(t, "}");
 }
@@ -223,72 +230,12 @@ static void serve_status(struct rk_node *n, struct rk_http_request *req)
     reply(req, 200, "application/json", &t);
 }
 
-/* ---- /metrics: Prometheus text format 0.0.4 ---- */
-
-static void metric(struct text *t, const char *name, const char *type, const char *help,
-                   uint64_t value)
-{
-    text_add(t, "# HELP raftkv_%s %s\n# TYPE raftkv_%s %s\nraftkv_%s %" PRIu64 "\n", name, help,
-             name, type, name, value);
-}
-
-/* The numbers of NodeStatus: its own are gauges (raftkv_term), those of its parts are
- * counters named after the part (raftkv_raft_elections_started_total). */
-static void metrics_of(struct text *t, const ProtobufCMessage *m, const char *part)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        char name[128];
-        if (is_number(f) && !part) {
-            metric(t, f->name, "gauge", "as in raft-kv status", number_at(m, f));
-        } else if (is_number(f)) {
-            snprintf(name, sizeof name, "%s_%s_total", part, f->name);
-            metric(t, name, "counter", "counted since the node started", number_at(m, f));
-        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && pointer_at(m, f) && !part) {
-            metrics_of(t, pointer_at(m, f), f->name);
-        }
-    }
-}
-
-static void metrics_write_histogram(struct text *t, const struct rk_node *n)
-{
-    static const char name[] = "raftkv_batch_write_seconds";
-    text_add(t,
-             "# HELP %s One synced LMDB transaction of a ready: persist, apply, fsync.\n"
-             "# TYPE %s histogram\n",
-             name, name);
-    uint64_t count = 0;
-    for (size_t b = 0; b <= WRITE_BUCKETS; b++) {
-        count += n->write_hist[b];
-        if (b < WRITE_BUCKETS)
-            text_add(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                     (double)write_bounds_us[b] / 1e6, count);
-        else
-            text_add(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, count);
-    }
-    text_add(t, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name, (double)n->write_us_total / 1e6, name,
-             count);
-}
+/* ---- /metrics (metrics.c) ---- */
 
 static void serve_metrics(struct rk_node *n, struct rk_http_request *req)
 {
-    struct node_status s;
-    clients__status(n, &s);
     struct text t = {0};
-    metrics_of(&t, &s.st.base, NULL);
-    text_add(&t,
-             "# HELP raftkv_role The node's Raft role, as a label.\n# TYPE raftkv_role gauge\n"
-             "raftkv_role{role=\"%s\"} 1\n",
-             raft_role_name(n->view.role));
-    metric(&t, "healthy", "gauge", "1 when /health answers 200", unhealthy(n) == NULL);
-    struct rk_db_stats db;
-    rk_db_stats(n->db, &db);
-    metric(&t, "db_map_bytes", "gauge", "the LMDB map's current size", db.map_bytes);
-    metric(&t, "db_used_bytes", "gauge", "bytes of the map in use", db.used_bytes);
-    metric(&t, "db_max_bytes", "gauge", "max_db_bytes", n->cfg->max_db_bytes);
-    metric(&t, "db_commits_total", "counter", "LMDB write transactions committed", db.commits);
-    metrics_write_histogram(&t, n);
+    metrics__write(n, &t);
     reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", &t);
 }
 

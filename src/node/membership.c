@@ -181,18 +181,9 @@ bool members__handles(const Raftkv__Client__Request *req)
            req->body_case == RAFTKV__CLIENT__REQUEST__BODY_MOVE_LEADER;
 }
 
-void members__reply_list(struct rk_node *n, struct rk_client_call *call)
+void members__fill(struct rk_node *n, const struct raft_configuration *conf,
+                   Raftkv__Client__Member *members, Raftkv__Client__Member **ptrs)
 {
-    raft_index conf_index;
-    const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
-    Raftkv__Client__Member *members = calloc(conf->n ? conf->n : 1, sizeof *members);
-    Raftkv__Client__Member **ptrs = calloc(conf->n ? conf->n : 1, sizeof *ptrs);
-    if (!members || !ptrs) {
-        free(members);
-        free(ptrs);
-        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
-        return;
-    }
     for (size_t i = 0; i < conf->n; i++) {
         const struct raft_member *m = &conf->members[i];
         struct raft_member_progress pr = {0};
@@ -207,6 +198,21 @@ void members__reply_list(struct rk_node *n, struct rk_client_call *call)
         members[i] = mm;
         ptrs[i] = &members[i];
     }
+}
+
+void members__reply_list(struct rk_node *n, struct rk_client_call *call)
+{
+    raft_index conf_index;
+    const struct raft_configuration *conf = raft_configuration_of(n->raft, &conf_index);
+    Raftkv__Client__Member *members = calloc(conf->n ? conf->n : 1, sizeof *members);
+    Raftkv__Client__Member **ptrs = calloc(conf->n ? conf->n : 1, sizeof *ptrs);
+    if (!members || !ptrs) {
+        free(members);
+        free(ptrs);
+        clients__reply_error(n, call, RAFTKV__CLIENT__CODE__UNAVAILABLE, "out of memory");
+        return;
+    }
+    members__fill(n, conf, members, ptrs);
     Raftkv__Client__MemberList list = RAFTKV__CLIENT__MEMBER_LIST__INIT;
     list.leader_id = raft_leader_of(n->raft);
     list.term = raft_term_of(n->raft);

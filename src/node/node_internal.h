@@ -9,6 +9,8 @@
  *   membership.c        the members: address book, member requests, leadership hand-off
  *   change_stream.c     the change stream: state machine events and leader changes
  *   tls_service.c       TLS configs from the node's files, and the handshakes NNG refused
+ *   http_service.c      /health, /status and /metrics over HTTP
+ *   metrics.c           the counters and histograms of /metrics, and its text
  *   gateway.c           the HTTP gateway (gateway.h): a client of the cluster, not of the loop
  *   start.c             start-up (data dir, state machine, core, sockets) and shut-down
  *
@@ -25,9 +27,11 @@
 #include <time.h>
 
 #include "client.pb-c.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "node/queue.h"
 #include "node/snapshot_files.h"
+#include "node/text.h"
 #include "raftkv/fsm.h"
 #include "raftkv/raft.h"
 #include "storage/db.h"
@@ -74,9 +78,6 @@ struct view {
     raft_index last_index;
 };
 
-/* Buckets of the batch write histogram, in microseconds (and one more: above them all). */
-#define WRITE_BUCKETS 12
-
 struct rk_node {
     const struct rk_config *cfg;
     struct rk_db *db;
@@ -119,9 +120,8 @@ struct rk_node {
     bool held;
     struct raft_ready held_rd;
     struct timespec retry_at;
-    uint64_t write_us;                      /* how long the last batch write took */
-    uint64_t write_hist[WRITE_BUCKETS + 1]; /* batch writes (synced) by duration */
-    uint64_t write_us_total;
+    uint64_t write_us; /* how long the last batch write took */
+    struct metrics metrics;
     uint64_t bad_msgs; /* peer messages dropped as forged: term out of range, or conflicting */
     int fatal;
 
@@ -139,6 +139,8 @@ struct rk_node {
     uint64_t applied_bytes;     /* entry bytes applied after the latest snapshot (or log start) */
     uint64_t snapshots_refused; /* received snapshots found damaged or malformed */
     uint64_t snapshots_damaged; /* own snapshot files found damaged before sending one */
+    uint64_t snapshots_taken;   /* and kept */
+    uint64_t snapshot_taken_bytes, snapshot_sent_bytes, snapshot_installed_bytes;
 
     /* Membership: a move-leader request waiting for the transfer's outcome. */
     struct raft_configuration committed_conf; /* the configuration at the commit index */
@@ -228,6 +230,10 @@ struct node_status {
     Raftkv__Client__RaftStats raft;
     Raftkv__Client__TransportStats transport;
     Raftkv__Client__ServerStats servers;
+    Raftkv__Client__Member members[RAFT_MAX_MEMBERS];
+    Raftkv__Client__Member *member_ptrs[RAFT_MAX_MEMBERS];
+    Raftkv__Client__SnapshotStatus snapshot;
+    Raftkv__Client__StorageStatus storage;
 };
 void clients__status(struct rk_node *n, struct node_status *out);
 
@@ -238,8 +244,20 @@ int http__start(struct rk_node *n);
 void http__handle(struct rk_node *n, struct event *ev);
 /* Answers a queued HTTP request with 503: why. */
 void http__reply_unavailable(struct event *ev, const char *why);
-/* Counts a batch write of us microseconds. */
-void http__count_write(struct rk_node *n, uint64_t us);
+/* Why the node should not get traffic now (/health answers 503), or NULL. */
+const char *http__unhealthy(const struct rk_node *n);
+/* NodeStatus's walkers: whether f is a single unsigned number; f's value in m. */
+bool http__is_number(const ProtobufCFieldDescriptor *f);
+uint64_t http__number_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+const void *http__pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f);
+
+/* ---- metrics.c (and metrics.h) ---- */
+
+/* Counts the reply to call (its operation is the call's tag) and its latency. */
+void metrics__client_reply(struct rk_node *n, struct rk_client_call *call,
+                           Raftkv__Client__Code code);
+/* The body of /metrics. */
+void metrics__write(struct rk_node *n, struct text *t);
 
 /* ---- snapshot_service.c ---- */
 
@@ -301,6 +319,10 @@ bool members__alone(struct rk_node *n);
 bool members__handles(const Raftkv__Client__Request *req);
 void members__handle(struct rk_node *n, struct rk_client_call *call,
                      const Raftkv__Client__Request *req);
+/* Fills members (and ptrs, pointing at them) with conf's members as client.proto's Member,
+ * with the leader's knowledge of their replication; the strings point into conf. */
+void members__fill(struct rk_node *n, const struct raft_configuration *conf,
+                   Raftkv__Client__Member *members, Raftkv__Client__Member **ptrs);
 /* Answers call with the members as this node knows them. */
 void members__reply_list(struct rk_node *n, struct rk_client_call *call);
 /* After each ready: answers a move-leader request once its transfer is decided. */

@@ -153,6 +153,16 @@ static void ready_hold(struct rk_node *n, struct raft_ready *rd, int rc)
     clients__fail_waiting(n, "storage full", true);
 }
 
+static void count_batch(struct rk_node *n, const struct raft_ready *rd)
+{
+    struct metrics *m = &n->metrics;
+    metrics__observe(&m->batch_write, METRICS_SECONDS, (double)n->write_us / 1e6);
+    metrics__observe(&m->db_commit, METRICS_SECONDS, (double)rk_db_last_commit_ns(n->db) / 1e9);
+    metrics__observe(&m->batch_entries, METRICS_COUNT, (double)rd->n_entries);
+    metrics__observe(&m->batch_msgs, METRICS_COUNT,
+                     (double)(rd->n_msgs + rd->n_msgs_after_persist));
+}
+
 /* Steps 3-6 of rd. Returns false if rd is held back or failed. */
 static bool ready_write(struct rk_node *n, struct raft_ready *rd)
 {
@@ -167,7 +177,7 @@ static bool ready_write(struct rk_node *n, struct raft_ready *rd)
     n->write_us =
         (uint64_t)((end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L);
     if (rc == RK_DB_OK) {
-        http__count_write(n, n->write_us);
+        count_batch(n, rd);
         ready_finish(n, rd, &b);
         n->held = false;
     } else if (rc == RK_DB_EFULL || rc == RK_DB_ENOMEM) {

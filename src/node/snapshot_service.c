@@ -194,6 +194,11 @@ void snapshots__finish(struct rk_node *n)
         rk_error("cannot keep the snapshot at index %" PRIu64 ": %s", meta.index, strerror(rc));
     if (rc == 0)
         rc = snapshot_compact(n, &meta, fd);
+    if (rc == 0) {
+        n->snapshots_taken++;
+        n->snapshot_taken_bytes += meta.size;
+        metrics__observe(&n->metrics.snapshot_take, METRICS_SECONDS, secs);
+    }
     if (rc != 0) {
         rk_snap_discard(&n->snapdir, false, fd >= 0 ? meta.index : 0, fd);
         snapshot_retry_later(n);
@@ -230,8 +235,10 @@ int snapshots__fill_chunk(struct rk_node *n, struct raft_msg *m)
         rc = rk_snap_read(&n->snapdir, s->last_index, s->offset, n->chunk_buf, s->len);
         s->data = n->chunk_buf;
     }
-    if (rc == 0)
+    if (rc == 0) {
         n->chunk_sent_at = node__now();
+        n->snapshot_sent_bytes += s->len;
+    }
     return rc;
 }
 
@@ -298,6 +305,8 @@ void snapshots__installed(struct rk_node *n, const struct raft_ready *rd)
                    (double)(now.tv_nsec - n->receive_start.tv_nsec) / 1e9;
     double write = (double)n->write_us / 1e6;
     double mb = (double)rd->snapshot.size / 1e6;
+    n->snapshot_installed_bytes += rd->snapshot.size;
+    metrics__observe(&n->metrics.snapshot_install, METRICS_SECONDS, total);
     rk_info("installed the snapshot at index %" PRIu64 " (term %" PRIu64 ", %" PRIu64
             " bytes) from the leader: received and installed in %.3f s (%.1f MB/s), of which "
             "the install's write %.3f s (%.1f MB/s)",

@@ -333,6 +333,7 @@ int rk_node_start(const struct rk_config *cfg, rk_node_fsm_open_fn open_fsm, voi
         return RK_NODE_ENOMEM;
     n->cfg = cfg;
     n->install_fd = -1;
+    metrics__init(&n->metrics);
     atomic_init(&n->stop, false);
     n->rng = node__seed(cfg->node_id);
     /* A CAS carries two values; protobuf framing adds little beyond that. */

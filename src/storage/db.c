@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/data_dir.h"
@@ -39,6 +40,7 @@ struct rk_db {
     bool remap_ready;
     uint64_t commits;
     uint64_t grows;
+    uint64_t last_commit_ns;
     char err[1024];
 };
 
@@ -368,6 +370,22 @@ void rk_db_close(struct rk_db *db)
     free(db);
 }
 
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int commit(struct rk_db *db, MDB_txn *txn)
+{
+    uint64_t start = monotonic_ns();
+    int rc = rk_db_check(db, mdb_txn_commit(txn), "commit");
+    if (rc == RK_DB_OK)
+        db->last_commit_ns = monotonic_ns() - start;
+    return rc;
+}
+
 /* One attempt: begin, fn, before_sync (once per rk_db_write_staged), commit. RK_DB_EFULL
  * means the map filled. */
 static int write_once(struct rk_db *db, rk_db_write_fn fn, rk_db_stage_fn before_sync, void *arg,
@@ -387,7 +405,7 @@ static int write_once(struct rk_db *db, rk_db_write_fn fn, rk_db_stage_fn before
         if (rc)
             mdb_txn_abort(txn);
         else
-            rc = rk_db_check(db, mdb_txn_commit(txn), "commit");
+            rc = commit(db, txn);
         if (db->on_end)
             db->on_end(db->on_end_arg, rc == RK_DB_OK);
     }
@@ -492,4 +510,9 @@ void rk_db_stats(struct rk_db *db, struct rk_db_stats *out)
     out->used_bytes = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
     out->commits = db->commits;
     out->map_grows = db->grows;
+}
+
+uint64_t rk_db_last_commit_ns(struct rk_db *db)
+{
+    return db->last_commit_ns;
 }

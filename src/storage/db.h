@@ -155,6 +155,9 @@ struct rk_db_stats {
     uint64_t map_grows;
 };
 void rk_db_stats(struct rk_db *db, struct rk_db_stats *out);
+/* How long the last successful commit of a write took, in ns: mdb_txn_commit, which writes
+ * the dirty pages, fsyncs them, writes the meta page and fsyncs again. */
+uint64_t rk_db_last_commit_ns(struct rk_db *db);
 
 /* LMDB-backed Raft storage (storage.h) in db's environment: entries in the "log" database,
  * term/vote, the log's starting point and the latest snapshot's meta in "meta" (set by a

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -26,6 +27,8 @@ struct rk_client_call {
     bool counted;     /* the request is counted in its connection's in_flight */
     nng_pipe pipe;    /* the connection the request came on */
     size_t reply_len; /* of the reply being sent */
+    struct timespec arrival;
+    unsigned tag;
 };
 
 /* One connection's share of the server. */
@@ -197,6 +200,8 @@ static void call_cb(void *arg)
     }
     nng_msg *msg = nng_aio_get_msg(call->aio);
     call->pipe = nng_msg_get_pipe(msg);
+    clock_gettime(CLOCK_MONOTONIC, &call->arrival);
+    call->tag = 0;
     if (!conn_admit(s, call)) {
         nng_msg_free(msg);
         call_arm_recv(call);
@@ -228,6 +233,21 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
     nng_aio_set_msg(call->aio, msg);
     nng_aio_set_timeout(call->aio, RK_SERVER_REPLY_TIMEOUT_MS);
     nng_ctx_send(call->ctx, call->aio);
+}
+
+struct timespec rk_client_call_arrival(const struct rk_client_call *call)
+{
+    return call->arrival;
+}
+
+void rk_client_call_set_tag(struct rk_client_call *call, unsigned tag)
+{
+    call->tag = tag;
+}
+
+unsigned rk_client_call_tag(const struct rk_client_call *call)
+{
+    return call->tag;
 }
 
 void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *out)

@@ -49,7 +49,8 @@ struct send_slot {
     struct peer_conn *conn;
     nng_ctx ctx;
     nng_aio *aio;
-    bool awaiting_ack; /* the aio's pending operation is the ack's receive, not the send */
+    bool awaiting_ack;       /* the aio's pending operation is the ack's receive, not the send */
+    enum raft_msg_type type; /* of the message in flight, for its peer's counters */
 };
 
 /* One req0 socket towards a peer and its pool of slots; replaced whole on a redial. */
@@ -86,6 +87,15 @@ struct peer_link {
     bool tls_failure_logged; /* since the last acknowledgement; the TLS poll's own */
 };
 
+/* One peer's messages by type (rk_peer_msg_stats). Entries are claimed once, lock-free, in
+ * the order peers are met and never given back, so counters stay monotonic and the table
+ * bounded; the last entry (peer 0) takes the peers past RAFT_MAX_MEMBERS. */
+enum msg_fate { MSG_SENT, MSG_SEND_DROPPED, MSG_RECEIVED, MSG_RECV_DROPPED, MSG_FATES };
+struct msg_counts {
+    _Atomic raft_id peer;
+    _Atomic uint64_t n[MSG_FATES][RK_MSG_TYPES];
+};
+
 struct rk_transport {
     uint64_t cluster_id;
     raft_id self;
@@ -112,6 +122,7 @@ struct rk_transport {
     nng_tls_config *tls_dial; /* NULL: plain tcp:// */
     _Atomic uint64_t sent, send_dropped, received, recv_malformed, recv_unknown_peer, redials;
     _Atomic uint64_t tls_refused, tls_dials_failed;
+    struct msg_counts by_peer[RAFT_MAX_MEMBERS + 1];
 };
 
 static uint64_t now_ms(void)
@@ -135,6 +146,24 @@ static void note_drop(_Atomic uint64_t *counter, const char *why, raft_id from, 
 static void count(_Atomic uint64_t *counter)
 {
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+/* The counters of peer id: its entry, claimed now if it has none. */
+static struct msg_counts *peer_counts(struct rk_transport *t, raft_id id)
+{
+    for (size_t i = 0; id && i < RAFT_MAX_MEMBERS; i++) {
+        raft_id seen = 0;
+        if (atomic_compare_exchange_strong(&t->by_peer[i].peer, &seen, id) || seen == id)
+            return &t->by_peer[i];
+    }
+    return &t->by_peer[RAFT_MAX_MEMBERS];
+}
+
+static void count_peer(struct rk_transport *t, raft_id id, enum msg_fate fate,
+                       enum raft_msg_type type)
+{
+    if ((unsigned)type < RK_MSG_TYPES)
+        count(&peer_counts(t, id)->n[fate][type]);
 }
 
 static struct peer_link *find_link(struct rk_transport *t, raft_id id)
@@ -229,10 +258,12 @@ static void slot_cb(void *arg)
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(sl->aio));
         note_drop(&l->t->send_dropped, nng_strerror(rv), l->t->self, l->id);
+        count_peer(l->t, l->id, MSG_SEND_DROPPED, sl->type);
         slot_release(sl);
         return;
     }
     count(&l->t->sent);
+    count_peer(l->t, l->id, MSG_SENT, sl->type);
     sl->awaiting_ack = true;
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
     nng_ctx_recv(sl->ctx, sl->aio);
@@ -271,6 +302,7 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
         return RAFT_EINVAL;
     if (!sl) {
         note_drop(&t->send_dropped, "all contexts busy", msg->from, msg->to);
+        count_peer(t, msg->to, MSG_SEND_DROPPED, msg->type);
         return RAFT_OK;
     }
     nng_msg *m;
@@ -280,10 +312,12 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
         slot_started(sl);
         note_drop(&t->send_dropped, rc == RAFT_ETOOBIG ? "over max_msg_bytes" : raft_strerror(rc),
                   msg->from, msg->to);
+        count_peer(t, msg->to, MSG_SEND_DROPPED, msg->type);
         return rc;
     }
     link_note_unacked(sl->conn->link);
     sl->awaiting_ack = false;
+    sl->type = msg->type;
     nng_aio_set_msg(sl->aio, m);
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
     nng_ctx_send(sl->ctx, sl->aio);
@@ -318,10 +352,12 @@ static void deliver(struct rk_transport *t, const uint8_t *buf, size_t len)
      * member yet, and a lagging follower may not know its new leader. */
     if (m.to != t->self) {
         note_drop(&t->recv_unknown_peer, "addressed to another node", m.from, m.to);
+        count_peer(t, m.from, MSG_RECV_DROPPED, m.type);
         raft_msg_free(&m);
         return;
     }
     count(&t->received);
+    count_peer(t, m.from, MSG_RECEIVED, m.type);
     t->on_msg(t->arg, &m, from_address);
 }
 
@@ -778,6 +814,34 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
         .tls_refused = load(&t->tls_refused),
         .tls_dials_failed = load(&t->tls_dials_failed),
     };
+}
+
+/* Loads a fate's counters into to; returns whether any is nonzero. */
+static bool load_types(uint64_t *to, _Atomic uint64_t *from)
+{
+    bool any = false;
+    for (size_t i = 0; i < RK_MSG_TYPES; i++)
+        any |= (to[i] = load(&from[i])) != 0;
+    return any;
+}
+
+size_t rk_transport_peer_msg_stats(struct rk_transport *t, struct rk_peer_msg_stats *out,
+                                   size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= RAFT_MAX_MEMBERS && n < cap; i++) {
+        struct msg_counts *c = &t->by_peer[i];
+        raft_id peer = atomic_load(&c->peer);
+        if (!peer && i < RAFT_MAX_MEMBERS)
+            continue;
+        out[n].peer = peer;
+        bool any = load_types(out[n].sent, c->n[MSG_SENT]);
+        any |= load_types(out[n].send_dropped, c->n[MSG_SEND_DROPPED]);
+        any |= load_types(out[n].received, c->n[MSG_RECEIVED]);
+        any |= load_types(out[n].recv_dropped, c->n[MSG_RECV_DROPPED]);
+        n += peer || any; /* the overflow entry only once it counted something */
+    }
+    return n;
 }
 
 void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "raftkv/raft.h"
 #include "tls/tls.h"
@@ -99,6 +100,21 @@ int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, 
  * RAFT_ETOOBIG when encoded it exceeds max_msg_bytes, RAFT_ENOMEM. */
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg);
 void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
+
+#define RK_MSG_TYPES (RAFT_MSG_TIMEOUT_NOW + 1)
+/* Messages exchanged with one peer, by type (enum raft_msg_type). Sent: handed to NNG;
+ * send_dropped: as rk_transport_stats counts them; received: delivered to on_msg;
+ * recv_dropped: addressed to another node id. */
+struct rk_peer_msg_stats {
+    raft_id peer; /* 0: every peer past the first RAFT_MAX_MEMBERS the node has met */
+    uint64_t sent[RK_MSG_TYPES], send_dropped[RK_MSG_TYPES];
+    uint64_t received[RK_MSG_TYPES], recv_dropped[RK_MSG_TYPES];
+};
+/* Fills out (up to cap) with the peers messages went to or came from since the start, in
+ * the order first met, a removed peer included (its counters stay monotonic); returns how
+ * many were filled. */
+size_t rk_transport_peer_msg_stats(struct rk_transport *t, struct rk_peer_msg_stats *out,
+                                   size_t cap);
 struct rk_server_stats;
 /* Adds the counters of the server peers send to (transport.h, rk_server_stats) to out. */
 void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out);
@@ -159,6 +175,12 @@ uint64_t rk_client_server_tls_refusals(struct rk_client_server *s, nng_stat *all
 void rk_client_server_stop(struct rk_client_server *s);
 /* Adds the server's counters to out. */
 void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *out);
+/* When the call's request arrived (CLOCK_MONOTONIC), to measure its latency to the reply. */
+struct timespec rk_client_call_arrival(const struct rk_client_call *call);
+/* A number the server's user keeps with a call until it replies (what kind of request it
+ * is, for metrics); 0 when the request arrives. */
+void rk_client_call_set_tag(struct rk_client_call *call, unsigned tag);
+unsigned rk_client_call_tag(const struct rk_client_call *call);
 
 /*
  * Change stream: an NNG pub socket. Each message is a topic followed by a payload: the

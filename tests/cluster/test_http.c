@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -76,7 +77,10 @@ struct family {
 struct exposition {
     struct family fam[256];
     size_t n;
-    double hist_last, hist_count; /* the running histogram's last bucket, and its +Inf */
+    /* The running histogram series (its family and labels but le), its last bucket and its
+     * +Inf one. */
+    char hist_series[512];
+    double hist_last, hist_count;
 };
 
 static bool metric_name_ok(const char *s, size_t len)
@@ -133,11 +137,21 @@ static bool parse_comment(struct exposition *e, const char *line)
     struct family *f = &e->fam[e->n++];
     snprintf(f->name, sizeof f->name, "%s", name);
     snprintf(f->type, sizeof f->type, "%s", rest);
-    e->hist_last = 0;
+    e->hist_series[0] = '\0';
     return true;
 }
 
-/* name{label="value",...} number: its family declared, counters and buckets sane. */
+/* A label value up to its closing quote, with only \\, \" and \n escaped; NULL if bad. */
+static const char *label_value_end(const char *v)
+{
+    for (; *v && *v != '"'; v++)
+        if (*v == '\\' && !strchr("\\\"n", *++v))
+            return NULL;
+    return *v == '"' ? v : NULL;
+}
+
+/* name{label="value",...} number: its family declared, counters and buckets sane, each
+ * histogram series' buckets cumulative and its _count its +Inf bucket. */
 static bool parse_sample(struct exposition *e, const char *line, double *value)
 {
     size_t len = strcspn(line, "{ ");
@@ -146,17 +160,22 @@ static bool parse_sample(struct exposition *e, const char *line, double *value)
         return false;
     const char *p = line + len;
     double le = NAN;
+    char series[512];
+    int sl = snprintf(series, sizeof series, "%s", f->name);
     if (*p == '{') {
         p++;
         while (*p != '}') {
             size_t ln = strcspn(p, "=");
             if (!metric_name_ok(p, ln) || p[ln] != '=' || p[ln + 1] != '"')
                 return false;
-            const char *v = p + ln + 2, *end = strchr(v, '"');
+            const char *v = p + ln + 2, *end = label_value_end(v);
             if (!end)
                 return false;
             if (ln == 2 && !memcmp(p, "le", 2))
                 le = !strncmp(v, "+Inf", 4) ? INFINITY : strtod(v, NULL);
+            else if (sl > 0 && (size_t)sl < sizeof series)
+                sl += snprintf(series + sl, sizeof series - (size_t)sl, ",%.*s", (int)(end - p + 1),
+                               p);
             p = end + 1;
             if (*p == ',')
                 p++;
@@ -173,14 +192,21 @@ static bool parse_sample(struct exposition *e, const char *line, double *value)
         return false;
     if (!strcmp(f->type, "counter") && *value < 0)
         return false;
-    if (!strcmp(f->type, "histogram") && !isnan(le)) {
+    bool hist = !strcmp(f->type, "histogram");
+    if (hist && !isnan(le)) {
+        if (strcmp(series, e->hist_series)) {
+            snprintf(e->hist_series, sizeof e->hist_series, "%s", series);
+            e->hist_last = 0;
+            e->hist_count = NAN;
+        }
         if (*value < e->hist_last)
             return false; /* buckets are cumulative */
         e->hist_last = *value;
         if (isinf(le))
             e->hist_count = *value;
     }
-    if (!strcmp(f->type, "histogram") && strstr(line, "_count ") && *value != e->hist_count)
+    if (hist && strstr(line, "_count") == line + strlen(f->name) &&
+        (strcmp(series, e->hist_series) || *value != e->hist_count))
         return false;
     return true;
 }
@@ -216,16 +242,150 @@ static bool exposition_ok(const char *text, const char *want, double *value_of)
     return samples > 0;
 }
 
+/* The sum of the samples whose line starts with prefix (a name and some of its labels). */
+static double sum_of(const char *text, const char *prefix)
+{
+    double sum = 0;
+    size_t pl = strlen(prefix);
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line)
+        if (!strncmp(line, prefix, pl))
+            sum += strtod(strchr(line + pl, ' '), NULL);
+    return sum;
+}
+
 /* ---- scenarios ---- */
 
 static bool configure_http(struct cluster *c)
 {
     for (int i = 1; i <= c->n; i++) {
-        char extra[128];
+        char extra[160];
         http_ports[i - 1] = cluster_free_port();
         REQUIRE(http_ports[i - 1] > 0);
-        snprintf(extra, sizeof extra, "http_address = http://127.0.0.1:%d\n", http_ports[i - 1]);
+        /* Snapshots early, for snapshots_counted. */
+        snprintf(extra, sizeof extra,
+                 "http_address = http://127.0.0.1:%d\nsnapshot_entries = 10\n"
+                 "snapshot_trailing_entries = 5\n",
+                 http_ports[i - 1]);
         REQUIRE(cluster_configure(c, i, extra));
+    }
+    return true;
+}
+
+/* The leader's /status lists the members raftkv_member_list (raft-kv member list) gives,
+ * with their addresses, and carries the snapshot and storage figures and the version. */
+static bool status_members(struct cluster *c, int leader)
+{
+    struct raftkv_client *client = cluster_client(c, 0, WAIT_MS);
+    REQUIRE(client);
+    struct raftkv_members list = {0};
+    int rc = raftkv_member_list(client, &list);
+    raftkv_client_close(client);
+    REQUIRE(rc == RAFTKV_OK && list.n == (size_t)c->n);
+    static char body[MAX_BODY];
+    REQUIRE(http_wait(leader, "/status", 200, body, sizeof body));
+    const char *at = strstr(body, "\"members\":[");
+    for (size_t i = 0; at && i < list.n; i++) {
+        char want[768];
+        const struct raftkv_member *m = &list.members[i];
+        snprintf(want, sizeof want,
+                 "{\"id\":%" PRIu64 ",\"role\":\"%s\",\"peer_address\":\"%s\","
+                 "\"client_address\":\"%s\",\"match_index\":",
+                 m->id, m->role, m->peer_address, m->client_address);
+        at = strstr(at, want); /* in order: both are sorted by id */
+        if (!at)
+            fprintf(stderr, "/status lacks %s: %s\n", want, body);
+    }
+    raftkv_members_free(&list);
+    REQUIRE(at);
+    REQUIRE(strstr(body, "\"healthy\":true"));
+    REQUIRE(strstr(body, "\"snapshot\":{\"index\":") &&
+            strstr(body, "\"storage\":{\"map_bytes\":"));
+    REQUIRE(strstr(body, "\"version\":\""));
+    return true;
+}
+
+/* Every put the client library saw succeed was answered OK by some node, and each node's
+ * latency histogram of an operation counts exactly the replies counted by result. */
+static bool requests_counted(struct cluster *c)
+{
+    enum { PUTS = 20 };
+    for (int i = 0; i < PUTS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "counted-%d", i);
+        REQUIRE(cluster_put_retry(c, key, "v", WAIT_MS, NULL));
+    }
+    static char body[MAX_BODY];
+    double put_ok = 0;
+    for (int i = 1; i <= c->n; i++) {
+        double count = -1;
+        REQUIRE(http_wait(i, "/metrics", 200, body, sizeof body));
+        REQUIRE(exposition_ok(body, "raftkv_client_request_duration_seconds_count{op=\"put\"}",
+                              &count) ||
+                count == -1);
+        double results = sum_of(body, "raftkv_client_requests_total{op=\"put\",");
+        REQUIRE(count == (results ? results : -1));
+        put_ok += sum_of(body, "raftkv_client_requests_total{op=\"put\",result=\"ok\"}");
+        /* The status requests of the harness, named by their field in client.proto. */
+        REQUIRE(sum_of(body, "raftkv_client_requests_total{op=\"status\",") > 0 || i != 1);
+    }
+    REQUIRE(put_ok >= PUTS);
+    return true;
+}
+
+/* With snapshot_entries = 10, every node has taken a snapshot after the puts, and counted
+ * it once in each of its figures. */
+static bool snapshots_counted(struct cluster *c)
+{
+    static char body[MAX_BODY];
+    for (int i = 1; i <= c->n; i++) {
+        double taken = 0, timed = -1, bytes = 0, index = 0;
+        for (uint64_t deadline = now_ms() + WAIT_MS; taken < 1 && now_ms() < deadline;) {
+            REQUIRE(http_wait(i, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, "raftkv_snapshots_taken_total", &taken));
+        }
+        REQUIRE(taken >= 1);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_take_seconds_count", &timed) &&
+                timed == taken);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_taken_bytes_total", &bytes) && bytes > 0);
+        REQUIRE(exposition_ok(body, "raftkv_snapshot_index", &index) && index >= 1);
+    }
+    return true;
+}
+
+/* The leader has sent appends to each follower, which received them, and knows how far
+ * each one's log reaches. */
+static bool messages_counted(struct cluster *c)
+{
+    static char body[MAX_BODY];
+    uint64_t leader = cluster_wait_leader(c, WAIT_MS);
+    REQUIRE(leader);
+    for (int i = 1; i <= c->n; i++) {
+        if ((uint64_t)i == leader)
+            continue;
+        char name[160];
+        double sent = 0, received = 0, match = 0;
+        snprintf(name, sizeof name,
+                 "raftkv_peer_messages_sent_total{peer=\"%d\",type=\"append_entries\"}", i);
+        for (uint64_t deadline = now_ms() + WAIT_MS; sent < 1 && now_ms() < deadline;) {
+            REQUIRE(http_wait((int)leader, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, name, &sent));
+        }
+        REQUIRE(sent >= 1);
+        snprintf(name, sizeof name,
+                 "raftkv_peer_messages_received_total{peer=\"%d\",type=\"append_entries\"}",
+                 (int)leader);
+        for (uint64_t deadline = now_ms() + WAIT_MS; received < 1 && now_ms() < deadline;) {
+            REQUIRE(http_wait(i, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, name, &received));
+        }
+        REQUIRE(received >= 1);
+        /* The leader's own appends reach the follower: its match index moves past 0. */
+        snprintf(name, sizeof name, "raftkv_peer_match_index{peer=\"%d\"}", i);
+        for (uint64_t deadline = now_ms() + WAIT_MS; match < 1 && now_ms() < deadline;) {
+            REQUIRE(http_wait((int)leader, "/metrics", 200, body, sizeof body));
+            REQUIRE(exposition_ok(body, name, &match));
+        }
+        REQUIRE(match >= 1);
     }
     return true;
 }
@@ -241,6 +401,15 @@ static bool scenario_serves(struct cluster *c)
     REQUIRE(!exposition_ok("# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
                            "h_bucket{le=\"+Inf\"} 1\n",
                            "", &v)); /* not cumulative */
+    REQUIRE(exposition_ok("# TYPE h histogram\nh_bucket{op=\"a\",le=\"+Inf\"} 2\n"
+                          "h_count{op=\"a\"} 2\nh_bucket{op=\"b\",le=\"+Inf\"} 1\n"
+                          "h_count{op=\"b\"} 1\n",
+                          "h_count{op=\"b\"}", &v) &&
+            v == 1); /* one family, two series */
+    REQUIRE(!exposition_ok("# TYPE h histogram\nh_bucket{op=\"a\",le=\"+Inf\"} 2\n"
+                           "h_count{op=\"b\"} 2\n",
+                           "", &v)); /* a count without its buckets */
+    REQUIRE(!exposition_ok("# TYPE g gauge\ng{x=\"a\\q\"} 1\n", "", &v)); /* bad escape */
     REQUIRE(configure_http(c));
     REQUIRE(cluster_start_all(c));
     uint64_t leader = cluster_wait_leader(c, WAIT_MS), rev = 0;
@@ -253,6 +422,7 @@ static bool scenario_serves(struct cluster *c)
     }
     REQUIRE(http_wait((int)leader, "/status", 200, body, sizeof body));
     REQUIRE(strstr(body, "\"role\":\"leader\"") && strstr(body, "\"elections_started\":"));
+    REQUIRE(status_members(c, (int)leader));
     /* A follower learns the commit index with the leader's next message. */
     for (int i = 1; i <= c->n; i++) {
         double commit = -1;
@@ -264,6 +434,42 @@ static bool scenario_serves(struct cluster *c)
         REQUIRE(strstr(body, "raftkv_batch_write_seconds_count"));
     }
     fprintf(stderr, "  /metrics: %zu bytes\n", strlen(body));
+    /* Every family the README names. */
+    static const char *const families[] = {"raftkv_client_requests_total counter",
+                                           "raftkv_client_request_duration_seconds histogram",
+                                           "raftkv_proposals_total counter",
+                                           "raftkv_leader_changes_total counter",
+                                           "raftkv_batch_write_seconds histogram",
+                                           "raftkv_db_commit_seconds histogram",
+                                           "raftkv_batch_entries histogram",
+                                           "raftkv_batch_messages histogram",
+                                           "raftkv_peer_messages_sent_total counter",
+                                           "raftkv_peer_messages_received_total counter",
+                                           "raftkv_peer_messages_dropped_total counter",
+                                           "raftkv_peer_match_index gauge",
+                                           "raftkv_peer_lag_entries gauge",
+                                           "raftkv_snapshot_index gauge",
+                                           "raftkv_snapshot_bytes gauge",
+                                           "raftkv_snapshots_taken_total counter",
+                                           "raftkv_snapshot_taken_bytes_total counter",
+                                           "raftkv_snapshot_sent_bytes_total counter",
+                                           "raftkv_snapshot_installed_bytes_total counter",
+                                           "raftkv_snapshot_take_seconds histogram",
+                                           "raftkv_snapshot_install_seconds histogram",
+                                           "raftkv_db_map_bytes gauge",
+                                           "raftkv_db_used_bytes gauge",
+                                           "raftkv_role gauge",
+                                           "raftkv_healthy gauge"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "# TYPE %s\n", families[i]);
+        if (!strstr(body, line))
+            fprintf(stderr, "no %s", line);
+        REQUIRE(strstr(body, line));
+    }
+    REQUIRE(requests_counted(c));
+    REQUIRE(messages_counted(c));
+    REQUIRE(snapshots_counted(c));
     REQUIRE(http_get(http_ports[0], "/nothing-here", body, sizeof body) == 404);
     /* Without a quorum the survivor is unhealthy, and says why. */
     int survivor = leader == 1 ? 2 : 1;
@@ -288,7 +494,8 @@ static bool scenario_bad_address(struct cluster *c)
 
 TEST(health_status_and_metrics)
 {
-    CHECK(cluster_run(3, NULL, scenario_serves));
+    CHECK(
+        cluster_run(3, "snapshot_entries = 10\nsnapshot_trailing_entries = 5\n", scenario_serves));
 }
 
 TEST(bad_http_address_exits_2)

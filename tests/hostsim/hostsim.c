@@ -418,7 +418,7 @@ static struct rk_client_call *call_new(struct run *r, raft_id to)
     struct rk_client_call *call = malloc(sizeof *call);
     if (!r->calls || !call)
         abort();
-    *call = (struct rk_client_call){++r->next_call, to};
+    *call = (struct rk_client_call){.id = ++r->next_call, .node = to};
     r->calls[r->n_calls++] = call;
     return call;
 }

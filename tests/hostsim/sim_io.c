@@ -152,6 +152,15 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
     *out = t->stats;
 }
 
+size_t rk_transport_peer_msg_stats(struct rk_transport *t, struct rk_peer_msg_stats *out,
+                                   size_t cap)
+{
+    (void)t;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
 void rk_transport_server_stats(struct rk_transport *t, struct rk_server_stats *out)
 {
     (void)t;
@@ -195,6 +204,8 @@ bool sim_client_request(struct rk_client_call *call, const uint8_t *req, size_t 
     struct rk_client_server *s = sim.client_ports[call->node];
     if (!s)
         return false;
+    call->arrival = node__now();
+    call->tag = 0;
     s->on_request(s->arg, call, req, len);
     return true;
 }
@@ -205,6 +216,21 @@ void rk_client_server_reply(struct rk_client_server *s, struct rk_client_call *c
     (void)s;
     if (sim.on_reply)
         sim.on_reply(sim.reply_arg, call, resp, len);
+}
+
+struct timespec rk_client_call_arrival(const struct rk_client_call *call)
+{
+    return call->arrival;
+}
+
+void rk_client_call_set_tag(struct rk_client_call *call, unsigned tag)
+{
+    call->tag = tag;
+}
+
+unsigned rk_client_call_tag(const struct rk_client_call *call)
+{
+    return call->tag;
 }
 
 void rk_client_server_stats(struct rk_client_server *s, struct rk_server_stats *out)

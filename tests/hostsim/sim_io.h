@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "raftkv/raft.h"
 
@@ -30,6 +31,8 @@ struct sim_msg {
 struct rk_client_call {
     uint64_t id;
     raft_id node;
+    struct timespec arrival; /* set by sim_client_request */
+    unsigned tag;
 };
 
 /* How the driver hears of the nodes' answers to its client calls. */

@@ -836,6 +836,47 @@ TEST(range_is_cut_before_4_mib_but_holds_one_key)
     fixture_end(&f);
 }
 
+/* The node's metrics name each request by its operation, read from the wire. */
+TEST(request_name_is_the_operation)
+{
+    struct {
+        struct rk_bytes req;
+        const char *name;
+    } cases[] = {
+        {cmd_put("k", "v"), "put"},
+        {cmd_get("k"), "get"},
+        {cmd_delete("k"), "delete"},
+        {cmd_cas("k", NULL, "v"), "cas"},
+        {cmd_range(B("a"), B("b"), 10), "range"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *name = rk_kv_request_name(cases[i].req.data, cases[i].req.len);
+        CHECK(name && !strcmp(name, cases[i].name));
+        rk_bytes_free(&cases[i].req);
+    }
+    /* After the session's fields, as a client in a session sends it. */
+    Raftkv__Kv__RegisterSession reg = RAFTKV__KV__REGISTER_SESSION__INIT;
+    Raftkv__Kv__Request r = RAFTKV__KV__REQUEST__INIT;
+    r.session = 7;
+    r.sequence = 300;
+    r.first_incomplete = 1;
+    r.op_case = RAFTKV__KV__REQUEST__OP_REGISTER_SESSION;
+    r.register_session = &reg;
+    struct rk_bytes b = pack_request(&r.base);
+    const char *name = rk_kv_request_name(b.data, b.len);
+    CHECK(name && !strcmp(name, "register_session"));
+    /* Cut short, none; and none in bytes that are not a request. */
+    CHECK(!rk_kv_request_name(b.data, 3));
+    rk_bytes_free(&b);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f}, empty[1] = {0};
+    CHECK(!rk_kv_request_name(junk, sizeof junk));
+    CHECK(!rk_kv_request_name(empty, 0));
+    /* The op's tag names it, whatever follows (prepare refuses a put cut short). */
+    static const uint8_t cut_put[] = {0x52, 0x80, 0x80, 0x04}; /* put, 64 KiB, none given */
+    name = rk_kv_request_name(cut_put, sizeof cut_put);
+    CHECK(name && !strcmp(name, "put"));
+}
+
 TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_semantics),
           TEST_REF(malformed_and_noop_entries_advance_applied_index),
           TEST_REF(applied_index_is_atomic_with_effects), TEST_REF(applies_across_map_growth),
@@ -850,4 +891,5 @@ TEST_MAIN(TEST_REF(put_get_revisions), TEST_REF(delete_semantics), TEST_REF(cas_
           TEST_REF(range_lists_keys_in_unsigned_byte_order_within_its_bounds),
           TEST_REF(range_key_over_the_key_limit_is_refused_its_end_is_not),
           TEST_REF(range_limit_is_capped_at_1000_keys),
-          TEST_REF(range_is_cut_before_4_mib_but_holds_one_key))
+          TEST_REF(range_is_cut_before_4_mib_but_holds_one_key),
+          TEST_REF(request_name_is_the_operation))
