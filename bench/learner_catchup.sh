@@ -12,13 +12,14 @@
 #                as the add answered it (raft-kv member list --json, polled every 20 ms)
 #   promote      raft-kv member promote 4 (the call itself; retried while refused as behind)
 # and prints the data directories' sizes. The cluster is destroyed afterwards unless -K.
-# BUILD_DIR holds cmd/raftd, cmd/raft-kv and bench/raft-bench (default: build/rel).
+# BUILD_DIR holds cmd/raftd, cmd/raft-kv and bench/raft-bench (default: build/release,
+# which tests/run.sh makes).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 keys=100000
 value_size=1000
-build=$here/build/rel
+build=$here/build/release
 dir=""
 keep=0
 usage() {
