@@ -4,7 +4,7 @@
 #   bench/scrape_under_load.sh [-c CLIENTS] [-t SECONDS] [-n SCRAPES] [-B BUILD_DIR] [-d DIR] [-K]
 #
 # Starts a 3-node cluster with deploy/cluster.sh in DIR (default: a new temporary directory),
-# each node with http_address = http://127.0.0.1:(base port + 300 + id), finds the leader,
+# finds the leader by the nodes' HTTP ports (cluster.sh http),
 # and while raft-bench runs CLIENTS closed-loop clients (default 256) for SECONDS (default
 # 20) against it, scrapes the leader's /metrics with curl SCRAPES times (default 300, one
 # after the other). Prints the size of the last scrape, curl's time_total per scrape
@@ -55,21 +55,14 @@ finish() {
 }
 trap finish EXIT
 
-# The first start writes the configs; each node then gets its own HTTP port.
-cluster start >/dev/null
-cluster stop >/dev/null
-base_port=$(sed -n 's/^base_port=//p' "$dir/cluster.env")
-for i in 1 2 3; do
-    echo "http_address = http://127.0.0.1:$((base_port + 300 + i))" >>"$dir/node$i/node.conf"
-done
 cluster start >/dev/null
 endpoints=$(cluster endpoints)
+mapfile -t http_urls < <(cluster http)
 
 leader_url=""
 deadline=$((SECONDS + 60))
 while [ -z "$leader_url" ]; do
-    for i in 1 2 3; do
-        url=http://127.0.0.1:$((base_port + 300 + i))
+    for url in "${http_urls[@]}"; do
         if curl -s "$url/status" | grep -q '"role":"leader"'; then leader_url=$url; fi
     done
     [ -n "$leader_url" ] || [ $SECONDS -lt $deadline ] || { echo "no leader" >&2; exit 1; }

@@ -8,6 +8,8 @@
 #   cluster.sh [options] restart ID       stop (or reap) then start
 #   cluster.sh [options] status           process state, and role/term/applied if raft-kv is found
 #   cluster.sh [options] endpoints        the client addresses, comma-separated
+#   cluster.sh [options] http             the HTTP addresses (/health, /status, /metrics and,
+#                                         without -t, the JSON gateway /v1/kv), one a line
 #   cluster.sh [options] wipe ID          stop the node and delete its data dir
 #   cluster.sh [options] destroy          stop everything and delete the cluster dir
 #
@@ -31,7 +33,8 @@
 # Options (or environment):
 #   -d DIR   RAFTKV_CLUSTER_DIR   cluster directory (default ./raftkv-cluster)
 #   -n N     RAFTKV_NODES         number of nodes when generating configs (default 3)
-#   -p PORT  RAFTKV_BASE_PORT     peer ports PORT+i, client PORT+100+i, pub PORT+200+i
+#   -p PORT  RAFTKV_BASE_PORT     peer ports PORT+i, client PORT+100+i, pub PORT+200+i,
+#                                 HTTP PORT+300+i
 #                                 (default: a free range picked at random)
 #   -b PATH  RAFTD                the raftd binary (default: build/cmd/raftd, then PATH)
 #   -t       RAFTKV_TLS=1         when generating configs: TLS (tls+tcp://) on every port,
@@ -140,7 +143,7 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A base port whose 3 ranges of $nodes ports all look free. The ranges stay below Linux's
+# A base port whose 4 ranges of $nodes ports all look free. The ranges stay below Linux's
 # ephemeral ports (32768 and up): a node listening there could find its port taken, after
 # a restart, by some connection's local end.
 pick_base_port() {
@@ -150,7 +153,7 @@ pick_base_port() {
         busy=0
         for ((i = 1; i <= nodes; i++)); do
             if port_in_use $((b + i)) || port_in_use $((b + 100 + i)) ||
-                port_in_use $((b + 200 + i)); then
+                port_in_use $((b + 200 + i)) || port_in_use $((b + 300 + i)); then
                 busy=1
                 break
             fi
@@ -200,6 +203,10 @@ write_conf() {
             echo "client.$j = $s://127.0.0.1:$((base_port + 100 + j))"
         done
         echo "pub_address = $s://127.0.0.1:$((base_port + 200 + i))"
+        echo "http_address = $(http_url "$i")"
+        # The gateway's plain HTTP would let any local process past the client port's
+        # certificates (raftd refuses it with tls_client_auth = required, -t's default).
+        [ "$tls" = 1 ] || echo "http_gateway = true"
         if [ "$tls" = 1 ]; then
             echo "tls_ca_file = $abs/tls/ca.crt"
             echo "tls_cert_file = $abs/tls/node$i.crt"
@@ -332,6 +339,10 @@ stop_node() {
 all_ids() {
     local i
     for i in $ids; do echo "$i"; done
+}
+
+http_url() {
+    echo "http://127.0.0.1:$((base_port + 300 + $1))"
 }
 
 endpoints() {
@@ -511,7 +522,8 @@ add() {
     local mid=$1 s table
     check_new_id "$mid"
     local p
-    for p in $((base_port + mid)) $((base_port + 100 + mid)) $((base_port + 200 + mid)); do
+    for p in $((base_port + mid)) $((base_port + 100 + mid)) $((base_port + 200 + mid)) \
+        $((base_port + 300 + mid)); do
         ! port_in_use "$p" || die "port $p, for node $mid, is in use"
     done
     need_cli
@@ -639,6 +651,11 @@ status)
 endpoints)
     load_cluster
     endpoints
+    ;;
+http)
+    load_cluster
+    # As each node's config says (a config written before cluster.sh gave HTTP has none).
+    for i in $(all_ids); do sed -n 's/^http_address = //p' "$dir/node$i/node.conf"; done
     ;;
 wipe)
     load_cluster

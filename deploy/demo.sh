@@ -25,11 +25,15 @@ echo "+ raft-kv get greeting"
 kv get greeting
 echo "+ raft-kv status"
 kv status
+mapfile -t http < <(cluster http)
 cat <<MSG
 
 The cluster keeps running in $RAFTKV_CLUSTER_DIR. Talk to it:
   export RAFTKV_ENDPOINTS=$endpoints
-  $bin/raft-kv put KEY VALUE | get KEY | delete KEY | cas KEY EXPECTED NEW | status
+  $bin/raft-kv put KEY VALUE | get KEY | delete KEY | cas KEY EXPECTED NEW | list | status
+Over HTTP (every node: ${http[*]}):
+  curl ${http[0]}/health | /status | /metrics
+  curl -X PUT --data-binary VALUE ${http[0]}/v1/kv/KEY;  curl ${http[0]}/v1/kv/KEY
 Crash and restart a node:  deploy/cluster.sh -b $bin/raftd kill 1; deploy/cluster.sh -b $bin/raftd start 1
 Stop and delete it:        deploy/demo.sh stop
 MSG

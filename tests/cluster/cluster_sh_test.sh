@@ -55,6 +55,16 @@ revision_of() { grep -o '"revision":[0-9]*' | grep -o '[0-9]*$'; }
 
 [ "$(kv put greeting 'hello, raft')" = OK ] || fail "put"
 [ "$(kv get greeting)" = 'hello, raft' ] || fail "get"
+
+# cluster.sh http: every node's HTTP port, with the gateway: the demo's curl lines work.
+mapfile -t http < <(cluster http)
+[ ${#http[@]} -eq 3 ] || fail "cluster.sh http: ${http[*]}"
+for url in "${http[@]}"; do
+    [[ $(curl -s "$url/v1/kv/greeting?raw") == 'hello, raft' ]] || fail "gateway get at $url"
+done
+[ "$(curl -s -X PUT --data-binary 'over http' "${http[1]}/v1/kv/via-http" -o /dev/null \
+    -w '%{http_code}')" = 200 ] || fail "gateway put"
+[ "$(kv get via-http)" = 'over http' ] || fail "a put through the gateway, read with raft-kv"
 wait_for has_leader || fail "no leader"
 leader=$(leader_id)
 
