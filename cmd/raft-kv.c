@@ -9,6 +9,7 @@
 
 #include "cli/cli_options.h"
 #include "cli/version.h"
+#include "json/json_bytes.h"
 #include "raftkv/client.h"
 
 #define PROG "raft-kv"
@@ -160,91 +161,19 @@ struct cli {
 
 /* ---- JSON output ---- */
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t len)
+static void put_stdout(void *arg, const void *data, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1, cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2, cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
-    return true;
+    (void)arg;
+    fwrite(data, 1, len, stdout);
 }
 
-static void json_escaped(const uint8_t *s, size_t len)
-{
-    putchar('"');
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c == '\t')
-            fputs("\\t", stdout);
-        else if (c == '\r')
-            fputs("\\r", stdout);
-        else if (c < 0x20 || c == 0x7F)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void json_base64(const uint8_t *s, size_t len)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    putchar('"');
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= s[i + 2];
-        putchar(b64[(v >> 18) & 63]);
-        putchar(b64[(v >> 12) & 63]);
-        putchar(i + 1 < len ? b64[(v >> 6) & 63] : '=');
-        putchar(i + 2 < len ? b64[v & 63] : '=');
-    }
-    putchar('"');
-}
-
-/* Prints ,"name":"..." and, for bytes that are not UTF-8, ,"name_encoding":"base64". */
+/* Prints ,"name":"..." and, for bytes that are not UTF-8, in base64 with
+ * ,"name_encoding":"base64" (json/json_bytes.h). */
 static void json_bytes_field(const char *name, const void *data, size_t len)
 {
-    const uint8_t *s = data ? data : (const uint8_t *)"";
-    printf(",\"%s\":", name);
-    if (utf8_valid(s, len)) {
-        json_escaped(s, len);
-    } else {
-        json_base64(s, len);
-        printf(",\"%s_encoding\":\"base64\"", name);
-    }
+    static const struct rk_json_out out = {put_stdout, NULL};
+    putchar(',');
+    rk_json_bytes_field(&out, name, data, len);
 }
 
 static const char *json_result_name(int status)

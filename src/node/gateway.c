@@ -10,6 +10,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "json/json_bytes.h"
 #include "raftkv/client.h"
 
 #define JSON "application/json"
@@ -29,9 +30,10 @@ struct buf {
     bool oom;
 };
 
-static void buf_put(struct buf *b, const void *data, size_t len)
+static void buf_put(void *arg, const void *data, size_t len)
 {
-    if (b->oom)
+    struct buf *b = arg;
+    if (b->oom || len == 0)
         return;
     if (b->len + len > b->cap) {
         size_t cap = (b->cap ? b->cap * 2 : 256) + len;
@@ -58,99 +60,10 @@ static void buf_u64(struct buf *b, uint64_t v)
     buf_put(b, s, (size_t)snprintf(s, sizeof s, "%" PRIu64, v));
 }
 
-/* ---- JSON (RFC 8259) for bytes ---- */
-
-/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
- * past U+10FFFF). */
-static bool utf8_valid(const uint8_t *s, size_t len)
+/* "name":"text" or "name":"<base64>","name_encoding":"base64" (json/json_bytes.h) */
+static void buf_bytes_field(struct buf *b, const char *name, const void *s, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n = c < 0x80                ? 0
-                   : c >= 0xc2 && c < 0xe0 ? 1
-                   : c >= 0xe0 && c < 0xf0 ? 2
-                   : c >= 0xf0 && c < 0xf5 ? 3
-                                           : 4;
-        if (n == 4 || i + n >= len)
-            return false;
-        uint8_t lo = 0x80, hi = 0xbf; /* the second byte's range */
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-        else if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-        for (size_t k = 1; k <= n; k++) {
-            uint8_t b = s[i + k];
-            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf))
-                return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
-static void json_string(struct buf *b, const uint8_t *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    buf_put(b, "\"", 1);
-    size_t run = 0; /* bytes copied as they are, not yet put */
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        buf_put(b, s + i - run, run);
-        run = 0;
-        char esc[6] = {'\\', (char)c};
-        size_t n = 2;
-        if (c == '\n' || c == '\r' || c == '\t') {
-            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-        } else if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        }
-        buf_put(b, esc, n);
-    }
-    buf_put(b, s + len - run, run);
-    buf_put(b, "\"", 1);
-}
-
-static void base64(struct buf *b, const uint8_t *s, size_t len)
-{
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    buf_put(b, "\"", 1);
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= s[i + 2];
-        char out[4] = {digits[v >> 18], digits[(v >> 12) & 63],
-                       i + 1 < len ? digits[(v >> 6) & 63] : '=',
-                       i + 2 < len ? digits[v & 63] : '='};
-        buf_put(b, out, 4);
-    }
-    buf_put(b, "\"", 1);
-}
-
-/* "name":"text" for bytes that are UTF-8, "name_base64":"..." for others. */
-static void json_bytes(struct buf *b, const char *name, const uint8_t *s, size_t len)
-{
-    bool text = utf8_valid(s, len);
-    buf_str(b, "\"");
-    buf_str(b, name);
-    buf_str(b, text ? "\":" : "_base64\":");
-    if (text)
-        json_string(b, s, len);
-    else
-        base64(b, s, len);
+    rk_json_bytes_field(&(struct rk_json_out){buf_put, b}, name, s, len);
 }
 
 /* ---- answers ---- */
@@ -172,7 +85,7 @@ static void reply_error(struct rk_http_request *req, uint16_t status, const char
 {
     struct buf b = {0};
     buf_str(&b, "{\"error\":");
-    json_string(&b, (const uint8_t *)why, strlen(why));
+    rk_json_string(&(struct rk_json_out){buf_put, &b}, why, strlen(why));
     buf_str(&b, ",\"code\":\"");
     buf_str(&b, code);
     buf_str(&b, "\"}\n");
@@ -380,9 +293,9 @@ static void json_kv(struct buf *b, const uint8_t *key, size_t key_len, const uin
                     size_t value_len, uint64_t create_revision, uint64_t mod_revision)
 {
     buf_str(b, "{");
-    json_bytes(b, "key", key, key_len);
+    buf_bytes_field(b, "key", key, key_len);
     buf_str(b, ",");
-    json_bytes(b, "value", value ? value : (const uint8_t *)"", value_len);
+    buf_bytes_field(b, "value", value, value_len);
     buf_str(b, ",\"create_revision\":");
     buf_u64(b, create_revision);
     buf_str(b, ",\"mod_revision\":");
@@ -439,7 +352,7 @@ static void on_list_done(int status, const struct raftkv_range_result *res, void
         memcpy(next, last->key, last->key_len);
         next[last->key_len] = 0;
         buf_str(&b, ",");
-        json_bytes(&b, "next", next, last->key_len + 1);
+        buf_bytes_field(&b, "next", next, last->key_len + 1);
         free(next);
     } else if (res->more && last) {
         b.oom = true;

@@ -216,7 +216,8 @@ static bool scenario_bytes(struct cluster *c)
     REQUIRE(http_put(3, "/v1/kv/%FF%FE", bin, sizeof bin, body, sizeof body) == 200);
     REQUIRE(lib_get_is(c, "\xff\xfe", 2, bin, sizeof bin));
     REQUIRE(http(1, "GET", "/v1/kv/%ff%fe", body, sizeof body) == 200);
-    REQUIRE(strstr(body, "{\"key_base64\":\"//4=\",\"value_base64\":\"/wABIsM=\","));
+    REQUIRE(strstr(body, "{\"key\":\"//4=\",\"key_encoding\":\"base64\",\"value\":\"/wABIsM=\","
+                         "\"value_encoding\":\"base64\","));
     size_t len = 0;
     const char *get[] = {"-X", "GET", NULL};
     REQUIRE(curl_at(2, "/v1/kv/%FF%FE?raw", body, sizeof body, &len, get) == 200);
@@ -365,8 +366,8 @@ static bool scenario_stop_in_flight(struct cluster *c)
 /* ---- listing ---- */
 
 /* The JSON string at s (after its opening quote) into out, \uXXXX of bytes as the byte;
- * returns its length. */
-static size_t json_unquote(const char *s, uint8_t *out)
+ * returns its length, *end its closing quote. */
+static size_t json_unquote(const char *s, uint8_t *out, const char **end)
 {
     size_t n = 0;
     for (; *s && *s != '"'; s++) {
@@ -384,6 +385,7 @@ static size_t json_unquote(const char *s, uint8_t *out)
             out[n++] = (uint8_t)(*s == 'n' ? '\n' : *s == 't' ? '\t' : *s);
         }
     }
+    *end = s;
     return n;
 }
 
@@ -401,22 +403,21 @@ static size_t base64_decode(const char *s, uint8_t *out)
     return n;
 }
 
-/* The bytes of field name (or name_base64) in the JSON at s, after from; NULL if none. */
+/* The bytes of field name in the JSON at s, after from (base64 when name_encoding follows
+ * it); NULL if none. */
 static const char *json_field(const char *from, const char *name, uint8_t *out, size_t *len)
 {
     char text[32], b64[40];
     snprintf(text, sizeof text, "\"%s\":\"", name);
-    snprintf(b64, sizeof b64, "\"%s_base64\":\"", name);
-    const char *t = strstr(from, text), *b = strstr(from, b64);
-    if (t && (!b || t < b)) {
-        *len = json_unquote(t + strlen(text), out);
-        return t + strlen(text);
-    }
-    if (b) {
-        *len = base64_decode(b + strlen(b64), out);
-        return b + strlen(b64);
-    }
-    return NULL;
+    snprintf(b64, sizeof b64, ",\"%s_encoding\":\"base64\"", name);
+    const char *t = strstr(from, text), *end;
+    if (!t)
+        return NULL;
+    t += strlen(text);
+    *len = json_unquote(t, out, &end);
+    if (*end && !strncmp(end + 1, b64, strlen(b64)))
+        *len = base64_decode(t, out);
+    return t;
 }
 
 /* Pages of limit keys through node id, each from the last one's next: every key with the
@@ -476,6 +477,13 @@ static bool scenario_list(struct cluster *c)
         REQUIRE(list_pages(1 + limit % 3, "list/", limit, 26));
     REQUIRE(list_pages(2, "", 1000, 30));
     REQUIRE(list_pages(3, "lis", 7, 30));
+    /* A page that ends at list/\xff: its next (list/\xff\0) is in base64; percent-encoded,
+     * its bytes are the next page's start. */
+    REQUIRE(http(2, "GET", "/v1/kv?prefix=lis&limit=28", body, sizeof body) == 200);
+    REQUIRE(strstr(body, "\"more\":true,\"next\":\"bGlzdC//AA==\",\"next_encoding\":\"base64\"}"));
+    REQUIRE(http(3, "GET", "/v1/kv?prefix=lis&limit=1&start=list/%FF%00", body, sizeof body) ==
+            200);
+    REQUIRE(strstr(body, "\"kvs\":[{\"key\":\"list0\","));
     REQUIRE(list_pages(1, "nothing", 5, 0));
     /* A key written through the library is listed through HTTP. */
     uint64_t rev;
