@@ -11,6 +11,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "json/json_bytes.h"
+#include "node/text.h"
 #include "raftkv/client.h"
 
 #define JSON "application/json"
@@ -22,73 +23,33 @@ struct rk_gateway {
     bool closing; /* under mu */
 };
 
-/* ---- a growing answer; on allocation failure it says so (oom) ---- */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void buf_put(void *arg, const void *data, size_t len)
-{
-    struct buf *b = arg;
-    if (b->oom || len == 0)
-        return;
-    if (b->len + len > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256) + len;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static void buf_u64(struct buf *b, uint64_t v)
-{
-    char s[24];
-    buf_put(b, s, (size_t)snprintf(s, sizeof s, "%" PRIu64, v));
-}
+/* ---- answers, in a growing text (text.h) ---- */
 
 /* "name":"text" or "name":"<base64>","name_encoding":"base64" (json/json_bytes.h) */
-static void buf_bytes_field(struct buf *b, const char *name, const void *s, size_t len)
+static void json_field(struct text *b, const char *name, const void *s, size_t len)
 {
-    rk_json_bytes_field(&(struct rk_json_out){buf_put, b}, name, s, len);
+    rk_json_bytes_field(&(struct rk_json_out){text_put, b}, name, s, len);
 }
 
-/* ---- answers ---- */
-
-static void reply(struct rk_http_request *req, uint16_t status, const char *type, struct buf *b)
+static void reply(struct rk_http_request *req, uint16_t status, const char *type, struct text *b)
 {
     if (b->oom) {
         static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"ENOMEM\"}\n";
         rk_http_reply(req, 503, JSON, oom, sizeof oom - 1);
     } else {
-        rk_http_reply(req, status, type, b->p, b->len);
+        rk_http_reply(req, status, type, b->s, b->len);
     }
-    free(b->p);
+    free(b->s);
 }
 
 /* An error of the gateway's own (a bad request): {"error":why,"code":code}. */
 static void reply_error(struct rk_http_request *req, uint16_t status, const char *code,
                         const char *why)
 {
-    struct buf b = {0};
-    buf_str(&b, "{\"error\":");
-    rk_json_string(&(struct rk_json_out){buf_put, &b}, why, strlen(why));
-    buf_str(&b, ",\"code\":\"");
-    buf_str(&b, code);
-    buf_str(&b, "\"}\n");
+    struct text b = {0};
+    text_add(&b, "{\"error\":");
+    rk_json_string(&(struct rk_json_out){text_put, &b}, why, strlen(why));
+    text_add(&b, ",\"code\":\"%s\"}\n", code);
     reply(req, status, JSON, &b);
 }
 
@@ -289,24 +250,21 @@ static const char *parse_query(const char *query, uint8_t *out, struct params *p
 /* ---- /v1/kv/KEY and /v1/kv ---- */
 
 /* {"key":..,"value":..,"create_revision":N,"mod_revision":N} */
-static void json_kv(struct buf *b, const uint8_t *key, size_t key_len, const uint8_t *value,
+static void json_kv(struct text *b, const uint8_t *key, size_t key_len, const uint8_t *value,
                     size_t value_len, uint64_t create_revision, uint64_t mod_revision)
 {
-    buf_str(b, "{");
-    buf_bytes_field(b, "key", key, key_len);
-    buf_str(b, ",");
-    buf_bytes_field(b, "value", value, value_len);
-    buf_str(b, ",\"create_revision\":");
-    buf_u64(b, create_revision);
-    buf_str(b, ",\"mod_revision\":");
-    buf_u64(b, mod_revision);
-    buf_str(b, "}");
+    text_add(b, "{");
+    json_field(b, "key", key, key_len);
+    text_add(b, ",");
+    json_field(b, "value", value, value_len);
+    text_add(b, ",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64 "}", create_revision,
+             mod_revision);
 }
 
 static void on_key_done(int status, const struct raftkv_result *res, void *arg)
 {
     struct call *c = arg;
-    struct buf b = {0};
+    struct text b = {0};
     if (status != RAFTKV_OK) {
         reply_status(c->req, status, res ? res->error : NULL, c->op != KV_GET);
     } else if (c->op == KV_GET && c->raw) {
@@ -314,12 +272,10 @@ static void on_key_done(int status, const struct raftkv_result *res, void *arg)
     } else if (c->op == KV_GET) {
         json_kv(&b, c->key, c->key_len, res->value, res->value_len, res->create_revision,
                 res->mod_revision);
-        buf_str(&b, "\n");
+        text_add(&b, "\n");
         reply(c->req, 200, JSON, &b);
     } else {
-        buf_str(&b, "{\"revision\":");
-        buf_u64(&b, res->revision);
-        buf_str(&b, "}\n");
+        text_add(&b, "{\"revision\":%" PRIu64 "}\n", res->revision);
         reply(c->req, 200, JSON, &b);
     }
     free(c);
@@ -335,29 +291,27 @@ static void on_list_done(int status, const struct raftkv_range_result *res, void
         free(c);
         return;
     }
-    struct buf b = {0};
-    buf_str(&b, "{\"revision\":");
-    buf_u64(&b, res->revision);
-    buf_str(&b, ",\"kvs\":[");
+    struct text b = {0};
+    text_add(&b, "{\"revision\":%" PRIu64 ",\"kvs\":[", res->revision);
     for (size_t i = 0; i < res->count; i++) {
         const struct raftkv_kv *kv = &res->kvs[i];
-        buf_str(&b, i ? "," : "");
+        text_add(&b, "%s", i ? "," : "");
         json_kv(&b, kv->key, kv->key_len, kv->value, kv->value_len, kv->create_revision,
                 kv->mod_revision);
     }
-    buf_str(&b, res->more ? "],\"more\":true" : "],\"more\":false");
+    text_add(&b, "%s", res->more ? "],\"more\":true" : "],\"more\":false");
     const struct raftkv_kv *last = res->count ? &res->kvs[res->count - 1] : NULL;
     uint8_t *next = res->more && last ? malloc(last->key_len + 1) : NULL;
     if (next) {
         memcpy(next, last->key, last->key_len);
         next[last->key_len] = 0;
-        buf_str(&b, ",");
-        buf_bytes_field(&b, "next", next, last->key_len + 1);
+        text_add(&b, ",");
+        json_field(&b, "next", next, last->key_len + 1);
         free(next);
     } else if (res->more && last) {
         b.oom = true;
     }
-    buf_str(&b, "}\n");
+    text_add(&b, "}\n");
     reply(c->req, 200, JSON, &b);
     free(c);
 }

@@ -3,6 +3,34 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Room for need more bytes and a NUL; false (oom set) when there is none. */
+static bool text_reserve(struct text *t, size_t need)
+{
+    if (t->oom)
+        return false;
+    if (t->s && t->len + need < t->cap)
+        return true;
+    size_t cap = 2 * ((t->cap ? t->cap : 1024) + need + 1);
+    char *s = realloc(t->s, cap);
+    if (!s) {
+        t->oom = true;
+        return false;
+    }
+    t->s = s;
+    t->cap = cap;
+    return true;
+}
+
+void text_put(void *arg, const void *data, size_t len)
+{
+    struct text *t = arg;
+    if (len && text_reserve(t, len)) {
+        memcpy(t->s + t->len, data, len);
+        t->len += len;
+    }
+}
 
 void text_add(struct text *t, const char *fmt, ...)
 {
@@ -19,13 +47,7 @@ void text_add(struct text *t, const char *fmt, ...)
             t->len += (size_t)n;
             return;
         }
-        size_t cap = (t->cap ? t->cap : 1024) + (size_t)n + 1;
-        char *s = realloc(t->s, cap * 2);
-        if (!s) {
-            t->oom = true;
+        if (!text_reserve(t, (size_t)n))
             return;
-        }
-        t->s = s;
-        t->cap = cap * 2;
     }
 }

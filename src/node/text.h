@@ -1,4 +1,4 @@
-/* A growing text, for the bodies of HTTP answers (http_service.c, metrics.c). */
+/* A growing text, for the bodies of HTTP answers (http_service.c, metrics.c, gateway.c). */
 #ifndef RAFTKV_NODE_TEXT_H
 #define RAFTKV_NODE_TEXT_H
 
@@ -13,5 +13,8 @@ struct text {
 };
 
 __attribute__((format(printf, 2, 3))) void text_add(struct text *t, const char *fmt, ...);
+/* Appends len bytes (any bytes: a value). arg is the text: the signature of json_bytes.h's
+ * rk_json_out.put. */
+void text_put(void *arg, const void *data, size_t len);
 
 #endif
