@@ -126,6 +126,9 @@ int run_capture(const char *const *argv, const char *out_path);
  * answer's body goes to body_path, curl's output to out_path. Returns the HTTP status, or -1
  * when there is none (curl failed or is missing). */
 int cluster_curl(const char *const *args, const char *body_path, const char *out_path);
+/* A TCP connection to 127.0.0.1:port whose reads give up after 10 s, for HTTP requests
+ * written by hand (what curl would not send); -1 if it cannot be made. */
+int cluster_http_connect(int port);
 
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);

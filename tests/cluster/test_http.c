@@ -3,17 +3,13 @@
  * /status carries what raft-kv status shows, and /metrics is Prometheus text that a strict
  * parser of the exposition format (below) accepts.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -27,16 +23,9 @@ static int http_ports[CLUSTER_MAX_NODES];
 /* One GET with Connection: close; fills body, returns the status code or -1. */
 static int http_get(int port, const char *path, char *body, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = 10};
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        if (fd >= 0)
-            close(fd);
+    int fd = cluster_http_connect(port);
+    if (fd < 0)
         return -1;
-    }
     char req[256];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
