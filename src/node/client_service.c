@@ -152,7 +152,7 @@ void clients__status(struct rk_node *n, struct node_status *out)
 
     Raftkv__Client__NodeStatus st = RAFTKV__CLIENT__NODE_STATUS__INIT;
     st.id = n->cfg->node_id;
-    st.role = (char *)raft_role_name(n->view.role);
+    st.role = (char *)node__role_name(&n->view);
     st.term = n->view.term;
     st.leader_id = n->view.leader;
     st.commit_index = n->view.commit;

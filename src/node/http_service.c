@@ -116,7 +116,7 @@ static void serve_health(struct rk_node *n, struct rk_http_request *req)
     text_add(&t,
              "{\"healthy\":%s,\"id\":%" PRIu64 ",\"role\":\"%s\",\"term\":%" PRIu64
              ",\"leader\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64,
-             why ? "false" : "true", n->cfg->node_id, raft_role_name(n->view.role), n->view.term,
+             why ? "false" : "true", n->cfg->node_id, node__role_name(&n->view), n->view.term,
              n->view.leader, n->view.commit, n->view.applied);
     if (why)
         text_add(&t, ",\"reason\":\"%s\"", why);

@@ -307,7 +307,7 @@ void metrics__write(struct rk_node *n, struct text *t)
     clients__status(n, &s);
     status_numbers(t, &s.st.base, NULL);
     header(t, "role", "gauge", "The node's Raft role, as a label.");
-    text_add(t, "raftkv_role{role=\"%s\"} 1\n", raft_role_name(n->view.role));
+    text_add(t, "raftkv_role{role=\"%s\"} 1\n", node__role_name(&n->view));
     metric(t, "healthy", "gauge", "1 when /health answers 200", http__unhealthy(n) == NULL);
     const Raftkv__Client__StorageStatus *db = s.st.storage;
     metric(t, "db_map_bytes", "gauge", "the LMDB map's current size", db->map_bytes);

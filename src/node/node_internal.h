@@ -76,7 +76,15 @@ struct view {
     raft_index commit;
     raft_index applied;
     raft_index last_index;
+    bool learner; /* the latest configuration names this node a learner */
 };
+
+/* The role shown to people and monitors: a follower that is a learner shows as one (it
+ * never campaigns and never counts towards a quorum). */
+static inline const char *node__role_name(const struct view *v)
+{
+    return v->role == RAFT_FOLLOWER && v->learner ? "learner" : raft_role_name(v->role);
+}
 
 struct rk_node {
     const struct rk_config *cfg;

@@ -105,12 +105,18 @@ void ready__view_update(struct rk_node *n)
 {
     struct view old = n->view;
     struct raft *r = n->raft;
-    n->view = (struct view){raft_role_of(r),   raft_term_of(r),    raft_leader_of(r),
-                            raft_commit_of(r), raft_applied_of(r), raft_last_index_of(r)};
-    rk_log_set_node(n->cfg->node_id, n->view.term, raft_role_name(n->view.role));
-    if (old.role != n->view.role || old.term != n->view.term)
-        rk_info("now %s in term %llu", raft_role_name(n->view.role),
-                (unsigned long long)n->view.term);
+    const struct raft_member *self =
+        raft_configuration_find(raft_configuration_of(r, NULL), n->cfg->node_id);
+    n->view = (struct view){raft_role_of(r),
+                            raft_term_of(r),
+                            raft_leader_of(r),
+                            raft_commit_of(r),
+                            raft_applied_of(r),
+                            raft_last_index_of(r),
+                            self && self->role == RAFT_LEARNER};
+    rk_log_set_node(n->cfg->node_id, n->view.term, node__role_name(&n->view));
+    if (old.role != n->view.role || old.term != n->view.term || old.learner != n->view.learner)
+        rk_info("now %s in term %llu", node__role_name(&n->view), (unsigned long long)n->view.term);
     if (n->view.role != RAFT_LEADER)
         clients__fail_waiting(n, "leadership changed, retry", false);
     changes__leader(n);

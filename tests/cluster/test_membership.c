@@ -191,7 +191,14 @@ static bool grow(struct cluster *c, int id)
     REQUIRE(rc == RAFTKV_OK && member_find(&m, (uint64_t)id));
     REQUIRE(strcmp(member_find(&m, (uint64_t)id)->role, "learner") == 0);
     raftkv_members_free(&m);
+    /* The learner says so itself, once the configuration reached it (status, /status). */
     uint64_t deadline = now_ms() + WAIT_MS;
+    struct raftkv_node_status st = {0};
+    while (!(cluster_status(c, id, &st) && strcmp(st.role, "learner") == 0)) {
+        REQUIRE(now_ms() < deadline);
+        sleep_ms(50);
+    }
+    deadline = now_ms() + WAIT_MS;
     do {
         memset(&m, 0, sizeof m);
         rc = raftkv_member_promote(admin, (uint64_t)id, &m);
