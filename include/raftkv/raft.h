@@ -167,6 +167,8 @@ enum raft_msg_type {
     /* From a leader transferring its leadership (Raft dissertation §3.10): campaign now. */
     RAFT_MSG_TIMEOUT_NOW,
 };
+/* The number of types, for tables indexed by type: TIMEOUT_NOW stays the last. */
+#define RAFT_MSG_TYPE_COUNT (RAFT_MSG_TIMEOUT_NOW + 1)
 
 RAFTKV_API const char *raft_msg_type_name(enum raft_msg_type type);
 

@@ -36,7 +36,7 @@ static const char *const outcome_names[PROPOSAL_OUTCOMES] = {
     [PROPOSAL_FAILED] = "failed",
 };
 
-static const char *const msg_type_names[RK_MSG_TYPES] = {
+static const char *const msg_type_names[RAFT_MSG_TYPE_COUNT] = {
     [RAFT_MSG_REQUEST_VOTE] = "request_vote",
     [RAFT_MSG_REQUEST_VOTE_RESP] = "request_vote_response",
     [RAFT_MSG_APPEND] = "append_entries",
@@ -240,7 +240,7 @@ static void node_counters(struct text *t, const struct metrics *m)
 static void peer_fate(struct text *t, const char *name, const char *extra,
                       const struct rk_peer_msg_stats *p, const uint64_t *counts)
 {
-    for (unsigned k = 0; k < RK_MSG_TYPES; k++) {
+    for (unsigned k = 0; k < RAFT_MSG_TYPE_COUNT; k++) {
         if (p->peer)
             text_add(t, "raftkv_%s{peer=\"%" PRIu64 "\",type=\"%s\"%s} %" PRIu64 "\n", name,
                      p->peer, msg_type_names[k], extra, counts[k]);

@@ -93,7 +93,7 @@ struct peer_link {
 enum msg_fate { MSG_SENT, MSG_SEND_DROPPED, MSG_RECEIVED, MSG_RECV_DROPPED, MSG_FATES };
 struct msg_counts {
     _Atomic raft_id peer;
-    _Atomic uint64_t n[MSG_FATES][RK_MSG_TYPES];
+    _Atomic uint64_t n[MSG_FATES][RAFT_MSG_TYPE_COUNT];
 };
 
 struct rk_transport {
@@ -162,7 +162,7 @@ static struct msg_counts *peer_counts(struct rk_transport *t, raft_id id)
 static void count_peer(struct rk_transport *t, raft_id id, enum msg_fate fate,
                        enum raft_msg_type type)
 {
-    if ((unsigned)type < RK_MSG_TYPES)
+    if ((unsigned)type < RAFT_MSG_TYPE_COUNT)
         count(&peer_counts(t, id)->n[fate][type]);
 }
 
@@ -820,7 +820,7 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out)
 static bool load_types(uint64_t *to, _Atomic uint64_t *from)
 {
     bool any = false;
-    for (size_t i = 0; i < RK_MSG_TYPES; i++)
+    for (size_t i = 0; i < RAFT_MSG_TYPE_COUNT; i++)
         any |= (to[i] = load(&from[i])) != 0;
     return any;
 }

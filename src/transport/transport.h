@@ -101,14 +101,13 @@ int rk_transport_set_peers(struct rk_transport *t, const struct rk_peer *peers, 
 int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg);
 void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
 
-#define RK_MSG_TYPES (RAFT_MSG_TIMEOUT_NOW + 1)
 /* Messages exchanged with one peer, by type (enum raft_msg_type). Sent: handed to NNG;
  * send_dropped: as rk_transport_stats counts them; received: delivered to on_msg;
  * recv_dropped: addressed to another node id. */
 struct rk_peer_msg_stats {
     raft_id peer; /* 0: every peer past the first RAFT_MAX_MEMBERS the node has met */
-    uint64_t sent[RK_MSG_TYPES], send_dropped[RK_MSG_TYPES];
-    uint64_t received[RK_MSG_TYPES], recv_dropped[RK_MSG_TYPES];
+    uint64_t sent[RAFT_MSG_TYPE_COUNT], send_dropped[RAFT_MSG_TYPE_COUNT];
+    uint64_t received[RAFT_MSG_TYPE_COUNT], recv_dropped[RAFT_MSG_TYPE_COUNT];
 };
 /* Fills out (up to cap) with the peers messages went to or came from since the start, in
  * the order first met, a removed peer included (its counters stay monotonic); returns how
