@@ -87,9 +87,11 @@ struct peer_link {
     bool tls_failure_logged; /* since the last acknowledgement; the TLS poll's own */
 };
 
-/* One peer's messages by type (rk_peer_msg_stats). Entries are claimed once, lock-free, in
- * the order peers are met and never given back, so counters stay monotonic and the table
- * bounded; the last entry (peer 0) takes the peers past RAFT_MAX_MEMBERS. */
+/* One peer's messages by type (rk_peer_msg_stats). Entries are claimed once, lock-free, by
+ * the first message to or from a peer of the address book, and never given back, so
+ * counters stay monotonic and the table bounded. The last entry (peer 0) takes the rest:
+ * senders outside the address book (any id a forged message names: they must not use up
+ * the table) and the peers past RAFT_MAX_MEMBERS. */
 enum msg_fate { MSG_SENT, MSG_SEND_DROPPED, MSG_RECEIVED, MSG_RECV_DROPPED, MSG_FATES };
 struct msg_counts {
     _Atomic raft_id peer;
@@ -148,22 +150,29 @@ static void count(_Atomic uint64_t *counter)
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
-/* The counters of peer id: its entry, claimed now if it has none. */
-static struct msg_counts *peer_counts(struct rk_transport *t, raft_id id)
+/* The counters of peer id: its entry, claimed now if it has none and claim is set. */
+static struct msg_counts *peer_counts(struct rk_transport *t, raft_id id, bool claim)
 {
     for (size_t i = 0; id && i < RAFT_MAX_MEMBERS; i++) {
         raft_id seen = 0;
-        if (atomic_compare_exchange_strong(&t->by_peer[i].peer, &seen, id) || seen == id)
+        if (claim && atomic_compare_exchange_strong(&t->by_peer[i].peer, &seen, id))
             return &t->by_peer[i];
+        if (!claim)
+            seen = atomic_load(&t->by_peer[i].peer);
+        if (seen == id)
+            return &t->by_peer[i];
+        if (seen == 0)
+            break;
     }
     return &t->by_peer[RAFT_MAX_MEMBERS];
 }
 
-static void count_peer(struct rk_transport *t, raft_id id, enum msg_fate fate,
+/* in_book: id is a peer of the address book (a link exists), which may claim an entry. */
+static void count_peer(struct rk_transport *t, raft_id id, bool in_book, enum msg_fate fate,
                        enum raft_msg_type type)
 {
     if ((unsigned)type < RAFT_MSG_TYPE_COUNT)
-        count(&peer_counts(t, id)->n[fate][type]);
+        count(&peer_counts(t, id, in_book)->n[fate][type]);
 }
 
 static struct peer_link *find_link(struct rk_transport *t, raft_id id)
@@ -258,12 +267,12 @@ static void slot_cb(void *arg)
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(sl->aio));
         note_drop(&l->t->send_dropped, nng_strerror(rv), l->t->self, l->id);
-        count_peer(l->t, l->id, MSG_SEND_DROPPED, sl->type);
+        count_peer(l->t, l->id, true, MSG_SEND_DROPPED, sl->type);
         slot_release(sl);
         return;
     }
     count(&l->t->sent);
-    count_peer(l->t, l->id, MSG_SENT, sl->type);
+    count_peer(l->t, l->id, true, MSG_SENT, sl->type);
     sl->awaiting_ack = true;
     nng_aio_set_timeout(sl->aio, SLOT_TIMEOUT_MS);
     nng_ctx_recv(sl->ctx, sl->aio);
@@ -302,7 +311,7 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
         return RAFT_EINVAL;
     if (!sl) {
         note_drop(&t->send_dropped, "all contexts busy", msg->from, msg->to);
-        count_peer(t, msg->to, MSG_SEND_DROPPED, msg->type);
+        count_peer(t, msg->to, true, MSG_SEND_DROPPED, msg->type);
         return RAFT_OK;
     }
     nng_msg *m;
@@ -312,7 +321,7 @@ int rk_transport_send(struct rk_transport *t, const struct raft_msg *msg)
         slot_started(sl);
         note_drop(&t->send_dropped, rc == RAFT_ETOOBIG ? "over max_msg_bytes" : raft_strerror(rc),
                   msg->from, msg->to);
-        count_peer(t, msg->to, MSG_SEND_DROPPED, msg->type);
+        count_peer(t, msg->to, true, MSG_SEND_DROPPED, msg->type);
         return rc;
     }
     link_note_unacked(sl->conn->link);
@@ -350,14 +359,17 @@ static void deliver(struct rk_transport *t, const uint8_t *buf, size_t len)
     }
     /* Whoever the sender, the core judges it: a node that joins a running cluster knows no
      * member yet, and a lagging follower may not know its new leader. */
+    pthread_mutex_lock(&t->mu);
+    bool in_book = find_link(t, m.from) != NULL;
+    pthread_mutex_unlock(&t->mu);
     if (m.to != t->self) {
         note_drop(&t->recv_unknown_peer, "addressed to another node", m.from, m.to);
-        count_peer(t, m.from, MSG_RECV_DROPPED, m.type);
+        count_peer(t, m.from, in_book, MSG_RECV_DROPPED, m.type);
         raft_msg_free(&m);
         return;
     }
     count(&t->received);
-    count_peer(t, m.from, MSG_RECEIVED, m.type);
+    count_peer(t, m.from, in_book, MSG_RECEIVED, m.type);
     t->on_msg(t->arg, &m, from_address);
 }
 

@@ -105,7 +105,8 @@ void rk_transport_stats(struct rk_transport *t, struct rk_transport_stats *out);
  * send_dropped: as rk_transport_stats counts them; received: delivered to on_msg;
  * recv_dropped: addressed to another node id. */
 struct rk_peer_msg_stats {
-    raft_id peer; /* 0: every peer past the first RAFT_MAX_MEMBERS the node has met */
+    raft_id peer; /* 0: the others: senders outside the address book, and the peers past
+                   * the first RAFT_MAX_MEMBERS the node has met */
     uint64_t sent[RAFT_MSG_TYPE_COUNT], send_dropped[RAFT_MSG_TYPE_COUNT];
     uint64_t received[RAFT_MSG_TYPE_COUNT], recv_dropped[RAFT_MSG_TYPE_COUNT];
 };

@@ -216,6 +216,18 @@ TEST(unknown_sender_is_delivered_with_its_address_and_wrong_recipient_dropped)
             test_pause();
     }
     struct rk_transport_stats s = test_stats(b.t);
+    /* By peer, the stranger counts with the others: ids named by senders outside the
+     * address book (forged ones, maybe) must not take the table's entries. */
+    struct rk_peer_msg_stats by_peer[RAFT_MAX_MEMBERS + 1];
+    size_t n_peers = rk_transport_peer_msg_stats(b.t, by_peer, RAFT_MAX_MEMBERS + 1);
+    uint64_t from_others = 0;
+    bool stranger_has_entry = false;
+    for (size_t i = 0; i < n_peers; i++) {
+        stranger_has_entry |= by_peer[i].peer == 9;
+        if (by_peer[i].peer == 0)
+            for (size_t k = 0; k < RAFT_MSG_TYPE_COUNT; k++)
+                from_others += by_peer[i].received[k];
+    }
     pthread_mutex_lock(&b.mu);
     bool all_from_stranger = b.n_msgs > 0;
     for (size_t i = 0; i < b.n_msgs; i++)
@@ -229,6 +241,8 @@ TEST(unknown_sender_is_delivered_with_its_address_and_wrong_recipient_dropped)
     CHECK(s.received >= 1);
     CHECK(all_from_stranger);
     CHECK(address_given);
+    CHECK(!stranger_has_entry);
+    CHECK(from_others >= 1);
 }
 
 /* Sends raw bytes to url as a peer would and waits for the acknowledgement. */
