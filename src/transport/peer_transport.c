@@ -84,6 +84,7 @@ struct peer_link {
     _Atomic uint64_t unacked_since;
     uint64_t silent_redials; /* since the last acknowledgement; the watchdog's own */
     _Atomic bool acked;      /* an acknowledgement arrived since the last TLS poll */
+    _Atomic bool heard;      /* an acknowledgement arrived since the watchdog's last check */
     bool tls_failure_logged; /* since the last acknowledgement; the TLS poll's own */
 };
 
@@ -260,6 +261,7 @@ static void slot_cb(void *arg)
             nng_msg_free(nng_aio_get_msg(sl->aio));
             atomic_store(&l->unacked_since, 0);
             atomic_store(&l->acked, true);
+            atomic_store(&l->heard, true);
         }
         slot_release(sl);
         return;
@@ -505,15 +507,22 @@ static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* A peer that stays silent after a redial gets twice the time before the next, up to
+ * SILENT_BACKOFF_MAX times silent_ms: a connection that is slow to set up (a TLS handshake
+ * on a loaded host) must be given the time to finish, and NNG 1.5.2's TLS listener can
+ * stop serving every connection after one closed during its handshake. */
+#define SILENT_BACKOFF_MAX 4
+
 static void link_check(struct peer_link *l)
 {
-    uint64_t since = atomic_load(&l->unacked_since);
-    if (since == 0) {
+    if (atomic_exchange(&l->heard, false))
         l->silent_redials = 0;
+    uint64_t since = atomic_load(&l->unacked_since);
+    if (since == 0)
         return;
-    }
     uint64_t now = now_ms();
-    if (now >= since + l->t->silent_ms)
+    uint64_t backoff = l->silent_redials < 2 ? 1u << l->silent_redials : SILENT_BACKOFF_MAX;
+    if (now >= since + l->t->silent_ms * backoff)
         link_redial(l, now - since);
 }
 
