@@ -58,6 +58,7 @@ struct peer_conn {
     struct peer_link *link;
     nng_socket sock;
     nng_dialer dialer;
+    _Atomic int pipes;     /* connections up: a TLS one once its handshake is done */
     uint64_t tls_failures; /* the dialer's, as last polled; guarded by t->mu */
     size_t n_slots;
     struct send_slot *slots;
@@ -457,6 +458,13 @@ static int conn_open_slots(struct peer_conn *c, size_t n_slots)
 }
 
 /* A fresh socket towards l's peer, its slots ready and its dialer started. */
+static void conn_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    struct peer_conn *c = arg;
+    atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
 static int conn_open(struct peer_link *l, struct peer_conn **out)
 {
     struct peer_conn *c = calloc(1, sizeof *c);
@@ -464,6 +472,10 @@ static int conn_open(struct peer_link *l, struct peer_conn **out)
         return NNG_ENOMEM;
     c->link = l;
     int rv = nng_req0_open(&c->sock);
+    if (rv == 0)
+        rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, conn_pipe_event, c);
+    if (rv == 0)
+        rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, conn_pipe_event, c);
     if (rv == 0)
         rv = conn_configure(c->sock, l->t->max_msg_bytes);
     if (rv == 0)
@@ -507,11 +519,12 @@ static void link_redial(struct peer_link *l, uint64_t silent_for_ms)
     pthread_mutex_unlock(&t->mu);
 }
 
-/* A peer that stays silent after a redial gets twice the time before the next, up to
- * SILENT_BACKOFF_MAX times silent_ms: a connection that is slow to set up (a TLS handshake
- * on a loaded host) must be given the time to finish, and NNG 1.5.2's TLS listener can
- * stop serving every connection after one closed during its handshake. */
-#define SILENT_BACKOFF_MAX 4
+/* A socket whose connection is up is redialed after silent_ms without an acknowledgement;
+ * one without a connection (its dialer still connecting, or a TLS handshake under way)
+ * only after this many times that: its dialer retries by itself, a slow handshake (TLS on
+ * a loaded host) must be let finish, and NNG 1.5.2's TLS listener can stop serving every
+ * connection, for good, after one was closed during its handshake. */
+#define SILENT_UNCONNECTED_FACTOR 8
 
 static void link_check(struct peer_link *l)
 {
@@ -520,9 +533,12 @@ static void link_check(struct peer_link *l)
     uint64_t since = atomic_load(&l->unacked_since);
     if (since == 0)
         return;
+    pthread_mutex_lock(&l->t->mu);
+    bool up = atomic_load(&l->conn->pipes) > 0;
+    pthread_mutex_unlock(&l->t->mu);
     uint64_t now = now_ms();
-    uint64_t backoff = l->silent_redials < 2 ? 1u << l->silent_redials : SILENT_BACKOFF_MAX;
-    if (now >= since + l->t->silent_ms * backoff)
+    uint64_t allowed = l->t->silent_ms * (up ? 1 : SILENT_UNCONNECTED_FACTOR);
+    if (now >= since + allowed)
         link_redial(l, now - since);
 }
 

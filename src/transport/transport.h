@@ -49,9 +49,9 @@ struct rk_transport_stats {
  * busy the message is dropped and counted (Raft tolerates loss). Dialers redial a
  * restarted peer by themselves. A peer that acknowledges nothing sent to it for
  * silent_peer_ms (its packets vanish: a partition, a dead host, a wedged NNG dialer) gets
- * a fresh socket, and again after 2, then every 4 silent_peer_ms while it stays silent (a
- * slow TLS handshake gets the time to finish); the messages in flight on the old one are
- * dropped.
+ * a fresh socket, and again each silent_peer_ms while it stays silent; the messages in
+ * flight on the old one are dropped. A socket whose connection is not up yet (still
+ * connecting, or in its TLS handshake) gets 8 silent_peer_ms before it is replaced.
  */
 struct rk_transport_options {
     uint64_t cluster_id;
