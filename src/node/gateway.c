@@ -301,7 +301,9 @@ static const char *parse_list_request(struct gateway_request *r, const struct rk
         return why;
     if (p.raw)
         return "raw is for GET /v1/kv/KEY";
-    if (p.has_start && (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
+    /* Without a prefix p.prefix is NULL, which memcmp must not be given even for 0 bytes. */
+    if (p.has_start && p.prefix_len &&
+        (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
         return "start must begin with prefix";
     /* The end goes after the decoded query, which is at most as long as the query. */
     uint8_t *end = room + strlen(in->query);
