@@ -22,5 +22,5 @@ ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$top/tests/lsan-nng.supp:
 fuzz=$top/build/fuzz
 CC=clang cmake -S "$top" -B "$fuzz" -DCMAKE_BUILD_TYPE=Debug -DRAFTKV_SANITIZE=ON \
   -DRAFTKV_FUZZ=ON >/dev/null
-cmake --build "$fuzz" -j "$jobs" --target fuzz_peer fuzz_client fuzz_snapshot fuzz_config
+cmake --build "$fuzz" -j "$jobs" --target fuzz_peer fuzz_client fuzz_snapshot fuzz_config fuzz_gateway
 (cd "$fuzz" && ctest --output-on-failure -j "$jobs" -L fuzz)

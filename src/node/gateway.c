@@ -1,5 +1,7 @@
-/* The HTTP gateway (gateway.h): routes, JSON, and the client calls behind them. */
+/* The HTTP gateway (gateway.h): routes, JSON, and the client calls behind them; its parser and
+ * its listings' JSON are gateway_internal.h's, for tests/fuzz/fuzz_gateway.c. */
 #include "node/gateway.h"
+#include "node/gateway_internal.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -65,13 +67,6 @@ static void reply_not_found(struct rk_http_request *req)
     rk_http_reply(req, 404, JSON, text, (size_t)n);
 }
 
-static void reply_bad_method(struct rk_http_request *req, const char *allowed)
-{
-    char why[64];
-    snprintf(why, sizeof why, "method not allowed here: %s", allowed);
-    reply_error(req, 405, "METHOD_NOT_ALLOWED", why);
-}
-
 /* A client status as HTTP: its status code and code name. */
 static uint16_t http_status(int status, const char **code)
 {
@@ -121,21 +116,6 @@ static void reply_status(struct rk_http_request *req, int status, const char *er
 
 /* ---- requests ---- */
 
-enum kv_op { KV_GET, KV_PUT, KV_DELETE, KV_LIST };
-
-/* A call in flight: what its answer needs. */
-struct call {
-    struct rk_http_request *req;
-    enum kv_op op;
-    bool raw;
-    /* KV_LIST, only while it starts: the range [from, end) (end_len 0: no end), in key[] */
-    const uint8_t *from, *end;
-    size_t from_len, end_len;
-    uint64_t limit;
-    size_t key_len;
-    uint8_t key[]; /* a key's: to answer a get with; also room for the decoded query */
-};
-
 /* Decodes %XX escapes (and '+' as a space when plus_is_space: a query's form encoding) of
  * s[0, len) into out (room for len bytes); false on a malformed escape. */
 static bool percent_decode(const char *s, size_t len, bool plus_is_space, uint8_t *out,
@@ -167,20 +147,21 @@ struct params {
     bool has_prefix, has_start, has_limit;
     uint8_t *prefix, *start; /* point into the buffer the parser fills */
     size_t prefix_len, start_len;
-    uint64_t limit;
+    size_t limit;
 };
 
-static bool parse_limit(const uint8_t *s, size_t len, uint64_t *out)
+/* A limit over the store's cap is the cap (client.h), so that the request says what is read. */
+static bool parse_limit(const uint8_t *s, size_t len, size_t *out)
 {
     if (len == 0 || len > 9)
-        return false; /* up to 999,999,999: the store caps it at its maximum anyway */
-    uint64_t v = 0;
+        return false; /* up to 999,999,999: no overflow */
+    size_t v = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
             return false;
         v = v * 10 + (s[i] - '0');
     }
-    *out = v;
+    *out = v < RAFTKV_RANGE_MAX_KEYS ? v : RAFTKV_RANGE_MAX_KEYS;
     return true;
 }
 
@@ -247,7 +228,154 @@ static const char *parse_query(const char *query, uint8_t *out, struct params *p
     return NULL;
 }
 
-/* ---- /v1/kv/KEY and /v1/kv ---- */
+/* ---- /v1/kv/KEY and /v1/kv, parsed ---- */
+
+static const struct gateway_refusal accepted = {0};
+
+static struct gateway_refusal invalid(const char *why)
+{
+    return (struct gateway_refusal){400, "INVALID", why};
+}
+
+static bool method_is(const struct rk_http_in *in, const char *m)
+{
+    return strcmp(in->method, m) == 0;
+}
+
+/* Decodes the key and the query of a key's request into r, in room; NULL or what is wrong. */
+static const char *parse_key_request(struct gateway_request *r, const char *key,
+                                     const struct rk_http_in *in, uint8_t *room)
+{
+    struct params p;
+    const char *why;
+    size_t key_len;
+    if (!percent_decode(key, strlen(key), false, room, &key_len))
+        return "a malformed %-escape in the key";
+    if (key_len == 0)
+        return "an empty key";
+    r->key = room;
+    r->key_len = key_len;
+    if ((why = parse_query(in->query, room + key_len, &p)) != NULL)
+        return why;
+    if (p.has_prefix || p.has_start || p.has_limit)
+        return "prefix, start and limit are for GET /v1/kv";
+    if (p.raw && r->op != GATEWAY_GET)
+        return "raw is for GET";
+    r->raw = p.raw;
+    return NULL;
+}
+
+static struct gateway_refusal parse_key(const struct rk_http_in *in, const char *key,
+                                        size_t max_value_bytes, uint8_t *room,
+                                        struct gateway_request *r)
+{
+    if (method_is(in, "GET") || method_is(in, "HEAD"))
+        r->op = GATEWAY_GET;
+    else if (method_is(in, "PUT"))
+        r->op = GATEWAY_PUT;
+    else if (method_is(in, "DELETE"))
+        r->op = GATEWAY_DELETE;
+    else
+        return (struct gateway_refusal){405, "METHOD_NOT_ALLOWED",
+                                        "method not allowed here: GET, PUT, DELETE"};
+    if (r->op == GATEWAY_PUT && in->body_len > max_value_bytes)
+        return (struct gateway_refusal){413, "INVALID", "the value is larger than max_value_bytes"};
+    const char *why = parse_key_request(r, key, in, room);
+    if (why)
+        return invalid(why);
+    if (r->op == GATEWAY_PUT) {
+        r->value = in->body;
+        r->value_len = in->body_len;
+    }
+    return accepted;
+}
+
+/* Decodes the query of a listing into r, in room: the range of the keys with the prefix,
+ * from start; NULL or what is wrong. */
+static const char *parse_list_request(struct gateway_request *r, const struct rk_http_in *in,
+                                      uint8_t *room)
+{
+    struct params p;
+    const char *why = parse_query(in->query, room, &p);
+    if (why)
+        return why;
+    if (p.raw)
+        return "raw is for GET /v1/kv/KEY";
+    /* Without a prefix p.prefix is NULL, which memcmp must not be given even for 0 bytes. */
+    if (p.has_start && p.prefix_len &&
+        (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
+        return "start must begin with prefix";
+    /* The end goes after the decoded query, which is at most as long as the query. */
+    uint8_t *end = room + strlen(in->query);
+    r->op = GATEWAY_LIST;
+    r->prefix = p.prefix;
+    r->prefix_len = p.prefix_len;
+    r->has_start = p.has_start;
+    r->start = p.has_start ? p.start : p.prefix;
+    r->start_len = p.has_start ? p.start_len : p.prefix_len;
+    r->end = end;
+    r->end_len = raftkv_prefix_end(p.prefix, p.prefix_len, end);
+    r->limit = p.limit;
+    return NULL;
+}
+
+static struct gateway_refusal parse_list(const struct rk_http_in *in, uint8_t *room,
+                                         struct gateway_request *r)
+{
+    if (!method_is(in, "GET") && !method_is(in, "HEAD"))
+        return (struct gateway_refusal){405, "METHOD_NOT_ALLOWED", "method not allowed here: GET"};
+    const char *why = parse_list_request(r, in, room);
+    return why ? invalid(why) : accepted;
+}
+
+static const struct gateway_refusal not_found = {404, "NOT_FOUND", "no such resource"};
+
+/* ---- the resources under /v1/ ---- */
+
+struct resource {
+    const char *name;
+    /* rest: the path after /v1/<name>, "" or starting with '/' */
+    struct gateway_refusal (*parse)(const struct rk_http_in *in, const char *rest,
+                                    size_t max_value_bytes, uint8_t *room,
+                                    struct gateway_request *r);
+};
+
+static struct gateway_refusal parse_kv(const struct rk_http_in *in, const char *rest,
+                                       size_t max_value_bytes, uint8_t *room,
+                                       struct gateway_request *r)
+{
+    if (rest[0] == '/')
+        return parse_key(in, rest + 1, max_value_bytes, room, r);
+    if (rest[0] == '\0')
+        return parse_list(in, room, r);
+    return not_found;
+}
+
+static const struct resource resources[] = {
+    {"kv", parse_kv},
+};
+
+/* A key's request needs the key and the query decoded, a listing the query and its
+ * prefix's end: neither is longer than encoded. */
+size_t gateway__room(const struct rk_http_in *in)
+{
+    return strlen(in->path) + 2 * strlen(in->query) + 1;
+}
+
+bool gateway__parse(const struct rk_http_in *in, size_t max_value_bytes, uint8_t *room,
+                    struct gateway_request *r, struct gateway_refusal *no)
+{
+    const char *name = in->path + (in->path[3] ? 4 : 3);
+    size_t len = strcspn(name, "/");
+    *r = (struct gateway_request){0};
+    *no = not_found;
+    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++)
+        if (strlen(resources[i].name) == len && !memcmp(resources[i].name, name, len))
+            *no = resources[i].parse(in, name + len, max_value_bytes, room, r);
+    return no->status == 0;
+}
+
+/* ---- calls, and their answers ---- */
 
 /* {"key":..,"value":..,"create_revision":N,"mod_revision":N} */
 static void json_kv(struct text *b, const uint8_t *key, size_t key_len, const uint8_t *value,
@@ -261,16 +389,49 @@ static void json_kv(struct text *b, const uint8_t *key, size_t key_len, const ui
              mod_revision);
 }
 
+/* next, when more, is the least key after the last one (it with a 0 byte added), where the
+ * next page starts. */
+void gateway__json_list(struct text *b, const struct raftkv_range_result *res)
+{
+    text_add(b, "{\"revision\":%" PRIu64 ",\"kvs\":[", res->revision);
+    for (size_t i = 0; i < res->count; i++) {
+        const struct raftkv_kv *kv = &res->kvs[i];
+        text_add(b, "%s", i ? "," : "");
+        json_kv(b, kv->key, kv->key_len, kv->value, kv->value_len, kv->create_revision,
+                kv->mod_revision);
+    }
+    text_add(b, "%s", res->more ? "],\"more\":true" : "],\"more\":false");
+    const struct raftkv_kv *last = res->count ? &res->kvs[res->count - 1] : NULL;
+    uint8_t *next = res->more && last ? malloc(last->key_len + 1) : NULL;
+    if (next) {
+        memcpy(next, last->key, last->key_len);
+        next[last->key_len] = 0;
+        text_add(b, ",");
+        json_field(b, "next", next, last->key_len + 1);
+        free(next);
+    } else if (res->more && last) {
+        b->oom = true;
+    }
+    text_add(b, "}\n");
+}
+
+/* A call in flight: the request it answers, parsed, with its bytes. */
+struct call {
+    struct rk_http_request *req;
+    struct gateway_request r;
+    uint8_t room[];
+};
+
 static void on_key_done(int status, const struct raftkv_result *res, void *arg)
 {
     struct call *c = arg;
     struct text b = {0};
     if (status != RAFTKV_OK) {
-        reply_status(c->req, status, res ? res->error : NULL, c->op != KV_GET);
-    } else if (c->op == KV_GET && c->raw) {
+        reply_status(c->req, status, res ? res->error : NULL, c->r.op != GATEWAY_GET);
+    } else if (c->r.op == GATEWAY_GET && c->r.raw) {
         rk_http_reply(c->req, 200, "application/octet-stream", res->value, res->value_len);
-    } else if (c->op == KV_GET) {
-        json_kv(&b, c->key, c->key_len, res->value, res->value_len, res->create_revision,
+    } else if (c->r.op == GATEWAY_GET) {
+        json_kv(&b, c->r.key, c->r.key_len, res->value, res->value_len, res->create_revision,
                 res->mod_revision);
         text_add(&b, "\n");
         reply(c->req, 200, JSON, &b);
@@ -281,63 +442,42 @@ static void on_key_done(int status, const struct raftkv_result *res, void *arg)
     free(c);
 }
 
-/* {"revision":R,"kvs":[...],"more":bool[,"next":K]}: next, when more, is the least key after
- * the last one (it with a 0 byte added), where the next page starts. */
 static void on_list_done(int status, const struct raftkv_range_result *res, void *arg)
 {
     struct call *c = arg;
+    struct text b = {0};
     if (status != RAFTKV_OK) {
         reply_status(c->req, status, res ? res->error : NULL, false);
-        free(c);
-        return;
+    } else {
+        gateway__json_list(&b, res);
+        reply(c->req, 200, JSON, &b);
     }
-    struct text b = {0};
-    text_add(&b, "{\"revision\":%" PRIu64 ",\"kvs\":[", res->revision);
-    for (size_t i = 0; i < res->count; i++) {
-        const struct raftkv_kv *kv = &res->kvs[i];
-        text_add(&b, "%s", i ? "," : "");
-        json_kv(&b, kv->key, kv->key_len, kv->value, kv->value_len, kv->create_revision,
-                kv->mod_revision);
-    }
-    text_add(&b, "%s", res->more ? "],\"more\":true" : "],\"more\":false");
-    const struct raftkv_kv *last = res->count ? &res->kvs[res->count - 1] : NULL;
-    uint8_t *next = res->more && last ? malloc(last->key_len + 1) : NULL;
-    if (next) {
-        memcpy(next, last->key, last->key_len);
-        next[last->key_len] = 0;
-        text_add(&b, ",");
-        json_field(&b, "next", next, last->key_len + 1);
-        free(next);
-    } else if (res->more && last) {
-        b.oom = true;
-    }
-    text_add(&b, "}\n");
-    reply(c->req, 200, JSON, &b);
     free(c);
 }
 
-static int start_key_call(struct rk_gateway *g, struct call *c, const struct rk_http_in *in)
+static int start_key_call(struct rk_gateway *g, struct call *c)
 {
-    switch (c->op) {
-    case KV_GET:
-        return raftkv_get_async(g->client, c->key, c->key_len, on_key_done, c);
-    case KV_PUT:
-        return raftkv_put_async(g->client, c->key, c->key_len, in->body, in->body_len, on_key_done,
+    const struct gateway_request *r = &c->r;
+    switch (r->op) {
+    case GATEWAY_GET:
+        return raftkv_get_async(g->client, r->key, r->key_len, on_key_done, c);
+    case GATEWAY_PUT:
+        return raftkv_put_async(g->client, r->key, r->key_len, r->value, r->value_len, on_key_done,
                                 c);
-    case KV_DELETE:
-        return raftkv_delete_async(g->client, c->key, c->key_len, on_key_done, c);
-    case KV_LIST:
-        return raftkv_range_async(g->client, c->from, c->from_len, c->end, c->end_len,
-                                  (size_t)c->limit, on_list_done, c);
+    case GATEWAY_DELETE:
+        return raftkv_delete_async(g->client, r->key, r->key_len, on_key_done, c);
+    case GATEWAY_LIST:
+        return raftkv_range_async(g->client, r->start, r->start_len, r->end, r->end_len, r->limit,
+                                  on_list_done, c);
     }
     return RAFTKV_EINTERNAL;
 }
 
 /* Starts the call c unless the gateway closes; answers at once when it cannot start. */
-static void start_call(struct rk_gateway *g, struct call *c, const struct rk_http_in *in)
+static void start_call(struct rk_gateway *g, struct call *c)
 {
     nng_mtx_lock(g->mu);
-    int rc = g->closing ? -1 : start_key_call(g, c, in);
+    int rc = g->closing ? -1 : start_key_call(g, c);
     nng_mtx_unlock(g->mu);
     if (rc < 0)
         reply_error(c->req, 503, "UNAVAILABLE", "the node is stopping");
@@ -347,132 +487,7 @@ static void start_call(struct rk_gateway *g, struct call *c, const struct rk_htt
         free(c);
 }
 
-static bool method_is(const struct rk_http_in *in, const char *m)
-{
-    return strcmp(in->method, m) == 0;
-}
-
-/* Decodes the key and the query of a key's request into c; NULL or what is wrong. */
-static const char *parse_key_request(struct call *c, const char *key, const struct rk_http_in *in)
-{
-    struct params p;
-    const char *why;
-    if (!percent_decode(key, strlen(key), false, c->key, &c->key_len))
-        return "a malformed %-escape in the key";
-    if (c->key_len == 0)
-        return "an empty key";
-    if ((why = parse_query(in->query, c->key + c->key_len, &p)) != NULL)
-        return why;
-    if (p.has_prefix || p.has_start || p.has_limit)
-        return "prefix, start and limit are for GET /v1/kv";
-    if (p.raw && c->op != KV_GET)
-        return "raw is for GET";
-    c->raw = p.raw;
-    return NULL;
-}
-
-static void serve_key(struct rk_gateway *g, struct rk_http_request *req, const char *key,
-                      const struct rk_http_in *in)
-{
-    enum kv_op op;
-    if (method_is(in, "GET") || method_is(in, "HEAD")) {
-        op = KV_GET;
-    } else if (method_is(in, "PUT")) {
-        op = KV_PUT;
-    } else if (method_is(in, "DELETE")) {
-        op = KV_DELETE;
-    } else {
-        reply_bad_method(req, "GET, PUT, DELETE");
-        return;
-    }
-    if (op == KV_PUT && in->body_len > g->max_value_bytes) {
-        reply_error(req, 413, "INVALID", "the value is larger than max_value_bytes");
-        return;
-    }
-    /* Room for the key and the query's parameters, decoded (never longer than encoded). */
-    struct call *c = malloc(sizeof *c + strlen(key) + strlen(in->query) + 1);
-    if (!c) {
-        reply_error(req, 503, "ENOMEM", "out of memory");
-        return;
-    }
-    *c = (struct call){.req = req, .op = op};
-    const char *why = parse_key_request(c, key, in);
-    if (why) {
-        free(c);
-        reply_error(req, 400, "INVALID", why);
-        return;
-    }
-    start_call(g, c, in);
-}
-
-/* ---- the resources under /v1/ ---- */
-
-struct resource {
-    const char *name;
-    /* rest: the path after /v1/<name>, "" or starting with '/' */
-    void (*serve)(struct rk_gateway *g, struct rk_http_request *req, const char *rest,
-                  const struct rk_http_in *in);
-};
-
-/* Decodes the query of a listing into c: the range of the keys with the prefix, from start;
- * NULL or what is wrong. */
-static const char *parse_list_request(struct call *c, const struct rk_http_in *in)
-{
-    struct params p;
-    const char *why = parse_query(in->query, c->key, &p);
-    if (why)
-        return why;
-    if (p.raw)
-        return "raw is for GET /v1/kv/KEY";
-    if (p.has_start && (p.start_len < p.prefix_len || memcmp(p.start, p.prefix, p.prefix_len)))
-        return "start must begin with prefix";
-    /* The end goes after the decoded query, which is at most as long as the query. */
-    uint8_t *end = c->key + strlen(in->query);
-    c->end = end;
-    c->end_len = raftkv_prefix_end(p.prefix, p.prefix_len, end);
-    c->from = p.has_start ? p.start : p.prefix;
-    c->from_len = p.has_start ? p.start_len : p.prefix_len;
-    c->limit = p.limit;
-    return NULL;
-}
-
-static void serve_list(struct rk_gateway *g, struct rk_http_request *req,
-                       const struct rk_http_in *in)
-{
-    if (!method_is(in, "GET") && !method_is(in, "HEAD")) {
-        reply_bad_method(req, "GET");
-        return;
-    }
-    /* Room for the decoded query and the prefix's end (no longer than the prefix). */
-    struct call *c = malloc(sizeof *c + 2 * strlen(in->query) + 1);
-    if (!c) {
-        reply_error(req, 503, "ENOMEM", "out of memory");
-        return;
-    }
-    *c = (struct call){.req = req, .op = KV_LIST};
-    const char *why = parse_list_request(c, in);
-    if (why) {
-        free(c);
-        reply_error(req, 400, "INVALID", why);
-        return;
-    }
-    start_call(g, c, in);
-}
-
-static void serve_kv(struct rk_gateway *g, struct rk_http_request *req, const char *rest,
-                     const struct rk_http_in *in)
-{
-    if (rest[0] == '/')
-        serve_key(g, req, rest + 1, in);
-    else if (rest[0] == '\0')
-        serve_list(g, req, in);
-    else
-        reply_not_found(req);
-}
-
-static const struct resource resources[] = {
-    {"kv", serve_kv},
-};
+/* ---- the gateway ---- */
 
 bool rk_gateway_owns(const char *path)
 {
@@ -482,15 +497,20 @@ bool rk_gateway_owns(const char *path)
 void rk_gateway_serve(struct rk_gateway *g, struct rk_http_request *req,
                       const struct rk_http_in *in)
 {
-    const char *name = in->path + (in->path[3] ? 4 : 3);
-    size_t len = strcspn(name, "/");
-    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++) {
-        if (strlen(resources[i].name) == len && !memcmp(resources[i].name, name, len)) {
-            resources[i].serve(g, req, name + len, in);
-            return;
-        }
+    struct call *c = malloc(sizeof *c + gateway__room(in));
+    struct gateway_refusal no;
+    if (!c) {
+        reply_error(req, 503, "ENOMEM", "out of memory");
+    } else if (!gateway__parse(in, g->max_value_bytes, c->room, &c->r, &no)) {
+        free(c);
+        if (no.status == 404)
+            reply_not_found(req);
+        else
+            reply_error(req, no.status, no.code, no.why);
+    } else {
+        c->req = req;
+        start_call(g, c);
     }
-    reply_not_found(req);
 }
 
 int rk_gateway_open(const struct rk_gateway_options *opts, struct rk_gateway **out)
