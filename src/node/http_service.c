@@ -12,6 +12,7 @@
 
 #include <nng/nng.h>
 
+#include "json/json_bytes.h"
 #include "log/log.h"
 #include "node/gateway.h"
 #include "node/node_internal.h"
@@ -147,17 +148,7 @@ const void *http__pointer_at(const ProtobufCMessage *m, const ProtobufCFieldDesc
 
 static void json_string(struct text *t, const char *s)
 {
-    text_add(t, "\"");
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            text_add(t, "\\%c", c);
-        else if (c < 0x20)
-            text_add(t, "\\u%04x", c);
-        else
-            text_add(t, "%c", c);
-    }
-    text_add(t, "\"");
+    rk_json_string(&(struct rk_json_out){text_put, t}, s ? s : "", s ? strlen(s) : 0);
 }
 
 static void json_message(struct text *t, const ProtobufCMessage *m);
